@@ -1,7 +1,43 @@
 #![forbid(unsafe_code)]
-//! triaged (overview written as the modules land).
+//! # triaged — architecture in two minutes
+//!
+//! A daemon for a support mailbox. Data flows one way; each stage owns one thing:
+//!
+//! ```text
+//! IMAP folder ─> imap::Watcher ─> pipeline: parse ─> guard ─> score ─> store (one transaction) ─> flag in IMAP
+//!   (IDLE / poll, UID checkpoint)                                              └─> outbox row (ack)
+//! outbox::Outbox ─> templates (minijinja) ─> smtp (lettre) ─> sent / retry / failed
+//! ```
+//!
+//! - [`config`]: TOML schema, validation with `file:line:col`, secret sources.
+//! - [`imap`]: connection (TLS, STARTTLS, LOGIN), the watch loop (checkpoint, batches, IDLE or
+//!   poll, reconnect with backoff), flagging.
+//! - [`parse`]: the only user of `mail_parser`; raw bytes -> [`parse::Email`].
+//! - [`guard`]: may an automatic reply go out at all? (pure; a reason code for every "no")
+//! - [`score`]: keyword/regex rules from TOML -> priority, tones, hits (pure).
+//! - [`tickets`]: ticket tags, reply subjects, the acknowledgement decision (pure).
+//! - [`store`]: SQLite (WAL, STRICT tables, versioned migrations); the per-email transaction.
+//! - [`pipeline`]: one email through parse -> guard -> score -> store.
+//! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
+//! - [`smtp`]: lettre transport and error classification. [`templates`]: minijinja templates.
+//! - [`daemon`]: wires the tasks under one cancellation token. [`clock`]: the only clock read.
+//!
+//! Crash safety: the checkpoint moves in the same transaction that records the email, so a
+//! crash re-fetches at most what was not recorded; Message-IDs are unique, so nothing is
+//! triaged twice; outbox rows are unique per (ticket, kind, sequence) and are claimed before
+//! sending, so no acknowledgement is sent twice.
 
+pub mod clock;
+pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod guard;
+pub mod imap;
+pub mod outbox;
 pub mod parse;
+pub mod pipeline;
 pub mod score;
+pub mod smtp;
+pub mod store;
+pub mod templates;
+pub mod tickets;

@@ -1,1 +1,169 @@
-fn main() {}
+//! The `triaged` command line: parse arguments, start logging, dispatch, map errors to exit codes.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use triaged::clock::Clock;
+use triaged::config::Config;
+
+/// Support-mailbox daemon: triages customer email over IMAP, acknowledges it safely over SMTP,
+/// and records every decision in SQLite.
+#[derive(Parser)]
+#[command(name = "triaged", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: watch the mailbox, triage, flag, acknowledge. Stops on SIGTERM or Ctrl-C.
+    Run {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/triaged.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration, rules and templates; print every problem as file:line:col.
+    Check {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/triaged.toml")]
+        config: PathBuf,
+    },
+    /// Print what the store holds: messages by priority or skip reason, acknowledgement
+    /// decisions, outbox states.
+    Status {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/triaged.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => run(&config),
+        Command::Status { config } => status(&config),
+    }
+}
+
+fn load(path: &std::path::Path) -> Option<Config> {
+    match Config::load(path) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{} problem{} found",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            None
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let Some(c) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    println!(
+        "{}: OK ({} rules in {} files, template {:?}, mailbox {}@{}:{}/{})",
+        path.display(),
+        c.rules.len(),
+        c.rule_files.len(),
+        c.ack.template,
+        c.mailbox.username,
+        c.mailbox.host,
+        c.mailbox.port,
+        c.mailbox.folder
+    );
+    ExitCode::SUCCESS
+}
+
+fn run(path: &std::path::Path) -> ExitCode {
+    let Some(config) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(triaged::daemon::run(
+        config,
+        Clock::system(),
+        shutdown_signal(),
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(path: &std::path::Path) -> ExitCode {
+    let Some(config) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    let result = triaged::store::Store::open(&config.store.path).and_then(|s| s.summary());
+    match result {
+        Ok((messages, acks, outbox)) => {
+            for (title, rows) in [
+                ("messages", messages),
+                ("acknowledgement decisions", acks),
+                ("outbox", outbox),
+            ] {
+                println!("{title}:");
+                if rows.is_empty() {
+                    println!("  (none)");
+                }
+                for (k, n) in rows {
+                    println!("  {k:<28} {n:>7}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, Ctrl-C through tokio is the fallback.
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Human durations in config: `90s`, `5m`, `2h`, `3d`, `1w`, or combinations like `1h30m`.
+
+use std::time::Duration;
+
+/// Parse a duration such as `30s`, `1h30m`, `2d`. A bare number is refused: the unit is the point.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad =
+        || format!("{s:?} is not a duration: use e.g. \"30s\", \"5m\", \"2h\", \"1h30m\", \"3d\"");
+    let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut rest = t.as_str();
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let secs = match &rest[..unit_len] {
+            "s" | "sec" | "secs" => 1,
+            "m" | "min" | "mins" => 60,
+            "h" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            "w" | "week" | "weeks" => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total = n
+            .checked_mul(secs)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("30s", Some(30)),
+            ("5m", Some(300)),
+            ("2h", Some(7200)),
+            ("1h30m", Some(5400)),
+            ("1h 30m", Some(5400)),
+            ("3d", Some(259_200)),
+            ("1w", Some(604_800)),
+            ("0s", Some(0)),
+            ("30", None),
+            ("", None),
+            ("m", None),
+            ("5x", None),
+            ("-5s", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                parse_duration(input).ok().map(|d| d.as_secs()),
+                *want,
+                "{input:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! Configuration: the raw TOML schema (`raw`), validated into the typed [`Config`] the program uses.
+//!
+//! Every problem is reported at once as a [`Diagnostic`] (`file:line:col: message`). Paths in the
+//! file are relative to the directory of the config file.
+
+mod duration;
+mod raw;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+pub use duration::parse_duration;
+pub use secret::{Secret, SecretSource};
+
+use crate::diag::Diagnostic;
+use crate::score::{Priority, RuleSet, Thresholds};
+use crate::templates::Templates;
+
+/// How a connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS; refused if the server does not offer it.
+    Starttls,
+    /// No encryption; allowed only for a loopback host.
+    None,
+}
+
+/// Where the first run starts in a mailbox that already holds mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Only mail that arrives after the first start.
+    New,
+    /// Everything in the folder (old mail is triaged and flagged; `[ack] max_age` keeps it from
+    /// being acknowledged).
+    All,
+    /// Mail that arrived on or after this date (IMAP SEARCH SINCE).
+    Since(jiff::civil::Date),
+}
+
+#[derive(Debug, Clone)]
+pub struct MailboxConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: String,
+    pub password: SecretSource,
+    pub folder: String,
+    pub poll_interval: Duration,
+    pub idle_timeout: Duration,
+    pub start: Start,
+    pub ca_file: Option<PathBuf>,
+    pub batch_size: usize,
+    pub max_message_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    pub from: lettre::message::Mailbox,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct SupportConfig {
+    /// Lower-cased.
+    pub addresses: Vec<String>,
+    /// Lower-cased.
+    pub staff: Vec<String>,
+    pub domain: String,
+    pub require_addressed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AckConfig {
+    pub enabled: bool,
+    pub template: String,
+    pub per_sender_limit: u32,
+    pub per_sender_window: Duration,
+    pub max_age: Duration,
+    pub circuit_breaker_per_minute: u32,
+    /// Promised reply time per priority.
+    pub reply_time: BTreeMap<Priority, Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlagsConfig {
+    pub enabled: bool,
+    pub priority_keywords: BTreeMap<Priority, String>,
+    pub tone_prefix: String,
+    pub flag_urgent: bool,
+    pub folders: BTreeMap<Priority, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    pub max_attempts: u32,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub mailbox: MailboxConfig,
+    pub smtp: SmtpConfig,
+    pub store: StoreConfig,
+    pub support: SupportConfig,
+    pub ack: AckConfig,
+    pub flags: FlagsConfig,
+    pub outbox: OutboxConfig,
+    pub thresholds: Thresholds,
+    pub rules: RuleSet,
+    pub rule_files: Vec<PathBuf>,
+    pub templates: Templates,
+}
+
+impl Config {
+    /// Read, parse and validate the config file and everything it points at (rules, templates).
+    pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            vec![Diagnostic::file(
+                path,
+                format!("cannot read config file: {e}"),
+            )]
+        })?;
+        let raw: raw::Root =
+            toml::from_str(&source).map_err(|e| vec![Diagnostic::from_toml(path, &source, &e)])?;
+        Validator {
+            path,
+            source: &source,
+            errors: Vec::new(),
+        }
+        .validate(raw)
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    source: &'a str,
+    errors: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn err<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
+        self.errors
+            .push(Diagnostic::at(self.path, self.source, at.span(), message));
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir().join(p)
+        }
+    }
+
+    fn duration(&mut self, value: &Option<Spanned<String>>, default: Duration) -> Duration {
+        let Some(v) = value else { return default };
+        match parse_duration(v.get_ref()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.err(v, e);
+                default
+            }
+        }
+    }
+
+    fn tls(&mut self, tls: &Spanned<String>, host: &Spanned<String>) -> Tls {
+        let t = match tls.get_ref().as_str() {
+            "implicit" => Tls::Implicit,
+            "starttls" => Tls::Starttls,
+            "none" => Tls::None,
+            other => {
+                self.err(
+                    tls,
+                    format!(
+                        "unknown tls mode {other:?}: use \"implicit\", \"starttls\" or \"none\""
+                    ),
+                );
+                return Tls::Implicit;
+            }
+        };
+        if t == Tls::None && !is_loopback(host.get_ref()) {
+            self.err(
+                tls,
+                format!(
+                    "tls = \"none\" is only allowed for a loopback host, not {:?}: use \"implicit\" or \"starttls\"",
+                    host.get_ref()
+                ),
+            );
+        }
+        t
+    }
+
+    fn secret(
+        &mut self,
+        section: &str,
+        env: &Option<Spanned<String>>,
+        command: &Option<Spanned<String>>,
+        required_at: Option<&Spanned<String>>,
+    ) -> Option<SecretSource> {
+        match (env, command) {
+            (Some(e), None) => Some(SecretSource::Env(e.get_ref().clone())),
+            (None, Some(c)) => Some(SecretSource::Command(c.get_ref().clone())),
+            (Some(_), Some(c)) => {
+                self.err(
+                    c,
+                    format!("[{section}] has both password_env and password_command: keep one"),
+                );
+                None
+            }
+            (None, None) => {
+                if let Some(at) = required_at {
+                    self.err(
+                        at,
+                        format!(
+                            "[{section}] needs a password source: set password_env = \"VAR\" or password_command = \"cmd\" (never the password itself)"
+                        ),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn address(&mut self, a: &Spanned<String>) -> String {
+        let v = a.get_ref().trim().to_ascii_lowercase();
+        if v.parse::<lettre::Address>().is_err() {
+            self.err(a, format!("{:?} is not an email address", a.get_ref()));
+        }
+        v
+    }
+
+    fn keyword(&mut self, k: &Spanned<String>) -> String {
+        let v = k.get_ref().clone();
+        let bad = v.is_empty()
+            || v.starts_with('\\')
+            || v.chars().any(|c| {
+                c.is_control() || c.is_whitespace() || "(){%*\"\\]".contains(c) || !c.is_ascii()
+            });
+        if bad {
+            self.err(k, format!("{v:?} is not a valid IMAP keyword: use ASCII without spaces or any of (){{%*\"\\]"));
+        }
+        v
+    }
+
+    fn validate(mut self, raw: raw::Root) -> Result<Config, Vec<Diagnostic>> {
+        let raw::Root {
+            mailbox: m,
+            smtp: s,
+            store,
+            support,
+            ack,
+            flags,
+            scoring,
+            templates,
+            outbox,
+        } = raw;
+
+        // [mailbox]
+        let mailbox_tls = self.tls(&m.tls, &m.host);
+        let password = self.secret(
+            "mailbox",
+            &m.password_env,
+            &m.password_command,
+            Some(&m.username),
+        );
+        let start = match m.start.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("new") => Start::New,
+            Some("all") => Start::All,
+            Some(other) => match other
+                .strip_prefix("since:")
+                .map(str::parse::<jiff::civil::Date>)
+            {
+                Some(Ok(d)) => Start::Since(d),
+                _ => {
+                    if let Some(at) = &m.start {
+                        self.err(at, format!("unknown start {other:?}: use \"new\", \"all\" or \"since:YYYY-MM-DD\""));
+                    }
+                    Start::New
+                }
+            },
+        };
+        let max_message_size = match &m.max_message_size {
+            None => 25 * 1024 * 1024,
+            Some(v) => match parse_size(v.get_ref()) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.err(v, e);
+                    0
+                }
+            },
+        };
+        let poll_interval = self.duration(&m.poll_interval, Duration::from_secs(60));
+        let idle_timeout = self.duration(&m.idle_timeout, Duration::from_secs(25 * 60));
+        if idle_timeout >= Duration::from_secs(29 * 60)
+            && let Some(at) = &m.idle_timeout
+        {
+            self.err(
+                at,
+                "idle_timeout must be under 29 minutes (RFC 2177): servers drop IDLE after 30",
+            );
+        }
+        let mailbox = MailboxConfig {
+            port: m.port.unwrap_or(match mailbox_tls {
+                Tls::Implicit => 993,
+                _ => 143,
+            }),
+            host: m.host.into_inner(),
+            tls: mailbox_tls,
+            username: m.username.into_inner(),
+            password: password.unwrap_or(SecretSource::Env(String::new())),
+            folder: m.folder.unwrap_or_else(|| "INBOX".into()),
+            poll_interval,
+            idle_timeout,
+            start,
+            ca_file: m.ca_file.map(|p| self.resolve(&p)),
+            batch_size: m.batch_size.unwrap_or(100).clamp(1, 10_000),
+            max_message_size,
+        };
+
+        // [smtp]
+        let smtp_tls = self.tls(&s.tls, &s.host);
+        let smtp_password = self.secret(
+            "smtp",
+            &s.password_env,
+            &s.password_command,
+            s.username.as_ref(),
+        );
+        let from = match s.from.get_ref().parse::<lettre::message::Mailbox>() {
+            Ok(mb) => Some(mb),
+            Err(e) => {
+                let msg = format!(
+                    "from = {:?} is not a mailbox ({e}): use \"Support <support@example.com>\"",
+                    s.from.get_ref()
+                );
+                self.err(&s.from, msg);
+                None
+            }
+        };
+        let smtp_timeout = self.duration(&s.timeout, Duration::from_secs(30));
+        let smtp = from.map(|from| SmtpConfig {
+            port: s.port.unwrap_or(match smtp_tls {
+                Tls::Implicit => 465,
+                Tls::Starttls => 587,
+                Tls::None => 25,
+            }),
+            host: s.host.into_inner(),
+            tls: smtp_tls,
+            username: s.username.map(Spanned::into_inner),
+            password: smtp_password,
+            from,
+            ca_file: s.ca_file.map(|p| self.resolve(&p)),
+            timeout: smtp_timeout,
+        });
+
+        // [store]
+        let store = StoreConfig {
+            path: self.resolve(&store.path),
+        };
+
+        // [support]
+        let addresses: Vec<String> = support.addresses.iter().map(|a| self.address(a)).collect();
+        let staff: Vec<String> = support.staff.iter().map(|a| self.address(a)).collect();
+        if addresses.is_empty() {
+            self.errors.push(Diagnostic::file(
+                self.path,
+                "[support] addresses is empty: list the support address(es)",
+            ));
+        }
+        let domain = support.domain.get_ref().trim().to_ascii_lowercase();
+        if domain.is_empty()
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            self.err(
+                &support.domain,
+                "domain must be a DNS name such as \"support.example.com\"",
+            );
+        }
+        let support = SupportConfig {
+            addresses,
+            staff,
+            domain,
+            require_addressed: support.require_addressed.unwrap_or(false),
+        };
+
+        // [ack]
+        let ack = ack.unwrap_or_default();
+        let mut reply_time = BTreeMap::from([
+            (Priority::Urgent, Duration::from_secs(2 * 3600)),
+            (Priority::High, Duration::from_secs(8 * 3600)),
+            (Priority::Normal, Duration::from_secs(24 * 3600)),
+            (Priority::Low, Duration::from_secs(3 * 24 * 3600)),
+        ]);
+        if let Some(rt) = &ack.reply_time {
+            for (p, v) in rt.entries() {
+                let d = self.duration(&Some(v.clone()), Duration::ZERO);
+                reply_time.insert(p, d);
+            }
+        }
+        let per_sender_window =
+            self.duration(&ack.per_sender_window, Duration::from_secs(24 * 3600));
+        let max_age = self.duration(&ack.max_age, Duration::from_secs(2 * 24 * 3600));
+        let ack = AckConfig {
+            enabled: ack.enabled.unwrap_or(true),
+            template: ack.template.unwrap_or_else(|| "ack".into()),
+            per_sender_limit: ack.per_sender_limit.unwrap_or(3),
+            per_sender_window,
+            max_age,
+            circuit_breaker_per_minute: ack.circuit_breaker_per_minute.unwrap_or(60),
+            reply_time,
+        };
+
+        // [flags]
+        let flags = flags.unwrap_or_default();
+        let mut priority_keywords: BTreeMap<Priority, String> = Priority::ALL
+            .iter()
+            .map(|p| (*p, format!("triage/{}", p.as_str())))
+            .collect();
+        if let Some(k) = &flags.priority_keywords {
+            for (p, v) in k.entries() {
+                let kw = self.keyword(v);
+                priority_keywords.insert(p, kw);
+            }
+        }
+        let tone_prefix = flags
+            .tone_prefix
+            .clone()
+            .unwrap_or_else(|| Spanned::new(0..0, "tone/".into()));
+        if !tone_prefix.get_ref().is_empty() {
+            self.keyword(&tone_prefix);
+        }
+        let mut folders = BTreeMap::new();
+        if let Some(f) = &flags.folders {
+            for (p, v) in f.entries() {
+                folders.insert(p, v.get_ref().clone());
+            }
+        }
+        let flags = FlagsConfig {
+            enabled: flags.enabled.unwrap_or(true),
+            priority_keywords,
+            tone_prefix: tone_prefix.into_inner(),
+            flag_urgent: flags.flag_urgent.unwrap_or(true),
+            folders,
+        };
+
+        // [outbox]
+        let outbox = outbox.unwrap_or_default();
+        let retry_initial = self.duration(&outbox.retry_initial, Duration::from_secs(30));
+        let retry_max = self.duration(&outbox.retry_max, Duration::from_secs(3600));
+        let outbox = OutboxConfig {
+            max_attempts: outbox.max_attempts.unwrap_or(10).max(1),
+            retry_initial,
+            retry_max,
+        };
+
+        // [scoring]: thresholds and rule files
+        let scoring = scoring.unwrap_or_default();
+        let th = scoring.thresholds.unwrap_or_default();
+        let thresholds = Thresholds {
+            urgent: th.urgent.unwrap_or(8.0),
+            high: th.high.unwrap_or(4.0),
+            normal: th.normal.unwrap_or(1.0),
+        };
+        if !(thresholds.urgent >= thresholds.high && thresholds.high >= thresholds.normal) {
+            self.errors.push(Diagnostic::file(
+                self.path,
+                "[scoring.thresholds] must satisfy urgent >= high >= normal",
+            ));
+        }
+        let rules_dir = self.resolve(
+            scoring
+                .rules
+                .as_ref()
+                .map_or("rules", |r| r.get_ref().as_str()),
+        );
+        let rule_files = match list_files(&rules_dir, "toml") {
+            Ok(files) if !files.is_empty() => files,
+            Ok(_) => {
+                let msg = format!("no *.toml rule files in {}", rules_dir.display());
+                match &scoring.rules {
+                    Some(at) => self.err(at, msg),
+                    None => self.errors.push(Diagnostic::file(self.path, msg)),
+                }
+                Vec::new()
+            }
+            Err(e) => {
+                let msg = format!("cannot read rules directory {}: {e}", rules_dir.display());
+                match &scoring.rules {
+                    Some(at) => self.err(at, msg),
+                    None => self.errors.push(Diagnostic::file(self.path, msg)),
+                }
+                Vec::new()
+            }
+        };
+        let refs: Vec<&Path> = rule_files.iter().map(PathBuf::as_path).collect();
+        let rules = match RuleSet::load(&refs) {
+            Ok(r) => Some(r),
+            Err(mut errs) => {
+                self.errors.append(&mut errs);
+                None
+            }
+        };
+
+        // [templates]
+        let templates_dir = self.resolve(
+            templates
+                .as_ref()
+                .and_then(|t| t.dir.as_deref())
+                .unwrap_or("templates"),
+        );
+        let templates = match Templates::load(&templates_dir, &[ack.template.as_str()]) {
+            Ok(t) => Some(t),
+            Err(mut errs) => {
+                self.errors.append(&mut errs);
+                None
+            }
+        };
+
+        match (smtp, rules, templates) {
+            (Some(smtp), Some(rules), Some(templates)) if self.errors.is_empty() => Ok(Config {
+                path: self.path.to_path_buf(),
+                mailbox,
+                smtp,
+                store,
+                support,
+                ack,
+                flags,
+                outbox,
+                thresholds,
+                rules,
+                rule_files,
+                templates,
+            }),
+            _ => Err(self.errors),
+        }
+    }
+}
+
+/// True for `localhost`, 127.0.0.0/8 and ::1.
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Sizes like `25MB`, `512KB`, `1000` (bytes). Binary multiples.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: use e.g. \"25MB\" or \"512KB\""))?;
+    let mult = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1024,
+        "M" | "MB" | "MIB" => 1024 * 1024,
+        "G" | "GB" | "GIB" => 1024 * 1024 * 1024,
+        _ => return Err(format!("{s:?} has an unknown unit: use B, KB, MB or GB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// The files in `dir` with extension `ext`, sorted by name.
+fn list_files(dir: &Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == ext))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests;

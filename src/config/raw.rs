@@ -1,0 +1,142 @@
+//! The TOML schema exactly as written by the operator. Unknown keys are errors.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::score::Priority;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Root {
+    pub mailbox: Mailbox,
+    pub smtp: Smtp,
+    pub store: Store,
+    pub support: Support,
+    pub ack: Option<Ack>,
+    pub flags: Option<Flags>,
+    pub scoring: Option<Scoring>,
+    pub templates: Option<Templates>,
+    pub outbox: Option<Outbox>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mailbox {
+    pub host: Spanned<String>,
+    pub port: Option<u16>,
+    pub tls: Spanned<String>,
+    pub username: Spanned<String>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_command: Option<Spanned<String>>,
+    pub folder: Option<String>,
+    pub poll_interval: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<String>>,
+    pub start: Option<Spanned<String>>,
+    pub ca_file: Option<String>,
+    pub batch_size: Option<usize>,
+    pub max_message_size: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub host: Spanned<String>,
+    pub port: Option<u16>,
+    pub tls: Spanned<String>,
+    pub username: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_command: Option<Spanned<String>>,
+    pub from: Spanned<String>,
+    pub ca_file: Option<String>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Support {
+    pub addresses: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub staff: Vec<Spanned<String>>,
+    pub domain: Spanned<String>,
+    pub require_addressed: Option<bool>,
+}
+
+/// One value per priority, each optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerPriority {
+    pub urgent: Option<Spanned<String>>,
+    pub high: Option<Spanned<String>>,
+    pub normal: Option<Spanned<String>>,
+    pub low: Option<Spanned<String>>,
+}
+
+impl PerPriority {
+    pub fn entries(&self) -> impl Iterator<Item = (Priority, &Spanned<String>)> {
+        [
+            (Priority::Urgent, &self.urgent),
+            (Priority::High, &self.high),
+            (Priority::Normal, &self.normal),
+            (Priority::Low, &self.low),
+        ]
+        .into_iter()
+        .filter_map(|(p, v)| v.as_ref().map(|v| (p, v)))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    pub enabled: Option<bool>,
+    pub template: Option<String>,
+    pub per_sender_limit: Option<u32>,
+    pub per_sender_window: Option<Spanned<String>>,
+    pub max_age: Option<Spanned<String>>,
+    pub circuit_breaker_per_minute: Option<u32>,
+    pub reply_time: Option<PerPriority>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flags {
+    pub enabled: Option<bool>,
+    pub priority_keywords: Option<PerPriority>,
+    pub tone_prefix: Option<Spanned<String>>,
+    pub flag_urgent: Option<bool>,
+    pub folders: Option<PerPriority>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    pub urgent: Option<f64>,
+    pub high: Option<f64>,
+    pub normal: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scoring {
+    pub rules: Option<Spanned<String>>,
+    pub thresholds: Option<Thresholds>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Templates {
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outbox {
+    pub max_attempts: Option<u32>,
+    pub retry_initial: Option<Spanned<String>>,
+    pub retry_max: Option<Spanned<String>>,
+}

@@ -1,0 +1,219 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[mailbox]
+host = "127.0.0.1"
+tls = "none"
+username = "support@example.test"
+password_env = "PW"
+
+[smtp]
+host = "127.0.0.1"
+tls = "none"
+from = "Support <support@example.test>"
+
+[store]
+path = "triaged.sqlite"
+
+[support]
+addresses = ["support@example.test"]
+domain = "support.example.test"
+"#;
+
+const RULE: &str = r#"
+[[rule]]
+id = "outage"
+keywords = ["outage"]
+weight = 5.0
+"#;
+
+/// A config directory with rules/ and templates/ beside the config file.
+fn setup(config: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(d.path().join("rules")).expect("mkdir");
+    std::fs::create_dir(d.path().join("templates")).expect("mkdir");
+    std::fs::write(d.path().join("rules/a.toml"), RULE).expect("write");
+    std::fs::write(d.path().join("templates/ack.txt"), "Hi {{ customer_name }}").expect("write");
+    std::fs::write(
+        d.path().join("templates/ack.html"),
+        "<p>Hi {{ customer_name }}</p>",
+    )
+    .expect("write");
+    let path = d.path().join("triaged.toml");
+    std::fs::write(&path, config).expect("write");
+    (d, path)
+}
+
+fn errors(config: &str) -> Vec<String> {
+    let (_d, path) = setup(config);
+    let errs = Config::load(&path).expect_err("config must be refused");
+    errs.iter()
+        .map(|e| e.to_string().replace(&path.display().to_string(), "CONFIG"))
+        .collect()
+}
+
+#[test]
+fn example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/triaged.toml");
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.mailbox.tls, Tls::Implicit);
+    assert_eq!(c.mailbox.port, 993);
+    assert_eq!(
+        c.mailbox.password,
+        SecretSource::Env("TRIAGED_IMAP_PASSWORD".into())
+    );
+    assert!(c.rules.len() > 5, "the default rule pack is loaded");
+    assert_eq!(c.support.staff.len(), 2);
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let (_d, path) = setup(MINIMAL);
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.mailbox.port, 143);
+    assert_eq!(c.mailbox.folder, "INBOX");
+    assert_eq!(c.mailbox.start, Start::New);
+    assert_eq!(c.smtp.port, 25);
+    assert_eq!(c.ack.per_sender_limit, 3);
+    assert_eq!(c.ack.max_age, Duration::from_secs(2 * 86_400));
+    assert_eq!(
+        c.flags.priority_keywords[&Priority::Urgent],
+        "triage/urgent"
+    );
+    assert!(c.store.path.ends_with("triaged.sqlite") && c.store.path.is_absolute());
+}
+
+#[test]
+fn problems_are_reported_with_file_line_col() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown key",
+            MINIMAL.replace("[store]", "[store]\npaht = \"x\""),
+            "CONFIG:14:1: unknown field `paht`",
+        ),
+        (
+            "tls none on a remote host",
+            MINIMAL.replacen("host = \"127.0.0.1\"", "host = \"imap.example.com\"", 1),
+            "CONFIG:4:7: tls = \"none\" is only allowed for a loopback host",
+        ),
+        (
+            "missing password source",
+            MINIMAL.replace("password_env = \"PW\"\n", ""),
+            "CONFIG:5:12: [mailbox] needs a password source",
+        ),
+        (
+            "both password sources",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\npassword_command = \"pass x\"",
+            ),
+            "CONFIG:7:20: [mailbox] has both password_env and password_command",
+        ),
+        (
+            "bad duration",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\npoll_interval = \"60\"",
+            ),
+            "CONFIG:7:17: \"60\" is not a duration",
+        ),
+        (
+            "bad start",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nstart = \"yesterday\"",
+            ),
+            "CONFIG:7:9: unknown start \"yesterday\"",
+        ),
+        (
+            "bad tls",
+            MINIMAL.replacen("tls = \"none\"", "tls = \"ssl\"", 1),
+            "CONFIG:4:7: unknown tls mode \"ssl\"",
+        ),
+        (
+            "bad address",
+            MINIMAL.replace("[\"support@example.test\"]", "[\"support\"]"),
+            "CONFIG:17:14: \"support\" is not an email address",
+        ),
+        (
+            "bad keyword",
+            format!("{MINIMAL}\n[flags.priority_keywords]\nurgent = \"very urgent\"\n"),
+            "CONFIG:21:10: \"very urgent\" is not a valid IMAP keyword",
+        ),
+        (
+            "syntax error",
+            MINIMAL.replace("[store]", "[store"),
+            "CONFIG:13:",
+        ),
+        (
+            "idle too long",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nidle_timeout = \"30m\"",
+            ),
+            "CONFIG:7:16: idle_timeout must be under 29 minutes",
+        ),
+    ];
+    for (name, config, want) in cases {
+        let errs = errors(&config);
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{name}: want {want:?}, got {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let config = MINIMAL
+        .replacen("tls = \"none\"", "tls = \"ssl\"", 2)
+        .replace("password_env = \"PW\"\n", "");
+    let errs = errors(&config);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+}
+
+#[test]
+fn broken_rules_and_templates_are_reported_with_their_files() {
+    let (d, path) = setup(MINIMAL);
+    std::fs::write(
+        d.path().join("rules/b.toml"),
+        "[[rule]]\nid = \"bad\"\nregex = \"(unclosed\"\nweight = 1.0\n",
+    )
+    .expect("write");
+    std::fs::write(d.path().join("templates/ack.txt"), "Hi {{ customer_name ").expect("write");
+    let errs: Vec<String> = Config::load(&path)
+        .expect_err("refused")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        errs.iter().any(|e| e.contains("rules/b.toml:3:")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("templates/ack.txt:1:")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn sizes_and_loopback() {
+    assert_eq!(parse_size("25MB"), Ok(25 * 1024 * 1024));
+    assert_eq!(parse_size("512 KB"), Ok(512 * 1024));
+    assert_eq!(parse_size("100"), Ok(100));
+    assert!(parse_size("lots").is_err());
+    assert!(parse_size("5 parsecs").is_err());
+    for (host, want) in [
+        ("127.0.0.1", true),
+        ("127.1.2.3", true),
+        ("::1", true),
+        ("[::1]", true),
+        ("localhost", true),
+        ("10.0.0.1", false),
+        ("imap.example.com", false),
+    ] {
+        assert_eq!(is_loopback(host), want, "{host}");
+    }
+}

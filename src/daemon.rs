@@ -1,0 +1,118 @@
+//! Wiring: the watcher and the outbox worker as tasks under one cancellation token.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::guard::GuardConfig;
+use crate::imap::{self, Watcher};
+use crate::outbox::Outbox;
+use crate::parse::ParseLimits;
+use crate::pipeline::Pipeline;
+use crate::smtp::Sender;
+use crate::store::{AckPolicy, Store};
+
+/// How long a stop waits for a send in progress before abandoning it (it is then recorded as
+/// uncertain at the next start, never sent twice).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Run the daemon until `shutdown` resolves.
+pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()>) -> Result<()> {
+    // Open the store first: a bad path or a newer schema is reported before any connection.
+    let store = Store::open(&config.store.path)?;
+    drop(store);
+    let tls = imap::tls_config(config.mailbox.ca_file.as_deref())?;
+    let smtp_password = match &config.smtp.password {
+        Some(src) => Some(src.resolve().await.context("Reading the SMTP password")?),
+        None => None,
+    };
+    let sender = Sender::new(&config.smtp, smtp_password.as_ref())?;
+    let wake = Arc::new(Notify::new());
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let pipeline = Pipeline {
+        rules: config.rules.clone(),
+        thresholds: config.thresholds,
+        guard: GuardConfig {
+            support_addresses: config.support.addresses.clone(),
+            staff_addresses: config.support.staff.clone(),
+            own_domain: config.support.domain.clone(),
+            require_addressed: config.support.require_addressed,
+        },
+        limits: ParseLimits {
+            max_size: config.mailbox.max_message_size,
+        },
+        policy: AckPolicy {
+            enabled: config.ack.enabled,
+            max_age: config.ack.max_age,
+            per_sender_limit: config.ack.per_sender_limit,
+            per_sender_window: config.ack.per_sender_window,
+            circuit_breaker_per_minute: config.ack.circuit_breaker_per_minute,
+            domain: config.support.domain.clone(),
+        },
+        clock: clock.clone(),
+        store: Store::open(&config.store.path)?,
+    };
+    let watcher = Watcher {
+        mailbox: config.mailbox.clone(),
+        flags: config.flags.clone(),
+        tls,
+        password: config.mailbox.password.clone(),
+        pipeline,
+        outbox_wake: wake.clone(),
+    };
+    let outbox = Outbox {
+        sender,
+        templates: config.templates.clone(),
+        ack: config.ack.clone(),
+        policy: config.outbox.clone(),
+        from: config.smtp.from.clone(),
+        support_address: config
+            .support
+            .addresses
+            .first()
+            .cloned()
+            .unwrap_or_default(),
+        clock,
+        wake,
+    };
+    let outbox_store = Store::open(&config.store.path)?;
+
+    tracker.spawn(watcher.run(cancel.child_token()));
+    let outbox_cancel = cancel.child_token();
+    let failed = cancel.clone();
+    tracker.spawn(async move {
+        if let Err(e) = outbox.run(outbox_store, outbox_cancel).await {
+            // The store failing under the outbox is not something to limp on with.
+            tracing::error!("Outbox stopped: {e:#}");
+            failed.cancel();
+        }
+    });
+    tracker.close();
+    tracing::info!(config = %config.path.display(), store = %config.store.path.display(), "triaged running");
+
+    tokio::select! {
+        () = shutdown => tracing::info!("Stopping"),
+        () = cancel.cancelled() => {}
+    }
+    cancel.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "Tasks did not stop within {}s; abandoning them",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    tracing::info!("Stopped");
+    Ok(())
+}

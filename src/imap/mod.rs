@@ -1,0 +1,154 @@
+//! IMAP: connecting (TLS, STARTTLS, LOGIN), and the watch loop that fetches new mail by UID,
+//! hands it to the pipeline, flags it, and waits with IDLE or polling.
+
+mod watch;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use async_imap::{Client, Session};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+
+pub use watch::{Watcher, backoff_delay};
+
+use crate::config::{MailboxConfig, Secret, Tls};
+
+/// Any stream IMAP can run over: TCP, or TLS over TCP.
+pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
+
+pub type ImapSession = Session<Box<dyn ImapStream>>;
+
+/// How long one IMAP command may take before the connection is considered dead.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Await an IMAP operation with [`IO_TIMEOUT`].
+pub async fn io<T, E>(what: &str, fut: impl Future<Output = Result<T, E>>) -> Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(IO_TIMEOUT, fut).await {
+        Ok(r) => r.with_context(|| what.to_string()),
+        Err(_) => bail!(
+            "{what}: no answer from the server in {}s",
+            IO_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+/// TLS client configuration: the system's roots plus an optional extra CA file.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A broken system certificate should not stop us; the others still count.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        use rustls_pki_types::pem::PemObject;
+        let mut n = 0;
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("Reading ca_file {}", path.display()))?
+        {
+            let cert = cert.with_context(|| format!("Parsing ca_file {}", path.display()))?;
+            roots
+                .add(cert)
+                .with_context(|| format!("Adding a certificate from {}", path.display()))?;
+            n += 1;
+        }
+        if n == 0 {
+            bail!("ca_file {} holds no PEM certificate", path.display());
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("Choosing TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Connect, secure and log in. Errors are one readable line.
+pub async fn connect(
+    cfg: &MailboxConfig,
+    tls: &Arc<ClientConfig>,
+    password: &Secret,
+) -> Result<ImapSession> {
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let tcp = io(
+        &format!("Connecting to IMAP server {addr}"),
+        TcpStream::connect((cfg.host.as_str(), cfg.port)),
+    )
+    .await?;
+    tcp.set_nodelay(true).ok();
+    let server_name = || {
+        rustls_pki_types::ServerName::try_from(cfg.host.clone()).map_err(|e| {
+            anyhow!(
+                "IMAP host {:?} is not a valid TLS server name: {e}",
+                cfg.host
+            )
+        })
+    };
+    let client: Client<Box<dyn ImapStream>> = match cfg.tls {
+        Tls::None => greet(Client::new(Box::new(tcp) as Box<dyn ImapStream>), &addr).await?,
+        Tls::Implicit => {
+            let stream = io(
+                &format!("TLS handshake with {addr}"),
+                TlsConnector::from(tls.clone()).connect(server_name()?, tcp),
+            )
+            .await?;
+            greet(Client::new(Box::new(stream) as Box<dyn ImapStream>), &addr).await?
+        }
+        Tls::Starttls => {
+            let mut plain = greet(Client::new(tcp), &addr).await?;
+            io(
+                &format!("STARTTLS with {addr} (does the server offer it?)"),
+                plain.run_command_and_check_ok("STARTTLS", None),
+            )
+            .await?;
+            let tcp = plain.into_inner();
+            let stream = io(
+                &format!("TLS handshake with {addr}"),
+                TlsConnector::from(tls.clone()).connect(server_name()?, tcp),
+            )
+            .await?;
+            Client::new(Box::new(stream) as Box<dyn ImapStream>)
+        }
+    };
+    let login =
+        tokio::time::timeout(IO_TIMEOUT, client.login(&cfg.username, password.expose())).await;
+    match login {
+        Err(_) => bail!(
+            "Logging in to {addr} as {}: no answer in {}s",
+            cfg.username,
+            IO_TIMEOUT.as_secs()
+        ),
+        Ok(Err((e, _))) => bail!(
+            "Logging in to {addr} as {} failed: {e} (check the username and password source)",
+            cfg.username
+        ),
+        Ok(Ok(session)) => Ok(session),
+    }
+}
+
+async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(
+    mut client: Client<T>,
+    addr: &str,
+) -> Result<Client<T>> {
+    match tokio::time::timeout(IO_TIMEOUT, client.read_response()).await {
+        Err(_) => bail!(
+            "IMAP server {addr} sent no greeting in {}s",
+            IO_TIMEOUT.as_secs()
+        ),
+        Ok(Err(e)) => bail!("Reading the greeting of {addr}: {e}"),
+        Ok(Ok(None)) => bail!("IMAP server {addr} closed the connection before its greeting"),
+        Ok(Ok(Some(_))) => Ok(client),
+    }
+}

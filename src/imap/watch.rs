@@ -1,0 +1,435 @@
+//! The watch loop for one folder: connect, sync by UID above the checkpoint, flag, wait (IDLE or
+//! poll), repeat; on any error drop the session and reconnect with jittered exponential backoff.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::{Fetch, Flag};
+use futures::TryStreamExt;
+use tokio::sync::Notify;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_util::sync::CancellationToken;
+
+use super::{IO_TIMEOUT, ImapSession, connect, io};
+use crate::config::{FlagsConfig, MailboxConfig, SecretSource, Start};
+use crate::pipeline::{Fetched, Pipeline};
+use crate::score::Priority;
+use crate::store::{FlagTask, FolderState};
+
+/// Watches one folder until cancelled.
+pub struct Watcher {
+    pub mailbox: MailboxConfig,
+    pub flags: FlagsConfig,
+    pub tls: Arc<ClientConfig>,
+    pub password: SecretSource,
+    pub pipeline: Pipeline,
+    /// Poked after something was queued for the outbox.
+    pub outbox_wake: Arc<Notify>,
+}
+
+/// What the server can do, read once per connection.
+struct Caps {
+    idle: bool,
+    mv: bool,
+    keywords: bool,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Jittered exponential backoff for reconnects: 1 s, 2 s, 4 s … capped at 5 min, ±25 %.
+pub fn backoff_delay(failures: u32) -> Duration {
+    let base = BACKOFF_MIN
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(BACKOFF_MAX);
+    base.mul_f64(0.75 + 0.5 * fastrand::f64())
+}
+
+impl Watcher {
+    /// Run until cancelled. Never returns an error: every failure is logged and retried.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut failures: u32 = 0;
+        loop {
+            let result = tokio::select! {
+                r = self.session(&cancel, &mut failures) => r,
+                () = cancel.cancelled() => Ok(()),
+            };
+            if cancel.is_cancelled() {
+                return;
+            }
+            if let Err(e) = result {
+                failures += 1;
+                let delay = backoff_delay(failures);
+                tracing::error!(folder = %self.mailbox.folder, attempt = failures, retry_in_s = delay.as_secs_f32(), "IMAP: {e:#}");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = cancel.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    /// One connection's life. Returns only on error (or never, until cancelled by the caller).
+    async fn session(&mut self, cancel: &CancellationToken, failures: &mut u32) -> Result<()> {
+        let password = self
+            .password
+            .resolve()
+            .await
+            .context("Reading the IMAP password")?;
+        let mut session = connect(&self.mailbox, &self.tls, &password).await?;
+        let caps = io("Reading CAPABILITY", session.capabilities()).await?;
+        let mut caps = Caps {
+            idle: caps.has_str("IDLE"),
+            mv: caps.has_str("MOVE"),
+            keywords: true,
+        };
+        let folder = self.mailbox.folder.clone();
+        tracing::info!(host = %self.mailbox.host, folder = %folder, idle = caps.idle, "IMAP connected");
+        loop {
+            let mbox = io(&format!("Selecting {folder}"), session.select(&folder)).await?;
+            caps.keywords = mbox
+                .permanent_flags
+                .iter()
+                .any(|f| matches!(f, Flag::MayCreate));
+            let uidvalidity = mbox
+                .uid_validity
+                .ok_or_else(|| anyhow!("Server sent no UIDVALIDITY for {folder}"))?;
+            let state = self
+                .checkpoint(&mut session, &folder, uidvalidity, mbox.uid_next)
+                .await?;
+            self.sync(&mut session, &folder, state).await?;
+            self.apply_flags(&mut session, &folder, uidvalidity, &caps)
+                .await?;
+            *failures = 0;
+            drain(&session);
+            session = if caps.idle {
+                Self::idle(&self.mailbox, session, cancel).await?
+            } else {
+                Self::poll(&self.mailbox, session, cancel).await?
+            };
+            if cancel.is_cancelled() {
+                // Best effort: the connection is dropped either way.
+                let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// The checkpoint for this folder, initialising it on first run and resetting it when
+    /// UIDVALIDITY changed (the re-sync then finds known emails by Message-ID).
+    async fn checkpoint(
+        &mut self,
+        session: &mut ImapSession,
+        folder: &str,
+        uidvalidity: u32,
+        uid_next: Option<u32>,
+    ) -> Result<FolderState> {
+        let now = self.pipeline.clock.now();
+        let known = self.pipeline.store.folder_state(folder)?;
+        match known {
+            Some(st) if st.uidvalidity == uidvalidity => Ok(st),
+            Some(st) => {
+                tracing::warn!(
+                    folder,
+                    old = st.uidvalidity,
+                    new = uidvalidity,
+                    "UIDVALIDITY changed: re-syncing by Message-ID (no email is acknowledged twice)"
+                );
+                let st = FolderState {
+                    uidvalidity,
+                    last_uid: 0,
+                };
+                self.pipeline.store.set_folder_state(folder, st, now)?;
+                Ok(st)
+            }
+            None => {
+                let last_uid = match self.mailbox.start {
+                    Start::All => 0,
+                    Start::New => match uid_next {
+                        Some(n) => n.saturating_sub(1),
+                        None => max_uid(session).await?,
+                    },
+                    Start::Since(date) => {
+                        let query = format!("SINCE {}", date.strftime("%d-%b-%Y"));
+                        let uids = io("Searching by date", session.uid_search(&query)).await?;
+                        match uids.iter().min() {
+                            Some(min) => min - 1,
+                            None => max_uid(session).await?,
+                        }
+                    }
+                };
+                let st = FolderState {
+                    uidvalidity,
+                    last_uid,
+                };
+                tracing::info!(
+                    folder,
+                    start_after_uid = last_uid,
+                    "First run on this folder"
+                );
+                self.pipeline.store.set_folder_state(folder, st, now)?;
+                Ok(st)
+            }
+        }
+    }
+
+    /// Fetch and process everything above the checkpoint, in UID order, in batches.
+    async fn sync(
+        &mut self,
+        session: &mut ImapSession,
+        folder: &str,
+        st: FolderState,
+    ) -> Result<()> {
+        let mut last = st.last_uid;
+        loop {
+            // Sizes first, so an oversized message is recorded without being downloaded.
+            let query = format!("{}:*", last.saturating_add(1));
+            let fetches: Vec<Fetch> = io(&format!("Listing new mail in {folder}"), async {
+                session
+                    .uid_fetch(&query, "(UID RFC822.SIZE)")
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
+            // "N:*" returns the last message even when its UID is below N.
+            let mut pending: Vec<(u32, usize)> = fetches
+                .iter()
+                .filter_map(|f| Some((f.uid?, f.size.unwrap_or(0) as usize)))
+                .filter(|(uid, _)| *uid > last)
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            pending.sort_unstable();
+            pending.dedup();
+            for chunk in pending.chunks(self.mailbox.batch_size) {
+                let wanted: Vec<String> = chunk
+                    .iter()
+                    .filter(|(_, size)| *size <= self.mailbox.max_message_size)
+                    .map(|(uid, _)| uid.to_string())
+                    .collect();
+                let mut bodies: BTreeMap<u32, Fetch> = BTreeMap::new();
+                if !wanted.is_empty() {
+                    let set = wanted.join(",");
+                    let fetched: Vec<Fetch> = io(
+                        &format!("Fetching {} emails from {folder}", wanted.len()),
+                        async {
+                            session
+                                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
+                                .await?
+                                .try_collect()
+                                .await
+                        },
+                    )
+                    .await?;
+                    bodies.extend(fetched.into_iter().filter_map(|f| Some((f.uid?, f))));
+                }
+                for &(uid, size) in chunk {
+                    let fetched = bodies.get(&uid);
+                    let raw = fetched.and_then(Fetch::body);
+                    if size <= self.mailbox.max_message_size && raw.is_none() {
+                        // Deleted (or expunged) between listing and fetching: nothing to record.
+                        tracing::debug!(folder, uid, "Gone before it could be fetched");
+                        continue;
+                    }
+                    let m = Fetched {
+                        folder,
+                        uidvalidity: st.uidvalidity,
+                        uid,
+                        raw,
+                        size,
+                        arrived_at: fetched
+                            .and_then(Fetch::internal_date)
+                            .map(|d| d.timestamp()),
+                    };
+                    self.pipeline
+                        .process(&m)
+                        .with_context(|| format!("Recording UID {uid} of {folder}"))?;
+                    last = last.max(uid);
+                }
+                self.outbox_wake.notify_one();
+            }
+        }
+    }
+
+    /// Set keywords (and `\Flagged`, and moves) for every recorded message still waiting for them.
+    async fn apply_flags(
+        &mut self,
+        session: &mut ImapSession,
+        folder: &str,
+        uidvalidity: u32,
+        caps: &Caps,
+    ) -> Result<()> {
+        let tasks = self.pipeline.store.pending_flags(folder, uidvalidity)?;
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        if self.flags.enabled {
+            let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            for t in &tasks {
+                let flags = self.flag_list(t, caps.keywords);
+                if !flags.is_empty() {
+                    groups.entry(flags).or_default().push(t.uid);
+                }
+            }
+            for (flags, uids) in &groups {
+                let set = uid_set(uids);
+                io(&format!("Setting flags in {folder}"), async {
+                    session
+                        .uid_store(&set, format!("+FLAGS.SILENT ({flags})"))
+                        .await?
+                        .try_collect::<Vec<_>>()
+                        .await
+                })
+                .await?;
+            }
+            let mut moves: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+            for t in &tasks {
+                if let Some(target) = t.priority.and_then(|p| self.flags.folders.get(&p)) {
+                    moves.entry(target.as_str()).or_default().push(t.uid);
+                }
+            }
+            for (target, uids) in moves {
+                // CREATE fails harmlessly when the folder exists.
+                let _ = tokio::time::timeout(IO_TIMEOUT, session.create(target)).await;
+                let set = uid_set(&uids);
+                if caps.mv {
+                    io(&format!("Moving to {target}"), session.uid_mv(&set, target)).await?;
+                } else {
+                    io(
+                        &format!("Copying to {target}"),
+                        session.uid_copy(&set, target),
+                    )
+                    .await?;
+                }
+            }
+        }
+        let rows: Vec<i64> = tasks.iter().map(|t| t.row).collect();
+        self.pipeline.store.mark_flagged(&rows)
+    }
+
+    fn flag_list(&self, t: &FlagTask, keywords: bool) -> String {
+        let mut flags = Vec::new();
+        if let Some(p) = t.priority {
+            if keywords && let Some(k) = self.flags.priority_keywords.get(&p) {
+                flags.push(k.clone());
+            }
+            if p == Priority::Urgent && self.flags.flag_urgent {
+                flags.push("\\Flagged".to_string());
+            }
+        }
+        if keywords && !self.flags.tone_prefix.is_empty() {
+            for tone in &t.tones {
+                let kw: String = tone
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    .collect();
+                if !kw.is_empty() {
+                    flags.push(format!("{}{kw}", self.flags.tone_prefix));
+                }
+            }
+        }
+        flags.join(" ")
+    }
+
+    /// IDLE until the server reports something, the re-IDLE interval passes, or we are cancelled.
+    async fn idle(
+        mailbox: &MailboxConfig,
+        session: ImapSession,
+        cancel: &CancellationToken,
+    ) -> Result<ImapSession> {
+        let mut handle = session.idle();
+        io("Starting IDLE", handle.init()).await?;
+        let outcome = {
+            // The server's keepalives reset async-imap's own timeout, so bound the whole wait too.
+            let (wait, _stop) = handle.wait_with_timeout(mailbox.idle_timeout);
+            tokio::select! {
+                r = tokio::time::timeout(mailbox.idle_timeout, wait) => match r {
+                    Ok(r) => Some(r.context("Waiting in IDLE")?),
+                    Err(_) => Some(IdleResponse::Timeout),
+                },
+                () = cancel.cancelled() => None,
+            }
+        };
+        if let Some(r) = &outcome {
+            tracing::debug!(response = ?r, "IDLE woke");
+        }
+        io("Ending IDLE", handle.done()).await
+    }
+
+    async fn poll(
+        mailbox: &MailboxConfig,
+        mut session: ImapSession,
+        cancel: &CancellationToken,
+    ) -> Result<ImapSession> {
+        tokio::select! {
+            () = tokio::time::sleep(mailbox.poll_interval) => {}
+            () = cancel.cancelled() => return Ok(session),
+        }
+        io("NOOP", session.noop()).await?;
+        Ok(session)
+    }
+}
+
+/// The highest UID in the selected folder (0 when empty).
+async fn max_uid(session: &mut ImapSession) -> Result<u32> {
+    let uids = io("Searching all UIDs", session.uid_search("ALL")).await?;
+    Ok(uids.into_iter().max().unwrap_or(0))
+}
+
+/// Unsolicited responses are not needed (every sync re-lists by UID); keep the channel empty.
+fn drain(session: &ImapSession) {
+    while session.unsolicited_responses.try_recv().is_ok() {}
+}
+
+/// `1,2,3,7` -> `1:3,7`.
+fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_compress_runs() {
+        assert_eq!(uid_set(&[1, 2, 3, 7]), "1:3,7");
+        assert_eq!(uid_set(&[9, 8, 8, 10, 1]), "1,8:10");
+        assert_eq!(uid_set(&[5]), "5");
+    }
+
+    #[test]
+    fn backoff_stays_in_bounds() {
+        for failures in 1..40 {
+            let d = backoff_delay(failures);
+            assert!(
+                d >= Duration::from_millis(750) && d <= Duration::from_secs(375),
+                "{failures}: {d:?}"
+            );
+        }
+        assert!(backoff_delay(30) >= Duration::from_secs(225));
+    }
+}

@@ -1,0 +1,108 @@
+//! One email through the stages: parse -> guard -> score -> store (one transaction).
+
+use anyhow::Result;
+
+use crate::clock::Clock;
+use crate::guard::{self, GuardConfig};
+use crate::parse::{self, ParseLimits};
+use crate::score::{self, RuleSet, Thresholds};
+use crate::store::{AckPolicy, Content, Location, Recorded, Store};
+
+/// A message as fetched from a folder. `raw` is `None` when it was too large to download.
+pub struct Fetched<'a> {
+    pub folder: &'a str,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub raw: Option<&'a [u8]>,
+    pub size: usize,
+    /// IMAP INTERNALDATE (arrival), seconds since the epoch.
+    pub arrived_at: Option<i64>,
+}
+
+/// The decision-making stages and the store they write to.
+pub struct Pipeline {
+    pub rules: RuleSet,
+    pub thresholds: Thresholds,
+    pub guard: GuardConfig,
+    pub limits: ParseLimits,
+    pub policy: AckPolicy,
+    pub clock: Clock,
+    pub store: Store,
+}
+
+impl Pipeline {
+    /// Triage one message and record it, with what it causes, in one transaction.
+    pub fn process(&mut self, m: &Fetched<'_>) -> Result<Recorded> {
+        let now = self.clock.now();
+        let at = Location {
+            folder: m.folder,
+            uidvalidity: m.uidvalidity,
+            uid: m.uid,
+        };
+        let received_at = m.arrived_at.unwrap_or(now);
+        let parsed = match m.raw {
+            Some(raw) => parse::parse(raw, &self.limits),
+            None => Err(parse::Skip::TooLarge {
+                size: m.size,
+                limit: self.limits.max_size,
+            }),
+        };
+        let email = match parsed {
+            Ok(email) => email,
+            Err(skip) => {
+                let content = Content::Skipped {
+                    reason: skip.code(),
+                    detail: skip.to_string(),
+                    size: m.size,
+                };
+                let out = self
+                    .store
+                    .record(&at, &content, received_at, &self.policy, now)?;
+                tracing::warn!(
+                    folder = m.folder,
+                    uid = m.uid,
+                    action = "skipped",
+                    reason = skip.code(),
+                    "{skip}"
+                );
+                return Ok(out);
+            }
+        };
+        let guard = guard::check(&email, &self.guard);
+        let verdict = score::score(&email, &self.rules, &self.thresholds);
+        let content = Content::Triaged {
+            email: &email,
+            verdict: &verdict,
+            guard,
+        };
+        let out = self
+            .store
+            .record(&at, &content, received_at, &self.policy, now)?;
+        match &out {
+            Recorded::New { ticket, ack, .. } => tracing::info!(
+                folder = m.folder,
+                uid = m.uid,
+                priority = verdict.priority.as_str(),
+                tone = %verdict.tones.join(","),
+                score = verdict.score,
+                ticket = ticket.as_deref().unwrap_or("-"),
+                action = if ack == "queued" { "ack queued" } else { "no ack" },
+                reason = %ack,
+                "Triaged"
+            ),
+            Recorded::Relocated { row } => {
+                tracing::info!(
+                    folder = m.folder,
+                    uid = m.uid,
+                    row,
+                    action = "relocated",
+                    "Already recorded; location updated"
+                )
+            }
+            Recorded::AlreadyDone { row } => {
+                tracing::debug!(folder = m.folder, uid = m.uid, row, "Already processed")
+            }
+        }
+        Ok(out)
+    }
+}

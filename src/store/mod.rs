@@ -1,0 +1,697 @@
+//! SQLite store: messages, verdicts, tickets, the outbox and the IMAP checkpoints.
+//!
+//! The message row, its rule hits, the ticket it opens or joins, the acknowledgement it causes and
+//! the folder checkpoint are written in ONE transaction ([`Store::record`]), so a crash at any point
+//! either keeps all of it or none of it, and re-processing the same UID is a no-op.
+
+mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::guard::Refusal;
+use crate::parse::Email;
+use crate::score::{Priority, Verdict};
+use crate::tickets::{self, AckDecision, AckFacts};
+
+/// An open store. Each task opens its own (WAL lets readers and one writer work side by side).
+pub struct Store {
+    conn: Connection,
+}
+
+/// Where a folder's processing stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderState {
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+}
+
+/// Where an email was found.
+#[derive(Debug, Clone)]
+pub struct Location<'a> {
+    pub folder: &'a str,
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// What arrived at a location.
+pub enum Content<'a> {
+    /// Parsed, checked and scored.
+    Triaged {
+        email: &'a Email,
+        verdict: &'a Verdict,
+        guard: Result<(), Refusal>,
+    },
+    /// Could not be triaged (too large, unparseable).
+    Skipped {
+        reason: &'static str,
+        detail: String,
+        size: usize,
+    },
+}
+
+/// The acknowledgement policy values the store applies.
+#[derive(Debug, Clone)]
+pub struct AckPolicy {
+    pub enabled: bool,
+    pub max_age: Duration,
+    pub per_sender_limit: u32,
+    pub per_sender_window: Duration,
+    pub circuit_breaker_per_minute: u32,
+    /// Domain of this daemon's own Message-IDs.
+    pub domain: String,
+}
+
+/// What [`Store::record`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new message row.
+    New {
+        row: i64,
+        ticket: Option<String>,
+        ack: String,
+        outbox: Option<i64>,
+    },
+    /// The same email was already recorded (e.g. after a UIDVALIDITY change); its location was
+    /// updated and nothing else happened.
+    Relocated { row: i64 },
+    /// This exact location was already processed.
+    AlreadyDone { row: i64 },
+}
+
+/// A message whose IMAP keywords still have to be set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagTask {
+    pub row: i64,
+    pub uid: u32,
+    pub priority: Option<Priority>,
+    pub tones: Vec<String>,
+}
+
+/// An outbox row ready to render and send.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub kind: String,
+    pub attempts: u32,
+    pub recipient: String,
+    pub recipient_name: String,
+    pub out_message_id: String,
+    pub ticket_tag: String,
+    pub subject: String,
+    pub priority: String,
+    /// Message-ID of the customer's email (In-Reply-To).
+    pub in_reply_to: String,
+    /// References for the reply.
+    pub references: String,
+}
+
+/// A count of rows per key, for summaries.
+pub type Counts = Vec<(String, i64)>;
+
+impl Store {
+    /// Open (creating if needed) and migrate the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("Creating directory {}", dir.display()))?;
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("Opening database {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .context("Setting busy timeout")?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .context("Enabling WAL")?;
+        // NORMAL in WAL mode: a power cut may lose the last commits, never corrupt; a process
+        // crash loses nothing.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .context("Setting synchronous")?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .context("Enabling foreign keys")?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("Starting migration")?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .context("Reading schema version")?;
+        let known = schema::MIGRATIONS.len() as i64;
+        if version > known {
+            anyhow::bail!(
+                "Database schema version {version} is newer than this triaged knows ({known}): upgrade triaged"
+            );
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql)
+                .with_context(|| format!("Applying migration {}", i + 1))?;
+        }
+        tx.pragma_update(None, "user_version", known)
+            .context("Writing schema version")?;
+        tx.commit().context("Committing migrations")
+    }
+
+    pub fn folder_state(&self, folder: &str) -> Result<Option<FolderState>> {
+        self.conn
+            .query_row(
+                "SELECT uidvalidity, last_uid FROM folder_state WHERE folder = ?1",
+                [folder],
+                |r| {
+                    Ok(FolderState {
+                        uidvalidity: r.get(0)?,
+                        last_uid: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .with_context(|| format!("Reading checkpoint of {folder}"))
+    }
+
+    /// Set a folder's checkpoint outright (first sync, UIDVALIDITY change).
+    pub fn set_folder_state(&self, folder: &str, st: FolderState, now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO folder_state (folder, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(folder) DO UPDATE SET uidvalidity = ?2, last_uid = ?3, updated_at = ?4",
+                params![folder, st.uidvalidity, st.last_uid, now],
+            )
+            .with_context(|| format!("Writing checkpoint of {folder}"))?;
+        Ok(())
+    }
+
+    /// Record one email and everything it causes, and move the folder checkpoint past it, in one
+    /// transaction.
+    pub fn record(
+        &mut self,
+        at: &Location<'_>,
+        content: &Content<'_>,
+        received_at: i64,
+        policy: &AckPolicy,
+        now: i64,
+    ) -> Result<Recorded> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("Starting transaction")?;
+        let outcome = record_in(&tx, at, content, received_at, policy, now)?;
+        tx.execute(
+            "INSERT INTO folder_state (folder, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(folder) DO UPDATE SET last_uid = max(last_uid, ?3), updated_at = ?4
+             WHERE uidvalidity = ?2",
+            params![at.folder, at.uidvalidity, at.uid, now],
+        )
+        .context("Moving checkpoint")?;
+        tx.commit()
+            .with_context(|| format!("Committing UID {} of {}", at.uid, at.folder))?;
+        Ok(outcome)
+    }
+
+    /// Messages in this folder whose keywords are not set yet, oldest first.
+    pub fn pending_flags(&self, folder: &str, uidvalidity: u32) -> Result<Vec<FlagTask>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, uid, priority, tones FROM messages
+                 WHERE folder = ?1 AND uidvalidity = ?2 AND flags_state = 'pending' ORDER BY uid",
+            )
+            .context("Preparing pending flags query")?;
+        let rows = stmt
+            .query_map(params![folder, uidvalidity], |r| {
+                let priority: String = r.get(2)?;
+                let tones: String = r.get(3)?;
+                Ok(FlagTask {
+                    row: r.get(0)?,
+                    uid: r.get(1)?,
+                    priority: parse_priority(&priority),
+                    tones: tones
+                        .split(',')
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                })
+            })
+            .context("Reading pending flags")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .context("Reading pending flags")
+    }
+
+    pub fn mark_flagged(&mut self, rows: &[i64]) -> Result<()> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        {
+            let mut stmt = tx
+                .prepare_cached("UPDATE messages SET flags_state = 'done' WHERE id = ?1")
+                .context("Preparing flag update")?;
+            for row in rows {
+                stmt.execute([row]).context("Marking message flagged")?;
+            }
+        }
+        tx.commit().context("Committing flag state")
+    }
+
+    /// Rows left in `sending` by a crash: we cannot know whether the server took them, so they
+    /// become `uncertain` and are never sent again (a customer must never get two).
+    pub fn recover_interrupted_sends(&self, now: i64) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'uncertain', updated_at = ?1,
+                 last_error = 'interrupted while sending; not retried to avoid a duplicate'
+                 WHERE state = 'sending'",
+                [now],
+            )
+            .context("Recovering interrupted sends")
+    }
+
+    /// The most urgent due row, claimed (state `sending`, attempts + 1) in the same transaction.
+    pub fn claim_next_due(&mut self, now: i64) -> Result<Option<OutboxItem>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("Starting transaction")?;
+        let item = tx
+            .query_row(
+                "SELECT o.id, o.kind, o.attempts, o.recipient, m.sender_name, o.out_message_id, t.tag,
+                        m.subject, t.priority, m.message_id, m.refs
+                 FROM outbox o JOIN messages m ON m.id = o.message_row JOIN tickets t ON t.id = o.ticket_id
+                 WHERE o.state = 'pending' AND o.due_at <= ?1
+                 ORDER BY o.priority_rank, o.due_at, o.id LIMIT 1",
+                [now],
+                |r| {
+                    Ok(OutboxItem {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        attempts: r.get(2)?,
+                        recipient: r.get(3)?,
+                        recipient_name: r.get(4)?,
+                        out_message_id: r.get(5)?,
+                        ticket_tag: r.get(6)?,
+                        subject: r.get(7)?,
+                        priority: r.get(8)?,
+                        in_reply_to: r.get(9)?,
+                        references: r.get(10)?,
+                    })
+                },
+            )
+            .optional()
+            .context("Reading the outbox")?;
+        if let Some(item) = &item {
+            tx.execute(
+                "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+                params![item.id, now],
+            )
+            .context("Claiming outbox row")?;
+        }
+        tx.commit().context("Committing claim")?;
+        Ok(item.map(|mut i| {
+            i.attempts += 1;
+            i
+        }))
+    }
+
+    /// When the next pending row falls due, if any.
+    pub fn next_due_at(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT min(due_at) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .context("Reading next due time")
+    }
+
+    pub fn mark_sent(&mut self, id: i64, now: i64) -> Result<()> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        tx.execute(
+            "UPDATE outbox SET state = 'sent', sent_at = ?2, updated_at = ?2, last_error = '' WHERE id = ?1",
+            params![id, now],
+        )
+        .context("Marking sent")?;
+        tx.execute(
+            "UPDATE tickets SET state = 'acknowledged', updated_at = ?2
+             WHERE state = 'new' AND id = (SELECT ticket_id FROM outbox WHERE id = ?1 AND kind = 'ack')",
+            params![id, now],
+        )
+        .context("Marking ticket acknowledged")?;
+        tx.commit().context("Committing sent state")
+    }
+
+    pub fn mark_retry(&self, id: i64, due_at: i64, error: &str, now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'pending', due_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, due_at, error, now],
+            )
+            .context("Scheduling retry")?;
+        Ok(())
+    }
+
+    pub fn mark_failed(&self, id: i64, error: &str, now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, error, now],
+            )
+            .context("Marking failed")?;
+        Ok(())
+    }
+
+    /// Messages per status/skip reason and ack decision, outbox rows per state: for summaries.
+    pub fn summary(&self) -> Result<(Counts, Counts, Counts)> {
+        let q = |sql: &str| -> Result<Counts> {
+            let mut stmt = self.conn.prepare(sql).context("Preparing summary")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .context("Reading summary")?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .context("Reading summary")
+        };
+        Ok((
+            q("SELECT CASE status WHEN 'skipped' THEN 'skipped:' || skip_reason ELSE priority END, count(*)
+               FROM messages GROUP BY 1 ORDER BY 1")?,
+            q("SELECT ack, count(*) FROM messages GROUP BY 1 ORDER BY 1")?,
+            q("SELECT state, count(*) FROM outbox GROUP BY 1 ORDER BY 1")?,
+        ))
+    }
+
+    /// Direct access for tests and one-off queries.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn parse_priority(s: &str) -> Option<Priority> {
+    Priority::ALL.into_iter().find(|p| p.as_str() == s)
+}
+
+fn record_in(
+    tx: &rusqlite::Transaction<'_>,
+    at: &Location<'_>,
+    content: &Content<'_>,
+    received_at: i64,
+    policy: &AckPolicy,
+    now: i64,
+) -> Result<Recorded> {
+    // Re-processing the same location (should not happen: the checkpoint moves in this same
+    // transaction) is a no-op.
+    let here: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM messages WHERE folder = ?1 AND uidvalidity = ?2 AND uid = ?3",
+            params![at.folder, at.uidvalidity, at.uid],
+            |r| r.get(0),
+        )
+        .optional()
+        .context("Looking up location")?;
+    if let Some(row) = here {
+        return Ok(Recorded::AlreadyDone { row });
+    }
+
+    let (email, verdict, guard) = match content {
+        Content::Skipped {
+            reason,
+            detail,
+            size,
+        } => {
+            let key = format!("loc:{}:{}:{}", at.folder, at.uidvalidity, at.uid);
+            tx.execute(
+                "INSERT INTO messages (dedup_key, folder, uidvalidity, uid, status, skip_reason, skip_detail, ack,
+                                       size, received_at, processed_at, flags_state)
+                 VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, 'skipped', ?7, ?8, ?9, 'done')",
+                params![key, at.folder, at.uidvalidity, at.uid, reason, detail, *size as i64, received_at, now],
+            )
+            .context("Recording skipped message")?;
+            return Ok(Recorded::New {
+                row: tx.last_insert_rowid(),
+                ticket: None,
+                ack: "skipped".into(),
+                outbox: None,
+            });
+        }
+        Content::Triaged {
+            email,
+            verdict,
+            guard,
+        } => (*email, *verdict, *guard),
+    };
+
+    // The same email seen before: after a UIDVALIDITY change it is the same message at a new
+    // location; in the same folder generation it is a second copy (e.g. delivered twice).
+    let existing: Option<(i64, String, u32)> = tx
+        .query_row(
+            "SELECT id, folder, uidvalidity FROM messages WHERE dedup_key = ?1",
+            [&email.message_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .context("Looking up Message-ID")?;
+    let mut dedup_key = email.message_id.clone();
+    if let Some((row, folder, uidvalidity)) = existing {
+        if folder == at.folder && uidvalidity != at.uidvalidity {
+            tx.execute(
+                "UPDATE messages SET uidvalidity = ?2, uid = ?3, flags_state = 'pending' WHERE id = ?1",
+                params![row, at.uidvalidity, at.uid],
+            )
+            .context("Relocating message")?;
+            return Ok(Recorded::Relocated { row });
+        }
+        dedup_key = format!("loc:{}:{}:{}", at.folder, at.uidvalidity, at.uid);
+        let (sender, sender_name) = sender_of(email);
+        tx.execute(
+            "INSERT INTO messages (dedup_key, message_id, folder, uidvalidity, uid, status, skip_reason, skip_detail,
+                                   ack, sender, sender_name, subject, size, received_at, processed_at, flags_state)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'skipped', 'duplicate', ?6, 'skipped', ?7, ?8, ?9, ?10, ?11, ?12, 'done')",
+            params![
+                dedup_key,
+                email.message_id,
+                at.folder,
+                at.uidvalidity,
+                at.uid,
+                format!("same Message-ID as message {row}"),
+                sender,
+                sender_name,
+                email.subject,
+                email.size as i64,
+                received_at,
+                now
+            ],
+        )
+        .context("Recording duplicate")?;
+        return Ok(Recorded::New {
+            row: tx.last_insert_rowid(),
+            ticket: None,
+            ack: "skipped".into(),
+            outbox: None,
+        });
+    }
+
+    let (sender, sender_name) = sender_of(email);
+    let joined = find_ticket(tx, email, &sender)?;
+    let window_start = now - policy.per_sender_window.as_secs() as i64;
+    let recent_to_sender: u32 = tx
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE kind = 'ack' AND recipient = ?1 AND created_at > ?2",
+            params![sender, window_start],
+            |r| r.get(0),
+        )
+        .context("Counting acknowledgements to sender")?;
+    let last_minute: u32 = tx
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE kind = 'ack' AND created_at > ?1",
+            [now - 60],
+            |r| r.get(0),
+        )
+        .context("Counting recent acknowledgements")?;
+    let decision = tickets::ack_decision(&AckFacts {
+        acks_enabled: policy.enabled,
+        guard,
+        joins_ticket: joined.is_some(),
+        age_secs: now - received_at,
+        max_age_secs: policy.max_age.as_secs() as i64,
+        recent_to_sender,
+        per_sender_limit: policy.per_sender_limit,
+        last_minute,
+        circuit_breaker_per_minute: policy.circuit_breaker_per_minute,
+    });
+
+    // A conversation: joins its ticket, or opens one unless a robot wrote it.
+    let ticket: Option<(i64, String)> = match joined {
+        Some(t) => {
+            tx.execute(
+                "UPDATE tickets SET updated_at = ?2,
+                        priority = CASE WHEN ?3 < (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1
+                                                   WHEN 'normal' THEN 2 ELSE 3 END) THEN ?4 ELSE priority END
+                 WHERE id = ?1",
+                params![t.0, now, rank(verdict.priority), verdict.priority.as_str()],
+            )
+            .context("Updating ticket")?;
+            Some(t)
+        }
+        None if guard.is_ok() => {
+            let id: i64 = tx
+                .query_row("SELECT coalesce(max(id), 0) + 1 FROM tickets", [], |r| {
+                    r.get(0)
+                })
+                .context("Allocating ticket id")?;
+            let tag = tickets::tag_for(id);
+            tx.execute(
+                "INSERT INTO tickets (id, tag, customer, subject, state, priority, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'new', ?5, ?6, ?6)",
+                params![id, tag, sender, email.subject, verdict.priority.as_str(), now],
+            )
+            .context("Opening ticket")?;
+            Some((id, tag))
+        }
+        None => None,
+    };
+
+    let mut refs: Vec<&str> = email.references.iter().map(String::as_str).collect();
+    if refs.is_empty() {
+        refs.extend(email.in_reply_to.iter().map(String::as_str));
+    }
+    refs.push(&email.message_id);
+    let refs = refs
+        .iter()
+        .map(|r| format!("<{r}>"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tones = verdict.tones.join(",");
+    tx.execute(
+        "INSERT INTO messages (dedup_key, message_id, folder, uidvalidity, uid, ticket_id, status, ack, sender,
+                               sender_name, subject, refs, score, priority, tones, size, received_at, processed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'triaged', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        params![
+            dedup_key,
+            email.message_id,
+            at.folder,
+            at.uidvalidity,
+            at.uid,
+            ticket.as_ref().map(|t| t.0),
+            decision.code(),
+            sender,
+            sender_name,
+            email.subject,
+            refs,
+            verdict.score,
+            verdict.priority.as_str(),
+            tones,
+            email.size as i64,
+            received_at,
+            now
+        ],
+    )
+    .context("Recording message")?;
+    let row = tx.last_insert_rowid();
+    {
+        let mut stmt = tx
+            .prepare_cached("INSERT INTO hits (message_row, rule, field, matched, weight) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .context("Preparing hit insert")?;
+        for h in &verdict.hits {
+            stmt.execute(params![
+                row,
+                h.rule,
+                format!("{:?}", h.field).to_lowercase(),
+                h.matched,
+                h.weight
+            ])
+            .context("Recording rule hit")?;
+        }
+    }
+
+    let mut outbox = None;
+    if let (AckDecision::Queue, Some((ticket_id, tag))) = (decision, &ticket) {
+        let out_message_id = format!(
+            "triaged.{}.ack.{row}@{}",
+            tag.to_ascii_lowercase(),
+            policy.domain
+        );
+        tx.execute(
+            "INSERT INTO outbox (kind, ticket_id, message_row, seq, recipient, priority_rank, out_message_id,
+                                 due_at, created_at, updated_at)
+             VALUES ('ack', ?1, ?2, 0, ?3, ?4, ?5, ?6, ?6, ?6)",
+            params![ticket_id, row, sender, rank(verdict.priority), out_message_id, now],
+        )
+        .context("Queueing acknowledgement")?;
+        outbox = Some(tx.last_insert_rowid());
+    }
+    Ok(Recorded::New {
+        row,
+        ticket: ticket.map(|t| t.1),
+        ack: decision.code().to_string(),
+        outbox,
+    })
+}
+
+fn rank(p: Priority) -> i64 {
+    match p {
+        Priority::Urgent => 0,
+        Priority::High => 1,
+        Priority::Normal => 2,
+        Priority::Low => 3,
+    }
+}
+
+/// The reply address (lower-cased) and a name to greet.
+fn sender_of(email: &Email) -> (String, String) {
+    match email.reply_address() {
+        Some(a) => {
+            let name = email
+                .from
+                .as_ref()
+                .and_then(|f| f.name.clone())
+                .or_else(|| a.name.clone())
+                .unwrap_or_default();
+            (a.email.clone(), name)
+        }
+        None => (String::new(), String::new()),
+    }
+}
+
+/// The ticket this email belongs to: by In-Reply-To/References (our acknowledgements' IDs or a
+/// customer email's), else by the subject tag when the sender is the ticket's customer.
+fn find_ticket(
+    tx: &rusqlite::Transaction<'_>,
+    email: &Email,
+    sender: &str,
+) -> Result<Option<(i64, String)>> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT t.id, t.tag FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.dedup_key = ?1
+             UNION ALL
+             SELECT t.id, t.tag FROM outbox o JOIN tickets t ON t.id = o.ticket_id WHERE o.out_message_id = ?1
+             LIMIT 1",
+        )
+        .context("Preparing thread lookup")?;
+    for id in email
+        .in_reply_to
+        .iter()
+        .chain(email.references.iter().rev())
+    {
+        if let Some(t) = stmt
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .context("Looking up thread")?
+        {
+            return Ok(Some(t));
+        }
+    }
+    if let Some(tag) = tickets::tag_in_subject(&email.subject) {
+        return tx
+            .query_row(
+                "SELECT id, tag FROM tickets WHERE tag = ?1 AND customer = ?2",
+                params![tag, sender],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context("Looking up ticket tag");
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests;

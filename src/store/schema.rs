@@ -1,0 +1,84 @@
+//! Versioned migrations, applied in order inside one transaction each. Never edit a released
+//! migration: append a new one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the backbone.
+    r#"
+CREATE TABLE folder_state (
+    folder       TEXT    NOT NULL PRIMARY KEY,
+    uidvalidity  INTEGER NOT NULL,
+    last_uid     INTEGER NOT NULL DEFAULT 0,
+    updated_at   INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+CREATE TABLE tickets (
+    id          INTEGER NOT NULL PRIMARY KEY,
+    tag         TEXT    NOT NULL UNIQUE,
+    customer    TEXT    NOT NULL,
+    subject     TEXT    NOT NULL DEFAULT '',
+    state       TEXT    NOT NULL DEFAULT 'new',
+    priority    TEXT    NOT NULL DEFAULT 'normal',
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE messages (
+    id            INTEGER NOT NULL PRIMARY KEY,
+    -- Message-ID (synthesized when missing) for mail that parsed; a location key otherwise.
+    dedup_key     TEXT    NOT NULL UNIQUE,
+    message_id    TEXT    NOT NULL DEFAULT '',
+    folder        TEXT    NOT NULL,
+    uidvalidity   INTEGER NOT NULL,
+    uid           INTEGER NOT NULL,
+    ticket_id     INTEGER REFERENCES tickets(id),
+    status        TEXT    NOT NULL,              -- triaged | skipped
+    skip_reason   TEXT    NOT NULL DEFAULT '',   -- code, when skipped
+    skip_detail   TEXT    NOT NULL DEFAULT '',
+    ack           TEXT    NOT NULL DEFAULT '',   -- queued, or the code of why not
+    sender        TEXT    NOT NULL DEFAULT '',   -- reply address
+    sender_name   TEXT    NOT NULL DEFAULT '',
+    subject       TEXT    NOT NULL DEFAULT '',
+    refs          TEXT    NOT NULL DEFAULT '',   -- References of a reply to this email, space-separated
+    score         REAL    NOT NULL DEFAULT 0,
+    priority      TEXT    NOT NULL DEFAULT '',
+    tones         TEXT    NOT NULL DEFAULT '',   -- comma-separated
+    size          INTEGER NOT NULL DEFAULT 0,
+    received_at   INTEGER NOT NULL,
+    processed_at  INTEGER NOT NULL,
+    flags_state   TEXT    NOT NULL DEFAULT 'pending', -- pending | done
+    UNIQUE (folder, uidvalidity, uid)
+) STRICT;
+CREATE INDEX messages_ticket ON messages(ticket_id);
+CREATE INDEX messages_flags ON messages(folder, uidvalidity, flags_state);
+
+CREATE TABLE hits (
+    message_row  INTEGER NOT NULL REFERENCES messages(id),
+    rule         TEXT    NOT NULL,
+    field        TEXT    NOT NULL,
+    matched      TEXT    NOT NULL DEFAULT '',
+    weight       REAL    NOT NULL
+) STRICT;
+CREATE INDEX hits_message ON hits(message_row);
+
+CREATE TABLE outbox (
+    id              INTEGER NOT NULL PRIMARY KEY,
+    kind            TEXT    NOT NULL,            -- ack
+    ticket_id       INTEGER NOT NULL REFERENCES tickets(id),
+    message_row     INTEGER NOT NULL REFERENCES messages(id),
+    seq             INTEGER NOT NULL DEFAULT 0,
+    recipient       TEXT    NOT NULL,
+    priority_rank   INTEGER NOT NULL,            -- 0 urgent .. 3 low
+    out_message_id  TEXT    NOT NULL UNIQUE,
+    due_at          INTEGER NOT NULL,
+    state           TEXT    NOT NULL DEFAULT 'pending', -- pending | sending | sent | failed | uncertain | cancelled
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT    NOT NULL DEFAULT '',
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    sent_at         INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (ticket_id, kind, seq)
+) STRICT;
+CREATE INDEX outbox_due ON outbox(state, priority_rank, due_at);
+CREATE INDEX outbox_recipient ON outbox(recipient, created_at);
+"#,
+];

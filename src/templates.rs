@@ -1,0 +1,183 @@
+//! Email templates (minijinja): `NAME.txt` and `NAME.html` in the templates directory, rendered into
+//! the text and HTML parts of a multipart/alternative email. HTML is auto-escaped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::diag::Diagnostic;
+
+/// What an acknowledgement template can use.
+#[derive(Debug, Clone, Serialize)]
+pub struct AckContext {
+    /// The customer's display name, or the local part of their address.
+    pub customer_name: String,
+    pub customer_email: String,
+    /// e.g. `T-1042`.
+    pub ticket: String,
+    /// The customer's subject.
+    pub subject: String,
+    /// `urgent`, `high`, `normal`, `low`.
+    pub priority: String,
+    /// When the customer will hear from a person, written out (e.g. "within 8 hours").
+    pub reply_time: String,
+    pub support_address: String,
+}
+
+impl AckContext {
+    /// A context for lint renders in `triaged check`.
+    pub fn sample() -> Self {
+        AckContext {
+            customer_name: "Ada".into(),
+            customer_email: "ada@example.com".into(),
+            ticket: "T-1000".into(),
+            subject: "Cannot log in".into(),
+            priority: "high".into(),
+            reply_time: "within 8 hours".into(),
+            support_address: "support@example.com".into(),
+        }
+    }
+}
+
+/// Rendered text and HTML bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    pub html: String,
+}
+
+/// The loaded, compiled templates. Cheap to clone.
+#[derive(Clone)]
+pub struct Templates {
+    env: Arc<Environment<'static>>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Templates {
+    /// Load `NAME.txt` and `NAME.html` for each name, compile them, and lint-render each with a
+    /// sample context so a typo in a variable name is found now, not when a customer writes.
+    pub fn load(dir: &Path, names: &[&str]) -> Result<Templates, Vec<Diagnostic>> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let mut errors = Vec::new();
+        for name in names {
+            for ext in ["txt", "html"] {
+                let file = format!("{name}.{ext}");
+                let path = dir.join(&file);
+                let source = match std::fs::read_to_string(&path) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        errors.push(Diagnostic::file(
+                            &path,
+                            format!("cannot read template: {e}"),
+                        ));
+                        continue;
+                    }
+                };
+                if let Err(e) = env.add_template_owned(file.clone(), source) {
+                    errors.push(template_error(&path, &e));
+                    continue;
+                }
+                let rendered = env
+                    .get_template(&file)
+                    .and_then(|t| t.render(AckContext::sample()));
+                if let Err(e) = rendered {
+                    errors.push(template_error(&path, &e));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Templates {
+                env: Arc::new(env),
+                dir: dir.to_path_buf(),
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Render `NAME.txt` and `NAME.html` with `ctx`.
+    pub fn render<C: Serialize>(&self, name: &str, ctx: &C) -> anyhow::Result<Rendered> {
+        let text = self.env.get_template(&format!("{name}.txt"))?.render(ctx)?;
+        let html = self
+            .env
+            .get_template(&format!("{name}.html"))?
+            .render(ctx)?;
+        Ok(Rendered { text, html })
+    }
+}
+
+fn template_error(path: &Path, e: &minijinja::Error) -> Diagnostic {
+    let message = match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    Diagnostic {
+        file: path.to_path_buf(),
+        line: e.line().unwrap_or(0),
+        col: usize::from(e.line().is_some()),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        for (name, body) in files {
+            std::fs::write(d.path().join(name), body).expect("write");
+        }
+        d
+    }
+
+    #[test]
+    fn renders_and_escapes_html() {
+        let d = dir_with(&[
+            ("ack.txt", "Hi {{ customer_name }}"),
+            ("ack.html", "<p>Hi {{ customer_name }}</p>"),
+        ]);
+        let t = Templates::load(d.path(), &["ack"]).expect("load");
+        let mut ctx = AckContext::sample();
+        ctx.customer_name = "<script>".into();
+        let r = t.render("ack", &ctx).expect("render");
+        assert_eq!(r.text, "Hi <script>");
+        assert_eq!(r.html, "<p>Hi &lt;script&gt;</p>");
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let d = dir_with(&[
+            ("ack.txt", "line one\n{{ customer_name \n"),
+            ("ack.html", "ok"),
+        ]);
+        let errs = Templates::load(d.path(), &["ack"]).expect_err("must fail");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].to_string().contains("ack.txt:2:"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn unknown_variable_is_caught_at_load() {
+        let d = dir_with(&[("ack.txt", "{{ custmer_name }}"), ("ack.html", "ok")]);
+        let errs = Templates::load(d.path(), &["ack"]).expect_err("must fail");
+        assert!(errs[0].message.contains("undefined"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn missing_file_is_reported() {
+        let d = dir_with(&[("ack.txt", "ok")]);
+        let errs = Templates::load(d.path(), &["ack"]).expect_err("must fail");
+        assert!(errs[0].to_string().contains("ack.html"), "{}", errs[0]);
+    }
+}
