@@ -197,9 +197,9 @@ pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
 /// A reply time an honest human would write.
 pub fn describe(d: Duration) -> String {
     let s = d.as_secs();
-    let (n, unit) = if s % 86_400 == 0 && s >= 86_400 {
+    let (n, unit) = if s.is_multiple_of(86_400) && s >= 86_400 {
         (s / 86_400, "day")
-    } else if s % 3600 == 0 && s >= 3600 {
+    } else if s.is_multiple_of(3600) && s >= 3600 {
         (s / 3600, "hour")
     } else {
         (s.div_ceil(60).max(1), "minute")
