@@ -1,0 +1,192 @@
+//! Running the real `triaged` binary against a test mail stack: config, start, stop, kill, and
+//! reading its store.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+/// Where the test stack listens, and how the daemon should talk to it.
+pub struct Target {
+    pub imap_port: u16,
+    pub smtp_port: u16,
+    pub ca_file: PathBuf,
+}
+
+/// A config directory for one daemon; `extra` is appended (TOML sections/keys) and may override.
+pub struct DaemonConfig {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub store: PathBuf,
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Write a config for the daemon. `mailbox_extra`/`ack_extra` are lines added to those sections;
+/// `extra` is appended at the end (whole sections).
+pub fn write_config(t: &Target, mailbox_extra: &str, ack_extra: &str, extra: &str) -> DaemonConfig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("triaged.sqlite");
+    let repo = repo();
+    let text = format!(
+        r#"
+[mailbox]
+host = "127.0.0.1"
+port = {imap}
+tls = "starttls"
+ca_file = "{ca}"
+username = "support@example.test"
+password_env = "TRIAGED_TEST_IMAP_PASSWORD"
+poll_interval = "1s"
+start = "all"
+{mailbox_extra}
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp}
+tls = "none"
+from = "Example Support <support@example.test>"
+timeout = "10s"
+
+[store]
+path = "{store}"
+
+[support]
+addresses = ["support@example.test"]
+staff = ["staff@example.test"]
+domain = "support.example.test"
+
+[ack]
+{ack_extra}
+
+[scoring]
+rules = "{rules}"
+
+[templates]
+dir = "{templates}"
+
+[outbox]
+retry_initial = "1s"
+retry_max = "2s"
+{extra}
+"#,
+        imap = t.imap_port,
+        smtp = t.smtp_port,
+        ca = t.ca_file.display(),
+        store = store.display(),
+        rules = repo.join("config/rules").display(),
+        templates = repo.join("templates").display(),
+    );
+    let path = dir.path().join("triaged.toml");
+    std::fs::File::create(&path).and_then(|mut f| f.write_all(text.as_bytes())).expect("write config");
+    DaemonConfig { dir, path, store }
+}
+
+/// A running `triaged run`.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(cfg: &DaemonConfig) -> Daemon {
+        Self::start_with_log(cfg, &cfg.dir.path().join(format!("daemon-{}.log", now_nanos())))
+    }
+
+    pub fn start_with_log(cfg: &DaemonConfig, log: &Path) -> Daemon {
+        let err = std::fs::File::create(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_triaged"))
+            .args(["run", "--config"])
+            .arg(&cfg.path)
+            .env("TRIAGED_TEST_IMAP_PASSWORD", "pw")
+            .env("RUST_LOG", "info,triaged=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("spawn triaged");
+        Daemon { child: Some(child), log: log.to_path_buf() }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("daemon running");
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = c.try_wait().expect("wait") {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("triaged did not stop within 20 s of SIGTERM:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// Open the daemon's store read-only-ish for assertions.
+pub fn db(cfg: &DaemonConfig) -> Connection {
+    let c = Connection::open(&cfg.store).expect("open store");
+    c.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    c
+}
+
+/// One integer from a query, 0 when the store does not exist yet.
+pub fn count(cfg: &DaemonConfig, sql: &str) -> i64 {
+    if !cfg.store.exists() {
+        return 0;
+    }
+    db(cfg).query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+}
+
+/// Poll `cond` every 25 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A plain customer email.
+pub fn customer_email(from: &str, message_id: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Customer <{from}>\r\nTo: support@example.test\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
+         Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
