@@ -21,7 +21,11 @@ use common::MailStack;
 use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
 fn target(stack: &MailStack) -> Target {
-    Target { imap_port: stack.imap_port, smtp_port: stack.smtp_port, ca_file: stack.ca_file.clone() }
+    Target {
+        imap_port: stack.imap_port,
+        smtp_port: stack.smtp_port,
+        ca_file: stack.ca_file.clone(),
+    }
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -35,9 +39,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn latency(n: usize) {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "circuit_breaker_per_minute = 100000", "");
+    let cfg = write_config(
+        &target(&stack),
+        "",
+        "circuit_breaker_per_minute = 100000",
+        "",
+    );
     let d = Daemon::start(&cfg);
-    assert!(wait_until(Duration::from_secs(30), || d.log_text().contains("IMAP connected")), "{}", d.log_text());
+    assert!(
+        wait_until(Duration::from_secs(30), || d
+            .log_text()
+            .contains("IMAP connected")),
+        "{}",
+        d.log_text()
+    );
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let raw = customer_email(
@@ -49,7 +64,9 @@ fn latency(n: usize) {
         let before = stack.smtp_received().len();
         let start = Instant::now();
         stack.deliver("support@example.test", &raw);
-        let ok = wait_until(Duration::from_secs(10), || stack.smtp_received().len() > before);
+        let ok = wait_until(Duration::from_secs(10), || {
+            stack.smtp_received().len() > before
+        });
         assert!(ok, "no acknowledgement for email {i}:\n{}", d.log_text());
         samples.push(start.elapsed());
     }
@@ -76,14 +93,20 @@ fn vm_hwm_kb(pid: u32) -> u64 {
 
 fn backlog(m: usize) {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "circuit_breaker_per_minute = 100000", "");
+    let cfg = write_config(
+        &target(&stack),
+        "",
+        "circuit_breaker_per_minute = 100000",
+        "",
+    );
     let mails: Vec<Vec<u8>> = (0..m)
         .map(|i| {
             customer_email(
                 &format!("customer+b{i}@example.test"),
                 &format!("backlog-{i}@customers.example.test"),
                 &format!("Refund for order {i}"),
-                &"I was charged twice for my order and want a refund. The page says error 500. ".repeat(20),
+                &"I was charged twice for my order and want a refund. The page says error 500. "
+                    .repeat(20),
             )
         })
         .collect();
@@ -93,11 +116,16 @@ fn backlog(m: usize) {
     let mut d = Daemon::start(&cfg);
     let pid = d.child.as_ref().map(|c| c.id()).unwrap_or(0);
     let recorded = wait_until(Duration::from_secs(600), || {
-        count(&cfg, "SELECT count(*) FROM messages WHERE flags_state = 'done'") == m as i64
+        count(
+            &cfg,
+            "SELECT count(*) FROM messages WHERE flags_state = 'done'",
+        ) == m as i64
     });
     assert!(recorded, "backlog not recorded:\n{}", d.log_text());
     let triage_time = start.elapsed();
-    let sent = wait_until(Duration::from_secs(600), || count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'") == m as i64);
+    let sent = wait_until(Duration::from_secs(600), || {
+        count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'") == m as i64
+    });
     assert!(sent, "acks not sent:\n{}", d.log_text());
     let send_time = start.elapsed();
     let hwm = vm_hwm_kb(pid);
@@ -119,7 +147,10 @@ fn main() {
     }
     let n: usize = env_or("BENCH_LATENCY_EMAILS", "60").parse().unwrap_or(60);
     latency(n);
-    for m in env_or("BENCH_BACKLOG", "1000,3000").split(',').filter_map(|s| s.trim().parse().ok()) {
+    for m in env_or("BENCH_BACKLOG", "1000,3000")
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+    {
         backlog(m);
     }
 }

@@ -4,8 +4,16 @@
 use std::process::Command;
 
 fn check(config: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_triaged")).args(["check", "--config"]).arg(config).output().expect("run triaged");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .expect("run triaged");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 const GOOD: &str = r#"
@@ -55,7 +63,9 @@ fn the_shipped_example_config_passes() {
 
 #[test]
 fn every_problem_is_reported_with_file_line_col_and_exit_1() {
-    let config = GOOD.replace("[store]", "[store]\npaht = \"x\"").replace("password_env = \"PW\"\n", "");
+    let config = GOOD
+        .replace("[store]", "[store]\npaht = \"x\"")
+        .replace("password_env = \"PW\"\n", "");
     let rule = "[[rule]]\nid = \"bad\"\nregex = \"(unclosed\"\nweight = 1.0\n";
     let d = setup(&config, rule, "Hello {{ customer_name }");
     let (code, _out, err) = check(&d.path().join("triaged.toml"));
@@ -63,13 +73,22 @@ fn every_problem_is_reported_with_file_line_col_and_exit_1() {
     let lines: Vec<&str> = err.lines().collect();
     // A TOML schema error stops parsing of that file, so this run reports the unknown key; the
     // rules and templates are still checked once the file parses (next test).
-    assert!(lines.iter().any(|l| l.contains("triaged.toml:14:1: unknown field `paht`")), "{err}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("triaged.toml:14:1: unknown field `paht`")),
+        "{err}"
+    );
 
     let config = GOOD.replace("password_env = \"PW\"\n", "");
     let d = setup(&config, rule, "Hello {{ customer_name }");
     let (code, _out, err) = check(&d.path().join("triaged.toml"));
     assert_eq!(code, 1, "{err}");
-    for want in ["triaged.toml:5:12: [mailbox] needs a password source", "rules/pack.toml:3:", "templates/ack.txt:1:"] {
+    for want in [
+        "triaged.toml:5:12: [mailbox] needs a password source",
+        "rules/pack.toml:3:",
+        "templates/ack.txt:1:",
+    ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
     assert!(err.trim_end().ends_with("3 problems found"), "{err}");
@@ -79,5 +98,8 @@ fn every_problem_is_reported_with_file_line_col_and_exit_1() {
 fn a_missing_config_file_is_one_clear_line() {
     let (code, _out, err) = check(std::path::Path::new("/nonexistent/triaged.toml"));
     assert_eq!(code, 1);
-    assert!(err.starts_with("/nonexistent/triaged.toml: cannot read config file"), "{err}");
+    assert!(
+        err.starts_with("/nonexistent/triaged.toml: cannot read config file"),
+        "{err}"
+    );
 }

@@ -16,9 +16,18 @@ const EMAILS: usize = 300;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
     let stack = MailStack::start();
-    let t = Target { imap_port: stack.imap_port, smtp_port: stack.smtp_port, ca_file: stack.ca_file.clone() };
+    let t = Target {
+        imap_port: stack.imap_port,
+        smtp_port: stack.smtp_port,
+        ca_file: stack.ca_file.clone(),
+    };
     // Small batches so kills land between batches as well as inside them.
-    let cfg = write_config(&t, "batch_size = 25", "circuit_breaker_per_minute = 100000", "");
+    let cfg = write_config(
+        &t,
+        "batch_size = 25",
+        "circuit_breaker_per_minute = 100000",
+        "",
+    );
     let backlog: Vec<Vec<u8>> = (0..EMAILS)
         .map(|i| {
             customer_email(
@@ -38,9 +47,15 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
     type Point = (&'static str, Box<dyn Fn() -> bool>);
     let points: Vec<Point> = vec![
         ("first rows recorded", Box::new(move || recorded() >= 1)),
-        ("a third recorded", Box::new(move || recorded() >= (EMAILS / 3) as i64)),
+        (
+            "a third recorded",
+            Box::new(move || recorded() >= (EMAILS / 3) as i64),
+        ),
         ("acks going out", Box::new(move || sent() >= 20)),
-        ("two thirds recorded", Box::new(move || recorded() >= (2 * EMAILS / 3) as i64)),
+        (
+            "two thirds recorded",
+            Box::new(move || recorded() >= (2 * EMAILS / 3) as i64),
+        ),
         ("more acks out", Box::new(move || sent() >= 120)),
     ];
     let mut kills = 0;
@@ -48,23 +63,50 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
         let mut d = Daemon::start(&cfg);
         let reached = wait_until(Duration::from_secs(60), point);
         d.kill();
-        assert!(reached, "never reached kill point {name:?}:\n{}", d.log_text());
+        assert!(
+            reached,
+            "never reached kill point {name:?}:\n{}",
+            d.log_text()
+        );
         kills += 1;
     }
 
     let mut d = Daemon::start(&cfg);
     let done = wait_until(Duration::from_secs(120), || {
         recorded() == EMAILS as i64
-            && count(&cfg, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0
-            && count(&cfg, "SELECT count(*) FROM messages WHERE flags_state = 'pending'") == 0
+            && count(
+                &cfg,
+                "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')",
+            ) == 0
+            && count(
+                &cfg,
+                "SELECT count(*) FROM messages WHERE flags_state = 'pending'",
+            ) == 0
     });
-    assert!(done, "backlog not finished: {} recorded\n{}", recorded(), d.log_text());
+    assert!(
+        done,
+        "backlog not finished: {} recorded\n{}",
+        recorded(),
+        d.log_text()
+    );
     assert!(d.terminate().success());
 
     // Every email recorded exactly once.
-    assert_eq!(count(&cfg, "SELECT count(DISTINCT uid) FROM messages"), EMAILS as i64);
-    assert_eq!(count(&cfg, "SELECT count(DISTINCT message_id) FROM messages"), EMAILS as i64);
-    assert_eq!(count(&cfg, "SELECT count(*) FROM messages WHERE status = 'triaged'"), EMAILS as i64);
+    assert_eq!(
+        count(&cfg, "SELECT count(DISTINCT uid) FROM messages"),
+        EMAILS as i64
+    );
+    assert_eq!(
+        count(&cfg, "SELECT count(DISTINCT message_id) FROM messages"),
+        EMAILS as i64
+    );
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(*) FROM messages WHERE status = 'triaged'"
+        ),
+        EMAILS as i64
+    );
     // One acknowledgement queued per email, none twice.
     assert_eq!(count(&cfg, "SELECT count(*) FROM outbox"), EMAILS as i64);
     let mut per_email: BTreeMap<String, usize> = BTreeMap::new();
@@ -76,17 +118,32 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
     assert!(twice.is_empty(), "acknowledged twice: {twice:?}");
     let received = per_email.values().sum::<usize>() as i64;
     let sent_rows = sent();
-    let uncertain = count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'uncertain'");
+    let uncertain = count(
+        &cfg,
+        "SELECT count(*) FROM outbox WHERE state = 'uncertain'",
+    );
     // Every row marked sent was received; a row interrupted mid-send (at most one per kill) may
     // or may not have been, and is never retried.
-    assert!(received >= sent_rows && received <= sent_rows + uncertain, "received {received}, sent {sent_rows}, uncertain {uncertain}");
+    assert!(
+        received >= sent_rows && received <= sent_rows + uncertain,
+        "received {received}, sent {sent_rows}, uncertain {uncertain}"
+    );
     assert!(uncertain <= kills, "uncertain {uncertain} > kills {kills}");
-    assert_eq!(sent_rows + uncertain, EMAILS as i64, "every ack is sent or accounted for");
+    assert_eq!(
+        sent_rows + uncertain,
+        EMAILS as i64,
+        "every ack is sent or accounted for"
+    );
 
     // Every support copy carries its keywords.
     let support = stack.fetch_all("support@example.test", "INBOX").await;
     assert_eq!(support.len(), EMAILS);
-    let unflagged = support.iter().filter(|m| !m.flags.iter().any(|f| f.starts_with("triage/"))).count();
+    let unflagged = support
+        .iter()
+        .filter(|m| !m.flags.iter().any(|f| f.starts_with("triage/")))
+        .count();
     assert_eq!(unflagged, 0);
-    eprintln!("crash test: {kills} kills, {received} acks received, {sent_rows} sent, {uncertain} uncertain");
+    eprintln!(
+        "crash test: {kills} kills, {received} acks received, {sent_rows} sent, {uncertain} uncertain"
+    );
 }

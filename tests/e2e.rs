@@ -10,7 +10,11 @@ use common::{MailStack, StackOptions};
 use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
 fn target(stack: &MailStack) -> Target {
-    Target { imap_port: stack.imap_port, smtp_port: stack.smtp_port, ca_file: stack.ca_file.clone() }
+    Target {
+        imap_port: stack.imap_port,
+        smtp_port: stack.smtp_port,
+        ca_file: stack.ca_file.clone(),
+    }
 }
 
 fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
@@ -28,7 +32,11 @@ async fn acknowledged_threaded_and_flagged(opts: StackOptions) {
     let cfg = write_config(&target(&stack), "", "", "");
     let d = Daemon::start(&cfg);
     // Wait for the first sync so the email below arrives while the daemon is waiting.
-    assert!(wait_until(WAIT, || d.log_text().contains("IMAP connected")), "{}", d.log_text());
+    assert!(
+        wait_until(WAIT, || d.log_text().contains("IMAP connected")),
+        "{}",
+        d.log_text()
+    );
 
     let raw = customer_email(
         "customer@example.test",
@@ -41,34 +49,72 @@ async fn acknowledged_threaded_and_flagged(opts: StackOptions) {
     let inbox = stack
         .wait_for("customer@example.test", "INBOX", |m| !m.is_empty(), WAIT)
         .await;
-    assert_eq!(inbox.len(), 1, "exactly one acknowledgement; log:\n{}", d.log_text());
+    assert_eq!(
+        inbox.len(),
+        1,
+        "exactly one acknowledgement; log:\n{}",
+        d.log_text()
+    );
     let ack = String::from_utf8_lossy(&inbox[0].raw).into_owned();
-    assert_eq!(header(&ack, "In-Reply-To"), Some("<order-1@customer.example.test>"), "{ack}");
-    assert_eq!(header(&ack, "References"), Some("<order-1@customer.example.test>"), "{ack}");
+    assert_eq!(
+        header(&ack, "In-Reply-To"),
+        Some("<order-1@customer.example.test>"),
+        "{ack}"
+    );
+    assert_eq!(
+        header(&ack, "References"),
+        Some("<order-1@customer.example.test>"),
+        "{ack}"
+    );
     assert_eq!(header(&ack, "Auto-Submitted"), Some("auto-replied"));
     assert_eq!(header(&ack, "X-Auto-Response-Suppress"), Some("All"));
     assert!(header(&ack, "X-Triaged-Loop").is_some());
     let subject = header(&ack, "Subject").unwrap_or_default();
-    assert!(subject.starts_with("Re: Site is down") && subject.contains("[#T-1001]"), "{subject}");
+    assert!(
+        subject.starts_with("Re: Site is down") && subject.contains("[#T-1001]"),
+        "{subject}"
+    );
     let mid = header(&ack, "Message-ID").unwrap_or_default();
     assert!(mid.ends_with("@support.example.test>"), "{mid}");
     assert!(ack.contains("multipart/alternative"), "{ack}");
 
     // The support copy carries the triage keywords and is still unread.
     let support = stack
-        .wait_for("support@example.test", "INBOX", |m| m.iter().any(|f| f.flags.iter().any(|x| x.starts_with("triage/"))), WAIT)
+        .wait_for(
+            "support@example.test",
+            "INBOX",
+            |m| {
+                m.iter()
+                    .any(|f| f.flags.iter().any(|x| x.starts_with("triage/")))
+            },
+            WAIT,
+        )
         .await;
     let flags = &support[0].flags;
     assert!(flags.iter().any(|f| f.starts_with("triage/")), "{flags:?}");
-    assert!(!flags.iter().any(|f| f == "\\Seen"), "never marks mail read: {flags:?}");
+    assert!(
+        !flags.iter().any(|f| f == "\\Seen"),
+        "never marks mail read: {flags:?}"
+    );
 
     // The customer's reply joins the ticket and gets no second acknowledgement.
-    let mut reply = customer_email("customer@example.test", "order-2@customer.example.test", "Re: Site is down [#T-1001]", "Any news?");
-    let text = String::from_utf8_lossy(&reply).replace("Message-ID:", "In-Reply-To: <order-1@customer.example.test>\r\nMessage-ID:");
+    let mut reply = customer_email(
+        "customer@example.test",
+        "order-2@customer.example.test",
+        "Re: Site is down [#T-1001]",
+        "Any news?",
+    );
+    let text = String::from_utf8_lossy(&reply).replace(
+        "Message-ID:",
+        "In-Reply-To: <order-1@customer.example.test>\r\nMessage-ID:",
+    );
     reply = text.into_bytes();
     stack.deliver("support@example.test", &reply);
     assert!(
-        wait_until(WAIT, || count(&cfg, "SELECT count(*) FROM messages WHERE ack = 'reply_in_ticket'") == 1),
+        wait_until(WAIT, || count(
+            &cfg,
+            "SELECT count(*) FROM messages WHERE ack = 'reply_in_ticket'"
+        ) == 1),
         "{}",
         d.log_text()
     );
@@ -92,25 +138,70 @@ async fn smtp_tempfail_retries_until_recovery_and_permfail_is_final() {
     let cfg = write_config(&target(&stack), "", "", "");
     stack.set_smtp_mode("tempfail");
     let d = Daemon::start(&cfg);
-    stack.deliver("support@example.test", &customer_email("customer@example.test", "t1@c", "Question", "How do I export my data?"));
-    assert!(wait_until(WAIT, || stack.smtp_refused_count() >= 2), "retried while refused:\n{}", d.log_text());
-    assert_eq!(count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'"), 0);
+    stack.deliver(
+        "support@example.test",
+        &customer_email(
+            "customer@example.test",
+            "t1@c",
+            "Question",
+            "How do I export my data?",
+        ),
+    );
+    assert!(
+        wait_until(WAIT, || stack.smtp_refused_count() >= 2),
+        "retried while refused:\n{}",
+        d.log_text()
+    );
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'"),
+        0
+    );
     stack.set_smtp_mode("accept");
-    assert!(wait_until(WAIT, || count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'") == 1), "{}", d.log_text());
+    assert!(
+        wait_until(WAIT, || count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE state = 'sent'"
+        ) == 1),
+        "{}",
+        d.log_text()
+    );
     assert_eq!(stack.smtp_received().len(), 1);
 
     stack.set_smtp_mode("permfail");
-    stack.deliver("support@example.test", &customer_email("other@example.test", "t2@c", "Another", "Hello?"));
-    assert!(wait_until(WAIT, || count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'failed'") == 1), "{}", d.log_text());
+    stack.deliver(
+        "support@example.test",
+        &customer_email("other@example.test", "t2@c", "Another", "Hello?"),
+    );
+    assert!(
+        wait_until(WAIT, || count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE state = 'failed'"
+        ) == 1),
+        "{}",
+        d.log_text()
+    );
     let attempts = count(&cfg, "SELECT attempts FROM outbox WHERE state = 'failed'");
     assert_eq!(attempts, 1, "a 5xx is not retried");
     let refused = stack.smtp_refused_count();
     // Nothing else is tried afterwards.
     stack.set_smtp_mode("accept");
-    stack.deliver("support@example.test", &customer_email("customer+2@example.test", "t3@c", "Third", "Hi"));
-    assert!(wait_until(WAIT, || count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'") == 2), "{}", d.log_text());
+    stack.deliver(
+        "support@example.test",
+        &customer_email("customer+2@example.test", "t3@c", "Third", "Hi"),
+    );
+    assert!(
+        wait_until(WAIT, || count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE state = 'sent'"
+        ) == 2),
+        "{}",
+        d.log_text()
+    );
     assert_eq!(stack.smtp_refused_count(), refused);
-    assert_eq!(count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'failed'"), 1);
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'failed'"),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,17 +209,45 @@ async fn imap_restart_mid_idle_reconnects_and_picks_up_mail() {
     let stack = MailStack::start();
     let cfg = write_config(&target(&stack), "", "", "");
     let d = Daemon::start(&cfg);
-    stack.deliver("support@example.test", &customer_email("customer@example.test", "r1@c", "Before", "first"));
-    assert!(wait_until(WAIT, || count(&cfg, "SELECT count(*) FROM messages") == 1), "{}", d.log_text());
+    stack.deliver(
+        "support@example.test",
+        &customer_email("customer@example.test", "r1@c", "Before", "first"),
+    );
+    assert!(
+        wait_until(WAIT, || count(&cfg, "SELECT count(*) FROM messages") == 1),
+        "{}",
+        d.log_text()
+    );
 
     // Take the server away under the daemon's IDLE; it notices, logs, and backs off.
     stack.stop_dovecot();
-    assert!(wait_until(WAIT, || d.log_text().contains("IMAP: ")), "the lost connection is logged:\n{}", d.log_text());
+    assert!(
+        wait_until(WAIT, || d.log_text().contains("IMAP: ")),
+        "the lost connection is logged:\n{}",
+        d.log_text()
+    );
     // Mail delivered while the daemon is away is picked up after it reconnects.
     stack.start_dovecot();
-    stack.deliver("support@example.test", &customer_email("other@example.test", "r2@c", "While away", "second"));
-    assert!(wait_until(Duration::from_secs(40), || count(&cfg, "SELECT count(*) FROM messages") == 2), "{}", d.log_text());
-    assert!(wait_until(WAIT, || count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'") == 2), "{}", d.log_text());
+    stack.deliver(
+        "support@example.test",
+        &customer_email("other@example.test", "r2@c", "While away", "second"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(40), || count(
+            &cfg,
+            "SELECT count(*) FROM messages"
+        ) == 2),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        wait_until(WAIT, || count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE state = 'sent'"
+        ) == 2),
+        "{}",
+        d.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +255,11 @@ async fn sigterm_stops_cleanly() {
     let stack = MailStack::start();
     let cfg = write_config(&target(&stack), "", "", "");
     let mut d = Daemon::start(&cfg);
-    assert!(wait_until(WAIT, || d.log_text().contains("IMAP connected")), "{}", d.log_text());
+    assert!(
+        wait_until(WAIT, || d.log_text().contains("IMAP connected")),
+        "{}",
+        d.log_text()
+    );
     let status = d.terminate();
     assert!(status.success(), "{status:?}\n{}", d.log_text());
     assert!(d.log_text().contains("Stopped"));
@@ -146,7 +269,9 @@ async fn sigterm_stops_cleanly() {
 async fn wrong_password_is_one_clear_line_and_keeps_retrying() {
     let stack = MailStack::start();
     let cfg = write_config(&target(&stack), "", "", "");
-    let text = std::fs::read_to_string(&cfg.path).expect("read").replace("TRIAGED_TEST_IMAP_PASSWORD", "TRIAGED_TEST_WRONG_PW");
+    let text = std::fs::read_to_string(&cfg.path)
+        .expect("read")
+        .replace("TRIAGED_TEST_IMAP_PASSWORD", "TRIAGED_TEST_WRONG_PW");
     std::fs::write(&cfg.path, text).expect("write");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
         .args(["run", "--config"])
@@ -157,10 +282,24 @@ async fn wrong_password_is_one_clear_line_and_keeps_retrying() {
         .spawn()
         .expect("spawn");
     let log = || std::fs::read_to_string(cfg.dir.path().join("err.log")).unwrap_or_default();
-    assert!(wait_until(WAIT, || log().matches("failed").count() >= 2), "{}", log());
-    let line = log().lines().find(|l| l.contains("Logging in")).map(str::to_string).unwrap_or_default();
-    assert!(line.contains("support@example.test") && line.contains("failed"), "{line}");
-    assert!(child.try_wait().expect("wait").is_none(), "daemon keeps running");
+    assert!(
+        wait_until(WAIT, || log().matches("failed").count() >= 2),
+        "{}",
+        log()
+    );
+    let line = log()
+        .lines()
+        .find(|l| l.contains("Logging in"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        line.contains("support@example.test") && line.contains("failed"),
+        "{line}"
+    );
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "daemon keeps running"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

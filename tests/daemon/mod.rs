@@ -83,7 +83,9 @@ retry_max = "2s"
         templates = repo.join("templates").display(),
     );
     let path = dir.path().join("triaged.toml");
-    std::fs::File::create(&path).and_then(|mut f| f.write_all(text.as_bytes())).expect("write config");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("write config");
     DaemonConfig { dir, path, store }
 }
 
@@ -95,7 +97,10 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(cfg: &DaemonConfig) -> Daemon {
-        Self::start_with_log(cfg, &cfg.dir.path().join(format!("daemon-{}.log", now_nanos())))
+        Self::start_with_log(
+            cfg,
+            &cfg.dir.path().join(format!("daemon-{}.log", now_nanos())),
+        )
     }
 
     pub fn start_with_log(cfg: &DaemonConfig, log: &Path) -> Daemon {
@@ -110,7 +115,10 @@ impl Daemon {
             .stderr(err)
             .spawn()
             .expect("spawn triaged");
-        Daemon { child: Some(child), log: log.to_path_buf() }
+        Daemon {
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -128,7 +136,9 @@ impl Daemon {
     /// SIGTERM and wait for a clean exit; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("daemon running");
-        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(st) = c.try_wait().expect("wait") {
@@ -136,7 +146,10 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = c.kill();
-                panic!("triaged did not stop within 20 s of SIGTERM:\n{}", self.log_text());
+                panic!(
+                    "triaged did not stop within 20 s of SIGTERM:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -150,13 +163,17 @@ impl Drop for Daemon {
 }
 
 fn now_nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// Open the daemon's store read-only-ish for assertions.
 pub fn db(cfg: &DaemonConfig) -> Connection {
     let c = Connection::open(&cfg.store).expect("open store");
-    c.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    c.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
     c
 }
 
