@@ -29,6 +29,7 @@ fn email(id: &str, from: &str, subject: &str) -> Email {
         headers: vec![],
         content_type: "text/plain".into(),
         return_path: None,
+        part_types: vec![],
         size: 100,
     }
 }
