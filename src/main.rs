@@ -50,6 +50,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // A panic inside a parser is caught and the email recorded; say so in one log line instead
+    // of a multi-line backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!("internal panic (caught; the daemon continues where it can): {info}")
+    }));
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),

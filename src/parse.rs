@@ -118,25 +118,81 @@ pub const MAX_BODY_TEXT: usize = 256 * 1024;
 /// it goes.
 pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Email, Skip> {
     if raw.len() > limits.max_size {
-        return Err(Skip::TooLarge { size: raw.len(), limit: limits.max_size });
+        return Err(Skip::TooLarge {
+            size: raw.len(),
+            limit: limits.max_size,
+        });
     }
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(Skip::Unparseable("empty message".into()));
     }
-    // mail-parser is robust, but a panic on hostile input must not take the daemon down.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_inner(raw)))
-        .unwrap_or_else(|_| Err(Skip::Unparseable("parser panicked".into())))
+    // mail-parser is robust, but a panic on hostile input must not take the daemon down. When
+    // the MIME structure makes it panic, the headers and the body as plain text are still
+    // worth triaging.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_inner(raw))).unwrap_or_else(
+        |_| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_flat(raw)))
+                .unwrap_or_else(|_| Err(Skip::Unparseable("parser panicked".into())))
+        },
+    )
+}
+
+/// The message with its MIME structure ignored: headers as they are, body as plain text.
+fn parse_flat(raw: &[u8]) -> Result<Email, Skip> {
+    let split = find_body(raw);
+    let mut flat = Vec::with_capacity(raw.len() + 64);
+    for line in raw[..split].split(|&b| b == b'\n') {
+        let lower = String::from_utf8_lossy(line).to_ascii_lowercase();
+        // Drop the MIME framing headers (first line of each; continuation lines start with space).
+        if lower.starts_with("content-type:")
+            || lower.starts_with("content-transfer-encoding:")
+            || lower.starts_with("mime-version:")
+        {
+            continue;
+        }
+        flat.extend_from_slice(line);
+        flat.push(b'\n');
+    }
+    flat.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\n\n");
+    flat.extend_from_slice(&raw[split..]);
+    let mut email = parse_inner(&flat)?;
+    // Identity and size are those of the original bytes.
+    if email.message_id_synthesized {
+        email.message_id = synthesize_id(raw);
+    }
+    email.size = raw.len();
+    email.content_type = "text/plain".into();
+    Ok(email)
+}
+
+/// Byte offset where the body starts (after the first empty line), or the end.
+fn find_body(raw: &[u8]) -> usize {
+    for (i, w) in raw.windows(2).enumerate() {
+        if w == b"\n\n" {
+            return i + 2;
+        }
+        if i + 4 <= raw.len() && &raw[i..i + 4] == b"\r\n\r\n" {
+            return i + 4;
+        }
+    }
+    raw.len()
 }
 
 fn parse_inner(original: &[u8]) -> Result<Email, Skip> {
     // Old Mac mail ends lines with a bare CR, which the parser does not split on.
     let normalised = normalise_bare_cr(original);
     let raw = normalised.as_deref().unwrap_or(original);
-    let msg = MessageParser::default().parse(raw).ok_or_else(|| Skip::Unparseable("no message structure".into()))?;
+    let msg = MessageParser::default()
+        .parse(raw)
+        .ok_or_else(|| Skip::Unparseable("no message structure".into()))?;
     if msg.headers().is_empty() {
         return Err(Skip::Unparseable("no header fields".into()));
     }
-    let (message_id, message_id_synthesized) = match msg.message_id().map(|m| clean_id(m)).filter(|m| !m.is_empty()) {
+    let (message_id, message_id_synthesized) = match msg
+        .message_id()
+        .map(|m| clean_id(m))
+        .filter(|m| !m.is_empty())
+    {
         Some(id) => (id, false),
         None => (synthesize_id(original), true),
     };
@@ -144,10 +200,16 @@ fn parse_inner(original: &[u8]) -> Result<Email, Skip> {
         .headers_raw()
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), unfold(value)))
         .collect();
-    let return_path = headers.iter().find(|(n, _)| n == "return-path").map(|(_, v)| {
-        let v = v.trim();
-        v.trim_start_matches('<').trim_end_matches('>').trim().to_ascii_lowercase()
-    });
+    let return_path = headers
+        .iter()
+        .find(|(n, _)| n == "return-path")
+        .map(|(_, v)| {
+            let v = v.trim();
+            v.trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_ascii_lowercase()
+        });
     let content_type = msg
         .root_part()
         .content_type()
@@ -156,7 +218,10 @@ fn parse_inner(original: &[u8]) -> Result<Email, Skip> {
     let part_types = msg
         .parts
         .iter()
-        .filter_map(|p| p.content_type().map(|ct| mime_type(ct.ctype(), ct.subtype())))
+        .filter_map(|p| {
+            p.content_type()
+                .map(|ct| mime_type(ct.ctype(), ct.subtype()))
+        })
         .collect();
     Ok(Email {
         message_id,
@@ -185,7 +250,11 @@ fn normalise_bare_cr(raw: &[u8]) -> Option<Vec<u8>> {
     if !(0..raw.len()).any(bare) {
         return None;
     }
-    Some((0..raw.len()).map(|i| if bare(i) { b'\n' } else { raw[i] }).collect())
+    Some(
+        (0..raw.len())
+            .map(|i| if bare(i) { b'\n' } else { raw[i] })
+            .collect(),
+    )
 }
 
 fn mime_type(ctype: &str, subtype: Option<&str>) -> String {
@@ -196,7 +265,9 @@ fn mime_type(ctype: &str, subtype: Option<&str>) -> String {
 fn body_text(msg: &mail_parser::Message<'_>) -> String {
     let mut out = String::new();
     for &id in &msg.text_body {
-        let Some(part) = msg.parts.get(id as usize) else { continue };
+        let Some(part) = msg.parts.get(id as usize) else {
+            continue;
+        };
         let text: Cow<'_, str> = match &part.body {
             PartType::Text(t) => Cow::Borrowed(t.as_ref()),
             PartType::Html(h) => Cow::Owned(html_to_text(h)),
@@ -222,7 +293,11 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
 
 fn html_to_text(html: &str) -> String {
     // Wide lines: the text is for matching rules, not for display.
-    let html = if html.len() > 4 * MAX_BODY_TEXT { &html[..floor_boundary(html, 4 * MAX_BODY_TEXT)] } else { html };
+    let html = if html.len() > 4 * MAX_BODY_TEXT {
+        &html[..floor_boundary(html, 4 * MAX_BODY_TEXT)]
+    } else {
+        html
+    };
     html2text::from_read(html.as_bytes(), 10_000).unwrap_or_else(|_| strip_tags(html))
 }
 
@@ -256,11 +331,16 @@ fn first_address(a: Option<&mail_parser::Address<'_>>) -> Option<Address> {
 }
 
 fn all_addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<Address> {
-    a.map(|a| a.iter().filter_map(convert).collect()).unwrap_or_default()
+    a.map(|a| a.iter().filter_map(convert).collect())
+        .unwrap_or_default()
 }
 
 fn convert(a: &mail_parser::Addr<'_>) -> Option<Address> {
-    let email = a.address.as_deref().map(|e| e.trim().trim_matches(['<', '>']).to_lowercase()).unwrap_or_default();
+    let email = a
+        .address
+        .as_deref()
+        .map(|e| e.trim().trim_matches(['<', '>']).to_lowercase())
+        .unwrap_or_default();
     let name = a.name.as_deref().map(unfold).filter(|n| !n.is_empty());
     (!email.is_empty() || name.is_some()).then_some(Address { name, email })
 }
@@ -276,7 +356,12 @@ fn id_list(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
 
 /// A Message-ID without brackets and whitespace.
 fn clean_id(id: &str) -> String {
-    id.trim().trim_start_matches('<').trim_end_matches('>').chars().filter(|c| !c.is_whitespace() && !c.is_control()).collect()
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect()
 }
 
 /// Deterministic, so a re-fetch of the same bytes finds the same record.
@@ -287,14 +372,20 @@ fn synthesize_id(raw: &[u8]) -> String {
 }
 
 fn unfold(s: &str) -> String {
-    s.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+    s.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LIMITS: ParseLimits = ParseLimits { max_size: 1_000_000 };
+    const LIMITS: ParseLimits = ParseLimits {
+        max_size: 1_000_000,
+    };
 
     fn p(raw: &str) -> Email {
         parse(raw.as_bytes(), &LIMITS).unwrap_or_else(|e| panic!("{e}"))
@@ -302,15 +393,23 @@ mod tests {
 
     #[test]
     fn basic_fields() {
-        let e = p("From: \"Ada L.\" <Ada@Example.COM>\r\nReply-To: help@example.com\r\nTo: a@x, b@y\r\nCc: c@z\r\n\
+        let e = p(
+            "From: \"Ada L.\" <Ada@Example.COM>\r\nReply-To: help@example.com\r\nTo: a@x, b@y\r\nCc: c@z\r\n\
                    Subject: =?UTF-8?Q?Caf=C3=A9?= down\r\nMessage-ID: < abc@x >\r\nIn-Reply-To: <p@x>\r\n\
-                   References: <r1@x> <r2@x>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nHello\r\n");
+                   References: <r1@x> <r2@x>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nHello\r\n",
+        );
         assert_eq!(e.message_id, "abc@x");
         assert!(!e.message_id_synthesized);
         let from = e.from.as_ref().expect("from");
-        assert_eq!((from.name.as_deref(), from.email.as_str()), (Some("Ada L."), "ada@example.com"));
+        assert_eq!(
+            (from.name.as_deref(), from.email.as_str()),
+            (Some("Ada L."), "ada@example.com")
+        );
         assert_eq!((from.local_part(), from.domain()), ("ada", "example.com"));
-        assert_eq!(e.reply_address().map(|a| a.email.as_str()), Some("help@example.com"));
+        assert_eq!(
+            e.reply_address().map(|a| a.email.as_str()),
+            Some("help@example.com")
+        );
         assert_eq!(e.to.len(), 2);
         assert_eq!(e.cc[0].email, "c@z");
         assert_eq!(e.subject, "Café down");
@@ -329,37 +428,63 @@ mod tests {
         assert!(a.message_id_synthesized);
         assert_eq!(a.message_id, b.message_id);
         assert!(a.message_id.starts_with("synth-") && a.message_id.ends_with("@triaged.invalid"));
-        assert_ne!(a.message_id, p("From: a@x\r\nSubject: other\r\n\r\nbody\r\n").message_id);
+        assert_ne!(
+            a.message_id,
+            p("From: a@x\r\nSubject: other\r\n\r\nbody\r\n").message_id
+        );
     }
 
     #[test]
     fn html_only_mail_is_rendered_to_text() {
-        let e = p("From: a@x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Site is <b>down</b></p><script>x</script></body></html>\r\n");
-        assert!(e.body_text.contains("Site is") && e.body_text.contains("down"), "{:?}", e.body_text);
+        let e = p(
+            "From: a@x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Site is <b>down</b></p><script>x</script></body></html>\r\n",
+        );
+        assert!(
+            e.body_text.contains("Site is") && e.body_text.contains("down"),
+            "{:?}",
+            e.body_text
+        );
         assert!(!e.body_text.contains("<b>"));
     }
 
     #[test]
     fn alternative_prefers_text_and_lists_parts() {
-        let e = p("From: a@x\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain words\r\n\
-                   --b\r\nContent-Type: text/html\r\n\r\n<p>html words</p>\r\n--b--\r\n");
-        assert!(e.body_text.contains("plain words") && !e.body_text.contains("html words"), "{:?}", e.body_text);
+        let e = p(
+            "From: a@x\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain words\r\n\
+                   --b\r\nContent-Type: text/html\r\n\r\n<p>html words</p>\r\n--b--\r\n",
+        );
+        assert!(
+            e.body_text.contains("plain words") && !e.body_text.contains("html words"),
+            "{:?}",
+            e.body_text
+        );
         assert_eq!(e.content_type, "multipart/alternative");
         assert!(e.part_types.contains(&"text/html".to_string()));
     }
 
     #[test]
     fn report_parts_and_null_return_path() {
-        let e = p("Return-Path: <>\r\nFrom: MAILER-DAEMON@x\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n\
-                   --b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nStatus: 5.1.1\r\n--b--\r\n");
+        let e = p(
+            "Return-Path: <>\r\nFrom: MAILER-DAEMON@x\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n\
+                   --b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nStatus: 5.1.1\r\n--b--\r\n",
+        );
         assert_eq!(e.return_path.as_deref(), Some(""));
         assert_eq!(e.content_type, "multipart/report");
-        assert!(e.part_types.contains(&"message/delivery-status".to_string()), "{:?}", e.part_types);
+        assert!(
+            e.part_types
+                .contains(&"message/delivery-status".to_string()),
+            "{:?}",
+            e.part_types
+        );
     }
 
     #[test]
     fn line_endings_do_not_matter() {
-        for raw in ["From: a@x\nSubject: s\n\nbody\n", "From: a@x\rSubject: s\r\rbody\r", "From: a@x\r\nSubject: s\r\n\r\nbody\r\n"] {
+        for raw in [
+            "From: a@x\nSubject: s\n\nbody\n",
+            "From: a@x\rSubject: s\r\rbody\r",
+            "From: a@x\r\nSubject: s\r\n\r\nbody\r\n",
+        ] {
             let e = p(raw);
             assert_eq!(e.subject, "s", "{raw:?}");
             assert_eq!(e.from.map(|a| a.email), Some("a@x".to_string()), "{raw:?}");
@@ -369,9 +494,21 @@ mod tests {
     #[test]
     fn skips() {
         let small = ParseLimits { max_size: 10 };
-        assert_eq!(parse(b"From: a@example.com\r\n\r\nbody", &small), Err(Skip::TooLarge { size: 27, limit: 10 }));
-        assert_eq!(parse(b"", &LIMITS).map_err(|e| e.code()), Err("unparseable"));
-        assert_eq!(parse(b"  \r\n ", &LIMITS).map_err(|e| e.code()), Err("unparseable"));
+        assert_eq!(
+            parse(b"From: a@example.com\r\n\r\nbody", &small),
+            Err(Skip::TooLarge {
+                size: 27,
+                limit: 10
+            })
+        );
+        assert_eq!(
+            parse(b"", &LIMITS).map_err(|e| e.code()),
+            Err("unparseable")
+        );
+        assert_eq!(
+            parse(b"  \r\n ", &LIMITS).map_err(|e| e.code()),
+            Err("unparseable")
+        );
     }
 
     #[test]
@@ -386,6 +523,9 @@ mod tests {
                 .collect();
             let _ = parse(&junk, &LIMITS);
         }
-        let _ = parse(b"Content-Type: multipart/mixed; boundary=\"\r\n\r\n--\r\n--\r\n", &LIMITS);
+        let _ = parse(
+            b"Content-Type: multipart/mixed; boundary=\"\r\n\r\n--\r\n--\r\n",
+            &LIMITS,
+        );
     }
 }
