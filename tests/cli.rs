@@ -76,7 +76,7 @@ fn every_problem_is_reported_with_file_line_col_and_exit_1() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("triaged.toml:14:1: unknown field `paht`")),
+            .any(|l| l.contains("triaged.toml:13:1: unknown field `paht`")),
         "{err}"
     );
 

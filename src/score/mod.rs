@@ -1,9 +1,21 @@
 //! Keyword/regex rules from TOML and the pure scoring function.
+//!
+//! A rule looks at some fields of the email (subject, body, sender) for a list of phrases
+//! (matched on word boundaries) or a regex, and adds its weight once when it matches; an optional
+//! tone label is attached. The sum of the weights maps to a priority through thresholds. Text is
+//! normalised once per email (Unicode NFKC, lower case) and phrases are normalised the same way
+//! when the rules load. See docs/rules.md.
 
-use std::path::Path;
+mod load;
 
-use crate::diag::Diagnostic;
+use std::sync::Arc;
+
+use regex::Regex;
+use unicode_normalization::UnicodeNormalization;
+
 use crate::parse::Email;
+
+pub use load::load_rules;
 
 /// Urgency class, most urgent first (so `Ord` sorts urgent first).
 #[derive(
@@ -42,16 +54,55 @@ pub struct Thresholds {
     pub normal: f64,
 }
 
-/// A compiled rule set.
-#[derive(Debug, Clone)]
-pub struct RuleSet {}
+impl Thresholds {
+    pub fn priority(&self, score: f64) -> Priority {
+        if score >= self.urgent {
+            Priority::Urgent
+        } else if score >= self.high {
+            Priority::High
+        } else if score >= self.normal {
+            Priority::Normal
+        } else {
+            Priority::Low
+        }
+    }
+}
 
 /// Where a rule looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
     Subject,
     Body,
+    /// The sender's display name and address.
     From,
+}
+
+impl Field {
+    pub const ALL: [Field; 3] = [Field::Subject, Field::Body, Field::From];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Subject => "subject",
+            Field::Body => "body",
+            Field::From => "from",
+        }
+    }
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub description: String,
+    pub fields: Vec<Field>,
+    pub matcher: Regex,
+    pub weight: f64,
+    pub tone: Option<String>,
+}
+
+/// A compiled rule set. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    rules: Arc<Vec<Rule>>,
 }
 
 /// One rule that matched.
@@ -59,6 +110,7 @@ pub enum Field {
 pub struct Hit {
     pub rule: String,
     pub field: Field,
+    /// The matched text (normalised), at most 80 characters.
     pub matched: String,
     pub weight: f64,
 }
@@ -74,19 +126,91 @@ pub struct Verdict {
 }
 
 impl RuleSet {
-    pub fn len(&self) -> usize {
-        0
+    /// Load and compile every rule file; all problems at once, each with file:line:col.
+    pub fn load(files: &[&std::path::Path]) -> Result<RuleSet, Vec<crate::diag::Diagnostic>> {
+        load_rules(files).map(|rules| RuleSet {
+            rules: Arc::new(rules),
+        })
     }
 
-    /// Load and compile every rule file; all problems at once, each with file:line:col.
-    pub fn load(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
-        let _ = files;
-        todo!("load")
+    pub fn from_rules(rules: Vec<Rule>) -> RuleSet {
+        RuleSet {
+            rules: Arc::new(rules),
+        }
     }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+}
+
+/// Unicode NFKC and lower case: the form rules and text are compared in.
+pub fn normalise(text: &str) -> String {
+    text.nfkc().flat_map(char::to_lowercase).collect()
 }
 
 /// Score an email. Pure.
 pub fn score(email: &Email, rules: &RuleSet, thresholds: &Thresholds) -> Verdict {
-    let _ = (email, rules, thresholds);
-    todo!("score")
+    let from = email
+        .from
+        .as_ref()
+        .map(|a| format!("{} <{}>", a.name.as_deref().unwrap_or(""), a.email))
+        .unwrap_or_default();
+    let texts = [
+        normalise(&email.subject),
+        normalise(&email.body_text),
+        normalise(&from),
+    ];
+    let text_of = |f: Field| -> &str {
+        match f {
+            Field::Subject => &texts[0],
+            Field::Body => &texts[1],
+            Field::From => &texts[2],
+        }
+    };
+    let mut hits = Vec::new();
+    for rule in rules.rules.iter() {
+        let found = rule
+            .fields
+            .iter()
+            .find_map(|&f| rule.matcher.find(text_of(f)).map(|m| (f, m.as_str())));
+        if let Some((field, matched)) = found {
+            hits.push(Hit {
+                rule: rule.id.clone(),
+                field,
+                matched: matched.chars().take(80).collect(),
+                weight: rule.weight,
+            });
+        }
+    }
+    let score: f64 = hits.iter().map(|h| h.weight).sum();
+    let mut tones: Vec<String> = hits
+        .iter()
+        .filter_map(|h| {
+            rules
+                .rules
+                .iter()
+                .find(|r| r.id == h.rule)
+                .and_then(|r| r.tone.clone())
+        })
+        .collect();
+    tones.sort();
+    tones.dedup();
+    Verdict {
+        score,
+        priority: thresholds.priority(score),
+        tones,
+        hits,
+    }
 }
+
+#[cfg(test)]
+mod tests;
