@@ -44,8 +44,8 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
     let sent = || count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'");
     // Kill points: during the first fetch batch, mid-backlog, while the outbox drains, and
     // twice more at whatever point the work has reached.
-    type Point = (&'static str, Box<dyn Fn() -> bool>);
-    let points: Vec<Point> = vec![
+    type Point<'a> = (&'static str, Box<dyn Fn() -> bool + 'a>);
+    let points: Vec<Point<'_>> = vec![
         ("first rows recorded", Box::new(move || recorded() >= 1)),
         (
             "a third recorded",
