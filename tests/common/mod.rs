@@ -381,6 +381,42 @@ service submission-login {{
         self.deliver_with(rcpt, &[(mail_from.to_string(), raw)]);
     }
 
+    /// Deliver one message and return the server's refusal instead of panicking on it.
+    pub fn try_deliver_from(&self, mail_from: &str, rcpt: &str, raw: &[u8]) -> Result<(), String> {
+        let stream =
+            TcpStream::connect(("127.0.0.1", self.lmtp_port)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        let mut w = stream.try_clone().map_err(|e| e.to_string())?;
+        let mut r = BufReader::new(stream);
+        let mut step = |send: &[u8], code: &str| -> Result<(), String> {
+            if !send.is_empty() {
+                w.write_all(send).map_err(|e| e.to_string())?;
+            }
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).map_err(|e| e.to_string())?;
+                if !line.starts_with(code) {
+                    return Err(line.trim().to_string());
+                }
+                if line.as_bytes().get(3) != Some(&b'-') {
+                    return Ok(());
+                }
+            }
+        };
+        step(b"", "220")?;
+        step(b"LHLO test.local\r\n", "250")?;
+        step(format!("MAIL FROM:<{mail_from}>\r\n").as_bytes(), "250")?;
+        step(format!("RCPT TO:<{rcpt}>\r\n").as_bytes(), "250")?;
+        step(b"DATA\r\n", "354")?;
+        let mut data = dot_stuff(raw);
+        data.extend_from_slice(b".\r\n");
+        step(&data, "250")?;
+        step(b"QUIT\r\n", "221").ok();
+        Ok(())
+    }
+
     fn deliver_with(&self, rcpt: &str, msgs: &[(String, &[u8])]) {
         let stream = TcpStream::connect(("127.0.0.1", self.lmtp_port)).expect("connect lmtp");
         stream

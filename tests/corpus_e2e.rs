@@ -1,0 +1,164 @@
+//! The real daemon over real-world robot and malformed mail: every bounce, auto-reply, feedback
+//! report and list post in ../shared/eval/mime/auto gets zero acknowledgements, each with a
+//! recorded reason; every malformed email is recorded without a crash and without stalling the
+//! mail after it.
+
+mod common;
+mod daemon;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::MailStack;
+use daemon::{Daemon, Target, count, customer_email, db, wait_until, write_config};
+
+fn corpus_files(sub: &str) -> Option<Vec<PathBuf>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/eval/mime")
+        .join(sub);
+    if !dir.is_dir() {
+        assert!(
+            std::env::var("TRIAGED_ALLOW_MISSING_EVAL").is_ok_and(|v| v == "1"),
+            "evaluation corpus missing at {} (set TRIAGED_ALLOW_MISSING_EVAL=1 to skip)",
+            dir.display()
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "eml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
+    let (Some(auto), Some(malformed)) = (corpus_files("auto"), corpus_files("malformed")) else {
+        return;
+    };
+    let stack = MailStack::start();
+    let t = Target {
+        imap_port: stack.imap_port,
+        smtp_port: stack.smtp_port,
+        ca_file: stack.ca_file.clone(),
+    };
+    // No limit may hide a guard failure: breaker and per-sender limit out of the way.
+    let cfg = write_config(
+        &t,
+        "",
+        "circuit_breaker_per_minute = 100000\nper_sender_limit = 100000",
+        "",
+    );
+
+    // A non-null envelope sender for everything: the guard must recognise robots from the
+    // message itself, not from a Return-Path: <> that the MTA added.
+    let deliver_all = |files: &[PathBuf]| -> i64 {
+        let mut n = 0;
+        for f in files {
+            let raw = std::fs::read(f).expect("read");
+            match stack.try_deliver_from("corpus-sender@example.net", "support@example.test", &raw)
+            {
+                Ok(()) => n += 1,
+                Err(e) => eprintln!("Dovecot's LMTP refused {}: {e}", f.display()),
+            }
+        }
+        n
+    };
+    let recorded = || count(&cfg, "SELECT count(*) FROM messages");
+    let d = Daemon::start(&cfg);
+
+    // Phase 1: every robot. Nothing may go out.
+    let robots = deliver_all(&auto);
+    assert_eq!(
+        robots,
+        auto.len() as i64,
+        "the whole auto/ corpus is deliverable"
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || recorded() == robots),
+        "recorded {} of {robots}:\n{}",
+        recorded(),
+        d.log_text()
+    );
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM outbox"),
+        0,
+        "a robot was acknowledged:\n{}",
+        d.log_text()
+    );
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(*) FROM messages WHERE ack = 'queued' OR ack = ''"
+        ),
+        0,
+        "every robot has a reason"
+    );
+    let reasons: Vec<(String, i64)> = {
+        let c = db(&cfg);
+        let mut stmt = c
+            .prepare("SELECT ack, count(*) FROM messages GROUP BY ack ORDER BY 2 DESC")
+            .expect("prep");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("q")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    eprintln!("{robots} robots, decisions: {reasons:?}");
+
+    // Phase 2: malformed mail, then an ordinary customer email, which must not be stalled.
+    let broken = deliver_all(&malformed);
+    assert!(
+        broken >= malformed.len() as i64 - 2,
+        "most malformed files are deliverable"
+    );
+    stack.deliver(
+        "support@example.test",
+        &customer_email(
+            "customer@example.test",
+            "after-corpus@c",
+            "Login broken",
+            "I cannot log in.",
+        ),
+    );
+    let total = robots + broken + 1;
+    assert!(
+        wait_until(Duration::from_secs(60), || recorded() == total),
+        "recorded {} of {total}:\n{}",
+        recorded(),
+        d.log_text()
+    );
+    let customer_acked = || {
+        count(
+            &cfg,
+            "SELECT count(*) FROM outbox o JOIN messages m ON m.id = o.message_row WHERE m.message_id = 'after-corpus@c' AND o.state = 'sent'",
+        )
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || customer_acked() == 1),
+        "the customer after the corpus is acknowledged:\n{}",
+        d.log_text()
+    );
+    let skipped = count(
+        &cfg,
+        "SELECT count(*) FROM messages WHERE status = 'skipped'",
+    );
+    let malformed_acked = count(&cfg, "SELECT count(*) FROM outbox") - 1;
+    eprintln!(
+        "{broken} malformed: {skipped} recorded as skipped, {malformed_acked} acknowledged (they name a human sender)"
+    );
+    assert!(
+        !d.log_text().contains("panicked"),
+        "no panic escaped:\n{}",
+        d.log_text()
+    );
+}
