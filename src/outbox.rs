@@ -138,6 +138,12 @@ impl Outbox {
             ticket: item.ticket_tag.clone(),
             subject: clean(&item.subject),
             priority: item.priority.clone(),
+            tones: item
+                .tones
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
             reply_time: describe(reply_time),
             support_address: self.support_address.clone(),
         };

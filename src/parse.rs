@@ -188,14 +188,11 @@ fn parse_inner(original: &[u8]) -> Result<Email, Skip> {
     if msg.headers().is_empty() {
         return Err(Skip::Unparseable("no header fields".into()));
     }
-    let (message_id, message_id_synthesized) = match msg
-        .message_id()
-        .map(|m| clean_id(m))
-        .filter(|m| !m.is_empty())
-    {
-        Some(id) => (id, false),
-        None => (synthesize_id(original), true),
-    };
+    let (message_id, message_id_synthesized) =
+        match msg.message_id().map(clean_id).filter(|m| !m.is_empty()) {
+            Some(id) => (id, false),
+            None => (synthesize_id(original), true),
+        };
     let headers: Vec<(String, String)> = msg
         .headers_raw()
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), unfold(value)))
@@ -231,7 +228,7 @@ fn parse_inner(original: &[u8]) -> Result<Email, Skip> {
         reply_to: first_address(msg.reply_to()),
         to: all_addresses(msg.to()),
         cc: all_addresses(msg.cc()),
-        subject: msg.subject().map(|s| unfold(s)).unwrap_or_default(),
+        subject: msg.subject().map(unfold).unwrap_or_default(),
         date: msg.date().map(mail_parser::DateTime::to_timestamp),
         in_reply_to: id_list(msg.in_reply_to()),
         references: id_list(msg.references()),

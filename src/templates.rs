@@ -21,6 +21,8 @@ pub struct AckContext {
     pub subject: String,
     /// `urgent`, `high`, `normal`, `low`.
     pub priority: String,
+    /// Tone labels the rules found (`angry`, `happy`, `polite`, …), sorted.
+    pub tones: Vec<String>,
     /// When the customer will hear from a person, written out (e.g. "within 8 hours").
     pub reply_time: String,
     pub support_address: String,
@@ -35,6 +37,7 @@ impl AckContext {
             ticket: "T-1000".into(),
             subject: "Cannot log in".into(),
             priority: "high".into(),
+            tones: vec!["angry".into()],
             reply_time: "within 8 hours".into(),
             support_address: "support@example.com".into(),
         }
@@ -172,6 +175,38 @@ mod tests {
         let d = dir_with(&[("ack.txt", "{{ custmer_name }}"), ("ack.html", "ok")]);
         let errs = Templates::load(d.path(), &["ack"]).expect_err("must fail");
         assert!(errs[0].message.contains("undefined"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn shipped_ack_templates_fit_the_tone() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let t = Templates::load(&dir, &["ack"]).expect("shipped templates load");
+        let mut ctx = AckContext::sample();
+        ctx.priority = "urgent".into();
+        let r = t.render("ack", &ctx).expect("render");
+        assert!(
+            r.text.contains("We're sorry you had to write to us"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("We have marked it urgent."), "{}", r.text);
+        assert!(
+            r.text.contains("ticket T-1000")
+                && r.text.contains("[#T-1000]")
+                && r.text.contains("within 8 hours"),
+            "{}",
+            r.text
+        );
+        assert!(r.html.contains("<strong>T-1000</strong>"), "{}", r.html);
+        ctx.tones = vec!["happy".into()];
+        ctx.priority = "low".into();
+        let r = t.render("ack", &ctx).expect("render");
+        assert!(
+            r.text.contains("Thank you for taking the time") && !r.text.contains("sorry"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("urgent"), "{}", r.text);
     }
 
     #[test]

@@ -103,3 +103,11 @@ fn a_missing_config_file_is_one_clear_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_minimal_config_passes() {
+    let d = setup(GOOD, RULE, "Hello {{ customer_name }}");
+    let (code, out, err) = check(&d.path().join("triaged.toml"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("OK (1 rules in 1 files"), "{out}");
+}

@@ -103,6 +103,8 @@ pub struct OutboxItem {
     pub ticket_tag: String,
     pub subject: String,
     pub priority: String,
+    /// Tone labels of the customer's email, comma-separated.
+    pub tones: String,
     /// Message-ID of the customer's email (In-Reply-To).
     pub in_reply_to: String,
     /// References for the reply.
@@ -278,7 +280,7 @@ impl Store {
         let item = tx
             .query_row(
                 "SELECT o.id, o.kind, o.attempts, o.recipient, m.sender_name, o.out_message_id, t.tag,
-                        m.subject, t.priority, m.message_id, m.refs
+                        m.subject, t.priority, m.message_id, m.refs, m.tones
                  FROM outbox o JOIN messages m ON m.id = o.message_row JOIN tickets t ON t.id = o.ticket_id
                  WHERE o.state = 'pending' AND o.due_at <= ?1
                  ORDER BY o.priority_rank, o.due_at, o.id LIMIT 1",
@@ -296,6 +298,7 @@ impl Store {
                         priority: r.get(8)?,
                         in_reply_to: r.get(9)?,
                         references: r.get(10)?,
+                        tones: r.get(11)?,
                     })
                 },
             )

@@ -2,92 +2,15 @@
 //! reading its store.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-/// Where the test stack listens, and how the daemon should talk to it.
-pub struct Target {
-    pub imap_port: u16,
-    pub smtp_port: u16,
-    pub ca_file: PathBuf,
-}
-
-/// A config directory for one daemon; `extra` is appended (TOML sections/keys) and may override.
-pub struct DaemonConfig {
-    pub dir: tempfile::TempDir,
-    pub path: PathBuf,
-    pub store: PathBuf,
-}
-
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Write a config for the daemon. `mailbox_extra`/`ack_extra` are lines added to those sections;
-/// `extra` is appended at the end (whole sections).
-pub fn write_config(t: &Target, mailbox_extra: &str, ack_extra: &str, extra: &str) -> DaemonConfig {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("triaged.sqlite");
-    let repo = repo();
-    let text = format!(
-        r#"
-[mailbox]
-host = "127.0.0.1"
-port = {imap}
-tls = "starttls"
-ca_file = "{ca}"
-username = "support@example.test"
-password_env = "TRIAGED_TEST_IMAP_PASSWORD"
-poll_interval = "1s"
-start = "all"
-{mailbox_extra}
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp}
-tls = "none"
-from = "Example Support <support@example.test>"
-timeout = "10s"
-
-[store]
-path = "{store}"
-
-[support]
-addresses = ["support@example.test"]
-staff = ["staff@example.test"]
-domain = "support.example.test"
-
-[ack]
-{ack_extra}
-
-[scoring]
-rules = "{rules}"
-
-[templates]
-dir = "{templates}"
-
-[outbox]
-retry_initial = "1s"
-retry_max = "2s"
-{extra}
-"#,
-        imap = t.imap_port,
-        smtp = t.smtp_port,
-        ca = t.ca_file.display(),
-        store = store.display(),
-        rules = repo.join("config/rules").display(),
-        templates = repo.join("templates").display(),
-    );
-    let path = dir.path().join("triaged.toml");
-    std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .expect("write config");
-    DaemonConfig { dir, path, store }
-}
+#[path = "config.rs"]
+mod config;
+pub use config::{DaemonConfig, Target, write_config};
 
 /// A running `triaged run`.
 pub struct Daemon {
