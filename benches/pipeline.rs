@@ -146,7 +146,9 @@ fn main() {
         return;
     }
     let n: usize = env_or("BENCH_LATENCY_EMAILS", "60").parse().unwrap_or(60);
-    latency(n);
+    if n > 0 {
+        latency(n);
+    }
     for m in env_or("BENCH_BACKLOG", "1000,3000")
         .split(',')
         .filter_map(|s| s.trim().parse().ok())

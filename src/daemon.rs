@@ -25,9 +25,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Run the daemon until `shutdown` resolves.
 pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()>) -> Result<()> {
-    // Open the store first: a bad path or a newer schema is reported before any connection.
-    let store = Store::open(&config.store.path)?;
-    drop(store);
+    // Open the stores first: a bad path or a newer schema is reported before any connection.
+    let pipeline_store = Store::open(&config.store.path)?;
+    let outbox_store = Store::open(&config.store.path)?;
     let tls = imap::tls_config(config.mailbox.ca_file.as_deref())?;
     let smtp_password = match &config.smtp.password {
         Some(src) => Some(src.resolve().await.context("Reading the SMTP password")?),
@@ -59,7 +59,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             domain: config.support.domain.clone(),
         },
         clock: clock.clone(),
-        store: Store::open(&config.store.path)?,
+        store: pipeline_store,
     };
     let watcher = Watcher {
         mailbox: config.mailbox.clone(),
@@ -84,25 +84,24 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         clock,
         wake,
     };
-    let outbox_store = Store::open(&config.store.path)?;
-
     tracker.spawn(watcher.run(cancel.child_token()));
-    let outbox_cancel = cancel.child_token();
-    let failed = cancel.clone();
-    tracker.spawn(async move {
-        if let Err(e) = outbox.run(outbox_store, outbox_cancel).await {
-            // The store failing under the outbox is not something to limp on with.
-            tracing::error!("Outbox stopped: {e:#}");
-            failed.cancel();
-        }
-    });
+    let mut outbox_task = tracker.spawn(outbox.run(outbox_store, cancel.child_token()));
     tracker.close();
     tracing::info!(config = %config.path.display(), store = %config.store.path.display(), "triaged running");
 
-    tokio::select! {
-        () = shutdown => tracing::info!("Stopping"),
-        () = cancel.cancelled() => {}
-    }
+    // The watcher never gives up (it reconnects); the outbox ends early only when the store
+    // fails under it, which is not something to limp on with.
+    let outcome = tokio::select! {
+        () = shutdown => {
+            tracing::info!("Stopping");
+            Ok(())
+        }
+        r = &mut outbox_task => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.context("The outbox stopped")),
+            Err(e) => Err(anyhow::anyhow!("The outbox task failed: {e}")),
+        },
+    };
     cancel.cancel();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
         .await
@@ -114,5 +113,5 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         );
     }
     tracing::info!("Stopped");
-    Ok(())
+    outcome
 }

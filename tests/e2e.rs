@@ -303,3 +303,148 @@ async fn wrong_password_is_one_clear_line_and_keeps_retrying() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uidvalidity_change_resyncs_without_a_second_ack() {
+    let stack = MailStack::start();
+    let cfg = write_config(&target(&stack), "", "", "");
+    let d = Daemon::start(&cfg);
+    stack.deliver(
+        "support@example.test",
+        &customer_email("customer@example.test", "uv1@c", "First", "hello"),
+    );
+    assert!(
+        wait_until(WAIT, || count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE state = 'sent'"
+        ) == 1),
+        "{}",
+        d.log_text()
+    );
+    let before: i64 = count(&cfg, "SELECT uidvalidity FROM folder_state");
+
+    // Dovecot forgets its UID list: the folder gets a new UIDVALIDITY and every UID changes.
+    stack.stop_dovecot();
+    let maildir = stack.dir.path().join("home/support@example.test/Maildir");
+    for entry in std::fs::read_dir(&maildir).expect("maildir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("dovecot-uidlist") || name.starts_with("dovecot.index") {
+            std::fs::remove_file(entry.path()).expect("remove");
+        }
+    }
+    stack.start_dovecot();
+    stack.deliver(
+        "support@example.test",
+        &customer_email("other@example.test", "uv2@c", "Second", "hello again"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(40), || count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE state = 'sent'"
+        ) == 2),
+        "{}",
+        d.log_text()
+    );
+    assert_ne!(
+        count(&cfg, "SELECT uidvalidity FROM folder_state"),
+        before,
+        "UIDVALIDITY changed"
+    );
+    assert!(
+        d.log_text().contains("UIDVALIDITY changed"),
+        "{}",
+        d.log_text()
+    );
+    // The first email was found again by its Message-ID: still one row, one ack.
+    assert_eq!(count(&cfg, "SELECT count(*) FROM messages"), 2);
+    assert_eq!(count(&cfg, "SELECT count(*) FROM outbox"), 2);
+    assert_eq!(stack.smtp_received().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urgent_mail_is_flagged_and_moved_to_its_folder() {
+    let stack = MailStack::start();
+    let cfg = write_config(
+        &target(&stack),
+        "",
+        "",
+        "[flags.folders]\nurgent = \"Triage/Urgent\"\n",
+    );
+    let d = Daemon::start(&cfg);
+    stack.deliver(
+        "support@example.test",
+        &customer_email(
+            "customer@example.test",
+            "mv1@c",
+            "Site down",
+            "The site is down and we are locked out, fix it today!!!",
+        ),
+    );
+    stack.deliver(
+        "support@example.test",
+        &customer_email(
+            "other@example.test",
+            "mv2@c",
+            "A question",
+            "How do I change my invoice address?",
+        ),
+    );
+    let urgent = stack
+        .wait_for(
+            "support@example.test",
+            "Triage/Urgent",
+            |m| !m.is_empty(),
+            WAIT,
+        )
+        .await;
+    assert_eq!(urgent.len(), 1, "{}", d.log_text());
+    assert!(
+        urgent[0].flags.iter().any(|f| f == "\\Flagged")
+            && urgent[0].flags.iter().any(|f| f == "triage/urgent"),
+        "{:?}",
+        urgent[0].flags
+    );
+    assert!(String::from_utf8_lossy(&urgent[0].raw).contains("mv1@c"));
+    let inbox = stack
+        .wait_for(
+            "support@example.test",
+            "INBOX",
+            |m| m.len() == 1 && !m[0].flags.is_empty(),
+            WAIT,
+        )
+        .await;
+    assert_eq!(inbox.len(), 1, "only the urgent email moved");
+    assert!(
+        !inbox[0]
+            .flags
+            .iter()
+            .any(|f| f == "\\Flagged" || f == "\\Seen"),
+        "{:?}",
+        inbox[0].flags
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_with_a_private_ca() {
+    let stack = MailStack::start();
+    let cfg = write_config(&target(&stack), "", "", "");
+    let text = std::fs::read_to_string(&cfg.path).expect("read").replace(
+        &format!("port = {}\ntls = \"starttls\"", stack.imap_port),
+        &format!("port = {}\ntls = \"implicit\"", stack.imaps_port),
+    );
+    assert!(text.contains("tls = \"implicit\""));
+    std::fs::write(&cfg.path, text).expect("write");
+    let d = Daemon::start(&cfg);
+    stack.deliver(
+        "support@example.test",
+        &customer_email("customer@example.test", "tls1@c", "Over TLS", "hello"),
+    );
+    assert!(
+        wait_until(WAIT, || count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE state = 'sent'"
+        ) == 1),
+        "{}",
+        d.log_text()
+    );
+}

@@ -185,22 +185,26 @@ impl Watcher {
     ) -> Result<()> {
         let mut last = st.last_uid;
         loop {
-            // Sizes first, so an oversized message is recorded without being downloaded.
+            // Sizes first, so an oversized message is recorded without being downloaded. Each
+            // response is reduced to (uid, size) as it streams in, so a backlog of any length
+            // costs a few bytes per email here, not a parsed response.
             let query = format!("{}:*", last.saturating_add(1));
-            let fetches: Vec<Fetch> = io(&format!("Listing new mail in {folder}"), async {
-                session
-                    .uid_fetch(&query, "(UID RFC822.SIZE)")
-                    .await?
-                    .try_collect()
-                    .await
-            })
-            .await?;
+            let mut pending: Vec<(u32, usize)> =
+                io(&format!("Listing new mail in {folder}"), async {
+                    session
+                        .uid_fetch(&query, "(UID RFC822.SIZE)")
+                        .await?
+                        .try_filter_map(|f| {
+                            futures::future::ready(Ok(f
+                                .uid
+                                .map(|uid| (uid, f.size.unwrap_or(0) as usize))))
+                        })
+                        .try_collect::<Vec<_>>()
+                        .await
+                })
+                .await?;
             // "N:*" returns the last message even when its UID is below N.
-            let mut pending: Vec<(u32, usize)> = fetches
-                .iter()
-                .filter_map(|f| Some((f.uid?, f.size.unwrap_or(0) as usize)))
-                .filter(|(uid, _)| *uid > last)
-                .collect();
+            pending.retain(|(uid, _)| *uid > last);
             if pending.is_empty() {
                 return Ok(());
             }
