@@ -54,7 +54,7 @@ class Handler:
             try:
                 with smtplib.LMTP("127.0.0.1", LMTP_PORT) as lmtp:
                     lmtp.sendmail(envelope.mail_from, [rcpt], envelope.content)
-            except smtplib.SMTPException as e:
+            except (smtplib.SMTPException, OSError) as e:
                 undelivered.append(f"{rcpt}: {e}")
         append(
             "received.jsonl",
