@@ -133,12 +133,6 @@ impl RuleSet {
         })
     }
 
-    pub fn from_rules(rules: Vec<Rule>) -> RuleSet {
-        RuleSet {
-            rules: Arc::new(rules),
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.rules.len()
     }
