@@ -23,6 +23,14 @@ impl Clock {
         secs + self.offset.load(Ordering::Relaxed)
     }
 
+    /// Now, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        ms + self.offset.load(Ordering::Relaxed) * 1000
+    }
+
     /// Move this clock (and its clones) forward.
     pub fn advance(&self, secs: i64) {
         self.offset.fetch_add(secs, Ordering::Relaxed);

@@ -83,6 +83,8 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             .unwrap_or_default(),
         clock,
         wake,
+        rate_limits: config.smtp.rate_limits.clone(),
+        pushback_pause: config.smtp.pushback_pause,
     };
     tracker.spawn(watcher.run(cancel.child_token()));
     let mut outbox_task = tracker.spawn(outbox.run(outbox_store, cancel.child_token()));

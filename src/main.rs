@@ -33,6 +33,13 @@ enum Command {
         #[arg(long, short, default_value = "config/triaged.toml")]
         config: PathBuf,
     },
+    /// Show the outbox: what waits to be sent and why (scheduled, retry after an error, rate
+    /// limit, provider pushback), and what failed or may not have gone out.
+    Queue {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/triaged.toml")]
+        config: PathBuf,
+    },
     /// Print what the store holds: messages by priority or skip reason, acknowledgement
     /// decisions, outbox states.
     Status {
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
         Command::Status { config } => status(&config),
+        Command::Queue { config } => queue(&config),
     }
 }
 
@@ -145,6 +153,22 @@ fn status(path: &std::path::Path) -> ExitCode {
                     println!("  {k:<28} {n:>7}");
                 }
             }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn queue(path: &std::path::Path) -> ExitCode {
+    let Some(config) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    match triaged::outbox::queue_report(&config, &Clock::system()) {
+        Ok(report) => {
+            print!("{report}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::{AckConfig, OutboxConfig};
+use crate::config::{AckConfig, OutboxConfig, RateLimit};
 use crate::guard::LOOP_HEADER;
 use crate::score::Priority;
 use crate::smtp::{SendError, Sender};
@@ -35,6 +35,20 @@ pub struct Outbox {
     pub clock: Clock,
     /// Poked by the fetcher when it queued something.
     pub wake: Arc<Notify>,
+    /// Provider sending limits.
+    pub rate_limits: Vec<RateLimit>,
+    /// How long to pause all sending when the provider pushes back.
+    pub pushback_pause: Duration,
+}
+
+/// The store key holding the end of a provider-imposed pause (ms since the epoch).
+pub const PAUSED_UNTIL: &str = "outbox.paused_until_ms";
+
+/// Sending is held back for `reason` until `until_ms`.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    reason: &'static str,
+    until_ms: i64,
 }
 
 impl Outbox {
@@ -48,9 +62,39 @@ impl Outbox {
                 "Outbox rows were interrupted mid-send by a crash; marked uncertain, not resent"
             );
         }
+        // Why sending is held back right now, to log a change once rather than every loop.
+        let mut holding: Option<Hold> = None;
         loop {
             if cancel.is_cancelled() {
                 return Ok(());
+            }
+            let now_ms = self.clock.now_ms();
+            // Only rows that are due can be held back.
+            let due_now = store.next_due_at()?.is_some_and(|due| due <= now_ms / 1000);
+            let hold = if due_now {
+                self.hold(&store, now_ms)?
+            } else {
+                None
+            };
+            if hold.map(|h| h.reason) != holding.map(|h| h.reason) {
+                match (hold, holding) {
+                    (Some(h), _) => tracing::warn!(
+                        reason = h.reason,
+                        resume_in_s = (h.until_ms - now_ms) / 1000,
+                        "Sending held back"
+                    ),
+                    (None, Some(h)) => tracing::info!(reason = h.reason, "Sending resumed"),
+                    (None, None) => {}
+                }
+                holding = hold;
+            }
+            if let Some(h) = hold {
+                let wait = Duration::from_millis((h.until_ms - now_ms).clamp(1, 3_600_000) as u64);
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(wait) => {}
+                }
+                continue;
             }
             match store.claim_next_due(self.clock.now())? {
                 Some(item) => self.deliver(&mut store, item).await?,
@@ -71,6 +115,27 @@ impl Outbox {
         }
     }
 
+    /// Whether sending must wait, why, and until when: a pause the provider imposed (it
+    /// survives restarts), or a configured rate limit (counted from the persistent send log).
+    fn hold(&self, store: &Store, now_ms: i64) -> Result<Option<Hold>> {
+        let paused = store
+            .get_kv(PAUSED_UNTIL)?
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|t| *t > now_ms);
+        if let Some(until_ms) = paused {
+            return Ok(Some(Hold {
+                reason: "provider pushback",
+                until_ms,
+            }));
+        }
+        Ok(store
+            .rate_limited_until(&self.rate_limits, now_ms)?
+            .map(|until_ms| Hold {
+                reason: "rate limit",
+                until_ms,
+            }))
+    }
+
     async fn deliver(&self, store: &mut Store, item: OutboxItem) -> Result<()> {
         let now = self.clock.now();
         let msg = match self.compose(&item) {
@@ -84,9 +149,16 @@ impl Outbox {
         let started = std::time::Instant::now();
         match self.sender.send(&msg).await {
             Ok(()) => {
-                store.mark_sent(item.id, self.clock.now())?;
+                store.mark_sent(item.id, self.clock.now_ms())?;
                 tracing::info!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, kind = %item.kind,
                     ms = started.elapsed().as_millis() as u64, "Sent");
+            }
+            Err(SendError::Pushback(e)) => {
+                let pause = self.pushback_pause;
+                let until_ms = self.clock.now_ms() + pause.as_millis() as i64;
+                tracing::warn!(outbox = item.id, ticket = %item.ticket_tag, pause_s = pause.as_secs(), error = %e, "Provider pushback: pausing all sending");
+                store.set_kv(PAUSED_UNTIL, &until_ms.to_string())?;
+                store.mark_deferred(item.id, until_ms / 1000, &e, self.clock.now())?;
             }
             Err(SendError::Permanent(e)) => {
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %e, "Send failed permanently; not retried");
@@ -191,6 +263,74 @@ impl Outbox {
         b.multipart(MultiPart::alternative_plain_html(body.text, body.html))
             .context("Building the email")
     }
+}
+
+/// The outbox as a table for `triaged queue`: each unfinished row, and why it waits.
+pub fn queue_report(config: &crate::config::Config, clock: &Clock) -> Result<String> {
+    use std::fmt::Write;
+    let store = Store::open(&config.store.path)?;
+    let now_ms = clock.now_ms();
+    let now = now_ms / 1000;
+    let paused = store
+        .get_kv(PAUSED_UNTIL)?
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|t| *t > now_ms);
+    let limited = store.rate_limited_until(&config.smtp.rate_limits, now_ms)?;
+    let mut out = String::new();
+    for l in &config.smtp.rate_limits {
+        let used = store.sent_within(now_ms, l.per.as_millis() as i64)?;
+        let _ = writeln!(
+            out,
+            "rate limit: {used} of {} sent in the last {}",
+            l.max,
+            describe(l.per).trim_start_matches("within ")
+        );
+    }
+    if let Some(until) = paused {
+        let _ = writeln!(
+            out,
+            "sending paused by provider pushback for {} s more",
+            (until - now_ms + 999) / 1000
+        );
+    }
+    let rows = store.queue()?;
+    let _ = writeln!(
+        out,
+        "{:>5}  {:<5} {:<8} {:<7} {:<10} {:>3}  {:<32} waiting because",
+        "id", "kind", "ticket", "prio", "state", "try", "recipient"
+    );
+    for r in &rows {
+        let why = match r.state.as_str() {
+            "pending" if paused.is_some() => "provider pushback: sending paused".to_string(),
+            "pending" if r.due_at > now && r.attempts > 0 => {
+                format!("retry in {} s after: {}", r.due_at - now, r.last_error)
+            }
+            "pending" if r.due_at > now => format!("scheduled in {} s", r.due_at - now),
+            "pending" if limited.is_some() => format!(
+                "rate limit: next send in {} s",
+                (limited.unwrap_or(now_ms) - now_ms + 999) / 1000
+            ),
+            "pending" => "due now".to_string(),
+            "sending" => "being sent".to_string(),
+            "uncertain" => "interrupted mid-send by a crash; not resent".to_string(),
+            _ => format!("failed: {}", r.last_error),
+        };
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<5} {:<8} {:<7} {:<10} {:>3}  {:<32} {why}",
+            r.id,
+            r.kind,
+            r.ticket,
+            r.priority.as_str(),
+            r.state,
+            r.attempts,
+            r.recipient
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("(the outbox is empty)\n");
+    }
+    Ok(out)
 }
 
 /// Exponential backoff with jitter: initial × 2^(attempt-1), capped, ±20 %.

@@ -70,6 +70,17 @@ pub struct SmtpConfig {
     pub from: lettre::message::Mailbox,
     pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
+    /// Sending limits of the provider: at most `max` emails in any `per` window.
+    pub rate_limits: Vec<RateLimit>,
+    /// How long all sending pauses when the provider pushes back (421, quota exceeded).
+    pub pushback_pause: Duration,
+}
+
+/// At most `max` emails in any window of `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max: u32,
+    pub per: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -364,6 +375,33 @@ impl Validator<'_> {
             }
         };
         let smtp_timeout = self.duration(&s.timeout, Duration::from_secs(30));
+        let pushback_pause = self.duration(&s.pushback_pause, Duration::from_secs(300));
+        let mut rate_limits = Vec::new();
+        for l in s.rate_limits.iter().flatten() {
+            let per = match parse_duration(l.per.get_ref()) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.err(&l.per, e);
+                    continue;
+                }
+            };
+            if *l.max.get_ref() == 0 {
+                self.err(
+                    &l.max,
+                    "max must be at least 1 (to stop sending, set [ack] enabled = false)",
+                );
+            } else if per.is_zero() {
+                self.err(
+                    &l.per,
+                    "per must be a positive duration such as \"1m\" or \"1d\"",
+                );
+            } else {
+                rate_limits.push(RateLimit {
+                    max: *l.max.get_ref(),
+                    per,
+                });
+            }
+        }
         let smtp = from.map(|from| SmtpConfig {
             port: s.port.unwrap_or(match smtp_tls {
                 Tls::Implicit => 465,
@@ -377,6 +415,8 @@ impl Validator<'_> {
             from,
             ca_file: s.ca_file.map(|p| self.resolve(&p)),
             timeout: smtp_timeout,
+            rate_limits,
+            pushback_pause,
         });
 
         // [store]

@@ -49,6 +49,15 @@ pub struct Smtp {
     pub from: Spanned<String>,
     pub ca_file: Option<String>,
     pub timeout: Option<Spanned<String>>,
+    pub rate_limits: Option<Vec<RateLimit>>,
+    pub pushback_pause: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub max: Spanned<u32>,
+    pub per: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

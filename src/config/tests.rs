@@ -76,6 +76,8 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.mailbox.folder, "INBOX");
     assert_eq!(c.mailbox.start, Start::New);
     assert_eq!(c.smtp.port, 25);
+    assert!(c.smtp.rate_limits.is_empty());
+    assert_eq!(c.smtp.pushback_pause, Duration::from_secs(300));
     assert_eq!(c.ack.per_sender_limit, 3);
     assert_eq!(c.ack.max_age, Duration::from_secs(2 * 86_400));
     assert_eq!(

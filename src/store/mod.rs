@@ -111,6 +111,20 @@ pub struct OutboxItem {
     pub references: String,
 }
 
+/// An outbox row as `triaged queue` shows it.
+#[derive(Debug, Clone)]
+pub struct QueueRow {
+    pub id: i64,
+    pub kind: String,
+    pub ticket: String,
+    pub recipient: String,
+    pub priority: Priority,
+    pub state: String,
+    pub attempts: u32,
+    pub due_at: i64,
+    pub last_error: String,
+}
+
 /// A count of rows per key, for summaries.
 pub type Counts = Vec<(String, i64)>;
 
@@ -329,13 +343,26 @@ impl Store {
             .context("Reading next due time")
     }
 
-    pub fn mark_sent(&mut self, id: i64, now: i64) -> Result<()> {
+    /// Record an accepted send: the row, its ticket, and the send log the rate limits count.
+    pub fn mark_sent(&mut self, id: i64, now_ms: i64) -> Result<()> {
+        let now = now_ms / 1000;
         let tx = self.conn.transaction().context("Starting transaction")?;
         tx.execute(
             "UPDATE outbox SET state = 'sent', sent_at = ?2, updated_at = ?2, last_error = '' WHERE id = ?1",
             params![id, now],
         )
         .context("Marking sent")?;
+        tx.execute(
+            "INSERT INTO send_log (at_ms, outbox_id) VALUES (?1, ?2)",
+            params![now_ms, id],
+        )
+        .context("Logging the send")?;
+        // The longest window anyone configures is a day or so; keep a week.
+        tx.execute(
+            "DELETE FROM send_log WHERE at_ms < ?1",
+            [now_ms - 7 * 86_400_000],
+        )
+        .context("Pruning the send log")?;
         tx.execute(
             "UPDATE tickets SET state = 'acknowledged', updated_at = ?2
              WHERE state = 'new' AND id = (SELECT ticket_id FROM outbox WHERE id = ?1 AND kind = 'ack')",
@@ -353,6 +380,108 @@ impl Store {
             )
             .context("Scheduling retry")?;
         Ok(())
+    }
+
+    /// Put a row back without counting the attempt against it (the provider pushed back; the
+    /// message itself is fine).
+    pub fn mark_deferred(&self, id: i64, due_at: i64, error: &str, now: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0), due_at = ?2, last_error = ?3,
+                 updated_at = ?4 WHERE id = ?1",
+                params![id, due_at, error, now],
+            )
+            .context("Deferring outbox row")?;
+        Ok(())
+    }
+
+    /// When sending may resume under these limits (ms since the epoch), or `None` when a send
+    /// is allowed now. For each limit, if `max` sends fall in the last `per`, the next one may
+    /// go when the oldest of the newest `max` leaves the window.
+    pub fn rate_limited_until(
+        &self,
+        limits: &[crate::config::RateLimit],
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        let mut until: Option<i64> = None;
+        for l in limits {
+            let per = l.per.as_millis() as i64;
+            let nth: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT at_ms FROM send_log WHERE at_ms > ?1 ORDER BY at_ms DESC LIMIT 1 OFFSET ?2",
+                    params![now_ms - per, i64::from(l.max) - 1],
+                    |r| r.get(0),
+                )
+                .optional()
+                .context("Reading the send log")?;
+            if let Some(at) = nth {
+                until = Some(until.map_or(at + per, |u: i64| u.max(at + per)));
+            }
+        }
+        Ok(until.filter(|u| *u > now_ms))
+    }
+
+    /// Sends in the last `window_ms`.
+    pub fn sent_within(&self, now_ms: i64, window_ms: i64) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM send_log WHERE at_ms > ?1",
+                [now_ms - window_ms],
+                |r| r.get(0),
+            )
+            .context("Counting sends")
+    }
+
+    /// A durable value (e.g. the end of a provider-imposed pause).
+    pub fn get_kv(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .with_context(|| format!("Reading {key}"))
+    }
+
+    pub fn set_kv(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                params![key, value],
+            )
+            .with_context(|| format!("Writing {key}"))?;
+        Ok(())
+    }
+
+    /// Every row that has not reached a final state, most urgent first, for `triaged queue`.
+    pub fn queue(&self) -> Result<Vec<QueueRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.kind, t.tag, o.recipient, o.priority_rank, o.state, o.attempts, o.due_at, o.last_error
+                 FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                 WHERE o.state IN ('pending', 'sending', 'uncertain', 'failed')
+                 ORDER BY o.state = 'pending' DESC, o.priority_rank, o.due_at, o.id",
+            )
+            .context("Preparing queue query")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(QueueRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    ticket: r.get(2)?,
+                    recipient: r.get(3)?,
+                    priority: Priority::ALL
+                        .get(r.get::<_, usize>(4)?)
+                        .copied()
+                        .unwrap_or(Priority::Low),
+                    state: r.get(5)?,
+                    attempts: r.get(6)?,
+                    due_at: r.get(7)?,
+                    last_error: r.get(8)?,
+                })
+            })
+            .context("Reading the queue")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .context("Reading the queue")
     }
 
     pub fn mark_failed(&self, id: i64, error: &str, now: i64) -> Result<()> {

@@ -81,4 +81,18 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox(state, priority_rank, due_at);
 CREATE INDEX outbox_recipient ON outbox(recipient, created_at);
 "#,
+    // 2: sending discipline: every accepted send (for rate windows that survive restarts) and
+    // small durable flags such as a provider-imposed pause.
+    r#"
+CREATE TABLE send_log (
+    at_ms      INTEGER NOT NULL,
+    outbox_id  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX send_log_at ON send_log(at_ms);
+
+CREATE TABLE kv (
+    key    TEXT NOT NULL PRIMARY KEY,
+    value  TEXT NOT NULL
+) STRICT;
+"#,
 ];

@@ -308,7 +308,7 @@ fn outbox_sends_urgent_first_and_never_resends_an_interrupted_row() {
     let first = t.store.claim_next_due(NOW).expect("claim").expect("due");
     assert_eq!((first.subject.as_str(), first.attempts), ("urgent", 1));
     assert_eq!(first.in_reply_to, "u@x");
-    t.store.mark_sent(first.id, NOW).expect("sent");
+    t.store.mark_sent(first.id, NOW * 1000).expect("sent");
     let state: String = t
         .store
         .conn()

@@ -523,9 +523,25 @@ service submission-login {{
 
     /// APPEND a message to a folder (created if missing).
     pub async fn append(&self, user: &str, folder: &str, raw: &[u8]) {
+        self.append_many(user, folder, &[raw.to_vec()], None).await;
+    }
+
+    /// APPEND messages over one session, optionally with an INTERNALDATE (arrival time) such
+    /// as `"\"12-Nov-2026 10:00:00 +0000\""` (quoted: async-imap sends it as given).
+    pub async fn append_many(
+        &self,
+        user: &str,
+        folder: &str,
+        msgs: &[Vec<u8>],
+        internaldate: Option<&str>,
+    ) {
         let mut s = self.login(user).await;
         let _ = s.create(folder).await;
-        s.append(folder, None, None, raw).await.expect("append");
+        for raw in msgs {
+            s.append(folder, None, internaldate, raw)
+                .await
+                .expect("append");
+        }
         s.logout().await.ok();
     }
 }
