@@ -1,41 +1,12 @@
 //! The guard and the parser over real-world mail (../shared/eval/mime): no robot is ever
 //! answered, at most one human is refused, and nothing crashes.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use triaged::guard::{self, GuardConfig};
 use triaged::parse::{self, ParseLimits};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/eval/mime");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("TRIAGED_ALLOW_MISSING_EVAL").is_ok_and(|v| v == "1"),
-        "evaluation corpus missing at {}: it must sit beside the repository (set TRIAGED_ALLOW_MISSING_EVAL=1 to skip)",
-        dir.display()
-    );
-    None
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "eml") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 fn cfg() -> GuardConfig {
     GuardConfig {
@@ -59,7 +30,8 @@ struct Tally {
     reasons: BTreeMap<&'static str, usize>,
 }
 
-fn run(dir: &Path) -> Tally {
+fn run(sub: &str) -> Tally {
+    let files = common::eval_mime(sub).unwrap_or_default();
     let mut t = Tally {
         files: 0,
         refused: 0,
@@ -68,7 +40,7 @@ fn run(dir: &Path) -> Tally {
         refused_list: vec![],
         reasons: BTreeMap::new(),
     };
-    for f in files(dir) {
+    for f in files {
         let raw = std::fs::read(&f).expect("read");
         t.files += 1;
         let name = f
@@ -103,9 +75,7 @@ fn run(dir: &Path) -> Tally {
     }
     eprintln!(
         "{:<16} files {:>4}  refused {:>4}  allowed {:>4}  skipped {:>3}  reasons {:?}",
-        dir.strip_prefix(dir.parent().and_then(Path::parent).unwrap_or(dir))
-            .unwrap_or(dir)
-            .display(),
+        sub,
         t.files,
         t.refused,
         t.allowed.len(),
@@ -117,10 +87,12 @@ fn run(dir: &Path) -> Tally {
 
 #[test]
 fn no_robot_is_ever_answered() {
-    let Some(root) = corpus() else { return };
+    if common::eval_mime("").is_none() {
+        return;
+    }
     let mut total = 0;
     for kind in ["bounce", "autoreply", "feedback", "list"] {
-        let t = run(&root.join("auto").join(kind));
+        let t = run(&format!("auto/{kind}"));
         assert!(t.files > 0, "no files in auto/{kind}");
         assert!(
             t.allowed.is_empty(),
@@ -152,8 +124,10 @@ const ROBOTS_IN_HUMAN: &[(&str, &str)] = &[
 
 #[test]
 fn at_most_one_human_is_refused() {
-    let Some(root) = corpus() else { return };
-    let t = run(&root.join("human"));
+    if common::eval_mime("").is_none() {
+        return;
+    }
+    let t = run("human");
     assert!(t.files >= 130);
     for (file, code) in ROBOTS_IN_HUMAN {
         let line = t.refused_list.iter().find(|l| l.starts_with(file));
@@ -193,9 +167,11 @@ fn at_most_one_human_is_refused() {
 
 #[test]
 fn malformed_and_spam_mail_never_crash() {
-    let Some(root) = corpus() else { return };
-    let m = run(&root.join("malformed"));
+    if common::eval_mime("").is_none() {
+        return;
+    }
+    let m = run("malformed");
     assert!(m.files >= 50);
-    let s = run(&root.join("spam"));
+    let s = run("spam");
     assert!(s.files > 0);
 }

@@ -6,43 +6,16 @@
 mod common;
 mod daemon;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::MailStack;
-use daemon::{Daemon, Target, count, customer_email, db, wait_until, write_config};
-
-fn corpus_files(sub: &str) -> Option<Vec<PathBuf>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/eval/mime")
-        .join(sub);
-    if !dir.is_dir() {
-        assert!(
-            std::env::var("TRIAGED_ALLOW_MISSING_EVAL").is_ok_and(|v| v == "1"),
-            "evaluation corpus missing at {} (set TRIAGED_ALLOW_MISSING_EVAL=1 to skip)",
-            dir.display()
-        );
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "eml") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Some(out)
-}
+use daemon::{Daemon, Target, count, customer_email, db, recorded, wait_until, write_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
-    let (Some(auto), Some(malformed)) = (corpus_files("auto"), corpus_files("malformed")) else {
+    let (Some(auto), Some(malformed)) = (common::eval_mime("auto"), common::eval_mime("malformed"))
+    else {
         return;
     };
     let stack = MailStack::start();
@@ -73,7 +46,6 @@ async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
         }
         n
     };
-    let recorded = || count(&cfg, "SELECT count(*) FROM messages");
     let d = Daemon::start(&cfg);
 
     // Phase 1: every robot. Nothing may go out.
@@ -84,9 +56,9 @@ async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
         "the whole auto/ corpus is deliverable"
     );
     assert!(
-        wait_until(Duration::from_secs(60), || recorded() == robots),
+        wait_until(Duration::from_secs(60), || recorded(&cfg) == robots),
         "recorded {} of {robots}:\n{}",
-        recorded(),
+        recorded(&cfg),
         d.log_text()
     );
     assert_eq!(
@@ -132,9 +104,9 @@ async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
     );
     let total = robots + broken + 1;
     assert!(
-        wait_until(Duration::from_secs(60), || recorded() == total),
+        wait_until(Duration::from_secs(60), || recorded(&cfg) == total),
         "recorded {} of {total}:\n{}",
-        recorded(),
+        recorded(&cfg),
         d.log_text()
     );
     let customer_acked = || {

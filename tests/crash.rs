@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::MailStack;
-use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
+use daemon::{Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config};
 
 const EMAILS: usize = 300;
 
@@ -40,23 +40,23 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
         .collect();
     stack.deliver_many("support@example.test", &backlog);
 
-    let recorded = || count(&cfg, "SELECT count(*) FROM messages");
-    let sent = || count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'");
+    let n_recorded = || recorded(&cfg);
+    let n_sent = || sent(&cfg);
     // Kill points: during the first fetch batch, mid-backlog, while the outbox drains, and
     // twice more at whatever point the work has reached.
     type Point<'a> = (&'static str, Box<dyn Fn() -> bool + 'a>);
     let points: Vec<Point<'_>> = vec![
-        ("first rows recorded", Box::new(move || recorded() >= 1)),
+        ("first rows recorded", Box::new(move || n_recorded() >= 1)),
         (
             "a third recorded",
-            Box::new(move || recorded() >= (EMAILS / 3) as i64),
+            Box::new(move || n_recorded() >= (EMAILS / 3) as i64),
         ),
-        ("acks going out", Box::new(move || sent() >= 20)),
+        ("acks going out", Box::new(move || n_sent() >= 20)),
         (
             "two thirds recorded",
-            Box::new(move || recorded() >= (2 * EMAILS / 3) as i64),
+            Box::new(move || n_recorded() >= (2 * EMAILS / 3) as i64),
         ),
-        ("more acks out", Box::new(move || sent() >= 120)),
+        ("more acks out", Box::new(move || n_sent() >= 120)),
     ];
     let mut kills = 0;
     for (name, point) in &points {
@@ -73,7 +73,7 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
 
     let mut d = Daemon::start(&cfg);
     let done = wait_until(Duration::from_secs(120), || {
-        recorded() == EMAILS as i64
+        n_recorded() == EMAILS as i64
             && count(
                 &cfg,
                 "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')",
@@ -86,7 +86,7 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
     assert!(
         done,
         "backlog not finished: {} recorded\n{}",
-        recorded(),
+        n_recorded(),
         d.log_text()
     );
     assert!(d.terminate().success());
@@ -117,7 +117,7 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
     let twice: Vec<_> = per_email.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "acknowledged twice: {twice:?}");
     let received = per_email.values().sum::<usize>() as i64;
-    let sent_rows = sent();
+    let sent_rows = n_sent();
     let uncertain = count(
         &cfg,
         "SELECT count(*) FROM outbox WHERE state = 'uncertain'",

@@ -7,7 +7,7 @@ mod daemon;
 use std::time::Duration;
 
 use common::{MailStack, StackOptions};
-use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
+use daemon::{Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config};
 
 fn target(stack: &MailStack) -> Target {
     Target {
@@ -152,19 +152,9 @@ async fn smtp_tempfail_retries_until_recovery_and_permfail_is_final() {
         "retried while refused:\n{}",
         d.log_text()
     );
-    assert_eq!(
-        count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'"),
-        0
-    );
+    assert_eq!(sent(&cfg), 0);
     stack.set_smtp_mode("accept");
-    assert!(
-        wait_until(WAIT, || count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE state = 'sent'"
-        ) == 1),
-        "{}",
-        d.log_text()
-    );
+    assert!(wait_until(WAIT, || sent(&cfg) == 1), "{}", d.log_text());
     assert_eq!(stack.smtp_received().len(), 1);
 
     stack.set_smtp_mode("permfail");
@@ -189,14 +179,7 @@ async fn smtp_tempfail_retries_until_recovery_and_permfail_is_final() {
         "support@example.test",
         &customer_email("customer+2@example.test", "t3@c", "Third", "Hi"),
     );
-    assert!(
-        wait_until(WAIT, || count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE state = 'sent'"
-        ) == 2),
-        "{}",
-        d.log_text()
-    );
+    assert!(wait_until(WAIT, || sent(&cfg) == 2), "{}", d.log_text());
     assert_eq!(stack.smtp_refused_count(), refused);
     assert_eq!(
         count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'failed'"),
@@ -213,11 +196,7 @@ async fn imap_restart_mid_idle_reconnects_and_picks_up_mail() {
         "support@example.test",
         &customer_email("customer@example.test", "r1@c", "Before", "first"),
     );
-    assert!(
-        wait_until(WAIT, || count(&cfg, "SELECT count(*) FROM messages") == 1),
-        "{}",
-        d.log_text()
-    );
+    assert!(wait_until(WAIT, || recorded(&cfg) == 1), "{}", d.log_text());
 
     // Take the server away under the daemon's IDLE; it notices, logs, and backs off.
     stack.stop_dovecot();
@@ -233,21 +212,11 @@ async fn imap_restart_mid_idle_reconnects_and_picks_up_mail() {
         &customer_email("other@example.test", "r2@c", "While away", "second"),
     );
     assert!(
-        wait_until(Duration::from_secs(40), || count(
-            &cfg,
-            "SELECT count(*) FROM messages"
-        ) == 2),
+        wait_until(Duration::from_secs(40), || recorded(&cfg) == 2),
         "{}",
         d.log_text()
     );
-    assert!(
-        wait_until(WAIT, || count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE state = 'sent'"
-        ) == 2),
-        "{}",
-        d.log_text()
-    );
+    assert!(wait_until(WAIT, || sent(&cfg) == 2), "{}", d.log_text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,14 +282,7 @@ async fn uidvalidity_change_resyncs_without_a_second_ack() {
         "support@example.test",
         &customer_email("customer@example.test", "uv1@c", "First", "hello"),
     );
-    assert!(
-        wait_until(WAIT, || count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE state = 'sent'"
-        ) == 1),
-        "{}",
-        d.log_text()
-    );
+    assert!(wait_until(WAIT, || sent(&cfg) == 1), "{}", d.log_text());
     let before: i64 = count(&cfg, "SELECT uidvalidity FROM folder_state");
 
     // Dovecot forgets its UID list: the folder gets a new UIDVALIDITY and every UID changes.
@@ -338,10 +300,7 @@ async fn uidvalidity_change_resyncs_without_a_second_ack() {
         &customer_email("other@example.test", "uv2@c", "Second", "hello again"),
     );
     assert!(
-        wait_until(Duration::from_secs(40), || count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE state = 'sent'"
-        ) == 2),
+        wait_until(Duration::from_secs(40), || sent(&cfg) == 2),
         "{}",
         d.log_text()
     );
@@ -356,7 +315,7 @@ async fn uidvalidity_change_resyncs_without_a_second_ack() {
         d.log_text()
     );
     // The first email was found again by its Message-ID: still one row, one ack.
-    assert_eq!(count(&cfg, "SELECT count(*) FROM messages"), 2);
+    assert_eq!(recorded(&cfg), 2);
     assert_eq!(count(&cfg, "SELECT count(*) FROM outbox"), 2);
     assert_eq!(stack.smtp_received().len(), 2);
 }
@@ -439,12 +398,5 @@ async fn implicit_tls_with_a_private_ca() {
         "support@example.test",
         &customer_email("customer@example.test", "tls1@c", "Over TLS", "hello"),
     );
-    assert!(
-        wait_until(WAIT, || count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE state = 'sent'"
-        ) == 1),
-        "{}",
-        d.log_text()
-    );
+    assert!(wait_until(WAIT, || sent(&cfg) == 1), "{}", d.log_text());
 }

@@ -682,6 +682,37 @@ fn envelope_sender(raw: &[u8]) -> String {
     addr.unwrap_or_else(|| "sender@example.test".to_string())
 }
 
+/// Every `.eml` under `../shared/eval/mime/<sub>`, sorted. The corpus sits beside the
+/// repository (CI has it); when it is missing the test fails, unless
+/// TRIAGED_ALLOW_MISSING_EVAL=1, which returns `None` so the test can return early.
+pub fn eval_mime(sub: &str) -> Option<Vec<PathBuf>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/eval/mime")
+        .join(sub);
+    if !dir.is_dir() {
+        assert!(
+            std::env::var("TRIAGED_ALLOW_MISSING_EVAL").is_ok_and(|v| v == "1"),
+            "evaluation corpus missing at {} (set TRIAGED_ALLOW_MISSING_EVAL=1 to skip)",
+            dir.display()
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "eml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
 fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
     let mut text = String::new();
     if let Ok(mut f) = std::fs::File::open(path) {

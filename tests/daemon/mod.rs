@@ -108,6 +108,16 @@ pub fn count(cfg: &DaemonConfig, sql: &str) -> i64 {
     db(cfg).query_row(sql, [], |r| r.get(0)).unwrap_or(0)
 }
 
+/// Acknowledgements the daemon has recorded as sent.
+pub fn sent(cfg: &DaemonConfig) -> i64 {
+    count(cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'")
+}
+
+/// Emails the daemon has recorded (triaged or skipped).
+pub fn recorded(cfg: &DaemonConfig) -> i64 {
+    count(cfg, "SELECT count(*) FROM messages")
+}
+
 /// Poll `cond` every 25 ms until it holds or `timeout` passes; returns whether it held.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
