@@ -57,14 +57,14 @@ async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
     );
     assert!(
         wait_until(Duration::from_secs(60), || recorded(&cfg) == robots),
-        "recorded {} of {robots}:\n{}",
-        recorded(&cfg),
-        d.log_text()
+        "{}\n^ the daemon's log; recorded {} of {robots}",
+        d.log_text(),
+        recorded(&cfg)
     );
     assert_eq!(
         count(&cfg, "SELECT count(*) FROM outbox"),
         0,
-        "a robot was acknowledged:\n{}",
+        "{}\n^ the daemon's log; a robot was acknowledged",
         d.log_text()
     );
     assert_eq!(
@@ -105,9 +105,9 @@ async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
     let total = robots + broken + 1;
     assert!(
         wait_until(Duration::from_secs(60), || recorded(&cfg) == total),
-        "recorded {} of {total}:\n{}",
-        recorded(&cfg),
-        d.log_text()
+        "{}\n^ the daemon's log; recorded {} of {total}",
+        d.log_text(),
+        recorded(&cfg)
     );
     let customer_acked = || {
         count(
@@ -117,7 +117,7 @@ async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
     };
     assert!(
         wait_until(Duration::from_secs(20), || customer_acked() == 1),
-        "the customer after the corpus is acknowledged:\n{}",
+        "{}\n^ the daemon's log; the customer after the corpus was not acknowledged",
         d.log_text()
     );
     let skipped = count(

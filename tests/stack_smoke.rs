@@ -81,3 +81,49 @@ async fn idle_can_be_switched_off() {
         assert_eq!(caps.has_str("IDLE"), idle);
     }
 }
+
+/// Regression (a corpus run in CI stalled with mail waiting): Dovecot announces new mail once,
+/// in the response to whatever command comes next (here a STORE, as when the daemon flags what
+/// it just triaged), and never again in IDLE. The daemon must see that announcement in the
+/// unsolicited channel and sync again instead of going to IDLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_mail_announced_in_a_command_response_is_not_lost() {
+    let stack = MailStack::start();
+    stack.deliver(
+        "support@example.test",
+        b"From: a@example.test\r\nSubject: first\r\nMessage-ID: <first@y>\r\n\r\nbody\r\n",
+    );
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", stack.imap_port))
+        .await
+        .expect("connect");
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.expect("greeting");
+    let mut s = client
+        .login("support@example.test", "pw")
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login");
+    s.select("INBOX").await.expect("select");
+    assert!(
+        !triaged::imap::new_mail_announced(&s),
+        "nothing new after SELECT"
+    );
+
+    stack.deliver(
+        "support@example.test",
+        b"From: a@example.test\r\nSubject: second\r\nMessage-ID: <second@y>\r\n\r\nbody\r\n",
+    );
+    use futures::TryStreamExt;
+    let _: Vec<_> = s
+        .uid_store("1", "+FLAGS.SILENT (triage/low)")
+        .await
+        .expect("store")
+        .try_collect()
+        .await
+        .expect("store responses");
+    assert!(
+        triaged::imap::new_mail_announced(&s),
+        "the EXISTS in the STORE response is seen"
+    );
+    assert!(!triaged::imap::new_mail_announced(&s), "and consumed once");
+}

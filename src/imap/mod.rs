@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
-pub use watch::Watcher;
+pub use watch::{Watcher, new_mail_announced};
 
 use crate::config::{MailboxConfig, Secret, Tls};
 

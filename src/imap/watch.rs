@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use async_imap::extensions::idle::IdleResponse;
-use async_imap::types::{Fetch, Flag};
+use async_imap::types::{Fetch, Flag, UnsolicitedResponse};
 use futures::TryStreamExt;
 use tokio::sync::Notify;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
-use super::{IO_TIMEOUT, ImapSession, connect, io};
+use super::{IO_TIMEOUT, ImapSession, ImapStream, connect, io};
 use crate::config::{FlagsConfig, MailboxConfig, SecretSource, Start};
 use crate::pipeline::{Fetched, Pipeline};
 use crate::score::Priority;
@@ -104,7 +104,13 @@ impl Watcher {
             self.apply_flags(&mut session, &folder, uidvalidity, &caps)
                 .await?;
             *failures = 0;
-            drain(&session);
+            // Mail that arrived while we were listing or flagging was announced (EXISTS) in the
+            // responses to those commands; the server will not announce it again in IDLE, so
+            // go round once more instead of waiting for news that already came.
+            if new_mail_announced(&session) {
+                tracing::debug!(folder = %folder, "New mail announced while syncing; syncing again");
+                continue;
+            }
             session = if caps.idle {
                 Self::idle(&self.mailbox, session, cancel).await?
             } else {
@@ -346,9 +352,16 @@ impl Watcher {
         session: ImapSession,
         cancel: &CancellationToken,
     ) -> Result<ImapSession> {
+        let announced = session.unsolicited_responses.clone();
         let mut handle = session.idle();
         io("Starting IDLE", handle.init()).await?;
-        let outcome = {
+        // An EXISTS sent before the server's "+ idling" lands in the unsolicited channel, not
+        // in the IDLE stream: it needs no wait.
+        let already = std::iter::from_fn(|| announced.try_recv().ok()).any(|r| is_new_mail(&r));
+        let outcome = if already {
+            tracing::debug!("New mail announced as IDLE began");
+            None
+        } else {
             // The server's keepalives reset async-imap's own timeout, so bound the whole wait too.
             let (wait, _stop) = handle.wait_with_timeout(mailbox.idle_timeout);
             tokio::select! {
@@ -385,9 +398,18 @@ async fn max_uid(session: &mut ImapSession) -> Result<u32> {
     Ok(uids.into_iter().max().unwrap_or(0))
 }
 
-/// Unsolicited responses are not needed (every sync re-lists by UID); keep the channel empty.
-fn drain(session: &ImapSession) {
-    while session.unsolicited_responses.try_recv().is_ok() {}
+/// Empty the unsolicited channel (every sync re-lists by UID, so the responses themselves are
+/// not needed) and say whether any of them announced new mail.
+pub fn new_mail_announced<T: ImapStream>(session: &async_imap::Session<T>) -> bool {
+    std::iter::from_fn(|| session.unsolicited_responses.try_recv().ok())
+        .fold(false, |any, r| any | is_new_mail(&r))
+}
+
+fn is_new_mail(r: &UnsolicitedResponse) -> bool {
+    matches!(
+        r,
+        UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+    )
 }
 
 /// `1,2,3,7` -> `1:3,7`.
