@@ -11,7 +11,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::guard::GuardConfig;
 use crate::imap::{self, Watcher};
 use crate::outbox::Outbox;
 use crate::parse::ParseLimits;
@@ -41,12 +40,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     let pipeline = Pipeline {
         rules: config.rules.clone(),
         thresholds: config.thresholds,
-        guard: GuardConfig {
-            support_addresses: config.support.addresses.clone(),
-            staff_addresses: config.support.staff.clone(),
-            own_domain: config.support.domain.clone(),
-            require_addressed: config.support.require_addressed,
-        },
+        guard: config.guard_config(),
         limits: ParseLimits {
             max_size: config.mailbox.max_message_size,
         },

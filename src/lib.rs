@@ -20,6 +20,7 @@
 //! - [`pipeline`]: one email through parse -> guard -> score -> store.
 //! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
 //! - [`smtp`]: lettre transport and error classification. [`templates`]: minijinja templates.
+//! - [`tools`]: operator tools without a server (`explain`).
 //! - [`daemon`]: wires the tasks under one cancellation token. [`clock`]: the only clock read.
 //!
 //! Crash safety: the checkpoint moves in the same transaction that records the email, so a
@@ -41,3 +42,4 @@ pub mod smtp;
 pub mod store;
 pub mod templates;
 pub mod tickets;
+pub mod tools;

@@ -40,6 +40,19 @@ enum Command {
         #[arg(long, short, default_value = "config/triaged.toml")]
         config: PathBuf,
     },
+    /// Explain how an email scores: the priority, tones and intents, every rule hit with its
+    /// weight and the running score, group caps, and whether it would be acknowledged. Needs no
+    /// server.
+    Explain {
+        /// The email, as an .eml file (RFC 5322).
+        file: PathBuf,
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/triaged.toml")]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print what the store holds: messages by priority or skip reason, acknowledgement
     /// decisions, outbox states.
     Status {
@@ -68,6 +81,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::Status { config } => status(&config),
         Command::Queue { config } => queue(&config),
+        Command::Explain { file, config, json } => explain(&config, &file, json),
     }
 }
 
@@ -167,6 +181,22 @@ fn queue(path: &std::path::Path) -> ExitCode {
         return ExitCode::FAILURE;
     };
     match triaged::outbox::queue_report(&config, &Clock::system()) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn explain(config: &std::path::Path, file: &std::path::Path, json: bool) -> ExitCode {
+    let Some(config) = load(config) else {
+        return ExitCode::FAILURE;
+    };
+    match triaged::tools::explain(&config, file, json, Clock::system().now()) {
         Ok(report) => {
             print!("{report}");
             ExitCode::SUCCESS

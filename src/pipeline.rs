@@ -69,7 +69,10 @@ impl Pipeline {
             }
         };
         let guard = guard::check(&email, &self.guard);
-        let verdict = score::score(&email, &self.rules, &self.thresholds);
+        let history = self
+            .store
+            .history(&email, now, self.rules.history_window_secs())?;
+        let verdict = score::score(&email, &self.rules, &self.thresholds, &history, now);
         let content = Content::Triaged {
             email: &email,
             verdict: &verdict,

@@ -111,3 +111,50 @@ fn a_minimal_config_passes() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("OK (1 rules in 1 files"), "{out}");
 }
+
+fn explain(args: &[&str]) -> (i32, String, String) {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .arg("explain")
+        .args(args)
+        .arg("--config")
+        .arg(repo.join("config/triaged.toml"))
+        .current_dir(repo)
+        .output()
+        .expect("run triaged");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn explain_shows_the_verdict_every_hit_and_the_guard() {
+    let (code, out, err) = explain(&["examples/mail/01-outage-angry.eml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("priority urgent (score "), "{out}");
+    assert!(out.contains("guard    may be acknowledged"), "{out}");
+    let table: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("rule "))
+        .collect();
+    assert!(table.len() > 3, "{out}");
+    assert!(
+        table
+            .iter()
+            .any(|l| l.starts_with("outage ") && l.contains("\"is down\"") && l.contains("+5.0")),
+        "{out}"
+    );
+
+    // A robot: scored all the same, but the guard says no.
+    let (code, out, _) = explain(&["examples/mail/07-out-of-office.eml", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["guard"], "auto_submitted");
+    assert!(v["hits"].is_array() && v["priority"].is_string(), "{v}");
+
+    let (code, _, err) = explain(&["no/such.eml"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: Reading no/such.eml"), "{err}");
+}

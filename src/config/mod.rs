@@ -604,6 +604,18 @@ impl Validator<'_> {
     }
 }
 
+impl Config {
+    /// What the guard needs to know about our own addresses.
+    pub fn guard_config(&self) -> crate::guard::GuardConfig {
+        crate::guard::GuardConfig {
+            support_addresses: self.support.addresses.clone(),
+            staff_addresses: self.support.staff.clone(),
+            own_domain: self.support.domain.clone(),
+            require_addressed: self.support.require_addressed,
+        }
+    }
+}
+
 /// True for `localhost`, 127.0.0.0/8 and ::1.
 pub fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")

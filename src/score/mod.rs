@@ -1,21 +1,31 @@
-//! Keyword/regex rules from TOML and the pure scoring function.
+//! Scoring: operator-written rules from TOML, compiled once, applied to every email by a pure
+//! function of (email, rules, thresholds, customer history, now).
 //!
-//! A rule looks at some fields of the email (subject, body, sender) for a list of phrases
-//! (matched on word boundaries) or a regex, and adds its weight once when it matches; an optional
-//! tone label is attached. The sum of the weights maps to a priority through thresholds. Text is
-//! normalised once per email (Unicode NFKC, lower case) and phrases are normalised the same way
-//! when the rules load. See docs/rules.md.
+//! A rule looks for keywords (compiled together into one Aho-Corasick automaton per text
+//! source), a regex (pre-filtered with one `RegexSet` per source), sender addresses, a
+//! structural signal (share of capitals, `!!!` runs, length, earlier contacts, a reply to an
+//! answered ticket), or combines other rules (`meta`: and/or/not, `2 of [...]`). A rule that fires
+//! adds `weight` once, or once per occurrence up to `max_hits`; groups cap what their rules add
+//! together; the sum maps to a priority through thresholds. Rules also attach tone labels and
+//! intents. Every hit carries the rule, where it matched, the matched text and its weight, so a
+//! verdict can always be explained. See docs/rules.md for the language.
 
+mod explain;
 mod load;
+pub mod meta;
+pub mod text;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use regex::Regex;
-use unicode_normalization::UnicodeNormalization;
+use aho_corasick::AhoCorasick;
+use regex::{Regex, RegexSet};
 
 use crate::parse::Email;
 
+pub use explain::{explain_json, explain_text};
 pub use load::load_rules;
+pub use text::normalise;
 
 /// Urgency class, most urgent first (so `Ord` sorts urgent first).
 #[derive(
@@ -68,24 +78,94 @@ impl Thresholds {
     }
 }
 
-/// Where a rule looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Field {
+/// A text of the email that rules read, normalised.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
     Subject,
+    /// The body in the customer's own words: quoted lines and the signature left out.
     Body,
-    /// The sender's display name and address.
+    /// The sender's display name and address, as `name <address>`.
     From,
+    FromAddress,
+    FromDomain,
+    /// A header by (lower-case) name; several occurrences are joined.
+    Header(String),
 }
 
-impl Field {
-    pub const ALL: [Field; 3] = [Field::Subject, Field::Body, Field::From];
-    pub fn as_str(self) -> &'static str {
+impl Source {
+    pub fn name(&self) -> String {
         match self {
-            Field::Subject => "subject",
-            Field::Body => "body",
-            Field::From => "from",
+            Source::Subject => "subject".into(),
+            Source::Body => "body".into(),
+            Source::From => "from".into(),
+            Source::FromAddress => "from.address".into(),
+            Source::FromDomain => "from.domain".into(),
+            Source::Header(h) => format!("header:{h}"),
         }
     }
+}
+
+/// A structural property of the email or of its sender's history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// Share of upper-case letters among the letters of subject and body (0 when fewer than
+    /// `min_letters`: a short "OK" is not shouting).
+    CapsRatio { min_letters: usize },
+    /// The longest run of `!`/`?` in subject and body.
+    PunctuationRun,
+    /// Words in the body (own words only).
+    Words,
+    /// Earlier emails from the same sender within the window (the "chronic" customer).
+    EarlierContacts { within_secs: i64 },
+    /// 1 when the email replies to a ticket staff already answered, else 0.
+    ReplyToAnswered,
+}
+
+impl Signal {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Signal::CapsRatio { .. } => "caps_ratio",
+            Signal::PunctuationRun => "punctuation_run",
+            Signal::Words => "words",
+            Signal::EarlierContacts { .. } => "earlier_contacts",
+            Signal::ReplyToAnswered => "reply_to_answered",
+        }
+    }
+}
+
+/// How a rule decides that it fired.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Phrases on word boundaries; they live in the rule set's automata.
+    Keywords(Vec<String>),
+    Regex(Regex),
+    /// Sender addresses (`ceo@example.com`) or domains (`example.com`, which also covers its
+    /// subdomains).
+    Senders(Vec<String>),
+    Signal {
+        signal: Signal,
+        at_least: Option<f64>,
+        at_most: Option<f64>,
+    },
+    /// Other rules combined; indices into the rule list.
+    Meta(meta::Expr<usize>),
+}
+
+/// Negation guard: a match is ignored when one of these phrases stands among the `window`
+/// words before it in the same clause ("not urgent", "no rush").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Negation {
+    pub phrases: Vec<Vec<String>>,
+    pub window: usize,
+}
+
+/// A group of rules whose summed contribution is clamped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub id: String,
+    pub description: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// One compiled rule.
@@ -93,116 +173,509 @@ impl Field {
 pub struct Rule {
     pub id: String,
     pub description: String,
-    pub fields: Vec<Field>,
-    pub matcher: Regex,
+    /// Where the rule looks (keywords, regex). Empty for senders, signals and meta rules.
+    pub sources: Vec<Source>,
+    pub matcher: Matcher,
     pub weight: f64,
+    /// 1: counts once however often it matches; N: each distinct occurrence counts, up to N.
+    pub max_hits: u32,
+    pub negation: Option<Arc<Negation>>,
     pub tone: Option<String>,
+    pub intent: Option<String>,
+    /// Index into the rule set's groups.
+    pub group: Option<usize>,
+    /// `file:line` where it is defined, for explanations.
+    pub origin: String,
+}
+
+/// Where the keywords of one source are found: one automaton for every phrase of every rule.
+#[derive(Debug, Clone)]
+struct Scan {
+    source: Source,
+    automaton: AhoCorasick,
+    /// Per pattern: whether it needs a word boundary on the left/right, and the rules it serves.
+    patterns: Vec<Pattern>,
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    left: bool,
+    right: bool,
+    rules: Vec<usize>,
+}
+
+/// The regex rules reading one source, pre-filtered together.
+#[derive(Debug, Clone)]
+struct RegexScan {
+    source: Source,
+    set: RegexSet,
+    rules: Vec<usize>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rules: Vec<Rule>,
+    groups: Vec<Group>,
+    scans: Vec<Scan>,
+    regex_scans: Vec<RegexScan>,
+    /// Meta rules, each after the meta rules it uses.
+    meta_order: Vec<usize>,
+    /// Header names some rule reads.
+    headers: Vec<String>,
+    /// The longest `earlier_contacts` window, so the store knows how far back to look.
+    history_window_secs: i64,
 }
 
 /// A compiled rule set. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
-    rules: Arc<Vec<Rule>>,
+    inner: Arc<Inner>,
 }
 
-/// One rule that matched.
-#[derive(Debug, Clone, PartialEq)]
+/// What the store knows about the sender, for the history signals.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Arrival times (seconds) of earlier emails from the same sender.
+    pub earlier_contacts: Vec<i64>,
+    /// The email replies to a ticket that staff already answered.
+    pub reply_to_answered: bool,
+}
+
+/// One rule that fired.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Hit {
     pub rule: String,
-    pub field: Field,
-    /// The matched text (normalised), at most 80 characters.
+    /// Where it matched: a source name, `sender`, `signal:NAME` or `meta`.
+    pub target: String,
+    /// The first matched text (normalised, at most 80 characters), the signal's value, or the
+    /// meta expression's rules that fired.
     pub matched: String,
+    /// Occurrences counted (at most the rule's `max_hits`).
+    pub count: u32,
+    /// What the rule adds before group caps: weight x count.
     pub weight: f64,
 }
 
+/// A group cap that changed the score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CapApplied {
+    pub group: String,
+    /// What the group's rules added together.
+    pub raw: f64,
+    /// What it was clamped to.
+    pub capped: f64,
+}
+
 /// The outcome of scoring one email.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Verdict {
     pub score: f64,
     pub priority: Priority,
     /// Tone labels, sorted, deduplicated.
     pub tones: Vec<String>,
+    /// Intents (cancel, refund, legal-threat, ...), sorted, deduplicated.
+    pub intents: Vec<String>,
+    /// In rule order.
     pub hits: Vec<Hit>,
+    pub caps: Vec<CapApplied>,
 }
 
 impl RuleSet {
-    /// Load and compile every rule file; all problems at once, each with file:line:col.
+    /// Load and compile every rule file and run the rules' inline examples; all problems at
+    /// once, each with file:line:col.
     pub fn load(files: &[&std::path::Path]) -> Result<RuleSet, Vec<crate::diag::Diagnostic>> {
-        load_rules(files).map(|rules| RuleSet {
-            rules: Arc::new(rules),
-        })
+        load_rules(files)
     }
 
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.inner.rules.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.inner.rules.is_empty()
     }
 
     pub fn rules(&self) -> &[Rule] {
-        &self.rules
+        &self.inner.rules
+    }
+
+    pub fn groups(&self) -> &[Group] {
+        &self.inner.groups
+    }
+
+    /// How far back the store must look for [`History::earlier_contacts`] (0: no rule asks).
+    pub fn history_window_secs(&self) -> i64 {
+        self.inner.history_window_secs
+    }
+
+    /// The same rules with some weights replaced (from `triaged tune`); unknown ids are
+    /// returned as an error.
+    pub fn with_weights(
+        &self,
+        weights: &std::collections::BTreeMap<String, f64>,
+    ) -> Result<RuleSet, Vec<String>> {
+        let mut inner = Inner {
+            rules: self.inner.rules.clone(),
+            groups: self.inner.groups.clone(),
+            scans: self.inner.scans.clone(),
+            regex_scans: self.inner.regex_scans.clone(),
+            meta_order: self.inner.meta_order.clone(),
+            headers: self.inner.headers.clone(),
+            history_window_secs: self.inner.history_window_secs,
+        };
+        let mut unknown = Vec::new();
+        for (id, w) in weights {
+            match inner.rules.iter_mut().find(|r| &r.id == id) {
+                Some(r) => r.weight = *w,
+                None => unknown.push(id.clone()),
+            }
+        }
+        if unknown.is_empty() {
+            Ok(RuleSet {
+                inner: Arc::new(inner),
+            })
+        } else {
+            Err(unknown)
+        }
     }
 }
 
-/// Unicode NFKC and lower case: the form rules and text are compared in.
-pub fn normalise(text: &str) -> String {
-    text.nfkc().flat_map(char::to_lowercase).collect()
+/// The normalised texts of one email that the rule set reads.
+struct Texts {
+    subject: String,
+    body: String,
+    from: String,
+    from_address: String,
+    from_domain: String,
+    headers: Vec<(String, String)>,
+    /// Subject and body as written (for the share of capitals), own words only.
+    raw: String,
 }
 
-/// Score an email. Pure.
-pub fn score(email: &Email, rules: &RuleSet, thresholds: &Thresholds) -> Verdict {
-    let from = email
-        .from
-        .as_ref()
-        .map(|a| format!("{} <{}>", a.name.as_deref().unwrap_or(""), a.email))
-        .unwrap_or_default();
-    let texts = [
-        normalise(&email.subject),
-        normalise(&email.body_text),
-        normalise(&from),
-    ];
-    let text_of = |f: Field| -> &str {
-        match f {
-            Field::Subject => &texts[0],
-            Field::Body => &texts[1],
-            Field::From => &texts[2],
-        }
-    };
-    let mut hits = Vec::new();
-    for rule in rules.rules.iter() {
-        let found = rule
-            .fields
+impl Texts {
+    fn new(email: &Email, rules: &Inner) -> Texts {
+        let own = text::own_words(&email.body_text);
+        let (from, from_address, from_domain) = match email.from.as_ref() {
+            Some(a) => (
+                normalise(&format!(
+                    "{} <{}>",
+                    a.name.as_deref().unwrap_or(""),
+                    a.email
+                )),
+                a.email.to_ascii_lowercase(),
+                a.domain().to_ascii_lowercase(),
+            ),
+            None => Default::default(),
+        };
+        let headers = rules
+            .headers
             .iter()
-            .find_map(|&f| rule.matcher.find(text_of(f)).map(|m| (f, m.as_str())));
-        if let Some((field, matched)) = found {
-            hits.push(Hit {
-                rule: rule.id.clone(),
-                field,
-                matched: matched.chars().take(80).collect(),
-                weight: rule.weight,
+            .map(|h| {
+                let joined: Vec<&str> = email
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(h))
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                (h.clone(), normalise(&joined.join(" | ")))
+            })
+            .collect();
+        Texts {
+            subject: normalise(&email.subject),
+            body: normalise(&own),
+            from,
+            from_address,
+            from_domain,
+            headers,
+            raw: format!("{}\n{}", email.subject, own),
+        }
+    }
+
+    fn get(&self, s: &Source) -> &str {
+        match s {
+            Source::Subject => &self.subject,
+            Source::Body => &self.body,
+            Source::From => &self.from,
+            Source::FromAddress => &self.from_address,
+            Source::FromDomain => &self.from_domain,
+            Source::Header(h) => self
+                .headers
+                .iter()
+                .find(|(n, _)| n == h)
+                .map_or("", |(_, v)| v.as_str()),
+        }
+    }
+}
+
+/// One counted occurrence of a rule.
+#[derive(Debug, Clone)]
+struct Occurrence {
+    source: usize,
+    start: usize,
+    end: usize,
+}
+
+/// Per rule: what was found.
+#[derive(Debug, Clone, Default)]
+struct Found {
+    occurrences: Vec<Occurrence>,
+    /// For senders, signals and meta rules: fired, and what to show.
+    fired: Option<String>,
+}
+
+fn negated(neg: &Negation, text: &str, start: usize) -> bool {
+    let before = text::words_before(text, start, neg.window);
+    neg.phrases.iter().any(|p| text::contains_words(&before, p))
+}
+
+/// Record an occurrence unless the rule is full, the match is negated, or it overlaps one
+/// already counted (two phrases of one rule matching the same words count once).
+fn add(found: &mut Found, rule: &Rule, text: &str, source: usize, start: usize, end: usize) {
+    if found.occurrences.len() >= rule.max_hits as usize
+        || found
+            .occurrences
+            .iter()
+            .any(|o| o.source == source && o.start < end && start < o.end)
+    {
+        return;
+    }
+    if let Some(neg) = &rule.negation
+        && negated(neg, text, start)
+    {
+        return;
+    }
+    found.occurrences.push(Occurrence { source, start, end });
+}
+
+fn signal_value(signal: &Signal, t: &Texts, history: &History, now: i64) -> f64 {
+    match signal {
+        Signal::CapsRatio { min_letters } => {
+            let (ratio, letters) = text::caps_ratio(&t.raw);
+            if letters < *min_letters { 0.0 } else { ratio }
+        }
+        Signal::PunctuationRun => text::punctuation_run(&t.raw) as f64,
+        Signal::Words => text::word_count(&t.body) as f64,
+        Signal::EarlierContacts { within_secs } => history
+            .earlier_contacts
+            .iter()
+            .filter(|&&at| at <= now && at >= now - within_secs)
+            .count() as f64,
+        Signal::ReplyToAnswered => f64::from(u8::from(history.reply_to_answered)),
+    }
+}
+
+fn sender_matches(patterns: &[String], address: &str, domain: &str) -> Option<String> {
+    if address.is_empty() {
+        return None;
+    }
+    patterns
+        .iter()
+        .find(|p| {
+            if p.contains('@') {
+                p.as_str() == address
+            } else {
+                domain == p.as_str()
+                    || domain
+                        .strip_suffix(p.as_str())
+                        .is_some_and(|rest| rest.ends_with('.'))
+            }
+        })
+        .cloned()
+}
+
+fn snippet(text: &str) -> String {
+    if text.chars().count() <= 80 {
+        text.to_string()
+    } else {
+        text.chars().take(79).chain(['…']).collect()
+    }
+}
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e9 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Score an email. Pure: no I/O, no clock; `now` and the sender's history come in.
+pub fn score(
+    email: &Email,
+    rules: &RuleSet,
+    thresholds: &Thresholds,
+    history: &History,
+    now: i64,
+) -> Verdict {
+    let inner = &*rules.inner;
+    let texts = Texts::new(email, inner);
+    let mut found: Vec<Found> = vec![Found::default(); inner.rules.len()];
+    let sources: Vec<&Source> = inner
+        .scans
+        .iter()
+        .map(|s| &s.source)
+        .chain(inner.regex_scans.iter().map(|s| &s.source))
+        .collect();
+    let source_index = |s: &Source| sources.iter().position(|x| *x == s).unwrap_or(0);
+
+    // Keywords: one pass of one automaton per source.
+    for (si, scan) in inner.scans.iter().enumerate() {
+        let text = texts.get(&scan.source);
+        if text.is_empty() {
+            continue;
+        }
+        for m in scan.automaton.find_overlapping_iter(text) {
+            let p = &scan.patterns[m.pattern().as_usize()];
+            if !text::on_boundaries(text, m.start(), m.end(), p.left, p.right) {
+                continue;
+            }
+            for &r in &p.rules {
+                add(&mut found[r], &inner.rules[r], text, si, m.start(), m.end());
+            }
+        }
+    }
+    // Regexes: the set says which can match; only those are run.
+    for scan in &inner.regex_scans {
+        let text = texts.get(&scan.source);
+        if text.is_empty() {
+            continue;
+        }
+        let si = source_index(&scan.source);
+        for i in scan.set.matches(text).iter() {
+            let r = scan.rules[i];
+            let rule = &inner.rules[r];
+            if let Matcher::Regex(re) = &rule.matcher {
+                for m in re.find_iter(text) {
+                    if found[r].occurrences.len() >= rule.max_hits as usize {
+                        break;
+                    }
+                    add(&mut found[r], rule, text, si, m.start(), m.end());
+                }
+            }
+        }
+    }
+    // Senders and signals.
+    for (r, rule) in inner.rules.iter().enumerate() {
+        match &rule.matcher {
+            Matcher::Senders(list) => {
+                found[r].fired = sender_matches(list, &texts.from_address, &texts.from_domain);
+            }
+            Matcher::Signal {
+                signal,
+                at_least,
+                at_most,
+            } => {
+                let v = signal_value(signal, &texts, history, now);
+                if at_least.is_none_or(|min| v >= min) && at_most.is_none_or(|max| v <= max) {
+                    found[r].fired = Some(format!("{}={}", signal.name(), number(v)));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Meta rules, each after the ones it uses.
+    for &r in &inner.meta_order {
+        if let Matcher::Meta(expr) = &inner.rules[r].matcher {
+            let fired = |i: &usize| found[*i].fired.is_some() || !found[*i].occurrences.is_empty();
+            if expr.eval(&fired) {
+                let which: Vec<&str> = expr
+                    .names()
+                    .into_iter()
+                    .filter(|i| fired(i))
+                    .map(|i| inner.rules[i].id.as_str())
+                    .collect();
+                found[r].fired = Some(which.join(" + "));
+            }
+        }
+    }
+
+    // Weights, group caps, labels.
+    let mut hits = Vec::new();
+    let mut group_sums = vec![0.0f64; inner.groups.len()];
+    let mut tones = BTreeSet::new();
+    let mut intents = BTreeSet::new();
+    for (r, rule) in inner.rules.iter().enumerate() {
+        let f = &found[r];
+        let (target, matched, count) = if let Some(first) = f.occurrences.first() {
+            let src = sources[first.source];
+            let text = texts.get(src);
+            (
+                src.name(),
+                snippet(&text[first.start..first.end]),
+                f.occurrences.len() as u32,
+            )
+        } else if let Some(what) = &f.fired {
+            let target = match &rule.matcher {
+                Matcher::Senders(_) => "sender".to_string(),
+                Matcher::Signal { signal, .. } => format!("signal:{}", signal.name()),
+                _ => "meta".to_string(),
+            };
+            (target, snippet(what), 1)
+        } else {
+            continue;
+        };
+        let weight = rule.weight * f64::from(count);
+        if let Some(g) = rule.group {
+            group_sums[g] += weight;
+        }
+        tones.extend(rule.tone.iter().cloned());
+        intents.extend(rule.intent.iter().cloned());
+        hits.push(Hit {
+            rule: rule.id.clone(),
+            target,
+            matched,
+            count,
+            weight,
+        });
+    }
+    let mut score: f64 = hits.iter().map(|h| h.weight).sum();
+    let mut caps = Vec::new();
+    for (g, group) in inner.groups.iter().enumerate() {
+        let raw = group_sums[g];
+        let capped = raw
+            .min(group.max.unwrap_or(f64::INFINITY))
+            .max(group.min.unwrap_or(f64::NEG_INFINITY));
+        if capped != raw {
+            score += capped - raw;
+            caps.push(CapApplied {
+                group: group.id.clone(),
+                raw,
+                capped,
             });
         }
     }
-    let score: f64 = hits.iter().map(|h| h.weight).sum();
-    let mut tones: Vec<String> = hits
-        .iter()
-        .filter_map(|h| {
-            rules
-                .rules
-                .iter()
-                .find(|r| r.id == h.rule)
-                .and_then(|r| r.tone.clone())
-        })
-        .collect();
-    tones.sort();
-    tones.dedup();
+    // -0.0 reads oddly in logs and tables.
+    let score = if score == 0.0 { 0.0 } else { score };
     Verdict {
         score,
         priority: thresholds.priority(score),
-        tones,
+        tones: tones.into_iter().collect(),
+        intents: intents.into_iter().collect(),
         hits,
+        caps,
+    }
+}
+
+/// An email holding only `subject` and `body` (for `triaged eval`, `tune`, and rule examples).
+pub fn text_email(subject: &str, body: &str) -> Email {
+    Email {
+        message_id: String::new(),
+        message_id_synthesized: true,
+        from: None,
+        sender: None,
+        reply_to: None,
+        to: Vec::new(),
+        cc: Vec::new(),
+        subject: subject.to_string(),
+        date: None,
+        in_reply_to: Vec::new(),
+        references: Vec::new(),
+        body_text: body.to_string(),
+        headers: Vec::new(),
+        content_type: "text/plain".into(),
+        return_path: None,
+        part_types: Vec::new(),
+        size: subject.len() + body.len(),
     }
 }
 

@@ -1,31 +1,15 @@
 use std::path::Path;
 
 use super::*;
-use crate::parse::{Address, Email};
+use crate::parse::Address;
 
 fn email(subject: &str, body: &str) -> Email {
-    Email {
-        message_id: "m@x".into(),
-        message_id_synthesized: false,
-        from: Some(Address {
-            name: Some("Ada".into()),
-            email: "ada@customer.example".into(),
-        }),
-        sender: None,
-        reply_to: None,
-        to: vec![],
-        cc: vec![],
-        subject: subject.into(),
-        date: None,
-        in_reply_to: vec![],
-        references: vec![],
-        body_text: body.into(),
-        headers: vec![],
-        content_type: "text/plain".into(),
-        return_path: None,
-        part_types: vec![],
-        size: 0,
-    }
+    let mut e = text_email(subject, body);
+    e.from = Some(Address {
+        name: Some("Ada".into()),
+        email: "ada@mail.customer.example".into(),
+    });
+    e
 }
 
 const TH: Thresholds = Thresholds {
@@ -34,6 +18,12 @@ const TH: Thresholds = Thresholds {
     normal: 1.0,
 };
 
+fn run(e: &Email, rules: &RuleSet) -> Verdict {
+    score(e, rules, &TH, &History::default(), 1_000_000)
+}
+
+/// Load rule files from strings; errors come back as `file:line:col: message` with the temp
+/// directory stripped.
 fn load_str(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<RuleSet, Vec<String>>) {
     let d = tempfile::tempdir().expect("tempdir");
     let paths: Vec<_> = files
@@ -45,23 +35,18 @@ fn load_str(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<RuleSet, Vec<S
         })
         .collect();
     let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    let prefix = format!("{}/", d.path().display());
     let r = RuleSet::load(&refs).map_err(|e| {
         e.iter()
-            .map(|d| {
-                d.to_string().replace(
-                    &format!(
-                        "{}/",
-                        d.file
-                            .parent()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    ),
-                    "",
-                )
-            })
+            .map(|d| d.to_string().replace(&prefix, ""))
             .collect()
     });
     (d, r)
+}
+
+fn rules(text: &str) -> RuleSet {
+    let (_d, r) = load_str(&[("r.toml", text)]);
+    r.unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 fn default_pack() -> RuleSet {
@@ -69,52 +54,42 @@ fn default_pack() -> RuleSet {
     RuleSet::load(&[&p]).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
+fn fired(v: &Verdict) -> Vec<&str> {
+    v.hits.iter().map(|h| h.rule.as_str()).collect()
+}
+
 #[test]
 fn broken_rules_are_located() {
-    let cases: &[(&str, &str)] = &[
-        (
-            "[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\nfoo = 1\n",
-            "r.toml:5:1: unknown field `foo`",
-        ),
-        (
-            "[[rule]]\nid = \"a\"\nregex = \"(x\"\nweight = 1.0\n",
-            "r.toml:3:9: rule \"a\": regex does not compile",
-        ),
-        (
-            "[[rule]]\nid = \"a\"\nregex = \"x?\"\nweight = 1.0\n",
-            "r.toml:3:9: rule \"a\": regex matches empty text",
-        ),
-        (
-            "[[rule]]\nid = \"a\"\nweight = 1.0\n",
-            "r.toml:1:1: rule \"a\" needs keywords",
-        ),
-        (
-            "[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nregex = \"y\"\nweight = 1.0\n",
-            "r.toml:4:9: rule \"a\" has both",
-        ),
-        (
-            "[[rule]]\nid = \"a\"\nkeywords = []\nweight = 1.0\n",
-            "r.toml:3:12: rule \"a\": keywords must be a non-empty list",
-        ),
-        (
-            "[[rule]]\nid = \"Bad Id\"\nkeywords = [\"x\"]\nweight = 1.0\n",
-            "r.toml:2:6: rule id \"Bad Id\" must be",
-        ),
-        (
-            "[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nfields = [\"subject\", \"bdy\"]\nweight = 1.0\n",
-            "r.toml:4:22: rule \"a\": unknown field \"bdy\"",
-        ),
-        (
-            "[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = nan\n",
-            "r.toml:4:10: rule \"a\": weight must be a finite number",
-        ),
-        (
-            "[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\ntone = \"Angry!\"\n",
-            "r.toml:5:8: rule \"a\": tone",
-        ),
-        ("[[rule]\n", "r.toml:1:"),
+    let kw = "keywords = [\"x\"]\nweight = 1.0\n";
+    let cases: Vec<(String, &str)> = vec![
+        (format!("[[rule]]\nid = \"a\"\n{kw}foo = 1\n"), "r.toml:5:1: unknown field `foo`"),
+        ("[[rule]]\nid = \"a\"\nregex = \"(x\"\nweight = 1.0\n".into(), "r.toml:3:9: rule \"a\": regex does not compile"),
+        ("[[rule]]\nid = \"a\"\nregex = \"x?\"\nweight = 1.0\n".into(), "r.toml:3:9: rule \"a\": regex matches empty text"),
+        ("[[rule]]\nid = \"a\"\nregex = 'Urgent'\nweight = 1.0\n".into(), "r.toml:3:9: rule \"a\": regex has upper-case 'U'"),
+        ("[[rule]]\nid = \"a\"\nweight = 1.0\n".into(), "r.toml:1:1: rule \"a\" needs one of keywords"),
+        ("[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nregex = \"y\"\nweight = 1.0\n".into(), "r.toml:4:9: rule \"a\" has keywords and regex"),
+        ("[[rule]]\nid = \"a\"\nkeywords = []\nweight = 1.0\n".into(), "r.toml:3:12: rule \"a\": keywords is empty"),
+        ("[[rule]]\nid = \"a\"\nkeywords = [\"x\", \"X\"]\nweight = 1.0\n".into(), "r.toml:3:18: rule \"a\": keyword \"X\" is listed twice"),
+        ("[[rule]]\nid = \"Bad Id\"\nkeywords = [\"x\"]\nweight = 1.0\n".into(), "r.toml:2:6: rule id \"Bad Id\" must be"),
+        (format!("[[rule]]\nid = \"a\"\n{kw}in = [\"subject\", \"bdy\"]\n"), "r.toml:5:18: rule \"a\": unknown target \"bdy\""),
+        ("[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = nan\n".into(), "r.toml:4:10: rule \"a\": weight must be a finite number"),
+        (format!("[[rule]]\nid = \"a\"\n{kw}tone = \"Angry!\"\n"), "r.toml:5:8: rule \"a\": tone"),
+        (format!("[[rule]]\nid = \"a\"\n{kw}group = \"calm\"\n"), "r.toml:5:9: rule \"a\": unknown group \"calm\""),
+        ("[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\n".into(), "r.toml:2:6: rule \"a\" has no weight, tone or intent"),
+        ("[[rule]]\nid = \"a\"\nmeta = \"b and\"\nweight = 1.0\n".into(), "r.toml:3:14: rule \"a\": meta: the expression ends too early"),
+        ("[[rule]]\nid = \"a\"\nmeta = \"b or c\"\nweight = 1.0\n".into(), "r.toml:3:8: meta rule \"a\" refers to unknown rule \"b\""),
+        (format!("[[rule]]\nid = \"b\"\n{kw}[[rule]]\nid = \"a\"\nmeta = \"b and not b\"\nweight = 1.0\n"), "r.toml:7:8: meta rule \"a\" can never fire"),
+        ("[[rule]]\nid = \"a\"\nmeta = \"b\"\nweight = 1.0\n[[rule]]\nid = \"b\"\nmeta = \"a\"\nweight = 1.0\n".into(), "r.toml:1:1: meta rules form a cycle: a -> b -> a"),
+        ("[[rule]]\nid = \"a\"\nsignal = \"caps\"\nat_least = 1\nweight = 1.0\n".into(), "r.toml:3:10: rule \"a\": unknown signal \"caps\""),
+        ("[[rule]]\nid = \"a\"\nsignal = \"words\"\nat_least = 10\nat_most = 5\nweight = 1.0\n".into(), "r.toml:4:12: rule \"a\" can never fire: at_least 10 is above at_most 5"),
+        ("[[rule]]\nid = \"a\"\nsignal = \"words\"\nweight = 1.0\n".into(), "r.toml:3:10: rule \"a\": a signal rule needs at_least"),
+        ("[[rule]]\nid = \"a\"\nsenders = [\"nobody\"]\nweight = 1.0\n".into(), "r.toml:3:12: rule \"a\": \"nobody\" is neither an address nor a domain"),
+        (format!("[[rule]]\nid = \"a\"\n{kw}examples.match = [\"y\"]\n"), "r.toml:5:19: rule \"a\" does not match its example \"y\""),
+        (format!("[[rule]]\nid = \"a\"\n{kw}examples.no_match = [\"an x\"]\n"), "r.toml:5:22: rule \"a\" matches its no_match example \"an x\""),
+        (format!("[[rule]]\nid = \"a\"\n{kw}negation = true\n"), "r.toml:5:12: rule \"a\": negation = true, but this file has no [negation]"),
+        ("[[rule]\n".into(), "r.toml:1:"),
     ];
-    for (text, want) in cases {
+    for (text, want) in &cases {
         let (_d, r) = load_str(&[("r.toml", text)]);
         let errs = r.expect_err(want);
         assert!(
@@ -131,18 +106,16 @@ fn duplicate_ids_across_files_point_at_the_second() {
     let errs = r.expect_err("duplicate");
     assert_eq!(errs.len(), 1);
     assert!(
-        errs[0].starts_with("b.toml:2:6: duplicate rule id \"dup\""),
+        errs[0].starts_with("b.toml:2:6: duplicate rule id \"dup\" (first defined at "),
         "{errs:?}"
     );
 }
 
 #[test]
 fn phrases_match_whole_words_after_normalisation() {
-    let (_d, r) = load_str(&[(
-        "r.toml",
-        "[[rule]]\nid = \"down\"\nkeywords = [\"is down\", \"urgent\", \"C++\"]\nweight = 3.0\ntone = \"angry\"\n",
-    )]);
-    let rules = r.expect("loads");
+    let r = rules(
+        "[[rule]]\nid = \"down\"\nkeywords = [\"is down\", \"urgent\", \"C++\", \"can't log in\"]\nweight = 3.0\ntone = \"angry\"\n",
+    );
     let cases = [
         ("the site is down", true),
         ("the site IS\n  DOWN today", true),
@@ -150,94 +123,249 @@ fn phrases_match_whole_words_after_normalisation() {
         ("this is downgraded", false),
         ("non-urgently", false),
         ("about c++ builds", true),
+        ("I can’t log in", true),
     ];
     for (text, want) in cases {
-        let v = score(&email("", text), &rules, &TH);
+        let v = run(&email("", text), &r);
         assert_eq!(!v.hits.is_empty(), want, "{text:?}");
         if want {
             assert_eq!(v.tones, ["angry"]);
-            assert_eq!(v.hits[0].field, Field::Body);
+            assert_eq!(v.hits[0].target, "body");
         }
     }
 }
 
 #[test]
-fn weights_sum_once_per_rule_and_map_to_priority() {
-    let (_d, r) = load_str(&[(
-        "r.toml",
-        "[[rule]]\nid = \"a\"\nkeywords = [\"down\"]\nweight = 5.0\nfields = [\"subject\"]\n\
-         [[rule]]\nid = \"b\"\nkeywords = [\"now\"]\nweight = 3.0\n\
-         [[rule]]\nid = \"c\"\nkeywords = [\"thanks\"]\nweight = -2.0\ntone = \"polite\"\n\
-         [[rule]]\nid = \"d\"\nkeywords = [\"example\"]\nweight = 1.0\nfields = [\"from\"]\n",
-    )]);
-    let rules = r.expect("loads");
-    let v = score(&email("Down down down", "fix it now now now"), &rules, &TH);
-    assert_eq!(v.score, 9.0);
-    assert_eq!(v.priority, Priority::Urgent);
-    assert_eq!(
-        v.hits.iter().map(|h| h.rule.as_str()).collect::<Vec<_>>(),
-        ["a", "b", "d"]
+fn negation_guards_cancel_nearby_matches_only() {
+    let r = rules(
+        "[negation]\nphrases = [\"not\", \"no\", \"don't\"]\nwindow = 3\n\
+         [[rule]]\nid = \"urgency\"\nkeywords = [\"urgent\", \"rush\"]\nweight = 2.0\n\
+         [[rule]]\nid = \"raw\"\nkeywords = [\"urgent\"]\nnegation = false\nweight = 1.0\n",
     );
-    assert_eq!(v.hits[2].field, Field::From);
-    let v = score(&email("Down", "thanks"), &rules, &TH);
-    assert_eq!(
-        (v.score, v.priority, v.tones.clone()),
-        (4.0, Priority::High, vec!["polite".to_string()])
+    let cases: &[(&str, &[&str])] = &[
+        ("this is urgent", &["urgency", "raw"]),
+        ("this is not urgent", &["raw"]),
+        ("no rush", &[]),
+        ("not sure why, but this is urgent", &["urgency", "raw"]),
+        ("I don't think it's urgent", &["raw"]),
+        ("I don't think it's very urgent", &["urgency", "raw"]),
+        (
+            "not that I care but the matter is urgent",
+            &["urgency", "raw"],
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(fired(&run(&email("", text), &r)), *want, "{text:?}");
+    }
+}
+
+#[test]
+fn counted_hits_groups_and_caps() {
+    let r = rules(
+        "[[group]]\nid = \"calm\"\nmin = -2.0\n\
+         [[rule]]\nid = \"bang\"\nkeywords = [\"bad\"]\nweight = 2.0\nmax_hits = 3\n\
+         [[rule]]\nid = \"thanks\"\nkeywords = [\"thanks\"]\nweight = -2.0\ngroup = \"calm\"\n\
+         [[rule]]\nid = \"regards\"\nkeywords = [\"regards\"]\nweight = -2.0\ngroup = \"calm\"\n",
     );
-    let v = score(&email("hello", "thanks"), &rules, &TH);
-    assert_eq!(v.priority, Priority::Low);
+    let v = run(&email("bad", "bad bad bad bad"), &r);
+    assert_eq!((v.hits[0].count, v.score), (3, 6.0));
+    let v = run(&email("", "bad. thanks, regards"), &r);
+    assert_eq!(v.score, 0.0, "the calm group adds -4 but is capped at -2");
+    assert_eq!(
+        v.caps,
+        vec![CapApplied {
+            group: "calm".into(),
+            raw: -4.0,
+            capped: -2.0
+        }]
+    );
+    // Two phrases of one rule over the same words count once.
+    let r = rules(
+        "[[rule]]\nid = \"c\"\nkeywords = [\"cancel my\", \"cancel my plan\"]\nmax_hits = 5\nweight = 1.0\n",
+    );
+    assert_eq!(run(&email("", "cancel my plan"), &r).hits[0].count, 1);
+}
+
+#[test]
+fn targets_senders_signals_and_meta() {
+    let r = rules(
+        r#"
+[[rule]]
+id = "subj"
+keywords = ["invoice"]
+in = ["subject"]
+weight = 1.0
+[[rule]]
+id = "dom"
+keywords = ["customer.example"]
+in = ["from.domain"]
+weight = 1.0
+[[rule]]
+id = "hdr"
+regex = 'high'
+in = ["header:X-Priority"]
+weight = 1.0
+[[rule]]
+id = "vip"
+senders = ["customer.example", "boss@elsewhere.example"]
+weight = 3.0
+[[rule]]
+id = "caps"
+signal = "caps_ratio"
+at_least = 0.6
+min_letters = 10
+weight = 1.0
+tone = "angry"
+[[rule]]
+id = "bangs"
+signal = "punctuation_run"
+at_least = 3
+weight = 1.0
+[[rule]]
+id = "chronic"
+signal = "earlier_contacts"
+within = "2d"
+at_least = 2
+weight = 2.0
+[[rule]]
+id = "angry-vip"
+meta = "vip and 1 of [caps, bangs]"
+weight = 2.0
+intent = "escalate"
+"#,
+    );
+    let mut e = email("INVOICE IS WRONG!!!", "WHERE IS MY MONEY");
+    e.headers.push(("X-Priority".into(), "1 (High)".into()));
+    let now = 1_000_000;
+    let history = History {
+        earlier_contacts: vec![now - 3 * 86_400, now - 3600, now - 60],
+        reply_to_answered: false,
+    };
+    let v = score(&e, &r, &TH, &history, now);
+    assert_eq!(
+        fired(&v),
+        [
+            "subj",
+            "dom",
+            "hdr",
+            "vip",
+            "caps",
+            "bangs",
+            "chronic",
+            "angry-vip"
+        ]
+    );
+    assert_eq!(v.score, 12.0);
+    assert_eq!(v.intents, ["escalate"]);
+    let chronic = &v.hits[6];
+    assert_eq!(
+        (chronic.target.as_str(), chronic.matched.as_str()),
+        ("signal:earlier_contacts", "earlier_contacts=2")
+    );
+    assert_eq!(v.hits[7].matched, "vip + caps + bangs");
+    // The subject rule does not read the body; the sender rule needs the domain or a subdomain.
+    let mut quiet = email("hello", "invoice attached");
+    quiet.from = Some(Address {
+        name: None,
+        email: "x@notcustomer.example".into(),
+    });
+    assert!(
+        fired(&run(&quiet, &r)).is_empty(),
+        "{:?}",
+        run(&quiet, &r).hits
+    );
+}
+
+#[test]
+fn quoted_text_is_not_scored() {
+    let r = rules("[[rule]]\nid = \"a\"\nkeywords = [\"unacceptable\"]\nweight = 2.0\n");
+    let reply = "Thanks, that fixed it.\n\nOn Monday you wrote:\n> This is unacceptable\n";
+    assert!(run(&email("Re: help", reply), &r).hits.is_empty());
+}
+
+#[test]
+fn weights_can_be_replaced_by_id() {
+    let r = rules("[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\n");
+    let w = std::collections::BTreeMap::from([("a".to_string(), 5.5)]);
+    let tuned = r.with_weights(&w).expect("known id");
+    assert_eq!(run(&email("", "x"), &tuned).score, 5.5);
+    let bad = std::collections::BTreeMap::from([("zz".to_string(), 1.0)]);
+    assert_eq!(r.with_weights(&bad).expect_err("unknown"), ["zz"]);
 }
 
 #[test]
 fn default_pack_scores_realistic_email() {
-    let rules = default_pack();
-    assert!(rules.len() >= 15);
-    let cases: &[(&str, &str, Priority, &[&str])] = &[
+    let r = default_pack();
+    assert!(r.len() >= 25);
+    // (subject, body, priority, tones that must be there, intents that must be there)
+    type Case<'a> = (&'a str, &'a str, Priority, &'a [&'a str], &'a [&'a str]);
+    let cases: &[Case] = &[
         (
             "Your service is DOWN again - this is unacceptable",
             "None of my team can log in. This is the third time this month and I need this fixed today!!!",
             Priority::Urgent,
             &["angry", "frustrated"],
+            &["outage"],
         ),
         (
             "Charged twice",
             "I was charged twice for my invoice, please refund the duplicate payment.",
             Priority::High,
             &[],
+            &["billing", "refund"],
         ),
         (
             "Account hacked?",
             "Someone logged into my account and my data was exposed. I will contact my lawyer.",
             Priority::Urgent,
             &["angry", "anxious"],
+            &["legal-threat", "security"],
         ),
         (
             "Question about exports",
             "Sorry to bother you - is there a way to export as CSV? No rush at all.",
             Priority::Low,
             &["polite"],
+            &[],
         ),
         (
             "Thanks!",
             "Thank you, great work on the new release. Keep up the good work!",
             Priority::Low,
             &["happy"],
+            &["praise"],
         ),
         (
             "Cancel",
             "Please cancel my subscription.",
             Priority::Normal,
             &[],
+            &["cancel"],
         ),
         (
             "Still waiting",
             "I am still waiting for an answer about my order. Very disappointed.",
             Priority::High,
             &["frustrated"],
+            &[],
+        ),
+        (
+            "Not urgent",
+            "Not urgent, but the export button is not working for me.",
+            Priority::Normal,
+            &[],
+            &["outage"],
+        ),
+        (
+            "stuck",
+            "Hi, I'm stuck on the setup and lost my data. Sorry.",
+            Priority::High,
+            &["meek", "anxious"],
+            &["data-loss"],
         ),
     ];
-    for (subject, body, want, tones) in cases {
-        let v = score(&email(subject, body), &rules, &TH);
+    for (subject, body, want, tones, intents) in cases {
+        let v = run(&email(subject, body), &r);
         assert_eq!(
             v.priority, *want,
             "{subject:?}: score {} hits {:?}",
@@ -250,5 +378,40 @@ fn default_pack_scores_realistic_email() {
                 v.tones
             );
         }
+        for i in *intents {
+            assert!(
+                v.intents.iter().any(|x| x == i),
+                "{subject:?}: intent {i} missing from {:?}",
+                v.intents
+            );
+        }
     }
+}
+
+#[test]
+fn explanations_show_every_hit_and_the_running_score() {
+    let r = rules(
+        "[[group]]\nid = \"calm\"\nmin = -1.0\n\
+         [[rule]]\nid = \"down\"\nkeywords = [\"down\"]\nweight = 5.0\nintent = \"outage\"\n\
+         [[rule]]\nid = \"thanks\"\nkeywords = [\"thanks\", \"cheers\"]\nweight = -1.0\nmax_hits = 2\ngroup = \"calm\"\ntone = \"polite\"\n",
+    );
+    let v = run(&email("Site down", "thanks, cheers"), &r);
+    let text = explain_text(&v, &r, &TH);
+    let want = "\
+priority high (score 4.0; urgent >= 8, high >= 4, normal >= 1, else low)
+tone     polite
+intents  outage
+
+rule    target   matched   weight  score  labels
+down    subject  \"down\"      +5.0    5.0  intent:outage
+thanks  body     \"thanks\"  -1.0x2    3.0  tone:polite group:calm
+
+cap: group calm added -2.0, capped to -1.0 (+1.0) -> score 4.0
+";
+    assert_eq!(text, want, "\n{text}");
+    let json = explain_json(&v, &r, &TH);
+    assert_eq!(json["priority"], "high");
+    assert_eq!(json["hits"][1]["count"], 2);
+    assert_eq!(json["hits"][1]["group"], "calm");
+    assert_eq!(json["caps"][0]["capped"], -1.0);
 }

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::guard::Refusal;
 use crate::parse::Email;
-use crate::score::{Priority, Verdict};
+use crate::score::{History, Priority, Verdict};
 use crate::tickets::{self, AckDecision, AckFacts};
 
 /// An open store. Each task opens its own (WAL lets readers and one writer work side by side).
@@ -231,6 +231,45 @@ impl Store {
     }
 
     /// Messages in this folder whose keywords are not set yet, oldest first.
+    /// What the scoring history signals need about the sender of `email`: when they wrote
+    /// before (within `window_secs`; 0 skips the lookup) and whether this replies to a ticket
+    /// staff already answered.
+    pub fn history(&self, email: &Email, now: i64, window_secs: i64) -> Result<History> {
+        let (sender, _) = sender_of(email);
+        let mut earlier_contacts = Vec::new();
+        if window_secs > 0 && !sender.is_empty() {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT received_at FROM messages
+                     WHERE sender = ?1 AND status = 'triaged' AND received_at >= ?2 AND received_at <= ?3
+                     ORDER BY received_at",
+                )
+                .context("Preparing contact history")?;
+            earlier_contacts = stmt
+                .query_map(params![sender, now - window_secs, now], |r| r.get(0))
+                .context("Reading contact history")?
+                .collect::<rusqlite::Result<_>>()
+                .context("Reading contact history")?;
+        }
+        let reply_to_answered = match find_ticket(&self.conn, email, &sender)? {
+            Some((id, _)) => {
+                let state: String = self
+                    .conn
+                    .query_row("SELECT state FROM tickets WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                    .context("Reading ticket state")?;
+                state == "answered"
+            }
+            None => false,
+        };
+        Ok(History {
+            earlier_contacts,
+            reply_to_answered,
+        })
+    }
+
     pub fn pending_flags(&self, folder: &str, uidvalidity: u32) -> Result<Vec<FlagTask>> {
         let mut stmt = self
             .conn
@@ -724,14 +763,8 @@ fn record_in(
             .prepare_cached("INSERT INTO hits (message_row, rule, field, matched, weight) VALUES (?1, ?2, ?3, ?4, ?5)")
             .context("Preparing hit insert")?;
         for h in &verdict.hits {
-            stmt.execute(params![
-                row,
-                h.rule,
-                format!("{:?}", h.field).to_lowercase(),
-                h.matched,
-                h.weight
-            ])
-            .context("Recording rule hit")?;
+            stmt.execute(params![row, h.rule, h.target, h.matched, h.weight])
+                .context("Recording rule hit")?;
         }
     }
 
@@ -786,11 +819,7 @@ fn sender_of(email: &Email) -> (String, String) {
 
 /// The ticket this email belongs to: by In-Reply-To/References (our acknowledgements' IDs or a
 /// customer email's), else by the subject tag when the sender is the ticket's customer.
-fn find_ticket(
-    tx: &rusqlite::Transaction<'_>,
-    email: &Email,
-    sender: &str,
-) -> Result<Option<(i64, String)>> {
+fn find_ticket(tx: &Connection, email: &Email, sender: &str) -> Result<Option<(i64, String)>> {
     let mut stmt = tx
         .prepare_cached(
             "SELECT t.id, t.tag FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.dedup_key = ?1

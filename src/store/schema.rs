@@ -95,4 +95,8 @@ CREATE TABLE kv (
     value  TEXT NOT NULL
 ) STRICT;
 "#,
+    // 3: the sender's earlier contacts, for the history signals of scoring.
+    r#"
+CREATE INDEX messages_sender ON messages(sender, received_at);
+"#,
 ];

@@ -39,7 +39,9 @@ fn verdict(p: Priority) -> Verdict {
         score: 1.0,
         priority: p,
         tones: vec!["angry".into()],
+        intents: vec![],
         hits: vec![],
+        caps: vec![],
     }
 }
 

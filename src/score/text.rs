@@ -1,0 +1,213 @@
+//! Text normalisation and the word-level helpers matching needs. Rules and email text are
+//! compared in one normal form, computed once per email: Unicode NFKC, lower case, typographic
+//! quotes as ASCII, and every run of whitespace as one space.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// The normal form rules and text are compared in. ASCII text (the common case) takes a fast
+/// path: NFKC leaves it unchanged.
+pub fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    let mut push = |c: char, out: &mut String| {
+        if c.is_whitespace() {
+            space = true;
+            return;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        match c {
+            '\u{2018}' | '\u{2019}' | '\u{02bc}' | '`' => out.push('\''),
+            '\u{201c}' | '\u{201d}' => out.push('"'),
+            c if c.is_ascii() => out.push(c.to_ascii_lowercase()),
+            c => out.extend(c.to_lowercase()),
+        }
+    };
+    if text.is_ascii() {
+        for c in text.chars() {
+            push(c, &mut out);
+        }
+    } else {
+        for c in text.nfkc() {
+            push(c, &mut out);
+        }
+    }
+    out
+}
+
+/// The body as rules see it: quoted lines (`> ...`) and the signature (after a `-- ` line) are
+/// left out, so a reply is scored on what the customer wrote now, not on the thread it quotes
+/// (which may hold our own acknowledgement).
+pub fn own_words(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    for line in body.lines() {
+        if line == "-- " || line == "--" {
+            break;
+        }
+        if line.trim_start().starts_with('>') {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// A word character for boundaries: letters, digits, marks and `_` (as regex's `\b`).
+pub fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || is_combining_mark(c)
+}
+
+/// Whether `text[start..end]` stands on word boundaries where the phrase needs them.
+pub fn on_boundaries(text: &str, start: usize, end: usize, left: bool, right: bool) -> bool {
+    (!left || !text[..start].chars().next_back().is_some_and(is_word_char))
+        && (!right || !text[end..].chars().next().is_some_and(is_word_char))
+}
+
+/// Characters that end a clause: a negation does not reach across them.
+fn ends_clause(c: char) -> bool {
+    matches!(c, '.' | '!' | '?' | ';' | ':' | ',' | '\n' | '(' | ')')
+}
+
+/// The last `n` words before byte `start`, within its clause, oldest first. A word is a run of
+/// word characters and apostrophes (`don't`).
+pub fn words_before(text: &str, start: usize, n: usize) -> Vec<&str> {
+    let head = &text[..start];
+    let clause_start = head
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| ends_clause(c))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let clause = &head[clause_start..];
+    let mut words: Vec<&str> = clause
+        .split(|c: char| !(is_word_char(c) || c == '\''))
+        .filter(|w| !w.is_empty() && *w != "'")
+        .collect();
+    if words.len() > n {
+        words.drain(..words.len() - n);
+    }
+    words
+}
+
+/// Whether the word sequence `phrase` (already split) occurs contiguously in `words`.
+pub fn contains_words(words: &[&str], phrase: &[String]) -> bool {
+    !phrase.is_empty()
+        && words
+            .windows(phrase.len())
+            .any(|w| w.iter().zip(phrase).all(|(a, b)| *a == b))
+}
+
+/// Split a normalised phrase into words the way [`words_before`] does.
+pub fn split_words(phrase: &str) -> Vec<String> {
+    phrase
+        .split(|c: char| !(is_word_char(c) || c == '\''))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Share of upper-case letters among letters, and the number of letters.
+pub fn caps_ratio(text: &str) -> (f64, usize) {
+    let (mut upper, mut letters) = (0usize, 0usize);
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        if c.is_uppercase() {
+            upper += 1;
+        }
+    }
+    if letters == 0 {
+        (0.0, 0)
+    } else {
+        (upper as f64 / letters as f64, letters)
+    }
+}
+
+/// The longest run of `!` and `?` (`!!!`, `?!?`).
+pub fn punctuation_run(text: &str) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for c in text.chars() {
+        if matches!(c, '!' | '?' | '\u{ff01}' | '\u{ff1f}') {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
+/// Words in a text.
+pub fn word_count(text: &str) -> usize {
+    text.split(|c: char| !is_word_char(c))
+        .filter(|w| !w.is_empty())
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_form() {
+        let cases = [
+            ("Hello  World", "hello world"),
+            ("ＵＲＧＥＮＴ\r\n\tnow", "urgent now"),
+            ("Can’t log in", "can't log in"),
+            ("  leading", "leading"),
+            ("Straße", "straße"),
+            ("ÉCHEC", "échec"),
+            ("“quoted”", "\"quoted\""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalise(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn quoted_lines_and_signatures_are_not_own_words() {
+        let body =
+            "New problem here\n> old angry text\n  > more\nOn Monday you wrote:\n-- \nAda\nCEO";
+        assert_eq!(own_words(body), "New problem here\nOn Monday you wrote:\n");
+    }
+
+    #[test]
+    fn words_before_stop_at_clauses() {
+        let t = "it is not very urgent";
+        let start = t.find("urgent").expect("in text");
+        assert_eq!(words_before(t, start, 3), vec!["is", "not", "very"]);
+        assert_eq!(words_before(t, start, 1), vec!["very"]);
+        let t = "i'm not sure. this is urgent";
+        let start = t.find("urgent").expect("in text");
+        assert_eq!(words_before(t, start, 5), vec!["this", "is"]);
+        let t = "we don't need it urgently";
+        let start = t.find("urgently").expect("in text");
+        assert!(contains_words(
+            &words_before(t, start, 3),
+            &split_words("don't")
+        ));
+        assert!(!contains_words(
+            &words_before(t, start, 2),
+            &split_words("don't")
+        ));
+    }
+
+    #[test]
+    fn boundaries() {
+        let t = "downgrade is down";
+        assert!(!on_boundaries(t, 0, 4, true, true));
+        assert!(on_boundaries(t, 13, 17, true, true));
+        assert!(on_boundaries("c++ rocks", 0, 3, true, false));
+    }
+
+    #[test]
+    fn structural_measures() {
+        assert_eq!(caps_ratio("ABC def"), (0.5, 6));
+        assert_eq!(caps_ratio("123"), (0.0, 0));
+        assert_eq!(punctuation_run("why?!?! ok!"), 4);
+        assert_eq!(punctuation_run("none"), 0);
+        assert_eq!(word_count("it's down, again!"), 4);
+    }
+}
