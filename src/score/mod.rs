@@ -348,8 +348,10 @@ struct Texts {
     from_address: String,
     from_domain: String,
     headers: Vec<(String, String)>,
-    /// Subject and body as written (for the share of capitals), own words only.
-    raw: String,
+    /// Upper-case letters and letters in subject and body as written (own words only).
+    caps: (usize, usize),
+    /// The longest run of `!`/`?` in subject or body.
+    punctuation_run: usize,
 }
 
 impl Texts {
@@ -387,7 +389,11 @@ impl Texts {
             from_address,
             from_domain,
             headers,
-            raw: format!("{}\n{}", email.subject, own),
+            caps: {
+                let (a, b) = (text::caps_counts(&email.subject), text::caps_counts(&own));
+                (a.0 + b.0, a.1 + b.1)
+            },
+            punctuation_run: text::punctuation_run(&email.subject).max(text::punctuation_run(&own)),
         }
     }
 
@@ -450,10 +456,14 @@ fn add(found: &mut Found, rule: &Rule, text: &str, source: usize, start: usize, 
 fn signal_value(signal: &Signal, t: &Texts, history: &History, now: i64) -> f64 {
     match signal {
         Signal::CapsRatio { min_letters } => {
-            let (ratio, letters) = text::caps_ratio(&t.raw);
-            if letters < *min_letters { 0.0 } else { ratio }
+            let (upper, letters) = t.caps;
+            if letters < *min_letters.max(&1) {
+                0.0
+            } else {
+                upper as f64 / letters as f64
+            }
         }
-        Signal::PunctuationRun => text::punctuation_run(&t.raw) as f64,
+        Signal::PunctuationRun => t.punctuation_run as f64,
         Signal::Words => text::word_count(&t.body) as f64,
         Signal::EarlierContacts { within_secs } => history
             .earlier_contacts

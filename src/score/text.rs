@@ -6,8 +6,23 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
 /// The normal form rules and text are compared in. ASCII text (the common case) takes a fast
-/// path: NFKC leaves it unchanged.
+/// byte-wise path, and text that is already in NFKC skips the normaliser.
 pub fn normalise(text: &str) -> String {
+    if text.is_ascii() {
+        let mut out = String::with_capacity(text.len());
+        for (i, word) in text.split_ascii_whitespace().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+        // In place: ASCII lower case and the backtick as an apostrophe keep every byte ASCII.
+        out.make_ascii_lowercase();
+        if out.contains('`') {
+            out = out.replace('`', "'");
+        }
+        return out;
+    }
     let mut out = String::with_capacity(text.len());
     let mut space = false;
     let mut push = |c: char, out: &mut String| {
@@ -26,7 +41,9 @@ pub fn normalise(text: &str) -> String {
             c => out.extend(c.to_lowercase()),
         }
     };
-    if text.is_ascii() {
+    if unicode_normalization::is_nfkc_quick(text.chars())
+        == unicode_normalization::IsNormalized::Yes
+    {
         for c in text.chars() {
             push(c, &mut out);
         }
@@ -41,7 +58,10 @@ pub fn normalise(text: &str) -> String {
 /// The body as rules see it: quoted lines (`> ...`) and the signature (after a `-- ` line) are
 /// left out, so a reply is scored on what the customer wrote now, not on the thread it quotes
 /// (which may hold our own acknowledgement).
-pub fn own_words(body: &str) -> String {
+pub fn own_words(body: &str) -> std::borrow::Cow<'_, str> {
+    if !body.contains('>') && !body.contains("\n--") && !body.starts_with("--") {
+        return std::borrow::Cow::Borrowed(body);
+    }
     let mut out = String::with_capacity(body.len());
     for line in body.lines() {
         if line == "-- " || line == "--" {
@@ -53,7 +73,7 @@ pub fn own_words(body: &str) -> String {
         out.push_str(line);
         out.push('\n');
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// A word character for boundaries: letters, digits, marks and `_` (as regex's `\b`).
@@ -111,18 +131,29 @@ pub fn split_words(phrase: &str) -> Vec<String> {
 
 /// Share of upper-case letters among letters, and the number of letters.
 pub fn caps_ratio(text: &str) -> (f64, usize) {
-    let (mut upper, mut letters) = (0usize, 0usize);
-    for c in text.chars().filter(|c| c.is_alphabetic()) {
-        letters += 1;
-        if c.is_uppercase() {
-            upper += 1;
-        }
-    }
+    let (upper, letters) = caps_counts(text);
     if letters == 0 {
         (0.0, 0)
     } else {
         (upper as f64 / letters as f64, letters)
     }
+}
+
+/// Upper-case letters and letters in a text.
+pub fn caps_counts(text: &str) -> (usize, usize) {
+    let (mut upper, mut letters) = (0usize, 0usize);
+    if text.is_ascii() {
+        for b in text.bytes() {
+            letters += usize::from(b.is_ascii_alphabetic());
+            upper += usize::from(b.is_ascii_uppercase());
+        }
+        return (upper, letters);
+    }
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        upper += usize::from(c.is_uppercase());
+    }
+    (upper, letters)
 }
 
 /// The longest run of `!` and `?` (`!!!`, `?!?`).
@@ -141,6 +172,16 @@ pub fn punctuation_run(text: &str) -> usize {
 
 /// Words in a text.
 pub fn word_count(text: &str) -> usize {
+    if text.is_ascii() {
+        let mut n = 0;
+        let mut in_word = false;
+        for b in text.bytes() {
+            let w = b.is_ascii_alphanumeric() || b == b'_';
+            n += usize::from(w && !in_word);
+            in_word = w;
+        }
+        return n;
+    }
     text.split(|c: char| !is_word_char(c))
         .filter(|w| !w.is_empty())
         .count()

@@ -1,0 +1,172 @@
+//! Scoring speed on one core, run with `cargo bench --bench scoring`: messages/s and MB/s for
+//! ~4 KB messages with the shipped default pack, and with the pack plus generated keyword rules
+//! (500 and 2,000 in all), so the cost's growth with the number of rules is visible.
+//!
+//! The messages are built from the English support tickets in
+//! ../shared/eval/data/tobi_bueck_tickets_multi-lang-4-20k.head.csv when that file is there
+//! (several tickets per message until it is ~4 KB), else from the sample mail in examples/mail.
+//! Nothing is written. Environment: BENCH_SCORING_SECS (seconds per measurement, default 3).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use triaged::score::{History, RuleSet, Thresholds, score, text_email};
+
+const TARGET_SIZE: usize = 4096;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Text pieces to build messages from.
+fn pieces() -> Vec<String> {
+    let data = repo().join("../shared/eval/data/tobi_bueck_tickets_multi-lang-4-20k.head.csv");
+    if let Ok(text) = std::fs::read_to_string(&data) {
+        // Good enough for a benchmark: the quoted body column of English rows.
+        let mut out = Vec::new();
+        for rec in text.split("\n").filter(|l| l.contains(",en,")) {
+            if let Some(body) = rec.split('"').nth(1)
+                && body.len() > 80
+            {
+                out.push(body.to_string());
+            }
+        }
+        if out.len() > 100 {
+            return out;
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(repo().join("examples/mail")) {
+        for e in dir.flatten() {
+            if let Ok(t) = std::fs::read_to_string(e.path())
+                && let Some((_, body)) = t.split_once("\n\n")
+            {
+                out.push(body.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// (subject, body) pairs of about 4 KB each.
+fn corpus(n: usize) -> Vec<(String, String)> {
+    let p = pieces();
+    assert!(!p.is_empty(), "no text to build messages from");
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0;
+    while out.len() < n {
+        let subject = p[i % p.len()].chars().take(60).collect::<String>();
+        let mut body = String::new();
+        while body.len() < TARGET_SIZE {
+            body.push_str(&p[i % p.len()]);
+            body.push_str("\n\n");
+            i += 1;
+        }
+        out.push((subject, body));
+    }
+    out
+}
+
+/// `n` extra keyword rules of eight phrases each, written like an operator's pack.
+fn extra_rules(n: usize, dir: &Path) -> PathBuf {
+    let words = [
+        "invoice",
+        "delivery",
+        "parcel",
+        "warranty",
+        "printer",
+        "router",
+        "laptop",
+        "license",
+        "upgrade",
+        "migration",
+        "backup",
+        "calendar",
+        "report",
+        "export",
+        "import",
+        "webhook",
+        "token",
+        "session",
+        "browser",
+        "android",
+        "iphone",
+        "tablet",
+        "monitor",
+        "driver",
+    ];
+    let mut text = String::new();
+    for r in 0..n {
+        let phrases: Vec<String> = (0..8)
+            .map(|k| {
+                format!(
+                    "\"{} {} {r}x{k}\"",
+                    words[(r + k) % words.len()],
+                    words[(r * 7 + k * 3) % words.len()]
+                )
+            })
+            .collect();
+        text.push_str(&format!(
+            "[[rule]]\nid = \"extra-{r}\"\nkeywords = [{}]\nweight = 0.5\n\n",
+            phrases.join(", ")
+        ));
+    }
+    let path = dir.join("zz-extra.toml");
+    std::fs::write(&path, text).expect("write extra rules");
+    path
+}
+
+fn measure(name: &str, rules: &RuleSet, msgs: &[(String, String)], secs: f64) {
+    let th = Thresholds {
+        urgent: 8.0,
+        high: 4.0,
+        normal: 1.0,
+    };
+    let emails: Vec<_> = msgs.iter().map(|(s, b)| text_email(s, b)).collect();
+    let bytes: usize = msgs.iter().map(|(s, b)| s.len() + b.len()).sum();
+    let history = History::default();
+    // Warm up, then count whole passes over the corpus until the time is used.
+    let mut sink = 0.0;
+    for e in &emails {
+        sink += score(e, rules, &th, &history, 0).score;
+    }
+    let start = Instant::now();
+    let mut passes = 0u64;
+    while start.elapsed() < Duration::from_secs_f64(secs) {
+        for e in &emails {
+            sink += score(e, rules, &th, &history, 0).score;
+        }
+        passes += 1;
+    }
+    let t = start.elapsed().as_secs_f64();
+    let n = passes as f64 * emails.len() as f64;
+    println!(
+        "{name:<34} {:>5} rules  {:>8.0} messages/s  {:>6.1} MB/s  ({:.0} bytes/message, checksum {sink:.0})",
+        rules.len(),
+        n / t,
+        passes as f64 * bytes as f64 / t / 1e6,
+        bytes as f64 / emails.len() as f64
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only when benched.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let secs: f64 = std::env::var("BENCH_SCORING_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let msgs = corpus(500);
+    let pack = repo().join("config/rules/default.toml");
+    let default = RuleSet::load(&[&pack]).unwrap_or_else(|e| panic!("{e:?}"));
+    println!("scoring on one core, {} messages of ~4 KB", msgs.len());
+    measure("default pack", &default, &msgs, secs);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for total in [500, 2000] {
+        let extra = extra_rules(total - default.len(), dir.path());
+        let set = RuleSet::load(&[&pack, &extra]).unwrap_or_else(|e| panic!("{e:?}"));
+        measure("default pack + generated rules", &set, &msgs, secs);
+    }
+}
