@@ -12,6 +12,8 @@
 //! Nothing here depends on the scoring module, so the metrics can be trusted (and tested) on
 //! their own, and the loader can be pointed at any third-party data set without code changes.
 
+mod folds;
 mod metrics;
 
+pub use folds::stratified_folds;
 pub use metrics::{ClassStats, Report, evaluate};
