@@ -13,7 +13,9 @@
 //! their own, and the loader can be pointed at any third-party data set without code changes.
 
 mod folds;
+mod load;
 mod metrics;
 
 pub use folds::stratified_folds;
+pub use load::{Columns, Dataset, Format, HeaderMode, Row, Source, load};
 pub use metrics::{ClassStats, Report, evaluate};
