@@ -13,9 +13,11 @@
 //! their own, and the loader can be pointed at any third-party data set without code changes.
 
 mod folds;
+mod labels;
 mod load;
 mod metrics;
 
 pub use folds::stratified_folds;
+pub use labels::{LabelMap, Mapped};
 pub use load::{Columns, Dataset, Format, HeaderMode, Row, Source, load};
 pub use metrics::{ClassStats, Report, evaluate};
