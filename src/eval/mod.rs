@@ -17,6 +17,9 @@ mod labels;
 mod load;
 mod metrics;
 
+#[cfg(test)]
+mod data_tests;
+
 pub use folds::stratified_folds;
 pub use labels::{LabelMap, Mapped};
 pub use load::{Columns, Dataset, Format, HeaderMode, Row, Source, load};
