@@ -55,7 +55,8 @@ impl FromStr for Format {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HeaderMode {
     /// Required if any column is addressed by name; otherwise sniffed from the first rows
-    /// (see [`sniff_header`]). The guess is reported back in [`Dataset::header`].
+    /// (a column of numbers under names, or a label column whose first value never recurs, says
+    /// "header"). The guess is reported back in [`Dataset::header`].
     #[default]
     Auto,
     Present,
