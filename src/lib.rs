@@ -32,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod diag;
+pub mod eval;
 pub mod guard;
 pub mod imap;
 pub mod outbox;
