@@ -53,6 +53,48 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the rules over a labelled CSV or JSONL file and print a confusion matrix,
+    /// per-class precision/recall/F1 and macro-F1. Example (support tickets with priorities):
+    /// triaged eval --data tickets.csv --text subject,body --label priority --filter language=en
+    /// --map high=high,medium=normal,low=low --predicted-map urgent=high
+    Eval {
+        /// The labelled data: .csv (header row detected; columns by name, or by 0-based index
+        /// when there is none) or .jsonl.
+        #[arg(long, alias = "csv")]
+        data: PathBuf,
+        /// Text columns, comma-separated: the first is the subject, the rest the body (one
+        /// column: the body).
+        #[arg(long, value_delimiter = ',', required = true)]
+        text: Vec<String>,
+        /// The label column.
+        #[arg(long)]
+        label: String,
+        /// Gold label -> class, e.g. high=high,medium=normal,low=low (label= leaves rows out).
+        #[arg(long)]
+        map: Option<String>,
+        /// Predicted priority -> class, e.g. urgent=high for three-level labels.
+        #[arg(long)]
+        predicted_map: Option<String>,
+        /// Keep only rows where a column has a value, e.g. language=en (repeatable).
+        #[arg(long)]
+        filter: Vec<String>,
+        /// Whether the CSV has a header row: auto, present or absent.
+        #[arg(long, default_value = "auto")]
+        header: String,
+        /// Tone mode: predict the positive class when any of these tones or intents is present,
+        /// e.g. angry,frustrated,abusive.
+        #[arg(long, value_delimiter = ',')]
+        tone: Vec<String>,
+        /// Tone mode: the gold class that counts as positive (after --map).
+        #[arg(long)]
+        positive: Option<String>,
+        /// The configuration file (its rules and thresholds are evaluated).
+        #[arg(long, short, default_value = "config/triaged.toml")]
+        config: PathBuf,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print what the store holds: messages by priority or skip reason, acknowledgement
     /// decisions, outbox states.
     Status {
@@ -82,6 +124,44 @@ fn main() -> ExitCode {
         Command::Status { config } => status(&config),
         Command::Queue { config } => queue(&config),
         Command::Explain { file, config, json } => explain(&config, &file, json),
+        Command::Eval {
+            data,
+            text,
+            label,
+            map,
+            predicted_map,
+            filter,
+            header,
+            tone,
+            positive,
+            config,
+            json,
+        } => {
+            let Some(config) = load(&config) else {
+                return ExitCode::FAILURE;
+            };
+            let args = (|| -> anyhow::Result<triaged::tools::EvalArgs> {
+                let mut source = triaged::eval::Source::from_path(&data)?;
+                source.header = header.parse()?;
+                Ok(triaged::tools::EvalArgs {
+                    source,
+                    columns: triaged::eval::Columns {
+                        text,
+                        label,
+                        filter: filter
+                            .iter()
+                            .map(|f| triaged::eval::Columns::parse_filter(f))
+                            .collect::<anyhow::Result<_>>()?,
+                    },
+                    map: map.map(|m| m.parse()).transpose()?,
+                    predicted_map: predicted_map.map(|m| m.parse()).transpose()?,
+                    tones: tone,
+                    positive,
+                    json,
+                })
+            })();
+            report(args.and_then(|a| triaged::tools::eval(&config, &a)))
+        }
     }
 }
 
@@ -196,9 +276,19 @@ fn explain(config: &std::path::Path, file: &std::path::Path, json: bool) -> Exit
     let Some(config) = load(config) else {
         return ExitCode::FAILURE;
     };
-    match triaged::tools::explain(&config, file, json, Clock::system().now()) {
-        Ok(report) => {
-            print!("{report}");
+    report(triaged::tools::explain(
+        &config,
+        file,
+        json,
+        Clock::system().now(),
+    ))
+}
+
+/// Print a tool's report, or its error in one line.
+fn report(r: anyhow::Result<String>) -> ExitCode {
+    match r {
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {

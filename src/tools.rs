@@ -72,3 +72,113 @@ pub fn explain(config: &Config, path: &Path, json: bool, now: i64) -> Result<Str
         score::explain_text(&verdict, &config.rules, &config.thresholds)
     ))
 }
+
+/// What `triaged eval` compares the rules against.
+#[derive(Debug, Clone)]
+pub struct EvalArgs {
+    pub source: crate::eval::Source,
+    pub columns: crate::eval::Columns,
+    /// Gold label -> class; without it the gold labels are the classes.
+    pub map: Option<crate::eval::LabelMap>,
+    /// Predicted priority -> class (e.g. `urgent=high` for a three-level data set).
+    pub predicted_map: Option<crate::eval::LabelMap>,
+    /// Tone mode: these tone labels (or intents) make a prediction positive.
+    pub tones: Vec<String>,
+    /// Tone mode: the gold class that counts as positive; every other class is "other".
+    pub positive: Option<String>,
+    pub json: bool,
+}
+
+/// The text of a row as an email: the first text column is the subject, the rest the body
+/// (one column: the body alone).
+pub fn row_email(texts: &[String]) -> crate::parse::Email {
+    match texts {
+        [] => score::text_email("", ""),
+        [body] => score::text_email("", body),
+        [subject, rest @ ..] => score::text_email(subject, &rest.join("\n\n")),
+    }
+}
+
+/// Score every row of a labelled file and compare with its label: a confusion matrix,
+/// per-class precision/recall/F1 and macro-F1. Priority mode predicts the priority; tone mode
+/// predicts `positive` when any of the given tones or intents is present.
+pub fn eval(config: &Config, args: &EvalArgs) -> Result<String> {
+    let data = crate::eval::load(&args.source, &args.columns)?;
+    let mut rows = data.rows;
+    let dropped = match &args.map {
+        Some(map) => map.apply(&mut rows)?,
+        None => 0,
+    };
+    if rows.is_empty() {
+        anyhow::bail!(
+            "{}: no labelled rows to evaluate",
+            args.source.path.display()
+        );
+    }
+    let history = History::default();
+    let mut gold = Vec::with_capacity(rows.len());
+    let mut predicted = Vec::with_capacity(rows.len());
+    let tone_mode = !args.tones.is_empty();
+    let positive = args.positive.clone().unwrap_or_else(|| "positive".into());
+    let other = format!("not-{positive}");
+    for row in &rows {
+        let v = score::score(
+            &row_email(&row.texts),
+            &config.rules,
+            &config.thresholds,
+            &history,
+            0,
+        );
+        if tone_mode {
+            let hit = v
+                .tones
+                .iter()
+                .chain(v.intents.iter())
+                .any(|t| args.tones.contains(t));
+            predicted.push(if hit { positive.clone() } else { other.clone() });
+            gold.push(if row.label == positive {
+                positive.clone()
+            } else {
+                other.clone()
+            });
+        } else {
+            let p = v.priority.as_str();
+            predicted.push(
+                args.predicted_map
+                    .as_ref()
+                    .map_or(p, |m| m.predicted(p))
+                    .to_string(),
+            );
+            gold.push(row.label.clone());
+        }
+    }
+    let classes: Option<Vec<String>> = if tone_mode {
+        Some(vec![positive.clone(), other])
+    } else {
+        args.map.as_ref().map(|m| m.classes())
+    };
+    let mut report = crate::eval::evaluate(&gold, &predicted, classes.as_deref())?;
+    if tone_mode {
+        report = report.with_positive(&positive)?;
+    }
+    let what = if tone_mode {
+        format!("tone mode: {positive} = any of {}", args.tones.join(", "))
+    } else {
+        "priority mode".to_string()
+    };
+    if args.json {
+        let mut v = report.to_json();
+        v["file"] = args.source.path.display().to_string().into();
+        v["mode"] = what.into();
+        v["rows"] = rows.len().into();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
+    }
+    Ok(format!(
+        "{}: {} rows ({what}; {} filtered out, {} unlabelled, {} left out by the map)\n\n{report}",
+        args.source.path.display(),
+        rows.len(),
+        data.filtered_out,
+        data.unlabelled,
+        dropped
+    ))
+}

@@ -158,3 +158,80 @@ fn explain_shows_the_verdict_every_hit_and_the_guard() {
     assert_eq!(code, 1);
     assert!(err.starts_with("error: Reading no/such.eml"), "{err}");
 }
+
+fn run_triaged(args: &[&str]) -> (i32, String, String) {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args(args)
+        .arg("--config")
+        .arg(repo.join("config/triaged.toml"))
+        .output()
+        .expect("run triaged");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn eval_scores_labelled_rows_in_priority_and_tone_mode() {
+    let d = tempfile::tempdir().expect("tempdir");
+    // No header row, a literal \n in a cell, an empty subject.
+    let csv = d.path().join("labelled.csv");
+    std::fs::write(
+        &csv,
+        "\"Site down\",\"Our site is down and we are losing money.\\nFix it today!\",high\n\
+         \"\",\"How do I export a report? No rush.\",low\n\
+         \"Billing\",\"I was charged twice, this is unacceptable\",high\n\
+         \"Thanks\",\"Great job on the release, thank you for the help\",low\n",
+    )
+    .expect("write");
+    let path = csv.to_str().expect("utf-8 path");
+    let (code, out, err) = run_triaged(&[
+        "eval",
+        "--data",
+        path,
+        "--text",
+        "0,1",
+        "--label",
+        "2",
+        "--map",
+        "high=high,low=low",
+        "--predicted-map",
+        "urgent=high,normal=low",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["rows"], 4);
+    assert_eq!(v["accuracy"], 1.0, "{out}");
+
+    let (code, out, err) = run_triaged(&[
+        "eval",
+        "--data",
+        path,
+        "--text",
+        "0,1",
+        "--label",
+        "2",
+        "--map",
+        "high=complaint,low=other",
+        "--tone",
+        "angry,frustrated",
+        "--positive",
+        "complaint",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("positive class `complaint`: precision 1.000  recall 0.500"),
+        "{out}"
+    );
+
+    let (code, _, err) = run_triaged(&["eval", "--data", path, "--text", "0,1", "--label", "7"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: ") && err.lines().count() == 1,
+        "{err}"
+    );
+}
