@@ -41,3 +41,4 @@ pub mod smtp;
 pub mod store;
 pub mod templates;
 pub mod tickets;
+pub mod tune;
