@@ -15,8 +15,8 @@
 //!
 //! All three are convex in their parameters (the ordinal one too, because its cut points are
 //! parametrised linearly: first cut plus gaps, each gap bounded below by [`MIN_CUT_GAP`]), so the
-//! L-BFGS minimiser in [`super::lbfgs`] finds the global optimum from a fixed start: results are
-//! deterministic and independent of initialisation.
+//! L-BFGS minimiser (the private `lbfgs` module) finds the global optimum from a fixed start:
+//! results are deterministic and independent of initialisation.
 
 use anyhow::{Result, bail, ensure};
 
