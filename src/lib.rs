@@ -20,7 +20,8 @@
 //! - [`pipeline`]: one email through parse -> guard -> score -> store.
 //! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
 //! - [`smtp`]: lettre transport and error classification. [`templates`]: minijinja templates.
-//! - [`tools`]: operator tools without a server (`explain`).
+//! - [`tools`]: operator tools without a server (`explain`, `eval`). [`eval`]: labelled data
+//!   and metrics. [`tune`]: logistic regression, TF-IDF, cross-validation, phrase evidence.
 //! - [`daemon`]: wires the tasks under one cancellation token. [`clock`]: the only clock read.
 //!
 //! Crash safety: the checkpoint moves in the same transaction that records the email, so a
@@ -44,3 +45,4 @@ pub mod store;
 pub mod templates;
 pub mod tickets;
 pub mod tools;
+pub mod tune;
