@@ -95,6 +95,51 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fit the rules' weights and the thresholds to labelled data (the rules stay, only their
+    /// numbers change), report cross-validated figures next to the shipped weights, list
+    /// phrases the data says the rules miss, and write a weights file to include with
+    /// [scoring] weights = "FILE". Example:
+    /// triaged tune --data tickets.csv --text subject,body --label priority --filter language=en
+    /// --map high=high,medium=normal,low=low --out config/weights.toml --yardstick
+    Tune {
+        /// The labelled data (.csv or .jsonl), as for eval.
+        #[arg(long, alias = "csv")]
+        data: PathBuf,
+        /// Text columns, comma-separated: the first is the subject, the rest the body.
+        #[arg(long, value_delimiter = ',', required = true)]
+        text: Vec<String>,
+        /// The label column.
+        #[arg(long)]
+        label: String,
+        /// Gold label -> class, e.g. high=high,medium=normal,low=low.
+        #[arg(long)]
+        map: Option<String>,
+        /// The classes from least to most urgent (default: the priority names low, normal,
+        /// high, urgent that occur).
+        #[arg(long, value_delimiter = ',')]
+        order: Vec<String>,
+        /// Keep only rows where a column has a value, e.g. language=en (repeatable).
+        #[arg(long)]
+        filter: Vec<String>,
+        /// Whether the CSV has a header row: auto, present or absent.
+        #[arg(long, default_value = "auto")]
+        header: String,
+        /// Cross-validation folds.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// Seed for the folds.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the weights file here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also fit a TF-IDF + logistic-regression text model, for comparison.
+        #[arg(long)]
+        yardstick: bool,
+        /// The configuration file (its rules are tuned).
+        #[arg(long, short, default_value = "config/triaged.toml")]
+        config: PathBuf,
+    },
     /// Print what the store holds: messages by priority or skip reason, acknowledgement
     /// decisions, outbox states.
     Status {
@@ -161,6 +206,46 @@ fn main() -> ExitCode {
                 })
             })();
             report(args.and_then(|a| triaged::tools::eval(&config, &a)))
+        }
+        Command::Tune {
+            data,
+            text,
+            label,
+            map,
+            order,
+            filter,
+            header,
+            folds,
+            seed,
+            out,
+            yardstick,
+            config,
+        } => {
+            let Some(config) = load(&config) else {
+                return ExitCode::FAILURE;
+            };
+            let args = (|| -> anyhow::Result<triaged::tools::TuneArgs> {
+                let mut source = triaged::eval::Source::from_path(&data)?;
+                source.header = header.parse()?;
+                Ok(triaged::tools::TuneArgs {
+                    source,
+                    columns: triaged::eval::Columns {
+                        text,
+                        label,
+                        filter: filter
+                            .iter()
+                            .map(|f| triaged::eval::Columns::parse_filter(f))
+                            .collect::<anyhow::Result<_>>()?,
+                    },
+                    map: map.map(|m| m.parse()).transpose()?,
+                    order,
+                    folds,
+                    out,
+                    yardstick,
+                    seed,
+                })
+            })();
+            report(args.and_then(|a| triaged::tools::tune(&config, &a)))
         }
     }
 }

@@ -235,3 +235,85 @@ fn eval_scores_labelled_rows_in_priority_and_tone_mode() {
         "{err}"
     );
 }
+
+#[test]
+fn tune_fits_weights_that_the_config_can_include() {
+    let rules = "[[rule]]\nid = \"outage\"\nkeywords = [\"outage\"]\nweight = 1.0\n\
+                 [[rule]]\nid = \"thanks\"\nkeywords = [\"thanks\"]\nweight = -1.0\n";
+    let d = setup(GOOD, rules, "Hello {{ ticket }}");
+    // Outages are high, thanks are low, the rest normal; a little noise so no class is pure.
+    let mut csv = String::from("subject,body,priority\n");
+    for i in 0..120 {
+        let (body, label) = match i % 3 {
+            0 => (
+                "there is an outage here",
+                if i % 15 == 0 { "normal" } else { "high" },
+            ),
+            1 => ("thanks for everything", "low"),
+            _ => ("a question about reports", "normal"),
+        };
+        csv.push_str(&format!("\"Ticket {i}\",\"{body}\",{label}\n"));
+    }
+    let data = d.path().join("labelled.csv");
+    std::fs::write(&data, csv).expect("write");
+    let weights = d.path().join("weights.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args([
+            "tune",
+            "--text",
+            "subject,body",
+            "--label",
+            "priority",
+            "--folds",
+            "3",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&weights)
+        .arg("--config")
+        .arg(d.path().join("triaged.toml"))
+        .output()
+        .expect("run triaged");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("classes low < normal < high"), "{text}");
+    let tuned = text
+        .lines()
+        .find(|l| l.starts_with("rules, tuned weights"))
+        .expect("tuned row");
+    let macro_f1: f64 = tuned
+        .split_whitespace()
+        .nth(7)
+        .and_then(|v| v.parse().ok())
+        .expect("figure");
+    assert!(
+        macro_f1 > 0.9,
+        "an easy data set is fitted well out of fold: {tuned}"
+    );
+    let file = std::fs::read_to_string(&weights).expect("weights written");
+    assert!(
+        file.contains("[weights]") && file.contains("\"outage\" = "),
+        "{file}"
+    );
+
+    // The config includes it; a weights file naming an unknown rule is a located error.
+    let config = GOOD.replace(
+        "rules = \"rules\"",
+        "rules = \"rules\"\nweights = \"weights.toml\"",
+    );
+    std::fs::write(d.path().join("triaged.toml"), &config).expect("write");
+    let (code, out, err) = check(&d.path().join("triaged.toml"));
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(&weights, format!("{file}\"gone\" = 1.0\n")).expect("write");
+    let (code, _, err) = check(&d.path().join("triaged.toml"));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("weights.toml:") && err.contains("no rule \"gone\""),
+        "{err}"
+    );
+}

@@ -561,13 +561,34 @@ impl Validator<'_> {
             }
         };
         let refs: Vec<&Path> = rule_files.iter().map(PathBuf::as_path).collect();
-        let rules = match RuleSet::load(&refs) {
+        let mut rules = match RuleSet::load(&refs) {
             Ok(r) => Some(r),
             Err(mut errs) => {
                 self.errors.append(&mut errs);
                 None
             }
         };
+        // A weights file from `triaged tune` replaces weights (and thresholds) by rule id.
+        let mut thresholds = thresholds;
+        if let (Some(at), Some(loaded)) = (&scoring.weights, &rules) {
+            let path = self.resolve(at.get_ref());
+            if !path.is_file() {
+                self.err(
+                    at,
+                    format!("weights file {} does not exist", path.display()),
+                );
+            } else {
+                match crate::score::load_weights(&path, loaded) {
+                    Ok((tuned, th)) => {
+                        rules = Some(tuned);
+                        if let Some(th) = th {
+                            thresholds = th;
+                        }
+                    }
+                    Err(mut errs) => self.errors.append(&mut errs),
+                }
+            }
+        }
 
         // [templates]
         let templates_dir = self.resolve(

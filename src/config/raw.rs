@@ -133,6 +133,7 @@ pub struct Thresholds {
 #[serde(deny_unknown_fields)]
 pub struct Scoring {
     pub rules: Option<Spanned<String>>,
+    pub weights: Option<Spanned<String>>,
     pub thresholds: Option<Thresholds>,
 }
 

@@ -14,6 +14,7 @@ mod explain;
 mod load;
 pub mod meta;
 pub mod text;
+mod weights;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::parse::Email;
 pub use explain::{explain_json, explain_text};
 pub use load::load_rules;
 pub use text::normalise;
+pub use weights::{load_weights, weights_file};
 
 /// Urgency class, most urgent first (so `Ord` sorts urgent first).
 #[derive(

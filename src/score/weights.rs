@@ -1,0 +1,106 @@
+//! Weights files written by `triaged tune` and included with `[scoring] weights = "FILE"`: the
+//! same rules with fitted weights, and the thresholds fitted with them. Every weight is still a
+//! number on a named rule, so explanations stay readable.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{RuleSet, Thresholds};
+use crate::diag::Diagnostic;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeights {
+    thresholds: Option<RawThresholds>,
+    #[serde(default)]
+    weights: BTreeMap<Spanned<String>, Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    urgent: f64,
+    high: f64,
+    normal: f64,
+}
+
+/// Apply a weights file to `rules`: every id must name a rule, every weight be finite.
+/// Returns the reweighted rules and the file's thresholds, if it has them.
+pub fn load_weights(
+    path: &Path,
+    rules: &RuleSet,
+) -> Result<(RuleSet, Option<Thresholds>), Vec<Diagnostic>> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic::file(
+            path,
+            format!("cannot read weights file: {e}"),
+        )]
+    })?;
+    let raw: RawWeights =
+        toml::from_str(&source).map_err(|e| vec![Diagnostic::from_toml(path, &source, &e)])?;
+    let mut errors = Vec::new();
+    let mut map = BTreeMap::new();
+    for (id, w) in &raw.weights {
+        if !rules.rules().iter().any(|r| &r.id == id.get_ref()) {
+            errors.push(Diagnostic::at(
+                path,
+                &source,
+                id.span(),
+                format!(
+                    "no rule {:?} in the rule files (renamed or removed? run triaged tune again)",
+                    id.get_ref()
+                ),
+            ));
+        } else if !w.get_ref().is_finite() {
+            errors.push(Diagnostic::at(
+                path,
+                &source,
+                w.span(),
+                "weight must be a finite number",
+            ));
+        } else {
+            map.insert(id.get_ref().clone(), *w.get_ref());
+        }
+    }
+    let thresholds = raw.thresholds.map(|t| Thresholds {
+        urgent: t.urgent,
+        high: t.high,
+        normal: t.normal,
+    });
+    if let Some(t) = &thresholds
+        && !(t.urgent >= t.high && t.high >= t.normal)
+    {
+        errors.push(Diagnostic::file(
+            path,
+            "[thresholds] must satisfy urgent >= high >= normal",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let tuned = rules
+        .with_weights(&map)
+        .map_err(|ids| vec![Diagnostic::file(path, format!("unknown rules: {ids:?}"))])?;
+    Ok((tuned, thresholds))
+}
+
+/// The text of a weights file; `note` becomes comment lines at the top.
+pub fn weights_file(note: &str, thresholds: &Thresholds, weights: &[(String, f64)]) -> String {
+    let mut out = String::new();
+    for line in note.lines() {
+        let _ = writeln!(out, "# {line}");
+    }
+    let _ = writeln!(
+        out,
+        "\n[thresholds]\nurgent = {:.3}\nhigh = {:.3}\nnormal = {:.3}\n\n[weights]",
+        thresholds.urgent, thresholds.high, thresholds.normal
+    );
+    for (id, w) in weights {
+        let _ = writeln!(out, "{id:?} = {w:.3}");
+    }
+    out
+}
