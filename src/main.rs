@@ -136,6 +136,12 @@ enum Command {
         /// Also fit a TF-IDF + logistic-regression text model, for comparison.
         #[arg(long)]
         yardstick: bool,
+        /// Tone mode: the tones or intents that make a prediction positive (as for eval).
+        #[arg(long, value_delimiter = ',')]
+        tone: Vec<String>,
+        /// Tone mode: the gold class that counts as positive (after --map).
+        #[arg(long)]
+        positive: Option<String>,
         /// The configuration file (its rules are tuned).
         #[arg(long, short, default_value = "config/triaged.toml")]
         config: PathBuf,
@@ -219,6 +225,8 @@ fn main() -> ExitCode {
             seed,
             out,
             yardstick,
+            tone,
+            positive,
             config,
         } => {
             let Some(config) = load(&config) else {
@@ -243,6 +251,8 @@ fn main() -> ExitCode {
                     out,
                     yardstick,
                     seed,
+                    tones: tone,
+                    positive,
                 })
             })();
             report(args.and_then(|a| triaged::tools::tune(&config, &a)))

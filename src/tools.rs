@@ -197,6 +197,237 @@ pub struct TuneArgs {
     /// Also fit a TF-IDF + logistic-regression model as a yardstick.
     pub yardstick: bool,
     pub seed: u64,
+    /// Tone mode: these tones or intents make a prediction positive (as for eval). No weights
+    /// file: tones are labels, not scores; the report says which rules carry the signal and
+    /// which phrases are missing.
+    pub tones: Vec<String>,
+    pub positive: Option<String>,
+}
+
+/// Every row scored by the configured rules: the verdicts, and the rule hits as a matrix
+/// (one column per rule, the occurrence count as the value).
+fn rule_features(
+    config: &Config,
+    rows: &[crate::eval::Row],
+) -> Result<(crate::tune::sparse::Matrix, Vec<score::Verdict>)> {
+    let rules = config.rules.rules();
+    let history = History::default();
+    let mut features = Vec::with_capacity(rows.len());
+    let mut verdicts = Vec::with_capacity(rows.len());
+    for row in rows {
+        let v = score::score(
+            &row_email(&row.texts),
+            &config.rules,
+            &config.thresholds,
+            &history,
+            0,
+        );
+        let pairs: Vec<(usize, f64)> = v
+            .hits
+            .iter()
+            .filter_map(|h| {
+                rules
+                    .iter()
+                    .position(|r| r.id == h.rule)
+                    .map(|i| (i, f64::from(h.count)))
+            })
+            .collect();
+        features.push(crate::tune::sparse::SparseVec::from_pairs(pairs));
+        verdicts.push(v);
+    }
+    Ok((
+        crate::tune::sparse::Matrix::new(features, rules.len())?,
+        verdicts,
+    ))
+}
+
+/// The phrases the data says the rules miss for a class: not covered by any keyword.
+fn candidate_phrases(
+    config: &Config,
+    texts: &[String],
+    in_class: &[bool],
+) -> Result<Vec<crate::tune::phrases::Candidate>> {
+    use crate::score::Matcher;
+    use crate::tune::phrases;
+    let keywords: Vec<&str> = config
+        .rules
+        .rules()
+        .iter()
+        .filter_map(|r| match &r.matcher {
+            Matcher::Keywords(k) => Some(k.iter().map(String::as_str)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let covered = |p: &str| keywords.iter().any(|k| p.contains(k) || k.contains(p));
+    phrases::fightin_words(
+        texts,
+        in_class,
+        &covered,
+        &phrases::PhraseOptions {
+            limit: Some(15),
+            ..Default::default()
+        },
+    )
+}
+
+fn write_candidates(out: &mut String, class: &str, cands: &[crate::tune::phrases::Candidate]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "\nCandidate phrases for {class:?} not in any rule (z-score, emails in class / others):"
+    );
+    if cands.is_empty() {
+        let _ = writeln!(out, "  (none with enough evidence)");
+    }
+    for c in cands {
+        let _ = writeln!(
+            out,
+            "  {:<28} z {:>5.1}  {:>5} / {}",
+            c.phrase, c.z, c.count_in_class, c.count_other
+        );
+    }
+}
+
+/// Tone mode of `tune`: how well the tone rules find the positive class, how well a logistic
+/// regression over the same rule hits could (out of fold), a TF-IDF yardstick, the rules that
+/// carry the signal, and the phrases the rules miss.
+fn tune_tone(config: &Config, args: &TuneArgs, rows: &[crate::eval::Row]) -> Result<String> {
+    use std::fmt::Write as _;
+
+    use crate::tune::{cv, logreg, tfidf};
+
+    let positive = args.positive.clone().unwrap_or_else(|| "positive".into());
+    let other = format!("not-{positive}");
+    let y: Vec<bool> = rows.iter().map(|r| r.label == positive).collect();
+    anyhow::ensure!(
+        y.iter().any(|b| *b) && y.iter().any(|b| !*b),
+        "Tone mode needs rows of {positive:?} and of other classes (check --positive and --map)"
+    );
+    let name = |b: bool| if b { positive.as_str() } else { other.as_str() };
+    let gold: Vec<&str> = y.iter().map(|&b| name(b)).collect();
+    let classes = vec![positive.clone(), other.clone()];
+    let (x, verdicts) = rule_features(config, rows)?;
+    let shipped: Vec<&str> = verdicts
+        .iter()
+        .map(|v| {
+            name(
+                v.tones
+                    .iter()
+                    .chain(v.intents.iter())
+                    .any(|t| args.tones.contains(t)),
+            )
+        })
+        .collect();
+    let labels: Vec<usize> = y.iter().map(|&b| usize::from(b)).collect();
+    let folds = cv::stratified_folds(&labels, args.folds, args.seed)?;
+    let opts = logreg::FitOptions {
+        class_weight: logreg::ClassWeight::Balanced,
+        ..Default::default()
+    };
+    let fit = |idx: &[usize]| -> Result<logreg::BinaryModel> {
+        let ys: Vec<bool> = idx.iter().map(|&i| y[i]).collect();
+        logreg::fit_binary(&x.select(idx)?, &ys, &opts)
+    };
+    let hits_pred: Vec<bool> = cv::out_of_fold(&folds, fit, |m, test| {
+        Ok(test.iter().map(|&i| m.predict(&x.rows()[i])).collect())
+    })?;
+    let mut summary = vec![
+        (
+            format!("tone rules ({})", args.tones.join(",")),
+            crate::eval::evaluate(&gold, &shipped, Some(&classes))?,
+        ),
+        (
+            format!(
+                "rule hits + logistic regression ({}-fold, out of fold)",
+                args.folds
+            ),
+            crate::eval::evaluate(
+                &gold,
+                &hits_pred.iter().map(|&b| name(b)).collect::<Vec<_>>(),
+                Some(&classes),
+            )?,
+        ),
+    ];
+    let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
+    if args.yardstick {
+        let pred: Vec<bool> = cv::out_of_fold(
+            &folds,
+            |train| {
+                let train_texts: Vec<&str> = train.iter().map(|&i| texts[i].as_str()).collect();
+                let vec = tfidf::Tfidf::fit(&train_texts, &tfidf::TfidfOptions::default())?;
+                let ys: Vec<bool> = train.iter().map(|&i| y[i]).collect();
+                let model = logreg::fit_binary(&vec.transform_all(&train_texts)?, &ys, &opts)?;
+                Ok((vec, model))
+            },
+            |(vec, model), test| {
+                Ok(test
+                    .iter()
+                    .map(|&i| model.predict(&vec.transform(&texts[i])))
+                    .collect())
+            },
+        )?;
+        summary.push((
+            format!(
+                "TF-IDF + logistic regression ({}-fold, out of fold)",
+                args.folds
+            ),
+            crate::eval::evaluate(
+                &gold,
+                &pred.iter().map(|&b| name(b)).collect::<Vec<_>>(),
+                Some(&classes),
+            )?,
+        ));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} rows, {positive} vs the rest ({} {positive}), {}-fold cross-validation, seed {}\n",
+        args.source.path.display(),
+        rows.len(),
+        y.iter().filter(|b| **b).count(),
+        args.folds,
+        args.seed
+    );
+    let _ = writeln!(
+        out,
+        "{:<56} {:>8} {:>6} {:>6} {:>6}",
+        "", "macro-F1", "P", "R", "F1"
+    );
+    for (label, r) in &summary {
+        let s = r.class(&positive);
+        let _ = writeln!(
+            out,
+            "{label:<56} {:>8.3} {:>6.3} {:>6.3} {:>6.3}",
+            r.macro_f1,
+            s.map_or(0.0, |s| s.precision),
+            s.map_or(0.0, |s| s.recall),
+            s.map_or(0.0, |s| s.f1)
+        );
+    }
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let model = fit(&all)?;
+    let rules = config.rules.rules();
+    let mut ranked: Vec<(f64, &str, usize)> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let n = x.rows().iter().filter(|row| row.get(i) != 0.0).count();
+            (model.weights[i], r.id.as_str(), n)
+        })
+        .filter(|(_, _, n)| *n > 0)
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let _ = writeln!(
+        out,
+        "\nRules by evidence for {positive:?} (log-odds per hit, fitted on all rows; rows hit):"
+    );
+    for (w, id, n) in &ranked {
+        let _ = writeln!(out, "  {id:<22} {w:>7.2} {n:>7}");
+    }
+    let cands = candidate_phrases(config, &texts, &y)?;
+    write_candidates(&mut out, &positive, &cands);
+    Ok(out)
 }
 
 /// The classes of `rows` from least to most urgent.
@@ -235,13 +466,15 @@ fn class_order(rows: &[crate::eval::Row], order: &[String]) -> Result<Vec<String
 pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     use std::fmt::Write as _;
 
-    use crate::score::Matcher;
-    use crate::tune::{cv, logreg, phrases, sparse, tfidf};
+    use crate::tune::{cv, logreg, tfidf};
 
     let data = crate::eval::load(&args.source, &args.columns)?;
     let mut rows = data.rows;
     if let Some(map) = &args.map {
         map.apply(&mut rows)?;
+    }
+    if !args.tones.is_empty() {
+        return tune_tone(config, args, &rows);
     }
     let order = class_order(&rows, &args.order)?;
     let k = order.len();
@@ -250,33 +483,12 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
         .map(|r| order.iter().position(|c| *c == r.label).unwrap_or(0))
         .collect();
     let rules = config.rules.rules();
-    let history = History::default();
 
-    // Rule hits as features (occurrence counts), and the shipped rules' own predictions.
-    let mut features = Vec::with_capacity(rows.len());
-    let mut shipped = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let v = score::score(
-            &row_email(&row.texts),
-            &config.rules,
-            &config.thresholds,
-            &history,
-            0,
-        );
-        let pairs: Vec<(usize, f64)> = v
-            .hits
-            .iter()
-            .filter_map(|h| {
-                rules
-                    .iter()
-                    .position(|r| r.id == h.rule)
-                    .map(|i| (i, f64::from(h.count)))
-            })
-            .collect();
-        features.push(sparse::SparseVec::from_pairs(pairs));
-        shipped.push(priority_class(v.priority, &order));
-    }
-    let x = sparse::Matrix::new(features, rules.len())?;
+    let (x, verdicts) = rule_features(config, &rows)?;
+    let shipped: Vec<String> = verdicts
+        .iter()
+        .map(|v| priority_class(v.priority, &order))
+        .collect();
     let folds = cv::stratified_folds(&y, args.folds, args.seed)?;
     let fit = |l2: f64, idx: &[usize]| -> Result<logreg::OrdinalModel> {
         let sub = x.select(idx)?;
@@ -452,42 +664,11 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     }
 
     // What the data says the rules miss, for the most and least urgent class.
-    let keywords: Vec<&str> = rules
-        .iter()
-        .filter_map(|r| match &r.matcher {
-            Matcher::Keywords(k) => Some(k.iter().map(String::as_str)),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let covered = |p: &str| keywords.iter().any(|k| p.contains(k) || k.contains(p));
     let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
     for class in [k - 1, 0] {
         let in_class: Vec<bool> = y.iter().map(|&c| c == class).collect();
-        let cands = phrases::fightin_words(
-            &texts,
-            &in_class,
-            &covered,
-            &phrases::PhraseOptions {
-                limit: Some(15),
-                ..Default::default()
-            },
-        )?;
-        let _ = writeln!(
-            out,
-            "\nCandidate phrases for {:?} not in any rule (z-score, emails in class / others):",
-            order[class]
-        );
-        if cands.is_empty() {
-            let _ = writeln!(out, "  (none with enough evidence)");
-        }
-        for c in cands {
-            let _ = writeln!(
-                out,
-                "  {:<28} z {:>5.1}  {:>5} / {}",
-                c.phrase, c.z, c.count_in_class, c.count_other
-            );
-        }
+        let cands = candidate_phrases(config, &texts, &in_class)?;
+        write_candidates(&mut out, &order[class], &cands);
     }
 
     if let Some(path) = &args.out {

@@ -317,3 +317,65 @@ fn tune_fits_weights_that_the_config_can_include() {
         "{err}"
     );
 }
+
+#[test]
+fn tune_in_tone_mode_compares_rules_with_a_text_model() {
+    let rules = "[[rule]]\nid = \"awful\"\nkeywords = [\"awful\"]\ntone = \"angry\"\n";
+    let d = setup(GOOD, rules, "Hello {{ ticket }}");
+    // "awful" finds half the negative rows; "delayed" (no rule) finds the rest.
+    let mut csv = String::from("text,sentiment\n");
+    for i in 0..90 {
+        let row = match i % 3 {
+            0 => "awful service today,negative",
+            1 => "my flight was delayed again,negative",
+            _ => "lovely crew and a smooth trip,positive",
+        };
+        csv.push_str(row);
+        csv.push('\n');
+    }
+    let data = d.path().join("tweets.csv");
+    std::fs::write(&data, csv).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args([
+            "tune",
+            "--text",
+            "text",
+            "--label",
+            "sentiment",
+            "--tone",
+            "angry",
+        ])
+        .args([
+            "--positive",
+            "negative",
+            "--folds",
+            "3",
+            "--yardstick",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--config")
+        .arg(d.path().join("triaged.toml"))
+        .output()
+        .expect("run triaged");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recall = |prefix: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(prefix)).expect(prefix);
+        line.split_whitespace()
+            .rev()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .expect("recall")
+    };
+    assert_eq!(recall("tone rules (angry)"), 0.5, "{text}");
+    assert_eq!(recall("TF-IDF + logistic regression"), 1.0, "{text}");
+    assert!(
+        text.contains("  delayed "),
+        "the missing phrase is suggested: {text}"
+    );
+}
