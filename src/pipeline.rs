@@ -87,6 +87,7 @@ impl Pipeline {
                 uid = m.uid,
                 priority = verdict.priority.as_str(),
                 tone = %verdict.tones.join(","),
+                intent = %verdict.intents.join(","),
                 score = verdict.score,
                 ticket = ticket.as_deref().unwrap_or("-"),
                 action = if ack == "queued" { "ack queued" } else { "no ack" },

@@ -734,8 +734,9 @@ fn record_in(
     let tones = verdict.tones.join(",");
     tx.execute(
         "INSERT INTO messages (dedup_key, message_id, folder, uidvalidity, uid, ticket_id, status, ack, sender,
-                               sender_name, subject, refs, score, priority, tones, size, received_at, processed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'triaged', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                               sender_name, subject, refs, score, priority, tones, size, received_at, processed_at,
+                               intents)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'triaged', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             dedup_key,
             email.message_id,
@@ -753,7 +754,8 @@ fn record_in(
             tones,
             email.size as i64,
             received_at,
-            now
+            now,
+            verdict.intents.join(",")
         ],
     )
     .context("Recording message")?;

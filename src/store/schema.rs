@@ -95,8 +95,10 @@ CREATE TABLE kv (
     value  TEXT NOT NULL
 ) STRICT;
 "#,
-    // 3: the sender's earlier contacts, for the history signals of scoring.
+    // 3: the sender's earlier contacts, for the history signals of scoring; the intents a
+    // verdict found (cancel, refund, ...), which later stages route on.
     r#"
 CREATE INDEX messages_sender ON messages(sender, received_at);
+ALTER TABLE messages ADD COLUMN intents TEXT NOT NULL DEFAULT '';  -- comma-separated
 "#,
 ];

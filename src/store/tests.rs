@@ -39,7 +39,7 @@ fn verdict(p: Priority) -> Verdict {
         score: 1.0,
         priority: p,
         tones: vec!["angry".into()],
-        intents: vec![],
+        intents: vec!["cancel".into(), "refund".into()],
         hits: vec![],
         caps: vec![],
     }
@@ -370,5 +370,56 @@ fn migrations_are_idempotent_and_refuse_newer_schemas() {
     assert!(
         format!("{err:#}").contains("newer than this triaged knows"),
         "{err:#}"
+    );
+}
+
+#[test]
+fn history_counts_earlier_contacts_in_the_window_and_intents_are_recorded() {
+    let mut t = T::new();
+    let ada = |id: &str| email(id, "ada@customer.example", "Help");
+    t.put_at(1, 1, &ada("a1@x"), Priority::Normal, NOW - 10 * 86_400);
+    t.put_at(1, 2, &ada("a2@x"), Priority::Normal, NOW - 2 * 86_400);
+    t.put_at(1, 3, &ada("a3@x"), Priority::Normal, NOW - 3600);
+    t.put_at(
+        1,
+        4,
+        &email("b1@x", "bob@other.example", "Hi"),
+        Priority::Low,
+        NOW - 60,
+    );
+    let next = ada("a4@x");
+    let h = t.store.history(&next, NOW, 7 * 86_400).expect("history");
+    assert_eq!(h.earlier_contacts, vec![NOW - 2 * 86_400, NOW - 3600]);
+    assert!(!h.reply_to_answered);
+    let none = t.store.history(&next, NOW, 0).expect("history");
+    assert!(
+        none.earlier_contacts.is_empty(),
+        "a zero window skips the lookup"
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM messages WHERE intents = 'cancel,refund'"),
+        4
+    );
+    // A reply to a ticket staff answered.
+    t.store
+        .conn()
+        .execute(
+            "UPDATE tickets SET state = 'answered' WHERE id = (SELECT ticket_id FROM messages WHERE message_id = 'a3@x')",
+            [],
+        )
+        .expect("answer");
+    let mut reply = ada("a5@x");
+    reply.in_reply_to = vec!["a3@x".into()];
+    assert!(
+        t.store
+            .history(&reply, NOW, 0)
+            .expect("history")
+            .reply_to_answered
+    );
+    assert!(
+        !t.store
+            .history(&next, NOW, 0)
+            .expect("history")
+            .reply_to_answered
     );
 }
