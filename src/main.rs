@@ -40,9 +40,10 @@ enum Command {
         #[arg(long, short, default_value = "config/triaged.toml")]
         config: PathBuf,
     },
-    /// Explain how an email scores: the priority, tones and intents, every rule hit with its
-    /// weight and the running score, group caps, and whether it would be acknowledged. Needs no
-    /// server.
+    /// Explain how an email scores: every rule hit, its weight, the running score.
+    ///
+    /// Also the priority, tones and intents, group caps, and whether the email would be
+    /// acknowledged. Needs no server.
     Explain {
         /// The email, as an .eml file (RFC 5322).
         file: PathBuf,
@@ -53,41 +54,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the rules over a labelled CSV or JSONL file and print a confusion matrix,
-    /// per-class precision/recall/F1 and macro-F1. Example (support tickets with priorities):
-    /// triaged eval --data tickets.csv --text subject,body --label priority --filter language=en
-    /// --map high=high,medium=normal,low=low --predicted-map urgent=high
+    /// Run the rules over labelled data: confusion matrix, precision/recall/F1, macro-F1.
+    ///
+    /// Example (support tickets with priorities):
+    ///
+    ///   triaged eval --data tickets.csv --text subject,body --label priority
+    ///     --filter language=en --map high=high,medium=normal,low=low --predicted-map urgent=high
+    #[command(verbatim_doc_comment)]
     Eval {
-        /// The labelled data: .csv (header row detected; columns by name, or by 0-based index
-        /// when there is none) or .jsonl.
-        #[arg(long, alias = "csv")]
-        data: PathBuf,
-        /// Text columns, comma-separated: the first is the subject, the rest the body (one
-        /// column: the body).
-        #[arg(long, value_delimiter = ',', required = true)]
-        text: Vec<String>,
-        /// The label column.
-        #[arg(long)]
-        label: String,
-        /// Gold label -> class, e.g. high=high,medium=normal,low=low (label= leaves rows out).
-        #[arg(long)]
-        map: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
         /// Predicted priority -> class, e.g. urgent=high for three-level labels.
         #[arg(long)]
         predicted_map: Option<String>,
-        /// Keep only rows where a column has a value, e.g. language=en (repeatable).
-        #[arg(long)]
-        filter: Vec<String>,
-        /// Whether the CSV has a header row: auto, present or absent.
-        #[arg(long, default_value = "auto")]
-        header: String,
-        /// Tone mode: predict the positive class when any of these tones or intents is present,
-        /// e.g. angry,frustrated,abusive.
-        #[arg(long, value_delimiter = ',')]
-        tone: Vec<String>,
-        /// Tone mode: the gold class that counts as positive (after --map).
-        #[arg(long)]
-        positive: Option<String>,
+        #[command(flatten)]
+        tone: ToneArgs,
         /// The configuration file (its rules and thresholds are evaluated).
         #[arg(long, short, default_value = "config/triaged.toml")]
         config: PathBuf,
@@ -95,53 +76,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Fit the rules' weights and the thresholds to labelled data (the rules stay, only their
-    /// numbers change), report cross-validated figures next to the shipped weights, list
-    /// phrases the data says the rules miss, and write a weights file to include with
-    /// [scoring] weights = "FILE". Example:
-    /// triaged tune --data tickets.csv --text subject,body --label priority --filter language=en
-    /// --map high=high,medium=normal,low=low --out config/weights.toml --yardstick
+    /// Fit the rules' weights and thresholds to labelled data; list phrases the rules miss.
+    ///
+    /// The rules stay, only their numbers change. Prints cross-validated figures next to the
+    /// shipped weights (--yardstick: and a TF-IDF text model), and writes a weights file to
+    /// include with [scoring] weights = "FILE". Example:
+    ///
+    ///   triaged tune --data tickets.csv --text subject,body --label priority
+    ///     --map high=high,medium=normal,low=low --out config/weights.toml --yardstick
+    #[command(verbatim_doc_comment)]
     Tune {
-        /// The labelled data (.csv or .jsonl), as for eval.
-        #[arg(long, alias = "csv")]
-        data: PathBuf,
-        /// Text columns, comma-separated: the first is the subject, the rest the body.
-        #[arg(long, value_delimiter = ',', required = true)]
-        text: Vec<String>,
-        /// The label column.
-        #[arg(long)]
-        label: String,
-        /// Gold label -> class, e.g. high=high,medium=normal,low=low.
-        #[arg(long)]
-        map: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
         /// The classes from least to most urgent (default: the priority names low, normal,
         /// high, urgent that occur).
         #[arg(long, value_delimiter = ',')]
         order: Vec<String>,
-        /// Keep only rows where a column has a value, e.g. language=en (repeatable).
-        #[arg(long)]
-        filter: Vec<String>,
-        /// Whether the CSV has a header row: auto, present or absent.
-        #[arg(long, default_value = "auto")]
-        header: String,
         /// Cross-validation folds.
         #[arg(long, default_value_t = 5)]
         folds: usize,
         /// Seed for the folds.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Write the weights file here.
+        /// Write the weights file here (priority mode).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Also fit a TF-IDF + logistic-regression text model, for comparison.
         #[arg(long)]
         yardstick: bool,
-        /// Tone mode: the tones or intents that make a prediction positive (as for eval).
-        #[arg(long, value_delimiter = ',')]
-        tone: Vec<String>,
-        /// Tone mode: the gold class that counts as positive (after --map).
-        #[arg(long)]
-        positive: Option<String>,
+        #[command(flatten)]
+        tone: ToneArgs,
         /// The configuration file (its rules are tuned).
         #[arg(long, short, default_value = "config/triaged.toml")]
         config: PathBuf,
@@ -153,6 +117,66 @@ enum Command {
         #[arg(long, short, default_value = "config/triaged.toml")]
         config: PathBuf,
     },
+}
+
+/// Labelled data for eval and tune.
+#[derive(clap::Args)]
+struct DataArgs {
+    /// The labelled data: .csv (header row detected; columns by name, or by 0-based index when
+    /// there is none) or .jsonl.
+    #[arg(long, alias = "csv")]
+    data: PathBuf,
+    /// Text columns, comma-separated: the first is the subject, the rest the body (one column:
+    /// the body).
+    #[arg(long, value_delimiter = ',', required = true)]
+    text: Vec<String>,
+    /// The label column.
+    #[arg(long)]
+    label: String,
+    /// Gold label -> class, e.g. high=high,medium=normal,low=low (label= leaves rows out).
+    #[arg(long)]
+    map: Option<String>,
+    /// Keep only rows where a column has a value, e.g. language=en (repeatable).
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Whether the CSV has a header row: auto, present or absent.
+    #[arg(long, default_value = "auto")]
+    header: String,
+}
+
+type Data = (
+    triaged::eval::Source,
+    triaged::eval::Columns,
+    Option<triaged::eval::LabelMap>,
+);
+
+impl DataArgs {
+    fn parse(self) -> anyhow::Result<Data> {
+        let mut source = triaged::eval::Source::from_path(&self.data)?;
+        source.header = self.header.parse()?;
+        let columns = triaged::eval::Columns {
+            text: self.text,
+            label: self.label,
+            filter: self
+                .filter
+                .iter()
+                .map(|f| triaged::eval::Columns::parse_filter(f))
+                .collect::<anyhow::Result<_>>()?,
+        };
+        Ok((source, columns, self.map.map(|m| m.parse()).transpose()?))
+    }
+}
+
+/// Tone mode for eval and tune.
+#[derive(clap::Args)]
+struct ToneArgs {
+    /// Tone mode: predict the positive class when any of these tones or intents is present,
+    /// e.g. angry,frustrated,abusive.
+    #[arg(long, value_delimiter = ',')]
+    tone: Vec<String>,
+    /// Tone mode: the gold class that counts as positive (after --map).
+    #[arg(long)]
+    positive: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -177,84 +201,54 @@ fn main() -> ExitCode {
         Command::Explain { file, config, json } => explain(&config, &file, json),
         Command::Eval {
             data,
-            text,
-            label,
-            map,
             predicted_map,
-            filter,
-            header,
             tone,
-            positive,
             config,
             json,
         } => {
             let Some(config) = load(&config) else {
                 return ExitCode::FAILURE;
             };
-            let args = (|| -> anyhow::Result<triaged::tools::EvalArgs> {
-                let mut source = triaged::eval::Source::from_path(&data)?;
-                source.header = header.parse()?;
+            let args = data.parse().and_then(|(source, columns, map)| {
                 Ok(triaged::tools::EvalArgs {
                     source,
-                    columns: triaged::eval::Columns {
-                        text,
-                        label,
-                        filter: filter
-                            .iter()
-                            .map(|f| triaged::eval::Columns::parse_filter(f))
-                            .collect::<anyhow::Result<_>>()?,
-                    },
-                    map: map.map(|m| m.parse()).transpose()?,
+                    columns,
+                    map,
                     predicted_map: predicted_map.map(|m| m.parse()).transpose()?,
-                    tones: tone,
-                    positive,
+                    tones: tone.tone,
+                    positive: tone.positive,
                     json,
                 })
-            })();
+            });
             report(args.and_then(|a| triaged::tools::eval(&config, &a)))
         }
         Command::Tune {
             data,
-            text,
-            label,
-            map,
             order,
-            filter,
-            header,
             folds,
             seed,
             out,
             yardstick,
             tone,
-            positive,
             config,
         } => {
             let Some(config) = load(&config) else {
                 return ExitCode::FAILURE;
             };
-            let args = (|| -> anyhow::Result<triaged::tools::TuneArgs> {
-                let mut source = triaged::eval::Source::from_path(&data)?;
-                source.header = header.parse()?;
-                Ok(triaged::tools::TuneArgs {
+            let args = data
+                .parse()
+                .map(|(source, columns, map)| triaged::tools::TuneArgs {
                     source,
-                    columns: triaged::eval::Columns {
-                        text,
-                        label,
-                        filter: filter
-                            .iter()
-                            .map(|f| triaged::eval::Columns::parse_filter(f))
-                            .collect::<anyhow::Result<_>>()?,
-                    },
-                    map: map.map(|m| m.parse()).transpose()?,
+                    columns,
+                    map,
                     order,
                     folds,
                     out,
                     yardstick,
                     seed,
-                    tones: tone,
-                    positive,
-                })
-            })();
+                    tones: tone.tone,
+                    positive: tone.positive,
+                });
             report(args.and_then(|a| triaged::tools::tune(&config, &a)))
         }
     }
