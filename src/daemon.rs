@@ -25,7 +25,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Run the daemon until `shutdown` resolves.
 pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()>) -> Result<()> {
     // Open the stores first: a bad path or a newer schema is reported before any connection.
-    let pipeline_store = Store::open(&config.store.path)?;
     let outbox_store = Store::open(&config.store.path)?;
     let tls = imap::tls_config(config.mailbox.ca_file.as_deref())?;
     let smtp_password = match &config.smtp.password {
@@ -37,32 +36,47 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
 
-    let pipeline = Pipeline {
-        rules: config.rules.clone(),
-        thresholds: config.thresholds,
-        guard: config.guard_config(),
-        limits: ParseLimits {
-            max_size: config.mailbox.max_message_size,
-        },
-        policy: AckPolicy {
-            enabled: config.ack.enabled,
-            max_age: config.ack.max_age,
-            per_sender_limit: config.ack.per_sender_limit,
-            per_sender_window: config.ack.per_sender_window,
-            circuit_breaker_per_minute: config.ack.circuit_breaker_per_minute,
-            domain: config.support.domain.clone(),
-        },
-        clock: clock.clone(),
-        store: pipeline_store,
-    };
-    let watcher = Watcher {
-        mailbox: config.mailbox.clone(),
-        flags: config.flags.clone(),
-        tls,
-        password: config.mailbox.password.clone(),
-        pipeline,
-        outbox_wake: wake.clone(),
-    };
+    // One watcher (own connection, own store handle) per folder: the inbox, and the Sent
+    // folder when configured, whose mail is staff's and is never flagged.
+    let mut folders = vec![(config.mailbox.folder.clone(), false)];
+    if let Some(sent) = &config.mailbox.sent_folder {
+        folders.push((sent.clone(), true));
+    }
+    let mut watchers = Vec::new();
+    for (folder, staff_folder) in folders {
+        let pipeline = Pipeline {
+            rules: config.rules.clone(),
+            thresholds: config.thresholds,
+            guard: config.guard_config(),
+            limits: ParseLimits {
+                max_size: config.mailbox.max_message_size,
+            },
+            policy: AckPolicy {
+                enabled: config.ack.enabled,
+                max_age: config.ack.max_age,
+                per_sender_limit: config.ack.per_sender_limit,
+                per_sender_window: config.ack.per_sender_window,
+                circuit_breaker_per_minute: config.ack.circuit_breaker_per_minute,
+                domain: config.support.domain.clone(),
+            },
+            clock: clock.clone(),
+            store: Store::open(&config.store.path)?,
+            staff_folder,
+        };
+        let mut flags = config.flags.clone();
+        if staff_folder {
+            flags.enabled = false;
+        }
+        watchers.push(Watcher {
+            folder,
+            mailbox: config.mailbox.clone(),
+            flags,
+            tls: tls.clone(),
+            password: config.mailbox.password.clone(),
+            pipeline,
+            outbox_wake: wake.clone(),
+        });
+    }
     let outbox = Outbox {
         sender,
         templates: config.templates.clone(),
@@ -80,7 +94,9 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         rate_limits: config.smtp.rate_limits.clone(),
         pushback_pause: config.smtp.pushback_pause,
     };
-    tracker.spawn(watcher.run(cancel.child_token()));
+    for watcher in watchers {
+        tracker.spawn(watcher.run(cancel.child_token()));
+    }
     let mut outbox_task = tracker.spawn(outbox.run(outbox_store, cancel.child_token()));
     tracker.close();
     tracing::info!(config = %config.path.display(), store = %config.store.path.display(), "triaged running");

@@ -7,6 +7,7 @@ use crate::guard::{self, GuardConfig};
 use crate::parse::{self, ParseLimits};
 use crate::score::{self, RuleSet, Thresholds};
 use crate::store::{AckPolicy, Content, Location, Recorded, Store};
+use crate::tickets;
 
 /// A message as fetched from a folder. `raw` is `None` when it was too large to download.
 pub struct Fetched<'a> {
@@ -28,6 +29,8 @@ pub struct Pipeline {
     pub policy: AckPolicy,
     pub clock: Clock,
     pub store: Store,
+    /// Everything in this folder was written by staff (the support account's Sent folder).
+    pub staff_folder: bool,
 }
 
 impl Pipeline {
@@ -73,10 +76,12 @@ impl Pipeline {
             .store
             .history(&email, now, self.rules.history_window_secs())?;
         let verdict = score::score(&email, &self.rules, &self.thresholds, &history, now);
+        let role = tickets::role_of(guard, self.staff_folder);
         let content = Content::Triaged {
             email: &email,
             verdict: &verdict,
             guard,
+            role,
         };
         let out = self
             .store

@@ -1,7 +1,140 @@
-//! Ticket policy, pure: ticket tags, threading by subject tag, and whether a new email gets an
-//! acknowledgement. The store gathers the facts inside its transaction and calls these.
+//! Ticket policy, pure: ticket tags, threading by subject tag, whether a new email gets an
+//! acknowledgement, the ticket states and what moves them, and the commands staff can give by
+//! email. The store gathers the facts inside its transaction and calls these.
+
+use std::time::Duration;
 
 use crate::guard::Refusal;
+
+/// Who wrote an email, for the ticket it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Customer,
+    /// A configured staff address, the support address itself, or anything in the Sent folder.
+    Staff,
+    /// A robot: an auto-reply, a bounce, list mail, or our own acknowledgement coming back (a
+    /// provider may file what we send in Sent). It is recorded with its ticket but moves nothing.
+    Robot,
+}
+
+/// Who wrote an email, from the guard's verdict and whether it sits in the Sent folder.
+pub fn role_of(guard: Result<(), Refusal>, in_sent_folder: bool) -> Role {
+    match guard {
+        Err(Refusal::OwnLoop) => Role::Robot,
+        _ if in_sent_folder => Role::Staff,
+        Err(Refusal::StaffSender | Refusal::OwnAddress) => Role::Staff,
+        Ok(()) | Err(Refusal::NotAddressed) => Role::Customer,
+        Err(_) => Role::Robot,
+    }
+}
+
+/// Where a ticket stands.
+///
+/// `new` (no acknowledgement yet) -> `acknowledged` (waiting for staff) -> `answered` (waiting
+/// for the customer) -> `closed`; a customer who writes to an answered, snoozed or closed ticket
+/// makes it `reopened` (waiting for staff again). Staff can snooze a ticket until a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    New,
+    Acknowledged,
+    Answered,
+    Reopened,
+    Snoozed,
+    Closed,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::New,
+        State::Acknowledged,
+        State::Answered,
+        State::Reopened,
+        State::Snoozed,
+        State::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::New => "new",
+            State::Acknowledged => "acknowledged",
+            State::Answered => "answered",
+            State::Reopened => "reopened",
+            State::Snoozed => "snoozed",
+            State::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Waiting for staff: the states an SLA clock runs in.
+    pub fn waits_for_staff(self) -> bool {
+        matches!(self, State::New | State::Acknowledged | State::Reopened)
+    }
+}
+
+/// What happened to a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The customer wrote (again) in the ticket's thread.
+    CustomerWrote,
+    /// Staff replied in the thread.
+    StaffReplied,
+    /// The acknowledgement went out.
+    AckSent,
+    Close,
+    Snooze,
+    Reopen,
+}
+
+/// The state after `event`.
+pub fn next_state(state: State, event: Event) -> State {
+    use State::*;
+    match (event, state) {
+        (Event::CustomerWrote, Answered | Snoozed | Closed) => Reopened,
+        (Event::CustomerWrote, s) => s,
+        // A staff note on a closed ticket does not reopen it.
+        (Event::StaffReplied, Closed) => Closed,
+        (Event::StaffReplied, _) => Answered,
+        (Event::AckSent, New) => Acknowledged,
+        (Event::AckSent, s) => s,
+        (Event::Close, _) => Closed,
+        (Event::Snooze, _) => Snoozed,
+        (Event::Reopen, _) => Reopened,
+    }
+}
+
+/// A command staff give in an email: a line `#close`, `#snooze 3d` or `#reopen` first in the
+/// body (blank lines before it are fine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Close,
+    Snooze(Duration),
+    Reopen,
+}
+
+/// The command at the top of `body`, or `None`. An unknown `#word` or a snooze without a valid
+/// duration is not a command (it is then just text), so a hashtag never changes a ticket by
+/// accident; the caller logs what it did.
+pub fn staff_command(body: &str) -> Option<Command> {
+    let first = body.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let mut words = first.split_whitespace();
+    let cmd = words.next()?.to_ascii_lowercase();
+    let arg = words.next();
+    if words.next().is_some() {
+        return None;
+    }
+    match (cmd.as_str(), arg) {
+        ("#close", None) => Some(Command::Close),
+        ("#reopen", None) => Some(Command::Reopen),
+        ("#snooze", Some(d)) => crate::config::parse_duration(d)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .map(Command::Snooze),
+        _ => None,
+    }
+}
 
 /// The tag of ticket `id` (`T-1042` for id 42).
 pub fn tag_for(id: i64) -> String {
@@ -109,6 +242,82 @@ pub fn ack_decision(f: &AckFacts) -> AckDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_transitions() {
+        use Event::*;
+        use State::*;
+        let cases = [
+            (New, AckSent, Acknowledged),
+            (Acknowledged, AckSent, Acknowledged),
+            (New, CustomerWrote, New),
+            (Acknowledged, CustomerWrote, Acknowledged),
+            (Acknowledged, StaffReplied, Answered),
+            (New, StaffReplied, Answered),
+            (Answered, CustomerWrote, Reopened),
+            (Reopened, StaffReplied, Answered),
+            (Snoozed, CustomerWrote, Reopened),
+            (Closed, CustomerWrote, Reopened),
+            (Closed, StaffReplied, Closed),
+            (Answered, Close, Closed),
+            (Answered, Snooze, Snoozed),
+            (Closed, Reopen, Reopened),
+            (Answered, AckSent, Answered),
+        ];
+        for (from, event, to) in cases {
+            assert_eq!(next_state(from, event), to, "{from:?} + {event:?}");
+        }
+        for s in State::ALL {
+            assert_eq!(State::parse(s.as_str()), Some(s));
+        }
+        assert!(Reopened.waits_for_staff() && !Answered.waits_for_staff());
+    }
+
+    #[test]
+    fn roles() {
+        let cases = [
+            (Ok(()), false, Role::Customer),
+            (Err(Refusal::NotAddressed), false, Role::Customer),
+            (Err(Refusal::StaffSender), false, Role::Staff),
+            (Err(Refusal::OwnAddress), false, Role::Staff),
+            (Err(Refusal::AutoSubmitted), false, Role::Robot),
+            (Err(Refusal::NullSender), false, Role::Robot),
+            (Ok(()), true, Role::Staff),
+            (Err(Refusal::AutoSubmitted), true, Role::Staff),
+            (Err(Refusal::OwnLoop), true, Role::Robot),
+            (Err(Refusal::OwnLoop), false, Role::Robot),
+        ];
+        for (guard, sent, want) in cases {
+            assert_eq!(role_of(guard, sent), want, "{guard:?} sent={sent}");
+        }
+    }
+
+    #[test]
+    fn staff_commands_are_the_first_line_only() {
+        let cases = [
+            ("#close\nThanks, all sorted.", Some(Command::Close)),
+            ("\n\n  #CLOSE  \n", Some(Command::Close)),
+            (
+                "#snooze 3d\nwaiting for the vendor",
+                Some(Command::Snooze(Duration::from_secs(3 * 86_400))),
+            ),
+            (
+                "#snooze 1h30m",
+                Some(Command::Snooze(Duration::from_secs(5400))),
+            ),
+            ("#reopen", Some(Command::Reopen)),
+            ("#snooze", None),
+            ("#snooze soon", None),
+            ("#snooze 0s", None),
+            ("#close now please", None),
+            ("#urgent fix this", None),
+            ("Hi,\n#close", None),
+            ("", None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(staff_command(body), want, "{body:?}");
+        }
+    }
 
     #[test]
     fn tags_in_subjects() {

@@ -52,6 +52,8 @@ pub struct MailboxConfig {
     pub username: String,
     pub password: SecretSource,
     pub folder: String,
+    /// The support account's Sent folder, watched for staff replies (none: not watched).
+    pub sent_folder: Option<String>,
     pub poll_interval: Duration,
     pub idle_timeout: Duration,
     pub start: Start,
@@ -347,6 +349,7 @@ impl Validator<'_> {
             username: m.username.into_inner(),
             password: password.unwrap_or(SecretSource::Env(String::new())),
             folder: m.folder.unwrap_or_else(|| "INBOX".into()),
+            sent_folder: m.sent_folder.filter(|f| !f.is_empty()),
             poll_interval,
             idle_timeout,
             start,

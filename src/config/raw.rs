@@ -29,6 +29,7 @@ pub struct Mailbox {
     pub password_env: Option<Spanned<String>>,
     pub password_command: Option<Spanned<String>>,
     pub folder: Option<String>,
+    pub sent_folder: Option<String>,
     pub poll_interval: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,
     pub start: Option<Spanned<String>>,

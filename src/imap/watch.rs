@@ -21,6 +21,8 @@ use crate::store::{FlagTask, FolderState};
 
 /// Watches one folder until cancelled.
 pub struct Watcher {
+    /// The folder this watcher owns (the inbox or the Sent folder).
+    pub folder: String,
     pub mailbox: MailboxConfig,
     pub flags: FlagsConfig,
     pub tls: Arc<ClientConfig>,
@@ -63,7 +65,7 @@ impl Watcher {
             if let Err(e) = result {
                 failures += 1;
                 let delay = backoff_delay(failures);
-                tracing::error!(folder = %self.mailbox.folder, attempt = failures, retry_in_s = delay.as_secs_f32(), "IMAP: {e:#}");
+                tracing::error!(folder = %self.folder, attempt = failures, retry_in_s = delay.as_secs_f32(), "IMAP: {e:#}");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = cancel.cancelled() => return,
@@ -86,7 +88,7 @@ impl Watcher {
             mv: caps.has_str("MOVE"),
             keywords: true,
         };
-        let folder = self.mailbox.folder.clone();
+        let folder = self.folder.clone();
         tracing::info!(host = %self.mailbox.host, folder = %folder, idle = caps.idle, "IMAP connected");
         loop {
             let mbox = io(&format!("Selecting {folder}"), session.select(&folder)).await?;

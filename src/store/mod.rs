@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::guard::Refusal;
 use crate::parse::Email;
 use crate::score::{History, Priority, Verdict};
-use crate::tickets::{self, AckDecision, AckFacts};
+use crate::tickets::{self, AckDecision, AckFacts, Event, Role, State};
 
 /// An open store. Each task opens its own (WAL lets readers and one writer work side by side).
 pub struct Store {
@@ -44,6 +44,8 @@ pub enum Content<'a> {
         email: &'a Email,
         verdict: &'a Verdict,
         guard: Result<(), Refusal>,
+        /// Who wrote it, for the ticket it joins.
+        role: Role,
     },
     /// Could not be triaged (too large, unparseable).
     Skipped {
@@ -252,7 +254,7 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()
                 .context("Reading contact history")?;
         }
-        let reply_to_answered = match find_ticket(&self.conn, email, &sender)? {
+        let reply_to_answered = match find_ticket(&self.conn, email, Some(&sender))? {
             Some((id, _)) => {
                 let state: String = self
                     .conn
@@ -402,12 +404,17 @@ impl Store {
             [now_ms - 7 * 86_400_000],
         )
         .context("Pruning the send log")?;
-        tx.execute(
-            "UPDATE tickets SET state = 'acknowledged', updated_at = ?2
-             WHERE state = 'new' AND id = (SELECT ticket_id FROM outbox WHERE id = ?1 AND kind = 'ack')",
-            params![id, now],
-        )
-        .context("Marking ticket acknowledged")?;
+        let acked: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT ticket_id, recipient FROM outbox WHERE id = ?1 AND kind = 'ack'",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context("Reading the acknowledged ticket")?;
+        if let Some((ticket_id, recipient)) = acked {
+            ticket_event(&tx, ticket_id, Event::AckSent, now, None, &recipient, 0)?;
+        }
         tx.commit().context("Committing sent state")
     }
 
@@ -583,7 +590,7 @@ fn record_in(
         return Ok(Recorded::AlreadyDone { row });
     }
 
-    let (email, verdict, guard) = match content {
+    let (email, verdict, guard, role) = match content {
         Content::Skipped {
             reason,
             detail,
@@ -608,7 +615,8 @@ fn record_in(
             email,
             verdict,
             guard,
-        } => (*email, *verdict, *guard),
+            role,
+        } => (*email, *verdict, *guard, *role),
     };
 
     // The same email seen before: after a UIDVALIDITY change it is the same message at a new
@@ -662,7 +670,12 @@ fn record_in(
     }
 
     let (sender, sender_name) = sender_of(email);
-    let joined = find_ticket(tx, email, &sender)?;
+    // Staff may reply under the ticket tag from any address; a customer only from their own.
+    let joined = find_ticket(
+        tx,
+        email,
+        (role == Role::Customer).then_some(sender.as_str()),
+    )?;
     let window_start = now - policy.per_sender_window.as_secs() as i64;
     let recent_to_sender: u32 = tx
         .query_row(
@@ -691,17 +704,29 @@ fn record_in(
     });
 
     // A conversation: joins its ticket, or opens one unless a robot wrote it.
-    let ticket: Option<(i64, String)> = match joined {
-        Some(t) => {
+    let ticket: Option<(i64, String)> = match &joined {
+        // A customer who writes again, angrier, raises the ticket's priority; staff do not.
+        Some(t) if role == Role::Customer => {
             tx.execute(
-                "UPDATE tickets SET updated_at = ?2,
+                "UPDATE tickets SET updated_at = ?2, last_customer_at = ?2,
                         priority = CASE WHEN ?3 < (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1
                                                    WHEN 'normal' THEN 2 ELSE 3 END) THEN ?4 ELSE priority END
                  WHERE id = ?1",
                 params![t.0, now, rank(verdict.priority), verdict.priority.as_str()],
             )
             .context("Updating ticket")?;
-            Some(t)
+            Some(t.clone())
+        }
+        Some(t) if role == Role::Robot => Some(t.clone()),
+        Some(t) => {
+            tx.execute(
+                "UPDATE tickets SET updated_at = ?2, last_staff_at = ?2,
+                        first_response_at = CASE first_response_at WHEN 0 THEN ?2 ELSE first_response_at END
+                 WHERE id = ?1",
+                params![t.0, now],
+            )
+            .context("Recording the staff reply")?;
+            Some(t.clone())
         }
         None if guard.is_ok() => {
             let id: i64 = tx
@@ -711,8 +736,9 @@ fn record_in(
                 .context("Allocating ticket id")?;
             let tag = tickets::tag_for(id);
             tx.execute(
-                "INSERT INTO tickets (id, tag, customer, subject, state, priority, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'new', ?5, ?6, ?6)",
+                "INSERT INTO tickets (id, tag, customer, subject, state, priority, created_at, updated_at,
+                                      last_customer_at)
+                 VALUES (?1, ?2, ?3, ?4, 'new', ?5, ?6, ?6, ?6)",
                 params![id, tag, sender, email.subject, verdict.priority.as_str(), now],
             )
             .context("Opening ticket")?;
@@ -760,6 +786,40 @@ fn record_in(
     )
     .context("Recording message")?;
     let row = tx.last_insert_rowid();
+    if let Some((ticket_id, tag)) = &ticket {
+        let event = match (role, joined.is_some()) {
+            (Role::Robot, _) => None,
+            (Role::Customer, false) => Some(None),
+            (Role::Customer, true) => Some(Some(Event::CustomerWrote)),
+            (Role::Staff, _) => Some(Some(Event::StaffReplied)),
+        };
+        match event {
+            None => {}
+            Some(Some(e)) => {
+                ticket_event(tx, *ticket_id, e, now, Some(row), &sender, 0)?;
+            }
+            Some(None) => log_event(
+                tx,
+                &EventLog {
+                    ticket_id: *ticket_id,
+                    event: "opened",
+                    from: None,
+                    to: State::New,
+                    at: now,
+                    message_row: Some(row),
+                    detail: &sender,
+                },
+            )?,
+        }
+        if role == Role::Staff
+            && let Some(cmd) = tickets::staff_command(&email.body_text)
+        {
+            let (e, until) = command_event(cmd, now);
+            let who = format!("email command from {sender}");
+            let to = ticket_event(tx, *ticket_id, e, now, Some(row), &who, until)?;
+            tracing::info!(ticket = %tag, command = ?cmd, state = to.as_str(), "Staff command by email");
+        }
+    }
     {
         let mut stmt = tx
             .prepare_cached("INSERT INTO hits (message_row, rule, field, matched, weight) VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -820,8 +880,13 @@ fn sender_of(email: &Email) -> (String, String) {
 }
 
 /// The ticket this email belongs to: by In-Reply-To/References (our acknowledgements' IDs or a
-/// customer email's), else by the subject tag when the sender is the ticket's customer.
-fn find_ticket(tx: &Connection, email: &Email, sender: &str) -> Result<Option<(i64, String)>> {
+/// customer email's), else by the subject tag when `customer` is `None` (staff) or is the
+/// ticket's customer.
+fn find_ticket(
+    tx: &Connection,
+    email: &Email,
+    customer: Option<&str>,
+) -> Result<Option<(i64, String)>> {
     let mut stmt = tx
         .prepare_cached(
             "SELECT t.id, t.tag FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.dedup_key = ?1
@@ -846,14 +911,106 @@ fn find_ticket(tx: &Connection, email: &Email, sender: &str) -> Result<Option<(i
     if let Some(tag) = tickets::tag_in_subject(&email.subject) {
         return tx
             .query_row(
-                "SELECT id, tag FROM tickets WHERE tag = ?1 AND customer = ?2",
-                params![tag, sender],
+                "SELECT id, tag FROM tickets WHERE tag = ?1 AND (?2 IS NULL OR customer = ?2)",
+                params![tag, customer],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .context("Looking up ticket tag");
     }
     Ok(None)
+}
+
+/// The event and snooze time (0: none) of a staff command.
+pub fn command_event(cmd: tickets::Command, now: i64) -> (Event, i64) {
+    match cmd {
+        tickets::Command::Close => (Event::Close, 0),
+        tickets::Command::Reopen => (Event::Reopen, 0),
+        tickets::Command::Snooze(d) => (Event::Snooze, now + d.as_secs() as i64),
+    }
+}
+
+fn event_name(e: Event) -> &'static str {
+    match e {
+        Event::CustomerWrote => "customer_wrote",
+        Event::StaffReplied => "staff_replied",
+        Event::AckSent => "ack_sent",
+        Event::Close => "close",
+        Event::Snooze => "snooze",
+        Event::Reopen => "reopen",
+    }
+}
+
+/// Move a ticket by `event` (the pure policy decides where to), keep the timestamps that go
+/// with it, and log the change. Returns the new state.
+fn ticket_event(
+    tx: &Connection,
+    ticket_id: i64,
+    event: Event,
+    now: i64,
+    message_row: Option<i64>,
+    detail: &str,
+    snooze_until: i64,
+) -> Result<State> {
+    let current: String = tx
+        .query_row(
+            "SELECT state FROM tickets WHERE id = ?1",
+            [ticket_id],
+            |r| r.get(0),
+        )
+        .context("Reading ticket state")?;
+    let from = State::parse(&current).unwrap_or(State::Acknowledged);
+    let to = tickets::next_state(from, event);
+    tx.execute(
+        "UPDATE tickets SET state = ?2, updated_at = ?3,
+                closed_at = CASE WHEN ?2 = 'closed' THEN ?3 ELSE closed_at END,
+                snoozed_until = CASE WHEN ?2 = 'snoozed' THEN ?4 ELSE 0 END
+         WHERE id = ?1",
+        params![ticket_id, to.as_str(), now, snooze_until],
+    )
+    .context("Changing ticket state")?;
+    log_event(
+        tx,
+        &EventLog {
+            ticket_id,
+            event: event_name(event),
+            from: Some(from),
+            to,
+            at: now,
+            message_row,
+            detail,
+        },
+    )?;
+    Ok(to)
+}
+
+/// One line of a ticket's history.
+struct EventLog<'a> {
+    ticket_id: i64,
+    event: &'a str,
+    from: Option<State>,
+    to: State,
+    at: i64,
+    message_row: Option<i64>,
+    detail: &'a str,
+}
+
+fn log_event(tx: &Connection, e: &EventLog<'_>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO ticket_events (ticket_id, at, event, from_state, to_state, message_row, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            e.ticket_id,
+            e.at,
+            e.event,
+            e.from.map_or("", State::as_str),
+            e.to.as_str(),
+            e.message_row,
+            e.detail
+        ],
+    )
+    .context("Logging ticket event")?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -101,4 +101,27 @@ CREATE TABLE kv (
 CREATE INDEX messages_sender ON messages(sender, received_at);
 ALTER TABLE messages ADD COLUMN intents TEXT NOT NULL DEFAULT '';  -- comma-separated
 "#,
+    // 4: the ticket lifecycle: when staff first answered, the last word of each side, snoozes,
+    // and a log of every state change with what caused it.
+    r#"
+ALTER TABLE tickets ADD COLUMN first_response_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tickets ADD COLUMN last_customer_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tickets ADD COLUMN last_staff_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tickets ADD COLUMN snoozed_until INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tickets ADD COLUMN closed_at INTEGER NOT NULL DEFAULT 0;
+UPDATE tickets SET last_customer_at = created_at;
+CREATE INDEX tickets_state ON tickets(state, priority);
+
+CREATE TABLE ticket_events (
+    id           INTEGER NOT NULL PRIMARY KEY,
+    ticket_id    INTEGER NOT NULL REFERENCES tickets(id),
+    at           INTEGER NOT NULL,
+    event        TEXT    NOT NULL,            -- customer_wrote | staff_replied | ack_sent | close | snooze | reopen | opened
+    from_state   TEXT    NOT NULL DEFAULT '',
+    to_state     TEXT    NOT NULL,
+    message_row  INTEGER REFERENCES messages(id),
+    detail       TEXT    NOT NULL DEFAULT ''  -- who or what: the sender, 'cli', an email command
+) STRICT;
+CREATE INDEX ticket_events_ticket ON ticket_events(ticket_id, at);
+"#,
 ];

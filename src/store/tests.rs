@@ -3,6 +3,7 @@ use std::time::Duration;
 use super::*;
 use crate::parse::Address;
 use crate::score::Verdict;
+use crate::tickets::Role;
 
 const NOW: i64 = 1_800_000_000;
 
@@ -80,6 +81,20 @@ impl T {
         p: Priority,
         received: i64,
     ) -> Recorded {
+        self.put_as(uidvalidity, uid, e, p, received, Ok(()), Role::Customer)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn put_as(
+        &mut self,
+        uidvalidity: u32,
+        uid: u32,
+        e: &Email,
+        p: Priority,
+        received: i64,
+        guard: Result<(), Refusal>,
+        role: Role,
+    ) -> Recorded {
         let v = verdict(p);
         let at = Location {
             folder: "INBOX",
@@ -89,11 +104,23 @@ impl T {
         let content = Content::Triaged {
             email: e,
             verdict: &v,
-            guard: Ok(()),
+            guard,
+            role,
         };
         self.store
             .record(&at, &content, received, &policy(), NOW)
             .expect("record")
+    }
+
+    fn ticket(&self, tag: &str) -> (String, i64, i64) {
+        self.store
+            .conn()
+            .query_row(
+                "SELECT state, first_response_at, snoozed_until FROM tickets WHERE tag = ?1",
+                [tag],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("ticket")
     }
 
     fn count(&self, sql: &str) -> i64 {
@@ -421,5 +448,115 @@ fn history_counts_earlier_contacts_in_the_window_and_intents_are_recorded() {
             .history(&next, NOW, 0)
             .expect("history")
             .reply_to_answered
+    );
+}
+
+#[test]
+fn staff_replies_answer_customers_reopen_robots_move_nothing_and_commands_apply() {
+    let mut t = T::new();
+    t.put(
+        1,
+        &email("c1@x", "ada@customer.example", "Broken"),
+        Priority::High,
+    );
+    assert_eq!(t.ticket("T-1001").0, "new");
+    let reply_to = |id: &str, from: &str, to: &str, body: &str| {
+        let mut e = email(id, from, "Re: Broken");
+        e.in_reply_to = vec![to.into()];
+        e.body_text = body.into();
+        e
+    };
+    // An out-of-office from the customer joins the thread but changes nothing.
+    let ooo = reply_to("ooo@x", "ada@customer.example", "c1@x", "I am away");
+    t.put_as(
+        1,
+        2,
+        &ooo,
+        Priority::Low,
+        NOW,
+        Err(Refusal::AutoSubmitted),
+        Role::Robot,
+    );
+    assert_eq!(t.ticket("T-1001").0, "new");
+
+    // Staff answer from their own address: answered, first response recorded once.
+    let staff = reply_to("s1@x", "alice@support.example", "c1@x", "Fixed it.");
+    t.put_as(
+        1,
+        3,
+        &staff,
+        Priority::Low,
+        NOW,
+        Err(Refusal::StaffSender),
+        Role::Staff,
+    );
+    assert_eq!(t.ticket("T-1001"), ("answered".into(), NOW, 0));
+
+    // The customer writes back: reopened, and the ticket's priority can only rise.
+    let again = reply_to("c2@x", "ada@customer.example", "s1@x", "Still broken!");
+    t.put_as(1, 4, &again, Priority::Urgent, NOW, Ok(()), Role::Customer);
+    assert_eq!(t.ticket("T-1001").0, "reopened");
+    assert_eq!(
+        t.count("SELECT count(*) FROM tickets WHERE tag = 'T-1001' AND priority = 'urgent'"),
+        1
+    );
+
+    // Staff snooze by email, under the tag only (no threading headers), from another address.
+    let mut snooze = email("s2@x", "bob@support.example", "Re: Broken [#T-1001]");
+    snooze.body_text = "#snooze 2d\nWaiting for the vendor.".into();
+    t.put_as(
+        1,
+        5,
+        &snooze,
+        Priority::Low,
+        NOW,
+        Err(Refusal::StaffSender),
+        Role::Staff,
+    );
+    assert_eq!(
+        t.ticket("T-1001"),
+        ("snoozed".into(), NOW, NOW + 2 * 86_400)
+    );
+
+    // A customer cannot join someone else's ticket by its tag.
+    let stranger = email("x1@x", "eve@elsewhere.example", "Re: Broken [#T-1001]");
+    t.put(6, &stranger, Priority::Normal);
+    assert_eq!(t.ticket("T-1001").0, "snoozed");
+    assert_eq!(t.count("SELECT count(*) FROM tickets"), 2);
+
+    let mut close = reply_to("s3@x", "alice@support.example", "c2@x", "#close");
+    close.subject = "Re: Broken".into();
+    t.put_as(
+        1,
+        7,
+        &close,
+        Priority::Low,
+        NOW,
+        Err(Refusal::StaffSender),
+        Role::Staff,
+    );
+    assert_eq!(t.ticket("T-1001").0, "closed");
+    let events: Vec<String> = {
+        let mut stmt = t
+            .store
+            .conn()
+            .prepare("SELECT event || ':' || to_state FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id WHERE t.tag = 'T-1001' ORDER BY e.id")
+            .expect("prep");
+        stmt.query_map([], |r| r.get(0))
+            .expect("q")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(
+        events,
+        [
+            "opened:new",
+            "staff_replied:answered",
+            "customer_wrote:reopened",
+            "staff_replied:answered",
+            "snooze:snoozed",
+            "staff_replied:answered",
+            "close:closed"
+        ]
     );
 }
