@@ -110,6 +110,30 @@ enum Command {
         #[arg(long, short, default_value = "config/triaged.toml")]
         config: PathBuf,
     },
+    /// List tickets, most urgent and oldest first.
+    Tickets {
+        /// Only tickets in this state: new, acknowledged, answered, reopened, snoozed, closed,
+        /// or open (everything not closed).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only tickets of this priority: urgent, high, normal, low.
+        #[arg(long)]
+        priority: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/triaged.toml")]
+        config: PathBuf,
+    },
+    /// Show one ticket and its history, or close, snooze or reopen it.
+    Ticket {
+        #[command(subcommand)]
+        action: TicketAction,
+        /// The configuration file.
+        #[arg(long, short, global = true, default_value = "config/triaged.toml")]
+        config: PathBuf,
+    },
     /// Print what the store holds: messages by priority or skip reason, acknowledgement
     /// decisions, outbox states.
     Status {
@@ -117,6 +141,24 @@ enum Command {
         #[arg(long, short, default_value = "config/triaged.toml")]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum TicketAction {
+    /// The ticket, its state and every change with what caused it.
+    Show {
+        /// The ticket: T-1042, 1042 or [#T-1042].
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close the ticket.
+    Close { id: String },
+    /// Snooze the ticket for a while, e.g. 3d or 4h.
+    Snooze { id: String, duration: String },
+    /// Reopen the ticket (waiting for staff again).
+    Reopen { id: String },
 }
 
 /// Labelled data for eval and tune.
@@ -199,6 +241,37 @@ fn main() -> ExitCode {
         Command::Status { config } => status(&config),
         Command::Queue { config } => queue(&config),
         Command::Explain { file, config, json } => explain(&config, &file, json),
+        Command::Tickets {
+            state,
+            priority,
+            json,
+            config,
+        } => {
+            let Some(config) = load(&config) else {
+                return ExitCode::FAILURE;
+            };
+            report(tickets_list(&config, state, priority, json))
+        }
+        Command::Ticket { action, config } => {
+            let Some(config) = load(&config) else {
+                return ExitCode::FAILURE;
+            };
+            let now = Clock::system().now();
+            use triaged::tickets::Command as C;
+            use triaged::tools::tickets as t;
+            report(match action {
+                TicketAction::Show { id, json } => t::show(&config, &id, json, now),
+                TicketAction::Close { id } => t::command(&config, &id, C::Close, now),
+                TicketAction::Reopen { id } => t::command(&config, &id, C::Reopen, now),
+                TicketAction::Snooze { id, duration } => {
+                    match triaged::config::parse_duration(&duration) {
+                        Ok(d) if !d.is_zero() => t::command(&config, &id, C::Snooze(d), now),
+                        Ok(_) => Err(anyhow::anyhow!("snooze for how long? e.g. 3d or 4h")),
+                        Err(e) => Err(anyhow::anyhow!(e)),
+                    }
+                }
+            })
+        }
         Command::Eval {
             data,
             predicted_map,
@@ -371,6 +444,47 @@ fn explain(config: &std::path::Path, file: &std::path::Path, json: bool) -> Exit
         json,
         Clock::system().now(),
     ))
+}
+
+fn tickets_list(
+    config: &Config,
+    state: Option<String>,
+    priority: Option<String>,
+    json: bool,
+) -> anyhow::Result<String> {
+    use triaged::tickets::State;
+    let now = Clock::system().now();
+    let priority = match priority.as_deref() {
+        None => None,
+        Some(p) => Some(
+            triaged::score::Priority::ALL
+                .into_iter()
+                .find(|x| x.as_str() == p)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("unknown priority {p:?}: use urgent, high, normal or low")
+                })?,
+        ),
+    };
+    let names = || {
+        State::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let states: Vec<State> = match state.as_deref() {
+        None => Vec::new(),
+        // Everything that is not closed.
+        Some("open") => State::ALL
+            .into_iter()
+            .filter(|s| *s != State::Closed)
+            .collect(),
+        Some(s) => vec![
+            State::parse(s)
+                .ok_or_else(|| anyhow::anyhow!("unknown state {s:?}: use open, {}", names()))?,
+        ],
+    };
+    triaged::tools::tickets::list(config, &states, priority, json, now)
 }
 
 /// Print a tool's report, or its error in one line.

@@ -141,6 +141,19 @@ pub fn tag_for(id: i64) -> String {
     format!("T-{}", id + 1000)
 }
 
+/// `1042`, `t-1042`, `#T-1042` and `[#T-1042]` all mean `T-1042`.
+pub fn normal_tag(tag: &str) -> String {
+    let t = tag
+        .trim()
+        .trim_matches(['[', ']', '#'])
+        .to_ascii_uppercase();
+    if t.starts_with("T-") {
+        t
+    } else {
+        format!("T-{t}")
+    }
+}
+
 /// The ticket tag in a subject (`[#T-1042]`), if any; the last one wins (replies prepend).
 pub fn tag_in_subject(subject: &str) -> Option<String> {
     let mut found = None;
@@ -332,6 +345,9 @@ mod tests {
             assert_eq!(tag_in_subject(s).as_deref(), want, "{s}");
         }
         assert_eq!(tag_for(42), "T-1042");
+        for t in ["1042", "t-1042", "#T-1042", "[#T-1042]", " T-1042 "] {
+            assert_eq!(normal_tag(t), "T-1042", "{t}");
+        }
     }
 
     #[test]

@@ -400,3 +400,147 @@ async fn implicit_tls_with_a_private_ca() {
     );
     assert!(wait_until(WAIT, || sent(&cfg) == 1), "{}", d.log_text());
 }
+
+fn reply(from: &str, message_id: &str, in_reply_to: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: <{from}>\r\nTo: customer@example.test\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
+         In-Reply-To: <{in_reply_to}>\r\nReferences: <{in_reply_to}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A customer writes, staff answer from the shared account (the Sent folder) and from their own
+/// address (with an email command), the customer writes back: the ticket follows, and the CLI
+/// shows its history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_replies_answer_tickets_and_customers_reopen_them() {
+    let stack = MailStack::start();
+    // The Sent folder exists (with an old, unrelated message) before the daemon starts.
+    stack
+        .append(
+            "support@example.test",
+            "Sent",
+            &customer_email("support@example.test", "old@s", "Old", "An old reply"),
+        )
+        .await;
+    let cfg = write_config(&target(&stack), "sent_folder = \"Sent\"", "", "");
+    let d = Daemon::start(&cfg);
+    let state = || {
+        daemon::db(&cfg)
+            .query_row("SELECT state FROM tickets WHERE tag = 'T-1001'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .unwrap_or_default()
+    };
+    let wait_state = |want: &str| {
+        assert!(
+            wait_until(WAIT, || state() == want),
+            "{}\n^ the daemon's log; ticket is {:?}, want {want:?}",
+            d.log_text(),
+            state()
+        );
+    };
+
+    stack.deliver(
+        "support@example.test",
+        &customer_email(
+            "customer@example.test",
+            "c1@customer",
+            "Export fails",
+            "The export does not work.",
+        ),
+    );
+    wait_state("acknowledged");
+
+    // Staff answer from the shared account: the reply lands in Sent.
+    stack
+        .append(
+            "support@example.test",
+            "Sent",
+            &reply(
+                "support@example.test",
+                "s1@support",
+                "c1@customer",
+                "Re: Export fails [#T-1001]",
+                "Try again now.",
+            ),
+        )
+        .await;
+    wait_state("answered");
+    let first_response = count(
+        &cfg,
+        "SELECT first_response_at FROM tickets WHERE tag = 'T-1001'",
+    );
+    assert!(first_response > 0);
+
+    // The customer writes back: reopened, and no second acknowledgement.
+    stack.deliver(
+        "support@example.test",
+        &reply(
+            "customer@example.test",
+            "c2@customer",
+            "s1@support",
+            "Re: Export fails [#T-1001]",
+            "Still fails!",
+        ),
+    );
+    wait_state("reopened");
+
+    // A staff member closes it by email from their own address, under the tag only.
+    let close = "From: <staff@example.test>\r\nTo: support@example.test\r\nSubject: Re: Export fails [#T-1001]\r\n\
+         Message-ID: <s2@support>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n#close\r\nFixed in 2.4.1.\r\n";
+    stack.deliver("support@example.test", close.as_bytes());
+    wait_state("closed");
+    assert_eq!(
+        sent(&cfg),
+        1,
+        "one acknowledgement for the whole conversation"
+    );
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT first_response_at FROM tickets WHERE tag = 'T-1001'"
+        ),
+        first_response,
+        "the first response is the first"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args(["ticket", "show", "T-1001", "--config"])
+        .arg(&cfg.path)
+        .output()
+        .expect("run triaged");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for want in [
+        "state     closed",
+        "opened ",
+        "ack_sent",
+        "staff_replied   acknowledged -> answered",
+        "customer_wrote  answered -> reopened",
+        "close           answered -> closed",
+        "email command from staff@example.test",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
+            .args(args)
+            .arg("--config")
+            .arg(&cfg.path)
+            .output()
+            .expect("run triaged");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(run(&["tickets", "--state", "open"]), "No tickets.\n");
+    assert!(run(&["tickets"]).contains("T-1001   closed"));
+    assert_eq!(run(&["ticket", "reopen", "1001"]), "T-1001: reopened\n");
+    assert!(run(&["tickets", "--state", "open", "--json"]).contains("\"state\": \"reopened\""));
+}

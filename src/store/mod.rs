@@ -127,6 +127,36 @@ pub struct QueueRow {
     pub last_error: String,
 }
 
+/// A ticket as `triaged tickets` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TicketRow {
+    pub tag: String,
+    pub state: String,
+    pub priority: String,
+    pub customer: String,
+    pub subject: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// 0 when staff have not answered yet.
+    pub first_response_at: i64,
+    pub snoozed_until: i64,
+    pub messages: i64,
+    /// Intents of the ticket's emails, comma-separated, deduplicated.
+    pub intents: String,
+}
+
+/// One line of a ticket's history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TicketEvent {
+    pub at: i64,
+    pub event: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub detail: String,
+    /// The email that caused it, if one did: its subject.
+    pub subject: String,
+}
+
 /// A count of rows per key, for summaries.
 pub type Counts = Vec<(String, i64)>;
 
@@ -233,6 +263,111 @@ impl Store {
     }
 
     /// Messages in this folder whose keywords are not set yet, oldest first.
+    /// Tickets, most urgent and oldest first, optionally only those in one of `states` (empty:
+    /// any) and of `priority`.
+    pub fn tickets(&self, states: &[State], priority: Option<Priority>) -> Result<Vec<TicketRow>> {
+        let states: Option<String> = (!states.is_empty()).then(|| {
+            states
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT t.tag, t.state, t.priority, t.customer, t.subject, t.created_at, t.updated_at,
+                        t.first_response_at, t.snoozed_until,
+                        (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id),
+                        coalesce((SELECT group_concat(DISTINCT m.intents) FROM messages m
+                                  WHERE m.ticket_id = t.id AND m.intents != ''), '')
+                 FROM tickets t
+                 WHERE (?1 IS NULL OR instr(',' || ?1 || ',', ',' || t.state || ',') > 0)
+                   AND (?2 IS NULL OR t.priority = ?2)
+                 ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END,
+                          t.created_at, t.id",
+            )
+            .context("Preparing ticket list")?;
+        let rows = stmt
+            .query_map(params![states, priority.map(Priority::as_str)], |r| {
+                Ok(TicketRow {
+                    tag: r.get(0)?,
+                    state: r.get(1)?,
+                    priority: r.get(2)?,
+                    customer: r.get(3)?,
+                    subject: r.get(4)?,
+                    created_at: r.get(5)?,
+                    updated_at: r.get(6)?,
+                    first_response_at: r.get(7)?,
+                    snoozed_until: r.get(8)?,
+                    messages: r.get(9)?,
+                    intents: dedup_list(&r.get::<_, String>(10)?),
+                })
+            })
+            .context("Listing tickets")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("Listing tickets")?;
+        Ok(rows)
+    }
+
+    /// One ticket (by tag, `T-1042`, or `1042`) and its history, oldest first.
+    pub fn ticket(&self, tag: &str) -> Result<Option<(TicketRow, Vec<TicketEvent>)>> {
+        let tag = tickets::normal_tag(tag);
+        let Some(row) = self.tickets(&[], None)?.into_iter().find(|t| t.tag == tag) else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT e.at, e.event, e.from_state, e.to_state, e.detail, coalesce(m.subject, '')
+                 FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id
+                 LEFT JOIN messages m ON m.id = e.message_row
+                 WHERE t.tag = ?1 ORDER BY e.at, e.id",
+            )
+            .context("Preparing ticket history")?;
+        let events = stmt
+            .query_map([&tag], |r| {
+                Ok(TicketEvent {
+                    at: r.get(0)?,
+                    event: r.get(1)?,
+                    from_state: r.get(2)?,
+                    to_state: r.get(3)?,
+                    detail: r.get(4)?,
+                    subject: r.get(5)?,
+                })
+            })
+            .context("Reading ticket history")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("Reading ticket history")?;
+        Ok(Some((row, events)))
+    }
+
+    /// Apply a staff command from the command line to ticket `tag`; returns the new state, or
+    /// `None` when there is no such ticket.
+    pub fn ticket_command(
+        &mut self,
+        tag: &str,
+        cmd: tickets::Command,
+        now: i64,
+        who: &str,
+    ) -> Result<Option<State>> {
+        let tag = tickets::normal_tag(tag);
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        let id: Option<i64> = tx
+            .query_row("SELECT id FROM tickets WHERE tag = ?1", [&tag], |r| {
+                r.get(0)
+            })
+            .optional()
+            .context("Finding the ticket")?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let (event, until) = command_event(cmd, now);
+        let to = ticket_event(&tx, id, event, now, None, who, until)?;
+        tx.commit().context("Committing the ticket change")?;
+        Ok(Some(to))
+    }
+
     /// What the scoring history signals need about the sender of `email`: when they wrote
     /// before (within `window_secs`; 0 skips the lookup) and whether this replies to a ticket
     /// staff already answered.
@@ -919,6 +1054,17 @@ fn find_ticket(
             .context("Looking up ticket tag");
     }
     Ok(None)
+}
+
+/// `a,b` + `b,c` -> `a,b,c` (order of first appearance).
+fn dedup_list(joined: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for x in joined.split(',').filter(|x| !x.is_empty()) {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out.join(",")
 }
 
 /// The event and snooze time (0: none) of a staff command.

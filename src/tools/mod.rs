@@ -1,6 +1,8 @@
-//! Operator tools that work without a server: `explain` (why an email scored as it did) and,
-//! later in this module, the evaluation of the rules over labelled data. Orchestration only:
-//! reading files, calling the pure core, formatting.
+//! Operator tools that work without a server: `explain` (why an email scored as it did),
+//! `eval` and `tune` (the rules against labelled data), and in [`tickets`] the ticket list and
+//! commands. Orchestration only: reading files and the store, calling the pure core, formatting.
+
+pub mod tickets;
 
 use std::path::Path;
 

@@ -1,0 +1,201 @@
+//! `triaged tickets` and `triaged ticket show|close|snooze|reopen`: what the store knows about
+//! conversations, as readable tables or JSON, and the staff commands from the command line.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+
+use crate::config::Config;
+use crate::score::Priority;
+use crate::store::{Store, TicketRow};
+use crate::tickets::{Command, State};
+
+/// `2026-11-23 20:54 UTC`, or `-` for 0.
+pub fn when(t: i64) -> String {
+    if t == 0 {
+        return "-".into();
+    }
+    jiff::Timestamp::from_second(t)
+        .map(|ts| ts.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// `45m`, `3h`, `2d 4h`: how long ago `t` was.
+pub fn age(t: i64, now: i64) -> String {
+    let s = (now - t).max(0);
+    match s {
+        0..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+fn open_store(config: &Config) -> Result<Store> {
+    if !config.store.path.exists() {
+        anyhow::bail!(
+            "No store at {} yet: the daemon has not run with this config",
+            config.store.path.display()
+        );
+    }
+    Store::open(&config.store.path)
+}
+
+/// The ticket list, most urgent and oldest first.
+pub fn list(
+    config: &Config,
+    states: &[State],
+    priority: Option<Priority>,
+    json: bool,
+    now: i64,
+) -> Result<String> {
+    let rows = open_store(config)?.tickets(states, priority)?;
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&rows)?));
+    }
+    if rows.is_empty() {
+        return Ok("No tickets.\n".into());
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<8} {:<12} {:<7} {:>7} {:>6} {:>8}  {:<30} {:<40} intents",
+        "ticket", "state", "prio", "age", "emails", "answered", "customer", "subject"
+    );
+    for t in &rows {
+        let answered = if t.first_response_at == 0 {
+            "-".to_string()
+        } else {
+            format!("+{}", age(t.created_at, t.first_response_at))
+        };
+        let _ = writeln!(
+            out,
+            "{:<8} {:<12} {:<7} {:>7} {:>6} {:>8}  {:<30} {:<40} {}",
+            t.tag,
+            t.state,
+            t.priority,
+            age(t.created_at, now),
+            t.messages,
+            answered,
+            clip(&t.customer, 30),
+            clip(&t.subject, 40),
+            t.intents
+        );
+    }
+    let _ = writeln!(out, "{} ticket(s)", rows.len());
+    Ok(out)
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+fn header(t: &TicketRow, now: i64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "ticket    {}", t.tag);
+    let _ = writeln!(out, "state     {}", t.state);
+    if t.state == "snoozed" {
+        let _ = writeln!(out, "until     {}", when(t.snoozed_until));
+    }
+    let _ = writeln!(out, "priority  {}", t.priority);
+    let _ = writeln!(out, "customer  {}", t.customer);
+    let _ = writeln!(out, "subject   {}", t.subject);
+    let _ = writeln!(
+        out,
+        "opened    {} ({} ago)",
+        when(t.created_at),
+        age(t.created_at, now)
+    );
+    let _ = writeln!(
+        out,
+        "answered  {}",
+        if t.first_response_at == 0 {
+            "not yet".to_string()
+        } else {
+            format!(
+                "{} (first response after {})",
+                when(t.first_response_at),
+                age(t.created_at, t.first_response_at)
+            )
+        }
+    );
+    let _ = writeln!(out, "emails    {}", t.messages);
+    if !t.intents.is_empty() {
+        let _ = writeln!(out, "intents   {}", t.intents);
+    }
+    out
+}
+
+/// One ticket and its history.
+pub fn show(config: &Config, tag: &str, json: bool, now: i64) -> Result<String> {
+    let Some((t, events)) = open_store(config)?.ticket(tag)? else {
+        anyhow::bail!("No ticket {tag}");
+    };
+    if json {
+        let v = serde_json::json!({ "ticket": t, "history": events });
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
+    }
+    let mut out = header(&t, now);
+    let _ = writeln!(out, "\nhistory");
+    for e in &events {
+        let change = if e.from_state.is_empty() || e.from_state == e.to_state {
+            e.to_state.clone()
+        } else {
+            format!("{} -> {}", e.from_state, e.to_state)
+        };
+        let about = if e.subject.is_empty() {
+            String::new()
+        } else {
+            format!("  \"{}\"", clip(&e.subject, 50))
+        };
+        let _ = writeln!(
+            out,
+            "  {}  {:<15} {:<26} {}{}",
+            when(e.at),
+            e.event,
+            change,
+            e.detail,
+            about
+        );
+    }
+    Ok(out)
+}
+
+/// Close, snooze or reopen a ticket from the command line.
+pub fn command(config: &Config, tag: &str, cmd: Command, now: i64) -> Result<String> {
+    let who = format!(
+        "cli ({})",
+        std::env::var("USER").unwrap_or_else(|_| "operator".into())
+    );
+    let mut store = open_store(config)?;
+    let state = store
+        .ticket_command(tag, cmd, now, &who)
+        .with_context(|| format!("Changing ticket {tag}"))?;
+    match state {
+        Some(s) => Ok(format!(
+            "{}: {}\n",
+            crate::tickets::normal_tag(tag),
+            s.as_str()
+        )),
+        None => anyhow::bail!("No ticket {tag}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_times_read_naturally() {
+        assert_eq!(age(0, 59), "0m");
+        assert_eq!(age(0, 45 * 60), "45m");
+        assert_eq!(age(0, 3 * 3600 + 5), "3h");
+        assert_eq!(age(0, 2 * 86_400 + 4 * 3600), "2d 4h");
+        assert_eq!(age(100, 50), "0m");
+        assert_eq!(when(0), "-");
+        assert_eq!(when(1_795_465_215), "2026-11-23 20:20 UTC");
+    }
+}
