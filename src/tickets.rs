@@ -105,6 +105,132 @@ pub fn next_state(state: State, event: Event) -> State {
     }
 }
 
+/// The follow-up emails a ticket can cause, besides the acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Followup {
+    /// No staff reply by the promised time: say honestly that the ticket is still open and when
+    /// they will hear back. At most one per waiting period.
+    Holding,
+    /// Some time after the last staff reply, with no word from the customer: did the answer
+    /// solve it? ("How else can I help?")
+    Verify,
+    /// After closing: one optional question about satisfaction.
+    Survey,
+}
+
+impl Followup {
+    pub const ALL: [Followup; 3] = [Followup::Holding, Followup::Verify, Followup::Survey];
+
+    /// The outbox kind and the template name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Followup::Holding => "holding",
+            Followup::Verify => "verify",
+            Followup::Survey => "survey",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Followup> {
+        Followup::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+/// Which follow-ups are switched on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FollowupSwitches {
+    pub holding: bool,
+    pub verify: bool,
+    pub survey: bool,
+}
+
+/// What the follow-up policy needs to know about a change to a ticket. The due times are
+/// computed by the caller on the business clock.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowupFacts {
+    /// The ticket was just opened (`None`), or this event moved it from one state to another.
+    pub change: Option<(Event, State, State)>,
+    /// An acknowledgement was queued for this email (a ticket opened by stale mail, say, gets
+    /// no holding note either: the customer was never promised anything).
+    pub acked: bool,
+    /// Some email of the ticket wants to cancel or leave: no follow-ups at all.
+    pub cancel_intent: bool,
+    pub holding_due: i64,
+    pub verify_due: i64,
+    pub survey_due: i64,
+}
+
+/// What to do to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowupAction {
+    /// Queue one (unless one of that kind is already pending).
+    Queue(Followup, i64),
+    /// Cancel the pending ones of that kind, keeping the reason.
+    Cancel(Followup, &'static str),
+}
+
+/// The follow-up policy: what a change to a ticket does to its queued follow-ups.
+///
+/// - A holding note is queued when a waiting period starts (the ticket opens with an
+///   acknowledgement, or the customer reopens it); staff replying, snoozing or closing cancels it.
+///   The customer writing again within the same waiting period does not: the note is still true.
+/// - A verify-resolution note is queued by each staff answer (replacing an earlier one), and
+///   cancelled when the customer writes, or the ticket is snoozed, closed or reopened.
+/// - A survey is queued on closing and cancelled when the ticket reopens or the customer writes.
+/// - A customer who wants to cancel gets none of them ("know when to stop").
+pub fn followup_actions(on: FollowupSwitches, f: &FollowupFacts) -> Vec<FollowupAction> {
+    use Followup::*;
+    use FollowupAction::*;
+    if f.cancel_intent {
+        return Followup::ALL
+            .into_iter()
+            .map(|k| Cancel(k, "cancel_intent"))
+            .collect();
+    }
+    let mut out = Vec::new();
+    let Some((event, from, to)) = f.change else {
+        if f.acked && on.holding {
+            out.push(Queue(Holding, f.holding_due));
+        }
+        return out;
+    };
+    match event {
+        Event::StaffReplied if to == State::Answered => {
+            out.push(Cancel(Holding, "staff_replied"));
+            out.push(Cancel(Verify, "superseded"));
+            if on.verify {
+                out.push(Queue(Verify, f.verify_due));
+            }
+        }
+        Event::CustomerWrote => {
+            out.push(Cancel(Verify, "customer_replied"));
+            out.push(Cancel(Survey, "customer_replied"));
+            if to == State::Reopened && from != State::Reopened && on.holding {
+                out.push(Queue(Holding, f.holding_due));
+            }
+        }
+        Event::Close => {
+            out.push(Cancel(Holding, "closed"));
+            out.push(Cancel(Verify, "closed"));
+            if on.survey && from != State::Closed {
+                out.push(Queue(Survey, f.survey_due));
+            }
+        }
+        Event::Snooze => {
+            out.push(Cancel(Holding, "snoozed"));
+            out.push(Cancel(Verify, "snoozed"));
+        }
+        Event::Reopen => {
+            out.push(Cancel(Verify, "reopened"));
+            out.push(Cancel(Survey, "reopened"));
+            if on.holding && from != State::Reopened {
+                out.push(Queue(Holding, f.holding_due));
+            }
+        }
+        Event::StaffReplied | Event::AckSent => {}
+    }
+    out
+}
+
 /// A command staff give in an email: a line `#close`, `#snooze 3d` or `#reopen` first in the
 /// body (blank lines before it are fine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +410,129 @@ mod tests {
             assert_eq!(State::parse(s.as_str()), Some(s));
         }
         assert!(Reopened.waits_for_staff() && !Answered.waits_for_staff());
+    }
+
+    #[test]
+    fn followup_policy() {
+        use Followup::*;
+        use FollowupAction::*;
+        let all = FollowupSwitches {
+            holding: true,
+            verify: true,
+            survey: true,
+        };
+        let facts = |change, acked, cancel_intent| FollowupFacts {
+            change,
+            acked,
+            cancel_intent,
+            holding_due: 10,
+            verify_due: 20,
+            survey_due: 30,
+        };
+        let on = |e, from, to| facts(Some((e, from, to)), false, false);
+        let cases: Vec<(&str, FollowupFacts, Vec<FollowupAction>)> = vec![
+            (
+                "opened with ack",
+                facts(None, true, false),
+                vec![Queue(Holding, 10)],
+            ),
+            ("opened without ack", facts(None, false, false), vec![]),
+            (
+                "staff answer",
+                on(Event::StaffReplied, State::Acknowledged, State::Answered),
+                vec![
+                    Cancel(Holding, "staff_replied"),
+                    Cancel(Verify, "superseded"),
+                    Queue(Verify, 20),
+                ],
+            ),
+            (
+                "staff note on a closed ticket",
+                on(Event::StaffReplied, State::Closed, State::Closed),
+                vec![],
+            ),
+            (
+                "customer writes while waiting",
+                on(
+                    Event::CustomerWrote,
+                    State::Acknowledged,
+                    State::Acknowledged,
+                ),
+                vec![
+                    Cancel(Verify, "customer_replied"),
+                    Cancel(Survey, "customer_replied"),
+                ],
+            ),
+            (
+                "customer reopens",
+                on(Event::CustomerWrote, State::Answered, State::Reopened),
+                vec![
+                    Cancel(Verify, "customer_replied"),
+                    Cancel(Survey, "customer_replied"),
+                    Queue(Holding, 10),
+                ],
+            ),
+            (
+                "customer writes again while reopened",
+                on(Event::CustomerWrote, State::Reopened, State::Reopened),
+                vec![
+                    Cancel(Verify, "customer_replied"),
+                    Cancel(Survey, "customer_replied"),
+                ],
+            ),
+            (
+                "close",
+                on(Event::Close, State::Answered, State::Closed),
+                vec![
+                    Cancel(Holding, "closed"),
+                    Cancel(Verify, "closed"),
+                    Queue(Survey, 30),
+                ],
+            ),
+            (
+                "snooze",
+                on(Event::Snooze, State::Acknowledged, State::Snoozed),
+                vec![Cancel(Holding, "snoozed"), Cancel(Verify, "snoozed")],
+            ),
+            (
+                "reopen",
+                on(Event::Reopen, State::Closed, State::Reopened),
+                vec![
+                    Cancel(Verify, "reopened"),
+                    Cancel(Survey, "reopened"),
+                    Queue(Holding, 10),
+                ],
+            ),
+            (
+                "cancel intent",
+                facts(
+                    Some((Event::CustomerWrote, State::Answered, State::Reopened)),
+                    true,
+                    true,
+                ),
+                vec![
+                    Cancel(Holding, "cancel_intent"),
+                    Cancel(Verify, "cancel_intent"),
+                    Cancel(Survey, "cancel_intent"),
+                ],
+            ),
+            (
+                "ack sent",
+                on(Event::AckSent, State::New, State::Acknowledged),
+                vec![],
+            ),
+        ];
+        for (name, f, want) in cases {
+            assert_eq!(followup_actions(all, &f), want, "{name}");
+        }
+        // Switched off: cancels still happen, nothing is queued.
+        let off = FollowupSwitches::default();
+        let acts = followup_actions(
+            off,
+            &on(Event::StaffReplied, State::Acknowledged, State::Answered),
+        );
+        assert!(acts.iter().all(|a| matches!(a, Cancel(..))), "{acts:?}");
+        assert!(followup_actions(off, &facts(None, true, false)).is_empty());
     }
 
     #[test]
