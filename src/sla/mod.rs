@@ -1,12 +1,13 @@
 //! Business time: the clock that SLA targets and reply-time promises run on.
 //!
 //! A [`Calendar`] knows the opening hours of each weekday in one time zone, minus whole-day
-//! holidays. It answers three questions, all as pure functions of their arguments (no clock reads,
+//! holidays. It answers four questions, all as pure functions of their arguments (no clock reads,
 //! no I/O; `now` always comes in):
 //!
 //! - [`Calendar::is_open`] and [`Calendar::next_open`]: is someone at the desk?
 //! - [`Calendar::add`]: when will this much business time have passed? (SLA deadlines)
 //! - [`Calendar::between`]: how much business time lies between two instants? (reports, "how late")
+//! - [`Calendar::promise`]: the deadline as honest words for the customer ("by Monday 10:00 CET").
 //!
 //! Operators write a [`RawCalendar`] (time zone name, `mon = "09:00-12:00,13:00-17:00"`, holiday
 //! dates); [`Calendar::from_raw`] checks all of it and reports every problem at once.
@@ -38,6 +39,7 @@
 //! "never": [`Calendar::add`] and [`Calendar::next_open`] return [`Timestamp::MAX`], which an
 //! outbox never reaches, and [`Calendar::between`] counts only the first [`HORIZON_DAYS`] days.
 
+mod promise;
 mod raw;
 #[cfg(test)]
 mod tests;

@@ -351,7 +351,8 @@ fn zones_far_from_utc() {
 }
 
 /// Property: for many seeded random starts and durations, `between` undoes `add`, the deadline
-/// closes an open stretch, and splitting the span anywhere adds up.
+/// closes an open stretch, splitting the span anywhere adds up, and the promised quarter hour is
+/// never before the deadline.
 #[test]
 fn between_undoes_add_for_random_starts() {
     let calendars = [
@@ -419,8 +420,79 @@ fn between_undoes_add_for_random_starts() {
                 business,
                 "{context}"
             );
+
+            let promised = cal.round_up_to_quarter(due);
+            let local = cal.time_zone().to_datetime(promised);
+            assert!(
+                promised >= due
+                    && promised.duration_since(due) < jiff::SignedDuration::from_mins(15),
+                "{context}"
+            );
+            assert_eq!(
+                (
+                    local.minute() % 15,
+                    local.second(),
+                    local.subsec_nanosecond()
+                ),
+                (0, 0, 0),
+                "{context}"
+            );
         }
     }
+}
+
+#[test]
+#[rustfmt::skip]
+fn promise_wording() {
+    let berlin = cal("Europe/Berlin", &[], &[]);
+    // (name, now, deadline, promise)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("rounds up", "2026-03-23T10:00+01:00", "2026-03-23T14:53+01:00", "today by 15:00 CET"),
+        ("already a quarter", "2026-03-23T10:00+01:00", "2026-03-23T15:00+01:00", "today by 15:00 CET"),
+        ("a nanosecond past", "2026-03-23T10:00+01:00", "2026-03-23T15:00:00.000000001+01:00", "today by 15:15 CET"),
+        ("a second past the quarter", "2026-03-23T10:00+01:00", "2026-03-23T14:45:01+01:00", "today by 15:00 CET"),
+        ("tomorrow", "2026-03-23T16:30+01:00", "2026-03-24T10:00+01:00", "tomorrow by 10:00 CET"),
+        ("friday evening to monday", "2026-03-27T18:00+01:00", "2026-03-30T10:00+02:00", "by Monday 10:00 CEST"),
+        ("six days ahead", "2026-03-23T10:00+01:00", "2026-03-29T10:00+02:00", "by Sunday 10:00 CEST"),
+        ("seven days ahead", "2026-03-23T10:00+01:00", "2026-03-30T10:00+02:00", "by Monday 30 March 10:00 CEST"),
+        ("two weeks ahead", "2026-12-08T10:00+01:00", "2026-12-22T10:00+01:00", "by Tuesday 22 December 10:00 CET"),
+        ("over new year, within a week", "2026-12-30T16:00+01:00", "2027-01-04T10:00+01:00", "by Monday 10:00 CET"),
+        ("tomorrow is next year", "2026-12-31T16:00+01:00", "2027-01-01T09:10+01:00", "tomorrow by 09:15 CET"),
+        ("next year, far", "2026-12-23T16:00+01:00", "2027-01-05T10:00+01:00", "by Tuesday 5 January 2027 10:00 CET"),
+        ("rounds up to midnight", "2026-03-25T20:00+01:00", "2026-03-25T23:50+01:00", "today by 24:00 CET"),
+        ("midnight is the day before", "2026-03-25T20:00+01:00", "2026-03-26T00:00+01:00", "today by 24:00 CET"),
+        ("rounds into the skipped hour", "2026-03-29T00:30+01:00", "2026-03-29T01:55+01:00", "today by 03:00 CEST"),
+        ("deadline already past", "2026-03-24T10:00+01:00", "2026-03-23T10:00+01:00", "by Monday 23 March 10:00 CET"),
+    ];
+    for (name, now, deadline, expected) in cases {
+        assert_eq!(berlin.promise(ts(deadline), ts(now)), *expected, "{name}");
+    }
+
+    let zone_cases: &[(&str, &str, &str, &str)] = &[
+        ("Asia/Tokyo", "2026-01-05T00:00Z", "2026-01-05T01:07Z", "today by 10:15 JST"),
+        ("America/New_York", "2026-01-05T14:00Z", "2026-01-06T15:00Z", "tomorrow by 10:00 EST"),
+        ("Pacific/Auckland", "2026-01-05T00:00Z", "2026-01-05T01:00Z", "today by 14:00 NZDT"),
+        ("Asia/Kathmandu", "2026-01-05T03:00Z", "2026-01-05T04:10Z", "today by 10:00 UTC+5:45"),
+        ("America/Sao_Paulo", "2026-01-05T12:00Z", "2026-01-05T13:59Z", "today by 11:00 UTC-3"),
+    ];
+    for (zone, now, deadline, expected) in zone_cases {
+        let cal = Calendar::always_open(time_zone(zone).unwrap());
+        assert_eq!(cal.promise(ts(deadline), ts(now)), *expected, "{zone}");
+    }
+}
+
+#[test]
+fn friday_evening_promise_is_monday_not_24_hours() {
+    let berlin = cal("Europe/Berlin", &[], &[]);
+    let now = ts("2026-03-27T18:05+01:00");
+    assert_eq!(
+        berlin.promise(berlin.add(now, hours(8)), now),
+        "by Monday 17:00 CEST"
+    );
+    assert_eq!(
+        berlin.promise(berlin.add(now, minutes(50)), now),
+        "by Monday 10:00 CEST"
+    );
 }
 
 #[test]
@@ -626,6 +698,8 @@ fn searches_stop_at_the_horizon() {
     // Near the end of jiff's range: an answer, not a panic.
     let late = Timestamp::MAX - jiff::SignedDuration::from_hours(24 * 10);
     assert!(berlin.add(late, hours(1)) >= late);
+    assert!(!berlin.promise(Timestamp::MAX, start).is_empty());
+    assert!(berlin.round_up_to_quarter(Timestamp::MAX) == Timestamp::MAX);
 }
 
 #[test]
