@@ -40,6 +40,7 @@ pub mod outbox;
 pub mod parse;
 pub mod pipeline;
 pub mod score;
+pub mod sla;
 pub mod smtp;
 pub mod store;
 pub mod templates;
