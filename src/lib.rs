@@ -15,7 +15,9 @@
 //! - [`parse`]: the only user of `mail_parser`; raw bytes -> [`parse::Email`].
 //! - [`guard`]: may an automatic reply go out at all? (pure; a reason code for every "no")
 //! - [`score`]: keyword/regex rules from TOML -> priority, tones, hits (pure).
-//! - [`tickets`]: ticket tags, reply subjects, the acknowledgement decision (pure).
+//! - [`tickets`]: ticket tags, states and what moves them, roles, staff commands, the
+//!   acknowledgement decision and the follow-up policy (pure). [`sla`]: business hours in a
+//!   time zone with holidays, DST-correct (pure; not yet wired to promises and follow-ups).
 //! - [`store`]: SQLite (WAL, STRICT tables, versioned migrations); the per-email transaction.
 //! - [`pipeline`]: one email through parse -> guard -> score -> store.
 //! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
