@@ -112,10 +112,10 @@ fn a_minimal_config_passes() {
     assert!(out.contains("OK (1 rules in 1 files"), "{out}");
 }
 
-fn explain(args: &[&str]) -> (i32, String, String) {
+/// Run `triaged ARGS --config config/triaged.toml` from the repository root.
+fn run_triaged(args: &[&str]) -> (i32, String, String) {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
-        .arg("explain")
         .args(args)
         .arg("--config")
         .arg(repo.join("config/triaged.toml"))
@@ -127,6 +127,10 @@ fn explain(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn explain(args: &[&str]) -> (i32, String, String) {
+    run_triaged(&[&["explain"], args].concat())
 }
 
 #[test]
@@ -157,21 +161,6 @@ fn explain_shows_the_verdict_every_hit_and_the_guard() {
     let (code, _, err) = explain(&["no/such.eml"]);
     assert_eq!(code, 1);
     assert!(err.starts_with("error: Reading no/such.eml"), "{err}");
-}
-
-fn run_triaged(args: &[&str]) -> (i32, String, String) {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
-        .args(args)
-        .arg("--config")
-        .arg(repo.join("config/triaged.toml"))
-        .output()
-        .expect("run triaged");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -63,20 +63,25 @@ async fn lmtp_delivery_smtp_faults_and_restart() {
     );
 }
 
+/// A plain-text IMAP session as support@, straight to the port (no STARTTLS).
+async fn login(stack: &MailStack) -> async_imap::Session<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", stack.imap_port))
+        .await
+        .expect("connect");
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.expect("greeting");
+    client
+        .login("support@example.test", "pw")
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_can_be_switched_off() {
     for idle in [true, false] {
         let stack = MailStack::start_with(StackOptions { idle });
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", stack.imap_port))
-            .await
-            .expect("connect");
-        let mut client = async_imap::Client::new(tcp);
-        client.read_response().await.expect("greeting");
-        let mut s = client
-            .login("support@example.test", "pw")
-            .await
-            .map_err(|(e, _)| e)
-            .expect("login");
+        let mut s = login(&stack).await;
         let caps = s.capabilities().await.expect("caps");
         assert_eq!(caps.has_str("IDLE"), idle);
     }
@@ -93,16 +98,7 @@ async fn new_mail_announced_in_a_command_response_is_not_lost() {
         "support@example.test",
         b"From: a@example.test\r\nSubject: first\r\nMessage-ID: <first@y>\r\n\r\nbody\r\n",
     );
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", stack.imap_port))
-        .await
-        .expect("connect");
-    let mut client = async_imap::Client::new(tcp);
-    client.read_response().await.expect("greeting");
-    let mut s = client
-        .login("support@example.test", "pw")
-        .await
-        .map_err(|(e, _)| e)
-        .expect("login");
+    let mut s = login(&stack).await;
     s.select("INBOX").await.expect("select");
     assert!(
         !triaged::imap::new_mail_announced(&s),

@@ -214,7 +214,7 @@ struct RegexScan {
     rules: Vec<usize>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Inner {
     rules: Vec<Rule>,
     groups: Vec<Group>,
@@ -316,15 +316,7 @@ impl RuleSet {
         &self,
         weights: &std::collections::BTreeMap<String, f64>,
     ) -> Result<RuleSet, Vec<String>> {
-        let mut inner = Inner {
-            rules: self.inner.rules.clone(),
-            groups: self.inner.groups.clone(),
-            scans: self.inner.scans.clone(),
-            regex_scans: self.inner.regex_scans.clone(),
-            meta_order: self.inner.meta_order.clone(),
-            headers: self.inner.headers.clone(),
-            history_window_secs: self.inner.history_window_secs,
-        };
+        let mut inner = (*self.inner).clone();
         let mut unknown = Vec::new();
         for (id, w) in weights {
             match inner.rules.iter_mut().find(|r| &r.id == id) {

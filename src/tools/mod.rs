@@ -297,7 +297,7 @@ fn write_candidates(out: &mut String, class: &str, cands: &[crate::tune::phrases
 fn tune_tone(config: &Config, args: &TuneArgs, rows: &[crate::eval::Row]) -> Result<String> {
     use std::fmt::Write as _;
 
-    use crate::tune::{cv, logreg, tfidf};
+    use crate::tune::{cv, logreg};
 
     let positive = args.positive.clone().unwrap_or_else(|| "positive".into());
     let other = format!("not-{positive}");
@@ -353,21 +353,14 @@ fn tune_tone(config: &Config, args: &TuneArgs, rows: &[crate::eval::Row]) -> Res
     ];
     let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
     if args.yardstick {
-        let pred: Vec<bool> = cv::out_of_fold(
+        let pred = tfidf_out_of_fold(
+            &texts,
             &folds,
-            |train| {
-                let train_texts: Vec<&str> = train.iter().map(|&i| texts[i].as_str()).collect();
-                let vec = tfidf::Tfidf::fit(&train_texts, &tfidf::TfidfOptions::default())?;
+            |m, train| {
                 let ys: Vec<bool> = train.iter().map(|&i| y[i]).collect();
-                let model = logreg::fit_binary(&vec.transform_all(&train_texts)?, &ys, &opts)?;
-                Ok((vec, model))
+                logreg::fit_binary(m, &ys, &opts)
             },
-            |(vec, model), test| {
-                Ok(test
-                    .iter()
-                    .map(|&i| model.predict(&vec.transform(&texts[i])))
-                    .collect())
-            },
+            |model, x| model.predict(x),
         )?;
         summary.push((
             format!(
@@ -468,7 +461,7 @@ fn class_order(rows: &[crate::eval::Row], order: &[String]) -> Result<Vec<String
 pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     use std::fmt::Write as _;
 
-    use crate::tune::{cv, logreg, tfidf};
+    use crate::tune::{cv, logreg};
 
     let data = crate::eval::load(&args.source, &args.columns)?;
     let mut rows = data.rows;
@@ -511,7 +504,7 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     };
     // Regularisation is chosen by macro-F1, the figure reported, not by accuracy (which a
     // model predicting only the largest class can score well on).
-    let accuracy = |m: &logreg::OrdinalModel, idx: &[usize]| -> Result<f64> {
+    let macro_f1 = |m: &logreg::OrdinalModel, idx: &[usize]| -> Result<f64> {
         let gold: Vec<usize> = idx.iter().map(|&i| y[i]).collect();
         let pred: Vec<usize> = idx.iter().map(|&i| m.predict(&x.rows()[i])).collect();
         let names = |v: &[usize]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
@@ -521,13 +514,13 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     let oof: Vec<usize> = cv::out_of_fold(
         &folds,
         |train| {
-            let choice = cv::select_l2(&cv::L2_GRID, &y, train, inner_k, args.seed, fit, accuracy)?;
+            let choice = cv::select_l2(&cv::L2_GRID, &y, train, inner_k, args.seed, fit, macro_f1)?;
             fit(choice.l2, train)
         },
         |m, test| Ok(test.iter().map(|&i| m.predict(&x.rows()[i])).collect()),
     )?;
     let all: Vec<usize> = (0..rows.len()).collect();
-    let choice = cv::select_l2(&cv::L2_GRID, &y, &all, inner_k, args.seed, fit, accuracy)?;
+    let choice = cv::select_l2(&cv::L2_GRID, &y, &all, inner_k, args.seed, fit, macro_f1)?;
     let model = fit(choice.l2, &all)?;
 
     let gold: Vec<&str> = y.iter().map(|&c| order[c].as_str()).collect();
@@ -543,24 +536,16 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
         ),
     ];
 
+    let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
     if args.yardstick {
-        let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
-        let pred: Vec<usize> = cv::out_of_fold(
+        let pred = tfidf_out_of_fold(
+            &texts,
             &folds,
-            |train| {
-                let train_texts: Vec<&str> = train.iter().map(|&i| texts[i].as_str()).collect();
-                let vec = tfidf::Tfidf::fit(&train_texts, &tfidf::TfidfOptions::default())?;
-                let m = vec.transform_all(&train_texts)?;
+            |m, train| {
                 let ys: Vec<usize> = train.iter().map(|&i| y[i]).collect();
-                let model = logreg::fit_multinomial(&m, &ys, k, &logreg::FitOptions::default())?;
-                Ok((vec, model))
+                logreg::fit_multinomial(m, &ys, k, &logreg::FitOptions::default())
             },
-            |(vec, model), test| {
-                Ok(test
-                    .iter()
-                    .map(|&i| model.predict(&vec.transform(&texts[i])))
-                    .collect())
-            },
+            |model, x| model.predict(x),
         )?;
         let p: Vec<&str> = pred.iter().map(|&c| order[c].as_str()).collect();
         summary.push((
@@ -666,7 +651,6 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     }
 
     // What the data says the rules miss, for the most and least urgent class.
-    let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
     for class in [k - 1, 0] {
         let in_class: Vec<bool> = y.iter().map(|&c| c == class).collect();
         let cands = candidate_phrases(config, &texts, &in_class)?;
@@ -756,6 +740,32 @@ fn best_cuts(scores: &[f64], y: &[usize], start: Vec<f64>) -> Vec<f64> {
         }
     }
     cuts
+}
+
+/// Out-of-fold predictions of a TF-IDF text model (the yardstick): on each fold the vocabulary
+/// and the model are fitted to the training rows only, then predict the held-out rows.
+fn tfidf_out_of_fold<M, T>(
+    texts: &[String],
+    folds: &[usize],
+    fit: impl Fn(&crate::tune::sparse::Matrix, &[usize]) -> Result<M>,
+    predict: impl Fn(&M, &crate::tune::sparse::SparseVec) -> T,
+) -> Result<Vec<T>> {
+    use crate::tune::{cv, tfidf};
+    cv::out_of_fold(
+        folds,
+        |train| {
+            let train_texts: Vec<&str> = train.iter().map(|&i| texts[i].as_str()).collect();
+            let vec = tfidf::Tfidf::fit(&train_texts, &tfidf::TfidfOptions::default())?;
+            let model = fit(&vec.transform_all(&train_texts)?, train)?;
+            Ok((vec, model))
+        },
+        |(vec, model), test| {
+            Ok(test
+                .iter()
+                .map(|&i| predict(model, &vec.transform(&texts[i])))
+                .collect())
+        },
+    )
 }
 
 /// A priority as one of the data's classes: the nearest one at or below it in urgency order.
