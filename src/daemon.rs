@@ -16,7 +16,7 @@ use crate::outbox::Outbox;
 use crate::parse::ParseLimits;
 use crate::pipeline::Pipeline;
 use crate::smtp::Sender;
-use crate::store::{AckPolicy, Store};
+use crate::store::{Policy, Store};
 
 /// How long a stop waits for a send in progress before abandoning it (it is then recorded as
 /// uncertain at the next start, never sent twice).
@@ -51,14 +51,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             limits: ParseLimits {
                 max_size: config.mailbox.max_message_size,
             },
-            policy: AckPolicy {
-                enabled: config.ack.enabled,
-                max_age: config.ack.max_age,
-                per_sender_limit: config.ack.per_sender_limit,
-                per_sender_window: config.ack.per_sender_window,
-                circuit_breaker_per_minute: config.ack.circuit_breaker_per_minute,
-                domain: config.support.domain.clone(),
-            },
+            policy: Policy::from_config(&config),
             clock: clock.clone(),
             store: Store::open(&config.store.path)?,
             staff_folder,
@@ -81,6 +74,8 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         sender,
         templates: config.templates.clone(),
         ack: config.ack.clone(),
+        sla: config.sla.clone(),
+        followups: config.followups.clone(),
         policy: config.outbox.clone(),
         from: config.smtp.from.clone(),
         support_address: config

@@ -35,9 +35,20 @@ enum Command {
     },
     /// Show the outbox: what waits to be sent and why (scheduled, retry after an error, rate
     /// limit, provider pushback), and what failed or may not have gone out.
+    ///
+    /// Acknowledgements go first; follow-ups (holding notes, resolution checks, surveys) wait
+    /// for their due time and for customer-facing hours. `triaged queue cancel ID` cancels one.
     Queue {
+        #[command(subcommand)]
+        action: Option<QueueAction>,
+        /// Only rows that are due now.
+        #[arg(long)]
+        due: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         /// The configuration file.
-        #[arg(long, short, default_value = "config/triaged.toml")]
+        #[arg(long, short, global = true, default_value = "config/triaged.toml")]
         config: PathBuf,
     },
     /// Explain how an email scores: every rule hit, its weight, the running score.
@@ -144,6 +155,12 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum QueueAction {
+    /// Cancel a pending row (by the id `triaged queue` shows); it is kept, marked cancelled.
+    Cancel { id: i64 },
+}
+
+#[derive(Subcommand)]
 enum TicketAction {
     /// The ticket, its state and every change with what caused it.
     Show {
@@ -239,7 +256,12 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
         Command::Status { config } => status(&config),
-        Command::Queue { config } => queue(&config),
+        Command::Queue {
+            action,
+            due,
+            json,
+            config,
+        } => queue(&config, action, due, json),
         Command::Explain { file, config, json } => explain(&config, &file, json),
         Command::Tickets {
             state,
@@ -348,12 +370,31 @@ fn check(path: &std::path::Path) -> ExitCode {
     let Some(c) = load(path) else {
         return ExitCode::FAILURE;
     };
+    let followups: Vec<&str> = c
+        .followups
+        .enabled()
+        .into_iter()
+        .map(|f| f.as_str())
+        .collect();
+    let clock = if c.sla.business_hours {
+        format!(
+            "business hours in {}",
+            c.sla.calendar.time_zone().iana_name().unwrap_or("?")
+        )
+    } else {
+        "round-the-clock SLA (no [sla])".to_string()
+    };
     println!(
-        "{}: OK ({} rules in {} files, template {:?}, mailbox {}@{}:{}/{})",
+        "{}: OK ({} rules in {} files, template {:?}, follow-ups: {}, {clock}, mailbox {}@{}:{}/{})",
         path.display(),
         c.rules.len(),
         c.rule_files.len(),
         c.ack.template,
+        if followups.is_empty() {
+            "none".to_string()
+        } else {
+            followups.join(", ")
+        },
         c.mailbox.username,
         c.mailbox.host,
         c.mailbox.port,
@@ -418,11 +459,16 @@ fn status(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn queue(path: &std::path::Path) -> ExitCode {
+fn queue(path: &std::path::Path, action: Option<QueueAction>, due: bool, json: bool) -> ExitCode {
     let Some(config) = load(path) else {
         return ExitCode::FAILURE;
     };
-    match triaged::outbox::queue_report(&config, &Clock::system()) {
+    let clock = Clock::system();
+    let out = match action {
+        None => triaged::outbox::queue_report(&config, &clock, due, json),
+        Some(QueueAction::Cancel { id }) => triaged::outbox::cancel_row(&config, &clock, id),
+    };
+    match out {
         Ok(report) => {
             print!("{report}");
             ExitCode::SUCCESS

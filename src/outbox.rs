@@ -16,19 +16,23 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::{AckConfig, OutboxConfig, RateLimit};
+use crate::config::{AckConfig, FollowupConfig, OutboxConfig, RateLimit, SlaConfig};
 use crate::guard::LOOP_HEADER;
 use crate::score::Priority;
 use crate::smtp::{SendError, Sender};
 use crate::store::{OutboxItem, Store};
-use crate::templates::{AckContext, Templates};
-use crate::tickets;
+use crate::templates::{MailContext, Templates};
+use crate::tickets::{self, Followup};
 
 /// Everything the worker needs besides the store.
 pub struct Outbox {
     pub sender: Sender,
     pub templates: Templates,
     pub ack: AckConfig,
+    /// Business time: what acknowledgements and holding notes promise.
+    pub sla: SlaConfig,
+    /// Follow-up settings: customer-facing hours, the survey link.
+    pub followups: FollowupConfig,
     pub policy: OutboxConfig,
     pub from: Mailbox,
     pub support_address: String,
@@ -64,6 +68,8 @@ impl Outbox {
         }
         // Why sending is held back right now, to log a change once rather than every loop.
         let mut holding: Option<Hold> = None;
+        // Tests move the clock; a wait until a due time must then look again.
+        let mut clock_moved = self.clock.watch();
         loop {
             if cancel.is_cancelled() {
                 return Ok(());
@@ -93,10 +99,18 @@ impl Outbox {
                 tokio::select! {
                     () = cancel.cancelled() => return Ok(()),
                     () = tokio::time::sleep(wait) => {}
+                    () = clock_moved.moved() => {}
                 }
                 continue;
             }
             match store.claim_next_due(self.clock.now())? {
+                Some(item) if self.outside_customer_hours(&item) => {
+                    let now = self.clock.now();
+                    let at = crate::config::next_open(&self.followups.send_hours, now);
+                    tracing::info!(outbox = item.id, ticket = %item.ticket_tag, kind = %item.kind,
+                        in_s = at.saturating_sub(now), "Follow-up waits for customer-facing hours");
+                    store.mark_deferred(item.id, at, "waiting for customer-facing hours", now)?;
+                }
                 Some(item) => self.deliver(&mut store, item).await?,
                 None => {
                     let wait = match store.next_due_at()? {
@@ -108,11 +122,18 @@ impl Outbox {
                     tokio::select! {
                         () = cancel.cancelled() => return Ok(()),
                         () = self.wake.notified() => {}
+                        () = clock_moved.moved() => {}
                         () = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
                     }
                 }
             }
         }
+    }
+
+    /// A follow-up is due, but customers are not written to at this hour.
+    fn outside_customer_hours(&self, item: &OutboxItem) -> bool {
+        Followup::parse(&item.kind).is_some()
+            && !self.followups.send_hours.is_open(self.clock.timestamp())
     }
 
     /// Whether sending must wait, why, and until when: a pause the provider imposed (it
@@ -142,7 +163,7 @@ impl Outbox {
             Ok(m) => m,
             Err(e) => {
                 let err = format!("cannot build the email: {e:#}");
-                tracing::error!(outbox = item.id, ticket = %item.ticket_tag, error = %err, "Acknowledgement failed permanently");
+                tracing::error!(outbox = item.id, ticket = %item.ticket_tag, kind = %item.kind, error = %err, "Email failed permanently");
                 return store.mark_failed(item.id, &err, now);
             }
         };
@@ -163,6 +184,11 @@ impl Outbox {
             Err(SendError::Permanent(e)) => {
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %e, "Send failed permanently; not retried");
                 store.mark_failed(item.id, &e, self.clock.now())?;
+                // The address does not take our mail: no follow-ups to it either.
+                let n = store.cancel_followups_of(item.id, "undeliverable", self.clock.now())?;
+                if n > 0 {
+                    tracing::warn!(ticket = %item.ticket_tag, cancelled = n, "Follow-ups cancelled: the customer's address refused mail");
+                }
             }
             Err(SendError::Transient(e)) if item.attempts >= self.policy.max_attempts => {
                 let err = format!("gave up after {} attempts: {e}", item.attempts);
@@ -187,24 +213,34 @@ impl Outbox {
         Ok(())
     }
 
-    /// Build the acknowledgement for an outbox row.
+    /// Build the email for an outbox row: the acknowledgement or a follow-up.
     pub fn compose(&self, item: &OutboxItem) -> Result<Message> {
         let priority = Priority::ALL
             .into_iter()
             .find(|p| p.as_str() == item.priority)
             .unwrap_or(Priority::Normal);
-        let reply_time = self
-            .ack
-            .reply_time
-            .get(&priority)
-            .copied()
-            .unwrap_or(Duration::from_secs(86_400));
+        let now = self.clock.now();
+        let followup = Followup::parse(&item.kind);
+        let template: &str = match followup {
+            Some(f) => f.as_str(),
+            None => &self.ack.template,
+        };
+        let reply_time = match followup {
+            // The first-response target, counted from when the email arrived.
+            None => self
+                .sla
+                .promise(item.received_at, self.sla.first_response(priority), now),
+            // Still open past the target: a new, honest time, counted from now.
+            Some(Followup::Holding) => self.sla.promise(now, self.sla.next_response(priority), now),
+            Some(Followup::Verify | Followup::Survey) => String::new(),
+        };
         let customer_name = if item.recipient_name.trim().is_empty() {
             item.recipient.split('@').next().unwrap_or("").to_string()
         } else {
             item.recipient_name.clone()
         };
-        let ctx = AckContext {
+        let ctx = MailContext {
+            kind: item.kind.clone(),
             customer_name: clean(&customer_name),
             customer_email: item.recipient.clone(),
             ticket: item.ticket_tag.clone(),
@@ -216,13 +252,14 @@ impl Outbox {
                 .filter(|t| !t.is_empty())
                 .map(str::to_string)
                 .collect(),
-            reply_time: describe(reply_time),
+            reply_time,
+            survey_url: self.followups.survey_url.clone(),
             support_address: self.support_address.clone(),
         };
         let body = self
             .templates
-            .render(&self.ack.template, &ctx)
-            .context("Rendering the acknowledgement")?;
+            .render(template, &ctx)
+            .with_context(|| format!("Rendering the {template} template"))?;
         let to: lettre::Address = item
             .recipient
             .parse()
@@ -265,8 +302,33 @@ impl Outbox {
     }
 }
 
-/// The outbox as a table for `triaged queue`: each unfinished row, and why it waits.
-pub fn queue_report(config: &crate::config::Config, clock: &Clock) -> Result<String> {
+/// One line of `triaged queue`: an unfinished outbox row and why it waits.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueLine {
+    pub id: i64,
+    /// `ack`, `holding`, `verify`, `survey`.
+    pub kind: String,
+    pub ticket: String,
+    pub priority: String,
+    /// `pending`, `sending`, `uncertain`, `failed`.
+    pub state: String,
+    pub attempts: u32,
+    pub recipient: String,
+    /// When it may go (seconds since the epoch).
+    pub due_at: i64,
+    /// Pending and due now (it goes as soon as limits allow).
+    pub due: bool,
+    pub why: String,
+}
+
+/// The outbox for `triaged queue`: the sending limits, then each unfinished row and why it
+/// waits (only rows due now with `due_only`); as a table, or JSON with `json`.
+pub fn queue_report(
+    config: &crate::config::Config,
+    clock: &Clock,
+    due_only: bool,
+    json: bool,
+) -> Result<String> {
     use std::fmt::Write;
     let store = Store::open(&config.store.path)?;
     let now_ms = clock.now_ms();
@@ -276,6 +338,54 @@ pub fn queue_report(config: &crate::config::Config, clock: &Clock) -> Result<Str
         .and_then(|v| v.parse::<i64>().ok())
         .filter(|t| *t > now_ms);
     let limited = store.rate_limited_until(&config.smtp.rate_limits, now_ms)?;
+    let lines: Vec<QueueLine> = store
+        .queue()?
+        .into_iter()
+        .map(|r| {
+            let due = r.state == "pending" && r.due_at <= now;
+            let why = match r.state.as_str() {
+                "pending" if paused.is_some() => "provider pushback: sending paused".to_string(),
+                "pending" if r.due_at > now && r.attempts > 0 => {
+                    format!("retry in {} after: {}", span(r.due_at - now), r.last_error)
+                }
+                "pending" if r.due_at == i64::MAX => "never: no business hours ahead".to_string(),
+                "pending" if r.due_at > now && !r.last_error.is_empty() => {
+                    format!("{} (in {})", r.last_error, span(r.due_at - now))
+                }
+                "pending" if r.due_at > now => format!(
+                    "scheduled {} (in {})",
+                    crate::tools::tickets::when(r.due_at),
+                    span(r.due_at - now)
+                ),
+                "pending" if limited.is_some() => format!(
+                    "rate limit: next send in {}",
+                    span((limited.unwrap_or(now_ms) - now_ms + 999) / 1000)
+                ),
+                "pending" => "due now".to_string(),
+                "sending" => "being sent".to_string(),
+                "uncertain" => "interrupted mid-send by a crash; not resent".to_string(),
+                _ => format!("failed: {}", r.last_error),
+            };
+            QueueLine {
+                id: r.id,
+                kind: r.kind,
+                ticket: r.ticket,
+                priority: r.priority.as_str().to_string(),
+                state: r.state,
+                attempts: r.attempts,
+                recipient: r.recipient,
+                due_at: r.due_at,
+                due,
+                why,
+            }
+        })
+        .filter(|l| !due_only || l.due)
+        .collect();
+    if json {
+        let mut out = serde_json::to_string_pretty(&lines)?;
+        out.push('\n');
+        return Ok(out);
+    }
     let mut out = String::new();
     for l in &config.smtp.rate_limits {
         let used = store.sent_within(now_ms, l.per.as_millis() as i64)?;
@@ -293,44 +403,51 @@ pub fn queue_report(config: &crate::config::Config, clock: &Clock) -> Result<Str
             (until - now_ms + 999) / 1000
         );
     }
-    let rows = store.queue()?;
     let _ = writeln!(
         out,
-        "{:>5}  {:<5} {:<8} {:<7} {:<10} {:>3}  {:<32} waiting because",
+        "{:>5}  {:<7} {:<8} {:<7} {:<10} {:>3}  {:<32} waiting because",
         "id", "kind", "ticket", "prio", "state", "try", "recipient"
     );
-    for r in &rows {
-        let why = match r.state.as_str() {
-            "pending" if paused.is_some() => "provider pushback: sending paused".to_string(),
-            "pending" if r.due_at > now && r.attempts > 0 => {
-                format!("retry in {} s after: {}", r.due_at - now, r.last_error)
-            }
-            "pending" if r.due_at > now => format!("scheduled in {} s", r.due_at - now),
-            "pending" if limited.is_some() => format!(
-                "rate limit: next send in {} s",
-                (limited.unwrap_or(now_ms) - now_ms + 999) / 1000
-            ),
-            "pending" => "due now".to_string(),
-            "sending" => "being sent".to_string(),
-            "uncertain" => "interrupted mid-send by a crash; not resent".to_string(),
-            _ => format!("failed: {}", r.last_error),
-        };
+    for l in &lines {
         let _ = writeln!(
             out,
-            "{:>5}  {:<5} {:<8} {:<7} {:<10} {:>3}  {:<32} {why}",
-            r.id,
-            r.kind,
-            r.ticket,
-            r.priority.as_str(),
-            r.state,
-            r.attempts,
-            r.recipient
+            "{:>5}  {:<7} {:<8} {:<7} {:<10} {:>3}  {:<32} {}",
+            l.id, l.kind, l.ticket, l.priority, l.state, l.attempts, l.recipient, l.why
         );
     }
-    if rows.is_empty() {
-        out.push_str("(the outbox is empty)\n");
+    if lines.is_empty() {
+        out.push_str(if due_only {
+            "(nothing is due now)\n"
+        } else {
+            "(the outbox is empty)\n"
+        });
     }
     Ok(out)
+}
+
+/// `triaged queue cancel ID`: cancel one pending row, kept with who cancelled it.
+pub fn cancel_row(config: &crate::config::Config, clock: &Clock, id: i64) -> Result<String> {
+    let mut store = Store::open(&config.store.path)?;
+    let who = format!(
+        "cli ({})",
+        std::env::var("USER").unwrap_or_else(|_| "operator".into())
+    );
+    match store.cancel_outbox_row(id, &who, clock.now())?.as_deref() {
+        None => anyhow::bail!("No outbox row {id}: see `triaged queue`"),
+        Some("pending") => Ok(format!("{id}: cancelled\n")),
+        Some(state) => anyhow::bail!("Outbox row {id} is {state}, not pending: nothing to cancel"),
+    }
+}
+
+/// `45s`, `12m`, `3h 5m`, `2d 4h`: a wait, roughly.
+fn span(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{}m", (s + 59) / 60),
+        3600..86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
 }
 
 /// Exponential backoff with jitter: initial × 2^(attempt-1), capped, ±20 %.

@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::guard::{self, GuardConfig};
 use crate::parse::{self, ParseLimits};
 use crate::score::{self, RuleSet, Thresholds};
-use crate::store::{AckPolicy, Content, Location, Recorded, Store};
+use crate::store::{Content, Location, Policy, Recorded, Store};
 use crate::tickets;
 
 /// A message as fetched from a folder. `raw` is `None` when it was too large to download.
@@ -26,7 +26,7 @@ pub struct Pipeline {
     pub thresholds: Thresholds,
     pub guard: GuardConfig,
     pub limits: ParseLimits,
-    pub policy: AckPolicy,
+    pub policy: Policy,
     pub clock: Clock,
     pub store: Store,
     /// Everything in this folder was written by staff (the support account's Sent folder).
@@ -77,11 +77,19 @@ impl Pipeline {
             .history(&email, now, self.rules.history_window_secs())?;
         let verdict = score::score(&email, &self.rules, &self.thresholds, &history, now);
         let role = tickets::role_of(guard, self.staff_folder);
+        // Robots include bounces; `bounced_ids` keeps only reports of failed delivery.
+        let bounced = match (role, m.raw) {
+            (tickets::Role::Robot, Some(raw)) => {
+                tickets::bounced_ids(&email, raw, &self.policy.domain)
+            }
+            _ => Vec::new(),
+        };
         let content = Content::Triaged {
             email: &email,
             verdict: &verdict,
             guard,
             role,
+            bounced: &bounced,
         };
         let out = self
             .store

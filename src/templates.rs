@@ -9,9 +9,11 @@ use serde::Serialize;
 
 use crate::diag::Diagnostic;
 
-/// What an acknowledgement template can use.
+/// What a template for a customer (acknowledgement or follow-up) can use.
 #[derive(Debug, Clone, Serialize)]
-pub struct AckContext {
+pub struct MailContext {
+    /// What is being sent: `ack`, `holding`, `verify` or `survey`.
+    pub kind: String,
     /// The customer's display name, or the local part of their address.
     pub customer_name: String,
     pub customer_email: String,
@@ -23,15 +25,19 @@ pub struct AckContext {
     pub priority: String,
     /// Tone labels the rules found (`angry`, `happy`, `polite`, …), sorted.
     pub tones: Vec<String>,
-    /// When the customer will hear from a person, written out (e.g. "within 8 hours").
+    /// When the customer will hear from a person, written out: "by Monday 10:00 CET" on
+    /// business hours, "within 8 hours" without. (Acknowledgements and holding notes.)
     pub reply_time: String,
+    /// The survey link (`[followups] survey_url`); empty when customers reply with a number.
+    pub survey_url: String,
     pub support_address: String,
 }
 
-impl AckContext {
+impl MailContext {
     /// A context for lint renders in `triaged check`.
     pub fn sample() -> Self {
-        AckContext {
+        MailContext {
+            kind: "ack".into(),
             customer_name: "Ada".into(),
             customer_email: "ada@example.com".into(),
             ticket: "T-1000".into(),
@@ -39,6 +45,7 @@ impl AckContext {
             priority: "high".into(),
             tones: vec!["angry".into()],
             reply_time: "within 8 hours".into(),
+            survey_url: String::new(),
             support_address: "support@example.com".into(),
         }
     }
@@ -91,9 +98,15 @@ impl Templates {
                     errors.push(template_error(&path, &e));
                     continue;
                 }
-                let rendered = env
-                    .get_template(&file)
-                    .and_then(|t| t.render(AckContext::sample()));
+                // Both ways a survey can be asked, so neither branch hides a typo.
+                let mut sample = MailContext::sample();
+                sample.kind = (*name).to_string();
+                let mut with_link = sample.clone();
+                with_link.survey_url = "https://survey.example.com/t-1000".into();
+                let rendered = env.get_template(&file).and_then(|t| {
+                    t.render(&sample)?;
+                    t.render(&with_link)
+                });
                 if let Err(e) = rendered {
                     errors.push(template_error(&path, &e));
                 }
@@ -152,7 +165,7 @@ mod tests {
             ("ack.html", "<p>Hi {{ customer_name }}</p>"),
         ]);
         let t = Templates::load(d.path(), &["ack"]).expect("load");
-        let mut ctx = AckContext::sample();
+        let mut ctx = MailContext::sample();
         ctx.customer_name = "<script>".into();
         let r = t.render("ack", &ctx).expect("render");
         assert_eq!(r.text, "Hi <script>");
@@ -181,7 +194,7 @@ mod tests {
     fn shipped_ack_templates_fit_the_tone() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
         let t = Templates::load(&dir, &["ack"]).expect("shipped templates load");
-        let mut ctx = AckContext::sample();
+        let mut ctx = MailContext::sample();
         ctx.priority = "urgent".into();
         let r = t.render("ack", &ctx).expect("render");
         assert!(

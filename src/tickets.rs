@@ -262,6 +262,58 @@ pub fn staff_command(body: &str) -> Option<Command> {
     }
 }
 
+/// A survey answer: the first non-empty line is a single number from 1 to 5 (`4`, `4.`,
+/// `4/5`, `4 of 5`). Anything more is a message, and reopens the ticket like any other.
+pub fn survey_rating(body: &str) -> Option<u8> {
+    let first = body.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let rest = first
+        .trim_end_matches(['.', '!'])
+        .trim_end_matches("/5")
+        .trim_end_matches(" of 5")
+        .trim();
+    match rest {
+        "1" => Some(1),
+        "2" => Some(2),
+        "3" => Some(3),
+        "4" => Some(4),
+        "5" => Some(5),
+        _ => None,
+    }
+}
+
+/// Our own Message-IDs (`triaged.t-1042.ack.7@DOMAIN`) that a report of *failed* delivery
+/// returns: a `multipart/report` with a delivery-status part saying `Action: failed`, or a
+/// bounce with `X-Failed-Recipients`. Delayed-delivery notices, read receipts and auto-replies
+/// (which quote our IDs in In-Reply-To) return nothing.
+pub fn bounced_ids(email: &crate::parse::Email, raw: &[u8], domain: &str) -> Vec<String> {
+    let lower = raw.to_ascii_lowercase();
+    let contains = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+    let dsn_failed = email
+        .part_types
+        .iter()
+        .any(|t| t == "message/delivery-status")
+        && contains(b"action: failed");
+    let failed = dsn_failed || email.header("x-failed-recipients").is_some();
+    if !failed || domain.is_empty() {
+        return Vec::new();
+    }
+    let pattern = format!(
+        r"triaged\.t-[0-9]+\.[a-z]+\.[0-9]+@{}",
+        regex::escape(&domain.to_ascii_lowercase())
+    );
+    let Ok(re) = regex::bytes::Regex::new(&pattern) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for m in re.find_iter(&lower) {
+        let id = String::from_utf8_lossy(m.as_bytes()).into_owned();
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
 /// The tag of ticket `id` (`T-1042` for id 42).
 pub fn tag_for(id: i64) -> String {
     format!("T-{}", id + 1000)
@@ -381,6 +433,79 @@ pub fn ack_decision(f: &AckFacts) -> AckDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn survey_answers_are_lone_numbers() {
+        for (body, want) in [
+            ("4", Some(4)),
+            ("\n  5.\n\n-- \nAda", Some(5)),
+            ("3/5", Some(3)),
+            ("1 of 5\nsorry", Some(1)),
+            ("0", None),
+            ("6", None),
+            ("4 things are still wrong", None),
+            ("Thanks!", None),
+            ("", None),
+        ] {
+            assert_eq!(survey_rating(body), want, "{body:?}");
+        }
+    }
+
+    fn parsed(raw: &str) -> crate::parse::Email {
+        crate::parse::parse(
+            raw.as_bytes(),
+            &crate::parse::ParseLimits { max_size: 1 << 20 },
+        )
+        .expect("parses")
+    }
+
+    const OURS: &str = "triaged.t-1042.ack.7@support.example.com";
+
+    fn dsn(action: &str) -> String {
+        format!(
+            "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\nTo: support@example.com\r\n\
+             Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.example.com>\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n\
+             --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.com\r\n\r\n\
+             Final-Recipient: rfc822; typo@customer.example\r\nAction: {action}\r\nStatus: 5.1.1\r\n\
+             --b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.com\r\n\
+             To: typo@customer.example\r\nMessage-ID: <{OURS}>\r\nSubject: Re: Help [#T-1042]\r\n\
+             --b--\r\n"
+        )
+    }
+
+    #[test]
+    fn failed_delivery_reports_return_our_ids_and_nothing_else_does() {
+        let failed = dsn("failed");
+        assert_eq!(
+            bounced_ids(&parsed(&failed), failed.as_bytes(), "support.example.com"),
+            [OURS]
+        );
+        // Another daemon's domain, a delay notice: nothing.
+        assert!(bounced_ids(&parsed(&failed), failed.as_bytes(), "other.example").is_empty());
+        let delayed = dsn("delayed");
+        assert!(
+            bounced_ids(&parsed(&delayed), delayed.as_bytes(), "support.example.com").is_empty()
+        );
+        // An out-of-office reply quotes our ID in In-Reply-To: not a bounce.
+        let ooo = format!(
+            "From: ada@customer.example\r\nTo: support@example.com\r\nSubject: Out of office\r\n\
+             Auto-Submitted: auto-replied\r\nIn-Reply-To: <{OURS}>\r\nMessage-ID: <o1@c>\r\n\r\nAway.\r\n"
+        );
+        assert!(bounced_ids(&parsed(&ooo), ooo.as_bytes(), "support.example.com").is_empty());
+        // A plain-text bounce with X-Failed-Recipients (Exim) counts.
+        let exim = format!(
+            "From: Mail Delivery System <Mailer-Daemon@mx.example.com>\r\nTo: support@example.com\r\n\
+             Subject: Mail delivery failed\r\nX-Failed-Recipients: typo@customer.example\r\n\
+             Message-ID: <e1@mx>\r\n\r\nA message could not be delivered.\r\n\r\n\
+             ------ This is a copy of the message's headers. ------\r\n\r\nMessage-ID: <{OURS}>\r\n"
+        );
+        assert_eq!(
+            bounced_ids(&parsed(&exim), exim.as_bytes(), "support.example.com"),
+            [OURS]
+        );
+    }
 
     #[test]
     fn state_transitions() {

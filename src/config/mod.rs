@@ -19,7 +19,9 @@ pub use secret::{Secret, SecretSource};
 
 use crate::diag::Diagnostic;
 use crate::score::{Priority, RuleSet, Thresholds};
+use crate::sla::{Calendar, CalendarField, RawCalendar};
 use crate::templates::Templates;
+use crate::tickets::{Followup, FollowupSwitches};
 
 /// How a connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +110,150 @@ pub struct AckConfig {
     pub per_sender_window: Duration,
     pub max_age: Duration,
     pub circuit_breaker_per_minute: u32,
-    /// Promised reply time per priority.
-    pub reply_time: BTreeMap<Priority, Duration>,
+}
+
+/// Business time and the response targets that run on it.
+#[derive(Debug, Clone)]
+pub struct SlaConfig {
+    /// Business hours; open around the clock (UTC) when there is no `[sla]` section.
+    pub calendar: Calendar,
+    /// `[sla]` is configured: promises name a time ("by Monday 10:00 CET"); otherwise they name
+    /// a duration ("within 8 hours").
+    pub business_hours: bool,
+    /// Target for the first staff reply, per priority, in business time. It is what the
+    /// acknowledgement promises, and when a holding note goes out if staff have not replied.
+    pub first_response: BTreeMap<Priority, Duration>,
+    /// Target for the next staff reply after a customer reopens a ticket.
+    pub next_response: BTreeMap<Priority, Duration>,
+}
+
+impl Default for SlaConfig {
+    /// No `[sla]`: open around the clock in UTC, targets 2h / 8h / 24h / 72h.
+    fn default() -> Self {
+        SlaConfig {
+            calendar: Calendar::always_open(jiff::tz::TimeZone::UTC),
+            business_hours: false,
+            first_response: default_targets(),
+            next_response: default_targets(),
+        }
+    }
+}
+
+/// First-response targets when none are configured.
+fn default_targets() -> BTreeMap<Priority, Duration> {
+    BTreeMap::from([
+        (Priority::Urgent, Duration::from_secs(2 * 3600)),
+        (Priority::High, Duration::from_secs(8 * 3600)),
+        (Priority::Normal, Duration::from_secs(24 * 3600)),
+        (Priority::Low, Duration::from_secs(72 * 3600)),
+    ])
+}
+
+impl SlaConfig {
+    /// The first-response target of a priority.
+    pub fn first_response(&self, p: Priority) -> Duration {
+        self.first_response
+            .get(&p)
+            .copied()
+            .unwrap_or(Duration::from_secs(86_400))
+    }
+
+    /// The next-response target of a priority.
+    pub fn next_response(&self, p: Priority) -> Duration {
+        self.next_response
+            .get(&p)
+            .copied()
+            .unwrap_or_else(|| self.first_response(p))
+    }
+
+    /// When `business` time will have passed after `start` (seconds since the epoch).
+    pub fn deadline(&self, start: i64, business: Duration) -> i64 {
+        add_business(&self.calendar, start, business)
+    }
+
+    /// A promise to the customer, written at `now`, that a person answers within `target`
+    /// business time of `start`: "by Monday 10:00 CET" on business hours, "within 8 hours"
+    /// without. A deadline already behind us is renewed from `now` rather than stated in the past.
+    pub fn promise(&self, start: i64, target: Duration, now: i64) -> String {
+        if !self.business_hours {
+            return crate::outbox::describe(target);
+        }
+        let mut deadline = self.deadline(start, target);
+        if deadline <= now {
+            deadline = self.deadline(now, target);
+        }
+        self.calendar.promise(to_ts(deadline), to_ts(now))
+    }
+}
+
+/// `start` + `business` on `calendar`, in seconds since the epoch (`i64::MAX`: never).
+pub fn add_business(calendar: &Calendar, start: i64, business: Duration) -> i64 {
+    let t = calendar.add(to_ts(start), business);
+    if t == jiff::Timestamp::MAX {
+        i64::MAX
+    } else {
+        t.as_second()
+    }
+}
+
+/// The first moment at or after `t` that `calendar` is open (`i64::MAX`: never).
+pub fn next_open(calendar: &Calendar, t: i64) -> i64 {
+    let o = calendar.next_open(to_ts(t));
+    if o == jiff::Timestamp::MAX {
+        i64::MAX
+    } else {
+        o.as_second()
+    }
+}
+
+/// Seconds since the epoch as a timestamp, clamped to jiff's range.
+pub fn to_ts(secs: i64) -> jiff::Timestamp {
+    let s = secs.clamp(
+        jiff::Timestamp::MIN.as_second(),
+        jiff::Timestamp::MAX.as_second(),
+    );
+    jiff::Timestamp::from_second(s).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// The follow-up policies: which are on, their timing, and when customers may be written to.
+#[derive(Debug, Clone)]
+pub struct FollowupConfig {
+    pub switches: FollowupSwitches,
+    /// Business time after the last staff reply before asking whether it solved the problem.
+    pub verify_after: Duration,
+    /// Business time after closing before the satisfaction question.
+    pub survey_after: Duration,
+    /// Link of the one-question survey; empty: the customer replies with a number.
+    pub survey_url: String,
+    /// Customer-facing hours: follow-ups falling due outside them wait for the next opening.
+    pub send_hours: Calendar,
+}
+
+impl Default for FollowupConfig {
+    /// Every follow-up off (the defaults of a config file are in the validator).
+    fn default() -> Self {
+        FollowupConfig {
+            switches: FollowupSwitches::default(),
+            verify_after: Duration::from_secs(16 * 3600),
+            survey_after: Duration::from_secs(3600),
+            survey_url: String::new(),
+            send_hours: Calendar::always_open(jiff::tz::TimeZone::UTC),
+        }
+    }
+}
+
+impl FollowupConfig {
+    /// The kinds switched on.
+    pub fn enabled(&self) -> Vec<Followup> {
+        Followup::ALL
+            .into_iter()
+            .filter(|f| match f {
+                Followup::Holding => self.switches.holding,
+                Followup::Verify => self.switches.verify,
+                Followup::Survey => self.switches.survey,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +281,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub support: SupportConfig,
     pub ack: AckConfig,
+    pub sla: SlaConfig,
+    pub followups: FollowupConfig,
     pub flags: FlagsConfig,
     pub outbox: OutboxConfig,
     pub thresholds: Thresholds,
@@ -282,6 +428,132 @@ impl Validator<'_> {
         v
     }
 
+    /// Per-priority durations over defaults.
+    fn per_priority(
+        &mut self,
+        raw: Option<&raw::PerPriority>,
+        defaults: &BTreeMap<Priority, Duration>,
+    ) -> BTreeMap<Priority, Duration> {
+        let mut out = defaults.clone();
+        for (p, v) in raw.into_iter().flat_map(raw::PerPriority::entries) {
+            let d = self.duration(&Some(v.clone()), Duration::ZERO);
+            out.insert(p, d);
+        }
+        out
+    }
+
+    /// A calendar from spanned TOML, each problem reported where it was written.
+    fn calendar(
+        &mut self,
+        section: &str,
+        timezone: &Spanned<String>,
+        hours: &BTreeMap<String, Spanned<String>>,
+        holidays: &[Spanned<String>],
+    ) -> Option<Calendar> {
+        let raw = RawCalendar {
+            timezone: timezone.get_ref().clone(),
+            hours: hours
+                .iter()
+                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                .collect(),
+            holidays: holidays.iter().map(|h| h.get_ref().clone()).collect(),
+        };
+        match Calendar::from_raw(&raw) {
+            Ok(c) => Some(c),
+            Err(errors) => {
+                for e in errors {
+                    let at = match &e.field {
+                        CalendarField::TimeZone => Some(timezone),
+                        CalendarField::Day(key) => hours.get(key),
+                        CalendarField::Holiday(i) => holidays.get(*i),
+                        CalendarField::Hours => None,
+                    };
+                    match at {
+                        Some(at) => self.err(at, format!("[{section}] {e}")),
+                        None => self
+                            .errors
+                            .push(Diagnostic::file(self.path, format!("[{section}] {e}"))),
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn sla_and_followups(
+        &mut self,
+        sla: Option<raw::Sla>,
+        f: raw::Followups,
+    ) -> (SlaConfig, FollowupConfig) {
+        let defaults = default_targets();
+        let utc = || Calendar::always_open(jiff::tz::TimeZone::UTC);
+        let (calendar, first_response, next_response) = match &sla {
+            Some(s) => {
+                let calendar = self
+                    .calendar("sla", &s.timezone, &s.hours, &s.holidays)
+                    .unwrap_or_else(utc);
+                let first = self.per_priority(s.first_response.as_ref(), &defaults);
+                let next = self.per_priority(s.next_response.as_ref(), &first);
+                (calendar, first, next)
+            }
+            None => (utc(), defaults.clone(), defaults),
+        };
+        for (p, d) in &first_response {
+            if d.is_zero() {
+                self.errors.push(Diagnostic::file(
+                    self.path,
+                    format!(
+                        "[sla.first_response] {} must be longer than zero",
+                        p.as_str()
+                    ),
+                ));
+            }
+        }
+        let send_hours = match (&f.hours, &sla) {
+            (None, _) => calendar.clone(),
+            (Some(hours), Some(s)) => self
+                .calendar("followups", &s.timezone, hours, &s.holidays)
+                .unwrap_or_else(|| calendar.clone()),
+            (Some(_), None) => {
+                self.errors.push(Diagnostic::file(
+                    self.path,
+                    "[followups.hours] needs [sla] for its time zone: add [sla] timezone = \"Europe/Berlin\" (say)",
+                ));
+                calendar.clone()
+            }
+        };
+        let verify_after = self.duration(&f.verify_after, Duration::from_secs(16 * 3600));
+        let survey_after = self.duration(&f.survey_after, Duration::from_secs(3600));
+        let survey_url = match &f.survey_url {
+            Some(u) => {
+                let v = u.get_ref().trim().to_string();
+                if !(v.starts_with("https://") || v.starts_with("http://")) {
+                    self.err(u, "survey_url must be an http(s) link; leave it out to ask for a reply with a number");
+                }
+                v
+            }
+            None => String::new(),
+        };
+        let followups = FollowupConfig {
+            switches: FollowupSwitches {
+                holding: f.holding.unwrap_or(true),
+                verify: f.verify.unwrap_or(true),
+                survey: f.survey.unwrap_or(false),
+            },
+            verify_after,
+            survey_after,
+            survey_url,
+            send_hours,
+        };
+        let sla = SlaConfig {
+            calendar,
+            business_hours: sla.is_some(),
+            first_response,
+            next_response,
+        };
+        (sla, followups)
+    }
+
     fn validate(mut self, raw: raw::Root) -> Result<Config, Vec<Diagnostic>> {
         let raw::Root {
             mailbox: m,
@@ -293,6 +565,8 @@ impl Validator<'_> {
             scoring,
             templates,
             outbox,
+            sla,
+            followups,
         } = raw;
 
         // [mailbox]
@@ -456,17 +730,13 @@ impl Validator<'_> {
 
         // [ack]
         let ack = ack.unwrap_or_default();
-        let mut reply_time = BTreeMap::from([
-            (Priority::Urgent, Duration::from_secs(2 * 3600)),
-            (Priority::High, Duration::from_secs(8 * 3600)),
-            (Priority::Normal, Duration::from_secs(24 * 3600)),
-            (Priority::Low, Duration::from_secs(3 * 24 * 3600)),
-        ]);
-        if let Some(rt) = &ack.reply_time {
-            for (p, v) in rt.entries() {
-                let d = self.duration(&Some(v.clone()), Duration::ZERO);
-                reply_time.insert(p, d);
-            }
+        if let Some(rt) = &ack.reply_time
+            && let Some((_, at)) = rt.entries().next()
+        {
+            self.err(
+                at,
+                "[ack.reply_time] is now [sla.first_response] (the same keys, counted in business time when [sla] gives hours)",
+            );
         }
         let per_sender_window =
             self.duration(&ack.per_sender_window, Duration::from_secs(24 * 3600));
@@ -478,8 +748,10 @@ impl Validator<'_> {
             per_sender_window,
             max_age,
             circuit_breaker_per_minute: ack.circuit_breaker_per_minute.unwrap_or(60),
-            reply_time,
         };
+
+        // [sla] and [followups]
+        let (sla, followups) = self.sla_and_followups(sla, followups.unwrap_or_default());
 
         // [flags]
         let flags = flags.unwrap_or_default();
@@ -600,7 +872,29 @@ impl Validator<'_> {
                 .and_then(|t| t.dir.as_deref())
                 .unwrap_or("templates"),
         );
-        let templates = match Templates::load(&templates_dir, &[ack.template.as_str()]) {
+        let mut template_names = vec![ack.template.clone()];
+        for f in followups.enabled() {
+            let name = f.as_str();
+            let missing: Vec<String> = ["txt", "html"]
+                .iter()
+                .map(|ext| format!("{name}.{ext}"))
+                .filter(|file| !templates_dir.join(file).is_file())
+                .collect();
+            if missing.is_empty() {
+                template_names.push(name.to_string());
+            } else {
+                self.errors.push(Diagnostic::file(
+                    self.path,
+                    format!(
+                        "[followups] {name} is on but {} has no {}: copy them from triaged's templates/ directory, or set {name} = false",
+                        templates_dir.display(),
+                        missing.join(" or ")
+                    ),
+                ));
+            }
+        }
+        let names: Vec<&str> = template_names.iter().map(String::as_str).collect();
+        let templates = match Templates::load(&templates_dir, &names) {
             Ok(t) => Some(t),
             Err(mut errs) => {
                 self.errors.append(&mut errs);
@@ -616,6 +910,8 @@ impl Validator<'_> {
                 store,
                 support,
                 ack,
+                sla,
+                followups,
                 flags,
                 outbox,
                 thresholds,

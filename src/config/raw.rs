@@ -1,5 +1,7 @@
 //! The TOML schema exactly as written by the operator. Unknown keys are errors.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -17,6 +19,8 @@ pub struct Root {
     pub scoring: Option<Scoring>,
     pub templates: Option<Templates>,
     pub outbox: Option<Outbox>,
+    pub sla: Option<Sla>,
+    pub followups: Option<Followups>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,4 +154,31 @@ pub struct Outbox {
     pub max_attempts: Option<u32>,
     pub retry_initial: Option<Spanned<String>>,
     pub retry_max: Option<Spanned<String>>,
+}
+
+/// Business hours and response targets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sla {
+    pub timezone: Spanned<String>,
+    #[serde(default)]
+    pub hours: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub holidays: Vec<Spanned<String>>,
+    pub first_response: Option<PerPriority>,
+    pub next_response: Option<PerPriority>,
+}
+
+/// The follow-up policies.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Followups {
+    pub holding: Option<bool>,
+    pub verify: Option<bool>,
+    pub verify_after: Option<Spanned<String>>,
+    pub survey: Option<bool>,
+    pub survey_after: Option<Spanned<String>>,
+    pub survey_url: Option<Spanned<String>>,
+    /// Customer-facing hours, in the form of `[sla.hours]`; default: the business hours.
+    pub hours: Option<BTreeMap<String, Spanned<String>>>,
 }

@@ -41,6 +41,14 @@ fn setup(config: &str) -> (tempfile::TempDir, PathBuf) {
         "<p>Hi {{ customer_name }}</p>",
     )
     .expect("write");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    for name in ["holding", "verify", "survey"] {
+        for ext in ["txt", "html"] {
+            let file = format!("{name}.{ext}");
+            std::fs::copy(shipped.join(&file), d.path().join("templates").join(&file))
+                .expect("copy template");
+        }
+    }
     let path = d.path().join("triaged.toml");
     std::fs::write(&path, config).expect("write");
     (d, path)
@@ -218,4 +226,98 @@ fn sizes_and_loopback() {
     ] {
         assert_eq!(is_loopback(host), want, "{host}");
     }
+}
+
+#[test]
+fn sla_and_followups_are_read_and_checked_where_written() {
+    let (_d, path) = setup(&format!(
+        "{MINIMAL}
+[sla]
+timezone = \"Europe/Berlin\"
+holidays = [\"2026-12-24\"]
+[sla.hours]
+sat = \"10:00-14:00\"
+[sla.first_response]
+urgent = \"1h\"
+[followups]
+survey = true
+verify_after = \"2d\"
+survey_url = \"https://survey.example.com/\"
+[followups.hours]
+sat = \"closed\"
+"
+    ));
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(c.sla.business_hours);
+    assert_eq!(
+        c.sla.first_response(Priority::Urgent),
+        Duration::from_secs(3600)
+    );
+    assert_eq!(
+        c.sla.first_response(Priority::Normal),
+        Duration::from_secs(86_400)
+    );
+    assert_eq!(
+        c.sla.next_response(Priority::Urgent),
+        Duration::from_secs(3600)
+    );
+    assert_eq!(c.followups.enabled(), Followup::ALL);
+    assert_eq!(c.followups.verify_after, Duration::from_secs(2 * 86_400));
+    // Saturday 2026-11-28 11:00 in Berlin: business hours, not customer-facing hours.
+    let sat = to_ts(1_795_860_000);
+    assert_eq!(sat.to_string(), "2026-11-28T10:00:00Z");
+    assert!(c.sla.calendar.is_open(sat));
+    assert!(!c.followups.send_hours.is_open(sat));
+    // Without [sla]: open around the clock, promises in hours.
+    let (_d, path) = setup(MINIMAL);
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(!c.sla.business_hours);
+    assert_eq!(
+        c.sla.promise(0, c.sla.first_response(Priority::High), 100),
+        "within 8 hours"
+    );
+    assert_eq!(c.followups.enabled(), [Followup::Holding, Followup::Verify]);
+
+    let errs = errors(&format!(
+        "{MINIMAL}
+[ack.reply_time]
+urgent = \"2h\"
+[sla]
+timezone = \"Europe/Berln\"
+holidays = [\"2026-13-01\"]
+[sla.hours]
+mon = \"17:00-09:00\"
+[followups]
+survey = true
+survey_url = \"survey.example.com\"
+"
+    ));
+    let joined = errs.join("\n");
+    for want in [
+        "CONFIG:21:10: [ack.reply_time] is now [sla.first_response]",
+        "CONFIG:23:12: [sla] timezone: unknown time zone \"Europe/Berln\"; did you mean Europe/Berlin?",
+        "CONFIG:24:13: [sla] holidays[0]:",
+        "CONFIG:26:7: [sla] hours.mon:",
+        "CONFIG:29:14: survey_url must be an http(s) link",
+    ] {
+        assert!(joined.contains(want), "{want:?} not in:\n{joined}");
+    }
+}
+
+#[test]
+fn a_followup_without_its_templates_says_how_to_fix_it() {
+    let (d, path) = setup(MINIMAL);
+    std::fs::remove_file(d.path().join("templates/verify.html")).expect("rm");
+    let errs = Config::load(&path).expect_err("refused");
+    let text = errs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("[followups] verify is on but")
+            && text.contains("has no verify.html")
+            && text.contains("set verify = false"),
+        "{text}"
+    );
 }

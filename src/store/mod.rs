@@ -12,10 +12,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::config::{Config, FollowupConfig, SlaConfig, add_business, next_open};
 use crate::guard::Refusal;
 use crate::parse::Email;
 use crate::score::{History, Priority, Verdict};
-use crate::tickets::{self, AckDecision, AckFacts, Event, Role, State};
+use crate::tickets::{
+    self, AckDecision, AckFacts, Event, Followup, FollowupAction, FollowupFacts, Role, State,
+};
 
 /// An open store. Each task opens its own (WAL lets readers and one writer work side by side).
 pub struct Store {
@@ -46,6 +49,8 @@ pub enum Content<'a> {
         guard: Result<(), Refusal>,
         /// Who wrote it, for the ticket it joins.
         role: Role,
+        /// Our own Message-IDs this failed-delivery report returns (empty for anything else).
+        bounced: &'a [String],
     },
     /// Could not be triaged (too large, unparseable).
     Skipped {
@@ -55,9 +60,9 @@ pub enum Content<'a> {
     },
 }
 
-/// The acknowledgement policy values the store applies.
+/// The policy values the store applies: acknowledgements and follow-ups.
 #[derive(Debug, Clone)]
-pub struct AckPolicy {
+pub struct Policy {
     pub enabled: bool,
     pub max_age: Duration,
     pub per_sender_limit: u32,
@@ -65,6 +70,24 @@ pub struct AckPolicy {
     pub circuit_breaker_per_minute: u32,
     /// Domain of this daemon's own Message-IDs.
     pub domain: String,
+    /// Business time and response targets (when holding notes fall due).
+    pub sla: SlaConfig,
+    pub followups: FollowupConfig,
+}
+
+impl Policy {
+    pub fn from_config(config: &Config) -> Policy {
+        Policy {
+            enabled: config.ack.enabled,
+            max_age: config.ack.max_age,
+            per_sender_limit: config.ack.per_sender_limit,
+            per_sender_window: config.ack.per_sender_window,
+            circuit_breaker_per_minute: config.ack.circuit_breaker_per_minute,
+            domain: config.support.domain.clone(),
+            sla: config.sla.clone(),
+            followups: config.followups.clone(),
+        }
+    }
 }
 
 /// What [`Store::record`] did.
@@ -111,6 +134,8 @@ pub struct OutboxItem {
     pub in_reply_to: String,
     /// References for the reply.
     pub references: String,
+    /// When the customer's email arrived (seconds since the epoch): the SLA clock's start.
+    pub received_at: i64,
 }
 
 /// An outbox row as `triaged queue` shows it.
@@ -242,7 +267,7 @@ impl Store {
         at: &Location<'_>,
         content: &Content<'_>,
         received_at: i64,
-        policy: &AckPolicy,
+        policy: &Policy,
         now: i64,
     ) -> Result<Recorded> {
         let tx = self
@@ -350,6 +375,7 @@ impl Store {
         cmd: tickets::Command,
         now: i64,
         who: &str,
+        policy: &Policy,
     ) -> Result<Option<State>> {
         let tag = tickets::normal_tag(tag);
         let tx = self.conn.transaction().context("Starting transaction")?;
@@ -363,7 +389,8 @@ impl Store {
             return Ok(None);
         };
         let (event, until) = command_event(cmd, now);
-        let to = ticket_event(&tx, id, event, now, None, who, until)?;
+        let (from, to) = ticket_event(&tx, id, event, now, None, who, until)?;
+        schedule_followups(&tx, id, Some((event, from, to)), false, now, policy, now)?;
         tx.commit().context("Committing the ticket change")?;
         Ok(Some(to))
     }
@@ -470,7 +497,7 @@ impl Store {
         let item = tx
             .query_row(
                 "SELECT o.id, o.kind, o.attempts, o.recipient, m.sender_name, o.out_message_id, t.tag,
-                        m.subject, t.priority, m.message_id, m.refs, m.tones
+                        m.subject, t.priority, m.message_id, m.refs, m.tones, m.received_at
                  FROM outbox o JOIN messages m ON m.id = o.message_row JOIN tickets t ON t.id = o.ticket_id
                  WHERE o.state = 'pending' AND o.due_at <= ?1
                  ORDER BY o.priority_rank, o.due_at, o.id LIMIT 1",
@@ -489,6 +516,7 @@ impl Store {
                         in_reply_to: r.get(9)?,
                         references: r.get(10)?,
                         tones: r.get(11)?,
+                        received_at: r.get(12)?,
                     })
                 },
             )
@@ -539,16 +567,32 @@ impl Store {
             [now_ms - 7 * 86_400_000],
         )
         .context("Pruning the send log")?;
-        let acked: Option<(i64, String)> = tx
+        let (ticket_id, kind, recipient): (i64, String, String) = tx
             .query_row(
-                "SELECT ticket_id, recipient FROM outbox WHERE id = ?1 AND kind = 'ack'",
+                "SELECT ticket_id, kind, recipient FROM outbox WHERE id = ?1",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()
-            .context("Reading the acknowledged ticket")?;
-        if let Some((ticket_id, recipient)) = acked {
-            ticket_event(&tx, ticket_id, Event::AckSent, now, None, &recipient, 0)?;
+            .context("Reading the sent row")?;
+        match Followup::parse(&kind) {
+            None => {
+                ticket_event(&tx, ticket_id, Event::AckSent, now, None, &recipient, 0)?;
+            }
+            Some(f) => {
+                let state = ticket_state(&tx, ticket_id)?;
+                log_event(
+                    &tx,
+                    &EventLog {
+                        ticket_id,
+                        event: followup_event(f, "sent"),
+                        from: Some(state),
+                        to: state,
+                        at: now,
+                        message_row: None,
+                        detail: &recipient,
+                    },
+                )?;
+            }
         }
         tx.commit().context("Committing sent state")
     }
@@ -632,12 +676,74 @@ impl Store {
         Ok(())
     }
 
+    /// Cancel the pending follow-ups of the ticket that outbox row `id` belongs to (its
+    /// customer's address failed permanently); returns how many.
+    pub fn cancel_followups_of(&mut self, id: i64, reason: &str, now: i64) -> Result<usize> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        let ticket_id: Option<i64> = tx
+            .query_row("SELECT ticket_id FROM outbox WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .context("Reading the outbox row")?;
+        let mut n = 0;
+        if let Some(t) = ticket_id {
+            for kind in Followup::ALL {
+                n += cancel_followup(&tx, t, kind, reason, now)?;
+            }
+        }
+        tx.commit().context("Committing cancellation")?;
+        Ok(n)
+    }
+
+    /// Cancel one pending outbox row by hand (`triaged queue cancel ID`). Returns the row's
+    /// state before: `Some("pending")` when it was cancelled; another state when it could not
+    /// be (already sent, failed, being sent); `None` when there is no such row.
+    pub fn cancel_outbox_row(&mut self, id: i64, who: &str, now: i64) -> Result<Option<String>> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        let row: Option<(String, String, i64)> = tx
+            .query_row(
+                "SELECT state, kind, ticket_id FROM outbox WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .context("Reading the outbox row")?;
+        let Some((state, kind, ticket_id)) = row else {
+            return Ok(None);
+        };
+        if state == "pending" {
+            let reason = format!("cancelled by {who}");
+            tx.execute(
+                "UPDATE outbox SET state = 'cancelled', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, reason, now],
+            )
+            .context("Cancelling the outbox row")?;
+            let current = ticket_state(&tx, ticket_id)?;
+            log_event(
+                &tx,
+                &EventLog {
+                    ticket_id,
+                    event: "cancelled",
+                    from: Some(current),
+                    to: current,
+                    at: now,
+                    message_row: None,
+                    detail: &format!("{kind}: {reason}"),
+                },
+            )?;
+        }
+        tx.commit().context("Committing cancellation")?;
+        Ok(Some(state))
+    }
+
     /// Every row that has not reached a final state, most urgent first, for `triaged queue`.
     pub fn queue(&self) -> Result<Vec<QueueRow>> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT o.id, o.kind, t.tag, o.recipient, o.priority_rank, o.state, o.attempts, o.due_at, o.last_error
+                "SELECT o.id, o.kind, t.tag, o.recipient, o.priority_rank % 10, o.state, o.attempts, o.due_at,
+                        o.last_error
                  FROM outbox o JOIN tickets t ON t.id = o.ticket_id
                  WHERE o.state IN ('pending', 'sending', 'uncertain', 'failed')
                  ORDER BY o.state = 'pending' DESC, o.priority_rank, o.due_at, o.id",
@@ -708,7 +814,7 @@ fn record_in(
     at: &Location<'_>,
     content: &Content<'_>,
     received_at: i64,
-    policy: &AckPolicy,
+    policy: &Policy,
     now: i64,
 ) -> Result<Recorded> {
     // Re-processing the same location (should not happen: the checkpoint moves in this same
@@ -725,7 +831,7 @@ fn record_in(
         return Ok(Recorded::AlreadyDone { row });
     }
 
-    let (email, verdict, guard, role) = match content {
+    let (email, verdict, guard, role, bounced) = match content {
         Content::Skipped {
             reason,
             detail,
@@ -751,7 +857,8 @@ fn record_in(
             verdict,
             guard,
             role,
-        } => (*email, *verdict, *guard, *role),
+            bounced,
+        } => (*email, *verdict, *guard, *role, *bounced),
     };
 
     // The same email seen before: after a UIDVALIDITY change it is the same message at a new
@@ -806,11 +913,34 @@ fn record_in(
 
     let (sender, sender_name) = sender_of(email);
     // Staff may reply under the ticket tag from any address; a customer only from their own.
-    let joined = find_ticket(
+    let mut joined = find_ticket(
         tx,
         email,
         (role == Role::Customer).then_some(sender.as_str()),
     )?;
+    // A failed-delivery report joins the ticket whose email it returns.
+    let mut bounced_tickets: Vec<(i64, String)> = Vec::new();
+    for id in bounced {
+        let t: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT t.id, t.tag FROM outbox o JOIN tickets t ON t.id = o.ticket_id WHERE o.out_message_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context("Looking up a returned email")?;
+        if let Some(t) = t.filter(|t| !bounced_tickets.contains(t)) {
+            bounced_tickets.push(t);
+        }
+    }
+    if joined.is_none() && role == Role::Robot {
+        joined = bounced_tickets.first().cloned();
+    }
+    // A lone number in reply to a survey on a closed ticket is its answer, not a reopening.
+    let rating = match &joined {
+        Some((id, _)) if role == Role::Customer => survey_answer(tx, *id, &email.body_text)?,
+        _ => None,
+    };
     let window_start = now - policy.per_sender_window.as_secs() as i64;
     let recent_to_sender: u32 = tx
         .query_row(
@@ -840,6 +970,7 @@ fn record_in(
 
     // A conversation: joins its ticket, or opens one unless a robot wrote it.
     let ticket: Option<(i64, String)> = match &joined {
+        Some(t) if rating.is_some() => Some(t.clone()),
         // A customer who writes again, angrier, raises the ticket's priority; staff do not.
         Some(t) if role == Role::Customer => {
             tx.execute(
@@ -924,36 +1055,84 @@ fn record_in(
     if let Some((ticket_id, tag)) = &ticket {
         let event = match (role, joined.is_some()) {
             (Role::Robot, _) => None,
+            (Role::Customer, _) if rating.is_some() => None,
             (Role::Customer, false) => Some(None),
             (Role::Customer, true) => Some(Some(Event::CustomerWrote)),
             (Role::Staff, _) => Some(Some(Event::StaffReplied)),
         };
+        // The SLA clock of a customer's email starts when it arrived; of anything else, now.
+        let at = if role == Role::Customer {
+            received_at.min(now)
+        } else {
+            now
+        };
         match event {
             None => {}
             Some(Some(e)) => {
-                ticket_event(tx, *ticket_id, e, now, Some(row), &sender, 0)?;
+                let (from, to) = ticket_event(tx, *ticket_id, e, now, Some(row), &sender, 0)?;
+                schedule_followups(tx, *ticket_id, Some((e, from, to)), false, at, policy, now)?;
             }
-            Some(None) => log_event(
+            Some(None) => {
+                log_event(
+                    tx,
+                    &EventLog {
+                        ticket_id: *ticket_id,
+                        event: "opened",
+                        from: None,
+                        to: State::New,
+                        at: now,
+                        message_row: Some(row),
+                        detail: &sender,
+                    },
+                )?;
+                let acked = decision == AckDecision::Queue;
+                schedule_followups(tx, *ticket_id, None, acked, at, policy, now)?;
+            }
+        }
+        if let Some(rating) = rating {
+            let state = ticket_state(tx, *ticket_id)?;
+            log_event(
                 tx,
                 &EventLog {
                     ticket_id: *ticket_id,
-                    event: "opened",
-                    from: None,
-                    to: State::New,
+                    event: "survey_answer",
+                    from: Some(state),
+                    to: state,
                     at: now,
                     message_row: Some(row),
-                    detail: &sender,
+                    detail: &format!("rated {rating} of 5 by {sender}"),
                 },
-            )?,
+            )?;
         }
         if role == Role::Staff
             && let Some(cmd) = tickets::staff_command(&email.body_text)
         {
             let (e, until) = command_event(cmd, now);
             let who = format!("email command from {sender}");
-            let to = ticket_event(tx, *ticket_id, e, now, Some(row), &who, until)?;
+            let (from, to) = ticket_event(tx, *ticket_id, e, now, Some(row), &who, until)?;
+            schedule_followups(tx, *ticket_id, Some((e, from, to)), false, now, policy, now)?;
             tracing::info!(ticket = %tag, command = ?cmd, state = to.as_str(), "Staff command by email");
         }
+    }
+    for (ticket_id, tag) in &bounced_tickets {
+        let mut cancelled = 0;
+        for kind in Followup::ALL {
+            cancelled += cancel_followup(tx, *ticket_id, kind, "bounced", now)?;
+        }
+        let state = ticket_state(tx, *ticket_id)?;
+        log_event(
+            tx,
+            &EventLog {
+                ticket_id: *ticket_id,
+                event: "bounced",
+                from: Some(state),
+                to: state,
+                at: now,
+                message_row: Some(row),
+                detail: &format!("delivery to the customer failed (report from {sender})"),
+            },
+        )?;
+        tracing::warn!(ticket = %tag, cancelled, "Delivery to the customer failed; follow-ups cancelled");
     }
     {
         let mut stmt = tx
@@ -988,6 +1167,9 @@ fn record_in(
         outbox,
     })
 }
+
+/// Follow-ups rank after every acknowledgement: `FOLLOWUP_RANK` + the priority's rank.
+const FOLLOWUP_RANK: i64 = 10;
 
 fn rank(p: Priority) -> i64 {
     match p {
@@ -1097,15 +1279,8 @@ fn ticket_event(
     message_row: Option<i64>,
     detail: &str,
     snooze_until: i64,
-) -> Result<State> {
-    let current: String = tx
-        .query_row(
-            "SELECT state FROM tickets WHERE id = ?1",
-            [ticket_id],
-            |r| r.get(0),
-        )
-        .context("Reading ticket state")?;
-    let from = State::parse(&current).unwrap_or(State::Acknowledged);
+) -> Result<(State, State)> {
+    let from = ticket_state(tx, ticket_id)?;
     let to = tickets::next_state(from, event);
     tx.execute(
         "UPDATE tickets SET state = ?2, updated_at = ?3,
@@ -1127,7 +1302,224 @@ fn ticket_event(
             detail,
         },
     )?;
-    Ok(to)
+    Ok((from, to))
+}
+
+fn ticket_state(tx: &Connection, ticket_id: i64) -> Result<State> {
+    let current: String = tx
+        .query_row(
+            "SELECT state FROM tickets WHERE id = ?1",
+            [ticket_id],
+            |r| r.get(0),
+        )
+        .context("Reading ticket state")?;
+    Ok(State::parse(&current).unwrap_or(State::Acknowledged))
+}
+
+/// The event name for something that happened to a follow-up: `verify_sent`, ...
+fn followup_event(f: Followup, what: &str) -> &'static str {
+    match (f, what) {
+        (Followup::Holding, "sent") => "holding_sent",
+        (Followup::Verify, "sent") => "verify_sent",
+        (Followup::Survey, "sent") => "survey_sent",
+        (Followup::Holding, "queued") => "holding_queued",
+        (Followup::Verify, "queued") => "verify_queued",
+        (Followup::Survey, "queued") => "survey_queued",
+        (Followup::Holding, _) => "holding_cancelled",
+        (Followup::Verify, _) => "verify_cancelled",
+        (Followup::Survey, _) => "survey_cancelled",
+    }
+}
+
+/// Apply the follow-up policy to a ticket after `change` (`None`: it was just opened, with an
+/// acknowledgement queued when `acked`). `at` is when the waiting began (the customer's email
+/// arrived, staff replied, the ticket closed): due times count business time from there.
+fn schedule_followups(
+    tx: &Connection,
+    ticket_id: i64,
+    change: Option<(Event, State, State)>,
+    acked: bool,
+    at: i64,
+    policy: &Policy,
+    now: i64,
+) -> Result<()> {
+    let (tag, customer, priority): (String, String, String) = tx
+        .query_row(
+            "SELECT tag, customer, priority FROM tickets WHERE id = ?1",
+            [ticket_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .context("Reading the ticket")?;
+    let cancel_intent: bool = tx
+        .query_row(
+            "SELECT count(*) > 0 FROM messages WHERE ticket_id = ?1 AND sender = ?2
+               AND instr(',' || intents || ',', ',cancel,') > 0",
+            params![ticket_id, customer],
+            |r| r.get(0),
+        )
+        .context("Reading the ticket's intents")?;
+    let p = parse_priority(&priority).unwrap_or(Priority::Normal);
+    let sla = &policy.sla;
+    let f = &policy.followups;
+    let target = match change {
+        None => sla.first_response(p),
+        Some(_) => sla.next_response(p),
+    };
+    let facts = FollowupFacts {
+        change,
+        acked,
+        cancel_intent,
+        holding_due: sla.deadline(at, target),
+        verify_due: add_business(&sla.calendar, at, f.verify_after),
+        survey_due: add_business(&sla.calendar, at, f.survey_after),
+    };
+    for action in tickets::followup_actions(f.switches, &facts) {
+        match action {
+            FollowupAction::Cancel(kind, reason) => {
+                cancel_followup(tx, ticket_id, kind, reason, now)?;
+            }
+            FollowupAction::Queue(kind, due) => {
+                let due = next_open(&f.send_hours, due);
+                queue_followup(tx, ticket_id, &tag, &customer, p, kind, due, policy, now)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Queue a follow-up unless one of its kind is already waiting.
+#[allow(clippy::too_many_arguments)]
+fn queue_followup(
+    tx: &Connection,
+    ticket_id: i64,
+    tag: &str,
+    customer: &str,
+    priority: Priority,
+    kind: Followup,
+    due: i64,
+    policy: &Policy,
+    now: i64,
+) -> Result<()> {
+    let waiting: bool = tx
+        .query_row(
+            "SELECT count(*) > 0 FROM outbox WHERE ticket_id = ?1 AND kind = ?2 AND state IN ('pending', 'sending')",
+            params![ticket_id, kind.as_str()],
+            |r| r.get(0),
+        )
+        .context("Looking for a waiting follow-up")?;
+    if waiting || customer.is_empty() {
+        return Ok(());
+    }
+    // Threaded under the customer's latest email in the ticket.
+    let Some(message_row): Option<i64> = tx
+        .query_row(
+            "SELECT id FROM messages WHERE ticket_id = ?1 AND sender = ?2 AND status = 'triaged'
+             ORDER BY id DESC LIMIT 1",
+            params![ticket_id, customer],
+            |r| r.get(0),
+        )
+        .optional()
+        .context("Finding the customer's email")?
+    else {
+        return Ok(());
+    };
+    let seq: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(seq), 0) + 1 FROM outbox WHERE ticket_id = ?1 AND kind = ?2",
+            params![ticket_id, kind.as_str()],
+            |r| r.get(0),
+        )
+        .context("Numbering the follow-up")?;
+    let out_message_id = format!(
+        "triaged.{}.{}.{seq}@{}",
+        tag.to_ascii_lowercase(),
+        kind.as_str(),
+        policy.domain
+    );
+    tx.execute(
+        "INSERT INTO outbox (kind, ticket_id, message_row, seq, recipient, priority_rank, out_message_id,
+                             due_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        params![
+            kind.as_str(),
+            ticket_id,
+            message_row,
+            seq,
+            customer,
+            FOLLOWUP_RANK + rank(priority),
+            out_message_id,
+            due,
+            now
+        ],
+    )
+    .context("Queueing a follow-up")?;
+    let state = ticket_state(tx, ticket_id)?;
+    let when = if due == i64::MAX {
+        "never (no business hours ahead)".to_string()
+    } else {
+        crate::config::to_ts(due).to_string()
+    };
+    log_event(
+        tx,
+        &EventLog {
+            ticket_id,
+            event: followup_event(kind, "queued"),
+            from: Some(state),
+            to: state,
+            at: now,
+            message_row: None,
+            detail: &format!("due {when}"),
+        },
+    )
+}
+
+/// Cancel the pending follow-ups of one kind, keeping the reason; returns how many.
+fn cancel_followup(
+    tx: &Connection,
+    ticket_id: i64,
+    kind: Followup,
+    reason: &str,
+    now: i64,
+) -> Result<usize> {
+    let n = tx
+        .execute(
+            "UPDATE outbox SET state = 'cancelled', last_error = ?3, updated_at = ?4
+             WHERE ticket_id = ?1 AND kind = ?2 AND state = 'pending'",
+            params![ticket_id, kind.as_str(), reason, now],
+        )
+        .context("Cancelling a follow-up")?;
+    if n > 0 {
+        let state = ticket_state(tx, ticket_id)?;
+        log_event(
+            tx,
+            &EventLog {
+                ticket_id,
+                event: followup_event(kind, "cancelled"),
+                from: Some(state),
+                to: state,
+                at: now,
+                message_row: None,
+                detail: reason,
+            },
+        )?;
+    }
+    Ok(n)
+}
+
+/// The rating in `body` when it answers a survey sent for this closed ticket.
+fn survey_answer(tx: &Connection, ticket_id: i64, body: &str) -> Result<Option<u8>> {
+    let Some(rating) = tickets::survey_rating(body) else {
+        return Ok(None);
+    };
+    let asked: bool = tx
+        .query_row(
+            "SELECT count(*) > 0 FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+             WHERE o.ticket_id = ?1 AND o.kind = 'survey' AND o.state = 'sent' AND t.state = 'closed'",
+            [ticket_id],
+            |r| r.get(0),
+        )
+        .context("Looking for a survey")?;
+    Ok(asked.then_some(rating))
 }
 
 /// One line of a ticket's history.

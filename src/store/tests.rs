@@ -46,27 +46,41 @@ fn verdict(p: Priority) -> Verdict {
     }
 }
 
-fn policy() -> AckPolicy {
-    AckPolicy {
+/// Acknowledgements on, follow-ups off, no business hours.
+fn policy() -> Policy {
+    Policy {
         enabled: true,
         max_age: Duration::from_secs(2 * 86_400),
         per_sender_limit: 3,
         per_sender_window: Duration::from_secs(86_400),
         circuit_breaker_per_minute: 60,
         domain: "support.example.test".into(),
+        sla: SlaConfig::default(),
+        followups: FollowupConfig::default(),
     }
 }
 
 struct T {
     _dir: tempfile::TempDir,
     store: Store,
+    policy: Policy,
+    /// Passed as the `bounced` IDs of the next record.
+    bounced: Vec<String>,
+    /// The intents of the next verdict.
+    intents: Vec<String>,
 }
 
 impl T {
     fn new() -> T {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
-        T { _dir: dir, store }
+        T {
+            _dir: dir,
+            store,
+            policy: policy(),
+            bounced: Vec::new(),
+            intents: verdict(Priority::Normal).intents,
+        }
     }
 
     fn put(&mut self, uid: u32, e: &Email, p: Priority) -> Recorded {
@@ -95,7 +109,8 @@ impl T {
         guard: Result<(), Refusal>,
         role: Role,
     ) -> Recorded {
-        let v = verdict(p);
+        let mut v = verdict(p);
+        v.intents = self.intents.clone();
         let at = Location {
             folder: "INBOX",
             uidvalidity,
@@ -106,9 +121,10 @@ impl T {
             verdict: &v,
             guard,
             role,
+            bounced: &self.bounced,
         };
         self.store
-            .record(&at, &content, received, &policy(), NOW)
+            .record(&at, &content, received, &self.policy, NOW)
             .expect("record")
     }
 
@@ -558,5 +574,379 @@ fn staff_replies_answer_customers_reopen_robots_move_nothing_and_commands_apply(
             "staff_replied:answered",
             "close:closed"
         ]
+    );
+}
+
+/// Every follow-up on; SLA 24/7 (UTC) with the default targets; business hours are sla's tests.
+fn followups_on() -> Policy {
+    let mut p = policy();
+    p.followups.switches = tickets::FollowupSwitches {
+        holding: true,
+        verify: true,
+        survey: true,
+    };
+    p
+}
+
+impl T {
+    /// (kind, seq, state, due_at, last_error) of every follow-up row of a ticket, in order.
+    fn followups(&self, tag: &str) -> Vec<(String, i64, String, i64, String)> {
+        let mut stmt = self
+            .store
+            .conn()
+            .prepare(
+                "SELECT o.kind, o.seq, o.state, o.due_at, o.last_error FROM outbox o
+                 JOIN tickets t ON t.id = o.ticket_id WHERE t.tag = ?1 AND o.kind != 'ack' ORDER BY o.id",
+            )
+            .expect("prep");
+        stmt.query_map([tag], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .expect("q")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    }
+
+    fn staff(&mut self, uid: u32, e: &Email) {
+        self.put_as(
+            1,
+            uid,
+            e,
+            Priority::Low,
+            NOW,
+            Err(Refusal::StaffSender),
+            Role::Staff,
+        );
+    }
+}
+
+fn row(
+    kind: &str,
+    seq: i64,
+    state: &str,
+    due: i64,
+    why: &str,
+) -> (String, i64, String, i64, String) {
+    (kind.into(), seq, state.into(), due, why.into())
+}
+
+#[test]
+fn followups_are_queued_and_cancelled_by_what_happens_to_the_ticket() {
+    let mut t = T::new();
+    t.policy = followups_on();
+    t.intents = vec!["billing".into()];
+    let reply = |id: &str, from: &str, to: &str, body: &str| {
+        let mut e = email(id, from, "Re: Broken");
+        e.in_reply_to = vec![to.into()];
+        e.body_text = body.into();
+        e
+    };
+    // Opened with an acknowledgement: a holding note when the 24 h first-response target passes.
+    t.put(
+        1,
+        &email("c1@x", "ada@customer.example", "Broken"),
+        Priority::Normal,
+    );
+    assert_eq!(
+        t.followups("T-1001"),
+        [row("holding", 1, "pending", NOW + 86_400, "")]
+    );
+    let (rank, id): (i64, String) = t
+        .store
+        .conn()
+        .query_row(
+            "SELECT priority_rank, out_message_id FROM outbox WHERE kind = 'holding'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("row");
+    assert_eq!(
+        (rank, id.as_str()),
+        (12, "triaged.t-1001.holding.1@support.example.test")
+    );
+
+    // Staff answer: the holding note goes, a resolution check comes 16 h later.
+    t.staff(2, &reply("s1@x", "alice@support.example", "c1@x", "Fixed."));
+    assert_eq!(
+        t.followups("T-1001"),
+        [
+            row("holding", 1, "cancelled", NOW + 86_400, "staff_replied"),
+            row("verify", 1, "pending", NOW + 16 * 3600, ""),
+        ]
+    );
+    // A second staff answer replaces the check rather than adding one.
+    t.staff(
+        3,
+        &reply("s2@x", "alice@support.example", "c1@x", "Also this."),
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE kind = 'verify' AND state = 'pending'"),
+        1
+    );
+
+    // The customer writes back: no check; the ticket reopens and a new wait starts.
+    let back = reply("c2@x", "ada@customer.example", "s1@x", "Still broken.");
+    t.put_as(1, 4, &back, Priority::Normal, NOW, Ok(()), Role::Customer);
+    let rows = t.followups("T-1001");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(
+        (rows[1].2.as_str(), rows[1].4.as_str()),
+        ("cancelled", "superseded")
+    );
+    assert_eq!((rows[2].1, rows[2].4.as_str()), (2, "customer_replied"));
+    assert_eq!(rows[3], row("holding", 2, "pending", NOW + 86_400, ""));
+    // Writing again in the same wait does not add a second note.
+    let more = reply("c3@x", "ada@customer.example", "s1@x", "Hello?");
+    t.put_as(1, 5, &more, Priority::Normal, NOW, Ok(()), Role::Customer);
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE kind = 'holding' AND state = 'pending'"),
+        1
+    );
+
+    // Closed from the command line: the note goes; the survey comes an hour later.
+    let state = t
+        .store
+        .ticket_command("T-1001", tickets::Command::Close, NOW, "cli", &t.policy)
+        .expect("close");
+    assert_eq!(state, Some(State::Closed));
+    let rows = t.followups("T-1001");
+    assert_eq!(rows[3].4, "closed");
+    assert_eq!(rows[4], row("survey", 1, "pending", NOW + 3600, ""));
+
+    // The survey goes out; a lone number in reply is its answer and does not reopen.
+    let id: i64 = t.count("SELECT id FROM outbox WHERE kind = 'survey'");
+    t.store
+        .conn()
+        .execute("UPDATE outbox SET due_at = 0 WHERE kind = 'ack'", [])
+        .expect("due");
+    t.store
+        .conn()
+        .execute("UPDATE outbox SET state = 'sent' WHERE kind = 'ack'", [])
+        .expect("ack out of the way");
+    t.store
+        .conn()
+        .execute("UPDATE outbox SET due_at = 0 WHERE id = ?1", [id])
+        .expect("due");
+    let claimed = t.store.claim_next_due(NOW).expect("claim").expect("a row");
+    assert_eq!((claimed.id, claimed.kind.as_str()), (id, "survey"));
+    t.store.mark_sent(id, NOW * 1000).expect("sent");
+    let answer = reply("c4@x", "ada@customer.example", "c1@x", "4\n\n-- \nAda");
+    t.put_as(1, 6, &answer, Priority::Normal, NOW, Ok(()), Role::Customer);
+    assert_eq!(t.ticket("T-1001").0, "closed");
+    assert_eq!(
+        t.count("SELECT count(*) FROM ticket_events WHERE event = 'survey_answer' AND detail LIKE 'rated 4 of 5%'"),
+        1
+    );
+    // Words reopen it, and cancel nothing that was already sent.
+    let words = reply(
+        "c5@x",
+        "ada@customer.example",
+        "c1@x",
+        "4 things are still wrong",
+    );
+    t.put_as(1, 7, &words, Priority::Normal, NOW, Ok(()), Role::Customer);
+    assert_eq!(t.ticket("T-1001").0, "reopened");
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE kind = 'survey' AND state = 'sent'"),
+        1
+    );
+
+    // The operator can cancel a pending row by hand; a sent one stays as it was.
+    let holding: i64 =
+        t.count("SELECT id FROM outbox WHERE kind = 'holding' AND state = 'pending'");
+    assert_eq!(
+        t.store
+            .cancel_outbox_row(holding, "cli (ops)", NOW)
+            .expect("cancel")
+            .as_deref(),
+        Some("pending")
+    );
+    assert_eq!(
+        t.store
+            .cancel_outbox_row(id, "cli (ops)", NOW)
+            .expect("cancel")
+            .as_deref(),
+        Some("sent")
+    );
+    assert_eq!(
+        t.store.cancel_outbox_row(9999, "cli", NOW).expect("cancel"),
+        None
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE state = 'cancelled' AND last_error = 'cancelled by cli (ops)'"),
+        1
+    );
+}
+
+#[test]
+fn no_followups_for_cancel_intent_bounced_or_switched_off_customers() {
+    let mut t = T::new();
+    t.policy = followups_on();
+    // "I want to cancel": acknowledged, never followed up.
+    t.intents = vec!["cancel".into()];
+    t.put(
+        1,
+        &email("c1@x", "leaving@customer.example", "Cancel my plan"),
+        Priority::Normal,
+    );
+    let mut staff = email("s1@x", "alice@support.example", "Re: Cancel my plan");
+    staff.in_reply_to = vec!["c1@x".into()];
+    t.staff(2, &staff);
+    assert_eq!(t.followups("T-1001"), []);
+    assert_eq!(t.ticket("T-1001").0, "answered");
+
+    // A bounce of our acknowledgement cancels what was queued for that customer.
+    t.intents = vec![];
+    t.put(
+        3,
+        &email("c2@x", "typo@customer.example", "Help"),
+        Priority::Normal,
+    );
+    assert_eq!(t.followups("T-1002").len(), 1);
+    let ack_id: String = t
+        .store
+        .conn()
+        .query_row("SELECT out_message_id FROM outbox o JOIN tickets t ON t.id = o.ticket_id WHERE t.tag = 'T-1002' AND kind = 'ack'", [], |r| r.get(0))
+        .expect("ack");
+    t.bounced = vec![ack_id];
+    let dsn = email(
+        "dsn@x",
+        "mailer-daemon@customer.example",
+        "Undelivered Mail Returned to Sender",
+    );
+    t.put_as(
+        1,
+        4,
+        &dsn,
+        Priority::Low,
+        NOW,
+        Err(Refusal::DeliveryReport),
+        Role::Robot,
+    );
+    t.bounced.clear();
+    assert_eq!(t.followups("T-1002")[0].4, "bounced");
+    assert_eq!(
+        t.count("SELECT count(*) FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE t.tag = 'T-1002'"),
+        2,
+        "the bounce is filed with its ticket"
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM ticket_events WHERE event = 'bounced'"),
+        1
+    );
+
+    // Mail that got no acknowledgement (stale) gets no holding note either.
+    t.put_at(
+        1,
+        5,
+        &email("c3@x", "old@customer.example", "Old"),
+        Priority::Normal,
+        NOW - 10 * 86_400,
+    );
+    assert_eq!(t.followups("T-1003"), []);
+
+    // Switched off: nothing queued.
+    t.policy = policy();
+    t.put(
+        6,
+        &email("c4@x", "quiet@customer.example", "Hi"),
+        Priority::Normal,
+    );
+    assert_eq!(t.followups("T-1004"), []);
+}
+
+#[test]
+fn followups_fall_in_business_and_customer_facing_hours() {
+    use crate::sla::{Calendar, RawCalendar};
+    let mut t = T::new();
+    t.policy = followups_on();
+    let raw = |hours: &[(&str, &str)]| RawCalendar {
+        timezone: "Europe/Berlin".into(),
+        hours: hours
+            .iter()
+            .map(|(d, h)| (d.to_string(), h.to_string()))
+            .collect(),
+        holidays: vec![],
+    };
+    t.policy.sla.calendar = Calendar::from_raw(&raw(&[])).expect("calendar");
+    t.policy.sla.business_hours = true;
+    // Customers are written to on weekdays from 10:00 only.
+    t.policy.followups.send_hours = Calendar::from_raw(&raw(&[
+        ("mon", "10:00-17:00"),
+        ("tue", "10:00-17:00"),
+        ("wed", "10:00-17:00"),
+        ("thu", "10:00-17:00"),
+        ("fri", "10:00-17:00"),
+    ]))
+    .expect("send hours");
+    t.intents = vec![];
+    // Friday 2027-01-08 16:00 in Berlin (15:00 UTC): normal's 24 h of business time is three
+    // working days -> Wednesday 16:00; the holding note waits for that.
+    let friday_4pm = jiff::Timestamp::from_second(1_799_420_400).expect("ts");
+    assert_eq!(friday_4pm.to_string(), "2027-01-08T15:00:00Z");
+    let e = email("c1@x", "ada@customer.example", "Weekend");
+    let v = verdict(Priority::Normal);
+    let mut v = v;
+    v.intents = vec![];
+    let at = Location {
+        folder: "INBOX",
+        uidvalidity: 1,
+        uid: 1,
+    };
+    let content = Content::Triaged {
+        email: &e,
+        verdict: &v,
+        guard: Ok(()),
+        role: Role::Customer,
+        bounced: &[],
+    };
+    let now = friday_4pm.as_second();
+    t.store
+        .record(&at, &content, now, &t.policy, now)
+        .expect("record");
+    let due = t.followups("T-1001")[0].3;
+    assert_eq!(
+        crate::config::to_ts(due).to_string(),
+        "2027-01-13T15:00:00Z"
+    );
+    // Staff answer at Friday 16:00: verify after 16 h of business time is Tuesday 16:00.
+    let mut s = email("s1@x", "alice@support.example", "Re: Weekend");
+    s.in_reply_to = vec!["c1@x".into()];
+    let at = Location {
+        folder: "INBOX",
+        uidvalidity: 1,
+        uid: 2,
+    };
+    let content = Content::Triaged {
+        email: &s,
+        verdict: &v,
+        guard: Err(Refusal::StaffSender),
+        role: Role::Staff,
+        bounced: &[],
+    };
+    t.store
+        .record(&at, &content, now, &t.policy, now)
+        .expect("record");
+    let due = t.followups("T-1001")[1].3;
+    assert_eq!(
+        crate::config::to_ts(due).to_string(),
+        "2027-01-12T15:00:00Z"
+    );
+    // A survey an hour after closing at 16:30 on Friday falls at 09:30 Monday in business
+    // time, and waits until customers are written to: 10:00.
+    let close_at = now + 1800;
+    t.store
+        .ticket_command(
+            "T-1001",
+            tickets::Command::Close,
+            close_at,
+            "cli",
+            &t.policy,
+        )
+        .expect("close");
+    let due = t.followups("T-1001")[2].3;
+    assert_eq!(
+        crate::config::to_ts(due).to_string(),
+        "2027-01-11T09:00:00Z"
     );
 }

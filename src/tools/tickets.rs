@@ -172,7 +172,13 @@ pub fn command(config: &Config, tag: &str, cmd: Command, now: i64) -> Result<Str
     );
     let mut store = open_store(config)?;
     let state = store
-        .ticket_command(tag, cmd, now, &who)
+        .ticket_command(
+            tag,
+            cmd,
+            now,
+            &who,
+            &crate::store::Policy::from_config(config),
+        )
         .with_context(|| format!("Changing ticket {tag}"))?;
     match state {
         Some(s) => Ok(format!(
