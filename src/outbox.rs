@@ -226,10 +226,13 @@ impl Outbox {
             None => &self.ack.template,
         };
         let reply_time = match followup {
-            // The first-response target, counted from when the email arrived.
-            None => self
-                .sla
-                .promise(item.received_at, self.sla.first_response(priority), now),
+            // The first-response target, counted from when the email arrived (or from now,
+            // should the server's arrival stamp run ahead of our clock).
+            None => self.sla.promise(
+                item.received_at.min(now),
+                self.sla.first_response(priority),
+                now,
+            ),
             // Still open past the target: a new, honest time, counted from now.
             Some(Followup::Holding) => self.sla.promise(now, self.sla.next_response(priority), now),
             Some(Followup::Verify | Followup::Survey) => String::new(),

@@ -47,6 +47,11 @@ fn setup(config: &str, rule: &str, template: &str) -> tempfile::TempDir {
     std::fs::write(d.path().join("rules/pack.toml"), rule).expect("write");
     std::fs::write(d.path().join("templates/ack.txt"), template).expect("write");
     std::fs::write(d.path().join("templates/ack.html"), "<p>{{ ticket }}</p>").expect("write");
+    // The follow-ups that are on by default, as shipped.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    for file in ["holding.txt", "holding.html", "verify.txt", "verify.html"] {
+        std::fs::copy(shipped.join(file), d.path().join("templates").join(file)).expect("copy");
+    }
     d
 }
 

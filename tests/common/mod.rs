@@ -18,6 +18,11 @@ pub const USERS: &[&str] = &[
     "customer@example.test",
     "staff@example.test",
     "other@example.test",
+    // The customers of the follow-up test.
+    "ana@example.test",
+    "ben@example.test",
+    "cy@example.test",
+    "dee@example.test",
 ];
 pub const PASSWORD: &str = "pw";
 /// Hierarchy separator of the test mailboxes.

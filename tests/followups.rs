@@ -1,0 +1,389 @@
+//! The promise kept, end to end against a real Dovecot and a real SMTP server: the daemon runs
+//! in this process on a clock the test moves (business hours in Europe/Berlin), so a follow-up
+//! due two working days later arrives in the customer's INBOX within seconds, and a restart in
+//! between changes nothing.
+
+mod common;
+mod daemon;
+
+use std::time::{Duration, Instant};
+
+use common::{Fetched, MailStack};
+use daemon::{Target, count, write_config};
+use tokio::sync::oneshot;
+use triaged::clock::Clock;
+use triaged::config::Config;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Business hours (the default Monday to Friday 09:00-17:00) in Berlin; every priority gets
+/// the same 8 business hours, so the wording does not depend on how the rules score.
+const POLICY: &str = r#"
+[sla]
+timezone = "Europe/Berlin"
+[sla.first_response]
+urgent = "8h"
+high = "8h"
+normal = "8h"
+low = "8h"
+
+[followups]
+holding = true
+verify = true
+verify_after = "16h"
+"#;
+
+/// The daemon as a task of this test, on `clock`.
+struct InProcess {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    fn start(config: &Config, clock: &Clock) -> InProcess {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(triaged::daemon::run(
+            config.clone(),
+            clock.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        InProcess {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task
+            .await
+            .expect("daemon task")
+            .expect("daemon stops cleanly");
+    }
+}
+
+/// Wait (without blocking the runtime the daemon runs on) until `cond` holds.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn text_of(m: &Fetched) -> String {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&m.raw)
+        .expect("a parseable email");
+    parsed
+        .body_text(0)
+        .map(|t| t.into_owned())
+        .unwrap_or_default()
+}
+
+fn header(m: &Fetched, name: &str) -> String {
+    let raw = String::from_utf8_lossy(&m.raw);
+    let head = raw.split("\r\n\r\n").next().unwrap_or("").to_string();
+    head.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn email(from: &str, id: &str, in_reply_to: Option<&str>, subject: &str, body: &str) -> Vec<u8> {
+    let thread = in_reply_to
+        .map(|r| format!("In-Reply-To: <{r}>\r\nReferences: <{r}>\r\n"))
+        .unwrap_or_default();
+    format!(
+        "From: <{from}>\r\nTo: support@example.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{thread}\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,triaged=debug")
+        .with_test_writer()
+        .try_init();
+    let stack = MailStack::start();
+    let target = Target {
+        imap_port: stack.imap_port,
+        smtp_port: stack.smtp_port,
+        ca_file: stack.ca_file.clone(),
+    };
+    let cfg = write_config(&target, "sent_folder = \"Sent\"", "", POLICY);
+    // In-process, the password comes from a command rather than this process's environment.
+    let text = std::fs::read_to_string(&cfg.path).expect("config").replace(
+        "password_env = \"TRIAGED_TEST_IMAP_PASSWORD\"",
+        "password_command = \"echo pw\"",
+    );
+    std::fs::write(&cfg.path, text).expect("config");
+    let config = Config::load(&cfg.path).unwrap_or_else(|e| panic!("{e:?}"));
+
+    // The daemon's clock starts at 09:29 on a Monday in Berlin at least a week ago, so that
+    // every real arrival time the IMAP server stamps lies after it (a clock in the past sees
+    // no mail as stale) and the two days the test moves through are working days.
+    let berlin = jiff::tz::TimeZone::get("Europe/Berlin").expect("zone");
+    let mut day =
+        jiff::Timestamp::now().to_zoned(berlin.clone()).date() - jiff::Span::new().days(7);
+    while day.weekday() != jiff::civil::Weekday::Monday {
+        day = day.yesterday().expect("a day");
+    }
+    let monday = day
+        .at(9, 29, 0, 0)
+        .to_zoned(berlin)
+        .expect("09:29 exists")
+        .timestamp()
+        .as_second();
+    let wednesday = (day + jiff::Span::new().days(2)).to_string();
+    let clock = Clock::system();
+    clock.advance(monday - clock.now());
+    // The Sent folder exists before the daemon starts.
+    stack
+        .append(
+            "support@example.test",
+            "Sent",
+            &email(
+                "support@example.test",
+                "old@s",
+                None,
+                "Old",
+                "An old reply.",
+            ),
+        )
+        .await;
+    let d = InProcess::start(&config, &clock);
+
+    // Four customers write.
+    let mails = vec![
+        email(
+            "ana@example.test",
+            "a1@c",
+            None,
+            "Export fails",
+            "The export does not finish.",
+        ),
+        email(
+            "ben@example.test",
+            "b1@c",
+            None,
+            "Invoice question",
+            "Which address is on the invoice?",
+        ),
+        email(
+            "cy@example.test",
+            "c1@c",
+            None,
+            "Leaving",
+            "Please cancel my subscription.",
+        ),
+        email(
+            "dee@example.test",
+            "d1@c",
+            None,
+            "Import question",
+            "Can I import from CSV?",
+        ),
+    ];
+    stack
+        .append_many("support@example.test", "INBOX", &mails, None)
+        .await;
+    let sent = || count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'sent'");
+    until("four acknowledgements", || sent() == 4).await;
+    let tag = |customer: &str| -> String {
+        daemon::db(&cfg)
+            .query_row(
+                "SELECT tag FROM tickets WHERE customer = ?1",
+                [customer],
+                |r| r.get(0),
+            )
+            .expect("ticket")
+    };
+    let state = |customer: &str| -> String {
+        daemon::db(&cfg)
+            .query_row(
+                "SELECT state FROM tickets WHERE customer = ?1",
+                [customer],
+                |r| r.get(0),
+            )
+            .unwrap_or_default()
+    };
+
+    // The acknowledgement promises a time on the desk's clock: 8 business hours from Monday
+    // 09:29 is Tuesday 09:29, stated as the next quarter hour.
+    let inbox = stack
+        .wait_for("ana@example.test", "INBOX", |m| m.len() == 1, WAIT)
+        .await;
+    let ack = text_of(&inbox[0]);
+    // (CET or CEST, depending on the season the week falls in.)
+    assert!(ack.contains("will reply tomorrow by 09:30 CE"), "{ack}");
+
+    // Staff answer Ana from the shared account (Sent) and Ben and Cy from their own address.
+    stack
+        .append(
+            "support@example.test",
+            "Sent",
+            &email(
+                "support@example.test",
+                "s-a@s",
+                Some("a1@c"),
+                "Re: Export fails",
+                "Fixed, try again.",
+            ),
+        )
+        .await;
+    let staff = vec![
+        email(
+            "staff@example.test",
+            "s-b@s",
+            Some("b1@c"),
+            "Re: Invoice question",
+            "The billing address.",
+        ),
+        email(
+            "staff@example.test",
+            "s-c@s",
+            Some("c1@c"),
+            "Re: Leaving",
+            "Done, sorry to see you go.",
+        ),
+    ];
+    stack
+        .append_many("support@example.test", "INBOX", &staff, None)
+        .await;
+    until("three answered tickets", || {
+        ["ana@example.test", "ben@example.test", "cy@example.test"]
+            .iter()
+            .all(|c| state(c) == "answered")
+    })
+    .await;
+    // Ben writes back: his resolution check is cancelled, and a new wait begins.
+    stack
+        .append_many(
+            "support@example.test",
+            "INBOX",
+            &[email(
+                "ben@example.test",
+                "b2@c",
+                Some("s-b@s"),
+                "Re: Invoice question",
+                "And the VAT number?",
+            )],
+            None,
+        )
+        .await;
+    until("Ben's ticket reopened", || {
+        state("ben@example.test") == "reopened"
+    })
+    .await;
+
+    let pending = |customer: &str| -> Vec<String> {
+        let db = daemon::db(&cfg);
+        let mut stmt = db
+            .prepare(
+                "SELECT o.kind FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                 WHERE t.customer = ?1 AND o.state = 'pending' ORDER BY o.id",
+            )
+            .expect("prep");
+        stmt.query_map([customer], |r| r.get(0))
+            .expect("q")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(pending("ana@example.test"), ["verify"]);
+    assert_eq!(pending("ben@example.test"), ["holding"]);
+    assert!(
+        pending("cy@example.test").is_empty(),
+        "no follow-ups for a customer who leaves"
+    );
+    assert_eq!(pending("dee@example.test"), ["holding"]);
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE kind = 'verify' AND state = 'cancelled' AND last_error = 'customer_replied'"
+        ),
+        1
+    );
+    let queue = triaged::outbox::queue_report(&config, &clock, false, false).expect("queue");
+    assert!(
+        queue.contains("verify") && queue.contains(&format!("scheduled {wednesday}")),
+        "{queue}"
+    );
+
+    // A restart changes nothing: the same rows wait, nothing is sent again.
+    let rows_before = count(&cfg, "SELECT count(*) FROM outbox");
+    d.stop().await;
+    let d = InProcess::start(&config, &clock);
+    // Mail is processed in order: once a newsletter sent after the restart is recorded,
+    // everything before it has been looked at again.
+    let recorded = count(&cfg, "SELECT count(*) FROM messages");
+    let newsletter = "From: <news@example.test>\r\nTo: support@example.test\r\nSubject: News\r\n\
+        Message-ID: <n1@news>\r\nList-Id: <news.example.test>\r\nPrecedence: bulk\r\n\r\nNews.\r\n";
+    stack
+        .append_many(
+            "support@example.test",
+            "INBOX",
+            &[newsletter.as_bytes().to_vec()],
+            None,
+        )
+        .await;
+    until("the newsletter recorded after the restart", || {
+        count(&cfg, "SELECT count(*) FROM messages") == recorded + 1
+    })
+    .await;
+    assert_eq!(count(&cfg, "SELECT count(*) FROM outbox"), rows_before);
+    assert_eq!(sent(), 4);
+
+    // Tuesday 09:59: the first-response target has passed for Dee and for Ben's second wait.
+    clock.advance(monday + 86_400 + 30 * 60 - clock.now());
+    until("two holding notes", || sent() == 6).await;
+    let dee = stack
+        .wait_for("dee@example.test", "INBOX", |m| m.len() == 2, WAIT)
+        .await;
+    assert_eq!(dee.len(), 2);
+    let note = &dee[1];
+    assert!(text_of(note).contains("still open"), "{}", text_of(note));
+    assert!(text_of(note).contains("tomorrow by"), "{}", text_of(note));
+    assert_eq!(header(note, "In-Reply-To"), "<d1@c>");
+    assert_eq!(header(note, "Auto-Submitted"), "auto-replied");
+    assert!(header(note, "Subject").contains(&format!("[#{}]", tag("dee@example.test"))));
+    assert!(header(note, "Message-ID").contains(".holding.1@support.example.test"));
+    assert_eq!(
+        pending("ana@example.test"),
+        ["verify"],
+        "Ana's check is not due yet"
+    );
+
+    // Wednesday 09:59: 16 business hours after the answer, Ana is asked whether it helped.
+    clock.advance(monday + 2 * 86_400 + 30 * 60 - clock.now());
+    until("the resolution check", || sent() == 7).await;
+    let ana = stack
+        .wait_for("ana@example.test", "INBOX", |m| m.len() == 2, WAIT)
+        .await;
+    let check = text_of(&ana[1]);
+    assert!(
+        check.contains("Did our answer solve the problem?")
+            && check.contains("How else can we help?"),
+        "{check}"
+    );
+    assert_eq!(header(&ana[1], "In-Reply-To"), "<a1@c>");
+
+    // A week on, after another restart: nothing else was due, nothing is sent twice.
+    d.stop().await;
+    clock.advance(7 * 86_400);
+    let d = InProcess::start(&config, &clock);
+    let due = triaged::outbox::queue_report(&config, &clock, true, false).expect("queue");
+    assert!(due.ends_with("(nothing is due now)\n"), "{due}");
+    d.stop().await;
+    assert_eq!(sent(), 7);
+    let cy = stack.fetch_all("cy@example.test", "INBOX").await;
+    assert_eq!(cy.len(), 1, "Cy got the acknowledgement only");
+}
