@@ -70,6 +70,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             outbox_wake: wake.clone(),
         });
     }
+    let clock_for_outbox = clock.clone();
     let outbox = Outbox {
         sender,
         templates: config.templates.clone(),
@@ -84,7 +85,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             .first()
             .cloned()
             .unwrap_or_default(),
-        clock,
+        clock: clock_for_outbox,
         wake,
         rate_limits: config.smtp.rate_limits.clone(),
         pushback_pause: config.smtp.pushback_pause,
@@ -92,6 +93,12 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     for watcher in watchers {
         tracker.spawn(watcher.run(cancel.child_token()));
     }
+    tracker.spawn(wake_snoozed(
+        Store::open(&config.store.path)?,
+        Policy::from_config(&config),
+        clock.clone(),
+        cancel.child_token(),
+    ));
     let mut outbox_task = tracker.spawn(outbox.run(outbox_store, cancel.child_token()));
     tracker.close();
     tracing::info!(config = %config.path.display(), store = %config.store.path.display(), "triaged running");
@@ -121,4 +128,28 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     }
     tracing::info!("Stopped");
     outcome
+}
+
+/// How often snoozed tickets are looked at: a snooze ends at most this late.
+const SNOOZE_CHECK: Duration = Duration::from_secs(60);
+
+/// Bring snoozed tickets back when their time is up. A store error is logged and retried at
+/// the next check: a late wake-up is better than a stopped daemon.
+async fn wake_snoozed(mut store: Store, policy: Policy, clock: Clock, cancel: CancellationToken) {
+    let mut moved = clock.watch();
+    loop {
+        match store.wake_snoozed(clock.now(), &policy) {
+            Ok(tags) => {
+                for tag in tags {
+                    tracing::info!(ticket = %tag, "Snooze ended; the ticket waits for staff again");
+                }
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "Waking snoozed tickets failed"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(SNOOZE_CHECK) => {}
+            () = moved.moved() => {}
+        }
+    }
 }

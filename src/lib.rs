@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! IMAP folder ─> imap::Watcher ─> pipeline: parse ─> guard ─> score ─> store (one transaction) ─> flag in IMAP
-//!   (IDLE / poll, UID checkpoint)                                              └─> outbox row (ack)
+//!   (IDLE / poll, UID checkpoint)                                        └─> outbox rows (ack, follow-ups)
 //! outbox::Outbox ─> templates (minijinja) ─> smtp (lettre) ─> sent / retry / failed
 //! ```
 //!
@@ -17,8 +17,10 @@
 //! - [`score`]: keyword/regex rules from TOML -> priority, tones, hits (pure).
 //! - [`tickets`]: ticket tags, states and what moves them, roles, staff commands, the
 //!   acknowledgement decision and the follow-up policy (pure). [`sla`]: business hours in a
-//!   time zone with holidays, DST-correct (pure; not yet wired to promises and follow-ups).
-//! - [`store`]: SQLite (WAL, STRICT tables, versioned migrations); the per-email transaction.
+//!   time zone with holidays, DST-correct (pure): promises, follow-up due times and
+//!   customer-facing hours are computed on it.
+//! - [`store`]: SQLite (WAL, STRICT tables, versioned migrations); the per-email transaction,
+//!   which also queues and cancels follow-ups as the ticket moves.
 //! - [`pipeline`]: one email through parse -> guard -> score -> store.
 //! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
 //! - [`smtp`]: lettre transport and error classification. [`templates`]: minijinja templates.
@@ -29,7 +31,7 @@
 //! Crash safety: the checkpoint moves in the same transaction that records the email, so a
 //! crash re-fetches at most what was not recorded; Message-IDs are unique, so nothing is
 //! triaged twice; outbox rows are unique per (ticket, kind, sequence) and are claimed before
-//! sending, so no acknowledgement is sent twice.
+//! sending, so no acknowledgement or follow-up is sent twice.
 
 pub mod clock;
 pub mod config;

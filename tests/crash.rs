@@ -76,7 +76,7 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
         n_recorded() == EMAILS as i64
             && count(
                 &cfg,
-                "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')",
+                "SELECT count(*) FROM outbox WHERE kind = 'ack' AND state IN ('pending', 'sending')",
             ) == 0
             && count(
                 &cfg,
@@ -108,7 +108,22 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
         EMAILS as i64
     );
     // One acknowledgement queued per email, none twice.
-    assert_eq!(count(&cfg, "SELECT count(*) FROM outbox"), EMAILS as i64);
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM outbox WHERE kind = 'ack'"),
+        EMAILS as i64
+    );
+    // And one holding note waiting per ticket, queued in the same transaction, none twice.
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(DISTINCT ticket_id) FROM outbox WHERE kind = 'holding' AND state = 'pending'"
+        ),
+        EMAILS as i64
+    );
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM outbox WHERE kind = 'holding'"),
+        EMAILS as i64
+    );
     let mut per_email: BTreeMap<String, usize> = BTreeMap::new();
     for m in stack.smtp_received() {
         let irt = m["in_reply_to"].as_str().unwrap_or_default().to_string();

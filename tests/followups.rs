@@ -312,6 +312,59 @@ async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
         ),
         1
     );
+
+    // A fifth customer's acknowledgement bounces: the report files with the ticket and cancels
+    // its holding note.
+    stack
+        .append_many(
+            "support@example.test",
+            "INBOX",
+            &[email(
+                "customer@example.test",
+                "e1@c",
+                None,
+                "Login",
+                "I cannot log in.",
+            )],
+            None,
+        )
+        .await;
+    until("the fifth acknowledgement", || sent() == 5).await;
+    assert_eq!(pending("customer@example.test"), ["holding"]);
+    let ack_id: String = daemon::db(&cfg)
+        .query_row(
+            "SELECT out_message_id FROM outbox WHERE kind = 'ack' AND recipient = 'customer@example.test'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("ack id");
+    let dsn = format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.test>\r\nTo: support@example.test\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.example.test>\r\n\
+         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nThe mailbox is full; the mail was returned.\r\n\
+         --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.test\r\n\r\n\
+         Final-Recipient: rfc822; customer@example.test\r\nAction: failed\r\nStatus: 5.2.2\r\n\
+         --b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.test\r\n\
+         To: customer@example.test\r\nMessage-ID: <{ack_id}>\r\nSubject: Re: Login\r\n--b--\r\n"
+    );
+    stack
+        .append_many("support@example.test", "INBOX", &[dsn.into_bytes()], None)
+        .await;
+    until("the bounce cancelling the holding note", || {
+        pending("customer@example.test").is_empty()
+    })
+    .await;
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE recipient = 'customer@example.test' AND kind = 'holding'
+               AND state = 'cancelled' AND last_error = 'bounced'"
+        ),
+        1
+    );
+
     let queue = triaged::outbox::queue_report(&config, &clock, false, false).expect("queue");
     assert!(
         queue.contains("verify") && queue.contains(&format!("scheduled {wednesday}")),
@@ -340,11 +393,11 @@ async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
     })
     .await;
     assert_eq!(count(&cfg, "SELECT count(*) FROM outbox"), rows_before);
-    assert_eq!(sent(), 4);
+    assert_eq!(sent(), 5);
 
     // Tuesday 09:59: the first-response target has passed for Dee and for Ben's second wait.
     clock.advance(monday + 86_400 + 30 * 60 - clock.now());
-    until("two holding notes", || sent() == 6).await;
+    until("two holding notes", || sent() == 7).await;
     let dee = stack
         .wait_for("dee@example.test", "INBOX", |m| m.len() == 2, WAIT)
         .await;
@@ -364,7 +417,7 @@ async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
 
     // Wednesday 09:59: 16 business hours after the answer, Ana is asked whether it helped.
     clock.advance(monday + 2 * 86_400 + 30 * 60 - clock.now());
-    until("the resolution check", || sent() == 7).await;
+    until("the resolution check", || sent() == 8).await;
     let ana = stack
         .wait_for("ana@example.test", "INBOX", |m| m.len() == 2, WAIT)
         .await;
@@ -383,7 +436,7 @@ async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
     let due = triaged::outbox::queue_report(&config, &clock, true, false).expect("queue");
     assert!(due.ends_with("(nothing is due now)\n"), "{due}");
     d.stop().await;
-    assert_eq!(sent(), 7);
+    assert_eq!(sent(), 8);
     let cy = stack.fetch_all("cy@example.test", "INBOX").await;
     assert_eq!(cy.len(), 1, "Cy got the acknowledgement only");
 }

@@ -395,6 +395,41 @@ impl Store {
         Ok(Some(to))
     }
 
+    /// Tickets whose snooze has ended by `now` wait for staff again (a `reopen` by "snooze
+    /// ended", with what that does to follow-ups); returns their tags.
+    pub fn wake_snoozed(&mut self, now: i64, policy: &Policy) -> Result<Vec<String>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("Starting transaction")?;
+        let due: Vec<(i64, String)> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, tag FROM tickets
+                     WHERE state = 'snoozed' AND snoozed_until > 0 AND snoozed_until <= ?1 ORDER BY id",
+                )
+                .context("Preparing snooze query")?;
+            stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))
+                .context("Reading snoozed tickets")?
+                .collect::<rusqlite::Result<_>>()
+                .context("Reading snoozed tickets")?
+        };
+        for (id, _) in &due {
+            let (from, to) = ticket_event(&tx, *id, Event::Reopen, now, None, "snooze ended", 0)?;
+            schedule_followups(
+                &tx,
+                *id,
+                Some((Event::Reopen, from, to)),
+                false,
+                now,
+                policy,
+                now,
+            )?;
+        }
+        tx.commit().context("Committing woken tickets")?;
+        Ok(due.into_iter().map(|(_, tag)| tag).collect())
+    }
+
     /// What the scoring history signals need about the sender of `email`: when they wrote
     /// before (within `window_secs`; 0 skips the lookup) and whether this replies to a ticket
     /// staff already answered.

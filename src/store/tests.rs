@@ -950,3 +950,54 @@ fn followups_fall_in_business_and_customer_facing_hours() {
         "2027-01-11T09:00:00Z"
     );
 }
+
+#[test]
+fn a_snooze_ends_on_time_and_the_ticket_waits_for_staff_again() {
+    let mut t = T::new();
+    t.policy = followups_on();
+    t.intents = vec![];
+    t.put(
+        1,
+        &email("c1@x", "ada@customer.example", "Later"),
+        Priority::Normal,
+    );
+    t.store
+        .ticket_command(
+            "T-1001",
+            tickets::Command::Snooze(Duration::from_secs(3600)),
+            NOW,
+            "cli",
+            &t.policy,
+        )
+        .expect("snooze");
+    assert_eq!(t.followups("T-1001")[0].4, "snoozed");
+    assert!(
+        t.store
+            .wake_snoozed(NOW + 3599, &t.policy)
+            .expect("wake")
+            .is_empty()
+    );
+    assert_eq!(t.ticket("T-1001").0, "snoozed");
+    assert_eq!(
+        t.store.wake_snoozed(NOW + 3600, &t.policy).expect("wake"),
+        ["T-1001"]
+    );
+    assert_eq!(t.ticket("T-1001"), ("reopened".into(), 0, 0));
+    // Waiting again: a new holding note, due a first-response target from the wake-up.
+    assert_eq!(
+        t.followups("T-1001")[1],
+        row("holding", 2, "pending", NOW + 3600 + 86_400, "")
+    );
+    assert_eq!(
+        t.count(
+            "SELECT count(*) FROM ticket_events WHERE event = 'reopen' AND detail = 'snooze ended'"
+        ),
+        1
+    );
+    assert!(
+        t.store
+            .wake_snoozed(NOW + 7200, &t.policy)
+            .expect("wake")
+            .is_empty()
+    );
+}

@@ -153,7 +153,7 @@ pub fn show(config: &Config, tag: &str, json: bool, now: i64) -> Result<String> 
         };
         let _ = writeln!(
             out,
-            "  {}  {:<15} {:<26} {}{}",
+            "  {}  {:<17} {:<26} {}{}",
             when(e.at),
             e.event,
             change,
