@@ -614,18 +614,13 @@ impl Store {
                 ticket_event(&tx, ticket_id, Event::AckSent, now, None, &recipient, 0)?;
             }
             Some(f) => {
-                let state = ticket_state(&tx, ticket_id)?;
-                log_event(
+                note_event(
                     &tx,
-                    &EventLog {
-                        ticket_id,
-                        event: followup_event(f, "sent"),
-                        from: Some(state),
-                        to: state,
-                        at: now,
-                        message_row: None,
-                        detail: &recipient,
-                    },
+                    ticket_id,
+                    followup_event(f, "sent"),
+                    now,
+                    None,
+                    &recipient,
                 )?;
             }
         }
@@ -754,18 +749,13 @@ impl Store {
                 params![id, reason, now],
             )
             .context("Cancelling the outbox row")?;
-            let current = ticket_state(&tx, ticket_id)?;
-            log_event(
+            note_event(
                 &tx,
-                &EventLog {
-                    ticket_id,
-                    event: "cancelled",
-                    from: Some(current),
-                    to: current,
-                    at: now,
-                    message_row: None,
-                    detail: &format!("{kind}: {reason}"),
-                },
+                ticket_id,
+                "cancelled",
+                now,
+                None,
+                &format!("{kind}: {reason}"),
             )?;
         }
         tx.commit().context("Committing cancellation")?;
@@ -1125,18 +1115,13 @@ fn record_in(
             }
         }
         if let Some(rating) = rating {
-            let state = ticket_state(tx, *ticket_id)?;
-            log_event(
+            note_event(
                 tx,
-                &EventLog {
-                    ticket_id: *ticket_id,
-                    event: "survey_answer",
-                    from: Some(state),
-                    to: state,
-                    at: now,
-                    message_row: Some(row),
-                    detail: &format!("rated {rating} of 5 by {sender}"),
-                },
+                *ticket_id,
+                "survey_answer",
+                now,
+                Some(row),
+                &format!("rated {rating} of 5 by {sender}"),
             )?;
         }
         if role == Role::Staff
@@ -1154,18 +1139,13 @@ fn record_in(
         for kind in Followup::ALL {
             cancelled += cancel_followup(tx, *ticket_id, kind, "bounced", now)?;
         }
-        let state = ticket_state(tx, *ticket_id)?;
-        log_event(
+        note_event(
             tx,
-            &EventLog {
-                ticket_id: *ticket_id,
-                event: "bounced",
-                from: Some(state),
-                to: state,
-                at: now,
-                message_row: Some(row),
-                detail: &format!("delivery to the customer failed (report from {sender})"),
-            },
+            *ticket_id,
+            "bounced",
+            now,
+            Some(row),
+            &format!("delivery to the customer failed (report from {sender})"),
         )?;
         tracing::warn!(ticket = %tag, cancelled, "Delivery to the customer failed; follow-ups cancelled");
     }
@@ -1340,6 +1320,31 @@ fn ticket_event(
     Ok((from, to))
 }
 
+/// Log something that happened to a ticket without changing its state (a follow-up queued,
+/// sent or cancelled, a bounce, a survey answer).
+fn note_event(
+    tx: &Connection,
+    ticket_id: i64,
+    event: &str,
+    at: i64,
+    message_row: Option<i64>,
+    detail: &str,
+) -> Result<()> {
+    let state = ticket_state(tx, ticket_id)?;
+    log_event(
+        tx,
+        &EventLog {
+            ticket_id,
+            event,
+            from: Some(state),
+            to: state,
+            at,
+            message_row,
+            detail,
+        },
+    )
+}
+
 fn ticket_state(tx: &Connection, ticket_id: i64) -> Result<State> {
     let current: String = tx
         .query_row(
@@ -1488,23 +1493,18 @@ fn queue_followup(
         ],
     )
     .context("Queueing a follow-up")?;
-    let state = ticket_state(tx, ticket_id)?;
     let when = if due == i64::MAX {
         "never (no business hours ahead)".to_string()
     } else {
         crate::config::to_ts(due).to_string()
     };
-    log_event(
+    note_event(
         tx,
-        &EventLog {
-            ticket_id,
-            event: followup_event(kind, "queued"),
-            from: Some(state),
-            to: state,
-            at: now,
-            message_row: None,
-            detail: &format!("due {when}"),
-        },
+        ticket_id,
+        followup_event(kind, "queued"),
+        now,
+        None,
+        &format!("due {when}"),
     )
 }
 
@@ -1524,18 +1524,13 @@ fn cancel_followup(
         )
         .context("Cancelling a follow-up")?;
     if n > 0 {
-        let state = ticket_state(tx, ticket_id)?;
-        log_event(
+        note_event(
             tx,
-            &EventLog {
-                ticket_id,
-                event: followup_event(kind, "cancelled"),
-                from: Some(state),
-                to: state,
-                at: now,
-                message_row: None,
-                detail: reason,
-            },
+            ticket_id,
+            followup_event(kind, "cancelled"),
+            now,
+            None,
+            reason,
         )?;
     }
     Ok(n)

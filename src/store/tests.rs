@@ -68,6 +68,8 @@ struct T {
     bounced: Vec<String>,
     /// The intents of the next verdict.
     intents: Vec<String>,
+    /// The store's clock.
+    now: i64,
 }
 
 impl T {
@@ -80,6 +82,7 @@ impl T {
             policy: policy(),
             bounced: Vec::new(),
             intents: verdict(Priority::Normal).intents,
+            now: NOW,
         }
     }
 
@@ -124,7 +127,7 @@ impl T {
             bounced: &self.bounced,
         };
         self.store
-            .record(&at, &content, received, &self.policy, NOW)
+            .record(&at, &content, received, &self.policy, self.now)
             .expect("record")
     }
 
@@ -884,26 +887,15 @@ fn followups_fall_in_business_and_customer_facing_hours() {
     // working days -> Wednesday 16:00; the holding note waits for that.
     let friday_4pm = jiff::Timestamp::from_second(1_799_420_400).expect("ts");
     assert_eq!(friday_4pm.to_string(), "2027-01-08T15:00:00Z");
-    let e = email("c1@x", "ada@customer.example", "Weekend");
-    let v = verdict(Priority::Normal);
-    let mut v = v;
-    v.intents = vec![];
-    let at = Location {
-        folder: "INBOX",
-        uidvalidity: 1,
-        uid: 1,
-    };
-    let content = Content::Triaged {
-        email: &e,
-        verdict: &v,
-        guard: Ok(()),
-        role: Role::Customer,
-        bounced: &[],
-    };
     let now = friday_4pm.as_second();
-    t.store
-        .record(&at, &content, now, &t.policy, now)
-        .expect("record");
+    t.now = now;
+    t.put_at(
+        1,
+        1,
+        &email("c1@x", "ada@customer.example", "Weekend"),
+        Priority::Normal,
+        now,
+    );
     let due = t.followups("T-1001")[0].3;
     assert_eq!(
         crate::config::to_ts(due).to_string(),
@@ -912,21 +904,7 @@ fn followups_fall_in_business_and_customer_facing_hours() {
     // Staff answer at Friday 16:00: verify after 16 h of business time is Tuesday 16:00.
     let mut s = email("s1@x", "alice@support.example", "Re: Weekend");
     s.in_reply_to = vec!["c1@x".into()];
-    let at = Location {
-        folder: "INBOX",
-        uidvalidity: 1,
-        uid: 2,
-    };
-    let content = Content::Triaged {
-        email: &s,
-        verdict: &v,
-        guard: Err(Refusal::StaffSender),
-        role: Role::Staff,
-        bounced: &[],
-    };
-    t.store
-        .record(&at, &content, now, &t.policy, now)
-        .expect("record");
+    t.staff(2, &s);
     let due = t.followups("T-1001")[1].3;
     assert_eq!(
         crate::config::to_ts(due).to_string(),
