@@ -99,7 +99,7 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
         let settled = query_i64(&store, "SELECT count(*) FROM messages") == expected
             && query_i64(
                 &store,
-                "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')",
+                "SELECT count(*) FROM outbox WHERE kind = 'ack' AND state IN ('pending', 'sending')",
             ) == 0
             && query_i64(
                 &store,
@@ -178,7 +178,7 @@ fn print_summary(store: &Path) -> anyhow::Result<()> {
     let mut stmt = c.prepare(
         "SELECT m.uid, m.sender, m.subject, m.priority, m.score, m.tones, m.ack, coalesce(t.tag, '-'),
                 (SELECT group_concat(rule, ',') FROM hits h WHERE h.message_row = m.id),
-                (SELECT state FROM outbox o WHERE o.message_row = m.id)
+                (SELECT state FROM outbox o WHERE o.message_row = m.id AND o.kind = 'ack')
          FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id ORDER BY m.uid",
     )?;
     println!(
@@ -210,6 +210,26 @@ fn print_summary(store: &Path) -> anyhow::Result<()> {
             "{uid:<3} {prio:<7} {score:>5.1} {tones:<20} {ticket:<8} {ack:<16} {subject:<46} {}",
             rules.unwrap_or_default()
         );
+    }
+    let mut stmt = c.prepare(
+        "SELECT o.kind, t.tag, o.due_at FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+         WHERE o.kind != 'ack' AND o.state = 'pending' ORDER BY o.due_at, o.id",
+    )?;
+    let followups = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    println!(
+        "\nFollow-ups queued (holding notes go out if no staff reply comes by the promised time): {}",
+        followups.len()
+    );
+    for (kind, tag, due) in followups {
+        println!("  {kind:<8} {tag:<8} due {}", triaged::tools::tickets::when(due));
     }
     Ok(())
 }
