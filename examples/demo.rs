@@ -229,7 +229,10 @@ fn print_summary(store: &Path) -> anyhow::Result<()> {
         followups.len()
     );
     for (kind, tag, due) in followups {
-        println!("  {kind:<8} {tag:<8} due {}", triaged::tools::tickets::when(due));
+        println!(
+            "  {kind:<8} {tag:<8} due {}",
+            triaged::tools::tickets::when(due)
+        );
     }
     Ok(())
 }

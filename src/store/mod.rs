@@ -711,9 +711,8 @@ impl Store {
     pub fn cancel_followups_of(&mut self, id: i64, reason: &str, now: i64) -> Result<usize> {
         let tx = self.conn.transaction().context("Starting transaction")?;
         let ticket_id: Option<i64> = tx
-            .query_row("SELECT ticket_id FROM outbox WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT ticket_id FROM outbox WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
             .optional()
             .context("Reading the outbox row")?;
         let mut n = 0;
@@ -732,11 +731,8 @@ impl Store {
     pub fn cancel_outbox_row(&mut self, id: i64, who: &str, now: i64) -> Result<Option<String>> {
         let tx = self.conn.transaction().context("Starting transaction")?;
         let row: Option<(String, String, i64)> = tx
-            .query_row(
-                "SELECT state, kind, ticket_id FROM outbox WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT state, kind, ticket_id FROM outbox WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()
             .context("Reading the outbox row")?;
         let Some((state, kind, ticket_id)) = row else {
@@ -1297,13 +1293,13 @@ fn ticket_event(
 ) -> Result<(State, State)> {
     let from = ticket_state(tx, ticket_id)?;
     let to = tickets::next_state(from, event);
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE tickets SET state = ?2, updated_at = ?3,
                 closed_at = CASE WHEN ?2 = 'closed' THEN ?3 ELSE closed_at END,
                 snoozed_until = CASE WHEN ?2 = 'snoozed' THEN ?4 ELSE 0 END
          WHERE id = ?1",
-        params![ticket_id, to.as_str(), now, snooze_until],
-    )
+    )?
+    .execute(params![ticket_id, to.as_str(), now, snooze_until])
     .context("Changing ticket state")?;
     log_event(
         tx,
@@ -1347,11 +1343,8 @@ fn note_event(
 
 fn ticket_state(tx: &Connection, ticket_id: i64) -> Result<State> {
     let current: String = tx
-        .query_row(
-            "SELECT state FROM tickets WHERE id = ?1",
-            [ticket_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT state FROM tickets WHERE id = ?1")?
+        .query_row([ticket_id], |r| r.get(0))
         .context("Reading ticket state")?;
     Ok(State::parse(&current).unwrap_or(State::Acknowledged))
 }
@@ -1384,19 +1377,15 @@ fn schedule_followups(
     now: i64,
 ) -> Result<()> {
     let (tag, customer, priority): (String, String, String) = tx
-        .query_row(
-            "SELECT tag, customer, priority FROM tickets WHERE id = ?1",
-            [ticket_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .prepare_cached("SELECT tag, customer, priority FROM tickets WHERE id = ?1")?
+        .query_row([ticket_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .context("Reading the ticket")?;
     let cancel_intent: bool = tx
-        .query_row(
+        .prepare_cached(
             "SELECT count(*) > 0 FROM messages WHERE ticket_id = ?1 AND sender = ?2
                AND instr(',' || intents || ',', ',cancel,') > 0",
-            params![ticket_id, customer],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![ticket_id, customer], |r| r.get(0))
         .context("Reading the ticket's intents")?;
     let p = parse_priority(&priority).unwrap_or(Priority::Normal);
     let sla = &policy.sla;
@@ -1441,8 +1430,8 @@ fn queue_followup(
     now: i64,
 ) -> Result<()> {
     let waiting: bool = tx
+        .prepare_cached("SELECT count(*) > 0 FROM outbox WHERE ticket_id = ?1 AND kind = ?2 AND state IN ('pending', 'sending')")?
         .query_row(
-            "SELECT count(*) > 0 FROM outbox WHERE ticket_id = ?1 AND kind = ?2 AND state IN ('pending', 'sending')",
             params![ticket_id, kind.as_str()],
             |r| r.get(0),
         )
@@ -1452,23 +1441,21 @@ fn queue_followup(
     }
     // Threaded under the customer's latest email in the ticket.
     let Some(message_row): Option<i64> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT id FROM messages WHERE ticket_id = ?1 AND sender = ?2 AND status = 'triaged'
              ORDER BY id DESC LIMIT 1",
-            params![ticket_id, customer],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![ticket_id, customer], |r| r.get(0))
         .optional()
         .context("Finding the customer's email")?
     else {
         return Ok(());
     };
     let seq: i64 = tx
-        .query_row(
+        .prepare_cached(
             "SELECT coalesce(max(seq), 0) + 1 FROM outbox WHERE ticket_id = ?1 AND kind = ?2",
-            params![ticket_id, kind.as_str()],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![ticket_id, kind.as_str()], |r| r.get(0))
         .context("Numbering the follow-up")?;
     let out_message_id = format!(
         "triaged.{}.{}.{seq}@{}",
@@ -1476,10 +1463,11 @@ fn queue_followup(
         kind.as_str(),
         policy.domain
     );
-    tx.execute(
-        "INSERT INTO outbox (kind, ticket_id, message_row, seq, recipient, priority_rank, out_message_id,
+    tx
+        .prepare_cached("INSERT INTO outbox (kind, ticket_id, message_row, seq, recipient, priority_rank, out_message_id,
                              due_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)")?
+        .execute(
         params![
             kind.as_str(),
             ticket_id,
@@ -1542,9 +1530,9 @@ fn survey_answer(tx: &Connection, ticket_id: i64, body: &str) -> Result<Option<u
         return Ok(None);
     };
     let asked: bool = tx
+        .prepare_cached("SELECT count(*) > 0 FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+             WHERE o.ticket_id = ?1 AND o.kind = 'survey' AND o.state = 'sent' AND t.state = 'closed'")?
         .query_row(
-            "SELECT count(*) > 0 FROM outbox o JOIN tickets t ON t.id = o.ticket_id
-             WHERE o.ticket_id = ?1 AND o.kind = 'survey' AND o.state = 'sent' AND t.state = 'closed'",
             [ticket_id],
             |r| r.get(0),
         )
@@ -1564,9 +1552,10 @@ struct EventLog<'a> {
 }
 
 fn log_event(tx: &Connection, e: &EventLog<'_>) -> Result<()> {
-    tx.execute(
-        "INSERT INTO ticket_events (ticket_id, at, event, from_state, to_state, message_row, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    tx
+        .prepare_cached("INSERT INTO ticket_events (ticket_id, at, event, from_state, to_state, message_row, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+        .execute(
         params![
             e.ticket_id,
             e.at,
