@@ -159,7 +159,7 @@ impl Outbox {
 
     async fn deliver(&self, store: &mut Store, item: OutboxItem) -> Result<()> {
         let now = self.clock.now();
-        let msg = match self.compose(&item) {
+        let (msg, promised) = match self.compose(&item) {
             Ok(m) => m,
             Err(e) => {
                 let err = format!("cannot build the email: {e:#}");
@@ -170,7 +170,7 @@ impl Outbox {
         let started = std::time::Instant::now();
         match self.sender.send(&msg).await {
             Ok(()) => {
-                store.mark_sent(item.id, self.clock.now_ms())?;
+                store.mark_sent(item.id, self.clock.now_ms(), promised)?;
                 tracing::info!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, kind = %item.kind,
                     ms = started.elapsed().as_millis() as u64, "Sent");
             }
@@ -213,8 +213,9 @@ impl Outbox {
         Ok(())
     }
 
-    /// Build the email for an outbox row: the acknowledgement or a follow-up.
-    pub fn compose(&self, item: &OutboxItem) -> Result<Message> {
+    /// Build the email for an outbox row: the acknowledgement or a follow-up; with the time an
+    /// acknowledgement promises.
+    pub fn compose(&self, item: &OutboxItem) -> Result<(Message, Option<i64>)> {
         let priority = Priority::ALL
             .into_iter()
             .find(|p| p.as_str() == item.priority)
@@ -225,14 +226,15 @@ impl Outbox {
             Some(f) => f.as_str(),
             None => &self.ack.template,
         };
+        // The first-response target, counted from when the email arrived (or from now, should
+        // the server's arrival stamp run ahead of our clock).
+        let start = item.received_at.min(now);
+        let first = self.sla.first_response(priority);
+        let promised = followup
+            .is_none()
+            .then(|| self.sla.promised_deadline(start, first, now));
         let reply_time = match followup {
-            // The first-response target, counted from when the email arrived (or from now,
-            // should the server's arrival stamp run ahead of our clock).
-            None => self.sla.promise(
-                item.received_at.min(now),
-                self.sla.first_response(priority),
-                now,
-            ),
+            None => self.sla.promise(start, first, now),
             // Still open past the target: a new, honest time, counted from now.
             Some(Followup::Holding) => self.sla.promise(now, self.sla.next_response(priority), now),
             Some(Followup::Verify | Followup::Survey) => String::new(),
@@ -300,8 +302,10 @@ impl Outbox {
                     .join(" "),
             );
         }
-        b.multipart(MultiPart::alternative_plain_html(body.text, body.html))
-            .context("Building the email")
+        let msg = b
+            .multipart(MultiPart::alternative_plain_html(body.text, body.html))
+            .context("Building the email")?;
+        Ok((msg, promised))
     }
 }
 

@@ -173,9 +173,11 @@ pub enum FollowupAction {
 /// - A holding note is queued when a waiting period starts (the ticket opens with an
 ///   acknowledgement, or the customer reopens it); staff replying, snoozing or closing cancels it.
 ///   The customer writing again within the same waiting period does not: the note is still true.
+///   A reopen while the ticket already waits for staff starts no second wait.
 /// - A verify-resolution note is queued by each staff answer (replacing an earlier one), and
 ///   cancelled when the customer writes, or the ticket is snoozed, closed or reopened.
-/// - A survey is queued on closing and cancelled when the ticket reopens or the customer writes.
+/// - A survey is queued on closing and cancelled when the ticket reopens, is snoozed, or the
+///   customer writes.
 /// - A customer who wants to cancel gets none of them ("know when to stop").
 pub fn followup_actions(on: FollowupSwitches, f: &FollowupFacts) -> Vec<FollowupAction> {
     use Followup::*;
@@ -204,7 +206,7 @@ pub fn followup_actions(on: FollowupSwitches, f: &FollowupFacts) -> Vec<Followup
         Event::CustomerWrote => {
             out.push(Cancel(Verify, "customer_replied"));
             out.push(Cancel(Survey, "customer_replied"));
-            if to == State::Reopened && from != State::Reopened && on.holding {
+            if to == State::Reopened && !from.waits_for_staff() && on.holding {
                 out.push(Queue(Holding, f.holding_due));
             }
         }
@@ -218,11 +220,13 @@ pub fn followup_actions(on: FollowupSwitches, f: &FollowupFacts) -> Vec<Followup
         Event::Snooze => {
             out.push(Cancel(Holding, "snoozed"));
             out.push(Cancel(Verify, "snoozed"));
+            out.push(Cancel(Survey, "snoozed"));
         }
         Event::Reopen => {
             out.push(Cancel(Verify, "reopened"));
             out.push(Cancel(Survey, "reopened"));
-            if on.holding && from != State::Reopened {
+            // A new wait begins only if the ticket was not already waiting for staff.
+            if on.holding && !from.waits_for_staff() {
                 out.push(Queue(Holding, f.holding_due));
             }
         }
@@ -283,8 +287,9 @@ pub fn survey_rating(body: &str) -> Option<u8> {
 
 /// Our own Message-IDs (`triaged.t-1042.ack.7@DOMAIN`) that a report of *failed* delivery
 /// returns: a `multipart/report` with a delivery-status part saying `Action: failed`, or a
-/// bounce with `X-Failed-Recipients`. Delayed-delivery notices, read receipts and auto-replies
-/// (which quote our IDs in In-Reply-To) return nothing.
+/// bounce with `X-Failed-Recipients`. Only the returned email's own `Message-ID` header
+/// counts: our IDs quoted in its `References` (a staff reply to someone else that bounced)
+/// do not. Delayed-delivery notices, read receipts and auto-replies return nothing.
 pub fn bounced_ids(email: &crate::parse::Email, raw: &[u8], domain: &str) -> Vec<String> {
     let lower = raw.to_ascii_lowercase();
     let contains = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
@@ -298,14 +303,15 @@ pub fn bounced_ids(email: &crate::parse::Email, raw: &[u8], domain: &str) -> Vec
         return Vec::new();
     }
     let pattern = format!(
-        r"triaged\.t-[0-9]+\.[a-z]+\.[0-9]+@{}",
+        r"(?m)^message-id:\s*<?(triaged\.t-[0-9]+\.[a-z]+\.[0-9]+@{})",
         regex::escape(&domain.to_ascii_lowercase())
     );
     let Ok(re) = regex::bytes::Regex::new(&pattern) else {
         return Vec::new();
     };
     let mut out: Vec<String> = Vec::new();
-    for m in re.find_iter(&lower) {
+    for c in re.captures_iter(&lower) {
+        let Some(m) = c.get(1) else { continue };
         let id = String::from_utf8_lossy(m.as_bytes()).into_owned();
         if !out.contains(&id) {
             out.push(id);
@@ -494,6 +500,12 @@ mod tests {
              Auto-Submitted: auto-replied\r\nIn-Reply-To: <{OURS}>\r\nMessage-ID: <o1@c>\r\n\r\nAway.\r\n"
         );
         assert!(bounced_ids(&parsed(&ooo), ooo.as_bytes(), "support.example.com").is_empty());
+        // A bounce of some other email that merely refers to ours: not our customer's address.
+        let other = failed.replace(
+            &format!("Message-ID: <{OURS}>"),
+            &format!("Message-ID: <staff-1@example.com>\r\nReferences: <{OURS}>"),
+        );
+        assert!(bounced_ids(&parsed(&other), other.as_bytes(), "support.example.com").is_empty());
         // A plain-text bounce with X-Failed-Recipients (Exim) counts.
         let exim = format!(
             "From: Mail Delivery System <Mailer-Daemon@mx.example.com>\r\nTo: support@example.com\r\n\
@@ -617,7 +629,16 @@ mod tests {
             (
                 "snooze",
                 on(Event::Snooze, State::Acknowledged, State::Snoozed),
-                vec![Cancel(Holding, "snoozed"), Cancel(Verify, "snoozed")],
+                vec![
+                    Cancel(Holding, "snoozed"),
+                    Cancel(Verify, "snoozed"),
+                    Cancel(Survey, "snoozed"),
+                ],
+            ),
+            (
+                "staff reopen while still waiting: no second holding note",
+                on(Event::Reopen, State::Acknowledged, State::Reopened),
+                vec![Cancel(Verify, "reopened"), Cancel(Survey, "reopened")],
             ),
             (
                 "reopen",

@@ -171,17 +171,34 @@ impl SlaConfig {
         add_business(&self.calendar, start, business)
     }
 
-    /// A promise to the customer, written at `now`, that a person answers within `target`
-    /// business time of `start`: "by Monday 10:00 CET" on business hours, "within 8 hours"
-    /// without. A deadline already behind us is renewed from `now` rather than stated in the past.
-    pub fn promise(&self, start: i64, target: Duration, now: i64) -> String {
+    /// The time a promise written at `now` names, for a wait that began at `start`: `target`
+    /// business time after `start`, rounded up to the quarter hour as the words are ("by
+    /// Monday 10:15 CET"). A deadline already behind us is renewed from `now` rather than
+    /// stated in the past. Without business hours the promise reads "within 8 hours", which a
+    /// customer counts from when they read it: `now` + `target`.
+    pub fn promised_deadline(&self, start: i64, target: Duration, now: i64) -> i64 {
         if !self.business_hours {
-            return crate::outbox::describe(target);
+            return self.deadline(now, target);
         }
         let mut deadline = self.deadline(start, target);
         if deadline <= now {
             deadline = self.deadline(now, target);
         }
+        if deadline == i64::MAX {
+            return deadline;
+        }
+        self.calendar
+            .round_up_to_quarter(to_ts(deadline))
+            .as_second()
+    }
+
+    /// The words of that promise: "by Monday 10:00 CET" on business hours, "within 8 hours"
+    /// without.
+    pub fn promise(&self, start: i64, target: Duration, now: i64) -> String {
+        if !self.business_hours {
+            return crate::outbox::describe(target);
+        }
+        let deadline = self.promised_deadline(start, target, now);
         self.calendar.promise(to_ts(deadline), to_ts(now))
     }
 }
@@ -498,15 +515,17 @@ impl Validator<'_> {
             }
             None => (utc(), defaults.clone(), defaults),
         };
-        for (p, d) in &first_response {
-            if d.is_zero() {
-                self.errors.push(Diagnostic::file(
-                    self.path,
-                    format!(
-                        "[sla.first_response] {} must be longer than zero",
-                        p.as_str()
-                    ),
-                ));
+        for (table, targets) in [
+            ("first_response", &first_response),
+            ("next_response", &next_response),
+        ] {
+            for (p, d) in targets {
+                if d.is_zero() {
+                    self.errors.push(Diagnostic::file(
+                        self.path,
+                        format!("[sla.{table}] {} must be longer than zero", p.as_str()),
+                    ));
+                }
             }
         }
         let send_hours = match (&f.hours, &sla) {
@@ -523,6 +542,14 @@ impl Validator<'_> {
             }
         };
         let verify_after = self.duration(&f.verify_after, Duration::from_secs(16 * 3600));
+        if verify_after.is_zero()
+            && let Some(at) = &f.verify_after
+        {
+            self.err(
+                at,
+                "verify_after must be longer than zero: give the customer time to try the answer",
+            );
+        }
         let survey_after = self.duration(&f.survey_after, Duration::from_secs(3600));
         let survey_url = match &f.survey_url {
             Some(u) => {

@@ -321,3 +321,26 @@ fn a_followup_without_its_templates_says_how_to_fix_it() {
         "{text}"
     );
 }
+
+#[test]
+fn zero_targets_and_an_instant_resolution_check_are_refused() {
+    let errs = errors(&format!(
+        "{MINIMAL}
+[sla]
+timezone = \"UTC\"
+[sla.next_response]
+high = \"0s\"
+[followups]
+verify_after = \"0s\"
+"
+    ));
+    let joined = errs.join("\n");
+    assert!(
+        joined.contains("[sla.next_response] high must be longer than zero"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("verify_after must be longer than zero"),
+        "{joined}"
+    );
+}

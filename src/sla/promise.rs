@@ -50,7 +50,7 @@ impl Calendar {
     /// offset in force at `t`. Every offset in use today is a multiple of 15 minutes, so this is
     /// also a quarter hour on the clock after a transition. Left as `t` at the end of jiff's
     /// range, where no later instant exists.
-    pub(super) fn round_up_to_quarter(&self, t: Timestamp) -> Timestamp {
+    pub fn round_up_to_quarter(&self, t: Timestamp) -> Timestamp {
         let offset_ns = i128::from(self.tz.to_offset(t).seconds()) * 1_000_000_000;
         let past = (t.as_nanosecond() + offset_ns).rem_euclid(QUARTER_NS);
         if past == 0 {

@@ -583,7 +583,9 @@ impl Store {
     }
 
     /// Record an accepted send: the row, its ticket, and the send log the rate limits count.
-    pub fn mark_sent(&mut self, id: i64, now_ms: i64) -> Result<()> {
+    /// `promised`: the time an acknowledgement promised; the ticket's holding note waits at
+    /// least until then (an acknowledgement that went out late promises a later time).
+    pub fn mark_sent(&mut self, id: i64, now_ms: i64, promised: Option<i64>) -> Result<()> {
         let now = now_ms / 1000;
         let tx = self.conn.transaction().context("Starting transaction")?;
         tx.execute(
@@ -612,6 +614,14 @@ impl Store {
         match Followup::parse(&kind) {
             None => {
                 ticket_event(&tx, ticket_id, Event::AckSent, now, None, &recipient, 0)?;
+                if let Some(t) = promised {
+                    tx.execute(
+                        "UPDATE outbox SET due_at = max(due_at, ?2)
+                         WHERE ticket_id = ?1 AND kind = 'holding' AND state = 'pending'",
+                        params![ticket_id, t],
+                    )
+                    .context("Moving the holding note to the promised time")?;
+                }
             }
             Some(f) => {
                 note_event(
@@ -627,23 +637,30 @@ impl Store {
         tx.commit().context("Committing sent state")
     }
 
+    /// Put a row back for another attempt at `due_at` (or, when it was cancelled while being
+    /// sent, cancel it now).
     pub fn mark_retry(&self, id: i64, due_at: i64, error: &str, now: i64) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE outbox SET state = 'pending', due_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+                "UPDATE outbox SET state = CASE cancel_reason WHEN '' THEN 'pending' ELSE 'cancelled' END,
+                        last_error = CASE cancel_reason WHEN '' THEN ?3 ELSE cancel_reason END,
+                        due_at = ?2, updated_at = ?4
+                 WHERE id = ?1",
                 params![id, due_at, error, now],
             )
             .context("Scheduling retry")?;
         Ok(())
     }
 
-    /// Put a row back without counting the attempt against it (the provider pushed back; the
-    /// message itself is fine).
+    /// Put a row back without counting the attempt against it (the provider pushed back, or
+    /// customer-facing hours are over; the message itself is fine).
     pub fn mark_deferred(&self, id: i64, due_at: i64, error: &str, now: i64) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0), due_at = ?2, last_error = ?3,
-                 updated_at = ?4 WHERE id = ?1",
+                "UPDATE outbox SET state = CASE cancel_reason WHEN '' THEN 'pending' ELSE 'cancelled' END,
+                        last_error = CASE cancel_reason WHEN '' THEN ?3 ELSE cancel_reason END,
+                        attempts = max(attempts - 1, 0), due_at = ?2, updated_at = ?4
+                 WHERE id = ?1",
                 params![id, due_at, error, now],
             )
             .context("Deferring outbox row")?;
@@ -741,7 +758,8 @@ impl Store {
         if state == "pending" {
             let reason = format!("cancelled by {who}");
             tx.execute(
-                "UPDATE outbox SET state = 'cancelled', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                "UPDATE outbox SET state = 'cancelled', last_error = ?2, updated_at = ?3
+                 WHERE id = ?1 AND state = 'pending'",
                 params![id, reason, now],
             )
             .context("Cancelling the outbox row")?;
@@ -1398,7 +1416,8 @@ fn schedule_followups(
         change,
         acked,
         cancel_intent,
-        holding_due: sla.deadline(at, target),
+        // When the promise runs out: the acknowledgement (or the holding note) states the same.
+        holding_due: sla.promised_deadline(at, target, now),
         verify_due: add_business(&sla.calendar, at, f.verify_after),
         survey_due: add_business(&sla.calendar, at, f.survey_after),
     };
@@ -1430,11 +1449,11 @@ fn queue_followup(
     now: i64,
 ) -> Result<()> {
     let waiting: bool = tx
-        .prepare_cached("SELECT count(*) > 0 FROM outbox WHERE ticket_id = ?1 AND kind = ?2 AND state IN ('pending', 'sending')")?
-        .query_row(
-            params![ticket_id, kind.as_str()],
-            |r| r.get(0),
-        )
+        .prepare_cached(
+            "SELECT count(*) > 0 FROM outbox WHERE ticket_id = ?1 AND kind = ?2
+               AND (state = 'pending' OR (state = 'sending' AND cancel_reason = ''))",
+        )?
+        .query_row(params![ticket_id, kind.as_str()], |r| r.get(0))
         .context("Looking for a waiting follow-up")?;
     if waiting || customer.is_empty() {
         return Ok(());
@@ -1504,13 +1523,23 @@ fn cancel_followup(
     reason: &str,
     now: i64,
 ) -> Result<usize> {
-    let n = tx
-        .execute(
+    let pending = tx
+        .prepare_cached(
             "UPDATE outbox SET state = 'cancelled', last_error = ?3, updated_at = ?4
              WHERE ticket_id = ?1 AND kind = ?2 AND state = 'pending'",
-            params![ticket_id, kind.as_str(), reason, now],
-        )
+        )?
+        .execute(params![ticket_id, kind.as_str(), reason, now])
         .context("Cancelling a follow-up")?;
+    // One the outbox holds right now cannot be stopped mid-send; if that attempt does not
+    // deliver it, it is cancelled instead of going back in the queue.
+    let in_flight = tx
+        .prepare_cached(
+            "UPDATE outbox SET cancel_reason = ?3, updated_at = ?4
+             WHERE ticket_id = ?1 AND kind = ?2 AND state = 'sending' AND cancel_reason = ''",
+        )?
+        .execute(params![ticket_id, kind.as_str(), reason, now])
+        .context("Cancelling a follow-up being sent")?;
+    let n = pending + in_flight;
     if n > 0 {
         note_event(
             tx,

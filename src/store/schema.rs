@@ -124,4 +124,9 @@ CREATE TABLE ticket_events (
 ) STRICT;
 CREATE INDEX ticket_events_ticket ON ticket_events(ticket_id, at);
 "#,
+    // 5: a follow-up cancelled while the outbox has it claimed (`sending`) keeps the reason
+    // here; a retry or deferral then cancels it instead of putting it back in the queue.
+    r#"
+ALTER TABLE outbox ADD COLUMN cancel_reason TEXT NOT NULL DEFAULT '';
+"#,
 ];

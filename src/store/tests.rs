@@ -356,7 +356,7 @@ fn outbox_sends_urgent_first_and_never_resends_an_interrupted_row() {
     let first = t.store.claim_next_due(NOW).expect("claim").expect("due");
     assert_eq!((first.subject.as_str(), first.attempts), ("urgent", 1));
     assert_eq!(first.in_reply_to, "u@x");
-    t.store.mark_sent(first.id, NOW * 1000).expect("sent");
+    t.store.mark_sent(first.id, NOW * 1000, None).expect("sent");
     let state: String = t
         .store
         .conn()
@@ -732,7 +732,7 @@ fn followups_are_queued_and_cancelled_by_what_happens_to_the_ticket() {
         .expect("due");
     let claimed = t.store.claim_next_due(NOW).expect("claim").expect("a row");
     assert_eq!((claimed.id, claimed.kind.as_str()), (id, "survey"));
-    t.store.mark_sent(id, NOW * 1000).expect("sent");
+    t.store.mark_sent(id, NOW * 1000, None).expect("sent");
     let answer = reply("c4@x", "ada@customer.example", "c1@x", "4\n\n-- \nAda");
     t.put_as(1, 6, &answer, Priority::Normal, NOW, Ok(()), Role::Customer);
     assert_eq!(t.ticket("T-1001").0, "closed");
@@ -978,4 +978,80 @@ fn a_snooze_ends_on_time_and_the_ticket_waits_for_staff_again() {
             .expect("wake")
             .is_empty()
     );
+}
+
+#[test]
+fn a_followup_cancelled_mid_send_is_not_retried_and_a_late_ack_moves_the_holding_note() {
+    let mut t = T::new();
+    t.policy = followups_on();
+    t.intents = vec![];
+    t.put(
+        1,
+        &email("c1@x", "ada@customer.example", "Broken"),
+        Priority::Normal,
+    );
+    // The acknowledgement goes out two hours late (a pushback, say): without business hours it
+    // promises "within 24 hours" from then, so the holding note moves with it.
+    let ack = t.store.claim_next_due(NOW).expect("claim").expect("ack");
+    t.store
+        .mark_sent(ack.id, (NOW + 7200) * 1000, Some(NOW + 7200 + 86_400))
+        .expect("sent");
+    assert_eq!(t.followups("T-1001")[0].3, NOW + 7200 + 86_400);
+
+    let mut staff = email("s1@x", "alice@support.example", "Re: Broken");
+    staff.in_reply_to = vec!["c1@x".into()];
+    t.staff(2, &staff);
+    // The outbox claims the resolution check ...
+    t.store
+        .conn()
+        .execute("UPDATE outbox SET due_at = 0 WHERE kind = 'verify'", [])
+        .expect("due");
+    let verify = t.store.claim_next_due(NOW).expect("claim").expect("verify");
+    assert_eq!(verify.kind, "verify");
+    // ... and while it is being sent, staff answer again: that check is superseded, a new one
+    // is queued, and when the first attempt fails it is cancelled, not put back.
+    let mut again = email("s2@x", "alice@support.example", "Re: Broken");
+    again.in_reply_to = vec!["c1@x".into()];
+    t.staff(3, &again);
+    t.store
+        .mark_retry(verify.id, NOW + 60, "451 try later", NOW)
+        .expect("retry");
+    let rows = t.followups("T-1001");
+    assert_eq!(
+        (rows[1].1, rows[1].2.as_str(), rows[1].4.as_str()),
+        (1, "cancelled", "superseded")
+    );
+    assert_eq!((rows[2].1, rows[2].2.as_str()), (2, "pending"));
+    // The same for a deferral (customer-facing hours, provider pushback).
+    t.store
+        .conn()
+        .execute(
+            "UPDATE outbox SET due_at = 0 WHERE kind = 'verify' AND seq = 2",
+            [],
+        )
+        .expect("due");
+    let second = t
+        .store
+        .claim_next_due(NOW)
+        .expect("claim")
+        .expect("verify 2");
+    let back = email("c2@x", "ada@customer.example", "Re: Broken");
+    let mut back = back;
+    back.in_reply_to = vec!["s2@x".into()];
+    t.put_as(1, 4, &back, Priority::Normal, NOW, Ok(()), Role::Customer);
+    t.store
+        .mark_deferred(
+            second.id,
+            NOW + 3600,
+            "waiting for customer-facing hours",
+            NOW,
+        )
+        .expect("defer");
+    assert_eq!(
+        t.followups("T-1001")[2].2,
+        "cancelled",
+        "{:?}",
+        t.followups("T-1001")
+    );
+    assert_eq!(t.followups("T-1001")[2].4, "customer_replied");
 }
