@@ -414,6 +414,16 @@ async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
         ["verify"],
         "Ana's check is not due yet"
     );
+    // The ticket list shows the SLA clock: Dee's reply is overdue, Ana is waited on by nobody.
+    let list = triaged::tools::tickets::list(&config, &[], None, false, clock.now()).expect("list");
+    let line = |customer: &str| {
+        list.lines()
+            .find(|l| l.contains(customer))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("dee@example.test").contains(" late "), "{list}");
+    assert!(line("ana@example.test").contains(" answered "), "{list}");
 
     // Wednesday 09:59: 16 business hours after the answer, Ana is asked whether it helped.
     clock.advance(monday + 2 * 86_400 + 30 * 60 - clock.now());

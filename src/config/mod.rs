@@ -192,6 +192,27 @@ impl SlaConfig {
             .as_second()
     }
 
+    /// When staff owe a reply to a ticket in `state` (`None` when it does not wait for them):
+    /// the first-response target from its opening, or, once answered and reopened, the
+    /// next-response target from the customer's last email. The SLA clock of lists and digests.
+    pub fn response_due(
+        &self,
+        state: crate::tickets::State,
+        p: Priority,
+        created_at: i64,
+        first_response_at: i64,
+        last_customer_at: i64,
+    ) -> Option<i64> {
+        if !state.waits_for_staff() {
+            return None;
+        }
+        Some(if first_response_at == 0 {
+            self.deadline(created_at, self.first_response(p))
+        } else {
+            self.deadline(last_customer_at.max(created_at), self.next_response(p))
+        })
+    }
+
     /// The words of that promise: "by Monday 10:00 CET" on business hours, "within 8 hours"
     /// without.
     pub fn promise(&self, start: i64, target: Duration, now: i64) -> String {

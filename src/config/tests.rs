@@ -344,3 +344,29 @@ verify_after = \"0s\"
         "{joined}"
     );
 }
+
+#[test]
+fn the_reply_due_time_follows_the_ticket() {
+    use crate::tickets::State;
+    let sla = SlaConfig::default();
+    let h = 3600;
+    // Not answered yet: first response (high: 8h) from the opening.
+    assert_eq!(
+        sla.response_due(State::Acknowledged, Priority::High, 0, 0, 0),
+        Some(8 * h)
+    );
+    // Reopened after an answer: next response from the customer's last email.
+    assert_eq!(
+        sla.response_due(State::Reopened, Priority::High, 0, 2 * h, 5 * h),
+        Some(13 * h)
+    );
+    // Waiting for the customer, or closed: no clock.
+    assert_eq!(
+        sla.response_due(State::Answered, Priority::High, 0, 2 * h, 0),
+        None
+    );
+    assert_eq!(
+        sla.response_due(State::Closed, Priority::Urgent, 0, 0, 0),
+        None
+    );
+}

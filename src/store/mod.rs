@@ -165,6 +165,8 @@ pub struct TicketRow {
     /// 0 when staff have not answered yet.
     pub first_response_at: i64,
     pub snoozed_until: i64,
+    /// When the customer last wrote.
+    pub last_customer_at: i64,
     pub messages: i64,
     /// Intents of the ticket's emails, comma-separated, deduplicated.
     pub intents: String,
@@ -302,7 +304,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT t.tag, t.state, t.priority, t.customer, t.subject, t.created_at, t.updated_at,
-                        t.first_response_at, t.snoozed_until,
+                        t.first_response_at, t.snoozed_until, t.last_customer_at,
                         (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id),
                         coalesce((SELECT group_concat(DISTINCT m.intents) FROM messages m
                                   WHERE m.ticket_id = t.id AND m.intents != ''), '')
@@ -325,8 +327,9 @@ impl Store {
                     updated_at: r.get(6)?,
                     first_response_at: r.get(7)?,
                     snoozed_until: r.get(8)?,
-                    messages: r.get(9)?,
-                    intents: dedup_list(&r.get::<_, String>(10)?),
+                    last_customer_at: r.get(9)?,
+                    messages: r.get(10)?,
+                    intents: dedup_list(&r.get::<_, String>(11)?),
                 })
             })
             .context("Listing tickets")?

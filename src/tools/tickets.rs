@@ -50,7 +50,21 @@ pub fn list(
 ) -> Result<String> {
     let rows = open_store(config)?.tickets(states, priority)?;
     if json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&rows)?));
+        #[derive(serde::Serialize)]
+        struct Listed<'a> {
+            #[serde(flatten)]
+            ticket: &'a TicketRow,
+            /// When staff owe a reply (seconds since the epoch), if the ticket waits for them.
+            sla_due_at: Option<i64>,
+        }
+        let listed: Vec<Listed<'_>> = rows
+            .iter()
+            .map(|t| Listed {
+                ticket: t,
+                sla_due_at: due(config, t),
+            })
+            .collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&listed)?));
     }
     if rows.is_empty() {
         return Ok("No tickets.\n".into());
@@ -58,8 +72,8 @@ pub fn list(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<8} {:<12} {:<7} {:>7} {:>6} {:>8}  {:<30} {:<40} intents",
-        "ticket", "state", "prio", "age", "emails", "answered", "customer", "subject"
+        "{:<8} {:<12} {:<7} {:>7} {:>6} {:>8}  {:<13} {:<30} {:<40} intents",
+        "ticket", "state", "prio", "age", "emails", "answered", "reply due", "customer", "subject"
     );
     for t in &rows {
         let answered = if t.first_response_at == 0 {
@@ -69,13 +83,14 @@ pub fn list(
         };
         let _ = writeln!(
             out,
-            "{:<8} {:<12} {:<7} {:>7} {:>6} {:>8}  {:<30} {:<40} {}",
+            "{:<8} {:<12} {:<7} {:>7} {:>6} {:>8}  {:<13} {:<30} {:<40} {}",
             t.tag,
             t.state,
             t.priority,
             age(t.created_at, now),
             t.messages,
             answered,
+            sla_clock(due(config, t), now),
             clip(&t.customer, 30),
             clip(&t.subject, 40),
             t.intents
@@ -83,6 +98,34 @@ pub fn list(
     }
     let _ = writeln!(out, "{} ticket(s)", rows.len());
     Ok(out)
+}
+
+/// When staff owe `t` a reply, on the configured business clock.
+fn due(config: &Config, t: &TicketRow) -> Option<i64> {
+    let state = State::parse(&t.state)?;
+    let p = Priority::ALL
+        .into_iter()
+        .find(|p| p.as_str() == t.priority)
+        .unwrap_or(Priority::Normal);
+    config
+        .sla
+        .response_due(
+            state,
+            p,
+            t.created_at,
+            t.first_response_at,
+            t.last_customer_at,
+        )
+        .filter(|d| *d != i64::MAX)
+}
+
+/// `in 3h`, `late 1d 2h`, `-`: the SLA clock of a ticket.
+fn sla_clock(due: Option<i64>, now: i64) -> String {
+    match due {
+        None => "-".into(),
+        Some(d) if d >= now => format!("in {}", age(now, d)),
+        Some(d) => format!("late {}", age(d, now)),
+    }
 }
 
 fn clip(s: &str, n: usize) -> String {
@@ -93,7 +136,7 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
-fn header(t: &TicketRow, now: i64) -> String {
+fn header(t: &TicketRow, due: Option<i64>, now: i64) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "ticket    {}", t.tag);
     let _ = writeln!(out, "state     {}", t.state);
@@ -122,6 +165,9 @@ fn header(t: &TicketRow, now: i64) -> String {
             )
         }
     );
+    if let Some(d) = due {
+        let _ = writeln!(out, "reply due {} ({})", when(d), sla_clock(Some(d), now));
+    }
     let _ = writeln!(out, "emails    {}", t.messages);
     if !t.intents.is_empty() {
         let _ = writeln!(out, "intents   {}", t.intents);
@@ -138,7 +184,7 @@ pub fn show(config: &Config, tag: &str, json: bool, now: i64) -> Result<String> 
         let v = serde_json::json!({ "ticket": t, "history": events });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
     }
-    let mut out = header(&t, now);
+    let mut out = header(&t, due(config, &t), now);
     let _ = writeln!(out, "\nhistory");
     for e in &events {
         let change = if e.from_state.is_empty() || e.from_state == e.to_state {
@@ -203,5 +249,8 @@ mod tests {
         assert_eq!(age(100, 50), "0m");
         assert_eq!(when(0), "-");
         assert_eq!(when(1_795_465_215), "2026-11-23 20:20 UTC");
+        assert_eq!(sla_clock(None, 0), "-");
+        assert_eq!(sla_clock(Some(3 * 3600), 0), "in 3h");
+        assert_eq!(sla_clock(Some(0), 26 * 3600), "late 1d 2h");
     }
 }
