@@ -70,7 +70,6 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             outbox_wake: wake.clone(),
         });
     }
-    let clock_for_outbox = clock.clone();
     let outbox = Outbox {
         sender,
         templates: config.templates.clone(),
@@ -85,7 +84,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             .first()
             .cloned()
             .unwrap_or_default(),
-        clock: clock_for_outbox,
+        clock: clock.clone(),
         wake,
         rate_limits: config.smtp.rate_limits.clone(),
         pushback_pause: config.smtp.pushback_pause,
