@@ -46,7 +46,7 @@ impl Clock {
 
     /// Now as a [`jiff::Timestamp`] (whole seconds).
     pub fn timestamp(&self) -> jiff::Timestamp {
-        jiff::Timestamp::from_second(self.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        crate::sla::to_ts(self.now())
     }
 
     /// Move this clock (and its clones) forward, waking every [`ClockWatch`].

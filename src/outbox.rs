@@ -106,7 +106,7 @@ impl Outbox {
             match store.claim_next_due(self.clock.now())? {
                 Some(item) if self.outside_customer_hours(&item) => {
                     let now = self.clock.now();
-                    let at = crate::config::next_open(&self.followups.send_hours, now);
+                    let at = self.followups.send_hours.next_open_secs(now);
                     tracing::info!(outbox = item.id, ticket = %item.ticket_tag, kind = %item.kind,
                         in_s = at.saturating_sub(now), "Follow-up waits for customer-facing hours");
                     store.mark_deferred(item.id, at, "waiting for customer-facing hours", now)?;

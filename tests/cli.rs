@@ -3,10 +3,13 @@
 
 use std::process::Command;
 
-fn check(config: &std::path::Path) -> (i32, String, String) {
+/// Run `triaged ARGS --config CONFIG` from the repository root: exit code, stdout, stderr.
+fn run_with(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
-        .args(["check", "--config"])
+        .args(args)
+        .arg("--config")
         .arg(config)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run triaged");
     (
@@ -14,6 +17,10 @@ fn check(config: &std::path::Path) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn check(config: &std::path::Path) -> (i32, String, String) {
+    run_with(config, &["check"])
 }
 
 const GOOD: &str = r#"
@@ -120,18 +127,7 @@ fn a_minimal_config_passes() {
 /// Run `triaged ARGS --config config/triaged.toml` from the repository root.
 fn run_triaged(args: &[&str]) -> (i32, String, String) {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
-        .args(args)
-        .arg("--config")
-        .arg(repo.join("config/triaged.toml"))
-        .current_dir(repo)
-        .output()
-        .expect("run triaged");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_with(&repo.join("config/triaged.toml"), args)
 }
 
 fn explain(args: &[&str]) -> (i32, String, String) {
@@ -251,8 +247,9 @@ fn tune_fits_weights_that_the_config_can_include() {
     let data = d.path().join("labelled.csv");
     std::fs::write(&data, csv).expect("write");
     let weights = d.path().join("weights.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
-        .args([
+    let (code, text, err) = run_with(
+        &d.path().join("triaged.toml"),
+        &[
             "tune",
             "--text",
             "subject,body",
@@ -261,20 +258,12 @@ fn tune_fits_weights_that_the_config_can_include() {
             "--folds",
             "3",
             "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(&weights)
-        .arg("--config")
-        .arg(d.path().join("triaged.toml"))
-        .output()
-        .expect("run triaged");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+            data.to_str().expect("utf-8 path"),
+            "--out",
+            weights.to_str().expect("utf-8 path"),
+        ],
     );
+    assert_eq!(code, 0, "{text}{err}");
     assert!(text.contains("classes low < normal < high"), "{text}");
     let tuned = text
         .lines()
@@ -329,8 +318,9 @@ fn tune_in_tone_mode_compares_rules_with_a_text_model() {
     }
     let data = d.path().join("tweets.csv");
     std::fs::write(&data, csv).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
-        .args([
+    let (code, text, err) = run_with(
+        &d.path().join("triaged.toml"),
+        &[
             "tune",
             "--text",
             "text",
@@ -338,26 +328,16 @@ fn tune_in_tone_mode_compares_rules_with_a_text_model() {
             "sentiment",
             "--tone",
             "angry",
-        ])
-        .args([
             "--positive",
             "negative",
             "--folds",
             "3",
             "--yardstick",
             "--data",
-        ])
-        .arg(&data)
-        .arg("--config")
-        .arg(d.path().join("triaged.toml"))
-        .output()
-        .expect("run triaged");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+            data.to_str().expect("utf-8 path"),
+        ],
     );
+    assert_eq!(code, 0, "{text}{err}");
     let recall = |prefix: &str| -> f64 {
         let line = text.lines().find(|l| l.starts_with(prefix)).expect(prefix);
         line.split_whitespace()

@@ -19,7 +19,7 @@ pub use secret::{Secret, SecretSource};
 
 use crate::diag::Diagnostic;
 use crate::score::{Priority, RuleSet, Thresholds};
-use crate::sla::{Calendar, CalendarField, RawCalendar};
+use crate::sla::{Calendar, CalendarField, RawCalendar, to_ts};
 use crate::templates::Templates;
 use crate::tickets::{Followup, FollowupSwitches};
 
@@ -168,7 +168,7 @@ impl SlaConfig {
 
     /// When `business` time will have passed after `start` (seconds since the epoch).
     pub fn deadline(&self, start: i64, business: Duration) -> i64 {
-        add_business(&self.calendar, start, business)
+        self.calendar.add_secs(start, business)
     }
 
     /// The time a promise written at `now` names, for a wait that began at `start`: `target`
@@ -222,35 +222,6 @@ impl SlaConfig {
         let deadline = self.promised_deadline(start, target, now);
         self.calendar.promise(to_ts(deadline), to_ts(now))
     }
-}
-
-/// `start` + `business` on `calendar`, in seconds since the epoch (`i64::MAX`: never).
-pub fn add_business(calendar: &Calendar, start: i64, business: Duration) -> i64 {
-    let t = calendar.add(to_ts(start), business);
-    if t == jiff::Timestamp::MAX {
-        i64::MAX
-    } else {
-        t.as_second()
-    }
-}
-
-/// The first moment at or after `t` that `calendar` is open (`i64::MAX`: never).
-pub fn next_open(calendar: &Calendar, t: i64) -> i64 {
-    let o = calendar.next_open(to_ts(t));
-    if o == jiff::Timestamp::MAX {
-        i64::MAX
-    } else {
-        o.as_second()
-    }
-}
-
-/// Seconds since the epoch as a timestamp, clamped to jiff's range.
-pub fn to_ts(secs: i64) -> jiff::Timestamp {
-    let s = secs.clamp(
-        jiff::Timestamp::MIN.as_second(),
-        jiff::Timestamp::MAX.as_second(),
-    );
-    jiff::Timestamp::from_second(s).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// The follow-up policies: which are on, their timing, and when customers may be written to.

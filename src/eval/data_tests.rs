@@ -29,14 +29,7 @@ fn data_file(name: &str) -> Option<PathBuf> {
 }
 
 fn columns(text: &[&str], label: &str, filter: &[(&str, &str)]) -> Columns {
-    Columns {
-        text: text.iter().map(|s| s.to_string()).collect(),
-        label: label.into(),
-        filter: filter
-            .iter()
-            .map(|(c, v)| (c.to_string(), v.to_string()))
-            .collect(),
-    }
+    Columns::of(text, label, filter)
 }
 
 fn label_counts(rows: &[Row]) -> BTreeMap<&str, usize> {

@@ -108,6 +108,19 @@ pub struct Columns {
 }
 
 impl Columns {
+    /// Columns from string slices, for tests.
+    #[cfg(test)]
+    pub(crate) fn of(text: &[&str], label: &str, filter: &[(&str, &str)]) -> Columns {
+        Columns {
+            text: text.iter().map(|s| s.to_string()).collect(),
+            label: label.into(),
+            filter: filter
+                .iter()
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
     /// Parses one `column=value` filter as given on the command line.
     pub fn parse_filter(s: &str) -> Result<(String, String)> {
         match s.split_once('=') {
@@ -471,14 +484,7 @@ mod tests {
     use super::*;
 
     fn cols(text: &[&str], label: &str, filter: &[(&str, &str)]) -> Columns {
-        Columns {
-            text: text.iter().map(|s| s.to_string()).collect(),
-            label: label.into(),
-            filter: filter
-                .iter()
-                .map(|(c, v)| (c.to_string(), v.to_string()))
-                .collect(),
-        }
+        Columns::of(text, label, filter)
     }
 
     /// Writes `content` to a temporary file with the given extension and loads it.

@@ -61,6 +61,21 @@ pub const HORIZON_DAYS: i64 = 3_660;
 /// Minutes in a day; an interval may end here ("24:00").
 const DAY_MINUTES: u16 = 24 * 60;
 
+/// Seconds since the epoch as a timestamp, clamped to jiff's range.
+pub fn to_ts(secs: i64) -> Timestamp {
+    let s = secs.clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
+    Timestamp::from_second(s).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// A timestamp as seconds since the epoch, [`Timestamp::MAX`] ("never") as `i64::MAX`.
+fn from_ts(t: Timestamp) -> i64 {
+    if t == Timestamp::MAX {
+        i64::MAX
+    } else {
+        t.as_second()
+    }
+}
+
 /// Business hours in one time zone: per-weekday opening intervals minus whole-day holidays.
 ///
 /// Built by [`Calendar::from_raw`] (validated operator input) or [`Calendar::always_open`].
@@ -94,6 +109,16 @@ impl Calendar {
             week: std::array::from_fn(|_| all_day.clone()),
             holidays: BTreeSet::new(),
         }
+    }
+
+    /// [`Calendar::add`] in seconds since the epoch (`i64::MAX`: never), as the store keeps time.
+    pub fn add_secs(&self, start: i64, business: Duration) -> i64 {
+        from_ts(self.add(to_ts(start), business))
+    }
+
+    /// [`Calendar::next_open`] in seconds since the epoch (`i64::MAX`: never).
+    pub fn next_open_secs(&self, t: i64) -> i64 {
+        from_ts(self.next_open(to_ts(t)))
     }
 
     /// The zone that opening hours, holidays and promises are read in.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::config::{Config, FollowupConfig, SlaConfig, add_business, next_open};
+use crate::config::{Config, FollowupConfig, SlaConfig};
 use crate::guard::Refusal;
 use crate::parse::Email;
 use crate::score::{History, Priority, Verdict};
@@ -1421,8 +1421,8 @@ fn schedule_followups(
         cancel_intent,
         // When the promise runs out: the acknowledgement (or the holding note) states the same.
         holding_due: sla.promised_deadline(at, target, now),
-        verify_due: add_business(&sla.calendar, at, f.verify_after),
-        survey_due: add_business(&sla.calendar, at, f.survey_after),
+        verify_due: sla.calendar.add_secs(at, f.verify_after),
+        survey_due: sla.calendar.add_secs(at, f.survey_after),
     };
     for action in tickets::followup_actions(f.switches, &facts) {
         match action {
@@ -1430,7 +1430,7 @@ fn schedule_followups(
                 cancel_followup(tx, ticket_id, kind, reason, now)?;
             }
             FollowupAction::Queue(kind, due) => {
-                let due = next_open(&f.send_hours, due);
+                let due = f.send_hours.next_open_secs(due);
                 queue_followup(tx, ticket_id, &tag, &customer, p, kind, due, policy, now)?;
             }
         }
@@ -1506,7 +1506,7 @@ fn queue_followup(
     let when = if due == i64::MAX {
         "never (no business hours ahead)".to_string()
     } else {
-        crate::config::to_ts(due).to_string()
+        crate::sla::to_ts(due).to_string()
     };
     note_event(
         tx,

@@ -592,6 +592,22 @@ fn followups_on() -> Policy {
 }
 
 impl T {
+    /// A store with every follow-up on and verdicts without intents.
+    fn with_followups() -> T {
+        let mut t = T::new();
+        t.policy = followups_on();
+        t.intents = vec![];
+        t
+    }
+
+    /// Make the outbox rows matching `filter` due now.
+    fn make_due(&self, filter: &str) {
+        self.store
+            .conn()
+            .execute(&format!("UPDATE outbox SET due_at = 0 WHERE {filter}"), [])
+            .expect("make due");
+    }
+
     /// (kind, seq, state, due_at, last_error) of every follow-up row of a ticket, in order.
     fn followups(&self, tag: &str) -> Vec<(String, i64, String, i64, String)> {
         let mut stmt = self
@@ -635,8 +651,7 @@ fn row(
 
 #[test]
 fn followups_are_queued_and_cancelled_by_what_happens_to_the_ticket() {
-    let mut t = T::new();
-    t.policy = followups_on();
+    let mut t = T::with_followups();
     t.intents = vec!["billing".into()];
     let reply = |id: &str, from: &str, to: &str, body: &str| {
         let mut e = email(id, from, "Re: Broken");
@@ -720,16 +735,9 @@ fn followups_are_queued_and_cancelled_by_what_happens_to_the_ticket() {
     let id: i64 = t.count("SELECT id FROM outbox WHERE kind = 'survey'");
     t.store
         .conn()
-        .execute("UPDATE outbox SET due_at = 0 WHERE kind = 'ack'", [])
-        .expect("due");
-    t.store
-        .conn()
         .execute("UPDATE outbox SET state = 'sent' WHERE kind = 'ack'", [])
         .expect("ack out of the way");
-    t.store
-        .conn()
-        .execute("UPDATE outbox SET due_at = 0 WHERE id = ?1", [id])
-        .expect("due");
+    t.make_due(&format!("id = {id}"));
     let claimed = t.store.claim_next_due(NOW).expect("claim").expect("a row");
     assert_eq!((claimed.id, claimed.kind.as_str()), (id, "survey"));
     t.store.mark_sent(id, NOW * 1000, None).expect("sent");
@@ -783,8 +791,7 @@ fn followups_are_queued_and_cancelled_by_what_happens_to_the_ticket() {
 
 #[test]
 fn no_followups_for_cancel_intent_bounced_or_switched_off_customers() {
-    let mut t = T::new();
-    t.policy = followups_on();
+    let mut t = T::with_followups();
     // "I want to cancel": acknowledged, never followed up.
     t.intents = vec!["cancel".into()];
     t.put(
@@ -861,8 +868,7 @@ fn no_followups_for_cancel_intent_bounced_or_switched_off_customers() {
 #[test]
 fn followups_fall_in_business_and_customer_facing_hours() {
     use crate::sla::{Calendar, RawCalendar};
-    let mut t = T::new();
-    t.policy = followups_on();
+    let mut t = T::with_followups();
     let raw = |hours: &[(&str, &str)]| RawCalendar {
         timezone: "Europe/Berlin".into(),
         hours: hours
@@ -882,7 +888,6 @@ fn followups_fall_in_business_and_customer_facing_hours() {
         ("fri", "10:00-17:00"),
     ]))
     .expect("send hours");
-    t.intents = vec![];
     // Friday 2027-01-08 16:00 in Berlin (15:00 UTC): normal's 24 h of business time is three
     // working days -> Wednesday 16:00; the holding note waits for that.
     let friday_4pm = jiff::Timestamp::from_second(1_799_420_400).expect("ts");
@@ -897,19 +902,13 @@ fn followups_fall_in_business_and_customer_facing_hours() {
         now,
     );
     let due = t.followups("T-1001")[0].3;
-    assert_eq!(
-        crate::config::to_ts(due).to_string(),
-        "2027-01-13T15:00:00Z"
-    );
+    assert_eq!(crate::sla::to_ts(due).to_string(), "2027-01-13T15:00:00Z");
     // Staff answer at Friday 16:00: verify after 16 h of business time is Tuesday 16:00.
     let mut s = email("s1@x", "alice@support.example", "Re: Weekend");
     s.in_reply_to = vec!["c1@x".into()];
     t.staff(2, &s);
     let due = t.followups("T-1001")[1].3;
-    assert_eq!(
-        crate::config::to_ts(due).to_string(),
-        "2027-01-12T15:00:00Z"
-    );
+    assert_eq!(crate::sla::to_ts(due).to_string(), "2027-01-12T15:00:00Z");
     // A survey an hour after closing at 16:30 on Friday falls at 09:30 Monday in business
     // time, and waits until customers are written to: 10:00.
     let close_at = now + 1800;
@@ -923,17 +922,12 @@ fn followups_fall_in_business_and_customer_facing_hours() {
         )
         .expect("close");
     let due = t.followups("T-1001")[2].3;
-    assert_eq!(
-        crate::config::to_ts(due).to_string(),
-        "2027-01-11T09:00:00Z"
-    );
+    assert_eq!(crate::sla::to_ts(due).to_string(), "2027-01-11T09:00:00Z");
 }
 
 #[test]
 fn a_snooze_ends_on_time_and_the_ticket_waits_for_staff_again() {
-    let mut t = T::new();
-    t.policy = followups_on();
-    t.intents = vec![];
+    let mut t = T::with_followups();
     t.put(
         1,
         &email("c1@x", "ada@customer.example", "Later"),
@@ -982,9 +976,7 @@ fn a_snooze_ends_on_time_and_the_ticket_waits_for_staff_again() {
 
 #[test]
 fn a_followup_cancelled_mid_send_is_not_retried_and_a_late_ack_moves_the_holding_note() {
-    let mut t = T::new();
-    t.policy = followups_on();
-    t.intents = vec![];
+    let mut t = T::with_followups();
     t.put(
         1,
         &email("c1@x", "ada@customer.example", "Broken"),
@@ -1002,10 +994,7 @@ fn a_followup_cancelled_mid_send_is_not_retried_and_a_late_ack_moves_the_holding
     staff.in_reply_to = vec!["c1@x".into()];
     t.staff(2, &staff);
     // The outbox claims the resolution check ...
-    t.store
-        .conn()
-        .execute("UPDATE outbox SET due_at = 0 WHERE kind = 'verify'", [])
-        .expect("due");
+    t.make_due("kind = 'verify'");
     let verify = t.store.claim_next_due(NOW).expect("claim").expect("verify");
     assert_eq!(verify.kind, "verify");
     // ... and while it is being sent, staff answer again: that check is superseded, a new one
@@ -1023,13 +1012,7 @@ fn a_followup_cancelled_mid_send_is_not_retried_and_a_late_ack_moves_the_holding
     );
     assert_eq!((rows[2].1, rows[2].2.as_str()), (2, "pending"));
     // The same for a deferral (customer-facing hours, provider pushback).
-    t.store
-        .conn()
-        .execute(
-            "UPDATE outbox SET due_at = 0 WHERE kind = 'verify' AND seq = 2",
-            [],
-        )
-        .expect("due");
+    t.make_due("kind = 'verify' AND seq = 2");
     let second = t
         .store
         .claim_next_due(NOW)

@@ -334,6 +334,10 @@ fn tune_tone(config: &Config, args: &TuneArgs, rows: &[crate::eval::Row]) -> Res
     let hits_pred: Vec<bool> = cv::out_of_fold(&folds, fit, |m, test| {
         Ok(test.iter().map(|&i| m.predict(&x.rows()[i])).collect())
     })?;
+    let report = |pred: &[bool]| {
+        let named: Vec<&str> = pred.iter().map(|&b| name(b)).collect();
+        crate::eval::evaluate(&gold, &named, Some(&classes))
+    };
     let mut summary = vec![
         (
             format!("tone rules ({})", args.tones.join(",")),
@@ -344,11 +348,7 @@ fn tune_tone(config: &Config, args: &TuneArgs, rows: &[crate::eval::Row]) -> Res
                 "rule hits + logistic regression ({}-fold, out of fold)",
                 args.folds
             ),
-            crate::eval::evaluate(
-                &gold,
-                &hits_pred.iter().map(|&b| name(b)).collect::<Vec<_>>(),
-                Some(&classes),
-            )?,
+            report(&hits_pred)?,
         ),
     ];
     let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
@@ -367,11 +367,7 @@ fn tune_tone(config: &Config, args: &TuneArgs, rows: &[crate::eval::Row]) -> Res
                 "TF-IDF + logistic regression ({}-fold, out of fold)",
                 args.folds
             ),
-            crate::eval::evaluate(
-                &gold,
-                &pred.iter().map(|&b| name(b)).collect::<Vec<_>>(),
-                Some(&classes),
-            )?,
+            report(&pred)?,
         ));
     }
     let mut out = String::new();

@@ -270,7 +270,7 @@ pub fn fit_multinomial(x: &Matrix, y: &[usize], k: usize, opts: &FitOptions) -> 
     for c in 0..k {
         start[k * nf + c] = (class_total[c] / total).max(1e-12).ln();
     }
-    let objective = MultiObjective {
+    let objective = ClassObjective {
         x,
         y,
         k,
@@ -280,7 +280,7 @@ pub fn fit_multinomial(x: &Matrix, y: &[usize], k: usize, opts: &FitOptions) -> 
     };
     let n = start.len();
     let out = lbfgs::minimize(
-        |p, g| objective.eval(p, g),
+        |p, g| objective.multinomial(p, g),
         start,
         &vec![f64::NEG_INFINITY; n],
         &vec![f64::INFINITY; n],
@@ -333,7 +333,7 @@ pub fn fit_ordinal(x: &Matrix, y: &[usize], k: usize, opts: &FitOptions) -> Resu
     for m in 1..k - 1 {
         start[nf + m] = (cuts0[m] - cuts0[m - 1]).max(MIN_CUT_GAP);
     }
-    let objective = OrdinalObjective {
+    let objective = ClassObjective {
         x,
         y,
         k,
@@ -342,7 +342,7 @@ pub fn fit_ordinal(x: &Matrix, y: &[usize], k: usize, opts: &FitOptions) -> Resu
         inv_total: 1.0 / total,
     };
     let out = lbfgs::minimize(
-        |p, g| objective.eval(p, g),
+        |p, g| objective.ordinal(p, g),
         start,
         &lower,
         &upper,
@@ -518,7 +518,9 @@ impl BinaryObjective<'_> {
     }
 }
 
-struct MultiObjective<'a> {
+/// Rows labelled with one of `k` classes, their sample weights and the L2 strength: the data
+/// of both the multinomial and the ordinal objective.
+struct ClassObjective<'a> {
     x: &'a Matrix,
     y: &'a [usize],
     k: usize,
@@ -527,9 +529,9 @@ struct MultiObjective<'a> {
     inv_total: f64,
 }
 
-impl MultiObjective<'_> {
-    /// Parameters `[w_0…, w_1…, …, w_{k−1}…, b_0, …, b_{k−1}]`.
-    fn eval(&self, p: &[f64], grad: &mut [f64]) -> f64 {
+impl ClassObjective<'_> {
+    /// Multinomial loss. Parameters `[w_0…, w_1…, …, w_{k−1}…, b_0, …, b_{k−1}]`.
+    fn multinomial(&self, p: &[f64], grad: &mut [f64]) -> f64 {
         let (nf, k) = (self.x.n_features(), self.k);
         grad.fill(0.0);
         let mut loss = 0.0;
@@ -555,24 +557,13 @@ impl MultiObjective<'_> {
         scale(grad, self.inv_total);
         loss * self.inv_total
     }
-}
 
-struct OrdinalObjective<'a> {
-    x: &'a Matrix,
-    y: &'a [usize],
-    k: usize,
-    s: &'a [f64],
-    l2: f64,
-    inv_total: f64,
-}
-
-impl OrdinalObjective<'_> {
-    /// Parameters `[w…, θ_1, θ_2 − θ_1, …, θ_{k−1} − θ_{k−2}]`.
+    /// Ordinal (cumulative logit) loss. Parameters `[w…, θ_1, θ_2 − θ_1, …, θ_{k−1} − θ_{k−2}]`.
     ///
     /// For a middle class `j` with `a = η − θ_j`, `b = η − θ_{j+1}` (so `a − b` is the gap):
     /// `P = σ(a) − σ(b) = σ(a) · σ(−b) · (1 − e^{−(a−b)})`, whose log is computed without
     /// cancellation, and `∂ log P/∂η = 1 − σ(a) − σ(b)`.
-    fn eval(&self, p: &[f64], grad: &mut [f64]) -> f64 {
+    fn ordinal(&self, p: &[f64], grad: &mut [f64]) -> f64 {
         let (nf, k) = (self.x.n_features(), self.k);
         let w = &p[..nf];
         let cuts = cuts_from_params(&p[nf..]);

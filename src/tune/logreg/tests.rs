@@ -213,7 +213,7 @@ fn gradients_match_finite_differences() {
     let p: Vec<f64> = (0..5).map(|_| rng.normal()).collect();
     check_gradient(|p, g| bin.eval(p, g), &p);
 
-    let multi = MultiObjective {
+    let classes = ClassObjective {
         x: &x,
         y: &y4,
         k: 4,
@@ -222,20 +222,12 @@ fn gradients_match_finite_differences() {
         inv_total,
     };
     let p: Vec<f64> = (0..4 * 4 + 4).map(|_| rng.normal()).collect();
-    check_gradient(|p, g| multi.eval(p, g), &p);
+    check_gradient(|p, g| classes.multinomial(p, g), &p);
 
-    let ord = OrdinalObjective {
-        x: &x,
-        y: &y4,
-        k: 4,
-        s: &s,
-        l2: 0.7,
-        inv_total,
-    };
     // Weights, first cut, then two positive gaps (one small, where 1/expm1 is steep).
     let mut p: Vec<f64> = (0..4).map(|_| rng.normal()).collect();
     p.extend([-0.5, 0.05, 1.3]);
-    check_gradient(|p, g| ord.eval(p, g), &p);
+    check_gradient(|p, g| classes.ordinal(p, g), &p);
 }
 
 #[test]
