@@ -33,10 +33,12 @@
 //! triaged twice; outbox rows are unique per (ticket, kind, sequence) and are claimed before
 //! sending, so no acknowledgement or follow-up is sent twice.
 
+pub mod alerts;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod diag;
+pub mod digest;
 pub mod eval;
 pub mod guard;
 pub mod imap;

@@ -98,15 +98,9 @@ impl Templates {
                     errors.push(template_error(&path, &e));
                     continue;
                 }
-                // Both ways a survey can be asked, so neither branch hides a typo.
-                let mut sample = MailContext::sample();
-                sample.kind = (*name).to_string();
-                let mut with_link = sample.clone();
-                with_link.survey_url = "https://survey.example.com/t-1000".into();
-                let rendered = env.get_template(&file).and_then(|t| {
-                    t.render(&sample)?;
-                    t.render(&with_link)
-                });
+                let rendered = env
+                    .get_template(&file)
+                    .and_then(|t| samples(name).iter().try_for_each(|s| t.render(s).map(drop)));
                 if let Err(e) = rendered {
                     errors.push(template_error(&path, &e));
                 }
@@ -130,6 +124,37 @@ impl Templates {
             .get_template(&format!("{name}.html"))?
             .render(ctx)?;
         Ok(Rendered { text, html })
+    }
+}
+
+/// Contexts to lint-render template `name` with: every shape its context can take, so no
+/// branch hides a typo.
+fn samples(name: &str) -> Vec<minijinja::Value> {
+    use minijinja::Value;
+    match name {
+        "digest" => crate::digest::samples()
+            .iter()
+            .map(Value::from_serialize)
+            .collect(),
+        "alert" => crate::alerts::alert_samples()
+            .iter()
+            .map(Value::from_serialize)
+            .collect(),
+        "health" => crate::alerts::health_samples()
+            .iter()
+            .map(Value::from_serialize)
+            .collect(),
+        _ => {
+            // Both ways a survey can be asked.
+            let mut sample = MailContext::sample();
+            sample.kind = name.to_string();
+            let mut with_link = sample.clone();
+            with_link.survey_url = "https://survey.example.com/t-1000".into();
+            vec![
+                Value::from_serialize(&sample),
+                Value::from_serialize(&with_link),
+            ]
+        }
     }
 }
 

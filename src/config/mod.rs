@@ -4,6 +4,7 @@
 //! file are relative to the directory of the config file.
 
 mod duration;
+mod notify;
 mod raw;
 mod secret;
 
@@ -298,6 +299,10 @@ pub struct Config {
     pub rules: RuleSet,
     pub rule_files: Vec<PathBuf>,
     pub templates: Templates,
+    /// `[[digest]]`: scheduled digests for staff.
+    pub digests: Vec<crate::digest::DigestConfig>,
+    /// `[alerts]`: instant and health alerts (`None`: no alerts).
+    pub alerts: Option<crate::alerts::AlertConfig>,
 }
 
 impl Config {
@@ -586,6 +591,8 @@ impl Validator<'_> {
             outbox,
             sla,
             followups,
+            digest,
+            alerts,
         } = raw;
 
         // [mailbox]
@@ -772,6 +779,11 @@ impl Validator<'_> {
         // [sla] and [followups]
         let (sla, followups) = self.sla_and_followups(sla, followups.unwrap_or_default());
 
+        // [[digest]] and [alerts]
+        let staff_tz = sla.calendar.time_zone().clone();
+        let digests = self.digests(digest, &support, &staff_tz);
+        let alerts = self.alerts(alerts, &support, &staff_tz);
+
         // [flags]
         let flags = flags.unwrap_or_default();
         let mut priority_keywords: BTreeMap<Priority, String> = Priority::ALL
@@ -912,6 +924,38 @@ impl Validator<'_> {
                 ));
             }
         }
+        // Staff mail: each template only when something uses it.
+        let staff_templates = [
+            ("digest", !digests.is_empty(), "[[digest]]"),
+            ("alert", alerts.is_some(), "[alerts]"),
+            (
+                "health",
+                alerts.as_ref().is_some_and(|a| a.health.enabled),
+                "[alerts.health]",
+            ),
+        ];
+        for (name, used, section) in staff_templates {
+            if !used {
+                continue;
+            }
+            let missing: Vec<String> = ["txt", "html"]
+                .iter()
+                .map(|ext| format!("{name}.{ext}"))
+                .filter(|file| !templates_dir.join(file).is_file())
+                .collect();
+            if missing.is_empty() {
+                template_names.push(name.to_string());
+            } else {
+                self.errors.push(Diagnostic::file(
+                    self.path,
+                    format!(
+                        "{section} needs {} in {}: copy them from triaged's templates/ directory",
+                        missing.join(" and "),
+                        templates_dir.display(),
+                    ),
+                ));
+            }
+        }
         let names: Vec<&str> = template_names.iter().map(String::as_str).collect();
         let templates = match Templates::load(&templates_dir, &names) {
             Ok(t) => Some(t),
@@ -937,6 +981,8 @@ impl Validator<'_> {
                 rules,
                 rule_files,
                 templates,
+                digests,
+                alerts,
             }),
             _ => Err(self.errors),
         }

@@ -21,6 +21,9 @@ pub struct Root {
     pub outbox: Option<Outbox>,
     pub sla: Option<Sla>,
     pub followups: Option<Followups>,
+    #[serde(default)]
+    pub digest: Vec<Digest>,
+    pub alerts: Option<Alerts>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,4 +184,54 @@ pub struct Followups {
     pub survey_url: Option<Spanned<String>>,
     /// Customer-facing hours, in the form of `[sla.hours]`; default: the business hours.
     pub hours: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+/// One `[[digest]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Digest {
+    pub name: Spanned<String>,
+    pub to: Vec<Spanned<String>>,
+    pub times: Spanned<Vec<String>>,
+    #[serde(default)]
+    pub days: Vec<String>,
+    pub timezone: Option<Spanned<String>>,
+    pub quiet_hours: Option<Spanned<String>>,
+    pub send_empty: Option<bool>,
+    #[serde(default)]
+    pub intents: Vec<String>,
+    #[serde(default)]
+    pub priorities: Vec<Spanned<String>>,
+    pub due_soon: Option<Spanned<String>>,
+    pub repeat_count: Option<usize>,
+    pub repeat_window: Option<Spanned<String>>,
+    pub tones: Option<Vec<String>>,
+    pub threats: Option<Vec<String>>,
+    pub oldest: Option<usize>,
+    pub max_per_section: Option<usize>,
+    pub period: Option<Spanned<String>>,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    pub to: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub intents: Vec<String>,
+    pub max_per_hour: Option<Spanned<u32>>,
+    pub quiet_hours: Option<Spanned<String>>,
+    pub timezone: Option<Spanned<String>>,
+    pub health: Option<Health>,
+}
+
+/// `[alerts.health]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub enabled: Option<bool>,
+    pub after: Option<Spanned<String>>,
+    pub no_mail_for: Option<Spanned<String>>,
+    pub backlog_max: Option<usize>,
+    pub backlog_age: Option<Spanned<String>>,
 }

@@ -71,6 +71,7 @@ struct RawRule {
     tone: Option<Spanned<String>>,
     intent: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
+    alert: Option<bool>,
     examples: Option<RawExamples>,
 }
 
@@ -906,6 +907,7 @@ fn compile_rule(
             negation,
             tone,
             intent,
+            alert: r.alert.unwrap_or(false),
             group: None,
             origin: format!("{}:{line}", l.files[fi].display()),
         },

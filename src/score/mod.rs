@@ -184,6 +184,8 @@ pub struct Rule {
     pub negation: Option<Arc<Negation>>,
     pub tone: Option<String>,
     pub intent: Option<String>,
+    /// A hit raises an instant alert to staff (`[alerts]`), once per ticket.
+    pub alert: bool,
     /// Index into the rule set's groups.
     pub group: Option<usize>,
     /// `file:line` where it is defined, for explanations.

@@ -1,0 +1,163 @@
+//! Golden tests: the fixture digest rendered with the shipped templates must match the files in
+//! `src/digest/golden/` byte for byte. After an intended change, regenerate them with
+//! `UPDATE_GOLDEN=1 cargo test --lib digest::` and review the diff.
+
+use std::path::Path;
+
+use super::fixture;
+use super::*;
+use crate::templates::Templates;
+
+fn templates() -> Templates {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    Templates::load(&dir, &["digest", "alert", "health"]).expect("shipped templates load")
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/digest/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert!(
+        expected == actual,
+        "{name} differs from {} (UPDATE_GOLDEN=1 rewrites it; review the diff):\n{actual}",
+        path.display()
+    );
+}
+
+#[test]
+fn fixture_digest_orders_by_what_needs_a_human() {
+    let d = &samples()[0];
+    let order: Vec<(&str, Vec<&str>)> = d
+        .sections
+        .iter()
+        .map(|s| (s.id, s.entries.iter().map(|e| e.tag.as_str()).collect()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("urgent", vec!["T-1041"]),
+            ("sla", vec!["T-1027", "T-1038"]),
+            ("tone", vec!["T-1040"]),
+            ("repeat", vec!["T-1039"]),
+            ("vip", vec!["T-1037"]),
+            ("oldest", vec!["T-1030"]),
+            ("followups", vec!["T-1022"]),
+            ("deliveries", vec!["T-1029"]),
+        ]
+    );
+    assert_eq!(d.waiting, 9);
+    assert_eq!(d.not_listed, 1, "T-1042 has nothing remarkable");
+    let late = &d.sections[1].entries[0];
+    assert!(late.sla.starts_with("reply late by"), "{}", late.sla);
+    assert!(
+        late.reasons.iter().any(|r| r == "3rd email in 7 days"),
+        "{:?}",
+        late.reasons
+    );
+    let soon = &d.sections[1].entries[1];
+    assert_eq!(soon.sla, "reply due in 1h");
+    assert_eq!(
+        d.sections[0].entries[0].hits,
+        vec![
+            "outage (\u{201c}is down\u{201d})",
+            "many-affected (\u{201c}all our customers\u{201d})",
+            "deadline (\u{201c}black friday\u{201d})"
+        ],
+        "the three strongest positive hits"
+    );
+    let themes: Vec<(&str, usize, usize, &str)> = d
+        .themes
+        .iter()
+        .map(|t| (t.name.as_str(), t.now, t.before, t.change.as_str()))
+        .collect();
+    assert_eq!(
+        themes,
+        vec![
+            ("access", 6, 2, "x3"),
+            ("outage", 1, 0, "new"),
+            ("billing", 3, 3, "same"),
+            ("refund", 0, 2, "gone"),
+        ]
+    );
+    assert!(
+        d.subject
+            .starts_with("[triaged] team digest: 1 urgent, 2 late or due soon"),
+        "{}",
+        d.subject
+    );
+    assert!(!d.empty);
+    assert!(samples()[1].empty);
+}
+
+#[test]
+fn filters_keep_a_team_digest_to_its_queue() {
+    let sla = fixture::sla();
+    let ctx = Context { sla: &sla };
+    let mut cfg = fixture::config();
+    cfg.intents = vec!["billing".into(), "access".into()];
+    let d = build(&fixture::snapshot(), fixture::at(), &cfg, &ctx);
+    let tags: Vec<&str> = d
+        .sections
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|e| e.tag.as_str()))
+        .collect();
+    assert_eq!(tags, vec!["T-1038", "T-1029"]);
+    let themes: Vec<&str> = d.themes.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(themes, vec!["access", "billing"]);
+    cfg.intents.clear();
+    cfg.priorities = vec![Priority::Urgent];
+    let d = build(&fixture::snapshot(), fixture::at(), &cfg, &ctx);
+    assert_eq!(d.waiting, 1);
+}
+
+#[test]
+fn changes_read_naturally() {
+    assert_eq!(change(6, 2), "x3");
+    assert_eq!(change(5, 2), "x2.5");
+    assert_eq!(change(3, 2), "+1");
+    assert_eq!(change(1, 4), "-75%");
+    assert_eq!(change(2, 3), "-34%");
+    assert_eq!(change(0, 0), "same");
+    assert_eq!(ordinal(1), "1st");
+    assert_eq!(ordinal(2), "2nd");
+    assert_eq!(ordinal(3), "3rd");
+    assert_eq!(ordinal(11), "11th");
+    assert_eq!(ordinal(22), "22nd");
+}
+
+#[test]
+fn golden_digest_text_and_html() {
+    let t = templates();
+    let d = &samples()[0];
+    let r = render(&t, "digest", &d.subject, d).unwrap();
+    golden("digest.txt", &r.text);
+    golden("digest.html", &r.html);
+    assert!(
+        r.html.contains("&lt;script&gt;") && !r.html.contains("<script>"),
+        "customer text is escaped in HTML"
+    );
+    let empty = &samples()[1];
+    let r = render(&t, "digest", &empty.subject, empty).unwrap();
+    golden("digest-empty.txt", &r.text);
+}
+
+#[test]
+fn golden_alert_and_health() {
+    let t = templates();
+    for (i, a) in crate::alerts::alert_samples().iter().enumerate() {
+        let r = render(&t, "alert", &a.subject, a).unwrap();
+        golden(&format!("alert-{i}.txt"), &r.text);
+        golden(&format!("alert-{i}.html"), &r.html);
+    }
+    for (i, h) in crate::alerts::health_samples().iter().enumerate() {
+        let r = render(&t, "health", &h.subject, h).unwrap();
+        golden(&format!("health-{i}.txt"), &r.text);
+    }
+}
