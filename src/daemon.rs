@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::imap::{self, Watcher};
+use crate::notices::{self, HealthBoard};
 use crate::outbox::Outbox;
 use crate::parse::ParseLimits;
 use crate::pipeline::Pipeline;
@@ -33,6 +34,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     };
     let sender = Sender::new(&config.smtp, smtp_password.as_ref())?;
     let wake = Arc::new(Notify::new());
+    let health = HealthBoard::default();
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -68,6 +70,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             password: config.mailbox.password.clone(),
             pipeline,
             outbox_wake: wake.clone(),
+            health: health.clone(),
         });
     }
     let outbox = Outbox {
@@ -85,9 +88,12 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             .cloned()
             .unwrap_or_default(),
         clock: clock.clone(),
-        wake,
+        wake: wake.clone(),
         rate_limits: config.smtp.rate_limits.clone(),
         pushback_pause: config.smtp.pushback_pause,
+        alerts_per_hour: config.alerts.as_ref().map_or(10, |a| a.max_per_hour),
+        domain: config.support.domain.clone(),
+        health: health.clone(),
     };
     for watcher in watchers {
         tracker.spawn(watcher.run(cancel.child_token()));
@@ -96,6 +102,22 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         Store::open(&config.store.path)?,
         Policy::from_config(&config),
         clock.clone(),
+        cancel.child_token(),
+    ));
+    let shared = Arc::new(config.clone());
+    tracker.spawn(notices::digest_scheduler(
+        shared.clone(),
+        Store::open(&config.store.path)?,
+        clock.clone(),
+        wake.clone(),
+        cancel.child_token(),
+    ));
+    tracker.spawn(notices::health_monitor(
+        shared,
+        Store::open(&config.store.path)?,
+        health,
+        clock.clone(),
+        wake,
         cancel.child_token(),
     ));
     let mut outbox_task = tracker.spawn(outbox.run(outbox_store, cancel.child_token()));

@@ -42,6 +42,7 @@ pub mod digest;
 pub mod eval;
 pub mod guard;
 pub mod imap;
+pub mod notices;
 pub mod outbox;
 pub mod parse;
 pub mod pipeline;

@@ -145,6 +145,39 @@ enum Command {
         #[arg(long, short, global = true, default_value = "config/triaged.toml")]
         config: PathBuf,
     },
+    /// Preview the next digest from the current store (nothing is sent), or send one now.
+    ///
+    /// Digests are configured in [[digest]] sections: times, weekdays, recipients, filters.
+    /// Examples:
+    ///
+    ///   triaged digest --preview
+    ///   triaged digest --preview --name team --at "2026-11-24 09:00" --html /tmp/digest.html
+    ///   triaged digest --send-now --name team
+    #[command(verbatim_doc_comment)]
+    Digest {
+        /// Render the next digest (or the one at --at) without sending or recording anything.
+        #[arg(
+            long,
+            conflicts_with = "send_now",
+            required_unless_present = "send_now"
+        )]
+        preview: bool,
+        /// Build the digest now and send it at once (even if empty).
+        #[arg(long)]
+        send_now: bool,
+        /// The digest to use (default: every configured digest).
+        #[arg(long)]
+        name: Option<String>,
+        /// Preview as of this time: "YYYY-MM-DD HH:MM" in the digest's time zone, or RFC 3339.
+        #[arg(long, requires = "preview")]
+        at: Option<String>,
+        /// Also write the HTML version of the preview to this file.
+        #[arg(long, requires = "preview")]
+        html: Option<PathBuf>,
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/triaged.toml")]
+        config: PathBuf,
+    },
     /// Print what the store holds: messages by priority or skip reason, acknowledgement
     /// decisions, outbox states.
     Status {
@@ -263,6 +296,30 @@ fn main() -> ExitCode {
             config,
         } => queue(&config, action, due, json),
         Command::Explain { file, config, json } => explain(&config, &file, json),
+        Command::Digest {
+            preview,
+            send_now: _,
+            name,
+            at,
+            html,
+            config,
+        } => {
+            let Some(config) = load(&config) else {
+                return ExitCode::FAILURE;
+            };
+            let now = Clock::system().now();
+            report(if preview {
+                triaged::tools::digest::preview(
+                    &config,
+                    name.as_deref(),
+                    at.as_deref(),
+                    html.as_deref(),
+                    now,
+                )
+            } else {
+                triaged::tools::digest::send_now(&config, name.as_deref(), now)
+            })
+        }
         Command::Tickets {
             state,
             priority,
@@ -400,6 +457,44 @@ fn check(path: &std::path::Path) -> ExitCode {
         c.mailbox.port,
         c.mailbox.folder
     );
+    let now = Clock::system().now();
+    for d in &c.digests {
+        let next = d.schedule.next_after(now);
+        let next = d.quiet.as_ref().map_or(next, |q| q.defer(next));
+        println!(
+            "  digest {:?} to {}: next {}",
+            d.name,
+            d.to.join(", "),
+            triaged::sla::to_ts(next)
+                .to_zoned(d.schedule.tz.clone())
+                .strftime("%a %Y-%m-%d %H:%M %Z")
+        );
+    }
+    if let Some(a) = &c.alerts {
+        let rules: Vec<&str> = c
+            .rules
+            .rules()
+            .iter()
+            .filter(|r| r.alert)
+            .map(|r| r.id.as_str())
+            .collect();
+        println!(
+            "  alerts to {}: rules {} and intents {}; at most {} an hour; health alerts {}",
+            a.to.join(", "),
+            if rules.is_empty() {
+                "-".to_string()
+            } else {
+                rules.join(", ")
+            },
+            if a.intents.is_empty() {
+                "-".to_string()
+            } else {
+                a.intents.join(", ")
+            },
+            a.max_per_hour,
+            if a.health.enabled { "on" } else { "off" }
+        );
+    }
     ExitCode::SUCCESS
 }
 

@@ -15,12 +15,14 @@ use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::Condition;
 use crate::clock::Clock;
 use crate::config::{AckConfig, FollowupConfig, OutboxConfig, RateLimit, SlaConfig};
 use crate::guard::LOOP_HEADER;
+use crate::notices::compose_notice;
 use crate::score::Priority;
 use crate::smtp::{SendError, Sender};
-use crate::store::{OutboxItem, Store};
+use crate::store::{ClaimedNotice, OutboxItem, Store};
 use crate::templates::{MailContext, Templates};
 use crate::tickets::{self, Followup};
 
@@ -43,6 +45,12 @@ pub struct Outbox {
     pub rate_limits: Vec<RateLimit>,
     /// How long to pause all sending when the provider pushes back.
     pub pushback_pause: Duration,
+    /// At most this many alert emails an hour (`[alerts] max_per_hour`).
+    pub alerts_per_hour: u32,
+    /// Domain of our Message-IDs.
+    pub domain: String,
+    /// Where SMTP trouble is reported for health alerts.
+    pub health: crate::notices::HealthBoard,
 }
 
 /// The store key holding the end of a provider-imposed pause (ms since the epoch).
@@ -103,6 +111,11 @@ impl Outbox {
                 }
                 continue;
             }
+            // Staff mail first: an alert is worth more than any single acknowledgement.
+            if let Some(n) = store.claim_notice(self.clock.now(), self.alerts_per_hour)? {
+                self.deliver_notice(&mut store, n).await?;
+                continue;
+            }
             match store.claim_next_due(self.clock.now())? {
                 Some(item) if self.outside_customer_hours(&item) => {
                     let now = self.clock.now();
@@ -157,6 +170,51 @@ impl Outbox {
             }))
     }
 
+    /// Send claimed staff mail; failures retry like customer mail (never a duplicate: the row
+    /// was claimed before the SMTP transaction began).
+    async fn deliver_notice(&self, store: &mut Store, n: ClaimedNotice) -> Result<()> {
+        let now = self.clock.now();
+        let msg = match compose_notice(&n, &self.templates, &self.from, &self.domain) {
+            Ok(m) => m,
+            Err(e) => {
+                let err = format!("cannot build the email: {e:#}");
+                tracing::error!(kind = %n.kind, key = %n.key, error = %err, "Staff email failed permanently");
+                return store.notice_failed(&n.ids, &err, now);
+            }
+        };
+        match self.sender.send(&msg).await {
+            Ok(()) => {
+                self.health.ok(Condition::Smtp);
+                store.notice_sent(&n.ids, self.clock.now_ms())?;
+                tracing::info!(kind = %n.kind, key = %n.key, to = %n.recipients.join(","), emails = n.ids.len(), "Staff email sent");
+            }
+            Err(SendError::Permanent(e)) => {
+                tracing::error!(kind = %n.kind, key = %n.key, error = %e, "Staff email refused permanently; not retried");
+                store.notice_failed(&n.ids, &e, self.clock.now())?;
+            }
+            Err(SendError::Pushback(e) | SendError::Transient(e))
+                if n.attempts >= self.policy.max_attempts =>
+            {
+                self.health.fail(Condition::Smtp, e.clone());
+                let err = format!("gave up after {} attempts: {e}", n.attempts);
+                tracing::error!(kind = %n.kind, key = %n.key, error = %err, "Staff email failed");
+                store.notice_failed(&n.ids, &err, self.clock.now())?;
+            }
+            Err(SendError::Pushback(e) | SendError::Transient(e)) => {
+                self.health.fail(Condition::Smtp, e.clone());
+                let delay = backoff(self.policy.retry_initial, self.policy.retry_max, n.attempts);
+                tracing::warn!(kind = %n.kind, key = %n.key, attempt = n.attempts, retry_in_s = delay.as_secs(), error = %e, "Staff email failed; will retry");
+                store.notice_retry(
+                    &n.ids,
+                    self.clock.now() + delay.as_secs() as i64,
+                    &e,
+                    self.clock.now(),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     async fn deliver(&self, store: &mut Store, item: OutboxItem) -> Result<()> {
         let now = self.clock.now();
         let (msg, promised) = match self.compose(&item) {
@@ -170,11 +228,13 @@ impl Outbox {
         let started = std::time::Instant::now();
         match self.sender.send(&msg).await {
             Ok(()) => {
+                self.health.ok(Condition::Smtp);
                 store.mark_sent(item.id, self.clock.now_ms(), promised)?;
                 tracing::info!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, kind = %item.kind,
                     ms = started.elapsed().as_millis() as u64, "Sent");
             }
             Err(SendError::Pushback(e)) => {
+                self.health.fail(Condition::Smtp, e.clone());
                 let pause = self.pushback_pause;
                 let until_ms = self.clock.now_ms() + pause.as_millis() as i64;
                 tracing::warn!(outbox = item.id, ticket = %item.ticket_tag, pause_s = pause.as_secs(), error = %e, "Provider pushback: pausing all sending");
@@ -191,11 +251,13 @@ impl Outbox {
                 }
             }
             Err(SendError::Transient(e)) if item.attempts >= self.policy.max_attempts => {
+                self.health.fail(Condition::Smtp, e.clone());
                 let err = format!("gave up after {} attempts: {e}", item.attempts);
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %err, "Send failed");
                 store.mark_failed(item.id, &err, self.clock.now())?;
             }
             Err(SendError::Transient(e)) => {
+                self.health.fail(Condition::Smtp, e.clone());
                 let delay = backoff(
                     self.policy.retry_initial,
                     self.policy.retry_max,
@@ -494,9 +556,9 @@ fn safe_id(s: &str) -> String {
 
 /// A header whose name is a constant and whose value is ours (encoded by lettre if needed).
 #[derive(Clone)]
-struct Raw(HeaderValue);
+pub(crate) struct Raw(HeaderValue);
 
-fn raw_header(name: &'static str, value: &str) -> Raw {
+pub(crate) fn raw_header(name: &'static str, value: &str) -> Raw {
     Raw(HeaderValue::new(
         HeaderName::new_from_ascii_str(name),
         value.to_string(),

@@ -84,12 +84,20 @@ impl Pipeline {
             }
             _ => Vec::new(),
         };
+        // Only a customer's email alerts staff, and only when alerts are configured.
+        let alert = match (&self.policy.alerts, role) {
+            (Some(a), tickets::Role::Customer) => {
+                crate::alerts::alert_reasons(&verdict, &self.rules, &a.intents)
+            }
+            _ => Vec::new(),
+        };
         let content = Content::Triaged {
             email: &email,
             verdict: &verdict,
             guard,
             role,
             bounced: &bounced,
+            alert: &alert,
         };
         let out = self
             .store

@@ -310,8 +310,11 @@ pub fn snapshot() -> Snapshot {
 /// The fixture digest, and an empty one, for lint renders and golden tests.
 pub fn samples() -> Vec<Digest> {
     let sla = sla();
-    let ctx = Context { sla: &sla };
     let cfg = config();
+    let ctx = Context {
+        sla: &sla,
+        themes_from: super::themes_period(&cfg, at()).0,
+    };
     vec![
         build(&snapshot(), at(), &cfg, &ctx),
         build(&Snapshot::default(), at(), &cfg, &ctx),

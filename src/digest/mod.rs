@@ -222,6 +222,9 @@ pub const VIP: &str = "vip";
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
     pub sla: &'a SlaConfig,
+    /// Themes count emails in `[themes_from, at)` against the period of the same length
+    /// before it (see [`themes_period`]).
+    pub themes_from: i64,
 }
 
 /// The period themes are counted over for a digest at `at`: `[start, at)`, compared with the
@@ -240,7 +243,7 @@ pub fn themes_period(cfg: &DigestConfig, at: i64) -> (i64, i64) {
 /// Build the digest for `at` from `snap`.
 pub fn build(snap: &Snapshot, at: i64, cfg: &DigestConfig, ctx: &Context<'_>) -> Digest {
     let tz = cfg.schedule.tz.clone();
-    let (start, _) = themes_period(cfg, at);
+    let start = ctx.themes_from.min(at - 60);
     let next = cfg.schedule.next_after(at);
     let wanted = |t: &TicketFacts| {
         (cfg.priorities.is_empty() || cfg.priorities.contains(&t.priority))

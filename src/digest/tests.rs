@@ -99,8 +99,11 @@ fn fixture_digest_orders_by_what_needs_a_human() {
 #[test]
 fn filters_keep_a_team_digest_to_its_queue() {
     let sla = fixture::sla();
-    let ctx = Context { sla: &sla };
     let mut cfg = fixture::config();
+    let ctx = Context {
+        sla: &sla,
+        themes_from: themes_period(&cfg, fixture::at()).0,
+    };
     cfg.intents = vec!["billing".into(), "access".into()];
     let d = build(&fixture::snapshot(), fixture::at(), &cfg, &ctx);
     let tags: Vec<&str> = d

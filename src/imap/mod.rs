@@ -75,6 +75,19 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>
     Ok(Arc::new(config))
 }
 
+/// The server refused our credentials (as opposed to not answering): a health alert of its
+/// own, because waiting will not fix it.
+#[derive(Debug)]
+pub struct LoginRefused(pub String);
+
+impl std::fmt::Display for LoginRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoginRefused {}
+
 /// Connect, secure and log in. Errors are one readable line.
 pub async fn connect(
     cfg: &MailboxConfig,
@@ -130,10 +143,11 @@ pub async fn connect(
             cfg.username,
             IO_TIMEOUT.as_secs()
         ),
-        Ok(Err((e, _))) => bail!(
+        Ok(Err((e, _))) => Err(LoginRefused(format!(
             "Logging in to {addr} as {} failed: {e} (check the username and password source)",
             cfg.username
-        ),
+        ))
+        .into()),
         Ok(Ok(session)) => Ok(session),
     }
 }

@@ -14,7 +14,9 @@ use tokio_rustls::rustls::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::{IO_TIMEOUT, ImapSession, ImapStream, connect, io};
+use crate::alerts::Condition;
 use crate::config::{FlagsConfig, MailboxConfig, SecretSource, Start};
+use crate::notices::HealthBoard;
 use crate::pipeline::{Fetched, Pipeline};
 use crate::score::Priority;
 use crate::store::{FlagTask, FolderState};
@@ -30,6 +32,8 @@ pub struct Watcher {
     pub pipeline: Pipeline,
     /// Poked after something was queued for the outbox.
     pub outbox_wake: Arc<Notify>,
+    /// Where login and connection trouble is reported for health alerts.
+    pub health: HealthBoard,
 }
 
 /// What the server can do, read once per connection.
@@ -38,6 +42,8 @@ struct Caps {
     mv: bool,
     keywords: bool,
 }
+
+const PASSWORD_CONTEXT: &str = "Reading the IMAP password";
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -63,6 +69,17 @@ impl Watcher {
                 return;
             }
             if let Err(e) = result {
+                // A refused login or an unreadable password will not fix itself; anything
+                // else is the connection.
+                let refused = e.downcast_ref::<super::LoginRefused>().is_some()
+                    || e.chain()
+                        .any(|c| c.to_string().starts_with(PASSWORD_CONTEXT));
+                let condition = if refused {
+                    Condition::ImapLogin
+                } else {
+                    Condition::ImapConnection
+                };
+                self.health.fail(condition, format!("{e:#}"));
                 failures += 1;
                 let delay = backoff_delay(failures);
                 tracing::error!(folder = %self.folder, attempt = failures, retry_in_s = delay.as_secs_f32(), "IMAP: {e:#}");
@@ -76,11 +93,7 @@ impl Watcher {
 
     /// One connection's life. Returns only on error (or never, until cancelled by the caller).
     async fn session(&mut self, cancel: &CancellationToken, failures: &mut u32) -> Result<()> {
-        let password = self
-            .password
-            .resolve()
-            .await
-            .context("Reading the IMAP password")?;
+        let password = self.password.resolve().await.context(PASSWORD_CONTEXT)?;
         let mut session = connect(&self.mailbox, &self.tls, &password).await?;
         let caps = io("Reading CAPABILITY", session.capabilities()).await?;
         let mut caps = Caps {
@@ -106,6 +119,8 @@ impl Watcher {
             self.apply_flags(&mut session, &folder, uidvalidity, &caps)
                 .await?;
             *failures = 0;
+            self.health.ok(Condition::ImapLogin);
+            self.health.ok(Condition::ImapConnection);
             // Mail that arrived while we were listing or flagging was announced (EXISTS) in the
             // responses to those commands; the server will not announce it again in IDLE, so
             // go round once more instead of waiting for news that already came.

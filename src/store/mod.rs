@@ -4,7 +4,10 @@
 //! the folder checkpoint are written in ONE transaction ([`Store::record`]), so a crash at any point
 //! either keeps all of it or none of it, and re-processing the same UID is a no-op.
 
+mod notices;
 mod schema;
+
+pub use notices::{ClaimedNotice, HealthFacts, NewNotice, NoticeRow};
 
 use std::path::Path;
 use std::time::Duration;
@@ -51,6 +54,8 @@ pub enum Content<'a> {
         role: Role,
         /// Our own Message-IDs this failed-delivery report returns (empty for anything else).
         bounced: &'a [String],
+        /// Why this email raises an instant alert to staff (empty: it does not).
+        alert: &'a [String],
     },
     /// Could not be triaged (too large, unparseable).
     Skipped {
@@ -73,6 +78,8 @@ pub struct Policy {
     /// Business time and response targets (when holding notes fall due).
     pub sla: SlaConfig,
     pub followups: FollowupConfig,
+    /// Instant alerts (`None`: off).
+    pub alerts: Option<crate::alerts::AlertConfig>,
 }
 
 impl Policy {
@@ -86,6 +93,7 @@ impl Policy {
             domain: config.support.domain.clone(),
             sla: config.sla.clone(),
             followups: config.followups.clone(),
+            alerts: config.alerts.clone(),
         }
     }
 }
@@ -523,6 +531,16 @@ impl Store {
                  WHERE state = 'sending'",
                 [now],
             )
+            .and_then(|n| {
+                // Staff mail too: a digest or alert is not worth a duplicate either.
+                let m = self.conn.execute(
+                    "UPDATE notices SET state = 'uncertain', updated_at = ?1,
+                     last_error = 'interrupted while sending; not retried to avoid a duplicate'
+                     WHERE state = 'sending'",
+                    [now],
+                )?;
+                Ok(n + m)
+            })
             .context("Recovering interrupted sends")
     }
 
@@ -578,7 +596,8 @@ impl Store {
     pub fn next_due_at(&self) -> Result<Option<i64>> {
         self.conn
             .query_row(
-                "SELECT min(due_at) FROM outbox WHERE state = 'pending'",
+                "SELECT min(d) FROM (SELECT min(due_at) AS d FROM outbox WHERE state = 'pending'
+                                     UNION ALL SELECT min(due_at) FROM notices WHERE state = 'pending')",
                 [],
                 |r| r.get(0),
             )
@@ -847,6 +866,24 @@ impl Store {
     }
 }
 
+/// The start of what the customer wrote (quotes and signature left out), for digests and alerts.
+pub fn excerpt(body: &str) -> String {
+    const MAX: usize = 300;
+    let own = crate::score::text::own_words(body);
+    let mut out = String::new();
+    for word in own.split_whitespace() {
+        if out.chars().count() + word.chars().count() + 1 > MAX {
+            out.push('\u{2026}');
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
 fn parse_priority(s: &str) -> Option<Priority> {
     Priority::ALL.into_iter().find(|p| p.as_str() == s)
 }
@@ -873,7 +910,7 @@ fn record_in(
         return Ok(Recorded::AlreadyDone { row });
     }
 
-    let (email, verdict, guard, role, bounced) = match content {
+    let (email, verdict, guard, role, bounced, alert) = match content {
         Content::Skipped {
             reason,
             detail,
@@ -900,7 +937,8 @@ fn record_in(
             guard,
             role,
             bounced,
-        } => (*email, *verdict, *guard, *role, *bounced),
+            alert,
+        } => (*email, *verdict, *guard, *role, *bounced, *alert),
     };
 
     // The same email seen before: after a UIDVALIDITY change it is the same message at a new
@@ -1069,8 +1107,8 @@ fn record_in(
     tx.execute(
         "INSERT INTO messages (dedup_key, message_id, folder, uidvalidity, uid, ticket_id, status, ack, sender,
                                sender_name, subject, refs, score, priority, tones, size, received_at, processed_at,
-                               intents)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'triaged', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                               intents, excerpt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'triaged', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         params![
             dedup_key,
             email.message_id,
@@ -1089,7 +1127,8 @@ fn record_in(
             email.size as i64,
             received_at,
             now,
-            verdict.intents.join(",")
+            verdict.intents.join(","),
+            excerpt(&email.body_text)
         ],
     )
     .context("Recording message")?;
@@ -1151,6 +1190,26 @@ fn record_in(
             tracing::info!(ticket = %tag, command = ?cmd, state = to.as_str(), "Staff command by email");
         }
     }
+    if role == Role::Customer
+        && !alert.is_empty()
+        && let (Some((ticket_id, tag)), Some(alerts)) = (&ticket, &policy.alerts)
+    {
+        let facts = crate::alerts::AlertFacts {
+            ticket: tag.clone(),
+            customer: sender.clone(),
+            customer_name: sender_name.clone(),
+            subject: email.subject.clone(),
+            priority: verdict.priority.as_str().to_string(),
+            tones: verdict.tones.clone(),
+            intents: verdict.intents.clone(),
+            reasons: alert.to_vec(),
+            excerpt: excerpt(&email.body_text),
+            received_at,
+        };
+        if notices::queue_alert(tx, *ticket_id, &facts, alerts, now)? {
+            tracing::warn!(ticket = %tag, reasons = %alert.join("; "), "Alert queued for staff");
+        }
+    }
     for (ticket_id, tag) in &bounced_tickets {
         let mut cancelled = 0;
         for kind in Followup::ALL {
@@ -1162,7 +1221,7 @@ fn record_in(
             "bounced",
             now,
             Some(row),
-            &format!("delivery to the customer failed (report from {sender})"),
+            &format!("report from {sender}"),
         )?;
         tracing::warn!(ticket = %tag, cancelled, "Delivery to the customer failed; follow-ups cancelled");
     }

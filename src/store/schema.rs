@@ -129,4 +129,38 @@ CREATE INDEX ticket_events_ticket ON ticket_events(ticket_id, at);
     r#"
 ALTER TABLE outbox ADD COLUMN cancel_reason TEXT NOT NULL DEFAULT '';
 "#,
+    // 6: staff mail: digests, instant alerts and health alerts, queued durably and sent by the
+    // outbox; health incidents; the start of each email for digests and alerts.
+    r#"
+ALTER TABLE messages ADD COLUMN excerpt TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE notices (
+    id           INTEGER NOT NULL PRIMARY KEY,
+    kind         TEXT    NOT NULL,               -- digest | alert | health
+    key          TEXT    NOT NULL UNIQUE,        -- digest:NAME:SLOT | alert:TAG | health:INCIDENT:open|resolved
+    recipients   TEXT    NOT NULL,               -- comma-separated staff addresses
+    subject      TEXT    NOT NULL DEFAULT '',
+    body_text    TEXT    NOT NULL DEFAULT '',
+    body_html    TEXT    NOT NULL DEFAULT '',
+    detail       TEXT    NOT NULL DEFAULT '',    -- alert: its facts (JSON), rendered when sent
+    ticket_id    INTEGER REFERENCES tickets(id),
+    due_at       INTEGER NOT NULL,
+    state        TEXT    NOT NULL DEFAULT 'pending', -- pending | sending | sent | failed | uncertain | empty
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT    NOT NULL DEFAULT '',
+    batch        INTEGER NOT NULL DEFAULT 0,     -- alerts sent in one email share the first one's id
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    sent_at      INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX notices_due ON notices(state, due_at);
+
+CREATE TABLE incidents (
+    id           INTEGER NOT NULL PRIMARY KEY,
+    condition    TEXT    NOT NULL,
+    started_at   INTEGER NOT NULL,
+    detail       TEXT    NOT NULL DEFAULT '',
+    resolved_at  INTEGER NOT NULL DEFAULT 0
+) STRICT;
+"#,
 ];

@@ -57,6 +57,7 @@ fn policy() -> Policy {
         domain: "support.example.test".into(),
         sla: SlaConfig::default(),
         followups: FollowupConfig::default(),
+        alerts: None,
     }
 }
 
@@ -66,6 +67,8 @@ struct T {
     policy: Policy,
     /// Passed as the `bounced` IDs of the next record.
     bounced: Vec<String>,
+    /// Passed as the alert reasons of the next record.
+    alert: Vec<String>,
     /// The intents of the next verdict.
     intents: Vec<String>,
     /// The store's clock.
@@ -81,6 +84,7 @@ impl T {
             store,
             policy: policy(),
             bounced: Vec::new(),
+            alert: Vec::new(),
             intents: verdict(Priority::Normal).intents,
             now: NOW,
         }
@@ -125,6 +129,7 @@ impl T {
             guard,
             role,
             bounced: &self.bounced,
+            alert: &self.alert,
         };
         self.store
             .record(&at, &content, received, &self.policy, self.now)

@@ -2,6 +2,7 @@
 //! `eval` and `tune` (the rules against labelled data), and in [`tickets`] the ticket list and
 //! commands. Orchestration only: reading files and the store, calling the pure core, formatting.
 
+pub mod digest;
 pub mod tickets;
 
 use std::path::Path;

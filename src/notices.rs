@@ -1,0 +1,394 @@
+//! The daemon's staff-mail side: the digest scheduler, the health monitor, and composing staff
+//! email for the outbox. What to say is decided by the pure modules ([`crate::digest`],
+//! [`crate::alerts`]); this module decides when, and queues it in the store (each digest slot,
+//! alert and incident exactly once) for the outbox to send.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::{
+    AlertConfig, AlertMail, Condition, HealthAction, HealthMail, Pending, health_step,
+};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::digest::{self, Digest, DigestConfig, RenderedMail};
+use crate::score::RuleSet;
+use crate::store::{ClaimedNotice, NewNotice, Store};
+use crate::templates::Templates;
+
+/// Problems other tasks report (IMAP login, connection, SMTP), read by the health monitor.
+#[derive(Debug, Clone, Default)]
+pub struct HealthBoard {
+    state: Arc<Mutex<BTreeMap<Condition, Option<String>>>>,
+    changed: Arc<Notify>,
+}
+
+impl HealthBoard {
+    /// `c` is failing, with what the server said.
+    pub fn fail(&self, c: Condition, detail: impl Into<String>) {
+        let detail = detail.into();
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.get(&c) != Some(&Some(detail.clone())) {
+            s.insert(c, Some(detail));
+            self.changed.notify_one();
+        }
+    }
+
+    /// `c` works.
+    pub fn ok(&self, c: Condition) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.get(&c) != Some(&None) {
+            s.insert(c, None);
+            self.changed.notify_one();
+        }
+    }
+
+    fn snapshot(&self) -> BTreeMap<Condition, Option<String>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Themes for rules without an intent: their group, if any.
+pub fn rule_themes(rules: &RuleSet) -> HashMap<String, String> {
+    rules
+        .rules()
+        .iter()
+        .filter(|r| r.intent.is_none())
+        .filter_map(|r| {
+            let g = rules.groups().get(r.group?)?;
+            Some((r.id.clone(), g.id.clone()))
+        })
+        .collect()
+}
+
+/// Build the digest `d` as of `at` from the store, counting themes since `themes_from`.
+pub fn build_digest(
+    config: &Config,
+    store: &Store,
+    d: &DigestConfig,
+    at: i64,
+    themes_from: i64,
+) -> Result<Digest> {
+    let len = (at - themes_from).max(60);
+    let snap = store.digest_snapshot(
+        themes_from,
+        themes_from - len,
+        at - d.repeat_window.as_secs() as i64,
+        &rule_themes(&config.rules),
+    )?;
+    Ok(digest::build(
+        &snap,
+        at,
+        d,
+        &digest::Context {
+            sla: &config.sla,
+            themes_from,
+        },
+    ))
+}
+
+/// Render a digest with the configured templates.
+pub fn render_digest(templates: &Templates, d: &Digest) -> Result<RenderedMail> {
+    digest::render(templates, "digest", &d.subject, d).context("Rendering the digest template")
+}
+
+/// Build, render and queue digest `d` for `slot` as of `now` (or record it as empty). Returns
+/// the digest and whether it was queued for sending.
+pub fn produce_digest(
+    config: &Config,
+    store: &mut Store,
+    d: &DigestConfig,
+    slot: i64,
+    now: i64,
+) -> Result<(Digest, bool)> {
+    let themes_from = digest::themes_period(d, slot).0;
+    let digest = build_digest(config, store, d, now, themes_from)?;
+    let mail = render_digest(&config.templates, &digest)?;
+    let key = format!("digest:{}:{slot}", d.name);
+    let notice = NewNotice {
+        kind: "digest",
+        key,
+        recipients: &d.to,
+        subject: &mail.subject,
+        text: &mail.text,
+        html: &mail.html,
+        due_at: now,
+    };
+    let send = !digest.empty || d.send_empty;
+    store.record_digest(&d.name, slot, send.then_some(&notice), &notice, now)?;
+    Ok((digest, send))
+}
+
+/// Sends each digest at its scheduled times. A slot missed while the daemon was down is sent
+/// once at start (only the latest one); the very first start sends nothing old.
+pub async fn digest_scheduler(
+    config: Arc<Config>,
+    mut store: Store,
+    clock: Clock,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    if config.digests.is_empty() {
+        return;
+    }
+    let mut moved = clock.watch();
+    let mut last: Vec<i64> = Vec::new();
+    for d in &config.digests {
+        let l = match store.digest_last_slot(&d.name) {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                // First run: start from now.
+                let now = clock.now();
+                let _ = store.set_kv(&format!("digest.{}.last_slot", d.name), &now.to_string());
+                now
+            }
+            Err(e) => {
+                tracing::error!(digest = %d.name, error = %format!("{e:#}"), "Reading digest state failed");
+                clock.now()
+            }
+        };
+        last.push(l);
+    }
+    loop {
+        let now = clock.now();
+        let mut next_wake = i64::MAX;
+        for (d, last) in config.digests.iter().zip(last.iter_mut()) {
+            if let Some(slot) = d.schedule.last_at_or_before(now).filter(|s| *s > *last) {
+                let due = d.quiet.as_ref().map_or(slot, |q| q.defer(slot));
+                if due <= now {
+                    match produce_digest(&config, &mut store, d, slot, now) {
+                        Ok((digest, true)) => {
+                            tracing::info!(digest = %d.name, subject = %digest.subject, "Digest queued");
+                            wake.notify_one();
+                            *last = slot;
+                        }
+                        Ok((_, false)) => {
+                            tracing::info!(digest = %d.name, "Digest empty; not sent (send_empty = false)");
+                            *last = slot;
+                        }
+                        Err(e) => {
+                            tracing::error!(digest = %d.name, error = %format!("{e:#}"), "Digest failed; trying again in a minute");
+                            next_wake = next_wake.min(now + 60);
+                        }
+                    }
+                } else {
+                    next_wake = next_wake.min(due);
+                }
+            }
+            let next = d.schedule.next_after(now.max(*last));
+            let next = d.quiet.as_ref().map_or(next, |q| q.defer(next));
+            next_wake = next_wake.min(next);
+        }
+        let wait = Duration::from_secs((next_wake.saturating_sub(now)).clamp(1, 3600) as u64);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+            () = moved.moved() => {}
+        }
+    }
+}
+
+/// How often the monitor looks (it also looks when a task reports a change).
+const HEALTH_CHECK: Duration = Duration::from_secs(15);
+/// The window in which circuit-breaker skips count as a live problem.
+const BREAKER_WINDOW: i64 = 600;
+
+/// Watch for problems and send one alert per incident and one recovery note.
+pub async fn health_monitor(
+    config: Arc<Config>,
+    mut store: Store,
+    board: HealthBoard,
+    clock: Clock,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let Some(alerts) = config.alerts.clone().filter(|a| a.health.enabled) else {
+        return;
+    };
+    let started = clock.now();
+    let mut pending = Pending::default();
+    let mut moved = clock.watch();
+    loop {
+        if let Err(e) = health_check(
+            &config,
+            &alerts,
+            &mut store,
+            &board,
+            &mut pending,
+            &clock,
+            started,
+        ) {
+            tracing::error!(error = %format!("{e:#}"), "Health check failed");
+        } else {
+            wake.notify_one();
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(HEALTH_CHECK) => {}
+            () = moved.moved() => {}
+            () = board.changed.notified() => {}
+        }
+    }
+}
+
+/// What the store says about the backlog, the mail flow and the circuit breaker.
+fn observe_store(
+    alerts: &AlertConfig,
+    store: &Store,
+    now: i64,
+    started: i64,
+) -> Result<BTreeMap<Condition, Option<String>>> {
+    let h = &alerts.health;
+    let f = store.health_facts(now, now - BREAKER_WINDOW)?;
+    let age = |t: i64| crate::tools::tickets::age(t, now);
+    let mut out = BTreeMap::new();
+    let backlog_age = h.backlog_age.as_secs() as i64;
+    let backlog = match f.oldest_due {
+        Some(oldest) if f.due as usize > h.backlog_max || now - oldest > backlog_age => {
+            Some(format!(
+                "{} emails due and not sent; the oldest has waited {}",
+                f.due,
+                age(oldest)
+            ))
+        }
+        _ => None,
+    };
+    out.insert(Condition::Backlog, backlog);
+    if let Some(quiet_for) = h.no_mail_for {
+        let last = f.last_mail.unwrap_or(started).max(started);
+        let silent = now - last >= quiet_for.as_secs() as i64;
+        out.insert(
+            Condition::NoMail,
+            silent.then(|| match f.last_mail {
+                Some(t) => format!(
+                    "no email received for {} (the last at {})",
+                    age(last),
+                    crate::tools::tickets::when(t)
+                ),
+                None => format!(
+                    "no email received since triaged started {} ago",
+                    age(started)
+                ),
+            }),
+        );
+    }
+    out.insert(
+        Condition::CircuitBreaker,
+        (f.breaker_skips > 0).then(|| {
+            format!(
+                "{} emails were not acknowledged in the last {} minutes because too many arrived at once",
+                f.breaker_skips,
+                BREAKER_WINDOW / 60
+            )
+        }),
+    );
+    Ok(out)
+}
+
+fn health_check(
+    config: &Config,
+    alerts: &AlertConfig,
+    store: &mut Store,
+    board: &HealthBoard,
+    pending: &mut Pending,
+    clock: &Clock,
+    started: i64,
+) -> Result<()> {
+    let now = clock.now();
+    let mut observed = board.snapshot();
+    observed.extend(observe_store(alerts, store, now, started)?);
+    let open = store.open_incidents()?;
+    for action in health_step(pending, &open, &observed, now, alerts.health.after) {
+        let mail = HealthMail::new(&action, now);
+        let r = digest::render(&config.templates, "health", &mail.subject, &mail)
+            .context("Rendering the health template")?;
+        let due = alerts.quiet.as_ref().map_or(now, |q| q.defer(now));
+        let notice = NewNotice {
+            kind: "health",
+            key: String::new(),
+            recipients: &alerts.to,
+            subject: &r.subject,
+            text: &r.text,
+            html: &r.html,
+            due_at: due,
+        };
+        match &action {
+            HealthAction::Open {
+                condition,
+                since,
+                detail,
+            } => {
+                let id = store.open_incident(*condition, *since, detail, &notice, now)?;
+                tracing::error!(incident = id, problem = condition.title(), detail = %detail, "Health alert queued for staff");
+            }
+            HealthAction::Resolve { incident } => {
+                store.resolve_incident(incident.id, &notice, now)?;
+                tracing::info!(
+                    incident = incident.id,
+                    problem = incident.condition.title(),
+                    "Recovered; recovery note queued for staff"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Build the email for claimed staff mail. Alerts are rendered now, all in one email.
+pub fn compose_notice(
+    n: &ClaimedNotice,
+    templates: &Templates,
+    from: &Mailbox,
+    domain: &str,
+) -> Result<Message> {
+    let (subject, text, html) = if n.kind == "alert" {
+        anyhow::ensure!(!n.alerts.is_empty(), "no readable alert in this batch");
+        let mail = AlertMail::new(n.alerts.clone(), n.held);
+        let r = digest::render(templates, "alert", &mail.subject, &mail)
+            .context("Rendering the alert template")?;
+        (r.subject, r.text, r.html)
+    } else {
+        (n.subject.clone(), n.text.clone(), n.html.clone())
+    };
+    let id: String = n
+        .key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    let mut b = Message::builder()
+        .from(from.clone())
+        .subject(subject)
+        .message_id(Some(format!("<triaged.{id}@{domain}>")))
+        .date_now()
+        .header(crate::outbox::raw_header(
+            "Auto-Submitted",
+            "auto-generated",
+        ))
+        .header(crate::outbox::raw_header("X-Auto-Response-Suppress", "All"))
+        .header(crate::outbox::raw_header("Precedence", "bulk"))
+        .header(crate::outbox::raw_header(
+            crate::guard::LOOP_HEADER,
+            &n.kind,
+        ));
+    for r in &n.recipients {
+        let a: lettre::Address = r
+            .parse()
+            .with_context(|| format!("Recipient {r:?} is not an address"))?;
+        b = b.to(Mailbox::new(None, a));
+    }
+    b.multipart(MultiPart::alternative_plain_html(text, html))
+        .context("Building the email")
+}

@@ -1,0 +1,730 @@
+//! Staff mail in the store: digests, alerts and health notes queued durably (each once, by a
+//! unique key), claimed and recorded by the outbox like customer mail; health incidents; and
+//! the reads a digest and the health monitor need.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use super::{Store, parse_priority};
+use crate::alerts::{AlertConfig, AlertFacts, Condition, Incident};
+use crate::digest::{HitFact, OutFact, Snapshot, TicketFacts};
+use crate::tickets::State;
+
+/// A staff email to queue.
+#[derive(Debug, Clone)]
+pub struct NewNotice<'a> {
+    pub kind: &'a str,
+    /// Unique: a second notice with the same key is not queued.
+    pub key: String,
+    pub recipients: &'a [String],
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: &'a str,
+    pub due_at: i64,
+}
+
+/// Staff mail claimed for sending: one row, or several alerts that go out together.
+#[derive(Debug, Clone)]
+pub struct ClaimedNotice {
+    pub ids: Vec<i64>,
+    pub kind: String,
+    /// Of the first row; the email's Message-ID is made from it.
+    pub key: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Alerts: the facts of each, rendered now.
+    pub alerts: Vec<AlertFacts>,
+    /// Some alert waited (rate limit or quiet hours).
+    pub held: bool,
+    /// Of the first row, this attempt included.
+    pub attempts: u32,
+}
+
+/// A notice as `triaged queue`/tests see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRow {
+    pub id: i64,
+    pub kind: String,
+    pub key: String,
+    pub state: String,
+    pub subject: String,
+    pub due_at: i64,
+    pub sent_at: i64,
+    pub last_error: String,
+}
+
+/// What the health monitor reads from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthFacts {
+    /// Outbox rows and notices due and not sent.
+    pub due: i64,
+    /// The oldest due time among them.
+    pub oldest_due: Option<i64>,
+    /// When the last email was processed (any folder).
+    pub last_mail: Option<i64>,
+    /// Emails not acknowledged because the circuit breaker was open, since the given time.
+    pub breaker_skips: i64,
+}
+
+/// Queue the alert for a ticket, once per ticket. Returns whether it was new.
+pub(super) fn queue_alert(
+    tx: &rusqlite::Transaction<'_>,
+    ticket_id: i64,
+    facts: &AlertFacts,
+    cfg: &AlertConfig,
+    now: i64,
+) -> Result<bool> {
+    let due = cfg.quiet.as_ref().map_or(now, |q| q.defer(now));
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO notices (kind, key, recipients, detail, ticket_id, due_at, created_at, updated_at)
+             VALUES ('alert', ?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT(key) DO NOTHING",
+        )
+        .context("Preparing alert insert")?
+        .execute(params![
+            format!("alert:{}", facts.ticket),
+            cfg.to.join(","),
+            serde_json::to_string(facts).context("Encoding alert")?,
+            ticket_id,
+            due,
+            now
+        ])
+        .context("Queuing alert")?;
+    Ok(n == 1)
+}
+
+fn insert_notice(
+    tx: &rusqlite::Transaction<'_>,
+    n: &NewNotice<'_>,
+    state: &str,
+    now: i64,
+) -> Result<bool> {
+    let changed = tx
+        .execute(
+            "INSERT INTO notices (kind, key, recipients, subject, body_text, body_html, due_at, state,
+                                  created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) ON CONFLICT(key) DO NOTHING",
+            params![
+                n.kind,
+                n.key,
+                n.recipients.join(","),
+                n.subject,
+                n.text,
+                n.html,
+                n.due_at,
+                state,
+                now
+            ],
+        )
+        .context("Queuing staff mail")?;
+    Ok(changed == 1)
+}
+
+/// The store key of a digest's last slot.
+fn digest_kv(name: &str) -> String {
+    format!("digest.{name}.last_slot")
+}
+
+impl Store {
+    /// Queue one staff email unless its key was queued before. Returns whether it was new.
+    pub fn queue_notice(&mut self, n: &NewNotice<'_>, now: i64) -> Result<bool> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        let new = insert_notice(&tx, n, "pending", now)?;
+        tx.commit().context("Committing staff mail")?;
+        Ok(new)
+    }
+
+    /// Record staff mail that the caller sends itself, already claimed (`sending`), so no
+    /// outbox picks it up. `None` if the key exists.
+    pub fn begin_notice(&mut self, n: &NewNotice<'_>, now: i64) -> Result<Option<i64>> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        let new = insert_notice(&tx, n, "sending", now)?;
+        let id = tx.last_insert_rowid();
+        tx.execute("UPDATE notices SET attempts = 1 WHERE id = ?1", [id])
+            .context("Claiming staff mail")?;
+        tx.commit().context("Committing staff mail")?;
+        Ok(new.then_some(id))
+    }
+
+    /// The slot of the digest `name` that was last produced (sent or found empty).
+    pub fn digest_last_slot(&self, name: &str) -> Result<Option<i64>> {
+        Ok(self.get_kv(&digest_kv(name))?.and_then(|v| v.parse().ok()))
+    }
+
+    /// Record that the digest `name` for `slot` was produced: queued (`Some`) or not sent
+    /// because it was empty (`None`, kept as an `empty` row). Both in one transaction, so a
+    /// slot is done exactly once. Returns whether it was new.
+    pub fn record_digest(
+        &mut self,
+        name: &str,
+        slot: i64,
+        mail: Option<&NewNotice<'_>>,
+        empty: &NewNotice<'_>,
+        now: i64,
+    ) -> Result<bool> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        let new = match mail {
+            Some(m) => insert_notice(&tx, m, "pending", now)?,
+            None => insert_notice(&tx, empty, "empty", now)?,
+        };
+        tx.execute(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)",
+            params![digest_kv(name), slot.to_string()],
+        )
+        .context("Recording the digest slot")?;
+        tx.commit().context("Committing digest")?;
+        Ok(new)
+    }
+
+    /// The earliest due time of pending staff mail.
+    pub fn notice_due_at(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT min(due_at) FROM notices WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .context("Reading staff mail due time")
+    }
+
+    /// Claim the next staff email that is due: a digest or health note, or every due alert
+    /// at once. Alerts beyond `alerts_per_hour` emails in the last hour wait (their due time
+    /// moves to when the hour frees up) and then go out together.
+    pub fn claim_notice(
+        &mut self,
+        now: i64,
+        alerts_per_hour: u32,
+    ) -> Result<Option<ClaimedNotice>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("Starting transaction")?;
+        let alerts_due: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM notices WHERE kind = 'alert' AND state = 'pending' AND due_at <= ?1",
+                [now],
+                |r| r.get(0),
+            )
+            .context("Counting due alerts")?;
+        if alerts_due > 0 {
+            let (sent, first): (i64, Option<i64>) = tx
+                .query_row(
+                    "SELECT count(DISTINCT batch), min(sent_at) FROM notices
+                     WHERE kind = 'alert' AND state = 'sent' AND sent_at > ?1",
+                    [now - 3600],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .context("Counting alert emails")?;
+            if sent >= i64::from(alerts_per_hour) {
+                let free_at = first.unwrap_or(now) + 3600;
+                tx.execute(
+                    "UPDATE notices SET due_at = ?2, updated_at = ?1,
+                            last_error = 'waiting for the alert rate limit'
+                     WHERE kind = 'alert' AND state = 'pending' AND due_at <= ?1",
+                    params![now, free_at.max(now + 1)],
+                )
+                .context("Holding alerts back")?;
+            } else {
+                let rows: Vec<(i64, String, String, String, i64, i64, u32)> = {
+                    let mut stmt = tx
+                        .prepare(
+                            "SELECT id, key, recipients, detail, due_at, created_at, attempts FROM notices
+                             WHERE kind = 'alert' AND state = 'pending' AND due_at <= ?1 ORDER BY id",
+                        )
+                        .context("Preparing alert claim")?;
+                    stmt.query_map([now], |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                        ))
+                    })
+                    .context("Reading alerts")?
+                    .collect::<rusqlite::Result<_>>()
+                    .context("Reading alerts")?
+                };
+                let batch = rows[0].0;
+                let mut alerts = Vec::new();
+                let mut held = false;
+                for (id, _, _, detail, due_at, created_at, _) in &rows {
+                    held |= due_at > created_at;
+                    match serde_json::from_str::<AlertFacts>(detail) {
+                        Ok(f) => alerts.push(f),
+                        Err(e) => {
+                            tracing::error!(notice = id, error = %e, "Unreadable alert facts; sending the others")
+                        }
+                    }
+                    tx.execute(
+                        "UPDATE notices SET state = 'sending', attempts = attempts + 1, batch = ?2, updated_at = ?3
+                         WHERE id = ?1",
+                        params![id, batch, now],
+                    )
+                    .context("Claiming alert")?;
+                }
+                tx.commit().context("Committing claim")?;
+                let first = &rows[0];
+                return Ok(Some(ClaimedNotice {
+                    ids: rows.iter().map(|r| r.0).collect(),
+                    kind: "alert".into(),
+                    key: first.1.clone(),
+                    recipients: split(&first.2),
+                    subject: String::new(),
+                    text: String::new(),
+                    html: String::new(),
+                    alerts,
+                    held,
+                    attempts: first.6 + 1,
+                }));
+            }
+        }
+        let row = tx
+            .query_row(
+                "SELECT id, kind, key, recipients, subject, body_text, body_html, attempts FROM notices
+                 WHERE kind != 'alert' AND state = 'pending' AND due_at <= ?1
+                 ORDER BY CASE kind WHEN 'health' THEN 0 ELSE 1 END, due_at, id LIMIT 1",
+                [now],
+                |r| {
+                    Ok(ClaimedNotice {
+                        ids: vec![r.get(0)?],
+                        kind: r.get(1)?,
+                        key: r.get(2)?,
+                        recipients: split(&r.get::<_, String>(3)?),
+                        subject: r.get(4)?,
+                        text: r.get(5)?,
+                        html: r.get(6)?,
+                        alerts: Vec::new(),
+                        held: false,
+                        attempts: r.get::<_, u32>(7)? + 1,
+                    })
+                },
+            )
+            .optional()
+            .context("Reading staff mail")?;
+        if let Some(n) = &row {
+            tx.execute(
+                "UPDATE notices SET state = 'sending', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+                params![n.ids[0], now],
+            )
+            .context("Claiming staff mail")?;
+        }
+        tx.commit().context("Committing claim")?;
+        Ok(row)
+    }
+
+    /// Record an accepted send of staff mail (and log it for the rate limits, as a negative id).
+    pub fn notice_sent(&mut self, ids: &[i64], now_ms: i64) -> Result<()> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        for id in ids {
+            tx.execute(
+                "UPDATE notices SET state = 'sent', sent_at = ?2, updated_at = ?2, last_error = '' WHERE id = ?1",
+                params![id, now_ms / 1000],
+            )
+            .context("Marking staff mail sent")?;
+        }
+        if let Some(first) = ids.first() {
+            tx.execute(
+                "INSERT INTO send_log (at_ms, outbox_id) VALUES (?1, ?2)",
+                params![now_ms, -first],
+            )
+            .context("Logging the send")?;
+        }
+        tx.commit().context("Committing sent state")
+    }
+
+    /// Put claimed staff mail back for another try at `due_at`.
+    pub fn notice_retry(&self, ids: &[i64], due_at: i64, error: &str, now: i64) -> Result<()> {
+        for id in ids {
+            self.conn
+                .execute(
+                    "UPDATE notices SET state = 'pending', due_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![id, due_at, error, now],
+                )
+                .context("Scheduling staff mail retry")?;
+        }
+        Ok(())
+    }
+
+    /// Give up on claimed staff mail.
+    pub fn notice_failed(&self, ids: &[i64], error: &str, now: i64) -> Result<()> {
+        for id in ids {
+            self.conn
+                .execute(
+                    "UPDATE notices SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, error, now],
+                )
+                .context("Marking staff mail failed")?;
+        }
+        Ok(())
+    }
+
+    /// Staff mail, newest first, optionally of one kind.
+    pub fn notices(&self, kind: Option<&str>) -> Result<Vec<NoticeRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, kind, key, state, subject, due_at, sent_at, last_error FROM notices
+                 WHERE ?1 IS NULL OR kind = ?1 ORDER BY id DESC",
+            )
+            .context("Preparing staff mail list")?;
+        let rows = stmt
+            .query_map([kind], |r| {
+                Ok(NoticeRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    key: r.get(2)?,
+                    state: r.get(3)?,
+                    subject: r.get(4)?,
+                    due_at: r.get(5)?,
+                    sent_at: r.get(6)?,
+                    last_error: r.get(7)?,
+                })
+            })
+            .context("Listing staff mail")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("Listing staff mail")?;
+        Ok(rows)
+    }
+
+    /// Incidents not yet resolved.
+    pub fn open_incidents(&self) -> Result<Vec<Incident>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, condition, started_at, detail FROM incidents WHERE resolved_at = 0 ORDER BY id")
+            .context("Preparing incidents")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .context("Reading incidents")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("Reading incidents")?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, c, started_at, detail)| {
+                Some(Incident {
+                    id,
+                    condition: Condition::parse(&c)?,
+                    started_at,
+                    detail,
+                })
+            })
+            .collect())
+    }
+
+    /// Open an incident and queue its alert, in one transaction. `mail.key` is ignored: the
+    /// key is made from the new incident's id.
+    pub fn open_incident(
+        &mut self,
+        condition: Condition,
+        since: i64,
+        detail: &str,
+        mail: &NewNotice<'_>,
+        now: i64,
+    ) -> Result<i64> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        tx.execute(
+            "INSERT INTO incidents (condition, started_at, detail) VALUES (?1, ?2, ?3)",
+            params![condition.key(), since, detail],
+        )
+        .context("Opening incident")?;
+        let id = tx.last_insert_rowid();
+        let mail = NewNotice {
+            key: format!("health:{id}:open"),
+            ..mail.clone()
+        };
+        insert_notice(&tx, &mail, "pending", now)?;
+        tx.commit().context("Committing incident")?;
+        Ok(id)
+    }
+
+    /// Resolve an incident and queue its recovery note, in one transaction.
+    pub fn resolve_incident(&mut self, id: i64, mail: &NewNotice<'_>, now: i64) -> Result<()> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        tx.execute(
+            "UPDATE incidents SET resolved_at = ?2 WHERE id = ?1 AND resolved_at = 0",
+            params![id, now],
+        )
+        .context("Resolving incident")?;
+        let mail = NewNotice {
+            key: format!("health:{id}:resolved"),
+            ..mail.clone()
+        };
+        insert_notice(&tx, &mail, "pending", now)?;
+        tx.commit().context("Committing recovery")
+    }
+
+    /// What the health monitor looks at: the backlog, the last email, circuit-breaker skips
+    /// since `breaker_since`.
+    pub fn health_facts(&self, now: i64, breaker_since: i64) -> Result<HealthFacts> {
+        let (due, oldest_due): (i64, Option<i64>) = self
+            .conn
+            .query_row(
+                "SELECT count(*), min(due_at) FROM (
+                     SELECT due_at FROM outbox WHERE state = 'pending' AND due_at <= ?1
+                     UNION ALL SELECT due_at FROM notices WHERE state = 'pending' AND due_at <= ?1)",
+                [now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .context("Measuring the backlog")?;
+        let last_mail: Option<i64> = self
+            .conn
+            .query_row("SELECT max(processed_at) FROM messages", [], |r| r.get(0))
+            .context("Reading the last email")?;
+        let breaker_skips: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM messages WHERE ack = 'circuit_open' AND processed_at > ?1",
+                [breaker_since],
+                |r| r.get(0),
+            )
+            .context("Counting circuit-breaker skips")?;
+        Ok(HealthFacts {
+            due,
+            oldest_due,
+            last_mail,
+            breaker_skips,
+        })
+    }
+
+    /// Everything a digest at `now` reads: tickets waiting for staff, tickets with follow-ups
+    /// pending or anything that failed since `since`, and customer emails since
+    /// `messages_since` with their themes (`rule_themes`: rule id -> theme, for rules without
+    /// an intent). Contacts are counted back to `contacts_since`.
+    pub fn digest_snapshot(
+        &self,
+        since: i64,
+        messages_since: i64,
+        contacts_since: i64,
+        rule_themes: &HashMap<String, String>,
+    ) -> Result<Snapshot> {
+        let c = &self.conn;
+        let mut stmt = c
+            .prepare(
+                "SELECT t.id, t.tag, t.customer, t.subject, t.state, t.priority, t.created_at,
+                        t.first_response_at, t.last_customer_at
+                 FROM tickets t
+                 WHERE t.state IN ('new', 'acknowledged', 'reopened')
+                    OR t.id IN (SELECT ticket_id FROM outbox
+                                WHERE (kind != 'ack' AND state = 'pending')
+                                   OR (state IN ('failed', 'uncertain') AND updated_at >= ?1))
+                    OR t.id IN (SELECT ticket_id FROM ticket_events WHERE event = 'bounced' AND at >= ?1)
+                 ORDER BY t.id",
+            )
+            .context("Preparing digest tickets")?;
+        type Row = (i64, String, String, String, String, String, i64, i64, i64);
+        let rows: Vec<Row> = stmt
+            .query_map([since], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            })
+            .context("Reading digest tickets")?
+            .collect::<rusqlite::Result<_>>()
+            .context("Reading digest tickets")?;
+        let mut tickets = Vec::with_capacity(rows.len());
+        for (
+            id,
+            tag,
+            customer,
+            subject,
+            state,
+            priority,
+            created_at,
+            first_response_at,
+            last_customer_at,
+        ) in rows
+        {
+            // The customer's emails in this ticket, newest first.
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, sender_name, tones, intents, excerpt FROM messages
+                     WHERE ticket_id = ?1 AND sender = ?2 AND status = 'triaged'
+                     ORDER BY received_at DESC, id DESC",
+                )
+                .context("Preparing ticket emails")?;
+            let emails: Vec<(i64, String, String, String, String)> = stmt
+                .query_map(params![id, customer], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .context("Reading ticket emails")?
+                .collect::<rusqlite::Result<_>>()
+                .context("Reading ticket emails")?;
+            let union = |i: usize| {
+                let mut v: Vec<String> = emails
+                    .iter()
+                    .flat_map(|e| {
+                        let s = if i == 0 { &e.2 } else { &e.3 };
+                        s.split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(str::to_string)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            };
+            let (tones, intents) = (union(0), union(1));
+            let latest = emails.first();
+            let hits: Vec<HitFact> = match latest {
+                Some(e) => c
+                    .prepare_cached(
+                        "SELECT rule, matched, weight FROM hits WHERE message_row = ?1 ORDER BY weight DESC, rowid",
+                    )
+                    .context("Preparing hits")?
+                    .query_map([e.0], |r| {
+                        Ok(HitFact {
+                            rule: r.get(0)?,
+                            matched: r.get(1)?,
+                            weight: r.get(2)?,
+                        })
+                    })
+                    .context("Reading hits")?
+                    .collect::<rusqlite::Result<_>>()
+                    .context("Reading hits")?,
+                None => Vec::new(),
+            };
+            let contacts: Vec<i64> = c
+                .prepare_cached(
+                    "SELECT received_at FROM messages
+                     WHERE sender = ?1 AND status = 'triaged' AND received_at >= ?2 ORDER BY received_at",
+                )
+                .context("Preparing contacts")?
+                .query_map(params![customer, contacts_since], |r| r.get(0))
+                .context("Reading contacts")?
+                .collect::<rusqlite::Result<_>>()
+                .context("Reading contacts")?;
+            let out: Vec<(String, String, i64, String)> = c
+                .prepare_cached(
+                    "SELECT kind, state, due_at, last_error FROM outbox
+                     WHERE ticket_id = ?1 AND ((kind != 'ack' AND state = 'pending')
+                        OR (state IN ('failed', 'uncertain') AND updated_at >= ?2))
+                     ORDER BY id",
+                )
+                .context("Preparing ticket outbox")?
+                .query_map(params![id, since], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .context("Reading ticket outbox")?
+                .collect::<rusqlite::Result<_>>()
+                .context("Reading ticket outbox")?;
+            let mut followups = Vec::new();
+            let mut failed_deliveries = Vec::new();
+            for (kind, state, due_at, error) in out {
+                let fact = OutFact {
+                    kind: kind.clone(),
+                    state: state.clone(),
+                    due_at,
+                    error,
+                };
+                // An acknowledgement that failed is a delivery problem; a follow-up that
+                // failed or waits is a follow-up matter.
+                if kind == "ack" {
+                    failed_deliveries.push(fact);
+                } else {
+                    followups.push(fact);
+                }
+            }
+            let bounces: Vec<(i64, String)> = c
+                .prepare_cached(
+                    "SELECT at, detail FROM ticket_events WHERE ticket_id = ?1 AND event = 'bounced' AND at >= ?2",
+                )
+                .context("Preparing bounces")?
+                .query_map(params![id, since], |r| Ok((r.get(0)?, r.get(1)?)))
+                .context("Reading bounces")?
+                .collect::<rusqlite::Result<_>>()
+                .context("Reading bounces")?;
+            for (at, detail) in bounces {
+                failed_deliveries.push(OutFact {
+                    kind: "email".into(),
+                    state: "bounced".into(),
+                    due_at: at,
+                    error: detail,
+                });
+            }
+            tickets.push(TicketFacts {
+                tag,
+                customer_name: latest.map(|e| e.1.clone()).unwrap_or_default(),
+                customer,
+                subject,
+                state: State::parse(&state).unwrap_or(State::Acknowledged),
+                priority: parse_priority(&priority).unwrap_or(crate::score::Priority::Normal),
+                created_at,
+                first_response_at,
+                last_customer_at,
+                tones,
+                intents,
+                hits,
+                excerpt: latest.map(|e| e.4.clone()).unwrap_or_default(),
+                contacts,
+                followups,
+                failed_deliveries,
+            });
+        }
+
+        // Customer emails (those that opened or joined a ticket as the customer) for themes.
+        let mut stmt = c
+            .prepare(
+                "SELECT m.id, m.received_at, m.intents FROM messages m JOIN tickets t ON t.id = m.ticket_id
+                 WHERE m.status = 'triaged' AND m.sender = t.customer AND m.received_at >= ?1",
+            )
+            .context("Preparing theme emails")?;
+        let emails: Vec<(i64, i64, String)> = stmt
+            .query_map([messages_since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .context("Reading theme emails")?
+            .collect::<rusqlite::Result<_>>()
+            .context("Reading theme emails")?;
+        let mut hits_stmt = c
+            .prepare_cached("SELECT rule FROM hits WHERE message_row = ?1")
+            .context("Preparing theme hits")?;
+        let mut messages = Vec::with_capacity(emails.len());
+        for (row, at, intents) in emails {
+            let mut themes: Vec<String> = intents
+                .split(',')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect();
+            if !rule_themes.is_empty() {
+                let rules: Vec<String> = hits_stmt
+                    .query_map([row], |r| r.get(0))
+                    .context("Reading theme hits")?
+                    .collect::<rusqlite::Result<_>>()
+                    .context("Reading theme hits")?;
+                themes.extend(rules.iter().filter_map(|r| rule_themes.get(r).cloned()));
+            }
+            themes.sort();
+            themes.dedup();
+            messages.push((at, themes));
+        }
+        Ok(Snapshot { tickets, messages })
+    }
+}
+
+fn split(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
