@@ -6,15 +6,11 @@
 mod common;
 mod daemon;
 
-use std::time::{Duration, Instant};
-
-use common::{Fetched, MailStack};
-use daemon::{Target, count, write_config};
-use tokio::sync::oneshot;
+use common::MailStack;
+use daemon::{
+    InProcess, Target, WAIT, count, email, header, in_process_config, text_of, until, write_config,
+};
 use triaged::clock::Clock;
-use triaged::config::Config;
-
-const WAIT: Duration = Duration::from_secs(30);
 
 /// Business hours (the default Monday to Friday 09:00-17:00) in Berlin; every priority gets
 /// the same 8 business hours, so the wording does not depend on how the rules score.
@@ -33,80 +29,6 @@ verify = true
 verify_after = "16h"
 "#;
 
-/// The daemon as a task of this test, on `clock`.
-struct InProcess {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl InProcess {
-    fn start(config: &Config, clock: &Clock) -> InProcess {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(triaged::daemon::run(
-            config.clone(),
-            clock.clone(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        InProcess {
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        self.task
-            .await
-            .expect("daemon task")
-            .expect("daemon stops cleanly");
-    }
-}
-
-/// Wait (without blocking the runtime the daemon runs on) until `cond` holds.
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn text_of(m: &Fetched) -> String {
-    let parsed = mail_parser::MessageParser::default()
-        .parse(&m.raw)
-        .expect("a parseable email");
-    parsed
-        .body_text(0)
-        .map(|t| t.into_owned())
-        .unwrap_or_default()
-}
-
-fn header(m: &Fetched, name: &str) -> String {
-    let raw = String::from_utf8_lossy(&m.raw);
-    let head = raw.split("\r\n\r\n").next().unwrap_or("").to_string();
-    head.lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-        .unwrap_or_default()
-}
-
-fn email(from: &str, id: &str, in_reply_to: Option<&str>, subject: &str, body: &str) -> Vec<u8> {
-    let thread = in_reply_to
-        .map(|r| format!("In-Reply-To: <{r}>\r\nReferences: <{r}>\r\n"))
-        .unwrap_or_default();
-    format!(
-        "From: <{from}>\r\nTo: support@example.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{thread}\
-         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
-    )
-    .into_bytes()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
     let _ = tracing_subscriber::fmt()
@@ -120,29 +42,10 @@ async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
         ca_file: stack.ca_file.clone(),
     };
     let cfg = write_config(&target, "sent_folder = \"Sent\"", "", POLICY);
-    // In-process, the password comes from a command rather than this process's environment.
-    let text = std::fs::read_to_string(&cfg.path).expect("config").replace(
-        "password_env = \"TRIAGED_TEST_IMAP_PASSWORD\"",
-        "password_command = \"echo pw\"",
-    );
-    std::fs::write(&cfg.path, text).expect("config");
-    let config = Config::load(&cfg.path).unwrap_or_else(|e| panic!("{e:?}"));
+    let config = in_process_config(&cfg, "echo pw");
 
-    // The daemon's clock starts at 09:29 on a Monday in Berlin at least a week ago, so that
-    // every real arrival time the IMAP server stamps lies after it (a clock in the past sees
-    // no mail as stale) and the two days the test moves through are working days.
-    let berlin = jiff::tz::TimeZone::get("Europe/Berlin").expect("zone");
-    let mut day =
-        jiff::Timestamp::now().to_zoned(berlin.clone()).date() - jiff::Span::new().days(7);
-    while day.weekday() != jiff::civil::Weekday::Monday {
-        day = day.yesterday().expect("a day");
-    }
-    let monday = day
-        .at(9, 29, 0, 0)
-        .to_zoned(berlin)
-        .expect("09:29 exists")
-        .timestamp()
-        .as_second();
+    // The daemon's clock starts at 09:29 on a Monday in Berlin at least a week ago.
+    let (day, monday) = daemon::past_monday("Europe/Berlin", 9, 29);
     let wednesday = (day + jiff::Span::new().days(2)).to_string();
     let clock = Clock::system();
     clock.advance(monday - clock.now());

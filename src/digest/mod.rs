@@ -386,7 +386,7 @@ fn reasons(
             .contacts
             .iter()
             .copied()
-            .filter(|c| *c > at - window && *c <= at)
+            .filter(|c| *c > at - window)
             .collect();
         if recent.len() >= cfg.repeat_count.max(2) {
             let first = recent.iter().copied().min().unwrap_or(at);

@@ -10,7 +10,11 @@ use rusqlite::Connection;
 
 #[path = "config.rs"]
 mod config;
+#[path = "inproc.rs"]
+mod inproc;
 pub use config::{DaemonConfig, Target, write_config};
+#[allow(unused_imports)]
+pub use inproc::*;
 
 /// A running `triaged run`.
 pub struct Daemon {

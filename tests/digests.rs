@@ -1,0 +1,290 @@
+//! Staff mail end to end against a real Dovecot and a real SMTP server: an alert-worthy email
+//! produces exactly one alert in the staff mailbox within seconds; when the daemon's clock
+//! reaches the digest time, the digest lands there with the urgent tickets first and the right
+//! counts, once per slot across a restart; a refused IMAP login raises one health alert and, once
+//! fixed, one recovery note.
+
+mod common;
+mod daemon;
+
+use std::time::{Duration, Instant};
+
+use common::MailStack;
+use daemon::{
+    InProcess, Target, WAIT, count, email, header, in_process_config, text_of, until, write_config,
+};
+use triaged::clock::Clock;
+
+const STAFF: &str = "staff@example.test";
+
+fn target(stack: &MailStack) -> Target {
+    Target {
+        imap_port: stack.imap_port,
+        smtp_port: stack.smtp_port,
+        ca_file: stack.ca_file.clone(),
+    }
+}
+
+fn logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,triaged=debug")
+        .with_test_writer()
+        .try_init();
+}
+
+/// A team digest every day at 09:00 UTC; alerts for rules marked `alert = true` (the default
+/// pack marks security, legal threats and data loss).
+const STAFF_MAIL: &str = r#"
+[[digest]]
+name = "team"
+to = ["staff@example.test"]
+times = ["09:00"]
+timezone = "UTC"
+repeat_count = 2
+
+[alerts]
+to = ["staff@example.test"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_alert_within_seconds_and_the_digest_at_its_time_urgent_first() {
+    logging();
+    let stack = MailStack::start();
+    let cfg = write_config(&target(&stack), "", "", STAFF_MAIL);
+    let config = in_process_config(&cfg, "echo pw");
+    // The real time, so the server's arrival stamps and the daemon agree; the test then moves
+    // the clock to the next 09:00 UTC.
+    let clock = Clock::system();
+    let d = InProcess::start(&config, &clock);
+
+    let mails = vec![
+        email(
+            "ana@example.test",
+            "a1@c",
+            None,
+            "Checkout is down for all our customers",
+            "Since this morning checkout is down for all our customers and we are losing orders every minute. Please fix this now, it is urgent.",
+        ),
+        email(
+            "ben@example.test",
+            "b1@c",
+            None,
+            "Data breach? Our lawyer is involved",
+            "Your app showed our customer list to another company. This is a data breach and our lawyer will contact you.",
+        ),
+        email(
+            "cy@example.test",
+            "c1@c",
+            None,
+            "Question about invoices",
+            "Hello, which address is printed on the invoice? Thanks.",
+        ),
+        email(
+            "dee@example.test",
+            "d1@c",
+            None,
+            "Dark mode",
+            "Would be nice to have a dark mode. Thanks!",
+        ),
+    ];
+    let delivered = Instant::now();
+    stack
+        .append_many("support@example.test", "INBOX", &mails, None)
+        .await;
+
+    // The data-breach email raises one alert, in the staff mailbox within seconds.
+    let staff = stack
+        .wait_for(STAFF, "INBOX", |m| !m.is_empty(), WAIT)
+        .await;
+    let alert_latency = delivered.elapsed();
+    eprintln!(
+        "alert in the staff mailbox {} ms after delivery",
+        alert_latency.as_millis()
+    );
+    assert!(alert_latency < Duration::from_secs(10), "{alert_latency:?}");
+    let alert = &staff[0];
+    let ben = |col: &str| -> String {
+        daemon::db(&cfg)
+            .query_row(
+                &format!("SELECT {col} FROM tickets WHERE customer = 'ben@example.test'"),
+                [],
+                |r| r.get(0),
+            )
+            .expect("Ben's ticket")
+    };
+    let subject = header(alert, "Subject");
+    assert!(
+        subject.contains("ALERT") && subject.contains(&ben("tag")),
+        "{subject}"
+    );
+    assert_eq!(header(alert, "Auto-Submitted"), "auto-generated");
+    let body = text_of(alert);
+    assert!(
+        body.contains("security") && body.contains("data breach"),
+        "{body}"
+    );
+
+    let acks = || {
+        count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE kind = 'ack' AND state = 'sent'",
+        )
+    };
+    until("four acknowledgements", || acks() == 4).await;
+
+    // Ben writes again, just as alarming: the same ticket, no second alert.
+    stack
+        .append(
+            "support@example.test",
+            "INBOX",
+            &email(
+                "ben@example.test",
+                "b2@c",
+                Some("b1@c"),
+                "Re: Data breach? Our lawyer is involved",
+                "Still no answer about the data breach. Our lawyer is waiting.",
+            ),
+        )
+        .await;
+    until("Ben's second email recorded", || {
+        count(&cfg, "SELECT count(*) FROM messages") == 5
+    })
+    .await;
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM notices WHERE kind = 'alert'"),
+        1
+    );
+
+    // 09:00: the digest.
+    let nine = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .tomorrow()
+        .expect("tomorrow")
+        .at(9, 0, 0, 0)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .expect("09:00")
+        .timestamp()
+        .as_second();
+    clock.advance(nine - clock.now());
+    let staff = stack.wait_for(STAFF, "INBOX", |m| m.len() == 2, WAIT).await;
+    let digest = &staff[1];
+    let subject = header(digest, "Subject");
+    assert!(
+        subject.starts_with("[triaged] team digest: 2 urgent"),
+        "urgent first in the subject: {subject}"
+    );
+    assert!(subject.ends_with("4 waiting"), "{subject}");
+    assert_eq!(header(digest, "Auto-Submitted"), "auto-generated");
+    assert!(
+        String::from_utf8_lossy(&digest.raw).contains("multipart/alternative"),
+        "text and HTML"
+    );
+    let text = text_of(digest);
+    let urgent = text
+        .find("== Urgent (2) ==")
+        .unwrap_or_else(|| panic!("{text}"));
+    let others = text
+        .find("== Oldest unanswered (2) ==")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(urgent < others, "urgent before the rest:\n{text}");
+    let tag = |who: &str| -> String {
+        daemon::db(&cfg)
+            .query_row("SELECT tag FROM tickets WHERE customer = ?1", [who], |r| {
+                r.get(0)
+            })
+            .expect("ticket")
+    };
+    for who in ["ana@example.test", "ben@example.test"] {
+        let at = text.find(&tag(who)).expect("listed");
+        assert!(
+            urgent < at && at < others,
+            "{who} is in the urgent section:\n{text}"
+        );
+    }
+    for who in ["cy@example.test", "dee@example.test"] {
+        assert!(
+            text.find(&tag(who)).expect("listed") > others,
+            "{who}:\n{text}"
+        );
+    }
+    assert!(text.contains("4 tickets waiting for a reply"), "{text}");
+    assert!(
+        text.contains("2nd email in 1 day"),
+        "Ben wrote twice:\n{text}"
+    );
+    assert!(
+        text.contains("outage (\u{201c}is down\u{201d})"),
+        "the rule hits:\n{text}"
+    );
+    assert!(text.contains("Recurring themes"), "{text}");
+
+    // A restart does not send the 09:00 digest again; the next day's comes once.
+    d.stop().await;
+    let d = InProcess::start(&config, &clock);
+    clock.advance(86_400);
+    stack.wait_for(STAFF, "INBOX", |m| m.len() == 3, WAIT).await;
+    assert!(header(&stack.fetch_all(STAFF, "INBOX").await[2], "Subject").contains("team digest"));
+    d.stop().await;
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM notices WHERE kind = 'digest'"),
+        2
+    );
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM notices WHERE kind = 'alert'"),
+        1
+    );
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM notices WHERE kind = 'health'"),
+        0,
+        "no false health alarm"
+    );
+    assert_eq!(stack.fetch_all(STAFF, "INBOX").await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_alerts_once_and_its_recovery_once() {
+    logging();
+    let stack = MailStack::start();
+    let cfg = write_config(&target(&stack), "", "", STAFF_MAIL);
+    let password = cfg.dir.path().join("password");
+    std::fs::write(&password, "wrong").expect("password file");
+    let config = in_process_config(&cfg, &format!("cat {}", password.display()));
+    let clock = Clock::system();
+    let d = InProcess::start(&config, &clock);
+
+    // The login keeps failing while the clock runs past the 5 minute grace.
+    let health = || count(&cfg, "SELECT count(*) FROM notices WHERE kind = 'health'");
+    let deadline = Instant::now() + WAIT;
+    while health() == 0 {
+        assert!(Instant::now() < deadline, "no health alert");
+        clock.advance(120);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let staff = stack
+        .wait_for(STAFF, "INBOX", |m| !m.is_empty(), WAIT)
+        .await;
+    let subject = header(&staff[0], "Subject");
+    assert_eq!(subject, "[triaged] PROBLEM: IMAP login failing");
+    assert!(
+        text_of(&staff[0]).contains("AUTHENTICATIONFAILED")
+            || text_of(&staff[0]).contains("failed")
+    );
+
+    // Still failing, much later: no second alert.
+    clock.advance(3600);
+    // Fixed: the next login works, and one recovery note follows.
+    std::fs::write(&password, "pw").expect("password file");
+    let staff = stack.wait_for(STAFF, "INBOX", |m| m.len() == 2, WAIT).await;
+    assert_eq!(
+        header(&staff[1], "Subject"),
+        "[triaged] RECOVERED: IMAP login failing"
+    );
+    clock.advance(3600);
+    d.stop().await;
+    assert_eq!(health(), 2, "one alert, one recovery");
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM incidents WHERE resolved_at > 0"),
+        1
+    );
+}
