@@ -97,6 +97,7 @@ impl Validator<'_> {
         default_tz: &TimeZone,
     ) -> Vec<DigestConfig> {
         let mut out: Vec<DigestConfig> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         for d in raw {
             let name = d.name.get_ref().trim().to_string();
             let section = format!("[[digest]] {name:?}");
@@ -106,12 +107,13 @@ impl Validator<'_> {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 self.err(&d.name, "digest name must be letters, digits, '-' or '_' (it names the digest in subjects and on the command line)");
-            } else if out.iter().any(|o| o.name == name) {
+            } else if names.contains(&name) {
                 self.err(
                     &d.name,
                     format!("a digest named {name:?} already exists: give each a different name"),
                 );
             }
+            names.push(name.clone());
             let to = self.staff_recipients(&section, &d.to, support);
             let tz = self.zone(&section, &d.timezone, default_tz);
             let schedule = match Schedule::parse(tz.clone(), d.times.get_ref(), &d.days) {

@@ -42,7 +42,7 @@ fn setup(config: &str) -> (tempfile::TempDir, PathBuf) {
     )
     .expect("write");
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-    for name in ["holding", "verify", "survey"] {
+    for name in ["holding", "verify", "survey", "digest", "alert", "health"] {
         for ext in ["txt", "html"] {
             let file = format!("{name}.{ext}");
             std::fs::copy(shipped.join(&file), d.path().join("templates").join(&file))
@@ -368,5 +368,131 @@ fn the_reply_due_time_follows_the_ticket() {
     assert_eq!(
         sla.response_due(State::Closed, Priority::Urgent, 0, 0, 0),
         None
+    );
+}
+
+/// MINIMAL with a staff address, for digest and alert recipients.
+fn with_staff(extra: &str) -> String {
+    format!("{MINIMAL}staff = [\"lead@elsewhere.test\"]\n{extra}")
+}
+
+#[test]
+fn digests_and_alerts_are_read() {
+    let (_d, path) = setup(&with_staff(
+        r#"
+[sla]
+timezone = "Europe/Berlin"
+
+[[digest]]
+name = "team"
+to = ["lead@elsewhere.test", "ops@example.test"]
+times = ["15:00", "09:00"]
+days = ["mon", "fri"]
+quiet_hours = "20:00-07:00"
+intents = ["billing"]
+priorities = ["urgent"]
+repeat_count = 2
+
+[[digest]]
+name = "lead"
+to = ["lead@elsewhere.test"]
+times = ["08:00"]
+timezone = "UTC"
+send_empty = true
+
+[alerts]
+to = ["lead@elsewhere.test"]
+intents = ["outage"]
+max_per_hour = 3
+[alerts.health]
+no_mail_for = "4h"
+"#,
+    ));
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.digests.len(), 2);
+    let team = &c.digests[0];
+    assert_eq!(team.to, vec!["lead@elsewhere.test", "ops@example.test"]);
+    assert_eq!(team.schedule.times.len(), 2);
+    assert_eq!(
+        team.schedule.days,
+        [true, false, false, false, true, false, false]
+    );
+    assert_eq!(
+        team.schedule.tz.iana_name(),
+        Some("Europe/Berlin"),
+        "the [sla] zone"
+    );
+    assert!(team.quiet.is_some() && !team.send_empty);
+    assert_eq!(team.priorities, vec![Priority::Urgent]);
+    assert_eq!(team.repeat_count, 2);
+    assert_eq!(c.digests[1].schedule.tz.iana_name(), Some("UTC"));
+    assert!(c.digests[1].send_empty);
+    let a = c.alerts.expect("alerts");
+    assert_eq!(a.max_per_hour, 3);
+    assert_eq!(a.intents, vec!["outage"]);
+    assert!(a.health.enabled);
+    assert_eq!(a.health.no_mail_for, Some(Duration::from_secs(4 * 3600)));
+    assert_eq!(a.health.after, Duration::from_secs(300));
+}
+
+#[test]
+fn staff_mail_never_goes_to_customers_or_back_to_support() {
+    let errs = errors(&with_staff(
+        r#"
+[[digest]]
+name = "team"
+to = ["customer@gmail.test", "support@example.test"]
+times = ["9am"]
+quiet_hours = "20:00"
+priorities = ["critical"]
+
+[[digest]]
+name = "team"
+to = []
+times = ["09:00"]
+days = ["someday"]
+
+[alerts]
+to = ["lead@elsewhere.test"]
+max_per_hour = 0
+timezone = "Europe/Berln"
+"#,
+    ));
+    let text = errs.join("\n");
+    for want in [
+        "\"customer@gmail.test\" is not staff: add it to [support] staff",
+        "\"support@example.test\" is a support address",
+        "\"9am\" is not a time of day",
+        "quiet_hours: \"20:00\" is not a window",
+        "unknown priority \"critical\"",
+        "a digest named \"team\" already exists",
+        "to is empty",
+        "unknown weekday \"someday\"",
+        "max_per_hour must be at least 1",
+        "did you mean Europe/Berlin",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // Each at its place in the file.
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("CONFIG:2") || e.starts_with("CONFIG:3")),
+        "{text}"
+    );
+}
+
+#[test]
+fn staff_mail_without_its_templates_says_how_to_fix_it() {
+    let (d, path) = setup(&with_staff("[alerts]\nto = [\"lead@elsewhere.test\"]\n"));
+    std::fs::remove_file(d.path().join("templates/health.txt")).expect("rm");
+    let text = Config::load(&path)
+        .expect_err("refused")
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("[alerts.health] needs health.txt in") && text.contains("copy them from"),
+        "{text}"
     );
 }
