@@ -240,6 +240,41 @@ async fn one_alert_within_seconds_and_the_digest_at_its_time_urgent_first() {
         "no false health alarm"
     );
     assert_eq!(stack.fetch_all(STAFF, "INBOX").await.len(), 3);
+
+    // The command line: a preview from the store sends nothing; --send-now sends one at once.
+    let triaged = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
+            .args(args)
+            .args(["--config", &cfg.path.display().to_string()])
+            .output()
+            .expect("run triaged");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let html = cfg.dir.path().join("preview.html");
+    let preview = triaged(&["digest", "--preview", "--html", &html.display().to_string()]);
+    assert!(
+        preview.contains("(not sent)") && preview.contains("== Urgent (2) =="),
+        "{preview}"
+    );
+    let page = std::fs::read_to_string(&html).expect("the HTML preview");
+    assert!(page.contains("<h2 class=\"urgent\">Urgent"), "{page}");
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM notices WHERE kind = 'digest'"),
+        2
+    );
+    let sent = triaged(&["digest", "--send-now", "--name", "team"]);
+    assert!(
+        sent.starts_with("Sent digest \"team\" to staff@example.test"),
+        "{sent}"
+    );
+    let staff = stack.wait_for(STAFF, "INBOX", |m| m.len() == 4, WAIT).await;
+    assert!(header(&staff[3], "Subject").contains("team digest"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,6 +117,8 @@ pub fn send_now(config: &Config, name: Option<&str>, now: i64) -> Result<String>
         .enable_all()
         .build()
         .context("Starting the async runtime")?;
+    // The SMTP transport lives in the runtime (its pool is dropped, before this guard, in it).
+    let _runtime = rt.enter();
     let password = match &config.smtp.password {
         Some(src) => Some(
             rt.block_on(src.resolve())
