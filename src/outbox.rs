@@ -112,7 +112,14 @@ impl Outbox {
                 continue;
             }
             // Staff mail first: an alert is worth more than any single acknowledgement.
-            if let Some(n) = store.claim_notice(self.clock.now(), self.alerts_per_hour)? {
+            // (A plain read first: most loops have no staff mail due, and a claim takes the
+            // write lock.)
+            let notice_due = store
+                .notice_due_at()?
+                .is_some_and(|due| due <= self.clock.now());
+            if notice_due
+                && let Some(n) = store.claim_notice(self.clock.now(), self.alerts_per_hour)?
+            {
                 self.deliver_notice(&mut store, n).await?;
                 continue;
             }
