@@ -92,6 +92,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         rate_limits: config.smtp.rate_limits.clone(),
         pushback_pause: config.smtp.pushback_pause,
         alerts_per_hour: config.alerts.as_ref().map_or(10, |a| a.max_per_hour),
+        alerts_quiet: config.alerts.as_ref().and_then(|a| a.quiet.clone()),
         domain: config.support.domain.clone(),
         health: health.clone(),
     };

@@ -47,6 +47,8 @@ pub struct Outbox {
     pub pushback_pause: Duration,
     /// At most this many alert emails an hour (`[alerts] max_per_hour`).
     pub alerts_per_hour: u32,
+    /// `[alerts] quiet_hours`: alerts and health notes wait for their end.
+    pub alerts_quiet: Option<crate::digest::QuietHours>,
     /// Domain of our Message-IDs.
     pub domain: String,
     /// Where SMTP trouble is reported for health alerts.
@@ -118,7 +120,11 @@ impl Outbox {
                 .notice_due_at()?
                 .is_some_and(|due| due <= self.clock.now());
             if notice_due
-                && let Some(n) = store.claim_notice(self.clock.now(), self.alerts_per_hour)?
+                && let Some(n) = store.claim_notice(
+                    self.clock.now(),
+                    self.alerts_per_hour,
+                    self.alerts_quiet.as_ref(),
+                )?
             {
                 self.deliver_notice(&mut store, n).await?;
                 continue;

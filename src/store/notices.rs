@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{Store, parse_priority};
 use crate::alerts::{AlertConfig, AlertFacts, Condition, Incident};
-use crate::digest::{HitFact, OutFact, Snapshot, TicketFacts};
+use crate::digest::{HitFact, OutFact, QuietHours, Snapshot, TicketFacts};
 use crate::tickets::State;
 
 /// A staff email to queue.
@@ -142,12 +142,14 @@ impl Store {
     /// outbox picks it up. `None` if the key exists.
     pub fn begin_notice(&mut self, n: &NewNotice<'_>, now: i64) -> Result<Option<i64>> {
         let tx = self.conn.transaction().context("Starting transaction")?;
-        let new = insert_notice(&tx, n, "sending", now)?;
+        if !insert_notice(&tx, n, "sending", now)? {
+            return Ok(None);
+        }
         let id = tx.last_insert_rowid();
         tx.execute("UPDATE notices SET attempts = 1 WHERE id = ?1", [id])
             .context("Claiming staff mail")?;
         tx.commit().context("Committing staff mail")?;
-        Ok(new.then_some(id))
+        Ok(Some(id))
     }
 
     /// The slot of the digest `name` that was last produced (sent or found empty).
@@ -173,7 +175,8 @@ impl Store {
         };
         tx.execute(
             "INSERT INTO kv (key, value) VALUES (?1, ?2)
-             ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)",
+             ON CONFLICT(key) DO UPDATE
+             SET value = CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
             params![digest_kv(name), slot.to_string()],
         )
         .context("Recording the digest slot")?;
@@ -195,15 +198,27 @@ impl Store {
     /// Claim the next staff email that is due: a digest or health note, or every due alert
     /// at once. Alerts beyond `alerts_per_hour` emails in the last hour wait (their due time
     /// moves to when the hour frees up) and then go out together.
+    ///
+    /// Alerts and health notes falling due in `quiet` hours (a retry, the end of a rate-limit
+    /// wait) are moved to their end.
     pub fn claim_notice(
         &mut self,
         now: i64,
         alerts_per_hour: u32,
+        quiet: Option<&QuietHours>,
     ) -> Result<Option<ClaimedNotice>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context("Starting transaction")?;
+        if let Some(end) = quiet.and_then(|q| q.until(now)) {
+            tx.execute(
+                "UPDATE notices SET due_at = ?2, updated_at = ?1
+                 WHERE kind IN ('alert', 'health') AND state = 'pending' AND due_at <= ?1",
+                params![now, end],
+            )
+            .context("Holding alerts for quiet hours")?;
+        }
         let alerts_due: i64 = tx
             .query_row(
                 "SELECT count(*) FROM notices WHERE kind = 'alert' AND state = 'pending' AND due_at <= ?1",
@@ -255,8 +270,10 @@ impl Store {
                 let batch = rows[0].0;
                 let mut alerts = Vec::new();
                 let mut held = false;
-                for (id, _, _, detail, due_at, created_at, _) in &rows {
-                    held |= due_at > created_at;
+                for (id, _, _, detail, due_at, created_at, attempts) in &rows {
+                    // Moved later before any attempt: rate limit or quiet hours (a retry
+                    // after an SMTP error moves it too, but is not "held").
+                    held |= *attempts == 0 && due_at > created_at;
                     match serde_json::from_str::<AlertFacts>(detail) {
                         Ok(f) => alerts.push(f),
                         Err(e) => {
