@@ -39,7 +39,17 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
         smtp_port: stack.smtp_port,
         ca_file: stack.ca_file.clone(),
     };
-    let cfg = write_config(&t, "", "", "");
+    // Staff get a morning digest and instant alerts (the security scare raises one).
+    let staff_mail = r#"
+[[digest]]
+name = "team"
+to = ["staff@example.test"]
+times = ["09:00"]
+
+[alerts]
+to = ["staff@example.test"]
+"#;
+    let cfg = write_config(&t, "", "", staff_mail);
     // The demo runs the daemon in this process: read the password from a command instead of the
     // environment variable the test config names.
     let text = std::fs::read_to_string(&cfg.path)?.replace(
@@ -87,6 +97,7 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
         )
     })?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let preview_config = config.clone();
     let daemon = tokio::spawn(triaged::daemon::run(config, Clock::system(), async {
         let _ = stop_rx.await;
     }));
@@ -104,6 +115,10 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
             && query_i64(
                 &store,
                 "SELECT count(*) FROM messages WHERE flags_state = 'pending'",
+            ) == 0
+            && query_i64(
+                &store,
+                "SELECT count(*) FROM notices WHERE kind = 'alert' AND state IN ('pending', 'sending')",
             ) == 0;
         if settled {
             break true;
@@ -154,6 +169,20 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
             .collect::<String>();
         println!("  {subject:<52} {}", m.flags.join(" "));
     }
+
+    let alerts = stack.fetch_all("staff@example.test", "INBOX").await;
+    println!("\nInstant alerts in the staff mailbox: {}", alerts.len());
+    for m in &alerts {
+        let parsed = mail_parser::MessageParser::default().parse(&m.raw);
+        println!(
+            "  {}",
+            parsed.as_ref().and_then(|p| p.subject()).unwrap_or("")
+        );
+    }
+    println!(
+        "\n=== The next staff digest (triaged digest --preview; not sent) ===\n\n{}",
+        triaged::tools::digest::preview(&preview_config, None, None, None, Clock::system().now())?
+    );
 
     if keep_running {
         println!(
@@ -234,5 +263,6 @@ fn print_summary(store: &Path) -> anyhow::Result<()> {
             triaged::tools::tickets::when(due)
         );
     }
+
     Ok(())
 }

@@ -55,12 +55,13 @@ impl HealthBoard {
     }
 }
 
-/// Themes for rules without an intent: their group, if any.
+/// Themes for rules without an intent: their group, if any. Only rules that raise the score
+/// count: a group of politeness rules ("calm") is not a theme to act on.
 pub fn rule_themes(rules: &RuleSet) -> HashMap<String, String> {
     rules
         .rules()
         .iter()
-        .filter(|r| r.intent.is_none())
+        .filter(|r| r.intent.is_none() && r.weight > 0.0)
         .filter_map(|r| {
             let g = rules.groups().get(r.group?)?;
             Some((r.id.clone(), g.id.clone()))
