@@ -186,7 +186,7 @@ impl Condition {
                 "Check [smtp] and the provider's status; acknowledgements wait in the outbox and go out when it recovers."
             }
             Condition::Backlog => {
-                "Check `triaged queue` and the log for why sending is slow or held back."
+                "Check `triaged queue` (customer mail) and the log for why sending is slow or held back."
             }
             Condition::CircuitBreaker => {
                 "Many emails arrived in a minute; acknowledgements were held back. Check for a mail loop or a flood."
@@ -217,15 +217,21 @@ pub enum HealthAction {
     Resolve { incident: Incident },
 }
 
-/// The monitor's memory between checks: problems seen but not yet long enough to alert.
+/// The monitor's memory between checks: problems seen but not yet long enough to alert, and
+/// recoveries not yet long enough to be believed.
 #[derive(Debug, Clone, Default)]
 pub struct Pending {
     since: BTreeMap<Condition, i64>,
+    ok_since: BTreeMap<Condition, i64>,
 }
 
 /// One check: `observed` maps each condition looked at to `Some(detail)` when failing and
 /// `None` when fine (conditions not looked at keep their state); `open` are the incidents open
 /// in the store. Returns what to do; `pending` is updated.
+///
+/// Both edges wait `after`: a problem must last that long to open an incident, and an open
+/// incident must stay fine that long to be resolved. A condition flapping faster than that
+/// stays one incident, so staff get at most one alert and one recovery note per `2 x after`.
 pub fn health_step(
     pending: &mut Pending,
     open: &[Incident],
@@ -233,16 +239,19 @@ pub fn health_step(
     now: i64,
     after: Duration,
 ) -> Vec<HealthAction> {
+    let after = after.as_secs() as i64;
     let mut out = Vec::new();
     for (cond, status) in observed {
         let incident = open.iter().find(|i| i.condition == *cond);
         match (status, incident) {
             (Some(_), Some(_)) => {
                 pending.since.remove(cond);
+                pending.ok_since.remove(cond);
             }
             (Some(detail), None) => {
+                pending.ok_since.remove(cond);
                 let since = *pending.since.entry(*cond).or_insert(now);
-                if now - since >= after.as_secs() as i64 {
+                if now - since >= after {
                     pending.since.remove(cond);
                     out.push(HealthAction::Open {
                         condition: *cond,
@@ -253,12 +262,17 @@ pub fn health_step(
             }
             (None, Some(i)) => {
                 pending.since.remove(cond);
-                out.push(HealthAction::Resolve {
-                    incident: i.clone(),
-                });
+                let since = *pending.ok_since.entry(*cond).or_insert(now);
+                if now - since >= after {
+                    pending.ok_since.remove(cond);
+                    out.push(HealthAction::Resolve {
+                        incident: i.clone(),
+                    });
+                }
             }
             (None, None) => {
                 pending.since.remove(cond);
+                pending.ok_since.remove(cond);
             }
         }
     }
@@ -398,7 +412,12 @@ mod tests {
         }
         // Unobserved conditions keep their state.
         assert!(health_step(&mut p, &open, &BTreeMap::new(), 100_001, AFTER).is_empty());
-        let resolved = health_step(&mut p, &open, &fine(login), 100_002, AFTER);
+        // A recovery must hold for `after` too: a blip of health is not a recovery.
+        assert!(health_step(&mut p, &open, &fine(login), 100_002, AFTER).is_empty());
+        assert!(health_step(&mut p, &open, &failing(login, "NO"), 100_100, AFTER).is_empty());
+        assert!(health_step(&mut p, &open, &fine(login), 100_200, AFTER).is_empty());
+        assert!(health_step(&mut p, &open, &fine(login), 100_499, AFTER).is_empty());
+        let resolved = health_step(&mut p, &open, &fine(login), 100_500, AFTER);
         assert_eq!(
             resolved,
             vec![HealthAction::Resolve {

@@ -23,35 +23,48 @@ use crate::score::RuleSet;
 use crate::store::{ClaimedNotice, NewNotice, Store};
 use crate::templates::Templates;
 
-/// Problems other tasks report (IMAP login, connection, SMTP), read by the health monitor.
+/// Per (condition, source): the failure reported, or `None` for fine.
+type Reports = BTreeMap<(Condition, String), Option<String>>;
+
+/// Problems other tasks report (IMAP login and connection per folder watcher, SMTP), read by
+/// the health monitor. A condition fails while any source reports it failing.
 #[derive(Debug, Clone, Default)]
 pub struct HealthBoard {
-    state: Arc<Mutex<BTreeMap<Condition, Option<String>>>>,
+    state: Arc<Mutex<Reports>>,
     changed: Arc<Notify>,
 }
 
 impl HealthBoard {
-    /// `c` is failing, with what the server said.
-    pub fn fail(&self, c: Condition, detail: impl Into<String>) {
-        let detail = detail.into();
+    /// `c` is failing for `source`, with what the server said.
+    pub fn fail(&self, c: Condition, source: &str, detail: impl Into<String>) {
+        self.set(c, source, Some(detail.into()));
+    }
+
+    /// `c` works for `source`.
+    pub fn ok(&self, c: Condition, source: &str) {
+        self.set(c, source, None);
+    }
+
+    fn set(&self, c: Condition, source: &str, v: Option<String>) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if s.get(&c) != Some(&Some(detail.clone())) {
-            s.insert(c, Some(detail));
+        let key = (c, source.to_string());
+        if s.get(&key) != Some(&v) {
+            s.insert(key, v);
             self.changed.notify_one();
         }
     }
 
-    /// `c` works.
-    pub fn ok(&self, c: Condition) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if s.get(&c) != Some(&None) {
-            s.insert(c, None);
-            self.changed.notify_one();
-        }
-    }
-
+    /// Per condition: the first failure any source reports, or `None` when all are fine.
     fn snapshot(&self) -> BTreeMap<Condition, Option<String>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: BTreeMap<Condition, Option<String>> = BTreeMap::new();
+        for ((c, _), v) in s.iter() {
+            let entry = out.entry(*c).or_insert(None);
+            if entry.is_none() {
+                entry.clone_from(v);
+            }
+        }
+        out
     }
 }
 
@@ -154,6 +167,15 @@ pub async fn digest_scheduler(
                 tracing::error!(digest = %d.name, error = %format!("{e:#}"), "Reading digest state failed");
                 clock.now()
             }
+        };
+        // A slot recorded in the future (the clock was wrong, then corrected) would stop the
+        // digest until then: start again from now.
+        let now = clock.now();
+        let l = if l > now + 86_400 {
+            tracing::warn!(digest = %d.name, "The last digest is recorded in the future; the clock was corrected? Scheduling from now");
+            now
+        } else {
+            l
         };
         last.push(l);
     }
@@ -268,12 +290,12 @@ fn observe_store(
         out.insert(
             Condition::NoMail,
             silent.then(|| match f.last_mail {
-                Some(t) => format!(
+                Some(t) if t >= started => format!(
                     "no email received for {} (the last at {})",
-                    age(last),
+                    age(t),
                     crate::tools::tickets::when(t)
                 ),
-                None => format!(
+                _ => format!(
                     "no email received since triaged started {} ago",
                     age(started)
                 ),
@@ -372,7 +394,11 @@ pub fn compose_notice(
     let mut b = Message::builder()
         .from(from.clone())
         .subject(subject)
-        .message_id(Some(format!("<triaged.{id}@{domain}>")))
+        .message_id(Some(format!(
+            "<triaged.{id}.{}.{}@{domain}>",
+            n.ids.first().copied().unwrap_or(0),
+            n.created_at
+        )))
         .date_now()
         .header(crate::outbox::raw_header(
             "Auto-Submitted",

@@ -55,6 +55,18 @@ pub struct Outbox {
     pub health: crate::notices::HealthBoard,
 }
 
+/// The health board's name for this worker's SMTP connection.
+const SMTP: &str = "smtp";
+
+/// A permanent refusal of *us* rather than of one recipient: authentication required or
+/// failed, or a policy refusal of the sender. Every email will fail the same way.
+fn refuses_us(error: &str) -> bool {
+    let lower = error.to_ascii_lowercase();
+    ["(530)", "(534)", "(535)", "5.7.8", "authentication"]
+        .iter()
+        .any(|w| lower.contains(w))
+}
+
 /// The store key holding the end of a provider-imposed pause (ms since the epoch).
 pub const PAUSED_UNTIL: &str = "outbox.paused_until_ms";
 
@@ -197,32 +209,52 @@ impl Outbox {
         };
         match self.sender.send(&msg).await {
             Ok(()) => {
-                self.health.ok(Condition::Smtp);
+                self.health.ok(Condition::Smtp, SMTP);
                 store.notice_sent(&n.ids, self.clock.now_ms())?;
                 tracing::info!(kind = %n.kind, key = %n.key, to = %n.recipients.join(","), emails = n.ids.len(), "Staff email sent");
             }
             Err(SendError::Permanent(e)) => {
+                if refuses_us(&e) {
+                    self.health.fail(Condition::Smtp, SMTP, e.clone());
+                }
                 tracing::error!(kind = %n.kind, key = %n.key, error = %e, "Staff email refused permanently; not retried");
                 store.notice_failed(&n.ids, &e, self.clock.now())?;
             }
-            Err(SendError::Pushback(e) | SendError::Transient(e))
-                if n.attempts >= self.policy.max_attempts =>
-            {
-                self.health.fail(Condition::Smtp, e.clone());
-                let err = format!("gave up after {} attempts: {e}", n.attempts);
-                tracing::error!(kind = %n.kind, key = %n.key, error = %err, "Staff email failed");
-                store.notice_failed(&n.ids, &err, self.clock.now())?;
+            Err(SendError::Pushback(e)) => {
+                // As for customer mail: everything pauses, and this waits for the pause.
+                let until_ms = self.clock.now_ms() + self.pushback_pause.as_millis() as i64;
+                tracing::warn!(kind = %n.kind, key = %n.key, pause_s = self.pushback_pause.as_secs(), error = %e, "Provider pushback: pausing all sending");
+                store.set_kv(PAUSED_UNTIL, &until_ms.to_string())?;
+                store.notice_retry(&n.ids, until_ms / 1000, &e, self.clock.now())?;
             }
-            Err(SendError::Pushback(e) | SendError::Transient(e)) => {
-                self.health.fail(Condition::Smtp, e.clone());
-                let delay = backoff(self.policy.retry_initial, self.policy.retry_max, n.attempts);
-                tracing::warn!(kind = %n.kind, key = %n.key, attempt = n.attempts, retry_in_s = delay.as_secs(), error = %e, "Staff email failed; will retry");
-                store.notice_retry(
-                    &n.ids,
-                    self.clock.now() + delay.as_secs() as i64,
-                    &e,
-                    self.clock.now(),
-                )?;
+            Err(SendError::Transient(e)) => {
+                self.health.fail(Condition::Smtp, SMTP, e.clone());
+                // Rows that used up their attempts fail; the rest (an alert that joined the
+                // batch late) try again.
+                type Rows = Vec<(i64, u32)>;
+                let (spent, more): (Rows, Rows) = n
+                    .ids
+                    .iter()
+                    .copied()
+                    .zip(n.row_attempts.iter().copied())
+                    .partition(|(_, a)| *a >= self.policy.max_attempts);
+                let ids = |v: &[(i64, u32)]| v.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+                if !spent.is_empty() {
+                    let err = format!("gave up after {} attempts: {e}", self.policy.max_attempts);
+                    tracing::error!(kind = %n.kind, key = %n.key, error = %err, "Staff email failed");
+                    store.notice_failed(&ids(&spent), &err, self.clock.now())?;
+                }
+                if !more.is_empty() {
+                    let attempt = more.iter().map(|(_, a)| *a).max().unwrap_or(1);
+                    let delay = backoff(self.policy.retry_initial, self.policy.retry_max, attempt);
+                    tracing::warn!(kind = %n.kind, key = %n.key, attempt, retry_in_s = delay.as_secs(), error = %e, "Staff email failed; will retry");
+                    store.notice_retry(
+                        &ids(&more),
+                        self.clock.now() + delay.as_secs() as i64,
+                        &e,
+                        self.clock.now(),
+                    )?;
+                }
             }
         }
         Ok(())
@@ -241,13 +273,14 @@ impl Outbox {
         let started = std::time::Instant::now();
         match self.sender.send(&msg).await {
             Ok(()) => {
-                self.health.ok(Condition::Smtp);
+                self.health.ok(Condition::Smtp, SMTP);
                 store.mark_sent(item.id, self.clock.now_ms(), promised)?;
                 tracing::info!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, kind = %item.kind,
                     ms = started.elapsed().as_millis() as u64, "Sent");
             }
             Err(SendError::Pushback(e)) => {
-                self.health.fail(Condition::Smtp, e.clone());
+                // Throttling is the provider working as designed; a backlog it causes is
+                // watched on its own.
                 let pause = self.pushback_pause;
                 let until_ms = self.clock.now_ms() + pause.as_millis() as i64;
                 tracing::warn!(outbox = item.id, ticket = %item.ticket_tag, pause_s = pause.as_secs(), error = %e, "Provider pushback: pausing all sending");
@@ -255,6 +288,11 @@ impl Outbox {
                 store.mark_deferred(item.id, until_ms / 1000, &e, self.clock.now())?;
             }
             Err(SendError::Permanent(e)) => {
+                if refuses_us(&e) {
+                    self.health.fail(Condition::Smtp, SMTP, e.clone());
+                } else {
+                    self.health.ok(Condition::Smtp, SMTP);
+                }
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %e, "Send failed permanently; not retried");
                 store.mark_failed(item.id, &e, self.clock.now())?;
                 // The address does not take our mail: no follow-ups to it either.
@@ -264,13 +302,13 @@ impl Outbox {
                 }
             }
             Err(SendError::Transient(e)) if item.attempts >= self.policy.max_attempts => {
-                self.health.fail(Condition::Smtp, e.clone());
+                self.health.fail(Condition::Smtp, SMTP, e.clone());
                 let err = format!("gave up after {} attempts: {e}", item.attempts);
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %err, "Send failed");
                 store.mark_failed(item.id, &err, self.clock.now())?;
             }
             Err(SendError::Transient(e)) => {
-                self.health.fail(Condition::Smtp, e.clone());
+                self.health.fail(Condition::Smtp, SMTP, e.clone());
                 let delay = backoff(
                     self.policy.retry_initial,
                     self.policy.retry_max,
@@ -595,6 +633,23 @@ impl lettre::message::header::Header for Raw {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_of_the_account_is_told_from_a_refused_recipient() {
+        for us in [
+            "permanent error (535): 5.7.8 Username and Password not accepted",
+            "permanent error (530): 5.7.0 Authentication required",
+            "permanent error (534): 5.7.9 Please log in with your web browser",
+        ] {
+            assert!(refuses_us(us), "{us}");
+        }
+        for them in [
+            "permanent error (550): 5.1.1 <x@example.com>: Recipient address rejected",
+            "permanent error (552): 5.2.2 Mailbox full",
+        ] {
+            assert!(!refuses_us(them), "{them}");
+        }
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

@@ -69,8 +69,12 @@ fn the_shipped_example_config_passes() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/triaged.toml");
     let (code, out, err) = check(&path);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    assert!(out.contains(": OK ("), "{out}");
-    assert_eq!(out.lines().count(), 1, "one-line summary: {out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains(": OK ("), "{out}");
+    // One summary line, then one per digest and one for alerts.
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[1].starts_with("  digest \"team\" to "), "{out}");
+    assert!(lines[2].starts_with("  alerts to "), "{out}");
 }
 
 #[test]

@@ -74,12 +74,15 @@ impl Watcher {
                 let refused = e.downcast_ref::<super::LoginRefused>().is_some()
                     || e.chain()
                         .any(|c| c.to_string().starts_with(PASSWORD_CONTEXT));
-                let condition = if refused {
-                    Condition::ImapLogin
+                if refused {
+                    // The server answered: the connection is fine, the credentials are not.
+                    self.health.ok(Condition::ImapConnection, &self.folder);
+                    self.health
+                        .fail(Condition::ImapLogin, &self.folder, format!("{e:#}"));
                 } else {
-                    Condition::ImapConnection
-                };
-                self.health.fail(condition, format!("{e:#}"));
+                    self.health
+                        .fail(Condition::ImapConnection, &self.folder, format!("{e:#}"));
+                }
                 failures += 1;
                 let delay = backoff_delay(failures);
                 tracing::error!(folder = %self.folder, attempt = failures, retry_in_s = delay.as_secs_f32(), "IMAP: {e:#}");
@@ -95,6 +98,7 @@ impl Watcher {
     async fn session(&mut self, cancel: &CancellationToken, failures: &mut u32) -> Result<()> {
         let password = self.password.resolve().await.context(PASSWORD_CONTEXT)?;
         let mut session = connect(&self.mailbox, &self.tls, &password).await?;
+        self.health.ok(Condition::ImapLogin, &self.folder);
         let caps = io("Reading CAPABILITY", session.capabilities()).await?;
         let mut caps = Caps {
             idle: caps.has_str("IDLE"),
@@ -103,6 +107,8 @@ impl Watcher {
         };
         let folder = self.folder.clone();
         tracing::info!(host = %self.mailbox.host, folder = %folder, idle = caps.idle, "IMAP connected");
+        // Healthy once the folder is selected and synced (below); a folder that cannot be
+        // selected keeps its connection problem.
         loop {
             let mbox = io(&format!("Selecting {folder}"), session.select(&folder)).await?;
             caps.keywords = mbox
@@ -119,8 +125,7 @@ impl Watcher {
             self.apply_flags(&mut session, &folder, uidvalidity, &caps)
                 .await?;
             *failures = 0;
-            self.health.ok(Condition::ImapLogin);
-            self.health.ok(Condition::ImapConnection);
+            self.health.ok(Condition::ImapConnection, &self.folder);
             // Mail that arrived while we were listing or flagging was announced (EXISTS) in the
             // responses to those commands; the server will not announce it again in IDLE, so
             // go round once more instead of waiting for news that already came.

@@ -1104,11 +1104,13 @@ fn record_in(
         .collect::<Vec<_>>()
         .join(" ");
     let tones = verdict.tones.join(",");
+    let excerpt = excerpt(&email.body_text);
     tx.execute(
         "INSERT INTO messages (dedup_key, message_id, folder, uidvalidity, uid, ticket_id, status, ack, sender,
                                sender_name, subject, refs, score, priority, tones, size, received_at, processed_at,
-                               intents, excerpt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'triaged', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                               intents, excerpt, role)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'triaged', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                 ?20)",
         params![
             dedup_key,
             email.message_id,
@@ -1128,7 +1130,12 @@ fn record_in(
             received_at,
             now,
             verdict.intents.join(","),
-            excerpt(&email.body_text)
+            excerpt,
+            match role {
+                Role::Customer => "customer",
+                Role::Staff => "staff",
+                Role::Robot => "robot",
+            }
         ],
     )
     .context("Recording message")?;
@@ -1203,7 +1210,7 @@ fn record_in(
             tones: verdict.tones.clone(),
             intents: verdict.intents.clone(),
             reasons: alert.to_vec(),
-            excerpt: excerpt(&email.body_text),
+            excerpt: excerpt.clone(),
             received_at,
         };
         if notices::queue_alert(tx, *ticket_id, &facts, alerts, now)? {

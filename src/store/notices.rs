@@ -42,9 +42,15 @@ pub struct ClaimedNotice {
     pub held: bool,
     /// Of the first row, this attempt included.
     pub attempts: u32,
+    /// Of each row (same order as `ids`), this attempt included: an alert that joined a batch
+    /// late has its own budget.
+    pub row_attempts: Vec<u32>,
+    /// When the first row was queued (seconds): with its id, makes the Message-ID unique even
+    /// across a new store.
+    pub created_at: i64,
 }
 
-/// A notice as `triaged queue`/tests see it.
+/// A notice as tests and tools see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoticeRow {
     pub id: i64,
@@ -64,7 +70,7 @@ pub struct HealthFacts {
     pub due: i64,
     /// The oldest due time among them.
     pub oldest_due: Option<i64>,
-    /// When the last email was processed (any folder).
+    /// When the last email not written by staff or a robot was processed.
     pub last_mail: Option<i64>,
     /// Emails not acknowledged because the circuit breaker was open, since the given time.
     pub breaker_skips: i64,
@@ -300,12 +306,14 @@ impl Store {
                     alerts,
                     held,
                     attempts: first.6 + 1,
+                    row_attempts: rows.iter().map(|r| r.6 + 1).collect(),
+                    created_at: first.5,
                 }));
             }
         }
         let row = tx
             .query_row(
-                "SELECT id, kind, key, recipients, subject, body_text, body_html, attempts FROM notices
+                "SELECT id, kind, key, recipients, subject, body_text, body_html, attempts, created_at FROM notices
                  WHERE kind != 'alert' AND state = 'pending' AND due_at <= ?1
                  ORDER BY CASE kind WHEN 'health' THEN 0 ELSE 1 END, due_at, id LIMIT 1",
                 [now],
@@ -321,6 +329,8 @@ impl Store {
                         alerts: Vec::new(),
                         held: false,
                         attempts: r.get::<_, u32>(7)? + 1,
+                        row_attempts: vec![r.get::<_, u32>(7)? + 1],
+                        created_at: r.get(8)?,
                     })
                 },
             )
@@ -357,30 +367,30 @@ impl Store {
         tx.commit().context("Committing sent state")
     }
 
-    /// Put claimed staff mail back for another try at `due_at`.
-    pub fn notice_retry(&self, ids: &[i64], due_at: i64, error: &str, now: i64) -> Result<()> {
+    /// Put claimed staff mail back for another try at `due_at` (all rows or none).
+    pub fn notice_retry(&mut self, ids: &[i64], due_at: i64, error: &str, now: i64) -> Result<()> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
         for id in ids {
-            self.conn
-                .execute(
-                    "UPDATE notices SET state = 'pending', due_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![id, due_at, error, now],
-                )
-                .context("Scheduling staff mail retry")?;
+            tx.execute(
+                "UPDATE notices SET state = 'pending', due_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, due_at, error, now],
+            )
+            .context("Scheduling staff mail retry")?;
         }
-        Ok(())
+        tx.commit().context("Committing staff mail retry")
     }
 
-    /// Give up on claimed staff mail.
-    pub fn notice_failed(&self, ids: &[i64], error: &str, now: i64) -> Result<()> {
+    /// Give up on claimed staff mail (all rows or none).
+    pub fn notice_failed(&mut self, ids: &[i64], error: &str, now: i64) -> Result<()> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
         for id in ids {
-            self.conn
-                .execute(
-                    "UPDATE notices SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![id, error, now],
-                )
-                .context("Marking staff mail failed")?;
+            tx.execute(
+                "UPDATE notices SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, error, now],
+            )
+            .context("Marking staff mail failed")?;
         }
-        Ok(())
+        tx.commit().context("Committing staff mail failure")
     }
 
     /// Staff mail, newest first, optionally of one kind.
@@ -499,7 +509,11 @@ impl Store {
             .context("Measuring the backlog")?;
         let last_mail: Option<i64> = self
             .conn
-            .query_row("SELECT max(processed_at) FROM messages", [], |r| r.get(0))
+            .query_row(
+                "SELECT max(processed_at) FROM messages WHERE role != 'staff' AND role != 'robot'",
+                [],
+                |r| r.get(0),
+            )
             .context("Reading the last email")?;
         let breaker_skips: i64 = self
             .conn
@@ -577,7 +591,7 @@ impl Store {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT id, sender_name, tones, intents, excerpt FROM messages
-                     WHERE ticket_id = ?1 AND sender = ?2 AND status = 'triaged'
+                     WHERE ticket_id = ?1 AND sender = ?2 AND status = 'triaged' AND role IN ('customer', '')
                      ORDER BY received_at DESC, id DESC",
                 )
                 .context("Preparing ticket emails")?;
@@ -626,7 +640,8 @@ impl Store {
             let contacts: Vec<i64> = c
                 .prepare_cached(
                     "SELECT received_at FROM messages
-                     WHERE sender = ?1 AND status = 'triaged' AND received_at >= ?2 ORDER BY received_at",
+                     WHERE sender = ?1 AND status = 'triaged' AND role IN ('customer', '') AND received_at >= ?2
+                     ORDER BY received_at",
                 )
                 .context("Preparing contacts")?
                 .query_map(params![customer, contacts_since], |r| r.get(0))
@@ -705,7 +720,8 @@ impl Store {
         let mut stmt = c
             .prepare(
                 "SELECT m.id, m.received_at, m.intents FROM messages m JOIN tickets t ON t.id = m.ticket_id
-                 WHERE m.status = 'triaged' AND m.sender = t.customer AND m.received_at >= ?1",
+                 WHERE m.status = 'triaged' AND m.sender = t.customer AND m.role IN ('customer', '')
+                   AND m.received_at >= ?1",
             )
             .context("Preparing theme emails")?;
         let emails: Vec<(i64, i64, String)> = stmt

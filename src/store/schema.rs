@@ -133,6 +133,7 @@ ALTER TABLE outbox ADD COLUMN cancel_reason TEXT NOT NULL DEFAULT '';
     // outbox; health incidents; the start of each email for digests and alerts.
     r#"
 ALTER TABLE messages ADD COLUMN excerpt TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN role TEXT NOT NULL DEFAULT '';  -- customer | staff | robot ('' before 6)
 
 CREATE TABLE notices (
     id           INTEGER NOT NULL PRIMARY KEY,

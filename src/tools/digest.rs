@@ -156,6 +156,8 @@ pub fn send_now(config: &Config, name: Option<&str>, now: i64) -> Result<String>
             alerts: Vec::new(),
             held: false,
             attempts: 1,
+            row_attempts: vec![1],
+            created_at: now,
         };
         let msg = compose_notice(
             &claimed,
