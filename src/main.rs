@@ -459,8 +459,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     );
     let now = Clock::system().now();
     for d in &c.digests {
-        let next = d.schedule.next_after(now);
-        let next = d.quiet.as_ref().map_or(next, |q| q.defer(next));
+        let next = d.next_send(now);
         println!(
             "  digest {:?} to {}: next {}",
             d.name,

@@ -184,7 +184,7 @@ pub async fn digest_scheduler(
         let mut next_wake = i64::MAX;
         for (d, last) in config.digests.iter().zip(last.iter_mut()) {
             if let Some(slot) = d.schedule.last_at_or_before(now).filter(|s| *s > *last) {
-                let due = d.quiet.as_ref().map_or(slot, |q| q.defer(slot));
+                let due = d.defer(slot);
                 if due <= now {
                     match produce_digest(&config, &mut store, d, slot, now) {
                         Ok((digest, true)) => {
@@ -205,9 +205,7 @@ pub async fn digest_scheduler(
                     next_wake = next_wake.min(due);
                 }
             }
-            let next = d.schedule.next_after(now.max(*last));
-            let next = d.quiet.as_ref().map_or(next, |q| q.defer(next));
-            next_wake = next_wake.min(next);
+            next_wake = next_wake.min(d.next_send(now.max(*last)));
         }
         let wait = Duration::from_secs((next_wake.saturating_sub(now)).clamp(1, 3600) as u64);
         tokio::select! {

@@ -903,29 +903,21 @@ impl Validator<'_> {
                 .and_then(|t| t.dir.as_deref())
                 .unwrap_or("templates"),
         );
-        let mut template_names = vec![ack.template.clone()];
-        for f in followups.enabled() {
-            let name = f.as_str();
-            let missing: Vec<String> = ["txt", "html"]
-                .iter()
-                .map(|ext| format!("{name}.{ext}"))
-                .filter(|file| !templates_dir.join(file).is_file())
-                .collect();
-            if missing.is_empty() {
-                template_names.push(name.to_string());
-            } else {
-                self.errors.push(Diagnostic::file(
-                    self.path,
-                    format!(
-                        "[followups] {name} is on but {} has no {}: copy them from triaged's templates/ directory, or set {name} = false",
-                        templates_dir.display(),
-                        missing.join(" or ")
-                    ),
-                ));
-            }
-        }
-        // Staff mail: each template only when something uses it.
-        let staff_templates = [
+        // Every template something uses, each with its .txt and .html; a missing file is
+        // reported with what needs it and how to fix it: (template, what needs it, other fix).
+        let mut wanted: Vec<(String, String, String)> = followups
+            .enabled()
+            .into_iter()
+            .map(|f| {
+                let name = f.as_str();
+                (
+                    name.to_string(),
+                    format!("[followups] {name} is on"),
+                    format!(", or set {name} = false"),
+                )
+            })
+            .collect();
+        for (name, used, section) in [
             ("digest", !digests.is_empty(), "[[digest]]"),
             ("alert", alerts.is_some(), "[alerts]"),
             (
@@ -933,25 +925,31 @@ impl Validator<'_> {
                 alerts.as_ref().is_some_and(|a| a.health.enabled),
                 "[alerts.health]",
             ),
-        ];
-        for (name, used, section) in staff_templates {
-            if !used {
-                continue;
+        ] {
+            if used {
+                wanted.push((
+                    name.to_string(),
+                    format!("{section} needs it"),
+                    String::new(),
+                ));
             }
+        }
+        let mut template_names = vec![ack.template.clone()];
+        for (name, what, fix) in wanted {
             let missing: Vec<String> = ["txt", "html"]
                 .iter()
                 .map(|ext| format!("{name}.{ext}"))
                 .filter(|file| !templates_dir.join(file).is_file())
                 .collect();
             if missing.is_empty() {
-                template_names.push(name.to_string());
+                template_names.push(name);
             } else {
                 self.errors.push(Diagnostic::file(
                     self.path,
                     format!(
-                        "{section} needs {} in {}: copy them from triaged's templates/ directory",
-                        missing.join(" and "),
+                        "{what} but {} has no {}: copy them from triaged's templates/ directory{fix}",
                         templates_dir.display(),
+                        missing.join(" or "),
                     ),
                 ));
             }

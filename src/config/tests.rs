@@ -492,7 +492,8 @@ fn staff_mail_without_its_templates_says_how_to_fix_it() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(
-        text.contains("[alerts.health] needs health.txt in") && text.contains("copy them from"),
+        text.contains("[alerts.health] needs it but")
+            && text.contains("has no health.txt: copy them from"),
         "{text}"
     );
 }

@@ -64,6 +64,19 @@ pub struct DigestConfig {
     pub period: Option<Duration>,
 }
 
+impl DigestConfig {
+    /// When the digest after `t` goes out: the next scheduled time, moved to the end of quiet
+    /// hours if it falls inside them.
+    pub fn next_send(&self, t: i64) -> i64 {
+        self.defer(self.schedule.next_after(t))
+    }
+
+    /// `t`, or the end of the quiet hours it falls in.
+    pub fn defer(&self, t: i64) -> i64 {
+        self.quiet.as_ref().map_or(t, |q| q.defer(t))
+    }
+}
+
 /// Everything the digest reads from the store at one instant.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {

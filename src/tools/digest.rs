@@ -77,10 +77,7 @@ pub fn preview(
     for d in digests {
         let at = match at {
             Some(s) => parse_at(s, &d.schedule.tz)?,
-            None => {
-                let next = d.schedule.next_after(now);
-                d.quiet.as_ref().map_or(next, |q| q.defer(next))
-            }
+            None => d.next_send(now),
         };
         let digest = build_digest(config, &store, d, at, themes_period(d, at).0)?;
         let mail = render_digest(&config.templates, &digest)?;
