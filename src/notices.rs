@@ -160,7 +160,9 @@ pub async fn digest_scheduler(
             Ok(None) => {
                 // First run: start from now.
                 let now = clock.now();
-                let _ = store.set_kv(&format!("digest.{}.last_slot", d.name), &now.to_string());
+                if let Err(e) = store.record_first_start(&d.name, now) {
+                    tracing::error!(digest = %d.name, error = %format!("{e:#}"), "Recording the digest's start failed");
+                }
                 now
             }
             Err(e) => {

@@ -158,6 +158,11 @@ impl Store {
         Ok(Some(id))
     }
 
+    /// A digest's first start: count its slots from `now` (nothing older is sent).
+    pub fn record_first_start(&self, name: &str, now: i64) -> Result<()> {
+        self.set_kv(&digest_kv(name), &now.to_string())
+    }
+
     /// The slot of the digest `name` that was last produced (sent or found empty).
     pub fn digest_last_slot(&self, name: &str) -> Result<Option<i64>> {
         Ok(self.get_kv(&digest_kv(name))?.and_then(|v| v.parse().ok()))
