@@ -399,17 +399,8 @@ pub fn compose_notice(
             n.ids.first().copied().unwrap_or(0),
             n.created_at
         )))
-        .date_now()
-        .header(crate::outbox::raw_header(
-            "Auto-Submitted",
-            "auto-generated",
-        ))
-        .header(crate::outbox::raw_header("X-Auto-Response-Suppress", "All"))
-        .header(crate::outbox::raw_header("Precedence", "bulk"))
-        .header(crate::outbox::raw_header(
-            crate::guard::LOOP_HEADER,
-            &n.kind,
-        ));
+        .date_now();
+    b = crate::outbox::robot_headers(b, "auto-generated", "bulk", &n.kind);
     for r in &n.recipients {
         let a: lettre::Address = r
             .parse()

@@ -398,11 +398,8 @@ impl Outbox {
             .to(to)
             .subject(tickets::reply_subject(&item.subject, &item.ticket_tag))
             .message_id(Some(format!("<{}>", item.out_message_id)))
-            .date_now()
-            .header(raw_header("Auto-Submitted", "auto-replied"))
-            .header(raw_header("X-Auto-Response-Suppress", "All"))
-            .header(raw_header("Precedence", "auto_reply"))
-            .header(raw_header(LOOP_HEADER, &item.ticket_tag));
+            .date_now();
+        b = robot_headers(b, "auto-replied", "auto_reply", &item.ticket_tag);
         if !in_reply_to.is_empty() {
             b = b.in_reply_to(format!("<{in_reply_to}>"));
         }
@@ -605,11 +602,27 @@ fn safe_id(s: &str) -> String {
         .collect()
 }
 
+/// The headers every email we write carries, so no auto-responder answers it and our own
+/// watcher knows it when it comes back: `Auto-Submitted` (`auto-replied` for customers,
+/// `auto-generated` for staff mail), `X-Auto-Response-Suppress`, `Precedence` and the loop
+/// marker (`marker`: the ticket tag, or the kind of staff mail).
+pub(crate) fn robot_headers(
+    b: lettre::message::MessageBuilder,
+    auto_submitted: &str,
+    precedence: &str,
+    marker: &str,
+) -> lettre::message::MessageBuilder {
+    b.header(raw_header("Auto-Submitted", auto_submitted))
+        .header(raw_header("X-Auto-Response-Suppress", "All"))
+        .header(raw_header("Precedence", precedence))
+        .header(raw_header(LOOP_HEADER, marker))
+}
+
 /// A header whose name is a constant and whose value is ours (encoded by lettre if needed).
 #[derive(Clone)]
-pub(crate) struct Raw(HeaderValue);
+struct Raw(HeaderValue);
 
-pub(crate) fn raw_header(name: &'static str, value: &str) -> Raw {
+fn raw_header(name: &'static str, value: &str) -> Raw {
     Raw(HeaderValue::new(
         HeaderName::new_from_ascii_str(name),
         value.to_string(),

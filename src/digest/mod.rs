@@ -295,7 +295,7 @@ pub fn build(snap: &Snapshot, at: i64, cfg: &DigestConfig, ctx: &Context<'_>) ->
         if first == OLDEST {
             oldest_taken += 1;
         }
-        let entry = entry(t, at, &reasons, ctx);
+        let entry = entry(t, at, &reasons);
         let section = &mut sections[first];
         if section.entries.len() < cfg.max_per_section {
             section.entries.push(entry);
@@ -452,13 +452,12 @@ fn reasons(
     out
 }
 
-fn entry(t: &TicketFacts, at: i64, reasons: &[(usize, String)], ctx: &Context<'_>) -> Entry {
+fn entry(t: &TicketFacts, at: i64, reasons: &[(usize, String)]) -> Entry {
     let sla = reasons
         .iter()
         .find(|(s, _)| *s == 1)
         .map(|(_, w)| w.clone())
         .unwrap_or_default();
-    let _ = ctx;
     Entry {
         tag: t.tag.clone(),
         customer: t.customer.clone(),
@@ -565,11 +564,7 @@ fn ordinal(n: usize) -> String {
     format!("{n}{suffix}")
 }
 
+/// `s` on one line, cut to `n` characters.
 fn clip(s: &str, n: usize) -> String {
-    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.chars().count() <= n {
-        s
-    } else {
-        s.chars().take(n - 1).chain(['\u{2026}']).collect()
-    }
+    crate::tools::tickets::clip(&s.split_whitespace().collect::<Vec<_>>().join(" "), n)
 }

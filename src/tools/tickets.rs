@@ -128,7 +128,8 @@ fn sla_clock(due: Option<i64>, now: i64) -> String {
     }
 }
 
-fn clip(s: &str, n: usize) -> String {
+/// `s` cut to `n` characters, an ellipsis marking the cut.
+pub(crate) fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
