@@ -4,13 +4,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Credential, Login};
 use crate::imap::{self, Watcher};
 use crate::notices::{self, HealthBoard};
 use crate::outbox::Outbox;
@@ -28,11 +28,15 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     // Open the stores first: a bad path or a newer schema is reported before any connection.
     let outbox_store = Store::open(&config.store.path)?;
     let tls = imap::tls_config(config.mailbox.ca_file.as_deref())?;
-    let smtp_password = match &config.smtp.password {
-        Some(src) => Some(src.resolve().await.context("Reading the SMTP password")?),
-        None => None,
-    };
-    let sender = Sender::new(&config.smtp, smtp_password.as_ref())?;
+    let sender = Sender::new(&config.smtp)?;
+    // A password that cannot be read is a set-up mistake: say so before starting. A token
+    // command may fail for a while (the provider is down); the outbox then waits and alerts.
+    if let Err(e) = sender.check_credential().await {
+        match &config.smtp.credential {
+            Some(Credential::Token { .. }) => tracing::error!("{e}; sending waits until it works"),
+            _ => return Err(e),
+        }
+    }
     let wake = Arc::new(Notify::new());
     let health = HealthBoard::default();
     let cancel = CancellationToken::new();
@@ -45,6 +49,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         folders.push((sent.clone(), true));
     }
     let mut watchers = Vec::new();
+    let login = Login::new(config.mailbox.credential.clone());
     for (folder, staff_folder) in folders {
         let pipeline = Pipeline {
             rules: config.rules.clone(),
@@ -67,7 +72,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             mailbox: config.mailbox.clone(),
             flags,
             tls: tls.clone(),
-            password: config.mailbox.password.clone(),
+            login: login.clone(),
             pipeline,
             outbox_wake: wake.clone(),
             health: health.clone(),
@@ -95,6 +100,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         alerts_quiet: config.alerts.as_ref().and_then(|a| a.quiet.clone()),
         domain: config.support.domain.clone(),
         health: health.clone(),
+        login_hold_until_ms: Default::default(),
     };
     for watcher in watchers {
         tracker.spawn(watcher.run(cancel.child_token()));

@@ -53,19 +53,17 @@ pub struct Outbox {
     pub domain: String,
     /// Where SMTP trouble is reported for health alerts.
     pub health: crate::notices::HealthBoard,
+    /// While our SMTP account is refused, all sending waits until then (ms since the epoch;
+    /// not persisted: a restart tries at once).
+    pub login_hold_until_ms: std::sync::atomic::AtomicI64,
 }
 
 /// The health board's name for this worker's SMTP connection.
 const SMTP: &str = "smtp";
 
-/// A permanent refusal of *us* rather than of one recipient: authentication required or
-/// failed, or a policy refusal of the sender. Every email will fail the same way.
-fn refuses_us(error: &str) -> bool {
-    let lower = error.to_ascii_lowercase();
-    ["(530)", "(534)", "(535)", "5.7.8", "authentication"]
-        .iter()
-        .any(|w| lower.contains(w))
-}
+/// How long all sending waits after our SMTP account was refused (with a credential read
+/// again) before it tries again.
+const LOGIN_RETRY: Duration = Duration::from_secs(60);
 
 /// The store key holding the end of a provider-imposed pause (ms since the epoch).
 pub const PAUSED_UNTIL: &str = "outbox.paused_until_ms";
@@ -174,6 +172,17 @@ impl Outbox {
             && !self.followups.send_hours.is_open(self.clock.timestamp())
     }
 
+    /// Our account was refused: report it for health alerts, log it in one line, and hold all
+    /// sending for [`LOGIN_RETRY`]. Returns when to try again (seconds since the epoch).
+    fn hold_for_login(&self, error: &str) -> i64 {
+        self.health.fail(Condition::Smtp, SMTP, error.to_string());
+        let until_ms = self.clock.now_ms() + LOGIN_RETRY.as_millis() as i64;
+        self.login_hold_until_ms
+            .store(until_ms, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(retry_in_s = LOGIN_RETRY.as_secs(), error = %error, "SMTP login failing: all sending waits (check [smtp] username and its password or token_command)");
+        until_ms / 1000
+    }
+
     /// Whether sending must wait, why, and until when: a pause the provider imposed (it
     /// survives restarts), or a configured rate limit (counted from the persistent send log).
     fn hold(&self, store: &Store, now_ms: i64) -> Result<Option<Hold>> {
@@ -185,6 +194,15 @@ impl Outbox {
             return Ok(Some(Hold {
                 reason: "provider pushback",
                 until_ms,
+            }));
+        }
+        let login = self
+            .login_hold_until_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if login > now_ms {
+            return Ok(Some(Hold {
+                reason: "SMTP login failing",
+                until_ms: login,
             }));
         }
         Ok(store
@@ -213,10 +231,11 @@ impl Outbox {
                 store.notice_sent(&n.ids, self.clock.now_ms())?;
                 tracing::info!(kind = %n.kind, key = %n.key, to = %n.recipients.join(","), emails = n.ids.len(), "Staff email sent");
             }
+            Err(SendError::Account(e)) => {
+                let until = self.hold_for_login(&e);
+                store.notice_retry(&n.ids, until, &e, self.clock.now())?;
+            }
             Err(SendError::Permanent(e)) => {
-                if refuses_us(&e) {
-                    self.health.fail(Condition::Smtp, SMTP, e.clone());
-                }
                 tracing::error!(kind = %n.kind, key = %n.key, error = %e, "Staff email refused permanently; not retried");
                 store.notice_failed(&n.ids, &e, self.clock.now())?;
             }
@@ -287,12 +306,13 @@ impl Outbox {
                 store.set_kv(PAUSED_UNTIL, &until_ms.to_string())?;
                 store.mark_deferred(item.id, until_ms / 1000, &e, self.clock.now())?;
             }
+            Err(SendError::Account(e)) => {
+                // Not this email's fault: it waits, with every other, for the account.
+                let until = self.hold_for_login(&e);
+                store.mark_deferred(item.id, until, &e, self.clock.now())?;
+            }
             Err(SendError::Permanent(e)) => {
-                if refuses_us(&e) {
-                    self.health.fail(Condition::Smtp, SMTP, e.clone());
-                } else {
-                    self.health.ok(Condition::Smtp, SMTP);
-                }
+                self.health.ok(Condition::Smtp, SMTP);
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %e, "Send failed permanently; not retried");
                 store.mark_failed(item.id, &e, self.clock.now())?;
                 // The address does not take our mail: no follow-ups to it either.
@@ -646,23 +666,6 @@ impl lettre::message::header::Header for Raw {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_refusal_of_the_account_is_told_from_a_refused_recipient() {
-        for us in [
-            "permanent error (535): 5.7.8 Username and Password not accepted",
-            "permanent error (530): 5.7.0 Authentication required",
-            "permanent error (534): 5.7.9 Please log in with your web browser",
-        ] {
-            assert!(refuses_us(us), "{us}");
-        }
-        for them in [
-            "permanent error (550): 5.1.1 <x@example.com>: Recipient address rejected",
-            "permanent error (552): 5.2.2 Mailbox full",
-        ] {
-            assert!(!refuses_us(them), "{them}");
-        }
-    }
 
     #[test]
     fn backoff_grows_and_caps() {

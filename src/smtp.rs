@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::{self, SmtpConfig};
+use crate::config::{self, Login, SmtpConfig};
 
 /// Why a send failed, as the outbox needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,17 +21,45 @@ pub enum SendError {
     /// 5xx: the server will never take this message; do not retry.
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// Our own account was refused (530/534/535, "authentication"), even with a credential
+    /// read again, or the credential cannot be read: nothing is wrong with this email, all
+    /// sending waits until the account works.
+    #[error("SMTP login failing: {0}")]
+    Account(String),
 }
 
-/// A configured SMTP transport (pooled connections). Cheap to clone.
+type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+/// A configured SMTP transport (pooled connections) and the account's credential. Cheap to
+/// clone. The transport is built at the first send and rebuilt when the credential changes: a
+/// token past its lifetime, or a credential the server refused.
 #[derive(Clone)]
 pub struct Sender {
-    transport: Arc<AsyncSmtpTransport<Tokio1Executor>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: String,
+    port: u16,
+    tls: Tls,
+    timeout: std::time::Duration,
+    username: Option<String>,
+    login: Option<Login>,
+    current: tokio::sync::Mutex<Option<Current>>,
+}
+
+/// The transport in use and the secret it was built with.
+#[derive(Clone)]
+struct Current {
+    transport: Arc<Transport>,
+    secret: Option<String>,
+    /// Built from a secret read just now: a refusal is final, not a stale cache.
+    fresh: bool,
 }
 
 impl Sender {
-    /// Build the transport. `password` comes from the configured secret source.
-    pub fn new(cfg: &SmtpConfig, password: Option<&config::Secret>) -> Result<Sender> {
+    /// Prepare the transport; the credential is read at the first send.
+    pub fn new(cfg: &SmtpConfig) -> Result<Sender> {
         let tls_params = || -> Result<TlsParameters> {
             let mut b = TlsParameters::builder(cfg.host.clone());
             if let Some(ca) = &cfg.ca_file {
@@ -48,25 +76,142 @@ impl Sender {
             config::Tls::Starttls => Tls::Required(tls_params()?),
             config::Tls::None => Tls::None,
         };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
-            .port(cfg.port)
-            .tls(tls)
-            .timeout(Some(cfg.timeout));
-        if let (Some(user), Some(pw)) = (&cfg.username, password) {
-            b = b.credentials(Credentials::new(user.clone(), pw.expose().to_string()));
-        }
+        let login = match (&cfg.username, &cfg.credential) {
+            (Some(_), Some(c)) => Some(Login::new(c.clone())),
+            _ => None,
+        };
         Ok(Sender {
-            transport: Arc::new(b.build()),
+            inner: Arc::new(Inner {
+                host: cfg.host.clone(),
+                port: cfg.port,
+                tls,
+                timeout: cfg.timeout,
+                username: cfg.username.clone(),
+                login,
+                current: tokio::sync::Mutex::new(None),
+            }),
         })
     }
 
-    /// Send one message to the recipients in its headers.
+    /// Read the credential now (at start-up), so a missing password is reported before the
+    /// first email needs it.
+    pub async fn check_credential(&self) -> Result<()> {
+        self.current()
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Send one message to the recipients in its headers. A refusal of our account with a
+    /// credential from a cache (a token, a password read at an earlier send) is retried once
+    /// with the credential read again.
     pub async fn send(&self, msg: &Message) -> Result<(), SendError> {
-        match self.transport.send(msg.clone()).await {
+        let current = self.current().await?;
+        let first = match current.transport.send(msg.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(e) => classify(&e),
+        };
+        let refused = matches!(&first, SendError::Permanent(t) | SendError::Transient(t) if refuses_account(t));
+        if !refused {
+            return Err(first);
+        }
+        if current.fresh {
+            return Err(account_error(first));
+        }
+        tracing::info!("SMTP refused the cached credential; reading it again");
+        self.forget(&current).await;
+        let again = self.current().await?;
+        match again.transport.send(msg.clone()).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(classify(&e)),
+            Err(e) => match classify(&e) {
+                SendError::Permanent(t) | SendError::Transient(t) if refuses_account(&t) => {
+                    Err(SendError::Account(t))
+                }
+                other => Err(other),
+            },
         }
     }
+
+    /// The transport to send with: built now when there is none yet, or when the token moved on.
+    async fn current(&self) -> Result<Current, SendError> {
+        let inner = &self.inner;
+        let mut slot = inner.current.lock().await;
+        let fetched = match &inner.login {
+            None => None,
+            // A password is read once per transport (and again after a refusal).
+            Some(l) if l.mechanism().is_none() && slot.is_some() => None,
+            Some(l) => Some(l.get().await.map_err(|e| {
+                SendError::Account(format!("Reading the SMTP {}: {e:#}", l.credential.noun()))
+            })?),
+        };
+        if let Some(cur) = slot.as_ref()
+            && fetched
+                .as_ref()
+                .is_none_or(|f| cur.secret.as_deref() == Some(f.secret.expose()))
+        {
+            return Ok(Current {
+                fresh: false,
+                ..cur.clone()
+            });
+        }
+        let mut b = Transport::builder_dangerous(inner.host.clone())
+            .port(inner.port)
+            .tls(inner.tls.clone())
+            .timeout(Some(inner.timeout));
+        if let (Some(user), Some(f), Some(login)) = (&inner.username, &fetched, &inner.login) {
+            b = b.credentials(Credentials::new(
+                user.clone(),
+                f.secret.expose().to_string(),
+            ));
+            if login.mechanism().is_some() {
+                b = b.authentication(vec![Mechanism::Xoauth2]);
+            }
+        }
+        let cur = Current {
+            transport: Arc::new(b.build()),
+            secret: fetched.as_ref().map(|f| f.secret.expose().to_string()),
+            fresh: fetched.as_ref().is_some_and(|f| f.fresh),
+        };
+        *slot = Some(cur.clone());
+        Ok(cur)
+    }
+
+    /// Drop the transport built from a refused credential (and the token it came from).
+    async fn forget(&self, refused: &Current) {
+        let mut slot = self.inner.current.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(&c.transport, &refused.transport))
+        {
+            *slot = None;
+        }
+        if let Some(l) = &self.inner.login {
+            l.forget();
+        }
+    }
+}
+
+fn account_error(e: SendError) -> SendError {
+    match e {
+        SendError::Permanent(t) | SendError::Transient(t) => SendError::Account(t),
+        other => other,
+    }
+}
+
+/// Whether an SMTP error is the server refusing our account rather than this email.
+pub fn refuses_account(error: &str) -> bool {
+    let lower = error.to_ascii_lowercase();
+    [
+        "(530)",
+        "(534)",
+        "(535)",
+        "5.7.8",
+        "5.7.9",
+        "5.7.139",
+        "authentication",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
 }
 
 /// 5xx is permanent; everything else (4xx, I/O, TLS hiccups, timeouts) is worth a retry; and
@@ -131,6 +276,24 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_of_the_account_is_told_from_a_refused_recipient() {
+        for us in [
+            "permanent error (535): 5.7.8 Username and Password not accepted",
+            "permanent error (530): 5.7.0 Authentication required",
+            "permanent error (534): 5.7.9 Please log in with your web browser",
+            "permanent error (535): 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant",
+        ] {
+            assert!(refuses_account(us), "{us}");
+        }
+        for them in [
+            "permanent error (550): 5.1.1 <x@example.com>: Recipient address rejected",
+            "permanent error (552): 5.2.2 Mailbox full",
+        ] {
+            assert!(!refuses_account(them), "{them}");
+        }
+    }
 
     #[test]
     fn replies_are_sorted() {
@@ -203,6 +366,7 @@ mod tests {
                 SendError::Pushback(_) => "pushback",
                 SendError::Transient(_) => "transient",
                 SendError::Permanent(_) => "permanent",
+                SendError::Account(_) => "account",
             };
             assert_eq!(got, *want, "{text}");
         }

@@ -16,7 +16,9 @@ use std::time::Duration;
 use toml::Spanned;
 
 pub use duration::parse_duration;
-pub use secret::{Secret, SecretSource};
+pub use secret::{
+    Credential, Fetched, Login, OAuthMechanism, Secret, SecretSource, sasl_token_response,
+};
 
 use crate::diag::Diagnostic;
 use crate::score::{Priority, RuleSet, Thresholds};
@@ -53,7 +55,8 @@ pub struct MailboxConfig {
     pub port: u16,
     pub tls: Tls,
     pub username: String,
-    pub password: SecretSource,
+    /// A password or an OAuth2 token command.
+    pub credential: Credential,
     pub folder: String,
     /// The support account's Sent folder, watched for staff replies (none: not watched).
     pub sent_folder: Option<String>,
@@ -71,7 +74,8 @@ pub struct SmtpConfig {
     pub port: u16,
     pub tls: Tls,
     pub username: Option<String>,
-    pub password: Option<SecretSource>,
+    /// Set when `username` is: the account's password or OAuth2 token command.
+    pub credential: Option<Credential>,
     pub from: lettre::message::Mailbox,
     pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
@@ -325,6 +329,19 @@ impl Config {
     }
 }
 
+/// The credential keys of `[mailbox]` or `[smtp]`, as written.
+struct RawCredential<'r> {
+    auth: Option<&'r Spanned<String>>,
+    env: Option<&'r Spanned<String>>,
+    command: Option<&'r Spanned<String>>,
+    token_command: Option<&'r Spanned<String>>,
+    token_lifetime: Option<&'r Spanned<String>>,
+    /// The username, when one is set: a credential is then required.
+    required_at: Option<&'r Spanned<String>>,
+    /// Whether OAUTHBEARER is offered (IMAP) or only XOAUTH2 (SMTP through lettre).
+    oauthbearer: bool,
+}
+
 struct Validator<'a> {
     path: &'a Path,
     source: &'a str,
@@ -390,35 +407,98 @@ impl Validator<'_> {
         t
     }
 
-    fn secret(
-        &mut self,
-        section: &str,
-        env: &Option<Spanned<String>>,
-        command: &Option<Spanned<String>>,
-        required_at: Option<&Spanned<String>>,
-    ) -> Option<SecretSource> {
-        match (env, command) {
-            (Some(e), None) => Some(SecretSource::Env(e.get_ref().clone())),
-            (None, Some(c)) => Some(SecretSource::Command(c.get_ref().clone())),
-            (Some(_), Some(c)) => {
-                self.err(
-                    c,
-                    format!("[{section}] has both password_env and password_command: keep one"),
-                );
-                None
-            }
-            (None, None) => {
-                if let Some(at) = required_at {
-                    self.err(
-                        at,
-                        format!(
-                            "[{section}] needs a password source: set password_env = \"VAR\" or password_command = \"cmd\" (never the password itself)"
-                        ),
-                    );
+    /// The credential of `[section]`: `auth` (default "password", or "xoauth2" when a
+    /// token_command is set), and exactly one source for it. `required_at` is the username
+    /// when one is set (a credential is needed); without it none may be given.
+    fn credential(&mut self, section: &str, c: RawCredential<'_>) -> Option<Credential> {
+        let auth = match c.auth {
+            Some(a) => a.get_ref().as_str(),
+            None if c.token_command.is_some() => "xoauth2",
+            None => "password",
+        };
+        let mechanism = match auth {
+            "password" => None,
+            "xoauth2" => Some(OAuthMechanism::Xoauth2),
+            "oauthbearer" if c.oauthbearer => Some(OAuthMechanism::Oauthbearer),
+            other => {
+                let choices = if c.oauthbearer {
+                    "\"password\", \"xoauth2\" or \"oauthbearer\""
+                } else {
+                    "\"password\" or \"xoauth2\""
+                };
+                if let Some(at) = c.auth {
+                    self.err(at, format!("unknown auth {other:?}: use {choices}"));
                 }
-                None
+                return None;
             }
+        };
+        let Some(mechanism) = mechanism else {
+            if let Some(t) = c.token_command.or(c.token_lifetime) {
+                self.err(
+                    t,
+                    format!("[{section}] token_command and token_lifetime need auth = \"xoauth2\" (or \"oauthbearer\")"),
+                );
+            }
+            return match (c.env, c.command) {
+                (Some(e), None) => {
+                    Some(Credential::Password(SecretSource::Env(e.get_ref().clone())))
+                }
+                (None, Some(cmd)) => Some(Credential::Password(SecretSource::Command(
+                    cmd.get_ref().clone(),
+                ))),
+                (Some(_), Some(cmd)) => {
+                    self.err(
+                        cmd,
+                        format!("[{section}] has both password_env and password_command: keep one"),
+                    );
+                    None
+                }
+                (None, None) => {
+                    if let Some(at) = c.required_at {
+                        self.err(
+                            at,
+                            format!(
+                                "[{section}] needs a password source: set password_env = \"VAR\" or password_command = \"cmd\" (never the password itself), or token_command for OAuth2"
+                            ),
+                        );
+                    }
+                    None
+                }
+            };
+        };
+        if let Some(p) = c.env.or(c.command) {
+            self.err(
+                p,
+                format!("[{section}] uses auth = \"{auth}\": the token comes from token_command, drop the password source"),
+            );
         }
+        let lifetime = self.duration(&c.token_lifetime.cloned(), Duration::from_secs(50 * 60));
+        if lifetime < Duration::from_secs(10)
+            && let Some(at) = c.token_lifetime
+        {
+            self.err(at, "token_lifetime must be at least 10s");
+        }
+        let Some(command) = c.token_command else {
+            let at = c.auth.or(c.required_at);
+            if let Some(at) = at {
+                self.err(
+                    at,
+                    format!("[{section}] auth = \"{auth}\" needs token_command = \"cmd\": a command that prints a fresh access token"),
+                );
+            }
+            return None;
+        };
+        if c.required_at.is_none() && section == "smtp" {
+            self.err(
+                command,
+                "[smtp] token_command needs username (the account the token is for)",
+            );
+        }
+        Some(Credential::Token {
+            mechanism,
+            command: command.get_ref().clone(),
+            lifetime,
+        })
     }
 
     fn address(&mut self, a: &Spanned<String>) -> String {
@@ -597,11 +677,17 @@ impl Validator<'_> {
 
         // [mailbox]
         let mailbox_tls = self.tls(&m.tls, &m.host);
-        let password = self.secret(
+        let credential = self.credential(
             "mailbox",
-            &m.password_env,
-            &m.password_command,
-            Some(&m.username),
+            RawCredential {
+                auth: m.auth.as_ref(),
+                env: m.password_env.as_ref(),
+                command: m.password_command.as_ref(),
+                token_command: m.token_command.as_ref(),
+                token_lifetime: m.token_lifetime.as_ref(),
+                required_at: Some(&m.username),
+                oauthbearer: true,
+            },
         );
         let start = match m.start.as_ref().map(|s| s.get_ref().as_str()) {
             None | Some("new") => Start::New,
@@ -647,7 +733,8 @@ impl Validator<'_> {
             host: m.host.into_inner(),
             tls: mailbox_tls,
             username: m.username.into_inner(),
-            password: password.unwrap_or(SecretSource::Env(String::new())),
+            credential: credential
+                .unwrap_or_else(|| Credential::Password(SecretSource::Env(String::new()))),
             folder: m.folder.unwrap_or_else(|| "INBOX".into()),
             sent_folder: m.sent_folder.filter(|f| !f.is_empty()),
             poll_interval,
@@ -660,11 +747,18 @@ impl Validator<'_> {
 
         // [smtp]
         let smtp_tls = self.tls(&s.tls, &s.host);
-        let smtp_password = self.secret(
+        // lettre speaks XOAUTH2 but not OAUTHBEARER; Gmail and Microsoft 365 take both.
+        let smtp_credential = self.credential(
             "smtp",
-            &s.password_env,
-            &s.password_command,
-            s.username.as_ref(),
+            RawCredential {
+                auth: s.auth.as_ref(),
+                env: s.password_env.as_ref(),
+                command: s.password_command.as_ref(),
+                token_command: s.token_command.as_ref(),
+                token_lifetime: s.token_lifetime.as_ref(),
+                required_at: s.username.as_ref(),
+                oauthbearer: false,
+            },
         );
         let from = match s.from.get_ref().parse::<lettre::message::Mailbox>() {
             Ok(mb) => Some(mb),
@@ -714,7 +808,7 @@ impl Validator<'_> {
             host: s.host.into_inner(),
             tls: smtp_tls,
             username: s.username.map(Spanned::into_inner),
-            password: smtp_password,
+            credential: smtp_credential,
             from,
             ca_file: s.ca_file.map(|p| self.resolve(&p)),
             timeout: smtp_timeout,

@@ -69,8 +69,8 @@ fn example_config_is_valid() {
     assert_eq!(c.mailbox.tls, Tls::Implicit);
     assert_eq!(c.mailbox.port, 993);
     assert_eq!(
-        c.mailbox.password,
-        SecretSource::Env("TRIAGED_IMAP_PASSWORD".into())
+        c.mailbox.credential,
+        Credential::Password(SecretSource::Env("TRIAGED_IMAP_PASSWORD".into()))
     );
     assert!(c.rules.len() > 5, "the default rule pack is loaded");
     assert_eq!(c.support.staff.len(), 2);
@@ -158,6 +158,48 @@ fn problems_are_reported_with_file_line_col() {
             "CONFIG:13:",
         ),
         (
+            "token with a password",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\ntoken_command = \"oauth2 get\"",
+            ),
+            "CONFIG:6:16: [mailbox] uses auth = \"xoauth2\": the token comes from token_command, drop the password source",
+        ),
+        (
+            "oauth without a token command",
+            MINIMAL.replace("password_env = \"PW\"", "auth = \"xoauth2\""),
+            "CONFIG:6:8: [mailbox] auth = \"xoauth2\" needs token_command",
+        ),
+        (
+            "token command with password auth",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "auth = \"password\"\npassword_env = \"PW\"\ntoken_command = \"x\"",
+            ),
+            "CONFIG:8:17: [mailbox] token_command and token_lifetime need auth = \"xoauth2\"",
+        ),
+        (
+            "unknown auth",
+            MINIMAL.replace("password_env = \"PW\"", "auth = \"kerberos\""),
+            "CONFIG:6:8: unknown auth \"kerberos\": use \"password\", \"xoauth2\" or \"oauthbearer\"",
+        ),
+        (
+            "oauthbearer over smtp",
+            MINIMAL.replace(
+                "from = ",
+                "username = \"s@example.test\"\nauth = \"oauthbearer\"\ntoken_command = \"x\"\nfrom = ",
+            ),
+            "CONFIG:12:8: unknown auth \"oauthbearer\": use \"password\" or \"xoauth2\"",
+        ),
+        (
+            "short token lifetime",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "token_command = \"x\"\ntoken_lifetime = \"1s\"",
+            ),
+            "CONFIG:7:18: token_lifetime must be at least 10s",
+        ),
+        (
             "idle too long",
             MINIMAL.replace(
                 "password_env = \"PW\"",
@@ -173,6 +215,43 @@ fn problems_are_reported_with_file_line_col() {
             "{name}: want {want:?}, got {errs:#?}"
         );
     }
+}
+
+#[test]
+fn oauth_credentials() {
+    let config = MINIMAL
+        .replace(
+            "password_env = \"PW\"",
+            "token_command = \"oauth2 get imap\"",
+        )
+        .replace(
+            "from = ",
+            "username = \"support@example.test\"\ntoken_command = \"oauth2 get smtp\"\nfrom = ",
+        );
+    let (_d, path) = setup(&config);
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        c.mailbox.credential,
+        Credential::Token {
+            mechanism: OAuthMechanism::Xoauth2,
+            command: "oauth2 get imap".into(),
+            lifetime: Duration::from_secs(50 * 60),
+        }
+    );
+    assert!(matches!(
+        c.smtp.credential,
+        Some(Credential::Token { ref command, .. }) if command == "oauth2 get smtp"
+    ));
+    let bearer = MINIMAL.replace(
+        "password_env = \"PW\"",
+        "auth = \"oauthbearer\"\ntoken_command = \"t\"\ntoken_lifetime = \"30m\"",
+    );
+    let (_d, path) = setup(&bearer);
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(matches!(
+        c.mailbox.credential,
+        Credential::Token { mechanism: OAuthMechanism::Oauthbearer, lifetime, .. } if lifetime == Duration::from_secs(1800)
+    ));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 pub use watch::{Watcher, new_mail_announced};
 
-use crate::config::{MailboxConfig, Secret, Tls};
+use crate::config::{Credential, MailboxConfig, OAuthMechanism, Secret, Tls, sasl_token_response};
 
 /// Any stream IMAP can run over: TCP, or TLS over TCP.
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -88,11 +88,12 @@ impl std::fmt::Display for LoginRefused {
 
 impl std::error::Error for LoginRefused {}
 
-/// Connect, secure and log in. Errors are one readable line.
+/// Connect, secure and log in: LOGIN with a password, or SASL XOAUTH2/OAUTHBEARER with an
+/// access token (whichever `cfg.credential` names). Errors are one readable line.
 pub async fn connect(
     cfg: &MailboxConfig,
     tls: &Arc<ClientConfig>,
-    password: &Secret,
+    secret: &Secret,
 ) -> Result<ImapSession> {
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let tcp = io(
@@ -135,8 +136,35 @@ pub async fn connect(
             Client::new(Box::new(stream) as Box<dyn ImapStream>)
         }
     };
-    let login =
-        tokio::time::timeout(IO_TIMEOUT, client.login(&cfg.username, password.expose())).await;
+    let (login, hint) = match &cfg.credential {
+        Credential::Token { mechanism, .. } => {
+            let auth = TokenAuth {
+                // RFC 7628: OAUTHBEARER answers the error challenge with %x01.
+                after_error: if *mechanism == OAuthMechanism::Oauthbearer {
+                    "\x01"
+                } else {
+                    ""
+                },
+                response: Some(sasl_token_response(
+                    *mechanism,
+                    &cfg.username,
+                    &cfg.host,
+                    cfg.port,
+                    secret.expose(),
+                )),
+            };
+            let r = tokio::time::timeout(IO_TIMEOUT, client.authenticate(mechanism.as_str(), auth))
+                .await;
+            (
+                r,
+                "check the username and that the token_command prints a valid access token for it",
+            )
+        }
+        Credential::Password(_) => (
+            tokio::time::timeout(IO_TIMEOUT, client.login(&cfg.username, secret.expose())).await,
+            "check the username and password source",
+        ),
+    };
     match login {
         Err(_) => bail!(
             "Logging in to {addr} as {}: no answer in {}s",
@@ -144,11 +172,28 @@ pub async fn connect(
             IO_TIMEOUT.as_secs()
         ),
         Ok(Err((e, _))) => Err(LoginRefused(format!(
-            "Logging in to {addr} as {} failed: {e} (check the username and password source)",
+            "Logging in to {addr} as {} failed: {e} ({hint})",
             cfg.username
         ))
         .into()),
         Ok(Ok(session)) => Ok(session),
+    }
+}
+
+/// SASL for an OAuth2 token: the initial response first; an empty one to the server's error
+/// challenge (XOAUTH2 and OAUTHBEARER answer a bad token with a JSON challenge, then NO).
+struct TokenAuth {
+    response: Option<String>,
+    after_error: &'static str,
+}
+
+impl async_imap::Authenticator for TokenAuth {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.response
+            .take()
+            .unwrap_or_else(|| self.after_error.to_string())
     }
 }
 

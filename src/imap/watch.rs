@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{IO_TIMEOUT, ImapSession, ImapStream, connect, io};
 use crate::alerts::Condition;
-use crate::config::{FlagsConfig, MailboxConfig, SecretSource, Start};
+use crate::config::{FlagsConfig, Login, MailboxConfig, Start};
 use crate::notices::HealthBoard;
 use crate::pipeline::{Fetched, Pipeline};
 use crate::score::Priority;
@@ -28,7 +28,8 @@ pub struct Watcher {
     pub mailbox: MailboxConfig,
     pub flags: FlagsConfig,
     pub tls: Arc<ClientConfig>,
-    pub password: SecretSource,
+    /// The account's password or token (shared with the mailbox's other watchers).
+    pub login: Login,
     pub pipeline: Pipeline,
     /// Poked after something was queued for the outbox.
     pub outbox_wake: Arc<Notify>,
@@ -43,7 +44,8 @@ struct Caps {
     keywords: bool,
 }
 
-const PASSWORD_CONTEXT: &str = "Reading the IMAP password";
+/// The context of every error reading the credential (a login problem, not a connection one).
+const CREDENTIAL_CONTEXT: &str = "Reading the IMAP";
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -73,7 +75,7 @@ impl Watcher {
                 // else is the connection.
                 let refused = e.downcast_ref::<super::LoginRefused>().is_some()
                     || e.chain()
-                        .any(|c| c.to_string().starts_with(PASSWORD_CONTEXT));
+                        .any(|c| c.to_string().starts_with(CREDENTIAL_CONTEXT));
                 if refused {
                     // The server answered: the connection is fine, the credentials are not.
                     self.health.ok(Condition::ImapConnection, &self.folder);
@@ -96,8 +98,7 @@ impl Watcher {
 
     /// One connection's life. Returns only on error (or never, until cancelled by the caller).
     async fn session(&mut self, cancel: &CancellationToken, failures: &mut u32) -> Result<()> {
-        let password = self.password.resolve().await.context(PASSWORD_CONTEXT)?;
-        let mut session = connect(&self.mailbox, &self.tls, &password).await?;
+        let mut session = log_in(&self.mailbox, &self.tls, &self.login, &self.folder).await?;
         self.health.ok(Condition::ImapLogin, &self.folder);
         let caps = io("Reading CAPABILITY", session.capabilities()).await?;
         let mut caps = Caps {
@@ -411,6 +412,30 @@ impl Watcher {
         }
         io("NOOP", session.noop()).await?;
         Ok(session)
+    }
+}
+
+/// Connect and log in. A token from the cache that the server refuses (expired or revoked
+/// early) is forgotten and the login tried once more with a token fetched now.
+async fn log_in(
+    mailbox: &MailboxConfig,
+    tls: &Arc<ClientConfig>,
+    login: &Login,
+    folder: &str,
+) -> Result<ImapSession> {
+    let context = || format!("{CREDENTIAL_CONTEXT} {}", login.credential.noun());
+    let first = login.get().await.with_context(context)?;
+    match connect(mailbox, tls, &first.secret).await {
+        Err(e) if !first.fresh && e.downcast_ref::<super::LoginRefused>().is_some() => {
+            tracing::info!(
+                folder = folder,
+                "IMAP refused the cached token; fetching a new one"
+            );
+            login.forget();
+            let again = login.get().await.with_context(context)?;
+            connect(mailbox, tls, &again.secret).await
+        }
+        r => r,
     }
 }
 

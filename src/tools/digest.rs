@@ -116,14 +116,8 @@ pub fn send_now(config: &Config, name: Option<&str>, now: i64) -> Result<String>
         .context("Starting the async runtime")?;
     // The SMTP transport lives in the runtime (its pool is dropped, before this guard, in it).
     let _runtime = rt.enter();
-    let password = match &config.smtp.password {
-        Some(src) => Some(
-            rt.block_on(src.resolve())
-                .context("Reading the SMTP password")?,
-        ),
-        None => None,
-    };
-    let sender = Sender::new(&config.smtp, password.as_ref())?;
+    let sender = Sender::new(&config.smtp)?;
+    rt.block_on(sender.check_credential())?;
     let mut out = String::new();
     for d in digests {
         let digest = build_digest(config, &store, d, now, themes_period(d, now).0)?;
