@@ -76,6 +76,8 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             pipeline,
             outbox_wake: wake.clone(),
             health: health.clone(),
+            resolved: None,
+            told_fallback: false,
         });
     }
     let outbox = Outbox {

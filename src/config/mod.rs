@@ -276,7 +276,38 @@ pub struct FlagsConfig {
     pub priority_keywords: BTreeMap<Priority, String>,
     pub tone_prefix: String,
     pub flag_urgent: bool,
+    /// Moves allowed: email of these priorities goes into these folders.
     pub folders: BTreeMap<Priority, String>,
+    /// What marks the priority where the server accepts no custom keywords.
+    pub keyword_fallback: KeywordFallback,
+}
+
+/// How priorities are shown on a server that refuses custom keywords (Microsoft 365).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeywordFallback {
+    /// `\Flagged` on urgent email (when `flag_urgent`), nothing else: mail stays put.
+    Flagged,
+    /// Also file email into a folder per priority: `[flags.folders]`, or `Triage/Urgent` etc.
+    Folders,
+}
+
+impl FlagsConfig {
+    /// The folder email of priority `p` moves to on a server without custom keywords.
+    pub fn fallback_folder(&self, p: Priority) -> Option<String> {
+        if let Some(f) = self.folders.get(&p) {
+            return Some(f.clone());
+        }
+        (self.keyword_fallback == KeywordFallback::Folders).then(|| {
+            let name = p.as_str();
+            let mut chars = name.chars();
+            let first = chars.next().map(|c| c.to_ascii_uppercase());
+            format!(
+                "Triage/{}{}",
+                first.map(String::from).unwrap_or_default(),
+                chars.as_str()
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -909,6 +940,25 @@ impl Validator<'_> {
             tone_prefix: tone_prefix.into_inner(),
             flag_urgent: flags.flag_urgent.unwrap_or(true),
             folders,
+            keyword_fallback: match flags
+                .keyword_fallback
+                .as_ref()
+                .map(|v| v.get_ref().as_str())
+            {
+                None | Some("flagged") => KeywordFallback::Flagged,
+                Some("folders") => KeywordFallback::Folders,
+                Some(other) => {
+                    if let Some(at) = &flags.keyword_fallback {
+                        self.err(
+                            at,
+                            format!(
+                                "unknown keyword_fallback {other:?}: use \"flagged\" or \"folders\""
+                            ),
+                        );
+                    }
+                    KeywordFallback::Flagged
+                }
+            },
         };
 
         // [outbox]

@@ -133,6 +133,7 @@ pub struct Flags {
     pub tone_prefix: Option<Spanned<String>>,
     pub flag_urgent: Option<bool>,
     pub folders: Option<PerPriority>,
+    pub keyword_fallback: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

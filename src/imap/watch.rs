@@ -35,14 +35,56 @@ pub struct Watcher {
     pub outbox_wake: Arc<Notify>,
     /// Where login and connection trouble is reported for health alerts.
     pub health: HealthBoard,
+    /// The folder `SENT_AUTO` stands for, once found.
+    pub resolved: Option<String>,
+    /// The keyword fallback was announced (once per run, not per reconnect).
+    pub told_fallback: bool,
 }
 
-/// What the server can do, read once per connection.
+/// What the server can do, read once per connection (keywords: per folder, at SELECT).
 struct Caps {
     idle: bool,
     mv: bool,
-    keywords: bool,
+    uidplus: bool,
+    keywords: Keywords,
 }
+
+/// Which custom keywords the selected folder keeps (its PERMANENTFLAGS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Keywords {
+    /// `\*`: any new keyword.
+    Any,
+    /// Only these, already defined (none on Microsoft 365).
+    Only(Vec<String>),
+}
+
+impl Keywords {
+    fn from_permanent_flags(flags: &[Flag<'_>]) -> Keywords {
+        if flags.iter().any(|f| matches!(f, Flag::MayCreate)) {
+            return Keywords::Any;
+        }
+        Keywords::Only(
+            flags
+                .iter()
+                .filter_map(|f| match f {
+                    Flag::Custom(k) if !k.starts_with('\\') => Some(k.to_ascii_lowercase()),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    fn allows(&self, keyword: &str) -> bool {
+        match self {
+            Keywords::Any => true,
+            Keywords::Only(known) => known.iter().any(|k| k.eq_ignore_ascii_case(keyword)),
+        }
+    }
+}
+
+/// `sent_folder = "auto"`: the folder the server marks `\Sent` (RFC 6154 SPECIAL-USE), such as
+/// Gmail's `[Gmail]/Sent Mail` or Microsoft's `Sent Items`.
+pub const SENT_AUTO: &str = "auto";
 
 /// The context of every error reading the credential (a login problem, not a connection one).
 const CREDENTIAL_CONTEXT: &str = "Reading the IMAP";
@@ -101,21 +143,33 @@ impl Watcher {
         let mut session = log_in(&self.mailbox, &self.tls, &self.login, &self.folder).await?;
         self.health.ok(Condition::ImapLogin, &self.folder);
         let caps = io("Reading CAPABILITY", session.capabilities()).await?;
+        let special_use = caps.has_str("SPECIAL-USE") && caps.has_str("LIST-EXTENDED");
         let mut caps = Caps {
             idle: caps.has_str("IDLE"),
             mv: caps.has_str("MOVE"),
-            keywords: true,
+            uidplus: caps.has_str("UIDPLUS"),
+            keywords: Keywords::Any,
         };
-        let folder = self.folder.clone();
+        let folder = if self.folder == SENT_AUTO {
+            let found = find_sent_folder(&mut session, special_use).await?;
+            if self.resolved.as_deref() != Some(found.as_str()) {
+                tracing::info!(folder = %found, "Sent folder found through SPECIAL-USE (\\Sent)");
+                self.resolved = Some(found.clone());
+            }
+            found
+        } else {
+            self.folder.clone()
+        };
         tracing::info!(host = %self.mailbox.host, folder = %folder, idle = caps.idle, "IMAP connected");
         // Healthy once the folder is selected and synced (below); a folder that cannot be
         // selected keeps its connection problem.
         loop {
             let mbox = io(&format!("Selecting {folder}"), session.select(&folder)).await?;
-            caps.keywords = mbox
-                .permanent_flags
-                .iter()
-                .any(|f| matches!(f, Flag::MayCreate));
+            caps.keywords = Keywords::from_permanent_flags(&mbox.permanent_flags);
+            if caps.keywords != Keywords::Any && self.flags.enabled && !self.told_fallback {
+                self.told_fallback = true;
+                self.tell_fallback(&folder, &caps);
+            }
             let uidvalidity = mbox
                 .uid_validity
                 .ok_or_else(|| anyhow!("Server sent no UIDVALIDITY for {folder}"))?;
@@ -304,7 +358,7 @@ impl Watcher {
         if self.flags.enabled {
             let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
             for t in &tasks {
-                let flags = self.flag_list(t, caps.keywords);
+                let flags = self.flag_list(t, &caps.keywords);
                 if !flags.is_empty() {
                     groups.entry(flags).or_default().push(t.uid);
                 }
@@ -320,23 +374,47 @@ impl Watcher {
                 })
                 .await?;
             }
-            let mut moves: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+            let mut moves: BTreeMap<String, Vec<u32>> = BTreeMap::new();
             for t in &tasks {
-                if let Some(target) = t.priority.and_then(|p| self.flags.folders.get(&p)) {
-                    moves.entry(target.as_str()).or_default().push(t.uid);
+                let target = t.priority.and_then(|p| match caps.keywords {
+                    Keywords::Any => self.flags.folders.get(&p).cloned(),
+                    Keywords::Only(_) => self.flags.fallback_folder(p),
+                });
+                if let Some(target) = target {
+                    moves.entry(target).or_default().push(t.uid);
                 }
             }
-            for (target, uids) in moves {
+            for (target, uids) in &moves {
                 // CREATE fails harmlessly when the folder exists.
                 let _ = tokio::time::timeout(IO_TIMEOUT, session.create(target)).await;
-                let set = uid_set(&uids);
+                let set = uid_set(uids);
                 if caps.mv {
                     io(&format!("Moving to {target}"), session.uid_mv(&set, target)).await?;
-                } else {
-                    io(
-                        &format!("Copying to {target}"),
-                        session.uid_copy(&set, target),
-                    )
+                    continue;
+                }
+                // No MOVE: COPY, then mark the original \Deleted and expunge just those
+                // (UID EXPUNGE, UIDPLUS); a plain EXPUNGE could remove what others deleted.
+                io(
+                    &format!("Copying to {target}"),
+                    session.uid_copy(&set, target),
+                )
+                .await?;
+                io(&format!("Marking moved email deleted in {folder}"), async {
+                    session
+                        .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                        .await?
+                        .try_collect::<Vec<_>>()
+                        .await
+                })
+                .await?;
+                if caps.uidplus {
+                    io(&format!("Expunging moved email from {folder}"), async {
+                        session
+                            .uid_expunge(&set)
+                            .await?
+                            .try_collect::<Vec<_>>()
+                            .await
+                    })
                     .await?;
                 }
             }
@@ -345,24 +423,56 @@ impl Watcher {
         self.pipeline.store.mark_flagged(&rows)
     }
 
-    fn flag_list(&self, t: &FlagTask, keywords: bool) -> String {
+    /// Say once, at start-up, how priorities are shown where custom keywords are refused.
+    fn tell_fallback(&self, folder: &str, caps: &Caps) {
+        let mut shown = Vec::new();
+        if self.flags.flag_urgent {
+            shown.push("\\Flagged on urgent email".to_string());
+        }
+        let folders: Vec<String> = Priority::ALL
+            .iter()
+            .filter_map(|p| {
+                self.flags
+                    .fallback_folder(*p)
+                    .map(|f| format!("{} -> {f}", p.as_str()))
+            })
+            .collect();
+        if !folders.is_empty() {
+            shown.push(format!(
+                "folders ({}{})",
+                folders.join(", "),
+                if caps.mv || caps.uidplus { "" } else { "; the server has neither MOVE nor UIDPLUS, so moved originals stay marked \\Deleted" }
+            ));
+        }
+        let shown = if shown.is_empty() {
+            "nothing (set [flags] keyword_fallback = \"folders\" to file email into a folder per priority)".to_string()
+        } else {
+            shown.join(" and ")
+        };
+        tracing::warn!(host = %self.mailbox.host, folder, "The server does not keep custom keywords in this folder (no \\* in PERMANENTFLAGS): priorities are shown by {shown}");
+    }
+
+    fn flag_list(&self, t: &FlagTask, keywords: &Keywords) -> String {
         let mut flags = Vec::new();
         if let Some(p) = t.priority {
-            if keywords && let Some(k) = self.flags.priority_keywords.get(&p) {
+            if let Some(k) = self.flags.priority_keywords.get(&p)
+                && keywords.allows(k)
+            {
                 flags.push(k.clone());
             }
             if p == Priority::Urgent && self.flags.flag_urgent {
                 flags.push("\\Flagged".to_string());
             }
         }
-        if keywords && !self.flags.tone_prefix.is_empty() {
+        if !self.flags.tone_prefix.is_empty() {
             for tone in &t.tones {
                 let kw: String = tone
                     .chars()
                     .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                     .collect();
-                if !kw.is_empty() {
-                    flags.push(format!("{}{kw}", self.flags.tone_prefix));
+                let kw = format!("{}{kw}", self.flags.tone_prefix);
+                if kw.len() > self.flags.tone_prefix.len() && keywords.allows(&kw) {
+                    flags.push(kw);
                 }
             }
         }
@@ -437,6 +547,36 @@ async fn log_in(
         }
         r => r,
     }
+}
+
+/// The folder marked `\\Sent`: from a plain LIST (Gmail and Dovecot mark special use there), or
+/// LIST with RETURN (SPECIAL-USE) where the server needs it asked.
+async fn find_sent_folder(session: &mut ImapSession, extended: bool) -> Result<String> {
+    use async_imap::types::NameAttribute;
+    let mut patterns = vec!["\"*\""];
+    if extended {
+        patterns.push("\"*\" RETURN (SPECIAL-USE)");
+    }
+    for pattern in patterns {
+        let names: Vec<_> = io("Listing folders", async {
+            session
+                .list(Some(""), Some(pattern))
+                .await?
+                .try_collect()
+                .await
+        })
+        .await?;
+        if let Some(n) = names.iter().find(|n| {
+            n.attributes()
+                .iter()
+                .any(|a| matches!(a, NameAttribute::Sent))
+        }) {
+            return Ok(n.name().to_string());
+        }
+    }
+    Err(anyhow!(
+        "sent_folder = \"auto\": the server marks no folder \\Sent (SPECIAL-USE); set sent_folder to its name"
+    ))
 }
 
 /// The highest UID in the selected folder (0 when empty).
