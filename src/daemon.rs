@@ -4,17 +4,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::{Config, Credential, Login};
+use crate::http;
 use crate::imap::{self, Watcher};
 use crate::notices::{self, HealthBoard};
 use crate::outbox::Outbox;
-use crate::parse::ParseLimits;
 use crate::pipeline::Pipeline;
 use crate::smtp::Sender;
 use crate::store::{Policy, Store};
@@ -28,6 +28,15 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     // Open the stores first: a bad path or a newer schema is reported before any connection.
     let outbox_store = Store::open(&config.store.path)?;
     let tls = imap::tls_config(config.mailbox.ca_file.as_deref())?;
+    // A port in use is a set-up mistake: said before anything runs.
+    let http_listener = match &config.http {
+        Some(h) => Some(
+            tokio::net::TcpListener::bind(h.listen)
+                .await
+                .with_context(|| format!("Listening for [http] on {}", h.listen))?,
+        ),
+        None => None,
+    };
     let sender = Sender::new(&config.smtp)?;
     // A password that cannot be read is a set-up mistake: say so before starting. A token
     // command may fail for a while (the provider is down); the outbox then waits and alerts.
@@ -39,6 +48,9 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     }
     let wake = Arc::new(Notify::new());
     let health = HealthBoard::default();
+    let metrics = crate::metrics::Metrics::default();
+    // The configuration in force; SIGHUP publishes a new one (crate::reload).
+    let (live_tx, live) = tokio::sync::watch::channel(Arc::new(config.clone()));
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -51,18 +63,14 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     let mut watchers = Vec::new();
     let login = Login::new(config.mailbox.credential.clone());
     for (folder, staff_folder) in folders {
-        let pipeline = Pipeline {
-            rules: config.rules.clone(),
-            thresholds: config.thresholds,
-            guard: config.guard_config(),
-            limits: ParseLimits {
-                max_size: config.mailbox.max_message_size,
-            },
-            policy: Policy::from_config(&config),
-            clock: clock.clone(),
-            store: Store::open(&config.store.path)?,
+        let mut pipeline = Pipeline::new(
+            &config,
+            clock.clone(),
+            Store::open(&config.store.path)?,
             staff_folder,
-        };
+        );
+        pipeline.live = Some(live.clone());
+        pipeline.metrics = metrics.clone();
         let mut flags = config.flags.clone();
         if staff_folder {
             flags.enabled = false;
@@ -78,6 +86,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             health: health.clone(),
             resolved: None,
             told_fallback: false,
+            metrics: metrics.clone(),
         });
     }
     let outbox = Outbox {
@@ -103,6 +112,8 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         domain: config.support.domain.clone(),
         health: health.clone(),
         login_hold_until_ms: Default::default(),
+        live: Some(live.clone()),
+        metrics: metrics.clone(),
     };
     for watcher in watchers {
         tracker.spawn(watcher.run(cancel.child_token()));
@@ -113,22 +124,57 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         clock.clone(),
         cancel.child_token(),
     ));
-    let shared = Arc::new(config.clone());
     tracker.spawn(notices::digest_scheduler(
-        shared.clone(),
+        live.clone(),
         Store::open(&config.store.path)?,
         clock.clone(),
         wake.clone(),
         cancel.child_token(),
     ));
     tracker.spawn(notices::health_monitor(
-        shared,
+        live.clone(),
         Store::open(&config.store.path)?,
         health,
         clock.clone(),
         wake,
         cancel.child_token(),
     ));
+    tracker.spawn(crate::reload::on_sighup(
+        config.path.clone(),
+        live_tx,
+        metrics.clone(),
+        cancel.child_token(),
+    ));
+    if let (Some(h), Some(listener)) = (&config.http, http_listener) {
+        let source = Arc::new(http::StoreSource::open(
+            &config.store.path,
+            config.sla.clone(),
+        )?);
+        let health: http::HealthCheck = {
+            let (s, m) = (source.clone(), metrics.clone());
+            Box::new(move || s.health(&m))
+        };
+        let app = Arc::new(http::App::new(
+            metrics.clone(),
+            source.clone(),
+            health,
+            clock.clone(),
+        ));
+        tracing::info!(listen = %h.listen, "HTTP: /healthz, /metrics and the status page");
+        tracker.spawn(http::serve(listener, app, cancel.child_token()));
+        // The status page's SLA clocks follow a reload.
+        let mut live = live.clone();
+        let cancel = cancel.child_token();
+        tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    r = live.changed() => if r.is_err() { return },
+                }
+                source.set_sla(live.borrow_and_update().sla.clone());
+            }
+        });
+    }
     let mut outbox_task = tracker.spawn(outbox.run(outbox_store, cancel.child_token()));
     tracker.close();
     tracing::info!(config = %config.path.display(), store = %config.store.path.display(), "triaged running");

@@ -17,15 +17,41 @@ use triaged::config::Config;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text for people ("human"), or one JSON object per line for log shippers
+    /// ("json"). Logs go to stderr; RUST_LOG sets the level (default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: watch the mailbox, triage, flag, acknowledge. Stops on SIGTERM or Ctrl-C.
+    ///
+    /// On SIGHUP (`systemctl reload triaged`) the configuration is read again: rules, weights,
+    /// templates, acknowledgement, SLA, follow-up, digest and alert settings take effect at
+    /// once; an invalid change is refused, its problems logged, and the running one kept.
+    /// [mailbox], [smtp], [store], [flags], [outbox] and [http] changes wait for a restart.
     Run {
         /// The configuration file.
         #[arg(long, short, default_value = "config/triaged.toml")]
         config: PathBuf,
+    },
+    /// Write a commented starter configuration, the default rules and the templates into DIR,
+    /// and print the next commands.
+    ///
+    /// Example: triaged init ./support   (then: triaged check --config ./support/triaged.toml)
+    Init {
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+        /// Overwrite files that already exist.
+        #[arg(long)]
+        force: bool,
     },
     /// Validate the configuration, rules and templates; print every problem as file:line:col.
     Check {
@@ -273,19 +299,24 @@ struct ToneArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object per line: timestamp, level, target, message and every field.
+        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+    }
     // A panic inside a parser is caught and the email recorded; say so in one log line instead
     // of a multi-line backtrace.
     std::panic::set_hook(Box::new(|info| {
         tracing::error!("internal panic (caught; the daemon continues where it can): {info}")
     }));
     match cli.command {
+        Command::Init { dir, force } => report(triaged::tools::init::init(&dir, force)),
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
         Command::Status { config } => status(&config),

@@ -19,6 +19,7 @@ use crate::alerts::{
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::digest::{self, Digest, DigestConfig, RenderedMail};
+use crate::reload::Live;
 use crate::score::RuleSet;
 use crate::store::{ClaimedNotice, NewNotice, Store};
 use crate::templates::Templates;
@@ -143,48 +144,23 @@ pub fn produce_digest(
 /// Sends each digest at its scheduled times. A slot missed while the daemon was down is sent
 /// once at start (only the latest one); the very first start sends nothing old.
 pub async fn digest_scheduler(
-    config: Arc<Config>,
+    mut live: Live,
     mut store: Store,
     clock: Clock,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
-    if config.digests.is_empty() {
-        return;
-    }
     let mut moved = clock.watch();
-    let mut last: Vec<i64> = Vec::new();
-    for d in &config.digests {
-        let l = match store.digest_last_slot(&d.name) {
-            Ok(Some(l)) => l,
-            Ok(None) => {
-                // First run: start from now.
-                let now = clock.now();
-                if let Err(e) = store.record_first_start(&d.name, now) {
-                    tracing::error!(digest = %d.name, error = %format!("{e:#}"), "Recording the digest's start failed");
-                }
-                now
-            }
-            Err(e) => {
-                tracing::error!(digest = %d.name, error = %format!("{e:#}"), "Reading digest state failed");
-                clock.now()
-            }
-        };
-        // A slot recorded in the future (the clock was wrong, then corrected) would stop the
-        // digest until then: start again from now.
-        let now = clock.now();
-        let l = if l > now + 86_400 {
-            tracing::warn!(digest = %d.name, "The last digest is recorded in the future; the clock was corrected? Scheduling from now");
-            now
-        } else {
-            l
-        };
-        last.push(l);
-    }
+    // The last slot produced, per digest name; a digest added by a reload starts from now.
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
     loop {
+        let config = live.borrow_and_update().clone();
         let now = clock.now();
         let mut next_wake = i64::MAX;
-        for (d, last) in config.digests.iter().zip(last.iter_mut()) {
+        for d in &config.digests {
+            let last = last
+                .entry(d.name.clone())
+                .or_insert_with(|| first_slot(&mut store, &d.name, now));
             if let Some(slot) = d.schedule.last_at_or_before(now).filter(|s| *s > *last) {
                 let due = d.defer(slot);
                 if due <= now {
@@ -214,6 +190,29 @@ pub async fn digest_scheduler(
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
             () = moved.moved() => {}
+            r = live.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Where a digest's schedule starts: its last produced slot, or now on its first run (nothing
+/// old is sent), or now when the recorded slot lies in the future (the clock was corrected).
+fn first_slot(store: &mut Store, name: &str, now: i64) -> i64 {
+    match store.digest_last_slot(name) {
+        Ok(Some(l)) if l > now + 86_400 => {
+            tracing::warn!(digest = %name, "The last digest is recorded in the future; the clock was corrected? Scheduling from now");
+            now
+        }
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            if let Err(e) = store.record_first_start(name, now) {
+                tracing::error!(digest = %name, error = %format!("{e:#}"), "Recording the digest's start failed");
+            }
+            now
+        }
+        Err(e) => {
+            tracing::error!(digest = %name, error = %format!("{e:#}"), "Reading digest state failed");
+            now
         }
     }
 }
@@ -225,38 +224,40 @@ const BREAKER_WINDOW: i64 = 600;
 
 /// Watch for problems and send one alert per incident and one recovery note.
 pub async fn health_monitor(
-    config: Arc<Config>,
+    mut live: Live,
     mut store: Store,
     board: HealthBoard,
     clock: Clock,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
-    let Some(alerts) = config.alerts.clone().filter(|a| a.health.enabled) else {
-        return;
-    };
     let started = clock.now();
     let mut pending = Pending::default();
     let mut moved = clock.watch();
     loop {
-        if let Err(e) = health_check(
-            &config,
-            &alerts,
-            &mut store,
-            &board,
-            &mut pending,
-            &clock,
-            started,
-        ) {
-            tracing::error!(error = %format!("{e:#}"), "Health check failed");
-        } else {
-            wake.notify_one();
+        // Health alerts follow a reload too ([alerts.health] switched on or off).
+        let config = live.borrow_and_update().clone();
+        if let Some(alerts) = config.alerts.as_ref().filter(|a| a.health.enabled) {
+            if let Err(e) = health_check(
+                &config,
+                alerts,
+                &mut store,
+                &board,
+                &mut pending,
+                &clock,
+                started,
+            ) {
+                tracing::error!(error = %format!("{e:#}"), "Health check failed");
+            } else {
+                wake.notify_one();
+            }
         }
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(HEALTH_CHECK) => {}
             () = moved.moved() => {}
             () = board.changed.notified() => {}
+            r = live.changed() => if r.is_err() { return },
         }
     }
 }

@@ -56,6 +56,10 @@ pub struct Outbox {
     /// While our SMTP account is refused, all sending waits until then (ms since the epoch;
     /// not persisted: a restart tries at once).
     pub login_hold_until_ms: std::sync::atomic::AtomicI64,
+    /// Where a reloaded configuration arrives (none: fixed).
+    pub live: Option<crate::reload::Live>,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The health board's name for this worker's SMTP connection.
@@ -78,7 +82,7 @@ struct Hold {
 impl Outbox {
     /// Run until cancelled. A send in progress when cancellation arrives is finished (the caller
     /// bounds how long it waits), so no row is left half-recorded.
-    pub async fn run(self, mut store: Store, cancel: CancellationToken) -> Result<()> {
+    pub async fn run(mut self, mut store: Store, cancel: CancellationToken) -> Result<()> {
         let recovered = store.recover_interrupted_sends(self.clock.now())?;
         if recovered > 0 {
             tracing::warn!(
@@ -94,6 +98,7 @@ impl Outbox {
             if cancel.is_cancelled() {
                 return Ok(());
             }
+            self.refresh();
             let now_ms = self.clock.now_ms();
             // Only rows that are due can be held back.
             let due_now = store.next_due_at()?.is_some_and(|due| due <= now_ms / 1000);
@@ -170,6 +175,22 @@ impl Outbox {
     fn outside_customer_hours(&self, item: &OutboxItem) -> bool {
         Followup::parse(&item.kind).is_some()
             && !self.followups.send_hours.is_open(self.clock.timestamp())
+    }
+
+    /// Take up a reloaded configuration (templates, acknowledgement, SLA, follow-up and alert
+    /// settings) between emails.
+    fn refresh(&mut self) {
+        let Some(live) = &mut self.live else { return };
+        if !live.has_changed().unwrap_or(false) {
+            return;
+        }
+        let c = live.borrow_and_update().clone();
+        self.templates = c.templates.clone();
+        self.ack = c.ack.clone();
+        self.sla = c.sla.clone();
+        self.followups = c.followups.clone();
+        self.alerts_per_hour = c.alerts.as_ref().map_or(10, |a| a.max_per_hour);
+        self.alerts_quiet = c.alerts.as_ref().and_then(|a| a.quiet.clone());
     }
 
     /// Our account was refused: report it for health alerts, log it in one line, and hold all
@@ -294,10 +315,15 @@ impl Outbox {
             Ok(()) => {
                 self.health.ok(Condition::Smtp, SMTP);
                 store.mark_sent(item.id, self.clock.now_ms(), promised)?;
+                if item.kind == "ack" {
+                    let ms = (self.clock.now_ms() - item.received_at * 1000).max(0);
+                    self.metrics.ack_sent(Duration::from_millis(ms as u64));
+                }
                 tracing::info!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, kind = %item.kind,
                     ms = started.elapsed().as_millis() as u64, "Sent");
             }
             Err(SendError::Pushback(e)) => {
+                self.metrics.send_failed("pushback");
                 // Throttling is the provider working as designed; a backlog it causes is
                 // watched on its own.
                 let pause = self.pushback_pause;
@@ -307,11 +333,13 @@ impl Outbox {
                 store.mark_deferred(item.id, until_ms / 1000, &e, self.clock.now())?;
             }
             Err(SendError::Account(e)) => {
+                self.metrics.send_failed("account");
                 // Not this email's fault: it waits, with every other, for the account.
                 let until = self.hold_for_login(&e);
                 store.mark_deferred(item.id, until, &e, self.clock.now())?;
             }
             Err(SendError::Permanent(e)) => {
+                self.metrics.send_failed("permanent");
                 self.health.ok(Condition::Smtp, SMTP);
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %e, "Send failed permanently; not retried");
                 store.mark_failed(item.id, &e, self.clock.now())?;
@@ -322,12 +350,14 @@ impl Outbox {
                 }
             }
             Err(SendError::Transient(e)) if item.attempts >= self.policy.max_attempts => {
+                self.metrics.send_failed("transient");
                 self.health.fail(Condition::Smtp, SMTP, e.clone());
                 let err = format!("gave up after {} attempts: {e}", item.attempts);
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %err, "Send failed");
                 store.mark_failed(item.id, &err, self.clock.now())?;
             }
             Err(SendError::Transient(e)) => {
+                self.metrics.send_failed("transient");
                 self.health.fail(Condition::Smtp, SMTP, e.clone());
                 let delay = backoff(
                     self.policy.retry_initial,

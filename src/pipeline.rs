@@ -31,9 +31,51 @@ pub struct Pipeline {
     pub store: Store,
     /// Everything in this folder was written by staff (the support account's Sent folder).
     pub staff_folder: bool,
+    /// Where a reloaded configuration arrives (none: fixed for the pipeline's life).
+    pub live: Option<crate::reload::Live>,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Pipeline {
+    /// The stages as `config` sets them (rules, thresholds, guard, acknowledgement policy,
+    /// size limit); `store` and `clock` are the pipeline's own.
+    pub fn new(
+        config: &crate::config::Config,
+        clock: Clock,
+        store: Store,
+        staff_folder: bool,
+    ) -> Pipeline {
+        Pipeline {
+            rules: config.rules.clone(),
+            thresholds: config.thresholds,
+            guard: config.guard_config(),
+            limits: ParseLimits {
+                max_size: config.mailbox.max_message_size,
+            },
+            policy: Policy::from_config(config),
+            clock,
+            store,
+            staff_folder,
+            live: None,
+            metrics: crate::metrics::Metrics::default(),
+        }
+    }
+
+    /// Take up a reloaded configuration, if one arrived since the last call. Called between
+    /// emails, never during one.
+    pub fn refresh(&mut self) {
+        let Some(live) = &mut self.live else { return };
+        if !live.has_changed().unwrap_or(false) {
+            return;
+        }
+        let config = live.borrow_and_update().clone();
+        self.rules = config.rules.clone();
+        self.thresholds = config.thresholds;
+        self.guard = config.guard_config();
+        self.policy = Policy::from_config(&config);
+    }
+
     /// Triage one message and record it, with what it causes, in one transaction.
     pub fn process(&mut self, m: &Fetched<'_>) -> Result<Recorded> {
         let now = self.clock.now();
@@ -61,6 +103,10 @@ impl Pipeline {
                 let out = self
                     .store
                     .record(&at, &content, received_at, &self.policy, now)?;
+                if matches!(out, Recorded::New { .. }) {
+                    self.metrics.email_seen(m.folder);
+                    self.metrics.email_skipped(skip.code());
+                }
                 tracing::warn!(
                     folder = m.folder,
                     uid = m.uid,
@@ -102,6 +148,13 @@ impl Pipeline {
         let out = self
             .store
             .record(&at, &content, received_at, &self.policy, now)?;
+        if matches!(out, Recorded::New { .. }) {
+            self.metrics.email_seen(m.folder);
+            self.metrics.email_triaged(verdict.priority.as_str());
+            for hit in &verdict.hits {
+                self.metrics.rule_hit(&hit.rule);
+            }
+        }
         match &out {
             Recorded::New { ticket, ack, .. } => tracing::info!(
                 folder = m.folder,

@@ -338,6 +338,17 @@ pub struct Config {
     pub digests: Vec<crate::digest::DigestConfig>,
     /// `[alerts]`: instant and health alerts (`None`: no alerts).
     pub alerts: Option<crate::alerts::AlertConfig>,
+    /// `[http]`: health, metrics and the status page (`None`: off).
+    pub http: Option<HttpConfig>,
+}
+
+/// The port `[http]` listens on unless told otherwise.
+pub const DEFAULT_HTTP_PORT: u16 = 9465;
+
+/// `[http]`: the read-only HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
 }
 
 impl Config {
@@ -704,6 +715,7 @@ impl Validator<'_> {
             followups,
             digest,
             alerts,
+            http,
         } = raw;
 
         // [mailbox]
@@ -908,6 +920,30 @@ impl Validator<'_> {
         let staff_tz = sla.calendar.time_zone().clone();
         let digests = self.digests(digest, &support, &staff_tz);
         let alerts = self.alerts(alerts, &support, &staff_tz);
+
+        // [http]
+        let http = http.and_then(|h| {
+            let listen = h.listen.as_ref().map_or(
+                Ok(std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT))),
+                |l| l.get_ref().parse::<std::net::SocketAddr>(),
+            );
+            let listen = match listen {
+                Ok(a) => a,
+                Err(_) => {
+                    if let Some(l) = &h.listen {
+                        self.err(l, format!("listen = {:?} is not an address and port such as \"127.0.0.1:{DEFAULT_HTTP_PORT}\"", l.get_ref()));
+                    }
+                    return None;
+                }
+            };
+            if !listen.ip().is_loopback()
+                && !h.allow_remote.unwrap_or(false)
+                && let Some(l) = &h.listen
+            {
+                self.err(l, "the status page shows customers' names and subjects: listen on loopback (and put an authenticating proxy in front), or set allow_remote = true");
+            }
+            h.enabled.unwrap_or(true).then_some(HttpConfig { listen })
+        });
 
         // [flags]
         let flags = flags.unwrap_or_default();
@@ -1125,6 +1161,7 @@ impl Validator<'_> {
                 templates,
                 digests,
                 alerts,
+                http,
             }),
             _ => Err(self.errors),
         }

@@ -24,6 +24,15 @@ pub struct Root {
     #[serde(default)]
     pub digest: Vec<Digest>,
     pub alerts: Option<Alerts>,
+    pub http: Option<Http>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    pub enabled: Option<bool>,
+    pub listen: Option<Spanned<String>>,
+    pub allow_remote: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

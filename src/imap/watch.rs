@@ -39,6 +39,8 @@ pub struct Watcher {
     pub resolved: Option<String>,
     /// The keyword fallback was announced (once per run, not per reconnect).
     pub told_fallback: bool,
+    /// Connection state and IDLE/poll for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// What the server can do, read once per connection (keywords: per folder, at SELECT).
@@ -113,6 +115,7 @@ impl Watcher {
                 return;
             }
             if let Err(e) = result {
+                self.metrics.imap_state(&self.folder, false);
                 // A refused login or an unreadable password will not fix itself; anything
                 // else is the connection.
                 let refused = e.downcast_ref::<super::LoginRefused>().is_some()
@@ -181,6 +184,15 @@ impl Watcher {
                 .await?;
             *failures = 0;
             self.health.ok(Condition::ImapConnection, &self.folder);
+            self.metrics.imap_state(&self.folder, true);
+            self.metrics.imap_wait_mode(
+                &self.folder,
+                if caps.idle {
+                    crate::metrics::WaitMode::Idle
+                } else {
+                    crate::metrics::WaitMode::Poll
+                },
+            );
             // Mail that arrived while we were listing or flagging was announced (EXISTS) in the
             // responses to those commands; the server will not announce it again in IDLE, so
             // go round once more instead of waiting for news that already came.
@@ -333,6 +345,7 @@ impl Watcher {
                             .and_then(Fetch::internal_date)
                             .map(|d| d.timestamp()),
                     };
+                    self.pipeline.refresh();
                     self.pipeline
                         .process(&m)
                         .with_context(|| format!("Recording UID {uid} of {folder}"))?;

@@ -3,6 +3,7 @@
 //! commands. Orchestration only: reading files and the store, calling the pure core, formatting.
 
 pub mod digest;
+pub mod init;
 pub mod tickets;
 
 use std::path::Path;

@@ -61,7 +61,7 @@ pub fn list(
             .iter()
             .map(|t| Listed {
                 ticket: t,
-                sla_due_at: due(config, t),
+                sla_due_at: due(&config.sla, t),
             })
             .collect();
         return Ok(format!("{}\n", serde_json::to_string_pretty(&listed)?));
@@ -90,7 +90,7 @@ pub fn list(
             age(t.created_at, now),
             t.messages,
             answered,
-            sla_clock(due(config, t), now),
+            sla_clock(due(&config.sla, t), now),
             clip(&t.customer, 30),
             clip(&t.subject, 40),
             t.intents
@@ -101,22 +101,21 @@ pub fn list(
 }
 
 /// When staff owe `t` a reply, on the configured business clock.
-fn due(config: &Config, t: &TicketRow) -> Option<i64> {
+/// When staff owe `t` a reply on the SLA clock (`None`: it does not wait for them).
+pub fn due(sla: &crate::config::SlaConfig, t: &TicketRow) -> Option<i64> {
     let state = State::parse(&t.state)?;
     let p = Priority::ALL
         .into_iter()
         .find(|p| p.as_str() == t.priority)
         .unwrap_or(Priority::Normal);
-    config
-        .sla
-        .response_due(
-            state,
-            p,
-            t.created_at,
-            t.first_response_at,
-            t.last_customer_at,
-        )
-        .filter(|d| *d != i64::MAX)
+    sla.response_due(
+        state,
+        p,
+        t.created_at,
+        t.first_response_at,
+        t.last_customer_at,
+    )
+    .filter(|d| *d != i64::MAX)
 }
 
 /// `in 3h`, `late 1d 2h`, `-`: the SLA clock of a ticket.
@@ -185,7 +184,7 @@ pub fn show(config: &Config, tag: &str, json: bool, now: i64) -> Result<String> 
         let v = serde_json::json!({ "ticket": t, "history": events });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
     }
-    let mut out = header(&t, due(config, &t), now);
+    let mut out = header(&t, due(&config.sla, &t), now);
     let _ = writeln!(out, "\nhistory");
     for e in &events {
         let change = if e.from_state.is_empty() || e.from_state == e.to_state {

@@ -14,6 +14,8 @@ mod config;
 mod inproc;
 pub use config::{DaemonConfig, Target, write_config};
 #[allow(unused_imports)]
+pub use config::repo;
+#[allow(unused_imports)]
 pub use inproc::*;
 
 /// A running `triaged run`.
@@ -31,8 +33,14 @@ impl Daemon {
     }
 
     pub fn start_with_log(cfg: &DaemonConfig, log: &Path) -> Daemon {
+        Self::start_with_args(cfg, log, &[])
+    }
+
+    /// Start with extra arguments before `run` (e.g. `--log-format json`).
+    pub fn start_with_args(cfg: &DaemonConfig, log: &Path, args: &[&str]) -> Daemon {
         let err = std::fs::File::create(log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_triaged"))
+            .args(args)
             .args(["run", "--config"])
             .arg(&cfg.path)
             .env("TRIAGED_TEST_IMAP_PASSWORD", "pw")

@@ -1,0 +1,647 @@
+//! The read-only HTTP server: `/healthz` for probes, `/metrics` for Prometheus, and `/`, a
+//! status page for people (open tickets by priority with their SLA clocks).
+//!
+//! hyper's HTTP/1.1 server does the parsing; this module bounds what a client may cost: the
+//! request head must arrive within [`App::read_timeout`] and fit in [`MAX_REQUEST_HEAD`] bytes
+//! (hyper answers 431 past that), a connection lives at most [`CONNECTION_DEADLINE`], carries
+//! one request (no keep-alive), and at most [`MAX_CONNECTIONS`] are served at once. Only GET
+//! and HEAD are answered; nothing is written anywhere.
+//!
+//! The store is read through [`StatusSource`], on the blocking pool: SQLite calls block.
+//! [`StoreSource`] is the real one.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::SlaConfig;
+use crate::metrics::{LiveFacts, Metrics};
+use crate::score::Priority;
+use crate::store::{Store, TicketRow};
+use crate::tickets::State;
+use crate::tools::tickets::{age, clip, when};
+
+/// Largest request head (request line and headers) read; hyper's minimum is 8 KiB.
+pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// Longest a connection may live, however slowly the client reads or writes.
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// Connections served at once; more are closed on accept.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Tickets listed per priority on the status page; the rest are counted.
+pub const PAGE_ROWS_PER_GROUP: usize = 200;
+/// How long requests in flight may take to finish after cancellation.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
+
+/// What is wrong with the daemon, one line per problem; empty when healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    pub problems: Vec<String>,
+}
+
+impl Health {
+    /// Nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// A ticket that is not closed, with when staff owe a reply.
+#[derive(Debug, Clone)]
+pub struct OpenTicket {
+    pub ticket: TicketRow,
+    /// When staff owe a reply on the business clock; `None` when the ticket does not wait for
+    /// staff (answered, snoozed).
+    pub due: Option<i64>,
+}
+
+/// Where the server reads the store's figures. Called on the blocking pool.
+pub trait StatusSource: Send + Sync {
+    /// Outbox depth, the oldest due row's age and open tickets at `now`; `start_time` is
+    /// filled in by the server.
+    fn live_facts(&self, now: i64) -> Result<LiveFacts>;
+    /// Tickets not closed, most urgent and oldest first.
+    fn open_tickets(&self) -> Result<Vec<OpenTicket>>;
+}
+
+/// The health check behind `/healthz` and the status page's header; may block (it runs on the
+/// blocking pool).
+pub type HealthCheck = Box<dyn Fn() -> Health + Send + Sync>;
+
+/// What the routes need.
+pub struct App {
+    pub metrics: Metrics,
+    pub source: Arc<dyn StatusSource>,
+    pub health: HealthCheck,
+    pub clock: Clock,
+    /// When the daemon started (seconds since the epoch), for `triaged_start_time_seconds`.
+    pub started_at: i64,
+    /// How long a client may take to send its request head.
+    pub read_timeout: Duration,
+}
+
+impl App {
+    /// Started now, with a 10 s limit on reading a request head.
+    pub fn new(
+        metrics: Metrics,
+        source: Arc<dyn StatusSource>,
+        health: HealthCheck,
+        clock: Clock,
+    ) -> App {
+        App {
+            metrics,
+            source,
+            health,
+            started_at: clock.now(),
+            clock,
+            read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The store as a [`StatusSource`], with the SLA configuration its clocks run on.
+pub struct StoreSource {
+    inner: Mutex<(Store, SlaConfig)>,
+}
+
+impl StoreSource {
+    /// Open the store at `path` (its own connection: WAL lets it read beside the daemon).
+    pub fn open(path: &Path, sla: SlaConfig) -> Result<StoreSource> {
+        let store = Store::open(path).context("Opening the store for the status server")?;
+        Ok(StoreSource {
+            inner: Mutex::new((store, sla)),
+        })
+    }
+
+    /// Use `sla` from now on (after a configuration reload).
+    pub fn set_sla(&self, sla: SlaConfig) {
+        self.lock().1 = sla;
+    }
+
+    /// Open health incidents (as the health monitor records them) and IMAP sources that
+    /// `metrics` saw disconnected.
+    pub fn health(&self, metrics: &Metrics) -> Health {
+        let mut problems: Vec<String> = metrics
+            .disconnected_sources()
+            .into_iter()
+            .map(|s| format!("IMAP {s}: not connected"))
+            .collect();
+        match self.lock().0.open_incidents() {
+            Ok(incidents) => problems.extend(incidents.into_iter().map(|i| {
+                let mut line = format!("{} since {}", i.condition.title(), when(i.started_at));
+                if !i.detail.is_empty() {
+                    let _ = write!(line, ": {}", i.detail.replace('\n', " "));
+                }
+                line
+            })),
+            Err(e) => problems.push(format!("Store unreadable: {e:#}")),
+        }
+        Health { problems }
+    }
+
+    /// The store lock. Its users only read, so a panic while holding it leaves nothing half
+    /// done: a poisoned lock is used as it is.
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Store, SlaConfig)> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Every state but closed.
+fn open_states() -> Vec<State> {
+    State::ALL
+        .into_iter()
+        .filter(|s| *s != State::Closed)
+        .collect()
+}
+
+impl StatusSource for StoreSource {
+    fn live_facts(&self, now: i64) -> Result<LiveFacts> {
+        let guard = self.lock();
+        let store = &guard.0;
+        let mut facts = LiveFacts::default();
+        let mut oldest_due: Option<i64> = None;
+        for row in store.queue()?.iter().filter(|r| r.state == "pending") {
+            *facts.outbox_depth.entry(row.kind.clone()).or_default() += 1;
+            if row.due_at <= now {
+                oldest_due = Some(oldest_due.map_or(row.due_at, |d| d.min(row.due_at)));
+            }
+        }
+        facts.oldest_due_seconds = oldest_due.map_or(0, |d| now - d);
+        for t in store.tickets(&open_states(), None)? {
+            *facts.open_tickets.entry(t.priority).or_default() += 1;
+        }
+        Ok(facts)
+    }
+
+    fn open_tickets(&self) -> Result<Vec<OpenTicket>> {
+        let guard = self.lock();
+        let (store, sla) = &*guard;
+        Ok(store
+            .tickets(&open_states(), None)?
+            .into_iter()
+            .map(|t| OpenTicket {
+                due: crate::tools::tickets::due(sla, &t),
+                ticket: t,
+            })
+            .collect())
+    }
+}
+
+/// A stored priority name; an unknown one is listed as normal (as `triaged tickets` does).
+fn priority(s: &str) -> Priority {
+    Priority::ALL
+        .into_iter()
+        .find(|p| p.as_str() == s)
+        .unwrap_or(Priority::Normal)
+}
+
+/// Serve `listener` until `cancel`; requests in flight then get [`SHUTDOWN_GRACE`] to finish.
+pub async fn serve(listener: TcpListener, app: Arc<App>, cancel: CancellationToken) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.read_timeout)
+        // At least hyper's minimum of 8 KiB (it asserts that): a constant, so this cannot panic.
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .keep_alive(false);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let tracker = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "HTTP connection refused: too many open");
+            continue;
+        };
+        let app = app.clone();
+        let cancel = cancel.clone();
+        let builder = builder.clone();
+        tracker.spawn(async move {
+            let _slot = slot;
+            let service = service_fn(move |req| handle(app.clone(), req));
+            let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(CONNECTION_DEADLINE, conn.as_mut()) => r,
+                () = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await
+                }
+            };
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTP connection ended"),
+                Err(_) => tracing::debug!(%peer, "HTTP connection timed out"),
+            }
+        });
+    }
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::debug!("HTTP connections still open at shutdown are dropped");
+    }
+}
+
+/// A response before the HEAD/GET distinction.
+struct Reply {
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Reply {
+    fn text(status: StatusCode, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+
+    /// The store could not be read: the detail goes to the log, not to the client.
+    fn unavailable(what: &str, e: &anyhow::Error) -> Reply {
+        tracing::warn!(error = %format!("{e:#}"), "{what} failed");
+        Reply::text(StatusCode::INTERNAL_SERVER_ERROR, "store unavailable\n")
+    }
+}
+
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let head = req.method() == Method::HEAD;
+    let reply = if req.method() != Method::GET && !head {
+        Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+    } else {
+        match req.uri().path() {
+            "/healthz" => blocking(app, healthz).await,
+            "/metrics" => blocking(app, metrics).await,
+            "/" => blocking(app, status).await,
+            _ => Reply::text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    };
+    Ok(respond(reply, head))
+}
+
+/// Run `f` on the blocking pool: it reads SQLite.
+async fn blocking(app: Arc<App>, f: fn(&App) -> Reply) -> Reply {
+    match tokio::task::spawn_blocking(move || f(&app)).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(error = %e, "HTTP handler panicked");
+            Reply::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        }
+    }
+}
+
+fn respond(reply: Reply, head: bool) -> Response<Full<Bytes>> {
+    let len = reply.body.len();
+    let body = if head {
+        Full::default()
+    } else {
+        Full::new(Bytes::from(reply.body))
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = reply.status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    // hyper keeps an explicit length on HEAD answers, whose body is empty.
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    if reply.status == StatusCode::METHOD_NOT_ALLOWED {
+        h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    }
+    r
+}
+
+fn healthz(app: &App) -> Reply {
+    let health = (app.health)();
+    if health.is_ok() {
+        return Reply::text(StatusCode::OK, "ok\n");
+    }
+    let mut body = String::new();
+    for p in &health.problems {
+        let _ = writeln!(body, "{p}");
+    }
+    Reply::text(StatusCode::SERVICE_UNAVAILABLE, body)
+}
+
+fn metrics(app: &App) -> Reply {
+    match app.source.live_facts(app.clock.now()) {
+        Ok(mut live) => {
+            live.start_time = app.started_at;
+            Reply {
+                status: StatusCode::OK,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                body: app.metrics.render(&live),
+            }
+        }
+        Err(e) => Reply::unavailable("Reading metrics from the store", &e),
+    }
+}
+
+fn status(app: &App) -> Reply {
+    let health = (app.health)();
+    match app.source.open_tickets() {
+        Ok(tickets) => Reply {
+            status: StatusCode::OK,
+            content_type: "text/html; charset=utf-8",
+            body: status_page(&health, &tickets, app.clock.now()),
+        },
+        Err(e) => Reply::unavailable("Reading tickets for the status page", &e),
+    }
+}
+
+/// `s` safe inside HTML text and quoted attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The SLA clock in the digest's words: "reply due in 3h", "reply late by 1d 2h".
+fn sla_words(t: &OpenTicket, now: i64) -> String {
+    match t.due {
+        Some(d) if d > now => format!("reply due in {}", age(now, d)),
+        Some(d) => format!("reply late by {}", age(d, now)),
+        None if t.ticket.state == "snoozed" => {
+            format!("snoozed until {}", when(t.ticket.snoozed_until))
+        }
+        None => "waiting for the customer".into(),
+    }
+}
+
+const STYLE: &str = "
+body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;padding:12px;max-width:1100px;color:#1d1d1f;background:#fff}
+h1{font-size:1.3em;margin:.2em 0}
+h2{font-size:1.05em;margin:1.4em 0 .4em;text-transform:capitalize}
+.meta,.more,.muted{color:#666}
+.health{padding:.5em .8em;border-radius:6px;margin:.5em 0}
+.ok{background:#e7f6ec;color:#135d2b}
+.bad{background:#fdecea;color:#8a1c12}
+.bad ul{margin:.3em 0 0;padding-left:1.2em}
+table{border-collapse:collapse;width:100%;table-layout:fixed}
+th:nth-child(1){width:5.5em}th:nth-child(2){width:24%}th:nth-child(4){width:7.5em}th:nth-child(5){width:4.5em}th:nth-child(6){width:13em}
+th,td{text-align:left;padding:.35em .5em;border-bottom:1px solid #e5e5e5;vertical-align:top}
+th{font-size:.85em;color:#666;font-weight:600}
+td{overflow-wrap:anywhere}
+td.tag,td.age{white-space:nowrap}
+tr.late td{background:#fff4f2}
+tr.late td.sla{color:#b3261e;font-weight:600}
+@media (max-width:640px){
+ thead{display:none}
+ table,tbody,tr,td{display:block;width:auto}
+ tr{border-bottom:1px solid #ddd;padding:.4em 0}
+ td{border:0;padding:.1em .2em}
+ td::before{content:attr(data-label) ': ';color:#666;font-size:.85em}
+ td.subject::before,td.tag::before{content:none}
+ td.subject{font-weight:600}
+ td.state,td.age{display:inline-block;margin-right:1em}
+ tr.late{border-left:4px solid #b3261e;padding-left:.4em;background:#fff4f2}
+}
+";
+
+/// The status page: health, then open tickets grouped by priority, late ones highlighted.
+pub fn status_page(health: &Health, tickets: &[OpenTicket], now: i64) -> String {
+    let mut out = String::with_capacity(4096 + tickets.len().min(1000) * 400);
+    out.push_str(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta http-equiv=\"refresh\" content=\"60\">\n\
+         <title>triaged — status</title>\n<style>",
+    );
+    out.push_str(STYLE);
+    out.push_str("</style></head>\n<body>\n<header><h1>triaged — status</h1>\n");
+    if health.is_ok() {
+        out.push_str("<p class=\"health ok\">Mailbox healthy</p>\n");
+    } else {
+        out.push_str("<div class=\"health bad\">Mailbox needs attention:<ul>\n");
+        for p in &health.problems {
+            let _ = writeln!(out, "<li>{}</li>", escape_html(p));
+        }
+        out.push_str("</ul></div>\n");
+    }
+    let late = tickets
+        .iter()
+        .filter(|t| t.due.is_some_and(|d| d <= now))
+        .count();
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">{} open ticket{}, {late} late · as of {}</p>\n</header>\n<main>",
+        tickets.len(),
+        if tickets.len() == 1 { "" } else { "s" },
+        when(now)
+    );
+    if tickets.is_empty() {
+        out.push_str("<p>No open tickets.</p>\n");
+    }
+    for p in Priority::ALL {
+        let group: Vec<&OpenTicket> = tickets
+            .iter()
+            .filter(|t| priority(&t.ticket.priority) == p)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "<section><h2>{} ({})</h2>\n<table><thead><tr><th>Ticket</th><th>Customer</th>\
+             <th>Subject</th><th>State</th><th>Age</th><th>Reply</th></tr></thead><tbody>",
+            p.as_str(),
+            group.len()
+        );
+        for t in group.iter().take(PAGE_ROWS_PER_GROUP) {
+            row(&mut out, t, now);
+        }
+        out.push_str("</tbody></table>\n");
+        if group.len() > PAGE_ROWS_PER_GROUP {
+            let _ = writeln!(
+                out,
+                "<p class=\"more\">and {} more</p>",
+                group.len() - PAGE_ROWS_PER_GROUP
+            );
+        }
+        out.push_str("</section>\n");
+    }
+    out.push_str("</main>\n</body></html>\n");
+    out
+}
+
+fn row(out: &mut String, t: &OpenTicket, now: i64) {
+    let k = &t.ticket;
+    let late = t.due.is_some_and(|d| d <= now);
+    let subject = if k.subject.trim().is_empty() {
+        "<span class=\"muted\">(no subject)</span>".to_string()
+    } else {
+        escape_html(&clip(&k.subject, 160))
+    };
+    let _ = writeln!(
+        out,
+        "<tr{}><td class=\"tag\" data-label=\"Ticket\">{}</td>\
+         <td data-label=\"Customer\">{}</td>\
+         <td class=\"subject\" data-label=\"Subject\">{subject}</td>\
+         <td class=\"state\" data-label=\"State\">{}</td>\
+         <td class=\"age\" data-label=\"Age\">{}</td>\
+         <td class=\"sla\" data-label=\"Reply\">{}</td></tr>",
+        if late { " class=\"late\"" } else { "" },
+        escape_html(&k.tag),
+        escape_html(&clip(&k.customer, 80)),
+        escape_html(&k.state),
+        age(k.created_at, now),
+        escape_html(&sla_words(t, now)),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn ticket(
+        tag: &str,
+        priority: &str,
+        state: &str,
+        subject: &str,
+        due: Option<i64>,
+    ) -> OpenTicket {
+        OpenTicket {
+            ticket: TicketRow {
+                tag: tag.into(),
+                state: state.into(),
+                priority: priority.into(),
+                customer: "ada@example.test".into(),
+                subject: subject.into(),
+                created_at: NOW - 2 * 3600,
+                updated_at: NOW,
+                first_response_at: 0,
+                snoozed_until: 0,
+                last_customer_at: NOW - 2 * 3600,
+                messages: 1,
+                intents: String::new(),
+            },
+            due,
+        }
+    }
+
+    #[test]
+    fn html_escaping_covers_markup_and_quotes() {
+        for (raw, escaped) in [
+            ("plain", "plain"),
+            (
+                "<script>alert(1)</script>",
+                "&lt;script&gt;alert(1)&lt;/script&gt;",
+            ),
+            ("a & b", "a &amp; b"),
+            (r#"say "hi" it's"#, "say &quot;hi&quot; it&#39;s"),
+        ] {
+            assert_eq!(escape_html(raw), escaped);
+        }
+    }
+
+    #[test]
+    fn sla_clock_reads_like_the_digest() {
+        for (due, state, words) in [
+            (Some(NOW + 80 * 60), "new", "reply due in 1h"),
+            (
+                Some(NOW - (2 * 86_400 + 3 * 3600)),
+                "new",
+                "reply late by 2d 3h",
+            ),
+            (Some(NOW), "new", "reply late by 0m"),
+            (None, "answered", "waiting for the customer"),
+            (None, "snoozed", "snoozed until -"),
+        ] {
+            let t = ticket("T-1", "high", state, "s", due);
+            assert_eq!(sla_words(&t, NOW), words, "{due:?} {state}");
+        }
+    }
+
+    #[test]
+    fn page_groups_by_priority_highlights_late_and_escapes() {
+        let tickets = [
+            ticket("T-2", "urgent", "new", "<b>down</b>", Some(NOW - 60)),
+            ticket("T-3", "low", "acknowledged", "", Some(NOW + 3600)),
+            ticket("T-1", "high", "answered", "invoice", None),
+        ];
+        let page = status_page(&Health::default(), &tickets, NOW);
+        let urgent = page.find("<h2>urgent (1)").expect("urgent group");
+        let high = page.find("<h2>high (1)").expect("high group");
+        let low = page.find("<h2>low (1)").expect("low group");
+        assert!(urgent < high && high < low);
+        assert!(!page.contains("<h2>normal"));
+        assert!(page.contains("&lt;b&gt;down&lt;/b&gt;"));
+        assert!(!page.contains("<b>down"));
+        assert!(page.contains("(no subject)"));
+        assert_eq!(page.matches("<tr class=\"late\">").count(), 1);
+        assert!(page.contains("3 open tickets, 1 late"));
+        assert!(page.contains("Mailbox healthy"));
+    }
+
+    #[test]
+    fn page_lists_problems_and_caps_long_groups() {
+        let health = Health {
+            problems: vec!["IMAP <INBOX>: not connected".into()],
+        };
+        let many: Vec<OpenTicket> = (0..PAGE_ROWS_PER_GROUP + 7)
+            .map(|i| ticket(&format!("T-{i}"), "normal", "new", "x", None))
+            .collect();
+        let page = status_page(&health, &many, NOW);
+        assert!(page.contains("<li>IMAP &lt;INBOX&gt;: not connected</li>"));
+        assert_eq!(page.matches("<tr").count(), PAGE_ROWS_PER_GROUP + 1);
+        assert!(page.contains("and 7 more"));
+        let empty = status_page(&Health::default(), &[], NOW);
+        assert!(empty.contains("No open tickets."));
+        assert!(empty.contains("<title>triaged — status</title>"));
+    }
+}

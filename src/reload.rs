@@ -1,0 +1,135 @@
+//! Reload on SIGHUP: the config file and everything it names (rules, weights, templates) are
+//! read and validated again; a valid change is swapped in whole, an invalid one is refused with
+//! its errors logged, and the running configuration stays.
+//!
+//! Tasks hold a [`Live`] receiver and pick the current configuration up at their next unit of
+//! work (an email, an outbox row, a digest slot), so no email is scored by half of one
+//! configuration and half of another.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::diag::Diagnostic;
+
+/// The configuration in force, as the tasks see it.
+pub type Live = watch::Receiver<Arc<Config>>;
+
+/// What a reload did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Swapped in. `restart` names sections whose change waits for a restart.
+    Applied { restart: Vec<&'static str> },
+    /// Refused: these problems; the old configuration stays.
+    Refused(Vec<Diagnostic>),
+}
+
+/// Sections read only at start-up (connections, the store, the HTTP listener, flag settings of
+/// running watchers): a change there is kept for the next start, and said so.
+pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    if differs(&old.mailbox, &new.mailbox) {
+        out.push("[mailbox]");
+    }
+    if differs(&old.smtp, &new.smtp) {
+        out.push("[smtp]");
+    }
+    if differs(&old.store, &new.store) {
+        out.push("[store]");
+    }
+    if differs(&old.flags, &new.flags) {
+        out.push("[flags]");
+    }
+    if differs(&old.outbox, &new.outbox) {
+        out.push("[outbox]");
+    }
+    if differs(&old.http, &new.http) {
+        out.push("[http]");
+    }
+    out
+}
+
+/// Load `path` again and, when it is valid, publish it. The synchronous part of [`on_sighup`].
+pub fn reload(path: &Path, live: &watch::Sender<Arc<Config>>) -> Outcome {
+    apply(Config::load(path), live)
+}
+
+/// Publish a freshly loaded configuration, or refuse it with its problems.
+fn apply(loaded: Result<Config, Vec<Diagnostic>>, live: &watch::Sender<Arc<Config>>) -> Outcome {
+    let new = match loaded {
+        Ok(c) => c,
+        Err(errors) => return Outcome::Refused(errors),
+    };
+    let old = live.borrow().clone();
+    let restart = restart_only(&old, &new);
+    live.send_replace(Arc::new(new));
+    Outcome::Applied { restart }
+}
+
+/// Reload on every SIGHUP until cancelled; every outcome is logged.
+pub async fn on_sighup(
+    path: std::path::PathBuf,
+    live: watch::Sender<Arc<Config>>,
+    metrics: crate::metrics::Metrics,
+    cancel: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("No SIGHUP handler ({e}); reload needs a restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            r = hup.recv() => if r.is_none() { return },
+        }
+        tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+        // Reading rules and templates is file I/O: off the async workers.
+        let p = path.clone();
+        let loaded = match tokio::task::spawn_blocking(move || Config::load(&p)).await {
+            Ok(r) => r,
+            Err(e) => Err(vec![Diagnostic::file(
+                &path,
+                format!("reading the configuration failed: {e}"),
+            )]),
+        };
+        let outcome = apply(loaded, &live);
+        log(&outcome, &live.borrow());
+        metrics.reload(!matches!(outcome, Outcome::Refused(_)));
+    }
+}
+
+fn log(outcome: &Outcome, now: &Config) {
+    match outcome {
+        Outcome::Applied { restart } => {
+            tracing::info!(
+                rules = now.rules.len(),
+                digests = now.digests.len(),
+                "Configuration reloaded: rules, templates, acknowledgement, SLA, follow-up, digest and alert settings are in force"
+            );
+            if !restart.is_empty() {
+                tracing::warn!(
+                    "{} changed: kept for the next restart (connections and the store are set up at start)",
+                    restart.join(", ")
+                );
+            }
+        }
+        Outcome::Refused(errors) => {
+            for e in errors {
+                tracing::error!("{e}");
+            }
+            tracing::error!(
+                problems = errors.len(),
+                "Reload refused: the running configuration is kept (fix the file; `triaged check` shows the same)"
+            );
+        }
+    }
+}
