@@ -311,7 +311,10 @@ async fn metrics_status_page_and_json_logs_from_the_running_daemon() {
         "customer text is escaped:\n{page}"
     );
     let urgent = page.find("<h2>urgent").expect("an urgent group");
-    assert!(urgent < page.find("invoices").expect("the invoice ticket"), "urgent first:\n{page}");
+    assert!(
+        urgent < page.find("invoices").expect("the invoice ticket"),
+        "urgent first:\n{page}"
+    );
     let (status, ok) = get(port, "/healthz").await;
     assert_eq!((status, ok.trim()), (200, "ok"));
 

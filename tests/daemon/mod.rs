@@ -12,9 +12,9 @@ use rusqlite::Connection;
 mod config;
 #[path = "inproc.rs"]
 mod inproc;
-pub use config::{DaemonConfig, Target, write_config};
 #[allow(unused_imports)]
 pub use config::repo;
+pub use config::{DaemonConfig, Target, write_config};
 #[allow(unused_imports)]
 pub use inproc::*;
 
