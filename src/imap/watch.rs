@@ -49,6 +49,8 @@ struct Caps {
     mv: bool,
     uidplus: bool,
     keywords: Keywords,
+    /// `\Flagged` is among the folder's PERMANENTFLAGS (a read-only ACL can take it away).
+    flagged: bool,
 }
 
 /// Which custom keywords the selected folder keeps (its PERMANENTFLAGS).
@@ -152,6 +154,7 @@ impl Watcher {
             mv: caps.has_str("MOVE"),
             uidplus: caps.has_str("UIDPLUS"),
             keywords: Keywords::Any,
+            flagged: true,
         };
         let folder = if self.folder == SENT_AUTO {
             let found = find_sent_folder(&mut session, special_use).await?;
@@ -169,6 +172,10 @@ impl Watcher {
         loop {
             let mbox = io(&format!("Selecting {folder}"), session.select(&folder)).await?;
             caps.keywords = Keywords::from_permanent_flags(&mbox.permanent_flags);
+            caps.flagged = mbox
+                .permanent_flags
+                .iter()
+                .any(|f| matches!(f, Flag::Flagged | Flag::MayCreate));
             if caps.keywords != Keywords::Any && self.flags.enabled && !self.told_fallback {
                 self.told_fallback = true;
                 self.tell_fallback(&folder, &caps);
@@ -371,7 +378,7 @@ impl Watcher {
         if self.flags.enabled {
             let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
             for t in &tasks {
-                let flags = self.flag_list(t, &caps.keywords);
+                let flags = self.flag_list(t, &caps.keywords, caps.flagged);
                 if !flags.is_empty() {
                     groups.entry(flags).or_default().push(t.uid);
                 }
@@ -439,7 +446,7 @@ impl Watcher {
     /// Say once, at start-up, how priorities are shown where custom keywords are refused.
     fn tell_fallback(&self, folder: &str, caps: &Caps) {
         let mut shown = Vec::new();
-        if self.flags.flag_urgent {
+        if self.flags.flag_urgent && caps.flagged {
             shown.push("\\Flagged on urgent email".to_string());
         }
         let folders: Vec<String> = Priority::ALL
@@ -465,7 +472,7 @@ impl Watcher {
         tracing::warn!(host = %self.mailbox.host, folder, "The server does not keep custom keywords in this folder (no \\* in PERMANENTFLAGS): priorities are shown by {shown}");
     }
 
-    fn flag_list(&self, t: &FlagTask, keywords: &Keywords) -> String {
+    fn flag_list(&self, t: &FlagTask, keywords: &Keywords, flagged: bool) -> String {
         let mut flags = Vec::new();
         if let Some(p) = t.priority {
             if let Some(k) = self.flags.priority_keywords.get(&p)
@@ -473,7 +480,7 @@ impl Watcher {
             {
                 flags.push(k.clone());
             }
-            if p == Priority::Urgent && self.flags.flag_urgent {
+            if p == Priority::Urgent && self.flags.flag_urgent && flagged {
                 flags.push("\\Flagged".to_string());
             }
         }
