@@ -127,12 +127,20 @@ async fn acknowledged_threaded_and_flagged(opts: StackOptions) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customer_gets_one_threaded_ack_over_idle() {
-    acknowledged_threaded_and_flagged(StackOptions { idle: true }).await;
+    acknowledged_threaded_and_flagged(StackOptions {
+        idle: true,
+        ..Default::default()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customer_gets_one_threaded_ack_when_polling() {
-    acknowledged_threaded_and_flagged(StackOptions { idle: false }).await;
+    acknowledged_threaded_and_flagged(StackOptions {
+        idle: false,
+        ..Default::default()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,18 @@
 //! A real mail stack for tests, on free loopback ports: Dovecot (IMAP, IMAPS, LMTP) from a private
 //! config in a temp dir, and an aiosmtpd SMTP server that delivers into Dovecot over LMTP and logs
 //! every message it accepts. Everything is torn down by PID when the `MailStack` is dropped.
+//! Optionally (`StackOptions::oauth`) an OAuth2 token-introspection endpoint on loopback that both
+//! servers check bearer tokens against (IMAP XOAUTH2/OAUTHBEARER, SMTP AUTH XOAUTH2/OAUTHBEARER).
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
@@ -27,17 +32,79 @@ pub const USERS: &[&str] = &[
 pub const PASSWORD: &str = "pw";
 /// Hierarchy separator of the test mailboxes.
 pub const SEPARATOR: &str = "/";
+/// A Gmail-style Sent folder that every user has (created at login), with the special-use
+/// attribute `\Sent`. Plain `LIST "" "*"` shows it as `(\HasNoChildren \Sent) "/" "[Gmail]/Sent Mail"`.
+pub const SPECIAL_SENT: &str = "[Gmail]/Sent Mail";
 
+/// The short capability list (close to Microsoft 365's) advertised when `idle` or `moves` is off,
+/// with IDLE and MOVE added back for whichever is on; with both on there is no override and
+/// Dovecot advertises its own, longer, default list.
+const REDUCED_CAPABILITY: &str =
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ UIDPLUS NAMESPACE UNSELECT CHILDREN";
+
+/// What the test mail server can and cannot do. `Default` is the plain stack every test used
+/// before these switches existed; override one with `StackOptions { oauth: true, ..Default::default() }`.
 #[derive(Debug, Clone, Copy)]
 pub struct StackOptions {
     /// Advertise IDLE (false: a capability list without it, for the polling path).
     pub idle: bool,
+    /// Also accept OAuth2 bearer tokens: IMAP `AUTHENTICATE XOAUTH2`/`OAUTHBEARER` (Dovecot's
+    /// oauth2 passdb asking the harness's introspection endpoint), and the SMTP server then
+    /// requires AUTH: PLAIN/LOGIN with the password, XOAUTH2/OAUTHBEARER with a token. Tokens come
+    /// from `MailStack::issue_token`. Password logins to IMAP keep working. With it, a failed IMAP
+    /// login answers within ~0.5 s (no `auth_failure_delay`, no per-IP auth penalty).
+    pub oauth: bool,
+    /// Custom keywords allowed (false: in every folder of every user PERMANENTFLAGS is
+    /// `(\Deleted \Seen)`, without `\*`, through an ACL without the `w` right; a STORE or APPEND
+    /// of a keyword, and also of `\Flagged`/`\Answered`/`\Draft`, then answers OK and sets nothing.
+    /// Dovecot 2.3 cannot refuse new keywords alone).
+    pub keywords: bool,
+    /// Advertise MOVE (false: a capability list without it; UIDPLUS stays; note that Dovecot still
+    /// executes a `UID MOVE` that is sent anyway).
+    pub moves: bool,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        StackOptions { idle: true }
+        StackOptions {
+            idle: true,
+            oauth: false,
+            keywords: true,
+            moves: true,
+        }
     }
+}
+
+/// One question the introspection endpoint answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introspection {
+    pub token: String,
+    /// What it answered.
+    pub active: bool,
+    /// Who asked: the HTTP User-Agent, `dovecot-oauth2-passdb/2.3.19.1` for IMAP logins,
+    /// `triaged-test-smtp` for SMTP AUTH.
+    pub agent: String,
+}
+
+// `from_*`: who the question came from, not a conversion.
+#[allow(clippy::wrong_self_convention)]
+impl Introspection {
+    pub fn from_imap(&self) -> bool {
+        self.agent.starts_with("dovecot")
+    }
+    pub fn from_smtp(&self) -> bool {
+        self.agent == "triaged-test-smtp"
+    }
+}
+
+/// One AUTH the SMTP server accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpAuth {
+    pub user: String,
+    /// `PLAIN`, `LOGIN`, `XOAUTH2` or `OAUTHBEARER`.
+    pub mechanism: String,
+    /// The bearer token (XOAUTH2/OAUTHBEARER only).
+    pub token: Option<String>,
 }
 
 pub struct MailStack {
@@ -47,8 +114,10 @@ pub struct MailStack {
     pub lmtp_port: u16,
     pub smtp_port: u16,
     pub ca_file: PathBuf,
+    pub opts: StackOptions,
     dovecot: Mutex<Option<Child>>,
     smtp: Mutex<Option<Child>>,
+    oauth: Option<OauthServer>,
 }
 
 /// A message read back over IMAP.
@@ -206,11 +275,70 @@ impl MailStack {
             .collect();
         std::fs::write(d.join("passwd"), passwd).expect("write passwd");
         let chroot = if root { "" } else { "chroot =" };
-        let capability = if opts.idle {
+        let capability = if opts.idle && opts.moves {
             String::new()
         } else {
-            "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN\n".to_string()
+            let mut caps: Vec<&str> = REDUCED_CAPABILITY.split(' ').collect();
+            if opts.idle {
+                caps.insert(
+                    caps.iter().position(|c| *c == "LITERAL+").unwrap_or(0),
+                    "IDLE",
+                );
+            }
+            if opts.moves {
+                caps.insert(
+                    caps.iter().position(|c| *c == "UIDPLUS").unwrap_or(0) + 1,
+                    "MOVE",
+                );
+            }
+            format!("imap_capability = {}\n", caps.join(" "))
         };
+        let oauth = opts.oauth.then(OauthServer::start);
+        let mut auth = String::from("auth_mechanisms = plain login\n");
+        let mut passdb_filter = "";
+        let mut oauth_passdb = String::new();
+        let mut anvil_extra = "";
+        if let Some(o) = &oauth {
+            // Dovecot hands the bearer token of XOAUTH2/OAUTHBEARER to the passdb chain as the
+            // password. `mechanisms` keeps each passdb to its own kind: a token is never tried
+            // as a password, nor a password introspected as a token.
+            auth = "auth_mechanisms = plain login xoauth2 oauthbearer\n\
+                    auth_cache_size = 0\n\
+                    auth_failure_delay = 0\n"
+                .to_string();
+            passdb_filter = "mechanisms = plain login";
+            oauth_passdb = format!(
+                "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+                d.join("dovecot-oauth2.conf.ext").display()
+            );
+            std::fs::write(
+                d.join("dovecot-oauth2.conf.ext"),
+                format!(
+                    "introspection_mode = post\n\
+                     introspection_url = http://127.0.0.1:{}/introspect\n\
+                     username_attribute = username\n\
+                     active_attribute = active\n\
+                     active_value = true\n\
+                     timeout_msecs = 10000\n",
+                    o.port
+                ),
+            )
+            .expect("write dovecot-oauth2.conf.ext");
+            // No per-IP auth penalty (every test client is 127.0.0.1): the auth process finds no
+            // anvil-auth-penalty socket and turns the penalty off.
+            anvil_extra = "unix_listener anvil-auth-penalty {\n    mode = 0\n  }";
+        }
+        let mut acl = String::new();
+        if !opts.keywords {
+            // Dovecot 2.3 has no switch for "no new keywords"; the ACL plugin without the `w`
+            // right takes `\*` (and the non-\Seen/\Deleted flags) out of PERMANENTFLAGS.
+            std::fs::write(d.join("dovecot-acl"), "* owner lrsteipkx\n")
+                .expect("write dovecot-acl");
+            acl = format!(
+                "mail_plugins = $mail_plugins acl\nplugin {{\n  acl = vfile:{}\n}}\n",
+                d.join("dovecot-acl").display()
+            );
+        }
         let conf = format!(
             r#"instance_name = triaged-test-{imap_port}
 base_dir = {d}/run
@@ -223,8 +351,7 @@ ssl = yes
 ssl_cert = <{d}/server.crt
 ssl_key = <{d}/server.key
 disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:~/Maildir
+{auth}mail_location = maildir:~/Maildir
 mailbox_idle_check_interval = 1 secs
 # A test mailbox: no fsync, so delivery speed measures the software, not the disk.
 mail_fsync = never
@@ -234,16 +361,21 @@ first_valid_uid = 1
 default_internal_user = {internal_user}
 default_internal_group = {internal_group}
 default_login_user = {login_user}
-{capability}
+{capability}{acl}
 namespace inbox {{
   inbox = yes
   separator = {SEPARATOR}
+  mailbox "{SPECIAL_SENT}" {{
+    special_use = \Sent
+    auto = create
+  }}
 }}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/passwd
+  {passdb_filter}
 }}
-userdb {{
+{oauth_passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {d}/passwd
   default_fields = uid={mail_uid} gid={mail_gid} home={d}/home/%u
@@ -268,6 +400,7 @@ service lmtp {{
 }}
 service anvil {{
   {chroot}
+  {anvil_extra}
 }}
 service pop3-login {{
   {chroot}
@@ -291,8 +424,10 @@ service submission-login {{
             imaps_port,
             lmtp_port,
             smtp_port,
+            opts,
             dovecot: Mutex::new(None),
             smtp: Mutex::new(None),
+            oauth,
         };
         stack.start_dovecot();
         stack.start_smtp();
@@ -350,11 +485,15 @@ service submission-login {{
     fn start_smtp(&self) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
         let err = std::fs::File::create(self.path("smtp.stderr")).expect("stderr file");
-        let child = Command::new("/usr/bin/python3")
-            .arg(script)
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(script)
             .arg(self.dir.path())
             .arg(self.smtp_port.to_string())
-            .arg(self.lmtp_port.to_string())
+            .arg(self.lmtp_port.to_string());
+        if let Some(url) = self.introspection_url() {
+            cmd.arg(url);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)
@@ -551,6 +690,362 @@ service submission-login {{
     }
 }
 
+/// OAuth2 and raw IMAP.
+impl MailStack {
+    fn oauth_server(&self) -> &OauthServer {
+        self.oauth
+            .as_ref()
+            .expect("the stack runs without OAuth (StackOptions { oauth: true, .. })")
+    }
+
+    /// The token-introspection endpoint (RFC 7662: POST `token=…`, answers
+    /// `{"active":true,"username":…}` or `{"active":false}`), when `oauth` is on.
+    pub fn introspection_url(&self) -> Option<String> {
+        self.oauth
+            .as_ref()
+            .map(|o| format!("http://127.0.0.1:{}/introspect", o.port))
+    }
+
+    /// A new random opaque bearer token, active for `user` until revoked.
+    pub fn issue_token(&self, user: &str) -> String {
+        let token = format!("tok-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        self.oauth_server()
+            .state
+            .lock()
+            .expect("lock")
+            .tokens
+            .insert(
+                token.clone(),
+                TokenInfo {
+                    user: user.to_string(),
+                    active: true,
+                },
+            );
+        token
+    }
+
+    /// From now on the endpoint answers `active: false` for this token (Dovecot caches nothing,
+    /// so the next login with it fails).
+    pub fn revoke_token(&self, token: &str) {
+        if let Some(t) = self
+            .oauth_server()
+            .state
+            .lock()
+            .expect("lock")
+            .tokens
+            .get_mut(token)
+        {
+            t.active = false;
+        }
+    }
+
+    /// Every question the introspection endpoint answered, oldest first (IMAP and SMTP alike;
+    /// see `Introspection::agent`). One per login attempt with a token: nothing is cached.
+    pub fn introspections(&self) -> Vec<Introspection> {
+        self.oauth_server().state.lock().expect("lock").seen.clone()
+    }
+
+    /// Every AUTH the SMTP server accepted, oldest first (only with `oauth`).
+    pub fn smtp_auths(&self) -> Vec<SmtpAuth> {
+        read_jsonl(&self.path("smtp_auths.jsonl"))
+            .into_iter()
+            .map(|v| SmtpAuth {
+                user: v["user"].as_str().unwrap_or_default().to_string(),
+                mechanism: v["mechanism"].as_str().unwrap_or_default().to_string(),
+                token: v["token"].as_str().map(str::to_string),
+            })
+            .collect()
+    }
+
+    /// An IMAP session over `AUTHENTICATE XOAUTH2` or `AUTHENTICATE OAUTHBEARER` with a bearer
+    /// token (plain text to the loopback port). A refused token is an `Err` (Dovecot answers
+    /// with a JSON error challenge, to which the empty response is sent, then NO).
+    pub async fn authenticate(
+        &self,
+        mechanism: &str,
+        user: &str,
+        token: &str,
+    ) -> Result<async_imap::Session<tokio::net::TcpStream>, async_imap::error::Error> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.imap_port))
+            .await
+            .expect("connect imap");
+        let mut client = async_imap::Client::new(tcp);
+        client
+            .read_response()
+            .await
+            .expect("greeting")
+            .expect("greeting");
+        let initial = match mechanism {
+            "XOAUTH2" => xoauth2_response(user, token),
+            "OAUTHBEARER" => oauthbearer_response(user, token),
+            other => panic!("not a bearer-token mechanism: {other}"),
+        };
+        client
+            .authenticate(
+                mechanism,
+                BearerAuth {
+                    initial: Some(initial.into_bytes()),
+                },
+            )
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// One plain-text IMAP session as `user` (LOGIN with the password), then each command in
+    /// turn (without tag), over a blocking socket; returns, for each command, the lines the server sent for it: the
+    /// untagged ones, then the tagged reply (CRLF stripped, literals inlined).
+    pub fn imap_raw(&self, user: &str, commands: &[&str]) -> Vec<Vec<String>> {
+        let stream = TcpStream::connect(("127.0.0.1", self.imap_port)).expect("connect imap");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut w = stream.try_clone().expect("clone");
+        let mut r = BufReader::new(stream);
+        let mut greeting = String::new();
+        r.read_line(&mut greeting).expect("greeting");
+        let mut run = |tag: &str, cmd: &str| -> Vec<String> {
+            write!(w, "{tag} {cmd}\r\n").expect("write");
+            let mut lines = Vec::new();
+            loop {
+                let line = read_imap_line(&mut r);
+                let done = line.starts_with(&format!("{tag} "));
+                lines.push(line);
+                if done {
+                    return lines;
+                }
+            }
+        };
+        let login = run("l", &format!("LOGIN \"{user}\" \"{PASSWORD}\""));
+        assert!(
+            login.last().is_some_and(|l| l.starts_with("l OK")),
+            "login: {login:?}"
+        );
+        let out = commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| run(&format!("c{i}"), c))
+            .collect();
+        run("z", "LOGOUT");
+        out
+    }
+}
+
+/// One IMAP response line with any `{n}` literals read and inlined.
+fn read_imap_line(r: &mut impl BufRead) -> String {
+    let mut out = String::new();
+    loop {
+        let mut line = String::new();
+        let n = r.read_line(&mut line).expect("read imap");
+        assert!(n > 0, "IMAP connection closed after {out:?}");
+        let line = line.trim_end_matches(['\r', '\n']);
+        out.push_str(line);
+        let literal = line
+            .strip_suffix('}')
+            .and_then(|l| l.rsplit_once('{'))
+            .and_then(|(_, n)| n.trim_end_matches('+').parse::<usize>().ok());
+        match literal {
+            Some(n) => {
+                let mut buf = vec![0; n];
+                r.read_exact(&mut buf).expect("read literal");
+                out.push_str(&String::from_utf8_lossy(&buf));
+            }
+            None => return out,
+        }
+    }
+}
+
+/// The XOAUTH2 initial client response (Google's and Microsoft's SASL mechanism).
+pub fn xoauth2_response(user: &str, token: &str) -> String {
+    format!("user={user}\x01auth=Bearer {token}\x01\x01")
+}
+
+/// The OAUTHBEARER initial client response (RFC 7628).
+pub fn oauthbearer_response(user: &str, token: &str) -> String {
+    format!("n,a={user},\x01auth=Bearer {token}\x01\x01")
+}
+
+/// Sends the initial response at the first (empty) challenge; answers any later challenge (the
+/// JSON error a server sends before refusing a token) with the empty response SASL expects.
+struct BearerAuth {
+    initial: Option<Vec<u8>>,
+}
+
+impl async_imap::Authenticator for BearerAuth {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        self.initial.take().unwrap_or_default()
+    }
+}
+
+struct TokenInfo {
+    user: String,
+    active: bool,
+}
+
+#[derive(Default)]
+struct OauthState {
+    tokens: HashMap<String, TokenInfo>,
+    seen: Vec<Introspection>,
+}
+
+/// A minimal RFC 7662 token-introspection endpoint on a loopback port, in threads: one request
+/// per connection (it answers `Connection: close`).
+struct OauthServer {
+    port: u16,
+    state: Arc<Mutex<OauthState>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OauthServer {
+    fn start() -> OauthServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind introspection endpoint");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(Mutex::new(OauthState::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (state, stop) = (state.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let state = state.clone();
+                    std::thread::spawn(move || {
+                        if let Err(e) = serve_introspection(conn, &state) {
+                            eprintln!("introspection endpoint: {e}");
+                        }
+                    });
+                }
+            })
+        };
+        OauthServer {
+            port,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for OauthServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_introspection(conn: TcpStream, state: &Mutex<OauthState>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut w = conn.try_clone()?;
+    let mut r = BufReader::new(conn);
+    let mut request_line = String::new();
+    if r.read_line(&mut request_line)? == 0 {
+        return Ok(()); // the wake-up connection of Drop
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (mut length, mut agent) = (0usize, String::new());
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                "user-agent" => agent = value.trim().to_string(),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body)?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let form = if method == "POST" {
+        String::from_utf8_lossy(&body).into_owned()
+    } else {
+        query.to_string()
+    };
+    let token = form
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| form_decode(v));
+    let (status, json) = match (path, token) {
+        ("/introspect", Some(token)) => {
+            let mut st = state.lock().expect("lock");
+            let user = st
+                .tokens
+                .get(&token)
+                .filter(|t| t.active)
+                .map(|t| t.user.clone());
+            st.seen.push(Introspection {
+                token,
+                active: user.is_some(),
+                agent,
+            });
+            let json = match user {
+                Some(u) => serde_json::json!({
+                    "active": true,
+                    "username": u,
+                    "token_type": "Bearer",
+                    "scope": "IMAP.AccessAsUser.All SMTP.Send",
+                }),
+                None => serde_json::json!({ "active": false }),
+            };
+            ("200 OK", json)
+        }
+        ("/introspect", None) => (
+            "400 Bad Request",
+            serde_json::json!({ "error": "invalid_request" }),
+        ),
+        _ => ("404 Not Found", serde_json::json!({ "error": "not_found" })),
+    };
+    let body = json.to_string();
+    write!(
+        w,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    w.flush()
+}
+
+/// application/x-www-form-urlencoded value decoding.
+fn form_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            x => out.push(x),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl Drop for MailStack {
     fn drop(&mut self) {
         if let Ok(mut g) = self.smtp.lock()
@@ -563,6 +1058,7 @@ impl Drop for MailStack {
         {
             terminate(c);
         }
+        // The introspection endpoint (a field) stops after both servers.
     }
 }
 

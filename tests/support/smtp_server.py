@@ -1,8 +1,14 @@
 """A real SMTP server for tests (aiosmtpd): accepts mail, delivers it into Dovecot over LMTP, logs
 every message to received.jsonl, and refuses on demand (the file smtp_mode in its directory).
 
-usage: smtp_server.py DIR PORT LMTP_PORT
+usage: smtp_server.py DIR PORT LMTP_PORT [INTROSPECTION_URL]
 modes: accept (default), tempfail (451), ratelimit (421), permfail (550)
+
+With INTROSPECTION_URL (the harness's OAuth2 token-introspection endpoint) the server requires AUTH
+on the plain connection: PLAIN and LOGIN for the users in DIR/passwd, XOAUTH2 and OAUTHBEARER with a
+bearer token that the endpoint reports active for that user (535 5.7.8 otherwise). Every accepted
+AUTH is logged to smtp_auths.jsonl, and received.jsonl records the authenticated user. Without it
+there is no AUTH at all.
 """
 
 import asyncio
@@ -11,11 +17,15 @@ import os
 import smtplib
 import sys
 import time
+import urllib.parse
+import urllib.request
+from base64 import b64decode
 from email.parser import BytesHeaderParser
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 
 DIR, PORT, LMTP_PORT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+INTROSPECTION_URL = sys.argv[4] if len(sys.argv) > 4 else None
 
 
 def mode():
@@ -56,28 +66,126 @@ class Handler:
                     lmtp.sendmail(envelope.mail_from, [rcpt], envelope.content)
             except (smtplib.SMTPException, OSError) as e:
                 undelivered.append(f"{rcpt}: {e}")
-        append(
-            "received.jsonl",
-            {
-                "mail_from": envelope.mail_from,
-                "rcpt_tos": envelope.rcpt_tos,
-                "message_id": headers.get("Message-ID", ""),
-                "in_reply_to": headers.get("In-Reply-To", ""),
-                "subject": headers.get("Subject", ""),
-                "undelivered": undelivered,
-                "ts": time.time(),
-            },
-        )
+        record = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "message_id": headers.get("Message-ID", ""),
+            "in_reply_to": headers.get("In-Reply-To", ""),
+            "subject": headers.get("Subject", ""),
+            "undelivered": undelivered,
+            "ts": time.time(),
+        }
+        if INTROSPECTION_URL:
+            record["auth_user"] = (session.auth_data or {}).get("user")
+        append("received.jsonl", record)
         return "250 OK delivered"
+
+
+# --- AUTH (only with an introspection URL) ---
+
+TEMPFAIL_AUTH = "454 4.7.0 Temporary authentication failure"
+
+
+def passwords():
+    out = {}
+    with open(os.path.join(DIR, "passwd")) as f:
+        for line in f:
+            user, _, rest = line.strip().partition(":")
+            if rest.startswith("{PLAIN}"):
+                out[user] = rest[len("{PLAIN}"):].split(":", 1)[0]
+    return out
+
+
+def introspect(token):
+    """The endpoint's verdict on a token, as the IMAP server asks for it (POST, form body)."""
+    req = urllib.request.Request(
+        INTROSPECTION_URL,
+        data=urllib.parse.urlencode({"token": token}).encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "triaged-test-smtp",
+        },
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.load(resp)
+
+
+def password_authenticator(server, session, envelope, mechanism, auth_data):
+    user = auth_data.login.decode("utf-8", "replace")
+    password = auth_data.password.decode("utf-8", "replace")
+    if passwords().get(user) != password:
+        return AuthResult(success=False, handled=False)
+    append("smtp_auths.jsonl", {"user": user, "mechanism": mechanism, "token": None, "ts": time.time()})
+    return AuthResult(success=True, auth_data={"user": user})
+
+
+class AuthHandler(Handler):
+    """Handler methods named auth_<MECHANISM> add SASL mechanisms to aiosmtpd."""
+
+    async def _initial_response(self, server, args):
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            return None if blob is MISSING else blob
+        try:
+            return b64decode(args[1].encode(), validate=True)
+        except Exception:
+            await server.push("501 5.5.2 Can't decode base64")
+            return None
+
+    async def _bearer(self, server, mechanism, user, token):
+        if not user or not token:
+            return AuthResult(success=False, handled=False)
+        try:
+            verdict = await asyncio.to_thread(introspect, token)
+        except Exception as e:  # the endpoint is down or answered nonsense
+            print(f"introspection failed: {e}", file=sys.stderr, flush=True)
+            return AuthResult(success=False, handled=False, message=TEMPFAIL_AUTH)
+        if verdict.get("active") is not True or verdict.get("username", "").lower() != user.lower():
+            # Default message: 535 5.7.8 Authentication credentials invalid
+            return AuthResult(success=False, handled=False)
+        append("smtp_auths.jsonl", {"user": user, "mechanism": mechanism, "token": token, "ts": time.time()})
+        return AuthResult(success=True, auth_data={"user": user})
+
+    async def auth_XOAUTH2(self, server, args):
+        # user=U ^A auth=Bearer T ^A ^A
+        blob = await self._initial_response(server, args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        fields = dict(
+            p.split("=", 1) for p in blob.decode("utf-8", "replace").split("\x01") if "=" in p
+        )
+        auth = fields.get("auth", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        return await self._bearer(server, "XOAUTH2", fields.get("user", ""), token)
+
+    async def auth_OAUTHBEARER(self, server, args):
+        # n,a=U, ^A auth=Bearer T ^A ^A  (RFC 7628)
+        blob = await self._initial_response(server, args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        parts = blob.decode("utf-8", "replace").split("\x01")
+        user = next((g[2:] for g in parts[0].split(",") if g.startswith("a=")), "")
+        auth = next((p[5:] for p in parts[1:] if p.startswith("auth=")), "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        return await self._bearer(server, "OAUTHBEARER", user, token)
+
+
+def make_server():
+    if not INTROSPECTION_URL:
+        return SMTP(Handler(), hostname="smtp.test", enable_SMTPUTF8=True)
+    return SMTP(
+        AuthHandler(),
+        hostname="smtp.test",
+        enable_SMTPUTF8=True,
+        authenticator=password_authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+    )
 
 
 async def main():
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(Handler(), hostname="smtp.test", enable_SMTPUTF8=True),
-        host="127.0.0.1",
-        port=PORT,
-    )
+    server = await loop.create_server(make_server, host="127.0.0.1", port=PORT)
     async with server:
         await server.serve_forever()
 
