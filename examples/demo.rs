@@ -40,7 +40,12 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
         ca_file: stack.ca_file.clone(),
     };
     // Staff get a morning digest and instant alerts (the security scare raises one).
-    let staff_mail = r#"
+    // And the monitoring endpoint: /healthz, /metrics and the status page.
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let staff_mail = format!(
+        r#"
 [[digest]]
 name = "team"
 to = ["staff@example.test"]
@@ -48,8 +53,12 @@ times = ["09:00"]
 
 [alerts]
 to = ["staff@example.test"]
-"#;
-    let cfg = write_config(&t, "", "", staff_mail);
+
+[http]
+listen = "127.0.0.1:{http_port}"
+"#
+    );
+    let cfg = write_config(&t, "", "", &staff_mail);
     // The demo runs the daemon in this process: read the password from a command instead of the
     // environment variable the test config names.
     let text = std::fs::read_to_string(&cfg.path)?.replace(
@@ -184,7 +193,36 @@ to = ["staff@example.test"]
         triaged::tools::digest::preview(&preview_config, None, None, None, Clock::system().now())?
     );
 
+    // What monitoring sees: a few lines of /metrics, and the status page saved to a file.
+    let metrics = http_get(http_port, "/metrics").await?;
+    println!("\n=== Monitoring: GET http://127.0.0.1:{http_port}/metrics (excerpt) ===");
+    for line in metrics.lines().filter(|l| {
+        [
+            "triaged_emails_seen_total",
+            "triaged_emails_triaged_total{",
+            "triaged_acks_sent_total",
+            "triaged_ack_latency_seconds_count",
+            "triaged_imap_idle",
+            "triaged_outbox_depth",
+        ]
+        .iter()
+        .any(|p| l.starts_with(p))
+            && !l.ends_with(" 0")
+    }) {
+        println!("  {line}");
+    }
+    let page = http_get(http_port, "/").await?;
+    let page_file = std::env::temp_dir().join("triaged-demo-status.html");
+    std::fs::write(&page_file, &page)?;
+    println!(
+        "  The status page (open tickets by priority, SLA clocks): saved to {}",
+        page_file.display()
+    );
+
     if keep_running {
+        println!(
+            "\nStatus page: http://127.0.0.1:{http_port}/  (health: /healthz, metrics: /metrics)"
+        );
         println!(
             "\nThe daemon keeps running. Deliver more mail, e.g. with swaks or python's smtplib.LMTP to 127.0.0.1:{}; read it over IMAP at 127.0.0.1:{} as support@example.test / pw. Ctrl-C stops.",
             stack.lmtp_port, stack.imap_port
@@ -194,6 +232,22 @@ to = ["staff@example.test"]
     let _ = stop_tx.send(());
     daemon.await??;
     Ok(())
+}
+
+/// The body of a GET to the daemon's HTTP endpoint.
+async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await?;
+    Ok(raw
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default())
 }
 
 fn query_i64(store: &Path, sql: &str) -> i64 {

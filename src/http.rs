@@ -431,10 +431,10 @@ h2{font-size:1.05em;margin:1.4em 0 .4em;text-transform:capitalize}
 .bad{background:#fdecea;color:#8a1c12}
 .bad ul{margin:.3em 0 0;padding-left:1.2em}
 table{border-collapse:collapse;width:100%;table-layout:fixed}
-th:nth-child(1){width:5.5em}th:nth-child(2){width:24%}th:nth-child(4){width:7.5em}th:nth-child(5){width:4.5em}th:nth-child(6){width:13em}
+th:nth-child(1){width:5.5em}th:nth-child(2){width:24%}th:nth-child(4){width:8.5em}th:nth-child(5){width:4.5em}th:nth-child(6){width:13em}
 th,td{text-align:left;padding:.35em .5em;border-bottom:1px solid #e5e5e5;vertical-align:top}
 th{font-size:.85em;color:#666;font-weight:600}
-td{overflow-wrap:anywhere}
+td{overflow-wrap:anywhere}td.state,td.age,td.sla{overflow-wrap:normal;white-space:nowrap}
 td.tag,td.age{white-space:nowrap}
 tr.late td{background:#fff4f2}
 tr.late td.sla{color:#b3261e;font-weight:600}
