@@ -27,6 +27,9 @@
 //! - [`tools`]: operator tools without a server (`explain`, `eval`). [`eval`]: labelled data
 //!   and metrics. [`tune`]: logistic regression, TF-IDF, cross-validation, phrase evidence.
 //! - [`daemon`]: wires the tasks under one cancellation token. [`clock`]: the only clock read.
+//! - [`reload`]: SIGHUP re-reads the config; tasks take the new one between units of work.
+//! - [`http`]: `/healthz`, `/metrics` ([`metrics`]: counters, Prometheus text) and the status
+//!   page, read-only, on loopback.
 //!
 //! Crash safety: the checkpoint moves in the same transaction that records the email, so a
 //! crash re-fetches at most what was not recorded; Message-IDs are unique, so nothing is
