@@ -472,8 +472,21 @@ fn check(path: &std::path::Path) -> ExitCode {
     } else {
         "round-the-clock SLA (no [sla])".to_string()
     };
+    let place = |m: &triaged::config::MailboxConfig| {
+        format!(
+            "{}@{}:{}/{}",
+            m.username,
+            m.host,
+            m.port,
+            m.folders.join(",")
+        )
+    };
+    let mailboxes = match c.mailboxes.as_slice() {
+        [one] => format!("mailbox {}", place(one)),
+        all => format!("{} mailboxes", all.len()),
+    };
     println!(
-        "{}: OK ({} rules in {} files, template {:?}, follow-ups: {}, {clock}, mailbox {}@{}:{}/{})",
+        "{}: OK ({} rules in {} files, template {:?}, follow-ups: {}, {clock}, {mailboxes})",
         path.display(),
         c.rules.len(),
         c.rule_files.len(),
@@ -483,11 +496,22 @@ fn check(path: &std::path::Path) -> ExitCode {
         } else {
             followups.join(", ")
         },
-        c.mailbox.username,
-        c.mailbox.host,
-        c.mailbox.port,
-        c.mailbox.folder
     );
+    if c.mailboxes.len() > 1 {
+        for m in &c.mailboxes {
+            let from = m.from.as_ref().unwrap_or(&c.smtp.from);
+            println!(
+                "  mailbox {:?} {}{}: for {}, answered from {from}",
+                m.name,
+                place(m),
+                m.sent_folder
+                    .as_ref()
+                    .map(|s| format!(" (sent: {s})"))
+                    .unwrap_or_default(),
+                m.address,
+            );
+        }
+    }
     let now = Clock::system().now();
     for d in &c.digests {
         let next = d.next_send(now);

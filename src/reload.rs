@@ -33,7 +33,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
-    if differs(&old.mailbox, &new.mailbox) {
+    if differs(&old.mailboxes, &new.mailboxes) {
         out.push("[mailbox]");
     }
     if differs(&old.smtp, &new.smtp) {

@@ -128,6 +128,42 @@ fn a_minimal_config_passes() {
     assert!(out.contains("OK (1 rules in 1 files"), "{out}");
 }
 
+#[test]
+fn check_lists_each_mailbox() {
+    // One mailbox: the summary line ends as it always has.
+    let d = setup(GOOD, RULE, "Hello {{ customer_name }}");
+    let (code, out, err) = check(&d.path().join("triaged.toml"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|l| l.ends_with(", mailbox support@example.test@127.0.0.1:143/INBOX)")),
+        "{out}"
+    );
+
+    // Two: counted on the summary line, then one line each with its folders and From.
+    let config = GOOD.replace("[mailbox]\n", "[[mailbox]]\nname = \"main\"\n").replace(
+        "\n[smtp]",
+        "\n[[mailbox]]\nname = \"billing\"\naddress = \"billing@example.test\"\nfolders = [\"INBOX\", \"Disputes\"]\n\
+         host = \"127.0.0.1\"\ntls = \"none\"\nusername = \"billing@example.test\"\npassword_env = \"PW\"\n\n[smtp]",
+    );
+    let d = setup(&config, RULE, "Hello {{ customer_name }}");
+    let (code, out, err) = check(&d.path().join("triaged.toml"));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].ends_with(", 2 mailboxes)"), "{out}");
+    assert_eq!(
+        lines[1],
+        "  mailbox \"main\" support@example.test@127.0.0.1:143/INBOX: for support@example.test, answered from Support <support@example.test>",
+        "{out}"
+    );
+    assert_eq!(
+        lines[2],
+        "  mailbox \"billing\" billing@example.test@127.0.0.1:143/INBOX,Disputes: for billing@example.test, answered from Support <billing@example.test>",
+        "{out}"
+    );
+}
+
 /// Run `triaged ARGS --config config/triaged.toml` from the repository root.
 fn run_triaged(args: &[&str]) -> (i32, String, String) {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -49,15 +49,31 @@ pub enum Start {
     Since(jiff::civil::Date),
 }
 
+/// One mailbox: `[mailbox]`, or one of several `[[mailbox]]`.
 #[derive(Debug, Clone)]
 pub struct MailboxConfig {
+    /// `name` ("main" when not given): labels the mailbox in logs, metrics and the store.
+    pub name: String,
+    /// What this mailbox's folder names are prefixed with in the store: "" for the first
+    /// mailbox (so a store from a single-mailbox version keeps its checkpoints), "NAME:" for
+    /// the others. See [`MailboxConfig::key`].
+    pub key_prefix: String,
+    /// The support address this mailbox receives for (lower-cased; default: the first
+    /// `[support]` address). Every mailbox address is a support address for the guard.
+    pub address: String,
+    /// The From of customer mail answering email that arrived here: `address` with the
+    /// display name of `[smtp] from`; `None` (no `address` key): `[smtp] from` itself.
+    pub from: Option<lettre::message::Mailbox>,
     pub host: String,
     pub port: u16,
     pub tls: Tls,
     pub username: String,
     /// A password or an OAuth2 token command.
     pub credential: Credential,
+    /// The first of `folders` (the one folder of a mailbox that watches one).
     pub folder: String,
+    /// The folders watched for customer mail, each by a connection of its own.
+    pub folders: Vec<String>,
     /// The support account's Sent folder, watched for staff replies (none: not watched).
     pub sent_folder: Option<String>,
     pub poll_interval: Duration,
@@ -66,6 +82,24 @@ pub struct MailboxConfig {
     pub ca_file: Option<PathBuf>,
     pub batch_size: usize,
     pub max_message_size: usize,
+}
+
+impl MailboxConfig {
+    /// The store's name for `folder` of this mailbox (checkpoints, message locations, flag
+    /// tasks, health sources, metrics labels, logs): `INBOX` in the first mailbox,
+    /// `billing:INBOX` in the mailbox named billing. IMAP itself is always given `folder`.
+    pub fn key(&self, folder: &str) -> String {
+        format!("{}{folder}", self.key_prefix)
+    }
+}
+
+/// The mailbox a store key (see [`MailboxConfig::key`]) belongs to: the one whose `NAME:` it
+/// starts with, else the first.
+pub fn mailbox_of_key<'a>(mailboxes: &'a [MailboxConfig], key: &str) -> Option<&'a MailboxConfig> {
+    mailboxes
+        .iter()
+        .find(|m| !m.key_prefix.is_empty() && key.starts_with(&m.key_prefix))
+        .or_else(|| mailboxes.first())
 }
 
 #[derive(Debug, Clone)]
@@ -321,7 +355,10 @@ pub struct OutboxConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
+    /// The first (or only) mailbox.
     pub mailbox: MailboxConfig,
+    /// Every mailbox, the first included; they share the store and the outbox.
+    pub mailboxes: Vec<MailboxConfig>,
     pub smtp: SmtpConfig,
     pub store: StoreConfig,
     pub support: SupportConfig,
@@ -700,25 +737,15 @@ impl Validator<'_> {
         (sla, followups)
     }
 
-    fn validate(mut self, raw: raw::Root) -> Result<Config, Vec<Diagnostic>> {
-        let raw::Root {
-            mailbox: m,
-            smtp: s,
-            store,
-            support,
-            ack,
-            flags,
-            scoring,
-            templates,
-            outbox,
-            sla,
-            followups,
-            digest,
-            alerts,
-            http,
-        } = raw;
-
-        // [mailbox]
+    /// One `[mailbox]` (or the `index`th `[[mailbox]]`, of `several`), and its `address` as
+    /// written. `others`: the names of the other mailboxes, for the first one's folders.
+    fn mailbox(
+        &mut self,
+        m: raw::Mailbox,
+        index: usize,
+        several: bool,
+        others: &[String],
+    ) -> (MailboxConfig, Option<String>) {
         let mailbox_tls = self.tls(&m.tls, &m.host);
         let credential = self.credential(
             "mailbox",
@@ -768,6 +795,78 @@ impl Validator<'_> {
                 "idle_timeout must be under 29 minutes (RFC 2177): servers drop IDLE after 30",
             );
         }
+        let name = match &m.name {
+            Some(n) => {
+                let v = n.get_ref();
+                if v.is_empty()
+                    || !v.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                    })
+                {
+                    self.err(
+                        n,
+                        format!("name = {v:?}: use lower-case letters, digits, '-' and '_' (it labels the mailbox's folders in the store as NAME:FOLDER)"),
+                    );
+                }
+                v.clone()
+            }
+            None => {
+                if several {
+                    self.err(
+                        &m.username,
+                        "each [[mailbox]] needs a name when there are several: add name = \"billing\" (say; lower-case letters, digits, '-' and '_')",
+                    );
+                }
+                "main".to_string()
+            }
+        };
+        let folders: Vec<String> = match (&m.folder, &m.folders) {
+            (Some(_), Some(list)) => {
+                self.err(
+                    list,
+                    "[mailbox] has both folder and folders: keep one (folder = \"X\" is folders = [\"X\"])",
+                );
+                vec![]
+            }
+            (Some(f), None) => vec![f.get_ref().clone()],
+            (None, Some(list)) => {
+                if list.get_ref().is_empty() {
+                    self.err(
+                        list,
+                        "folders is empty: list the folders to watch, e.g. folders = [\"INBOX\"]",
+                    );
+                }
+                let mut out: Vec<String> = Vec::new();
+                for f in list.get_ref() {
+                    if f.get_ref().is_empty() {
+                        self.err(f, "a folder name is empty");
+                    } else if out.contains(f.get_ref()) {
+                        self.err(f, format!("folder {:?} is listed twice", f.get_ref()));
+                    }
+                    out.push(f.get_ref().clone());
+                }
+                out
+            }
+            (None, None) => vec!["INBOX".to_string()],
+        };
+        // The first mailbox's folders are stored under their plain names; one that looked like
+        // another mailbox's NAME:FOLDER would mix the two up.
+        for other in others {
+            let prefix = format!("{other}:");
+            let clash = m
+                .folders
+                .iter()
+                .flat_map(|l| l.get_ref().iter())
+                .chain(m.folder.as_ref())
+                .find(|f| f.get_ref().starts_with(&prefix));
+            if let Some(f) = clash {
+                self.err(
+                    f,
+                    format!("folder {:?} of the first mailbox reads like a folder of the mailbox named {other:?} in the store: rename that mailbox", f.get_ref()),
+                );
+            }
+        }
+        let address = m.address.as_ref().map(|a| self.address(a));
         let mailbox = MailboxConfig {
             port: m.port.unwrap_or(match mailbox_tls {
                 Tls::Implicit => 993,
@@ -778,7 +877,17 @@ impl Validator<'_> {
             username: m.username.into_inner(),
             credential: credential
                 .unwrap_or_else(|| Credential::Password(SecretSource::Env(String::new()))),
-            folder: m.folder.unwrap_or_else(|| "INBOX".into()),
+            key_prefix: if index == 0 {
+                String::new()
+            } else {
+                format!("{name}:")
+            },
+            name,
+            // Filled in once [support] and [smtp] are read.
+            address: String::new(),
+            from: None,
+            folder: folders.first().cloned().unwrap_or_else(|| "INBOX".into()),
+            folders,
             sent_folder: m.sent_folder.filter(|f| !f.is_empty()),
             poll_interval,
             idle_timeout,
@@ -787,6 +896,62 @@ impl Validator<'_> {
             batch_size: m.batch_size.unwrap_or(100).clamp(1, 10_000),
             max_message_size,
         };
+        (mailbox, address)
+    }
+
+    fn validate(mut self, raw: raw::Root) -> Result<Config, Vec<Diagnostic>> {
+        let raw::Root {
+            mailbox: m,
+            smtp: s,
+            store,
+            support,
+            ack,
+            flags,
+            scoring,
+            templates,
+            outbox,
+            sla,
+            followups,
+            digest,
+            alerts,
+            http,
+        } = raw;
+
+        // [mailbox] or [[mailbox]]: the first keeps plain folder names in the store.
+        let several = m.0.len() > 1;
+        if m.0.is_empty() {
+            self.errors.push(Diagnostic::file(
+                self.path,
+                "mailbox lists no mailbox: add a [mailbox] table (or [[mailbox]] tables)",
+            ));
+        }
+        let others: Vec<String> =
+            m.0.iter()
+                .skip(1)
+                .filter_map(|mb| mb.name.as_ref().map(|n| n.get_ref().clone()))
+                .collect();
+        let mut names: Vec<String> = Vec::new();
+        let mut mailboxes = Vec::new();
+        // Per mailbox, its `address` key as written (`None`: the first [support] address).
+        let mut explicit_addresses = Vec::new();
+        for (i, raw) in m.0.into_iter().enumerate() {
+            if let Some(n) = &raw.name {
+                if names.contains(n.get_ref()) {
+                    self.err(
+                        n,
+                        format!(
+                            "name = {:?} is used by another [[mailbox]]: give each a name of its own",
+                            n.get_ref()
+                        ),
+                    );
+                }
+                names.push(n.get_ref().clone());
+            }
+            let (mailbox, address) =
+                self.mailbox(raw, i, several, if i == 0 { &others } else { &[] });
+            mailboxes.push(mailbox);
+            explicit_addresses.push(address);
+        }
 
         // [smtp]
         let smtp_tls = self.tls(&s.tls, &s.host);
@@ -884,12 +1049,30 @@ impl Validator<'_> {
                 "domain must be a DNS name such as \"support.example.com\"",
             );
         }
-        let support = SupportConfig {
+        let mut support = SupportConfig {
             addresses,
             staff,
             domain,
             require_addressed: support.require_addressed.unwrap_or(false),
         };
+        // Each mailbox's address: a support address too (loop protection, require_addressed),
+        // and the From of what answers its mail.
+        for (mb, address) in mailboxes.iter_mut().zip(explicit_addresses) {
+            if let Some(a) = &address
+                && !support.addresses.contains(a)
+            {
+                support.addresses.push(a.clone());
+            }
+            mb.from = match (&address, &smtp) {
+                (Some(a), Some(s)) => a
+                    .parse::<lettre::Address>()
+                    .ok()
+                    .map(|a| lettre::message::Mailbox::new(s.from.name.clone(), a)),
+                _ => None,
+            };
+            mb.address =
+                address.unwrap_or_else(|| support.addresses.first().cloned().unwrap_or_default());
+        }
 
         // [ack]
         let ack = ack.unwrap_or_default();
@@ -1143,26 +1326,30 @@ impl Validator<'_> {
             }
         };
 
-        match (smtp, rules, templates) {
-            (Some(smtp), Some(rules), Some(templates)) if self.errors.is_empty() => Ok(Config {
-                path: self.path.to_path_buf(),
-                mailbox,
-                smtp,
-                store,
-                support,
-                ack,
-                sla,
-                followups,
-                flags,
-                outbox,
-                thresholds,
-                rules,
-                rule_files,
-                templates,
-                digests,
-                alerts,
-                http,
-            }),
+        let mailbox = mailboxes.first().cloned();
+        match (smtp, rules, templates, mailbox) {
+            (Some(smtp), Some(rules), Some(templates), Some(mailbox)) if self.errors.is_empty() => {
+                Ok(Config {
+                    path: self.path.to_path_buf(),
+                    mailbox,
+                    mailboxes,
+                    smtp,
+                    store,
+                    support,
+                    ack,
+                    sla,
+                    followups,
+                    flags,
+                    outbox,
+                    thresholds,
+                    rules,
+                    rule_files,
+                    templates,
+                    digests,
+                    alerts,
+                    http,
+                })
+            }
             _ => Err(self.errors),
         }
     }

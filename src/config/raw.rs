@@ -10,7 +10,7 @@ use crate::score::Priority;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Root {
-    pub mailbox: Mailbox,
+    pub mailbox: Mailboxes,
     pub smtp: Smtp,
     pub store: Store,
     pub support: Support,
@@ -35,9 +35,49 @@ pub struct Http {
     pub allow_remote: Option<bool>,
 }
 
+/// `[mailbox]` (one table) or `[[mailbox]]` (several). Not `#[serde(untagged)]`: that buffers
+/// the input, which loses the spans (`Spanned` fails outright) and turns a typo into "did not
+/// match any variant"; dispatching on table or array keeps toml's own errors and positions.
+#[derive(Debug)]
+pub struct Mailboxes(pub Vec<Mailbox>);
+
+impl<'de> Deserialize<'de> for Mailboxes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+
+        struct OneOrMany;
+        impl<'de> serde::de::Visitor<'de> for OneOrMany {
+            type Value = Mailboxes;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a [mailbox] table or [[mailbox]] tables")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Mailboxes, A::Error> {
+                Mailbox::deserialize(MapAccessDeserializer::new(map)).map(|m| Mailboxes(vec![m]))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Mailboxes, A::Error> {
+                Vec::<Mailbox>::deserialize(SeqAccessDeserializer::new(seq)).map(Mailboxes)
+            }
+        }
+        d.deserialize_any(OneOrMany)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mailbox {
+    /// Required and unique when there are several; `[a-z0-9_-]`. Default "main".
+    pub name: Option<Spanned<String>>,
+    /// The support address this mailbox receives for (default: the first [support] address).
+    pub address: Option<Spanned<String>>,
     pub host: Spanned<String>,
     pub port: Option<u16>,
     pub tls: Spanned<String>,
@@ -47,7 +87,9 @@ pub struct Mailbox {
     pub password_command: Option<Spanned<String>>,
     pub token_command: Option<Spanned<String>>,
     pub token_lifetime: Option<Spanned<String>>,
-    pub folder: Option<String>,
+    pub folder: Option<Spanned<String>>,
+    /// The folders to watch; `folder = "X"` is the one-folder spelling.
+    pub folders: Option<Spanned<Vec<Spanned<String>>>>,
     pub sent_folder: Option<String>,
     pub poll_interval: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,

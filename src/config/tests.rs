@@ -576,3 +576,181 @@ fn staff_mail_without_its_templates_says_how_to_fix_it() {
         "{text}"
     );
 }
+
+/// MINIMAL with its `[mailbox]` as the first of two `[[mailbox]]` tables; `first` and `second`
+/// are extra lines of each.
+fn two_mailboxes(first: &str, second: &str) -> String {
+    let second = format!(
+        "\n[[mailbox]]\n{second}\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"billing@example.test\"\npassword_env = \"PW2\"\n"
+    );
+    MINIMAL
+        .replace("[mailbox]\n", &format!("[[mailbox]]\n{first}\n"))
+        .replace("\n[smtp]", &format!("{second}\n[smtp]"))
+}
+
+#[test]
+fn one_mailbox_or_several() {
+    // A lone [mailbox] is the mailbox "main", watching INBOX, receiving for the first support
+    // address, answering From [smtp] from.
+    let (_d, path) = setup(MINIMAL);
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.mailboxes.len(), 1);
+    assert_eq!(c.mailbox.name, "main");
+    assert_eq!(c.mailbox.folders, ["INBOX"]);
+    assert_eq!(c.mailbox.address, "support@example.test");
+    assert_eq!(c.mailbox.from, None);
+    assert_eq!(c.mailbox.key("INBOX"), "INBOX");
+
+    // [[mailbox]] twice: names, folder lists, addresses; the second's address becomes a
+    // support address, and its folders are stored as NAME:FOLDER.
+    let config = two_mailboxes(
+        "name = \"main\"\nfolders = [\"INBOX\", \"Escalations\"]",
+        "name = \"billing\"\naddress = \"Billing@Example.test\"\nfolder = \"Invoices\"\nsent_folder = \"Sent\"",
+    );
+    let (_d, path) = setup(&config);
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    let names: Vec<&str> = c.mailboxes.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["main", "billing"]);
+    assert_eq!(c.mailbox.name, "main", "Config.mailbox is the first");
+    assert_eq!(c.mailbox.folders, ["INBOX", "Escalations"]);
+    assert_eq!(c.mailbox.folder, "INBOX");
+    let billing = &c.mailboxes[1];
+    assert_eq!(billing.username, "billing@example.test");
+    assert_eq!(billing.folders, ["Invoices"]);
+    assert_eq!(billing.sent_folder.as_deref(), Some("Sent"));
+    assert_eq!(billing.address, "billing@example.test");
+    assert_eq!(
+        billing.from.as_ref().map(ToString::to_string).as_deref(),
+        Some("Support <billing@example.test>"),
+        "the mailbox address with [smtp] from's display name"
+    );
+    assert_eq!(c.mailbox.address, "support@example.test");
+    assert_eq!(c.mailbox.from, None);
+    assert_eq!(
+        c.support.addresses,
+        ["support@example.test", "billing@example.test"]
+    );
+    assert!(
+        c.guard_config()
+            .support_addresses
+            .contains(&"billing@example.test".to_string())
+    );
+    assert_eq!(c.mailbox.key("Escalations"), "Escalations");
+    assert_eq!(billing.key("Invoices"), "billing:Invoices");
+    // And back: a key names its mailbox; a plain one is the first's.
+    for (key, want) in [
+        ("INBOX", "main"),
+        ("billing:Invoices", "billing"),
+        ("billing:Sent", "billing"),
+        ("Escalations", "main"),
+        ("Archive:2024", "main"),
+    ] {
+        let got = mailbox_of_key(&c.mailboxes, key).map(|m| m.name.as_str());
+        assert_eq!(got, Some(want), "{key}");
+    }
+
+    // A single [[mailbox]] is as good as [mailbox]; its name is free.
+    let config = MINIMAL.replace("[mailbox]\n", "[[mailbox]]\nname = \"desk\"\n");
+    let (_d, path) = setup(&config);
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.mailboxes.len(), 1);
+    assert_eq!(c.mailbox.name, "desk");
+    assert_eq!(
+        c.mailbox.key("INBOX"),
+        "INBOX",
+        "the first keeps plain names"
+    );
+}
+
+#[test]
+fn mailbox_problems_are_reported_where_written() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "a second mailbox without a name",
+            two_mailboxes("name = \"main\"", ""),
+            "CONFIG:13:12: each [[mailbox]] needs a name when there are several",
+        ),
+        (
+            "duplicate names",
+            two_mailboxes("name = \"main\"", "name = \"main\""),
+            "CONFIG:10:8: name = \"main\" is used by another [[mailbox]]",
+        ),
+        (
+            "a name that is not lower-case letters and digits",
+            two_mailboxes("name = \"main\"", "name = \"Billing Desk\""),
+            "CONFIG:10:8: name = \"Billing Desk\": use lower-case letters, digits, '-' and '_'",
+        ),
+        (
+            "folder and folders",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nfolder = \"INBOX\"\nfolders = [\"INBOX\", \"Escalations\"]",
+            ),
+            "CONFIG:8:11: [mailbox] has both folder and folders: keep one",
+        ),
+        (
+            "no folders",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nfolders = []",
+            ),
+            "CONFIG:7:11: folders is empty",
+        ),
+        (
+            "a folder twice",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nfolders = [\"INBOX\", \"INBOX\"]",
+            ),
+            "CONFIG:7:21: folder \"INBOX\" is listed twice",
+        ),
+        (
+            "a bad address",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\naddress = \"billing\"",
+            ),
+            "CONFIG:7:11: \"billing\" is not an email address",
+        ),
+        (
+            "a first-mailbox folder that reads like another mailbox's",
+            two_mailboxes(
+                "name = \"main\"\nfolder = \"billing:INBOX\"",
+                "name = \"billing\"",
+            ),
+            "CONFIG:4:10: folder \"billing:INBOX\" of the first mailbox reads like a folder of the mailbox named \"billing\"",
+        ),
+        (
+            "a typo in a [[mailbox]] is still a typo, where it was made",
+            two_mailboxes("name = \"main\"", "name = \"billing\"\nfolder_ = \"x\""),
+            "CONFIG:11:1: unknown field `folder_`",
+        ),
+        (
+            "a typo in a lone [mailbox]",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nfolderz = \"x\"",
+            ),
+            "CONFIG:7:1: unknown field `folderz`",
+        ),
+        (
+            "a mailbox address as a digest recipient",
+            format!(
+                "{}\n[[digest]]\nname = \"d\"\nto = [\"billing@example.test\"]\ntimes = [\"09:00\"]\n",
+                two_mailboxes(
+                    "name = \"main\"",
+                    "name = \"billing\"\naddress = \"billing@example.test\""
+                )
+            ),
+            "CONFIG:31:7: [[digest]] \"d\" to = \"billing@example.test\" is a support address",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, config, want) in cases {
+        let errs = errors(&config);
+        if !errs.iter().any(|e| e.starts_with(want)) {
+            wrong.push(format!("{name}: want {want:?}, got {errs:#?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
