@@ -27,7 +27,12 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()>) -> Result<()> {
     // Open the stores first: a bad path or a newer schema is reported before any connection.
     let outbox_store = Store::open(&config.store.path)?;
-    let tls = imap::tls_config(config.mailbox.ca_file.as_deref())?;
+    // Each mailbox's TLS roots (its own ca_file): a bad file is reported before anything runs.
+    let tls = config
+        .mailboxes
+        .iter()
+        .map(|m| imap::tls_config(m.ca_file.as_deref()))
+        .collect::<Result<Vec<_>>>()?;
     // A port in use is a set-up mistake: said before anything runs.
     let http_listener = match &config.http {
         Some(h) => Some(
@@ -54,40 +59,45 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
 
-    // One watcher (own connection, own store handle) per folder: the inbox, and the Sent
-    // folder when configured, whose mail is staff's and is never flagged.
-    let mut folders = vec![(config.mailbox.folder.clone(), false)];
-    if let Some(sent) = &config.mailbox.sent_folder {
-        folders.push((sent.clone(), true));
-    }
+    // One watcher (own connection, own store handle) per folder of each mailbox, and one for
+    // the mailbox's Sent folder when configured, whose mail is staff's and is never flagged.
+    // A mailbox's watchers share its Login (one token cache per account).
     let mut watchers = Vec::new();
-    let login = Login::new(config.mailbox.credential.clone());
-    for (folder, staff_folder) in folders {
-        let mut pipeline = Pipeline::new(
-            &config,
-            clock.clone(),
-            Store::open(&config.store.path)?,
-            staff_folder,
-        );
-        pipeline.live = Some(live.clone());
-        pipeline.metrics = metrics.clone();
-        let mut flags = config.flags.clone();
-        if staff_folder {
-            flags.enabled = false;
+    for (mailbox, tls) in config.mailboxes.iter().zip(tls) {
+        let mut folders: Vec<(String, bool)> =
+            mailbox.folders.iter().map(|f| (f.clone(), false)).collect();
+        if let Some(sent) = &mailbox.sent_folder {
+            folders.push((sent.clone(), true));
         }
-        watchers.push(Watcher {
-            folder,
-            mailbox: config.mailbox.clone(),
-            flags,
-            tls: tls.clone(),
-            login: login.clone(),
-            pipeline,
-            outbox_wake: wake.clone(),
-            health: health.clone(),
-            resolved: None,
-            told_fallback: false,
-            metrics: metrics.clone(),
-        });
+        let login = Login::new(mailbox.credential.clone());
+        for (folder, staff_folder) in folders {
+            let mut pipeline = Pipeline::new(
+                &config,
+                clock.clone(),
+                Store::open(&config.store.path)?,
+                staff_folder,
+            );
+            pipeline.limits.max_size = mailbox.max_message_size;
+            pipeline.live = Some(live.clone());
+            pipeline.metrics = metrics.clone();
+            let mut flags = config.flags.clone();
+            if staff_folder {
+                flags.enabled = false;
+            }
+            watchers.push(Watcher {
+                folder,
+                mailbox: mailbox.clone(),
+                flags,
+                tls: tls.clone(),
+                login: login.clone(),
+                pipeline,
+                outbox_wake: wake.clone(),
+                health: health.clone(),
+                resolved: None,
+                told_fallback: false,
+                metrics: metrics.clone(),
+            });
+        }
     }
     let outbox = Outbox {
         sender,
@@ -97,12 +107,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         followups: config.followups.clone(),
         policy: config.outbox.clone(),
         from: config.smtp.from.clone(),
-        support_address: config
-            .support
-            .addresses
-            .first()
-            .cloned()
-            .unwrap_or_default(),
+        mailboxes: config.mailboxes.clone(),
         clock: clock.clone(),
         wake: wake.clone(),
         rate_limits: config.smtp.rate_limits.clone(),

@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::Condition;
 use crate::clock::Clock;
-use crate::config::{AckConfig, FollowupConfig, OutboxConfig, RateLimit, SlaConfig};
+use crate::config::{
+    AckConfig, FollowupConfig, MailboxConfig, OutboxConfig, RateLimit, SlaConfig, mailbox_of_key,
+};
 use crate::guard::LOOP_HEADER;
 use crate::notices::compose_notice;
 use crate::score::Priority;
@@ -36,8 +38,10 @@ pub struct Outbox {
     /// Follow-up settings: customer-facing hours, the survey link.
     pub followups: FollowupConfig,
     pub policy: OutboxConfig,
+    /// `[smtp] from`: staff mail, and customer mail of a mailbox without an `address`.
     pub from: Mailbox,
-    pub support_address: String,
+    /// The mailboxes (the first one first): an email is answered from the one it arrived in.
+    pub mailboxes: Vec<MailboxConfig>,
     pub clock: Clock,
     /// Poked by the fetcher when it queued something.
     pub wake: Arc<Notify>,
@@ -377,8 +381,14 @@ impl Outbox {
     }
 
     /// Build the email for an outbox row: the acknowledgement or a follow-up; with the time an
-    /// acknowledgement promises.
+    /// acknowledgement promises. It is From the mailbox the customer's email arrived in (the
+    /// row's message says where), so whoever wrote to billing@ hears back from billing@.
     pub fn compose(&self, item: &OutboxItem) -> Result<(Message, Option<i64>)> {
+        let mailbox = mailbox_of_key(&self.mailboxes, &item.folder);
+        let from = mailbox
+            .and_then(|m| m.from.clone())
+            .unwrap_or_else(|| self.from.clone());
+        let support_address = mailbox.map(|m| m.address.clone()).unwrap_or_default();
         let priority = Priority::ALL
             .into_iter()
             .find(|p| p.as_str() == item.priority)
@@ -422,7 +432,7 @@ impl Outbox {
                 .collect(),
             reply_time,
             survey_url: self.followups.survey_url.clone(),
-            support_address: self.support_address.clone(),
+            support_address,
         };
         let body = self
             .templates
@@ -444,7 +454,7 @@ impl Outbox {
             .filter(|r| !r.is_empty())
             .collect();
         let mut b = Message::builder()
-            .from(self.from.clone())
+            .from(from)
             .to(to)
             .subject(tickets::reply_subject(&item.subject, &item.ticket_tag))
             .message_id(Some(format!("<{}>", item.out_message_id)))

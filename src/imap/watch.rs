@@ -23,7 +23,8 @@ use crate::store::{FlagTask, FolderState};
 
 /// Watches one folder until cancelled.
 pub struct Watcher {
-    /// The folder this watcher owns (the inbox or the Sent folder).
+    /// The folder this watcher owns (one of the mailbox's folders, or its Sent folder), as IMAP
+    /// names it. The store, health board, metrics and logs know it by `mailbox.key(folder)`.
     pub folder: String,
     pub mailbox: MailboxConfig,
     pub flags: FlagsConfig,
@@ -107,6 +108,8 @@ pub fn backoff_delay(failures: u32) -> Duration {
 impl Watcher {
     /// Run until cancelled. Never returns an error: every failure is logged and retried.
     pub async fn run(mut self, cancel: CancellationToken) {
+        // `billing:INBOX` and `INBOX` are different sources: one cannot clear the other.
+        let source = self.mailbox.key(&self.folder);
         let mut failures: u32 = 0;
         loop {
             let result = tokio::select! {
@@ -117,7 +120,7 @@ impl Watcher {
                 return;
             }
             if let Err(e) = result {
-                self.metrics.imap_state(&self.folder, false);
+                self.metrics.imap_state(&source, false);
                 // A refused login or an unreadable password will not fix itself; anything
                 // else is the connection.
                 let refused = e.downcast_ref::<super::LoginRefused>().is_some()
@@ -125,16 +128,16 @@ impl Watcher {
                         .any(|c| c.to_string().starts_with(CREDENTIAL_CONTEXT));
                 if refused {
                     // The server answered: the connection is fine, the credentials are not.
-                    self.health.ok(Condition::ImapConnection, &self.folder);
+                    self.health.ok(Condition::ImapConnection, &source);
                     self.health
-                        .fail(Condition::ImapLogin, &self.folder, format!("{e:#}"));
+                        .fail(Condition::ImapLogin, &source, format!("{e:#}"));
                 } else {
                     self.health
-                        .fail(Condition::ImapConnection, &self.folder, format!("{e:#}"));
+                        .fail(Condition::ImapConnection, &source, format!("{e:#}"));
                 }
                 failures += 1;
                 let delay = backoff_delay(failures);
-                tracing::error!(folder = %self.folder, attempt = failures, retry_in_s = delay.as_secs_f32(), "IMAP: {e:#}");
+                tracing::error!(folder = %source, attempt = failures, retry_in_s = delay.as_secs_f32(), "IMAP: {e:#}");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = cancel.cancelled() => return,
@@ -145,8 +148,9 @@ impl Watcher {
 
     /// One connection's life. Returns only on error (or never, until cancelled by the caller).
     async fn session(&mut self, cancel: &CancellationToken, failures: &mut u32) -> Result<()> {
-        let mut session = log_in(&self.mailbox, &self.tls, &self.login, &self.folder).await?;
-        self.health.ok(Condition::ImapLogin, &self.folder);
+        let source = self.mailbox.key(&self.folder);
+        let mut session = log_in(&self.mailbox, &self.tls, &self.login, &source).await?;
+        self.health.ok(Condition::ImapLogin, &source);
         let caps = io("Reading CAPABILITY", session.capabilities()).await?;
         let special_use = caps.has_str("SPECIAL-USE") && caps.has_str("LIST-EXTENDED");
         let mut caps = Caps {
@@ -166,7 +170,9 @@ impl Watcher {
         } else {
             self.folder.clone()
         };
-        tracing::info!(host = %self.mailbox.host, folder = %folder, idle = caps.idle, "IMAP connected");
+        // SELECT takes the folder's own name; the store and the pipeline take its key.
+        let key = self.mailbox.key(&folder);
+        tracing::info!(mailbox = %self.mailbox.name, host = %self.mailbox.host, folder = %folder, idle = caps.idle, "IMAP connected");
         // Healthy once the folder is selected and synced (below); a folder that cannot be
         // selected keeps its connection problem.
         loop {
@@ -184,16 +190,16 @@ impl Watcher {
                 .uid_validity
                 .ok_or_else(|| anyhow!("Server sent no UIDVALIDITY for {folder}"))?;
             let state = self
-                .checkpoint(&mut session, &folder, uidvalidity, mbox.uid_next)
+                .checkpoint(&mut session, &key, uidvalidity, mbox.uid_next)
                 .await?;
-            self.sync(&mut session, &folder, state).await?;
-            self.apply_flags(&mut session, &folder, uidvalidity, &caps)
+            self.sync(&mut session, &key, state).await?;
+            self.apply_flags(&mut session, &key, uidvalidity, &caps)
                 .await?;
             *failures = 0;
-            self.health.ok(Condition::ImapConnection, &self.folder);
-            self.metrics.imap_state(&self.folder, true);
+            self.health.ok(Condition::ImapConnection, &source);
+            self.metrics.imap_state(&source, true);
             self.metrics.imap_wait_mode(
-                &self.folder,
+                &source,
                 if caps.idle {
                     crate::metrics::WaitMode::Idle
                 } else {
@@ -221,7 +227,8 @@ impl Watcher {
     }
 
     /// The checkpoint for this folder, initialising it on first run and resetting it when
-    /// UIDVALIDITY changed (the re-sync then finds known emails by Message-ID).
+    /// UIDVALIDITY changed (the re-sync then finds known emails by Message-ID). `folder` is
+    /// the selected folder's store key ([`MailboxConfig::key`]).
     async fn checkpoint(
         &mut self,
         session: &mut ImapSession,
@@ -278,7 +285,8 @@ impl Watcher {
         }
     }
 
-    /// Fetch and process everything above the checkpoint, in UID order, in batches.
+    /// Fetch and process everything above the checkpoint, in UID order, in batches. `folder`
+    /// is the selected folder's store key, as the pipeline records it.
     async fn sync(
         &mut self,
         session: &mut ImapSession,

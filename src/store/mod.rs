@@ -144,6 +144,9 @@ pub struct OutboxItem {
     pub references: String,
     /// When the customer's email arrived (seconds since the epoch): the SLA clock's start.
     pub received_at: i64,
+    /// Where the customer's email was found (a folder key such as `INBOX` or `billing:INBOX`):
+    /// the mailbox whose address answers it.
+    pub folder: String,
 }
 
 /// An outbox row as `triaged queue` shows it.
@@ -553,7 +556,7 @@ impl Store {
         let item = tx
             .query_row(
                 "SELECT o.id, o.kind, o.attempts, o.recipient, m.sender_name, o.out_message_id, t.tag,
-                        m.subject, t.priority, m.message_id, m.refs, m.tones, m.received_at
+                        m.subject, t.priority, m.message_id, m.refs, m.tones, m.received_at, m.folder
                  FROM outbox o JOIN messages m ON m.id = o.message_row JOIN tickets t ON t.id = o.ticket_id
                  WHERE o.state = 'pending' AND o.due_at <= ?1
                  ORDER BY o.priority_rank, o.due_at, o.id LIMIT 1",
@@ -573,6 +576,7 @@ impl Store {
                         references: r.get(10)?,
                         tones: r.get(11)?,
                         received_at: r.get(12)?,
+                        folder: r.get(13)?,
                     })
                 },
             )

@@ -2069,3 +2069,67 @@ fn an_alert_falling_due_again_in_quiet_hours_waits_for_their_end() {
         .expect("due in the morning");
     assert!(!morning.held, "a retry is not held back by us");
 }
+
+/// Two mailboxes share the store: their folders are kept apart by key (`INBOX` of the first,
+/// `billing:INBOX` of the mailbox named billing), and an outbox row says where its email was
+/// found, so the outbox can answer from that mailbox.
+#[test]
+fn mailboxes_share_the_store_apart_by_folder_key() {
+    let mut t = T::new();
+    t.put(
+        1,
+        &email("a@x", "ana@example.com", "main"),
+        Priority::Urgent,
+    );
+    let e = email("b@x", "ben@example.com", "billing");
+    let v = verdict(Priority::Normal);
+    let at = Location {
+        folder: "billing:INBOX",
+        uidvalidity: 1,
+        uid: 1,
+    };
+    let content = Content::Triaged {
+        email: &e,
+        verdict: &v,
+        guard: Ok(()),
+        role: Role::Customer,
+        bounced: &[],
+        alert: &[],
+    };
+    let r = t
+        .store
+        .record(&at, &content, NOW, &t.policy, NOW)
+        .expect("record");
+    assert!(
+        matches!(
+            r,
+            Recorded::New {
+                outbox: Some(_),
+                ..
+            }
+        ),
+        "the same UID in another mailbox is another email: {r:?}"
+    );
+    for (key, last) in [("INBOX", 1), ("billing:INBOX", 1)] {
+        let st = t
+            .store
+            .folder_state(key)
+            .expect("state")
+            .expect("checkpoint");
+        assert_eq!(st.last_uid, last, "{key}");
+    }
+    let flags = t.store.pending_flags("billing:INBOX", 1).expect("flags");
+    assert_eq!(flags.len(), 1);
+    assert_eq!(flags[0].priority, Some(Priority::Normal));
+
+    let first = t.store.claim_next_due(NOW).expect("claim").expect("due");
+    assert_eq!(
+        (first.subject.as_str(), first.folder.as_str()),
+        ("main", "INBOX")
+    );
+    let second = t.store.claim_next_due(NOW).expect("claim").expect("due");
+    assert_eq!(
+        (second.subject.as_str(), second.folder.as_str()),
+        ("billing", "billing:INBOX")
+    );
+}
