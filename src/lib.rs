@@ -26,7 +26,9 @@
 //! - [`smtp`]: lettre transport and error classification. [`templates`]: minijinja templates.
 //! - [`tools`]: operator tools without a server (`explain`, `eval`). [`eval`]: labelled data
 //!   and metrics. [`tune`]: logistic regression, TF-IDF, cross-validation, phrase evidence.
-//! - [`daemon`]: wires the tasks under one cancellation token. [`clock`]: the only clock read.
+//! - [`daemon`]: wires the tasks under one cancellation token: a watcher per folder of each
+//!   mailbox (`[[mailbox]]`; all share the store and the outbox, and each mailbox's folders
+//!   after the first's are keyed `NAME:FOLDER`). [`clock`]: the only clock read.
 //! - [`reload`]: SIGHUP re-reads the config; tasks take the new one between units of work.
 //! - [`http`]: `/healthz`, `/metrics` ([`metrics`]: counters, Prometheus text) and the status
 //!   page, read-only, on loopback.
