@@ -32,28 +32,50 @@ fn logging() {
         .try_init();
 }
 
-/// A team digest every day at 09:00 UTC; alerts for rules marked `alert = true` (the default
+/// A team digest every day at `at` (UTC); alerts for rules marked `alert = true` (the default
 /// pack marks security, legal threats and data loss).
-const STAFF_MAIL: &str = r#"
+fn staff_mail(at: &str) -> String {
+    format!(
+        r#"
 [[digest]]
 name = "team"
 to = ["staff@example.test"]
-times = ["09:00"]
+times = ["{at}"]
 timezone = "UTC"
 repeat_count = 2
 
 [alerts]
 to = ["staff@example.test"]
-"#;
+"#
+    )
+}
+
+/// The digest comes three hours after the emails (a fixed distance, so what is late or due
+/// soon does not depend on the hour the test runs): the time of day, and when that is.
+fn digest_slot() -> (String, i64) {
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::Span::new().hours(3))
+        .expect("in range")
+        .to_zoned(jiff::tz::TimeZone::UTC);
+    let slot = at
+        .date()
+        .at(at.hour(), at.minute(), 0, 0)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .expect("a UTC time exists")
+        .timestamp()
+        .as_second();
+    (format!("{:02}:{:02}", at.hour(), at.minute()), slot)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_alert_within_seconds_and_the_digest_at_its_time_urgent_first() {
     logging();
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", STAFF_MAIL);
+    let (time_of_day, slot) = digest_slot();
+    let cfg = write_config(&target(&stack), "", "", &staff_mail(&time_of_day));
     let config = in_process_config(&cfg, "echo pw");
     // The real time, so the server's arrival stamps and the daemon agree; the test then moves
-    // the clock to the next 09:00 UTC.
+    // the clock to the digest's time.
     let clock = Clock::system();
     let d = InProcess::start(&config, &clock);
 
@@ -155,18 +177,8 @@ async fn one_alert_within_seconds_and_the_digest_at_its_time_urgent_first() {
         1
     );
 
-    // 09:00: the digest.
-    let nine = jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .tomorrow()
-        .expect("tomorrow")
-        .at(9, 0, 0, 0)
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .expect("09:00")
-        .timestamp()
-        .as_second();
-    clock.advance(nine - clock.now());
+    // The digest's time.
+    clock.advance(slot - clock.now());
     let staff = stack.wait_for(STAFF, "INBOX", |m| m.len() == 2, WAIT).await;
     let digest = &staff[1];
     let subject = header(digest, "Subject");
@@ -219,7 +231,7 @@ async fn one_alert_within_seconds_and_the_digest_at_its_time_urgent_first() {
     );
     assert!(text.contains("Recurring themes"), "{text}");
 
-    // A restart does not send the 09:00 digest again; the next day's comes once.
+    // A restart does not send that digest again; the next day's comes once.
     d.stop().await;
     let d = InProcess::start(&config, &clock);
     clock.advance(86_400);
@@ -281,7 +293,7 @@ async fn one_alert_within_seconds_and_the_digest_at_its_time_urgent_first() {
 async fn a_refused_login_alerts_once_and_its_recovery_once() {
     logging();
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", STAFF_MAIL);
+    let cfg = write_config(&target(&stack), "", "", &staff_mail("09:00"));
     let password = cfg.dir.path().join("password");
     std::fs::write(&password, "wrong").expect("password file");
     let config = in_process_config(&cfg, &format!("cat {}", password.display()));
