@@ -125,7 +125,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     }
     tracker.spawn(wake_snoozed(
         Store::open(&config.store.path)?,
-        Policy::from_config(&config),
+        live.clone(),
         clock.clone(),
         cancel.child_token(),
     ));
@@ -216,9 +216,16 @@ const SNOOZE_CHECK: Duration = Duration::from_secs(60);
 
 /// Bring snoozed tickets back when their time is up. A store error is logged and retried at
 /// the next check: a late wake-up is better than a stopped daemon.
-async fn wake_snoozed(mut store: Store, policy: Policy, clock: Clock, cancel: CancellationToken) {
+async fn wake_snoozed(
+    mut store: Store,
+    live: crate::reload::Live,
+    clock: Clock,
+    cancel: CancellationToken,
+) {
     let mut moved = clock.watch();
     loop {
+        // The follow-up and SLA settings in force now (a reload may have changed them).
+        let policy = Policy::from_config(&live.borrow());
         match store.wake_snoozed(clock.now(), &policy) {
             Ok(tags) => {
                 for tag in tags {

@@ -205,10 +205,10 @@ impl Metrics {
         counter(
             &mut out,
             "triaged_send_failures_total",
-            "Failed SMTP sends, by kind (transient, pushback, permanent).",
+            "Failed SMTP sends, by kind (transient, pushback, permanent, account: our login refused).",
             "kind",
             &lock(&i.send_failures),
-            &["transient", "pushback", "permanent"],
+            &["transient", "pushback", "permanent", "account"],
         );
         counter(
             &mut out,

@@ -83,6 +83,10 @@ pub async fn on_sighup(
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("No SIGHUP handler ({e}); reload needs a restart");
+            // Keep the sender until the end: the tasks watching it take a closed channel
+            // for a stop.
+            cancel.cancelled().await;
+            drop(live);
             return;
         }
     };

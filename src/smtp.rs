@@ -185,8 +185,8 @@ impl Sender {
         {
             *slot = None;
         }
-        if let Some(l) = &self.inner.login {
-            l.forget();
+        if let (Some(l), Some(secret)) = (&self.inner.login, &refused.secret) {
+            l.forget(&crate::config::Secret::new(secret.clone())).await;
         }
     }
 }
@@ -208,7 +208,13 @@ pub fn refuses_account(error: &str) -> bool {
         "5.7.8",
         "5.7.9",
         "5.7.139",
-        "authentication",
+        "authentication required",
+        "authentication failed",
+        "authentication failure",
+        "authentication unsuccessful",
+        "authentication credentials",
+        // Gmail answers a bad XOAUTH2 token with a 334 JSON challenge, which lettre refuses.
+        "does not expect a challenge",
     ]
     .iter()
     .any(|w| lower.contains(w))
@@ -284,12 +290,15 @@ mod tests {
             "permanent error (530): 5.7.0 Authentication required",
             "permanent error (534): 5.7.9 Please log in with your web browser",
             "permanent error (535): 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant",
+            "internal client error: This mechanism does not expect a challenge",
+            "transient error (454): 4.7.0 Temporary authentication failure",
         ] {
             assert!(refuses_account(us), "{us}");
         }
         for them in [
             "permanent error (550): 5.1.1 <x@example.com>: Recipient address rejected",
             "permanent error (552): 5.2.2 Mailbox full",
+            "permanent error (550): 5.7.26 Unauthenticated email is not accepted, see https://support.google.com/mail/answer/81126#authentication",
         ] {
             assert!(!refuses_account(them), "{them}");
         }

@@ -1123,7 +1123,7 @@ impl Validator<'_> {
                 && !h.allow_remote.unwrap_or(false)
                 && let Some(l) = &h.listen
             {
-                self.err(l, "the status page shows customers' names and subjects: listen on loopback (and put an authenticating proxy in front), or set allow_remote = true");
+                self.err(l, "the status page shows customers' addresses and subjects: listen on loopback (and put an authenticating proxy in front), or set allow_remote = true");
             }
             h.enabled.unwrap_or(true).then_some(HttpConfig { listen })
         });

@@ -3,7 +3,7 @@
 //! tokens for their lifetime, and forgets a token the server refused.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -65,6 +65,11 @@ impl Credential {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wrap a value read elsewhere (e.g. the secret a transport was built with).
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -133,7 +138,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct Login {
     pub credential: Credential,
-    cached: Arc<Mutex<Option<(Secret, Instant)>>>,
+    /// Held across a fetch, so watchers starting together run the command once.
+    cached: Arc<tokio::sync::Mutex<Option<(Secret, Instant)>>>,
 }
 
 /// A secret as read for one login attempt.
@@ -171,7 +177,8 @@ impl Login {
             Credential::Token {
                 command, lifetime, ..
             } => {
-                if let Some((secret, at)) = self.cached.lock().expect("token cache").as_ref()
+                let mut cached = self.cached.lock().await;
+                if let Some((secret, at)) = cached.as_ref()
                     && at.elapsed() < *lifetime
                 {
                     return Ok(Fetched {
@@ -181,7 +188,7 @@ impl Login {
                 }
                 let secret = first_line_of("token_command", command).await?;
                 tracing::debug!("Fetched a new OAuth2 access token");
-                *self.cached.lock().expect("token cache") = Some((secret.clone(), Instant::now()));
+                *cached = Some((secret.clone(), Instant::now()));
                 Ok(Fetched {
                     secret,
                     fresh: true,
@@ -190,9 +197,16 @@ impl Login {
         }
     }
 
-    /// The server refused the token: the next [`Login::get`] runs the command again.
-    pub fn forget(&self) {
-        *self.cached.lock().expect("token cache") = None;
+    /// The server refused `refused`: the next [`Login::get`] runs the command again (unless
+    /// another login already replaced that token).
+    pub async fn forget(&self, refused: &Secret) {
+        let mut cached = self.cached.lock().await;
+        if cached
+            .as_ref()
+            .is_some_and(|(s, _)| s.expose() == refused.expose())
+        {
+            *cached = None;
+        }
     }
 }
 
@@ -238,7 +252,10 @@ mod tests {
         assert_eq!((b.secret.expose(), b.fresh), ("tok-1", false));
         // A clone shares the cache.
         assert_eq!(login.clone().get().await.unwrap().secret.expose(), "tok-1");
-        login.forget();
+        // Forgetting a token that is no longer the cached one changes nothing.
+        login.forget(&Secret("tok-0".into())).await;
+        assert_eq!(login.get().await.unwrap().secret.expose(), "tok-1");
+        login.forget(&b.secret).await;
         assert_eq!(login.get().await.unwrap().secret.expose(), "tok-2");
     }
 

@@ -65,7 +65,8 @@ enum Keywords {
 
 impl Keywords {
     fn from_permanent_flags(flags: &[Flag<'_>]) -> Keywords {
-        if flags.iter().any(|f| matches!(f, Flag::MayCreate)) {
+        // No PERMANENTFLAGS at all: every flag is permanent (RFC 3501 7.1).
+        if flags.is_empty() || flags.iter().any(|f| matches!(f, Flag::MayCreate)) {
             return Keywords::Any;
         }
         Keywords::Only(
@@ -178,10 +179,11 @@ impl Watcher {
         loop {
             let mbox = io(&format!("Selecting {folder}"), session.select(&folder)).await?;
             caps.keywords = Keywords::from_permanent_flags(&mbox.permanent_flags);
-            caps.flagged = mbox
-                .permanent_flags
-                .iter()
-                .any(|f| matches!(f, Flag::Flagged | Flag::MayCreate));
+            caps.flagged = mbox.permanent_flags.is_empty()
+                || mbox
+                    .permanent_flags
+                    .iter()
+                    .any(|f| matches!(f, Flag::Flagged | Flag::MayCreate));
             if caps.keywords != Keywords::Any && self.flags.enabled && !self.told_fallback {
                 self.told_fallback = true;
                 self.tell_fallback(&folder, &caps);
@@ -422,6 +424,18 @@ impl Watcher {
                 }
                 // No MOVE: COPY, then mark the original \Deleted and expunge just those
                 // (UID EXPUNGE, UIDPLUS); a plain EXPUNGE could remove what others deleted.
+                // Originals already marked \Deleted were copied before an interruption:
+                // not again.
+                let search = format!("UID {set} UNDELETED");
+                let todo = io(
+                    "Searching what is left to move",
+                    session.uid_search(&search),
+                )
+                .await?;
+                if todo.is_empty() {
+                    continue;
+                }
+                let set = uid_set(&todo.into_iter().collect::<Vec<_>>());
                 io(
                     &format!("Copying to {target}"),
                     session.uid_copy(&set, target),
@@ -569,7 +583,7 @@ async fn log_in(
                 folder = folder,
                 "IMAP refused the cached token; fetching a new one"
             );
-            login.forget();
+            login.forget(&first.secret).await;
             let again = login.get().await.with_context(context)?;
             connect(mailbox, tls, &again.secret).await
         }
