@@ -20,14 +20,6 @@ use std::time::{Duration, Instant};
 use common::MailStack;
 use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
-fn target(stack: &MailStack) -> Target {
-    Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    }
-}
-
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
@@ -40,7 +32,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn latency(n: usize) {
     let stack = MailStack::start();
     let cfg = write_config(
-        &target(&stack),
+        &Target::of(&stack),
         "",
         "circuit_breaker_per_minute = 100000",
         "",
@@ -94,7 +86,7 @@ fn vm_hwm_kb(pid: u32) -> u64 {
 fn backlog(m: usize) {
     let stack = MailStack::start();
     let cfg = write_config(
-        &target(&stack),
+        &Target::of(&stack),
         "",
         "circuit_breaker_per_minute = 100000",
         "",

@@ -34,11 +34,7 @@ fn main() -> anyhow::Result<()> {
 async fn demo(keep_running: bool) -> anyhow::Result<()> {
     println!("Starting a local mail stack (Dovecot + SMTP on loopback) ...");
     let stack = MailStack::start();
-    let t = Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    };
+    let t = Target::of(&stack);
     // Staff get a morning digest and instant alerts (the security scare raises one).
     // And the monitoring endpoint: /healthz, /metrics and the status page.
     let http_port = std::net::TcpListener::bind("127.0.0.1:0")?

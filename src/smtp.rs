@@ -111,24 +111,15 @@ impl Sender {
             Ok(_) => return Ok(()),
             Err(e) => classify(&e),
         };
-        let refused = matches!(&first, SendError::Permanent(t) | SendError::Transient(t) if refuses_account(t));
-        if !refused {
+        if !matches!(first, SendError::Account(_)) || current.fresh {
             return Err(first);
-        }
-        if current.fresh {
-            return Err(account_error(first));
         }
         tracing::info!("SMTP refused the cached credential; reading it again");
         self.forget(&current).await;
         let again = self.current().await?;
         match again.transport.send(msg.clone()).await {
             Ok(_) => Ok(()),
-            Err(e) => match classify(&e) {
-                SendError::Permanent(t) | SendError::Transient(t) if refuses_account(&t) => {
-                    Err(SendError::Account(t))
-                }
-                other => Err(other),
-            },
+            Err(e) => Err(classify(&e)),
         }
     }
 
@@ -191,13 +182,6 @@ impl Sender {
     }
 }
 
-fn account_error(e: SendError) -> SendError {
-    match e {
-        SendError::Permanent(t) | SendError::Transient(t) => SendError::Account(t),
-        other => other,
-    }
-}
-
 /// Whether an SMTP error is the server refusing our account rather than this email.
 pub fn refuses_account(error: &str) -> bool {
     let lower = error.to_ascii_lowercase();
@@ -220,8 +204,9 @@ pub fn refuses_account(error: &str) -> bool {
     .any(|w| lower.contains(w))
 }
 
-/// 5xx is permanent; everything else (4xx, I/O, TLS hiccups, timeouts) is worth a retry; and
-/// either, when it says "rate", "quota" or "too many", is the provider pushing back.
+/// 5xx is permanent; everything else (4xx, I/O, TLS hiccups, timeouts) is worth a retry;
+/// either, when it says "rate", "quota" or "too many", is the provider pushing back; and a
+/// refusal of our own login ([`refuses_account`]) is about the account, not the email.
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     let mut text = one_line(&format!("{e}"));
     let mut source = std::error::Error::source(e);
@@ -231,7 +216,12 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
         source = s.source();
     }
     let code = e.status().and_then(|c| c.to_string().parse::<u16>().ok());
-    classify_reply(code, &text, e.is_permanent())
+    match classify_reply(code, &text, e.is_permanent()) {
+        SendError::Permanent(t) | SendError::Transient(t) if refuses_account(&t) => {
+            SendError::Account(t)
+        }
+        other => other,
+    }
 }
 
 /// The pure part of [`classify`]: the reply code (when the server answered), its text, and

@@ -19,11 +19,7 @@ async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
         return;
     };
     let stack = MailStack::start();
-    let t = Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    };
+    let t = Target::of(&stack);
     // No limit may hide a guard failure: breaker and per-sender limit out of the way.
     let cfg = write_config(
         &t,

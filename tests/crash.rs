@@ -16,11 +16,7 @@ const EMAILS: usize = 300;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
     let stack = MailStack::start();
-    let t = Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    };
+    let t = Target::of(&stack);
     // Small batches so kills land between batches as well as inside them.
     let cfg = write_config(
         &t,

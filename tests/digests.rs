@@ -17,14 +17,6 @@ use triaged::clock::Clock;
 
 const STAFF: &str = "staff@example.test";
 
-fn target(stack: &MailStack) -> Target {
-    Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    }
-}
-
 fn logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("info,triaged=debug")
@@ -72,7 +64,7 @@ async fn one_alert_within_seconds_and_the_digest_at_its_time_urgent_first() {
     logging();
     let stack = MailStack::start();
     let (time_of_day, slot) = digest_slot();
-    let cfg = write_config(&target(&stack), "", "", &staff_mail(&time_of_day));
+    let cfg = write_config(&Target::of(&stack), "", "", &staff_mail(&time_of_day));
     let config = in_process_config(&cfg, "echo pw");
     // The real time, so the server's arrival stamps and the daemon agree; the test then moves
     // the clock to the digest's time.
@@ -293,7 +285,7 @@ async fn one_alert_within_seconds_and_the_digest_at_its_time_urgent_first() {
 async fn a_refused_login_alerts_once_and_its_recovery_once() {
     logging();
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", &staff_mail("09:00"));
+    let cfg = write_config(&Target::of(&stack), "", "", &staff_mail("09:00"));
     let password = cfg.dir.path().join("password");
     std::fs::write(&password, "wrong").expect("password file");
     let config = in_process_config(&cfg, &format!("cat {}", password.display()));

@@ -9,14 +9,6 @@ use std::time::Duration;
 use common::{MailStack, StackOptions};
 use daemon::{Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config};
 
-fn target(stack: &MailStack) -> Target {
-    Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    }
-}
-
 fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
     let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
     head.lines().find_map(|l| {
@@ -29,7 +21,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 async fn acknowledged_threaded_and_flagged(opts: StackOptions) {
     let stack = MailStack::start_with(opts);
-    let cfg = write_config(&target(&stack), "", "", "");
+    let cfg = write_config(&Target::of(&stack), "", "", "");
     let d = Daemon::start(&cfg);
     // Wait for the first sync so the email below arrives while the daemon is waiting.
     assert!(
@@ -146,7 +138,7 @@ async fn customer_gets_one_threaded_ack_when_polling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_tempfail_retries_until_recovery_and_permfail_is_final() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", "");
+    let cfg = write_config(&Target::of(&stack), "", "", "");
     stack.set_smtp_mode("tempfail");
     let d = Daemon::start(&cfg);
     stack.deliver(
@@ -213,7 +205,7 @@ async fn smtp_tempfail_retries_until_recovery_and_permfail_is_final() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imap_restart_mid_idle_reconnects_and_picks_up_mail() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", "");
+    let cfg = write_config(&Target::of(&stack), "", "", "");
     let d = Daemon::start(&cfg);
     stack.deliver(
         "support@example.test",
@@ -245,7 +237,7 @@ async fn imap_restart_mid_idle_reconnects_and_picks_up_mail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", "");
+    let cfg = write_config(&Target::of(&stack), "", "", "");
     let mut d = Daemon::start(&cfg);
     assert!(
         wait_until(WAIT, || d.log_text().contains("IMAP connected")),
@@ -260,7 +252,7 @@ async fn sigterm_stops_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_one_clear_line_and_keeps_retrying() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", "");
+    let cfg = write_config(&Target::of(&stack), "", "", "");
     let text = std::fs::read_to_string(&cfg.path)
         .expect("read")
         .replace("TRIAGED_TEST_IMAP_PASSWORD", "TRIAGED_TEST_WRONG_PW");
@@ -299,7 +291,7 @@ async fn wrong_password_is_one_clear_line_and_keeps_retrying() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uidvalidity_change_resyncs_without_a_second_ack() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", "");
+    let cfg = write_config(&Target::of(&stack), "", "", "");
     let d = Daemon::start(&cfg);
     stack.deliver(
         "support@example.test",
@@ -350,7 +342,7 @@ async fn uidvalidity_change_resyncs_without_a_second_ack() {
 async fn urgent_mail_is_flagged_and_moved_to_its_folder() {
     let stack = MailStack::start();
     let cfg = write_config(
-        &target(&stack),
+        &Target::of(&stack),
         "",
         "",
         "[flags.folders]\nurgent = \"Triage/Urgent\"\n",
@@ -412,7 +404,7 @@ async fn urgent_mail_is_flagged_and_moved_to_its_folder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implicit_tls_with_a_private_ca() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", "");
+    let cfg = write_config(&Target::of(&stack), "", "", "");
     let text = std::fs::read_to_string(&cfg.path).expect("read").replace(
         &format!("port = {}\ntls = \"starttls\"", stack.imap_port),
         &format!("port = {}\ntls = \"implicit\"", stack.imaps_port),
@@ -450,7 +442,7 @@ async fn staff_replies_answer_tickets_and_customers_reopen_them() {
             &customer_email("support@example.test", "old@s", "Old", "An old reply"),
         )
         .await;
-    let cfg = write_config(&target(&stack), "sent_folder = \"Sent\"", "", "");
+    let cfg = write_config(&Target::of(&stack), "sent_folder = \"Sent\"", "", "");
     let d = Daemon::start(&cfg);
     let state = || {
         daemon::db(&cfg)

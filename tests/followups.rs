@@ -36,11 +36,7 @@ async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
         .with_test_writer()
         .try_init();
     let stack = MailStack::start();
-    let target = Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    };
+    let target = Target::of(&stack);
     let cfg = write_config(&target, "sent_folder = \"Sent\"", "", POLICY);
     let config = in_process_config(&cfg, "echo pw");
 

@@ -92,11 +92,7 @@ fn checkpoints(cfg: &daemon::DaemonConfig) -> Vec<(String, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_mailboxes_in_one_daemon() {
     let stack = MailStack::start();
-    let t = Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    };
+    let t = Target::of(&stack);
     let cfg = write_config(&t, "name = \"main\"", "", &billing(&t));
     // The helper writes one [mailbox] table; two make it an array of tables.
     let config = std::fs::read_to_string(&cfg.path).expect("config");

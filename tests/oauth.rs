@@ -17,11 +17,7 @@ fn oauth_config(
     stack: &MailStack,
     extra: &str,
 ) -> (daemon::DaemonConfig, std::path::PathBuf, std::path::PathBuf) {
-    let t = Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    };
+    let t = Target::of(stack);
     let cfg = write_config(&t, "", "", extra);
     let imap_token = cfg.dir.path().join("imap-token");
     let smtp_token = cfg.dir.path().join("smtp-token");

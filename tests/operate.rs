@@ -42,11 +42,7 @@ fn priority_of(cfg: &daemon::DaemonConfig, message_id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_a_good_change_and_refuses_a_bad_one() {
     let stack = MailStack::start();
-    let t = Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    };
+    let t = Target::of(&stack);
     let cfg = write_config(&t, "", "", "");
     // Rules and templates of its own, to edit.
     let rules = cfg.dir.path().join("rules");
@@ -213,11 +209,7 @@ async fn get(port: u16, path: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_status_page_and_json_logs_from_the_running_daemon() {
     let stack = MailStack::start();
-    let t = Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    };
+    let t = Target::of(&stack);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")

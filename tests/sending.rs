@@ -13,14 +13,6 @@ use daemon::{Daemon, DaemonConfig, Target, count, customer_email, sent, wait_unt
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn target(stack: &MailStack) -> Target {
-    Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    }
-}
-
 /// Add lines to the [smtp] section of a written config.
 fn smtp_lines(cfg: &DaemonConfig, lines: &str) {
     let text = std::fs::read_to_string(&cfg.path).expect("read");
@@ -61,7 +53,7 @@ fn received_ids(stack: &MailStack) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_holds_the_outbox_and_sends_urgent_first() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", "");
+    let cfg = write_config(&Target::of(&stack), "", "", "");
     smtp_lines(&cfg, "rate_limits = [{ max = 3, per = \"3s\" }]");
     // A backlog: normal mail first, urgent mail last.
     let mut mails: Vec<Vec<u8>> = (0..6).map(normal).collect();
@@ -109,7 +101,7 @@ async fn rate_limit_holds_the_outbox_and_sends_urgent_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_counters_survive_a_restart() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", "");
+    let cfg = write_config(&Target::of(&stack), "", "", "");
     smtp_lines(&cfg, "rate_limits = [{ max = 2, per = \"1h\" }]");
     let mut d = Daemon::start(&cfg);
     stack.deliver_many("support@example.test", &[normal(0), normal(1)]);
@@ -156,7 +148,7 @@ async fn rate_limit_counters_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_backlog_gets_no_acknowledgements_and_is_all_flagged() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "max_age = \"2d\"", "");
+    let cfg = write_config(&Target::of(&stack), "", "max_age = \"2d\"", "");
     let old: Vec<Vec<u8>> = (0..300).map(normal).collect();
     // Arrived ten days before the test; the Date headers say today, which must not matter.
     let arrived = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(240);
@@ -205,7 +197,7 @@ async fn a_stale_backlog_gets_no_acknowledgements_and_is_all_flagged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_pushback_pauses_all_sending_then_resumes_without_loss_or_duplicates() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "", "", "");
+    let cfg = write_config(&Target::of(&stack), "", "", "");
     smtp_lines(&cfg, "pushback_pause = \"2s\"");
     stack.set_smtp_mode("ratelimit");
     stack.deliver_many(

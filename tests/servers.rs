@@ -12,14 +12,6 @@ use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn target(stack: &MailStack) -> Target {
-    Target {
-        imap_port: stack.imap_port,
-        smtp_port: stack.smtp_port,
-        ca_file: stack.ca_file.clone(),
-    }
-}
-
 fn flagged(cfg: &daemon::DaemonConfig, n: i64) -> bool {
     count(
         cfg,
@@ -43,7 +35,7 @@ async fn without_custom_keywords_priorities_go_into_folders_and_it_is_said_once(
         ..Default::default()
     });
     let cfg = write_config(
-        &target(&stack),
+        &Target::of(&stack),
         "",
         "",
         "[flags]\nkeyword_fallback = \"folders\"\n",
@@ -105,7 +97,7 @@ async fn without_move_a_move_is_copy_delete_and_expunge() {
         ..Default::default()
     });
     let cfg = write_config(
-        &target(&stack),
+        &Target::of(&stack),
         "",
         "",
         "[flags.folders]\nurgent = \"Escalated\"\n",
@@ -148,7 +140,7 @@ async fn without_move_a_move_is_copy_delete_and_expunge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sent_folder_auto_finds_the_gmail_style_sent_folder() {
     let stack = MailStack::start();
-    let cfg = write_config(&target(&stack), "sent_folder = \"auto\"", "", "");
+    let cfg = write_config(&Target::of(&stack), "sent_folder = \"auto\"", "", "");
     let d = Daemon::start(&cfg);
     stack.deliver(
         "support@example.test",

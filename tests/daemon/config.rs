@@ -12,6 +12,17 @@ pub struct Target {
     pub ca_file: PathBuf,
 }
 
+impl Target {
+    /// Where the test stack `stack` listens.
+    pub fn of(stack: &crate::common::MailStack) -> Target {
+        Target {
+            imap_port: stack.imap_port,
+            smtp_port: stack.smtp_port,
+            ca_file: stack.ca_file.clone(),
+        }
+    }
+}
+
 /// A config directory for one daemon; `extra` is appended (TOML sections/keys) and may override.
 pub struct DaemonConfig {
     pub dir: tempfile::TempDir,
