@@ -7,8 +7,19 @@
 //! unary := "not" unary | atom
 //! atom  := "(" expr ")" | N "of" "[" name ("," name)* "]" | name
 //! ```
+//!
+//! Parentheses and `not` nest at most [`MAX_DEPTH`] deep, so parsing, resolving, evaluating
+//! and dropping an expression never recurse further than that, on any thread's stack.
 
 use std::collections::BTreeSet;
+
+/// How deep parentheses and `not` may nest. Real rules use three or four levels; the limit is
+/// what keeps the recursive descent (and every walk of the tree) far from a 2 MiB stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// `satisfiable` tries every combination of the rules while that costs at most this many
+/// node visits (2^names x nodes); beyond it the expression is assumed satisfiable.
+const SATISFIABLE_BUDGET: usize = 1 << 22;
 
 /// A parsed expression over rule names; [`Expr::resolve`] turns names into rule indices.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +100,8 @@ struct Parser<'a> {
     toks: &'a [(usize, Tok)],
     pos: usize,
     end: usize,
+    /// Parentheses and `not` open around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -106,6 +119,17 @@ impl Parser<'_> {
     }
     fn is_word(&self, w: &str) -> bool {
         matches!(self.peek(), Some(Tok::Name(n)) if n == w)
+    }
+    /// Enter one level of nesting at the current token (a `(` or a `not`).
+    fn descend(&mut self) -> Result<(), SyntaxError> {
+        if self.depth >= MAX_DEPTH {
+            return self.err(format!(
+                "nested more than {MAX_DEPTH} deep (parentheses and 'not'); write it flatter: \
+                 'a and b and c' needs no parentheses, 'not not a' is 'a'"
+            ));
+        }
+        self.depth += 1;
+        Ok(())
     }
     fn expr(&mut self) -> Result<Expr<String>, SyntaxError> {
         let mut parts = vec![self.and()?];
@@ -133,20 +157,25 @@ impl Parser<'_> {
     }
     fn unary(&mut self) -> Result<Expr<String>, SyntaxError> {
         if self.is_word("not") {
+            self.descend()?;
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            let e = Expr::Not(Box::new(self.unary()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         self.atom()
     }
     fn atom(&mut self) -> Result<Expr<String>, SyntaxError> {
         match self.peek().cloned() {
             Some(Tok::Open) => {
+                self.descend()?;
                 self.pos += 1;
                 let e = self.expr()?;
                 if self.peek() != Some(&Tok::Close) {
                     return self.err("expected ')'");
                 }
                 self.pos += 1;
+                self.depth -= 1;
                 Ok(e)
             }
             Some(Tok::Num(n)) => {
@@ -206,6 +235,7 @@ pub fn parse(src: &str) -> Result<Expr<String>, SyntaxError> {
         toks: &toks,
         pos: 0,
         end: src.len(),
+        depth: 0,
     };
     let e = p.expr()?;
     if p.pos != toks.len() {
@@ -256,11 +286,22 @@ impl<R: Clone + Ord> Expr<R> {
         }
     }
 
+    /// Nodes in the tree (a rule of a count list is one).
+    pub fn size(&self) -> usize {
+        match self {
+            Expr::Rule(_) => 1,
+            Expr::Not(e) => 1 + e.size(),
+            Expr::And(es) | Expr::Or(es) => 1 + es.iter().map(Expr::size).sum::<usize>(),
+            Expr::AtLeast(_, rs) => 1 + rs.len(),
+        }
+    }
+
     /// Whether some combination of its rules makes the expression true (checked exhaustively
-    /// for up to 16 distinct rules; larger expressions are assumed satisfiable).
+    /// for up to 16 distinct rules and a bounded amount of work; larger expressions are
+    /// assumed satisfiable).
     pub fn satisfiable(&self) -> bool {
         let names: Vec<R> = self.names().into_iter().collect();
-        if names.len() > 16 {
+        if names.len() > 16 || (self.size() << names.len()) > SATISFIABLE_BUDGET {
             return true;
         }
         (0u32..(1 << names.len())).any(|bits| {
@@ -332,6 +373,48 @@ mod tests {
         assert!(!parse("a and not a").expect("parses").satisfiable());
         assert!(
             !parse("2 of [a, b] and not a and not b")
+                .expect("parses")
+                .satisfiable()
+        );
+    }
+
+    #[test]
+    fn nesting_is_limited_where_it_goes_too_deep() {
+        // At the limit: fine, both ways of nesting.
+        let parens = format!("{}a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(parse(&parens).is_ok());
+        assert!(parse(&format!("{}a", "not ".repeat(MAX_DEPTH))).is_ok());
+        let mixed = format!(
+            "{}a{}",
+            "not (".repeat(MAX_DEPTH / 2),
+            ")".repeat(MAX_DEPTH / 2)
+        );
+        assert!(parse(&mixed).is_ok());
+        // One more: refused at the token that opens level 65, however deep the rest goes.
+        for n in [MAX_DEPTH + 1, 10_000, 20_000] {
+            let e = parse(&format!("{}a{}", "(".repeat(n), ")".repeat(n))).expect_err("parens");
+            assert_eq!(e.offset, MAX_DEPTH, "{e:?}");
+            assert!(e.message.contains("nested more than 64 deep"), "{e:?}");
+            let e = parse(&format!("{}a", "not ".repeat(n))).expect_err("nots");
+            assert_eq!(e.offset, 4 * MAX_DEPTH, "{e:?}");
+            assert!(e.message.contains("nested more than 64 deep"), "{e:?}");
+        }
+        // Flat expressions of any length are not nesting.
+        let flat = vec!["a"; 10_000].join(" or ");
+        assert!(parse(&flat).is_ok());
+    }
+
+    #[test]
+    fn satisfiability_work_is_bounded() {
+        // 16 rules over 100,000 nodes: trying 2^16 combinations would take minutes, so it is
+        // assumed satisfiable. It is not (every branch needs r0), so `true` shows the skip.
+        let names: Vec<String> = (0..16).map(|i| format!("r{i}")).collect();
+        let long = vec![names.join(" and "); 6_000].join(" or ");
+        let e = parse(&format!("({long}) and not r0")).expect("parses");
+        assert!(e.satisfiable());
+        // Small enough to try: found out.
+        assert!(
+            !parse("(r0 and r1) and not r0")
                 .expect("parses")
                 .satisfiable()
         );
