@@ -64,6 +64,56 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Where each line of a text starts, so that many offsets become line and column without
+/// rescanning the text each time (a rule file of thousands of rules is located once per rule).
+#[derive(Debug, Clone, Default)]
+pub struct Lines {
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    pub fn new(source: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Lines { starts }
+    }
+
+    /// As [`line_col`], for the text this was made from.
+    pub fn line_col(&self, source: &str, at: usize) -> (usize, usize) {
+        let at = at.min(source.len());
+        let line = self.starts.partition_point(|&s| s <= at).max(1);
+        let start = self.starts.get(line - 1).copied().unwrap_or(0);
+        let col = source.get(start..at).map_or(0, |t| t.chars().count()) + 1;
+        (line, col)
+    }
+}
+
+/// Read an operator-edited file (`what`: "rule file", "template", ...) as text, refusing one
+/// over `max` bytes: what is read is bounded even for a device or a pipe that never ends.
+pub fn read_limited(path: &Path, what: &str, max: u64) -> Result<String, Diagnostic> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(|e| Diagnostic::file(path, format!("cannot read {what}: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(Diagnostic::file(
+            path,
+            format!(
+                "{what} is larger than {} (the limit): split it, or keep what decides",
+                if max >= 1 << 20 {
+                    format!("{} MiB", max >> 20)
+                } else {
+                    format!("{} KiB", max >> 10)
+                }
+            ),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| Diagnostic::file(path, format!("cannot read {what}: not UTF-8 ({e})")))
+}
+
 /// 1-based line and column (in characters) of byte offset `at` in `source`.
 pub fn line_col(source: &str, at: usize) -> (usize, usize) {
     let at = at.min(source.len());
@@ -84,6 +134,17 @@ mod tests {
         assert_eq!(line_col(src, 0), (1, 1));
         assert_eq!(line_col(src, 6), (2, 1));
         assert_eq!(line_col(src, 9), (2, 4));
+    }
+
+    #[test]
+    fn line_index_agrees_with_line_col() {
+        let src = "a = 1\nbb = \"é\"\n\nlast";
+        let lines = Lines::new(src);
+        for at in 0..=src.len() + 2 {
+            if src.is_char_boundary(at.min(src.len())) {
+                assert_eq!(lines.line_col(src, at), line_col(src, at), "at {at}");
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Rule files: TOML -> a compiled [`RuleSet`], with lint and the rules' inline examples. Every
 //! problem is located at file:line:col and all are reported at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -86,8 +86,34 @@ struct RawExamples {
 
 /// Compiled regexes larger than this are refused (a runaway pattern is a mistake).
 const REGEX_SIZE_LIMIT: usize = 4 << 20;
+/// The regexes reading one source are compiled together into a set of at most this size.
+const REGEX_SET_SIZE_LIMIT: usize = 4 * REGEX_SIZE_LIMIT;
 /// Default negation window in words.
 const NEGATION_WINDOW: usize = 3;
+
+// Limits that keep loading (and so `triaged check` and a reload) well under a second on any
+// input, far above what a real pack uses: the shipped pack has 36 rules, 534 keywords (the
+// longest 29 characters), meta rules one parenthesis deep. Measured at the limits: see
+// docs/rules.md.
+
+/// Rules in all rule files together.
+pub const MAX_RULES: usize = 5_000;
+/// Keywords, senders and regexes in all rule files together.
+pub const MAX_KEYWORDS: usize = 50_000;
+/// Characters in one keyword (after normalisation).
+pub const MAX_KEYWORD_CHARS: usize = 200;
+/// Characters in one meta expression.
+pub const MAX_META_CHARS: usize = 10_000;
+/// `[negation] phrases` in one file.
+pub const MAX_NEGATION_PHRASES: usize = 100;
+/// Bytes in one rule file.
+pub const MAX_RULE_FILE_BYTES: u64 = 16 << 20;
+/// Keyword automata: a DFA (the fastest to scan with) while the phrases of a source add up to
+/// at most this many bytes; a contiguous NFA above that. A DFA's table grows with states x
+/// byte classes: at this limit (~15,000 phrases) `check` takes 0.3 s and 60 MB, and a DFA of
+/// 1 MB of phrases 1.3 s and 165 MB; the NFA of 1 MB builds in 0.3 s and scans ~25% slower
+/// (measured in release; the shipped pack's 6 KB stays a DFA).
+const DFA_MAX_PATTERN_BYTES: usize = 256 << 10;
 
 /// Where a diagnostic points: a file's text and a span in it.
 #[derive(Clone)]
@@ -101,6 +127,8 @@ struct Pending {
     rule: Rule,
     loc: Loc,
     id_loc: Loc,
+    /// The `keywords`, `regex`, `senders`, `signal` or `meta` value.
+    matcher_loc: Loc,
     keywords: Vec<(String, bool, bool)>,
     meta: Option<(Expr<String>, Loc)>,
     group: Option<(String, Loc)>,
@@ -110,18 +138,39 @@ struct Pending {
 struct Loader<'a> {
     files: &'a [&'a Path],
     sources: Vec<String>,
+    /// Line starts of each source, to locate thousands of rules without rescanning.
+    lines: Vec<crate::diag::Lines>,
     errors: Vec<Diagnostic>,
+    /// Keywords, senders and regexes read so far, against [`MAX_KEYWORDS`].
+    phrases: usize,
 }
 
 impl Loader<'_> {
     fn err(&mut self, at: &Loc, msg: impl Into<String>) {
-        let d = Diagnostic::at(
-            self.files[at.file],
-            &self.sources[at.file],
-            at.span.clone(),
-            msg,
-        );
-        self.errors.push(d);
+        let (line, col) = self.line_col(at);
+        self.errors.push(Diagnostic {
+            file: self.files[at.file].to_path_buf(),
+            line,
+            col,
+            message: msg.into(),
+        });
+    }
+
+    fn line_col(&self, at: &Loc) -> (usize, usize) {
+        self.lines[at.file].line_col(&self.sources[at.file], at.span.start)
+    }
+
+    /// Count one keyword, sender or regex against [`MAX_KEYWORDS`]; false (said once, at the
+    /// first one over) when the limit is passed.
+    fn count_phrase(&mut self, at: &Loc) -> bool {
+        self.phrases += 1;
+        if self.phrases == MAX_KEYWORDS + 1 {
+            self.err(
+                at,
+                format!("more than {MAX_KEYWORDS} keywords, senders and regexes in all rule files (the limit; this is number {}): a pack that large is a word list, not rules — keep the phrases that decide", MAX_KEYWORDS + 1),
+            );
+        }
+        self.phrases <= MAX_KEYWORDS
     }
 }
 
@@ -167,18 +216,59 @@ fn parse_source(s: &str) -> Result<Vec<Source>, String> {
     })
 }
 
-fn build_regex(pattern: &str) -> Result<Regex, String> {
+/// A regex that does not compile: what is wrong, and where in the pattern (a byte offset)
+/// when the syntax is at fault.
+struct RegexError {
+    message: String,
+    offset: Option<usize>,
+}
+
+fn build_regex(pattern: &str) -> Result<Regex, RegexError> {
     RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
-        .map_err(|e| {
-            e.to_string()
-                .lines()
-                .last()
-                .unwrap_or("invalid regex")
-                .trim()
-                .to_string()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => RegexError {
+                message: format!(
+                    "regex compiles to more than {} MiB (the limit); {SHRINK_REGEX}",
+                    limit >> 20
+                ),
+                offset: None,
+            },
+            other => {
+                let offset = match regex_syntax::Parser::new().parse(pattern) {
+                    Err(regex_syntax::Error::Parse(e)) => Some(e.span().start.offset),
+                    Err(regex_syntax::Error::Translate(e)) => Some(e.span().start.offset),
+                    _ => None,
+                };
+                RegexError {
+                    message: other
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("invalid regex")
+                        .trim()
+                        .to_string(),
+                    offset,
+                }
+            }
         })
+}
+
+/// How to make a regex smaller, for size-limit errors.
+const SHRINK_REGEX: &str = "Unicode classes (\\w, \\d, .) repeated with {n} are what grows: \
+     use a smaller count, ASCII classes ([a-z0-9_] or (?-u:\\w)), or keywords";
+
+/// Where byte `offset` of a string value lies in the file: inside the quotes when the value is
+/// written without escapes (the text between the quotes is the value), else at the value.
+fn offset_in_value(source: &str, span: &Range<usize>, value: &str, offset: usize) -> Range<usize> {
+    let inner = span.start + 1..span.end.saturating_sub(1);
+    if source.get(inner.clone()) == Some(value) && offset <= value.len() {
+        let at = inner.start + offset;
+        at..at + 1
+    } else {
+        span.clone()
+    }
 }
 
 /// An upper-case letter the regex must match literally: text is matched in lower case, so that
@@ -207,23 +297,25 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
     let mut l = Loader {
         files,
         sources: Vec::new(),
+        lines: Vec::new(),
         errors: Vec::new(),
+        phrases: 0,
     };
+    let mut rules_read = 0usize;
     let mut pending: Vec<Pending> = Vec::new();
     let mut groups: Vec<(Group, Loc)> = Vec::new();
     for (fi, &file) in files.iter().enumerate() {
-        let source = match std::fs::read_to_string(file) {
+        let source = match crate::diag::read_limited(file, "rule file", MAX_RULE_FILE_BYTES) {
             Ok(s) => s,
-            Err(e) => {
-                l.errors.push(Diagnostic::file(
-                    file,
-                    format!("cannot read rule file: {e}"),
-                ));
+            Err(d) => {
+                l.errors.push(d);
                 l.sources.push(String::new());
+                l.lines.push(crate::diag::Lines::default());
                 continue;
             }
         };
         let parsed: Result<RawFile, _> = toml::from_str(&source);
+        l.lines.push(crate::diag::Lines::new(&source));
         l.sources.push(source);
         let raw = match parsed {
             Ok(r) => r,
@@ -238,8 +330,22 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
             let span = n.span();
             let n = n.into_inner();
             let mut phrases = Vec::new();
-            for p in &n.phrases {
-                let words = split_words(&normalise(p.get_ref()));
+            if let Some(p) = n.phrases.get(MAX_NEGATION_PHRASES) {
+                l.err(
+                    &at(p.span()),
+                    format!("[negation] lists more than {MAX_NEGATION_PHRASES} phrases (the limit; each is checked before every match): keep the few that negate"),
+                );
+            }
+            for p in n.phrases.iter().take(MAX_NEGATION_PHRASES) {
+                let norm = normalise(p.get_ref());
+                if norm.chars().count() > MAX_KEYWORD_CHARS {
+                    l.err(
+                        &at(p.span()),
+                        format!("a negation phrase is longer than {MAX_KEYWORD_CHARS} characters (the limit): use a few words"),
+                    );
+                    continue;
+                }
+                let words = split_words(&norm);
                 if words.is_empty() {
                     l.err(&at(p.span()), "a negation phrase needs at least one word");
                 } else {
@@ -283,7 +389,7 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
                 l.err(&at(min.span()), format!("group {id:?}: min is above max"));
             }
             if let Some((_, first)) = groups.iter().find(|(x, _)| x.id == id) {
-                let (line, _) = crate::diag::line_col(&l.sources[first.file], first.span.start);
+                let (line, _) = l.line_col(first);
                 let msg = format!(
                     "duplicate group id {id:?} (first defined at {}:{line})",
                     files[first.file].display()
@@ -302,6 +408,17 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
             ));
         }
         for spanned in raw.rule {
+            if rules_read == MAX_RULES {
+                l.err(
+                    &at(spanned.get_ref().id.span()),
+                    format!("more than {MAX_RULES} rules in all rule files (the limit; this is rule {}): merge rules that share a weight and labels into one with several keywords", MAX_RULES + 1),
+                );
+            }
+            rules_read += 1;
+            if rules_read > MAX_RULES {
+                // Said once, above; the rest is not compiled.
+                continue;
+            }
             let rule_loc = at(spanned.span());
             let r = spanned.into_inner();
             if let Some(p) = compile_rule(&mut l, fi, rule_loc, r, negation.as_ref()) {
@@ -317,7 +434,7 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
         match first_at.get(&p.rule.id) {
             Some(&j) => {
                 let first = &pending[j].id_loc;
-                let (line, _) = crate::diag::line_col(&l.sources[first.file], first.span.start);
+                let (line, _) = l.line_col(first);
                 let msg = format!(
                     "duplicate rule id {:?} (first defined at {}:{line})",
                     p.rule.id,
@@ -404,9 +521,10 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
     };
 
     // A rule must be able to change something.
-    let used: Vec<bool> = (0..pending.len())
-        .map(|i| deps.iter().any(|d| d.contains(&i)))
-        .collect();
+    let mut used = vec![false; pending.len()];
+    for &d in deps.iter().flatten() {
+        used[d] = true;
+    }
     for (i, p) in pending.iter().enumerate() {
         let r = &p.rule;
         if r.weight == 0.0 && r.tone.is_none() && r.intent.is_none() && !used[i] {
@@ -425,13 +543,14 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
         return Err(l.errors);
     }
     let set = match build(
-        pending.iter().map(|p| (&p.rule, &p.keywords)),
+        &pending,
         groups.iter().map(|(g, _)| g.clone()).collect(),
         meta_order,
     ) {
         Ok(s) => s,
-        Err(msg) => {
-            l.errors.push(Diagnostic::file(files[0], msg));
+        Err((at, msg)) => {
+            let loc = pending[at].matcher_loc.clone();
+            l.err(&loc, msg);
             return Err(l.errors);
         }
     };
@@ -502,6 +621,9 @@ fn example_email(rule: &Rule, text: &str) -> crate::parse::Email {
 }
 
 /// Meta rules ordered so each comes after the meta rules it uses; a cycle is returned as such.
+///
+/// Depth-first with a stack of its own rather than recursion: a chain of thousands of meta
+/// rules (`r2 = "r1"`, `r3 = "r2"`, ...) is as deep as it is long.
 fn topo_order(pending: &[Pending], deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -509,38 +631,39 @@ fn topo_order(pending: &[Pending], deps: &[Vec<usize>]) -> Result<Vec<usize>, Ve
         Active,
         Done,
     }
-    fn visit(
-        i: usize,
-        pending: &[Pending],
-        deps: &[Vec<usize>],
-        mark: &mut [Mark],
-        stack: &mut Vec<usize>,
-        out: &mut Vec<usize>,
-    ) -> Result<(), Vec<usize>> {
-        match mark[i] {
-            Mark::Done => return Ok(()),
-            Mark::Active => {
-                let from = stack.iter().position(|&x| x == i).unwrap_or(0);
-                return Err(stack[from..].to_vec());
-            }
-            Mark::New => {}
-        }
-        mark[i] = Mark::Active;
-        stack.push(i);
-        for &d in &deps[i] {
-            visit(d, pending, deps, mark, stack, out)?;
-        }
-        stack.pop();
-        mark[i] = Mark::Done;
-        if matches!(pending[i].rule.matcher, Matcher::Meta(_)) {
-            out.push(i);
-        }
-        Ok(())
-    }
     let mut mark = vec![Mark::New; pending.len()];
     let mut out = Vec::new();
-    for i in 0..pending.len() {
-        visit(i, pending, deps, &mut mark, &mut Vec::new(), &mut out)?;
+    // (rule, how many of its dependencies have been visited)
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in 0..pending.len() {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        mark[root] = Mark::Active;
+        stack.push((root, 0));
+        while let Some((i, next)) = stack.last_mut() {
+            let i = *i;
+            if let Some(&d) = deps[i].get(*next) {
+                *next += 1;
+                match mark[d] {
+                    Mark::Done => {}
+                    Mark::Active => {
+                        let from = stack.iter().position(|&(x, _)| x == d).unwrap_or(0);
+                        return Err(stack[from..].iter().map(|&(x, _)| x).collect());
+                    }
+                    Mark::New => {
+                        mark[d] = Mark::Active;
+                        stack.push((d, 0));
+                    }
+                }
+            } else {
+                stack.pop();
+                mark[i] = Mark::Done;
+                if matches!(pending[i].rule.matcher, Matcher::Meta(_)) {
+                    out.push(i);
+                }
+            }
+        }
     }
     Ok(out)
 }
@@ -629,6 +752,7 @@ fn compile_rule(
         return None;
     }
     let kind = kinds[0].0;
+    let matcher_loc = at(kinds[0].1.clone());
 
     // Where it looks: only keywords and regex read text.
     let mut sources: Vec<Source> = Vec::new();
@@ -715,13 +839,25 @@ fn compile_rule(
                 l.err(&at(list.span()), format!("rule {id:?}: keywords is empty"));
             }
             let mut seen = Vec::new();
+            let mut distinct = HashSet::new();
             for k in list.get_ref() {
+                if !l.count_phrase(&at(k.span())) {
+                    break;
+                }
                 let norm = normalise(k.get_ref().trim());
                 if norm.is_empty() {
                     l.err(&at(k.span()), format!("rule {id:?}: empty keyword"));
                     continue;
                 }
-                if seen.contains(&norm) {
+                let chars = norm.chars().count();
+                if chars > MAX_KEYWORD_CHARS {
+                    l.err(
+                        &at(k.span()),
+                        format!("rule {id:?}: keyword is {chars} characters long; the limit is {MAX_KEYWORD_CHARS} (a keyword is a phrase: for longer text use a regex or a few shorter keywords)"),
+                    );
+                    continue;
+                }
+                if !distinct.insert(norm.clone()) {
                     l.err(
                         &at(k.span()),
                         format!("rule {id:?}: keyword {:?} is listed twice", k.get_ref()),
@@ -737,6 +873,9 @@ fn compile_rule(
         }
         "regex" => {
             let re = r.regex.as_ref()?;
+            if !l.count_phrase(&at(re.span())) {
+                return None;
+            }
             match build_regex(re.get_ref()) {
                 Ok(compiled) => {
                     if compiled.is_match("") {
@@ -756,9 +895,13 @@ fn compile_rule(
                     Matcher::Regex(compiled)
                 }
                 Err(e) => {
+                    let span = match e.offset {
+                        Some(off) => offset_in_value(&l.sources[fi], &re.span(), re.get_ref(), off),
+                        None => re.span(),
+                    };
                     l.err(
-                        &at(re.span()),
-                        format!("rule {id:?}: regex does not compile: {e}"),
+                        &at(span),
+                        format!("rule {id:?}: regex does not compile: {}", e.message),
                     );
                     return None;
                 }
@@ -771,6 +914,9 @@ fn compile_rule(
             }
             let mut out = Vec::new();
             for s in list.get_ref() {
+                if !l.count_phrase(&at(s.span())) {
+                    break;
+                }
                 let v = s
                     .get_ref()
                     .trim()
@@ -865,7 +1011,15 @@ fn compile_rule(
             let src = r.meta.as_ref()?;
             // The span covers the quotes; offsets inside the expression start one later.
             let inner_start = src.span().start + 1;
+            // Parsed first, so that a nesting too deep is named where it happens.
             match meta::parse(src.get_ref()) {
+                Ok(_) if src.get_ref().chars().count() > MAX_META_CHARS => {
+                    l.err(
+                        &at(src.span()),
+                        format!("rule {id:?}: meta is longer than {MAX_META_CHARS} characters (the limit): combine fewer rules, or name a part as a meta rule of its own"),
+                    );
+                    return None;
+                }
                 Ok(e) => {
                     meta_expr = Some((e, at(src.span())));
                 }
@@ -895,7 +1049,7 @@ fn compile_rule(
     if l.errors.len() > errors_before {
         return None;
     }
-    let (line, _) = crate::diag::line_col(&l.sources[fi], r.id.span().start);
+    let (line, _) = l.line_col(&at(r.id.span()));
     Some(Pending {
         rule: Rule {
             id: id.clone(),
@@ -913,6 +1067,7 @@ fn compile_rule(
         },
         loc: rule_loc,
         id_loc: at(r.id.span()),
+        matcher_loc,
         keywords,
         meta: meta_expr,
         group: r
@@ -927,12 +1082,14 @@ fn compile_rule(
 /// (bounds, text) so a phrase shared by rules is one pattern.
 type PhraseTable = (Vec<String>, Vec<Pattern>, HashMap<String, usize>);
 
-/// Compile automata and regex sets for checked rules.
-fn build<'a>(
-    rules: impl Iterator<Item = (&'a Rule, &'a Vec<(String, bool, bool)>)>,
+/// Compile automata and regex sets for checked rules. An error names the rule (an index
+/// into `pending`) it is best reported at.
+fn build(
+    pending: &[Pending],
     groups: Vec<super::Group>,
     meta_order: Vec<usize>,
-) -> Result<RuleSet, String> {
+) -> Result<RuleSet, (usize, String)> {
+    let rules = pending.iter().map(|p| (&p.rule, &p.keywords));
     let mut out_rules = Vec::new();
     // Per source: phrase -> pattern (bounds, rules).
     let mut phrases: BTreeMap<Source, PhraseTable> = BTreeMap::new();
@@ -984,31 +1141,44 @@ fn build<'a>(
         }
         out_rules.push(rule.clone());
     }
-    let mut scans = Vec::new();
+    // Rules read `text` (subject and body) unless told otherwise, so sources mostly have the
+    // same phrases: each distinct list is compiled once, and the automaton (cheap to clone)
+    // shared.
+    let mut scans: Vec<Scan> = Vec::new();
+    let mut compiled: Vec<(Vec<String>, AhoCorasick)> = Vec::new();
     for (source, (pats, patterns, _)) in phrases {
-        let automaton: AhoCorasick = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&pats)
-            .or_else(|_| {
-                // Very large keyword sets may not fit a DFA; the NFA is slower but fine.
-                AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    .build(&pats)
-            })
-            .map_err(|e| format!("cannot compile the keywords for {}: {e}", source.name()))?;
+        let automaton = match compiled.iter().find(|(p, _)| *p == pats) {
+            Some((_, a)) => a.clone(),
+            None => {
+                let a = keyword_automaton(&pats).map_err(|e| {
+                    let first = patterns.first().and_then(|p| p.rules.first()).copied();
+                    (
+                        first.unwrap_or(0),
+                        format!("cannot compile the keywords for {}: {e}", source.name()),
+                    )
+                })?;
+                compiled.push((pats, a.clone()));
+                a
+            }
+        };
         scans.push(Scan {
             source,
             automaton,
             patterns,
         });
     }
-    let mut regex_scans = Vec::new();
+    let mut regex_scans: Vec<RegexScan> = Vec::new();
+    let mut compiled: Vec<(Vec<String>, regex::RegexSet)> = Vec::new();
     for (source, (pats, rules)) in regexes {
-        let set = RegexSetBuilder::new(&pats)
-            .size_limit(REGEX_SIZE_LIMIT * 4)
-            .build()
-            .map_err(|e| format!("cannot compile the regexes for {}: {e}", source.name()))?;
+        let set = match compiled.iter().find(|(p, _)| *p == pats) {
+            Some((_, set)) => set.clone(),
+            None => {
+                let set = regex_set(&pats)
+                    .map_err(|e| regex_set_error(pending, &source, &pats, &rules, &e))?;
+                compiled.push((pats, set.clone()));
+                set
+            }
+        };
         regex_scans.push(RegexScan { source, set, rules });
     }
     Ok(RuleSet {
@@ -1022,4 +1192,84 @@ fn build<'a>(
             history_window_secs,
         }),
     })
+}
+
+/// One automaton for every phrase of a source: a DFA while the phrases are small enough for
+/// its table (see [`DFA_MAX_PATTERN_BYTES`]), a contiguous NFA otherwise.
+fn keyword_automaton(pats: &[String]) -> Result<AhoCorasick, aho_corasick::BuildError> {
+    let bytes: usize = pats.iter().map(String::len).sum();
+    let kind = if bytes <= DFA_MAX_PATTERN_BYTES {
+        AhoCorasickKind::DFA
+    } else {
+        AhoCorasickKind::ContiguousNFA
+    };
+    AhoCorasickBuilder::new()
+        .match_kind(MatchKind::Standard)
+        .kind(Some(kind))
+        .build(pats)
+}
+
+fn regex_set(pats: &[String]) -> Result<regex::RegexSet, regex::Error> {
+    RegexSetBuilder::new(pats)
+        .size_limit(REGEX_SET_SIZE_LIMIT)
+        .build()
+}
+
+/// Where and why the regexes of `source` do not compile together. Each compiled alone (that
+/// was checked rule by rule), so this is their sum passing the set's size limit: the rule
+/// whose regex tips it over is found by bisection and named, with every file that adds to it.
+fn regex_set_error(
+    pending: &[Pending],
+    source: &Source,
+    pats: &[String],
+    rules: &[usize],
+    e: &regex::Error,
+) -> (usize, String) {
+    let regex::Error::CompiledTooBig(limit) = e else {
+        let first = rules.first().copied().unwrap_or(0);
+        return (
+            first,
+            format!(
+                "cannot compile the regexes reading {} together: {e}",
+                source.name()
+            ),
+        );
+    };
+    // The first `lo` patterns fit (each does alone), the first `hi` do not; a set only grows
+    // with more patterns.
+    let (mut lo, mut hi) = (1, pats.len());
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if regex_set(&pats[..mid]).is_ok() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let tipping = rules[hi - 1];
+    let mut files: Vec<String> = rules
+        .iter()
+        .map(|&r| {
+            let origin = &pending[r].rule.origin;
+            origin
+                .rsplit_once(':')
+                .map_or(origin.clone(), |(f, _)| f.to_string())
+        })
+        .collect();
+    files.dedup();
+    files.sort();
+    files.dedup();
+    (
+        tipping,
+        format!(
+            "rule {:?}: the {} regexes reading {} compile to more than {} MiB together (the limit), \
+             and this one's is where they pass it (regex rules in {}); {SHRINK_REGEX}, or turn \
+             some into keyword rules",
+            pending[tipping].rule.id,
+            pats.len(),
+            source.name(),
+            limit >> 20,
+            files.join(", "),
+        ),
+    )
 }

@@ -63,7 +63,8 @@ fn broken_rules_are_located() {
     let kw = "keywords = [\"x\"]\nweight = 1.0\n";
     let cases: Vec<(String, &str)> = vec![
         (format!("[[rule]]\nid = \"a\"\n{kw}foo = 1\n"), "r.toml:5:1: unknown field `foo`"),
-        ("[[rule]]\nid = \"a\"\nregex = \"(x\"\nweight = 1.0\n".into(), "r.toml:3:9: rule \"a\": regex does not compile"),
+        ("[[rule]]\nid = \"a\"\nregex = \"(x\"\nweight = 1.0\n".into(), "r.toml:3:10: rule \"a\": regex does not compile"),
+        ("[[rule]]\nid = \"a\"\nregex = 'ab(?z)'\nweight = 1.0\n".into(), "r.toml:3:14: rule \"a\": regex does not compile: error: unrecognized flag"),
         ("[[rule]]\nid = \"a\"\nregex = \"x?\"\nweight = 1.0\n".into(), "r.toml:3:9: rule \"a\": regex matches empty text"),
         ("[[rule]]\nid = \"a\"\nregex = 'Urgent'\nweight = 1.0\n".into(), "r.toml:3:9: rule \"a\": regex has upper-case 'U'"),
         ("[[rule]]\nid = \"a\"\nweight = 1.0\n".into(), "r.toml:1:1: rule \"a\" needs one of keywords"),
@@ -414,4 +415,220 @@ cap: group calm added -2.0, capped to -1.0 (+1.0) -> score 4.0
     assert_eq!(json["hits"][1]["count"], 2);
     assert_eq!(json["hits"][1]["group"], "calm");
     assert_eq!(json["caps"][0]["capped"], -1.0);
+}
+
+/// A pack of `n` keyword rules (`k` keywords each), as an operator would write it.
+fn generated(n: usize, k: usize, from: usize) -> String {
+    let mut out = String::new();
+    for i in from..from + n {
+        let kws: Vec<String> = (0..k).map(|j| format!("\"w{i}x{j}\"")).collect();
+        out.push_str(&format!(
+            "[[rule]]\nid = \"r{i}\"\nkeywords = [{}]\nweight = 1.0\n",
+            kws.join(", ")
+        ));
+    }
+    out
+}
+
+#[test]
+fn rule_and_keyword_limits_are_located_where_they_are_passed() {
+    use super::load::{MAX_KEYWORD_CHARS, MAX_KEYWORDS, MAX_RULES};
+    // 3,000 + 2,001 rules: the 5,001st, line 4 x 2,000 + 2 of the second file, is named.
+    let (_d, r) = load_str(&[
+        ("a.toml", &generated(3_000, 1, 0)),
+        ("b.toml", &generated(MAX_RULES - 3_000 + 1, 1, 3_000)),
+    ]);
+    let errs = r.expect_err("too many rules");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "b.toml:8002:6: more than 5000 rules in all rule files (the limit; this is rule 5001)"
+        ),
+        "{errs:?}"
+    );
+    // Exactly at the limit: loads.
+    let (_d, r) = load_str(&[("a.toml", &generated(MAX_RULES, 1, 0))]);
+    assert_eq!(r.expect("5,000 rules load").len(), MAX_RULES);
+
+    // 50,001 keywords: the first over the limit is the first of rule r500's.
+    let (_d, r) = load_str(&[("a.toml", &generated(MAX_KEYWORDS / 100 + 1, 100, 0))]);
+    let errs = r.expect_err("too many keywords");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let line = 4 * (MAX_KEYWORDS / 100) + 3;
+    assert!(
+        errs[0].starts_with(&format!(
+            "a.toml:{line}:13: more than 50000 keywords, senders and regexes"
+        )),
+        "{errs:?}"
+    );
+    let (_d, r) = load_str(&[("a.toml", &generated(MAX_KEYWORDS / 100, 100, 0))]);
+    assert!(r.is_ok(), "50,000 keywords load");
+
+    // A keyword of 201 characters; 200 is fine.
+    let long = |n: usize| {
+        format!(
+            "[[rule]]\nid = \"a\"\nkeywords = [\"x\", \"{}\"]\nweight = 1.0\n",
+            "ab ".repeat(n / 3 + 1)[..n].trim_end()
+        )
+    };
+    assert!(
+        load_str(&[("r.toml", &long(MAX_KEYWORD_CHARS - 1))])
+            .1
+            .is_ok()
+    );
+    let (_d, r) = load_str(&[("r.toml", &long(10_000))]);
+    let errs = r.expect_err("a 10 KB keyword");
+    assert!(
+        errs[0].starts_with(
+            "r.toml:3:18: rule \"a\": keyword is 10000 characters long; the limit is 200"
+        ),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn meta_limits_are_located_and_chains_load_without_recursion() {
+    let base = "[[rule]]\nid = \"a\"\nkeywords = [\"outage\"]\nweight = 1.0\n";
+    // Too deep: named at the 65th opening, for parentheses and `not` alike, at any depth.
+    for n in [65, 10_000, 20_000] {
+        let parens = format!(
+            "{base}[[rule]]\nid = \"m\"\nmeta = \"{}a{}\"\nweight = 1.0\n",
+            "(".repeat(n),
+            ")".repeat(n)
+        );
+        let (_d, r) = load_str(&[("r.toml", &parens)]);
+        let errs = r.expect_err("deep parentheses");
+        assert!(
+            errs[0].starts_with("r.toml:7:73: rule \"m\": meta: nested more than 64 deep"),
+            "{errs:?}"
+        );
+        let nots = format!(
+            "{base}[[rule]]\nid = \"m\"\nmeta = \"{}a\"\nweight = 1.0\n",
+            "not ".repeat(n)
+        );
+        let (_d, r) = load_str(&[("r.toml", &nots)]);
+        let errs = r.expect_err("deep nots");
+        assert!(
+            errs[0].starts_with(&format!(
+                "r.toml:7:{}: rule \"m\": meta: nested more than 64 deep",
+                9 + 4 * 64
+            )),
+            "{errs:?}"
+        );
+    }
+    // Long but flat: refused for its length, not its depth.
+    let flat = format!(
+        "{base}[[rule]]\nid = \"m\"\nmeta = \"{}\"\nweight = 1.0\n",
+        vec!["a"; 3_000].join(" or ")
+    );
+    let (_d, r) = load_str(&[("r.toml", &flat)]);
+    let errs = r.expect_err("long meta");
+    assert!(
+        errs[0].starts_with("r.toml:7:8: rule \"m\": meta is longer than 10000 characters"),
+        "{errs:?}"
+    );
+
+    // A chain r1 = r0, r2 = r1, ... as long as the rule limit allows: it loads, and the last
+    // fires when the first does.
+    let mut chain = String::from("[[rule]]\nid = \"r0\"\nkeywords = [\"outage\"]\nweight = 1.0\n");
+    for i in 1..super::load::MAX_RULES {
+        chain.push_str(&format!(
+            "[[rule]]\nid = \"r{i}\"\nmeta = \"r{}\"\nweight = 0.001\n",
+            i - 1
+        ));
+    }
+    let (_d, r) = load_str(&[("r.toml", &chain)]);
+    let set = r.unwrap_or_else(|e| panic!("{:?}", &e[..e.len().min(3)]));
+    let v = run(&email("outage", ""), &set);
+    assert!(fired(&v).contains(&"r4999"), "{:?}", fired(&v).len());
+    assert!(run(&email("hello", ""), &set).hits.is_empty());
+}
+
+#[test]
+fn regex_errors_name_their_file_and_rule() {
+    // Each regex fits alone; together those reading the subject do not. The error names the
+    // rule and file where the sum passes the limit, not the first file loaded.
+    let regex =
+        |i: usize| format!("[[rule]]\nid = \"x{i}\"\nregex = '\\w{{50}}z{i}'\nweight = 1.0\n");
+    let small = "[[rule]]\nid = \"a\"\nkeywords = [\"outage\"]\nweight = 1.0\n";
+    let many: String = (0..40).map(regex).collect();
+    let (_d, r) = load_str(&[("a.toml", small), ("b.toml", &many)]);
+    let errs = r.expect_err("regex set too large");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("b.toml:"), "{errs:?}");
+    assert!(
+        errs[0].contains("regexes reading subject compile to more than 16 MiB together")
+            && errs[0].contains("regex rules in ")
+            && errs[0].contains("b.toml")
+            && errs[0].contains("(?-u:\\w)"),
+        "{errs:?}"
+    );
+    // One regex alone over its own limit: named at that regex.
+    let (_d, r) = load_str(&[(
+        "c.toml",
+        "[[rule]]\nid = \"big\"\nregex = '\\w{2000}'\nweight = 1.0\n",
+    )]);
+    let errs = r.expect_err("regex too large");
+    assert!(
+        errs[0].starts_with(
+            "c.toml:3:9: rule \"big\": regex does not compile: regex compiles to more than 4 MiB"
+        ),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn negation_and_file_size_limits() {
+    let phrases: Vec<String> = (0..101).map(|i| format!("\"no{i}\"")).collect();
+    let text = format!(
+        "[negation]\nphrases = [{}]\n[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\n",
+        phrases.join(", ")
+    );
+    let (_d, r) = load_str(&[("r.toml", &text)]);
+    let errs = r.expect_err("too many negation phrases");
+    assert!(
+        errs[0].starts_with("r.toml:2:") && errs[0].contains("more than 100 phrases"),
+        "{errs:?}"
+    );
+    let mut big = String::from("[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\n");
+    big.push_str(&"# padding\n".repeat((16 << 20) / 10 + 1));
+    let (_d, r) = load_str(&[("r.toml", &big)]);
+    let errs = r.expect_err("file too large");
+    assert_eq!(
+        errs,
+        ["r.toml: rule file is larger than 16 MiB (the limit): split it, or keep what decides"]
+    );
+}
+
+#[test]
+fn large_keyword_sets_use_an_nfa_and_still_match() {
+    // 14,000 phrases of 20 bytes: past the DFA's 256 KiB, scanned by the contiguous NFA.
+    let kws: Vec<String> = (0..14_000)
+        .map(|i| format!("\"phrase number {i:06}\""))
+        .collect();
+    let text = format!(
+        "[[rule]]\nid = \"a\"\nkeywords = [{}]\nweight = 2.0\n",
+        kws.join(", ")
+    );
+    let set = rules(&text);
+    let kinds: Vec<_> = set.inner.scans.iter().map(|s| s.automaton.kind()).collect();
+    assert_eq!(kinds, [aho_corasick::AhoCorasickKind::ContiguousNFA; 2]);
+    assert_eq!(
+        fired(&run(&email("", "see phrase number 004711 now"), &set)),
+        ["a"]
+    );
+    // The shipped pack stays a DFA, the fastest to scan with.
+    let shipped = default_pack();
+    assert!(
+        shipped
+            .inner
+            .scans
+            .iter()
+            .all(|s| s.automaton.kind() == aho_corasick::AhoCorasickKind::DFA)
+    );
+    assert!(
+        run(&email("", "phrase number 0047111"), &set)
+            .hits
+            .is_empty()
+    );
 }
