@@ -1,13 +1,40 @@
 //! Email templates (minijinja): `NAME.txt` and `NAME.html` in the templates directory, rendered into
 //! the text and HTML parts of a multipart/alternative email. HTML is auto-escaped.
+//!
+//! A render is bounded: at most [`FUEL`] template instructions and at most [`MAX_OUTPUT`]
+//! (customer mail) or [`MAX_STAFF_OUTPUT`] (digests, alerts, health notes) bytes per part, so
+//! a template that loops forever or writes gigabytes fails, at `triaged check` (which renders
+//! every template with sample data) and at send time (that email fails with the reason; the
+//! daemon goes on).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::diag::Diagnostic;
+
+/// Template instructions one render may run. The most a digest can list (8 sections of
+/// `max_per_section` at most 500: 4,000 tickets) costs the shipped digest 0.27 million in
+/// its text part and 0.58 million in HTML (a test keeps it under a quarter of this); a
+/// loop that never ends stops here after ~0.6 s.
+pub const FUEL: u64 = 20_000_000;
+/// Bytes one rendered part (text or HTML) of customer mail may have.
+pub const MAX_OUTPUT: usize = 4 << 20;
+/// Bytes one rendered part of staff mail (digest, alert, health) may have.
+pub const MAX_STAFF_OUTPUT: usize = 16 << 20;
+/// Bytes in one template file.
+const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
+
+/// The output limit of template `name`.
+fn max_output(name: &str) -> usize {
+    if matches!(name, "digest" | "alert" | "health") {
+        MAX_STAFF_OUTPUT
+    } else {
+        MAX_OUTPUT
+    }
+}
 
 /// What a template for a customer (acknowledgement or follow-up) can use.
 #[derive(Debug, Clone, Serialize)]
@@ -79,28 +106,27 @@ impl Templates {
     pub fn load(dir: &Path, names: &[&str]) -> Result<Templates, Vec<Diagnostic>> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
         let mut errors = Vec::new();
         for name in names {
             for ext in ["txt", "html"] {
                 let file = format!("{name}.{ext}");
                 let path = dir.join(&file);
-                let source = match std::fs::read_to_string(&path) {
+                let source = match crate::diag::read_limited(&path, "template", MAX_TEMPLATE_BYTES)
+                {
                     Ok(s) => s,
-                    Err(e) => {
-                        errors.push(Diagnostic::file(
-                            &path,
-                            format!("cannot read template: {e}"),
-                        ));
+                    Err(d) => {
+                        errors.push(d);
                         continue;
                     }
                 };
                 if let Err(e) = env.add_template_owned(file.clone(), source) {
-                    errors.push(template_error(&path, &e));
+                    errors.push(template_error(&path, &RenderError::Template(e)));
                     continue;
                 }
-                let rendered = env
-                    .get_template(&file)
-                    .and_then(|t| samples(name).iter().try_for_each(|s| t.render(s).map(drop)));
+                let rendered = samples(name)
+                    .iter()
+                    .try_for_each(|s| render_part(&env, &file, s, max_output(name)).map(drop));
                 if let Err(e) = rendered {
                     errors.push(template_error(&path, &e));
                 }
@@ -116,14 +142,106 @@ impl Templates {
         }
     }
 
-    /// Render `NAME.txt` and `NAME.html` with `ctx`.
+    /// Render `NAME.txt` and `NAME.html` with `ctx`, each within [`FUEL`] and its output limit.
     pub fn render<C: Serialize>(&self, name: &str, ctx: &C) -> anyhow::Result<Rendered> {
-        let text = self.env.get_template(&format!("{name}.txt"))?.render(ctx)?;
-        let html = self
+        let max = max_output(name);
+        let part = |ext: &str| {
+            let file = format!("{name}.{ext}");
+            render_part(&self.env, &file, ctx, max)
+                .map_err(|e| anyhow::anyhow!("{}: {}", file, e.message()))
+        };
+        Ok(Rendered {
+            text: part("txt")?,
+            html: part("html")?,
+        })
+    }
+}
+
+impl Templates {
+    /// Fuel one render of template `file` uses (for the tests that keep [`FUEL`] honest).
+    #[cfg(test)]
+    pub(crate) fn fuel_used<C: Serialize>(&self, file: &str, ctx: &C) -> u64 {
+        let mut sink = Vec::new();
+        let captured = self
             .env
-            .get_template(&format!("{name}.html"))?
-            .render(ctx)?;
-        Ok(Rendered { text, html })
+            .get_template(file)
+            .and_then(|t| t.render_captured_to(ctx, &mut sink))
+            .expect("renders");
+        captured.state().fuel_levels().map_or(0, |(used, _)| used)
+    }
+}
+
+/// Why a render failed: the template itself (syntax, an undefined variable, out of fuel), or
+/// its output passing the limit.
+#[derive(Debug)]
+enum RenderError {
+    Template(minijinja::Error),
+    TooLarge(usize),
+}
+
+impl RenderError {
+    fn message(&self) -> String {
+        match self {
+            RenderError::TooLarge(max) => format!(
+                "renders to more than {} MiB (the limit): a loop over too much, or a value repeated too often",
+                max >> 20
+            ),
+            RenderError::Template(e) if e.kind() == ErrorKind::OutOfFuel => format!(
+                "runs more than {FUEL} template steps (the limit): a loop that goes on too long, such as a range() inside a range()"
+            ),
+            RenderError::Template(e) => match e.detail() {
+                Some(detail) => format!("{}: {detail}", e.kind()),
+                None => e.kind().to_string(),
+            },
+        }
+    }
+}
+
+/// Render template `file` into at most `max` bytes.
+fn render_part<C: Serialize>(
+    env: &Environment<'_>,
+    file: &str,
+    ctx: &C,
+    max: usize,
+) -> Result<String, RenderError> {
+    let template = env.get_template(file).map_err(RenderError::Template)?;
+    let mut out = Capped {
+        bytes: Vec::new(),
+        max,
+        over: false,
+    };
+    match template.render_captured_to(ctx, &mut out) {
+        Ok(_) => {}
+        Err(_) if out.over => return Err(RenderError::TooLarge(max)),
+        Err(e) => return Err(RenderError::Template(e)),
+    }
+    // minijinja writes whole `str`s, so the bytes are UTF-8; checked all the same.
+    String::from_utf8(out.bytes).map_err(|e| {
+        RenderError::Template(minijinja::Error::new(
+            ErrorKind::WriteFailure,
+            format!("output is not UTF-8: {e}"),
+        ))
+    })
+}
+
+/// A writer that refuses to grow past `max` bytes.
+struct Capped {
+    bytes: Vec<u8>,
+    max: usize,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.max {
+            self.over = true;
+            return Err(std::io::Error::other("template output limit reached"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -158,16 +276,16 @@ fn samples(name: &str) -> Vec<minijinja::Value> {
     }
 }
 
-fn template_error(path: &Path, e: &minijinja::Error) -> Diagnostic {
-    let message = match e.detail() {
-        Some(detail) => format!("{}: {detail}", e.kind()),
-        None => e.kind().to_string(),
+fn template_error(path: &Path, e: &RenderError) -> Diagnostic {
+    let line = match e {
+        RenderError::Template(e) => e.line(),
+        RenderError::TooLarge(_) => None,
     };
     Diagnostic {
         file: path.to_path_buf(),
-        line: e.line().unwrap_or(0),
-        col: usize::from(e.line().is_some()),
-        message,
+        line: line.unwrap_or(0),
+        col: usize::from(line.is_some()),
+        message: e.message(),
     }
 }
 
@@ -245,6 +363,59 @@ mod tests {
             r.text
         );
         assert!(!r.text.contains("urgent"), "{}", r.text);
+    }
+
+    #[test]
+    fn endless_loops_and_huge_output_fail_at_load() {
+        let nested =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let huge = "{% for i in range(100) %}{{ 'x' * 50000000 }}{% endfor %}";
+        let d = dir_with(&[("ack.txt", nested), ("ack.html", huge)]);
+        let errs = Templates::load(d.path(), &["ack"]).expect_err("must fail");
+        let errs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].ends_with("ack.txt:1:1: runs more than 20000000 template steps (the limit): a loop that goes on too long, such as a range() inside a range()"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].ends_with("ack.html: renders to more than 4 MiB (the limit): a loop over too much, or a value repeated too often"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn limits_hold_at_send_time_with_the_reason() {
+        // The sample data takes neither branch, so check passes; a real customer does.
+        let d = dir_with(&[
+            (
+                "ack.txt",
+                "{% if customer_name == 'Loop' %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{% endif %}ok",
+            ),
+            (
+                "ack.html",
+                "{% if customer_name == 'Big' %}{% for i in range(100) %}{{ 'x' * 50000000 }}{% endfor %}{% endif %}ok",
+            ),
+        ]);
+        let t = Templates::load(d.path(), &["ack"]).expect("the samples render");
+        let mut ctx = MailContext::sample();
+        ctx.customer_name = "Loop".into();
+        let e = t.render("ack", &ctx).expect_err("out of fuel");
+        assert!(
+            e.to_string()
+                .starts_with("ack.txt: runs more than 20000000 template steps"),
+            "{e:#}"
+        );
+        ctx.customer_name = "Big".into();
+        let e = t.render("ack", &ctx).expect_err("too large");
+        assert!(
+            e.to_string()
+                .starts_with("ack.html: renders to more than 4 MiB"),
+            "{e:#}"
+        );
+        // And the next one renders as usual.
+        ctx.customer_name = "Ada".into();
+        assert_eq!(t.render("ack", &ctx).expect("renders").text, "ok");
     }
 
     #[test]

@@ -164,3 +164,37 @@ fn golden_alert_and_health() {
         golden(&format!("health-{i}.txt"), &r.text);
     }
 }
+
+#[test]
+fn a_digest_listing_thousands_of_tickets_renders_within_the_template_limits() {
+    // Every section full at the largest max_per_section (500): 4,000 tickets listed, more
+    // than any digest can list, each with the fixture's longest entry.
+    let mut d = samples()[0].clone();
+    let longest = d
+        .sections
+        .iter()
+        .flat_map(|s| s.entries.iter())
+        .max_by_key(|e| e.reasons.len() + e.hits.len() + e.excerpt.len())
+        .cloned()
+        .expect("the fixture lists tickets");
+    for s in &mut d.sections {
+        s.entries = vec![longest.clone(); 500];
+    }
+    let t = templates();
+    let mail = crate::digest::render(&t, "digest", &d.subject, &d).expect("renders");
+    assert_eq!(mail.text.matches(&longest.tag).count(), 4_000);
+    for file in ["digest.txt", "digest.html"] {
+        let used = t.fuel_used(file, &d);
+        assert!(
+            used > 0 && used < crate::templates::FUEL / 4,
+            "{file}: {used} of {} fuel",
+            crate::templates::FUEL
+        );
+        eprintln!("{file}: 4,000 entries, fuel used {used}");
+    }
+    assert!(
+        mail.html.len() < crate::templates::MAX_STAFF_OUTPUT / 2,
+        "{}",
+        mail.html.len()
+    );
+}
