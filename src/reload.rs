@@ -1,6 +1,7 @@
 //! Reload on SIGHUP: the config file and everything it names (rules, weights, templates) are
-//! read and validated again; a valid change is swapped in whole, an invalid one is refused with
-//! its errors logged, and the running configuration stays.
+//! read and validated again by [`Config::load`], the function `triaged check` uses, so a reload
+//! accepts what `check` accepts and nothing else; a valid change is swapped in whole, an invalid
+//! one is refused with its errors logged, and the running configuration stays.
 //!
 //! Tasks hold a [`Live`] receiver and pick the current configuration up at their next unit of
 //! work (an email, an outbox row, a digest slot), so no email is scored by half of one
@@ -96,7 +97,9 @@ pub async fn on_sighup(
             r = hup.recv() => if r.is_none() { return },
         }
         tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
-        // Reading rules and templates is file I/O: off the async workers.
+        // Exactly what `triaged check` runs: `Config::load`, which does its work on a thread
+        // with a known stack (see there), never on this worker's 2 MiB. Waiting for it (file
+        // I/O, compiling rules) is kept off the async workers.
         let p = path.clone();
         let loaded = match tokio::task::spawn_blocking(move || Config::load(&p)).await {
             Ok(r) => r,

@@ -388,15 +388,44 @@ pub struct HttpConfig {
     pub listen: std::net::SocketAddr,
 }
 
+/// The stack of the thread that loads the configuration: the main thread's size on Linux.
+pub const LOAD_STACK: usize = 8 << 20;
+/// Bytes in the config file.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl Config {
     /// Read, parse and validate the config file and everything it points at (rules, templates).
+    ///
+    /// The one way a configuration is loaded: `triaged check`, start-up and a SIGHUP reload
+    /// all call this, so a reload accepts exactly what `check` accepts. The work runs on a
+    /// thread of its own with a [`LOAD_STACK`] stack, whichever thread asks (the main thread
+    /// for `check`, a tokio blocking thread of 2 MiB for a reload): the parsers it uses are
+    /// recursive but each has a depth limit (TOML, regexes: 250, templates, meta rules: 64),
+    /// and on a known stack those limits hold the same way everywhere.
     pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
-        let source = std::fs::read_to_string(path).map_err(|e| {
-            vec![Diagnostic::file(
+        let owned = path.to_path_buf();
+        let loader = std::thread::Builder::new()
+            .name("config-load".into())
+            .stack_size(LOAD_STACK)
+            .spawn(move || Config::load_here(&owned));
+        match loader {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(vec![Diagnostic::file(
+                    path,
+                    "loading the configuration failed unexpectedly (a bug: the message above says where)",
+                )])
+            }),
+            Err(e) => Err(vec![Diagnostic::file(
                 path,
-                format!("cannot read config file: {e}"),
-            )]
-        })?;
+                format!("cannot start loading the configuration: {e}"),
+            )]),
+        }
+    }
+
+    /// [`Config::load`] on the calling thread.
+    fn load_here(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+        let source = crate::diag::read_limited(path, "config file", MAX_CONFIG_BYTES)
+            .map_err(|d| vec![d])?;
         let raw: raw::Root =
             toml::from_str(&source).map_err(|e| vec![Diagnostic::from_toml(path, &source, &e)])?;
         Validator {
@@ -778,10 +807,33 @@ impl Validator<'_> {
         let max_message_size = match &m.max_message_size {
             None => 25 * 1024 * 1024,
             Some(v) => match parse_size(v.get_ref()) {
+                Ok(n) if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(&n) => {
+                    self.err(
+                        v,
+                        format!(
+                            "max_message_size = {:?} is outside 1KB to 64MB: an email is held in memory while it is parsed, and providers refuse mail over 25-150MB anyway (the default is \"25MB\")",
+                            v.get_ref()
+                        ),
+                    );
+                    0
+                }
                 Ok(n) => n,
                 Err(e) => {
                     self.err(v, e);
                     0
+                }
+            },
+        };
+        let batch_size = match &m.batch_size {
+            None => 100,
+            Some(b) => match usize::try_from(*b.get_ref()) {
+                Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => n,
+                _ => {
+                    self.err(
+                        b,
+                        format!("batch_size = {} is outside 1 to {MAX_BATCH_SIZE}: it is how many emails one IMAP round trip fetches (and holds in memory); the default is 100", b.get_ref()),
+                    );
+                    100
                 }
             },
         };
@@ -893,7 +945,7 @@ impl Validator<'_> {
             idle_timeout,
             start,
             ca_file: m.ca_file.map(|p| self.resolve(&p)),
-            batch_size: m.batch_size.unwrap_or(100).clamp(1, 10_000),
+            batch_size,
             max_message_size,
         };
         (mailbox, address)
@@ -1375,6 +1427,12 @@ pub fn is_loopback(host: &str) -> bool {
             .parse::<IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
+
+/// `[mailbox] max_message_size` bounds: an email is held in memory whole while parsed.
+const MIN_MESSAGE_SIZE: usize = 1024;
+const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// `[mailbox] batch_size` at most: emails fetched (and held) per IMAP round trip.
+const MAX_BATCH_SIZE: usize = 1000;
 
 /// Sizes like `25MB`, `512KB`, `1000` (bytes). Binary multiples.
 pub fn parse_size(s: &str) -> Result<usize, String> {

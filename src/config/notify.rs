@@ -11,6 +11,9 @@ use crate::diag::Diagnostic;
 use crate::digest::{DigestConfig, QuietHours, Schedule};
 use crate::score::Priority;
 
+/// `[[digest]] max_per_section` at most.
+const MAX_PER_SECTION: usize = 500;
+
 impl Validator<'_> {
     /// Staff recipients: email addresses, never a support address (a loop), always staff (listed
     /// in `[support] staff` or at a support address's domain), so nothing here reaches a
@@ -149,6 +152,21 @@ impl Validator<'_> {
                 self.err(at, "period must be longer than zero");
             }
             let Some(schedule) = schedule else { continue };
+            // Bounded so that a digest lists at most 8 x 500 tickets, which the templates'
+            // fuel covers many times over (see crate::templates::FUEL).
+            let max_per_section = match &d.max_per_section {
+                None => 20,
+                Some(m) => match usize::try_from(*m.get_ref()) {
+                    Ok(n) if (1..=MAX_PER_SECTION).contains(&n) => n,
+                    _ => {
+                        self.err(
+                            m,
+                            format!("{section}: max_per_section = {} is outside 1 to {MAX_PER_SECTION}: a digest is read by a person; `triaged tickets` lists everything", m.get_ref()),
+                        );
+                        20
+                    }
+                },
+            };
             out.push(DigestConfig {
                 name,
                 to,
@@ -167,7 +185,7 @@ impl Validator<'_> {
                     .threats
                     .unwrap_or_else(|| vec!["legal-threat".into(), "public-threat".into()]),
                 oldest: d.oldest.unwrap_or(5),
-                max_per_section: d.max_per_section.unwrap_or(20).max(1),
+                max_per_section,
                 period,
             });
         }

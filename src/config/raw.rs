@@ -95,7 +95,7 @@ pub struct Mailbox {
     pub idle_timeout: Option<Spanned<String>>,
     pub start: Option<Spanned<String>>,
     pub ca_file: Option<String>,
-    pub batch_size: Option<usize>,
+    pub batch_size: Option<Spanned<i64>>,
     pub max_message_size: Option<Spanned<String>>,
 }
 
@@ -266,7 +266,7 @@ pub struct Digest {
     pub tones: Option<Vec<String>>,
     pub threats: Option<Vec<String>>,
     pub oldest: Option<usize>,
-    pub max_per_section: Option<usize>,
+    pub max_per_section: Option<Spanned<i64>>,
     pub period: Option<Spanned<String>>,
 }
 

@@ -207,6 +207,46 @@ fn problems_are_reported_with_file_line_col() {
             ),
             "CONFIG:7:16: idle_timeout must be under 29 minutes",
         ),
+        (
+            "absurd max_message_size",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nmax_message_size = \"10GB\"",
+            ),
+            "CONFIG:7:20: max_message_size = \"10GB\" is outside 1KB to 64MB",
+        ),
+        (
+            "tiny max_message_size",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nmax_message_size = \"100\"",
+            ),
+            "CONFIG:7:20: max_message_size = \"100\" is outside 1KB to 64MB",
+        ),
+        (
+            "absurd batch_size",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nbatch_size = 1000000",
+            ),
+            "CONFIG:7:14: batch_size = 1000000 is outside 1 to 1000",
+        ),
+        (
+            "zero batch_size",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nbatch_size = 0",
+            ),
+            "CONFIG:7:14: batch_size = 0 is outside 1 to 1000",
+        ),
+        (
+            "negative batch_size",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nbatch_size = -5",
+            ),
+            "CONFIG:7:14: batch_size = -5 is outside 1 to 1000",
+        ),
     ];
     for (name, config, want) in cases {
         let errs = errors(&config);
@@ -753,4 +793,23 @@ fn mailbox_problems_are_reported_where_written() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_digest_lists_at_most_500_per_section() {
+    let digest =
+        "[[digest]]\nname = \"team\"\nto = [\"lead@elsewhere.test\"]\ntimes = [\"09:00\"]\n";
+    let (_d, path) = setup(&with_staff(&format!("{digest}max_per_section = 500\n")));
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.digests[0].max_per_section, 500);
+    for bad in ["0", "100000"] {
+        let errs = errors(&with_staff(&format!("{digest}max_per_section = {bad}\n")));
+        assert!(
+            errs.iter().any(|e| e.starts_with("CONFIG:")
+                && e.contains(&format!(
+                    ":19: [[digest]] \"team\": max_per_section = {bad} is outside 1 to 500"
+                ))),
+            "{errs:?}"
+        );
+    }
 }
