@@ -30,6 +30,9 @@
 //!   mailbox (`[[mailbox]]`; all share the store and the outbox, and each mailbox's folders
 //!   after the first's are keyed `NAME:FOLDER`). [`clock`]: the only clock read.
 //! - [`reload`]: SIGHUP re-reads the config; tasks take the new one between units of work.
+//!   `triaged check`, start-up and reload all load through [`config::Config::load`] (on a
+//!   thread with an 8 MiB stack), and rule packs and templates have limits (rules, keywords,
+//!   meta nesting, template fuel and output size), so no config can hang or crash the daemon.
 //! - [`http`]: `/healthz`, `/metrics` ([`metrics`]: counters, Prometheus text) and the status
 //!   page, read-only, on loopback.
 //!

@@ -632,3 +632,32 @@ fn large_keyword_sets_use_an_nfa_and_still_match() {
             .is_empty()
     );
 }
+
+#[test]
+fn weights_file_errors_are_located_even_in_a_large_file() {
+    let r = rules("[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\n");
+    let d = tempfile::tempdir().expect("tempdir");
+    let path = d.path().join("weights.toml");
+    // 20,000 unknown ids, then a weight that is not a number: each named at its line.
+    let mut text = String::from("[weights]\na = nan\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("gone{i} = 1.0\n"));
+    }
+    std::fs::write(&path, &text).expect("write");
+    let errs = load_weights(&path, &r).expect_err("refused");
+    assert_eq!(errs.len(), 20_001);
+    let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let file = path.display().to_string();
+    assert!(
+        shown.contains(&format!("{file}:2:5: weight must be a finite number")),
+        "{:?}",
+        &shown[..3]
+    );
+    assert!(
+        shown.iter().any(|e| e.starts_with(&format!(
+            "{file}:20002:1: no rule \"gone19999\" in the rule files"
+        ))),
+        "{:?}",
+        &shown[..3]
+    );
+}

@@ -2,7 +2,7 @@
 //! same rules with fitted weights, and the thresholds fitted with them. Every weight is still a
 //! number on a named rule, so explanations stay readable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -34,21 +34,28 @@ pub fn load_weights(
     path: &Path,
     rules: &RuleSet,
 ) -> Result<(RuleSet, Option<Thresholds>), Vec<Diagnostic>> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic::file(
-            path,
-            format!("cannot read weights file: {e}"),
-        )]
-    })?;
+    // Bounded like a rule file, and checked with a set and a line index: a file of many
+    // unknown ids cannot make the check quadratic.
+    let source = crate::diag::read_limited(path, "weights file", super::load::MAX_RULE_FILE_BYTES)
+        .map_err(|d| vec![d])?;
     let raw: RawWeights =
         toml::from_str(&source).map_err(|e| vec![Diagnostic::from_toml(path, &source, &e)])?;
+    let ids: HashSet<&str> = rules.rules().iter().map(|r| r.id.as_str()).collect();
+    let lines = crate::diag::Lines::new(&source);
+    let at = |span: std::ops::Range<usize>, message: String| {
+        let (line, col) = lines.line_col(&source, span.start);
+        Diagnostic {
+            file: path.to_path_buf(),
+            line,
+            col,
+            message,
+        }
+    };
     let mut errors = Vec::new();
     let mut map = BTreeMap::new();
     for (id, w) in &raw.weights {
-        if !rules.rules().iter().any(|r| &r.id == id.get_ref()) {
-            errors.push(Diagnostic::at(
-                path,
-                &source,
+        if !ids.contains(id.get_ref().as_str()) {
+            errors.push(at(
                 id.span(),
                 format!(
                     "no rule {:?} in the rule files (renamed or removed? run triaged tune again)",
@@ -56,12 +63,7 @@ pub fn load_weights(
                 ),
             ));
         } else if !w.get_ref().is_finite() {
-            errors.push(Diagnostic::at(
-                path,
-                &source,
-                w.span(),
-                "weight must be a finite number",
-            ));
+            errors.push(at(w.span(), "weight must be a finite number".into()));
         } else {
             map.insert(id.get_ref().clone(), *w.get_ref());
         }
