@@ -232,7 +232,18 @@ fn check_refuses_every_hostile_config_quickly_with_its_file_and_place() {
         "regexes too large together",
         d.path(),
         pack,
-        "compile to more than 16 MiB together (the limit)",
+        "compile to more than 16 MiB together",
+    );
+    // 5,000 regex rules each too large alone: compiling stops when the budget is spent.
+    let regexes: String = (0..5_000)
+        .map(|i| format!("[[rule]]\nid = \"x{i}\"\nregex = '\\w{{500}}z{i}'\nweight = 1.0\n"))
+        .collect();
+    let d = setup("", &regexes, &[]);
+    refused(
+        "5,000 regexes too large",
+        d.path(),
+        &format!("{pack}:3:9"),
+        "regex compiles to more than 4 MiB (the limit)",
     );
 
     let d = setup("", OUTAGE, &[("ack.txt", NESTED_RANGES)]);

@@ -86,8 +86,13 @@ struct RawExamples {
 
 /// Compiled regexes larger than this are refused (a runaway pattern is a mistake).
 const REGEX_SIZE_LIMIT: usize = 4 << 20;
-/// The regexes reading one source are compiled together into a set of at most this size.
-const REGEX_SET_SIZE_LIMIT: usize = 4 * REGEX_SIZE_LIMIT;
+/// The regexes of all rules together may compile to this much, counting what the refused ones
+/// used before they were stopped: compiling (and holding) regexes is bounded by it, however
+/// many regex rules there are.
+const REGEX_TOTAL_SIZE: usize = 16 << 20;
+/// The regexes reading one text are compiled together into one set; they fit the total above,
+/// so this has room for the set's own few states.
+const REGEX_SET_SIZE_LIMIT: usize = REGEX_TOTAL_SIZE + REGEX_SIZE_LIMIT;
 /// Default negation window in words.
 const NEGATION_WINDOW: usize = 3;
 
@@ -143,6 +148,10 @@ struct Loader<'a> {
     errors: Vec<Diagnostic>,
     /// Keywords, senders and regexes read so far, against [`MAX_KEYWORDS`].
     phrases: usize,
+    /// What is left of [`REGEX_TOTAL_SIZE`] for the regexes still to compile.
+    regex_budget: usize,
+    /// The budget ran out and that was said (once).
+    regex_budget_said: bool,
 }
 
 impl Loader<'_> {
@@ -223,36 +232,102 @@ struct RegexError {
     offset: Option<usize>,
 }
 
-fn build_regex(pattern: &str) -> Result<Regex, RegexError> {
-    RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(limit) => RegexError {
-                message: format!(
-                    "regex compiles to more than {} MiB (the limit); {SHRINK_REGEX}",
-                    limit >> 20
-                ),
+fn over_total() -> String {
+    format!(
+        "the regexes of all rules up to this one compile to more than {} MiB together, counting any refused above (the limit); {SHRINK_REGEX}, or turn some into keyword rules",
+        REGEX_TOTAL_SIZE >> 20
+    )
+}
+
+/// Where a syntax error is in `pattern` (a byte offset), if it has one.
+fn syntax_error(pattern: &str) -> Option<(usize, String)> {
+    let message = |e: &dyn std::fmt::Display| {
+        e.to_string()
+            .lines()
+            .last()
+            .unwrap_or("invalid regex")
+            .trim()
+            .to_string()
+    };
+    match regex_syntax::Parser::new().parse(pattern) {
+        Err(regex_syntax::Error::Parse(e)) => Some((e.span().start.offset, message(&e))),
+        Err(regex_syntax::Error::Translate(e)) => Some((e.span().start.offset, message(&e))),
+        Err(e) => Some((0, message(&e))),
+        Ok(_) => None,
+    }
+}
+
+impl Loader<'_> {
+    /// Compile a rule's regex within what is left of [`REGEX_TOTAL_SIZE`]. `Err(None)`: the
+    /// budget was spent by earlier regexes and that was said; the regex is not compiled.
+    fn compile_regex(&mut self, pattern: &str) -> Result<Regex, Option<RegexError>> {
+        use regex_automata::nfa::thompson;
+        if let Some((offset, message)) = syntax_error(pattern) {
+            return Err(Some(RegexError {
+                message,
+                offset: Some(offset),
+            }));
+        }
+        if self.regex_budget == 0 {
+            if self.regex_budget_said {
+                return Err(None);
+            }
+            self.regex_budget_said = true;
+            return Err(Some(RegexError {
+                message: over_total(),
                 offset: None,
-            },
-            other => {
-                let offset = match regex_syntax::Parser::new().parse(pattern) {
-                    Err(regex_syntax::Error::Parse(e)) => Some(e.span().start.offset),
-                    Err(regex_syntax::Error::Translate(e)) => Some(e.span().start.offset),
-                    _ => None,
+            }));
+        }
+        // Measured with the NFA compiler the regex crate uses and its size limit, which stops
+        // as soon as the NFA passes it: the work done is at most the limit.
+        let limit = REGEX_SIZE_LIMIT.min(self.regex_budget);
+        let measured = thompson::Compiler::new()
+            .configure(thompson::Config::new().nfa_size_limit(Some(limit)))
+            .build(pattern);
+        let used = match measured {
+            Ok(nfa) => nfa.memory_usage(),
+            Err(e) if e.size_limit().is_some() => {
+                let alone = limit == REGEX_SIZE_LIMIT;
+                self.regex_budget = self.regex_budget.saturating_sub(limit);
+                let message = if alone {
+                    format!(
+                        "regex compiles to more than {} MiB (the limit); {SHRINK_REGEX}",
+                        REGEX_SIZE_LIMIT >> 20
+                    )
+                } else {
+                    self.regex_budget = 0;
+                    self.regex_budget_said = true;
+                    over_total()
                 };
-                RegexError {
-                    message: other
+                return Err(Some(RegexError {
+                    message,
+                    offset: None,
+                }));
+            }
+            Err(e) => {
+                return Err(Some(RegexError {
+                    message: e.to_string(),
+                    offset: None,
+                }));
+            }
+        };
+        self.regex_budget = self.regex_budget.saturating_sub(used);
+        RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| {
+                Some(RegexError {
+                    message: e
                         .to_string()
                         .lines()
                         .last()
-                        .unwrap_or("invalid regex")
+                        .unwrap_or("")
                         .trim()
                         .to_string(),
-                    offset,
-                }
-            }
-        })
+                    offset: None,
+                })
+            })
+    }
 }
 
 /// How to make a regex smaller, for size-limit errors.
@@ -300,6 +375,8 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
         lines: Vec::new(),
         errors: Vec::new(),
         phrases: 0,
+        regex_budget: REGEX_TOTAL_SIZE,
+        regex_budget_said: false,
     };
     let mut rules_read = 0usize;
     let mut pending: Vec<Pending> = Vec::new();
@@ -876,7 +953,7 @@ fn compile_rule(
             if !l.count_phrase(&at(re.span())) {
                 return None;
             }
-            match build_regex(re.get_ref()) {
+            match l.compile_regex(re.get_ref()) {
                 Ok(compiled) => {
                     if compiled.is_match("") {
                         l.err(
@@ -894,7 +971,10 @@ fn compile_rule(
                     }
                     Matcher::Regex(compiled)
                 }
-                Err(e) => {
+                // Earlier regexes used the budget up, and that was said at the first one over;
+                // the rule stays (meta rules may name it) but is never built: the load fails.
+                Err(None) => Matcher::Keywords(Vec::new()),
+                Err(Some(e)) => {
                     let span = match e.offset {
                         Some(off) => offset_in_value(&l.sources[fi], &re.span(), re.get_ref(), off),
                         None => re.span(),
@@ -1173,8 +1253,8 @@ fn build(
         let set = match compiled.iter().find(|(p, _)| *p == pats) {
             Some((_, set)) => set.clone(),
             None => {
-                let set = regex_set(&pats)
-                    .map_err(|e| regex_set_error(pending, &source, &pats, &rules, &e))?;
+                let set =
+                    regex_set(&pats).map_err(|e| regex_set_error(pending, &source, &rules, &e))?;
                 compiled.push((pats, set.clone()));
                 set
             }
@@ -1215,60 +1295,29 @@ fn regex_set(pats: &[String]) -> Result<regex::RegexSet, regex::Error> {
         .build()
 }
 
-/// Where and why the regexes of `source` do not compile together. Each compiled alone (that
-/// was checked rule by rule), so this is their sum passing the set's size limit: the rule
-/// whose regex tips it over is found by bisection and named, with every file that adds to it.
+/// Why the regexes of `source` do not compile together, said at the first rule reading it.
+/// Not expected: they fit [`REGEX_TOTAL_SIZE`] together, and the set has room beyond that.
 fn regex_set_error(
     pending: &[Pending],
     source: &Source,
-    pats: &[String],
     rules: &[usize],
     e: &regex::Error,
 ) -> (usize, String) {
-    let regex::Error::CompiledTooBig(limit) = e else {
-        let first = rules.first().copied().unwrap_or(0);
-        return (
-            first,
-            format!(
-                "cannot compile the regexes reading {} together: {e}",
-                source.name()
-            ),
-        );
-    };
-    // The first `lo` patterns fit (each does alone), the first `hi` do not; a set only grows
-    // with more patterns.
-    let (mut lo, mut hi) = (1, pats.len());
-    while lo + 1 < hi {
-        let mid = lo + (hi - lo) / 2;
-        if regex_set(&pats[..mid]).is_ok() {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    let tipping = rules[hi - 1];
-    let mut files: Vec<String> = rules
+    let mut files: Vec<&str> = rules
         .iter()
         .map(|&r| {
-            let origin = &pending[r].rule.origin;
-            origin
-                .rsplit_once(':')
-                .map_or(origin.clone(), |(f, _)| f.to_string())
+            let origin = pending[r].rule.origin.as_str();
+            origin.rsplit_once(':').map_or(origin, |(f, _)| f)
         })
         .collect();
-    files.dedup();
-    files.sort();
+    files.sort_unstable();
     files.dedup();
     (
-        tipping,
+        rules.first().copied().unwrap_or(0),
         format!(
-            "rule {:?}: the {} regexes reading {} compile to more than {} MiB together (the limit), \
-             and this one's is where they pass it (regex rules in {}); {SHRINK_REGEX}, or turn \
-             some into keyword rules",
-            pending[tipping].rule.id,
-            pats.len(),
+            "the {} regexes reading {} do not compile together ({e}); they are in {}: {SHRINK_REGEX}",
+            rules.len(),
             source.name(),
-            limit >> 20,
             files.join(", "),
         ),
     )
