@@ -246,6 +246,25 @@ fn check_refuses_every_hostile_config_quickly_with_its_file_and_place() {
         "regex compiles to more than 4 MiB (the limit)",
     );
 
+    let groups: String = (0..100_000)
+        .map(|i| format!("[[group]]\nid = \"g{i}\"\nmax = 1.0\n"))
+        .collect();
+    let d = setup("", &format!("{groups}{OUTAGE}"), &[]);
+    refused(
+        "100,000 groups",
+        d.path(),
+        &format!("{pack}:3002:6"),
+        "more than 1000 groups",
+    );
+    let examples = vec!["\"outage\""; 1_000_000].join(", ");
+    let d = setup("", &format!("{OUTAGE}examples.match = [{examples}]\n"), &[]);
+    refused(
+        "1,000,000 inline examples",
+        d.path(),
+        &format!("{pack}:5:{}", 19 + 10_000 * "\"outage\", ".len()),
+        "more than 10000 inline examples",
+    );
+
     let d = setup("", OUTAGE, &[("ack.txt", NESTED_RANGES)]);
     refused(
         "nested ranges",

@@ -109,6 +109,10 @@ pub const MAX_KEYWORDS: usize = 50_000;
 pub const MAX_KEYWORD_CHARS: usize = 200;
 /// Characters in one meta expression.
 pub const MAX_META_CHARS: usize = 10_000;
+/// `[[group]]`s in all rule files together.
+pub const MAX_GROUPS: usize = 1_000;
+/// Inline examples in all rule files together (each is scored by the whole set).
+pub const MAX_EXAMPLES: usize = 10_000;
 /// `[negation] phrases` in one file.
 pub const MAX_NEGATION_PHRASES: usize = 100;
 /// Bytes in one rule file.
@@ -152,6 +156,8 @@ struct Loader<'a> {
     regex_budget: usize,
     /// The budget ran out and that was said (once).
     regex_budget_said: bool,
+    /// Inline examples read so far, against [`MAX_EXAMPLES`].
+    examples: usize,
 }
 
 impl Loader<'_> {
@@ -377,10 +383,13 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
         phrases: 0,
         regex_budget: REGEX_TOTAL_SIZE,
         regex_budget_said: false,
+        examples: 0,
     };
     let mut rules_read = 0usize;
     let mut pending: Vec<Pending> = Vec::new();
     let mut groups: Vec<(Group, Loc)> = Vec::new();
+    let mut group_index: HashMap<String, usize> = HashMap::new();
+    let mut groups_read = 0usize;
     for (fi, &file) in files.iter().enumerate() {
         let source = match crate::diag::read_limited(file, "rule file", MAX_RULE_FILE_BYTES) {
             Ok(s) => s,
@@ -446,6 +455,16 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
             Arc::new(Negation { phrases, window })
         });
         for g in raw.group {
+            if groups_read == MAX_GROUPS {
+                l.err(
+                    &at(g.get_ref().id.span()),
+                    format!("more than {MAX_GROUPS} groups in all rule files (the limit; this is group {}): a group caps a few related rules", MAX_GROUPS + 1),
+                );
+            }
+            groups_read += 1;
+            if groups_read > MAX_GROUPS {
+                continue;
+            }
             let g = g.into_inner();
             let id = g.id.get_ref().clone();
             if !is_id(&id) {
@@ -465,7 +484,7 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
             {
                 l.err(&at(min.span()), format!("group {id:?}: min is above max"));
             }
-            if let Some((_, first)) = groups.iter().find(|(x, _)| x.id == id) {
+            if let Some((_, first)) = group_index.get(&id).map(|&i| &groups[i]) {
                 let (line, _) = l.line_col(first);
                 let msg = format!(
                     "duplicate group id {id:?} (first defined at {}:{line})",
@@ -474,6 +493,7 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
                 l.err(&at(g.id.span()), msg);
                 continue;
             }
+            group_index.insert(id.clone(), groups.len());
             groups.push((
                 Group {
                     id,
@@ -537,7 +557,7 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
     // Groups resolve.
     for p in pending.iter_mut() {
         if let Some((name, loc)) = p.group.clone() {
-            match groups.iter().position(|(g, _)| g.id == name) {
+            match group_index.get(&name).copied() {
                 Some(g) => p.rule.group = Some(g),
                 None => l.err(
                     &loc,
@@ -1119,11 +1139,23 @@ fn compile_rule(
 
     let mut examples = Vec::new();
     if let Some(ex) = &r.examples {
-        for e in &ex.matches {
-            examples.push((e.get_ref().clone(), true, at(e.span())));
-        }
-        for e in &ex.no_match {
-            examples.push((e.get_ref().clone(), false, at(e.span())));
+        let all = ex
+            .matches
+            .iter()
+            .map(|e| (e, true))
+            .chain(ex.no_match.iter().map(|e| (e, false)));
+        for (e, should) in all {
+            l.examples += 1;
+            if l.examples == MAX_EXAMPLES + 1 {
+                l.err(
+                    &at(e.span()),
+                    format!("more than {MAX_EXAMPLES} inline examples in all rule files (the limit; each is scored by the whole pack): keep a few telling ones per rule"),
+                );
+            }
+            if l.examples > MAX_EXAMPLES {
+                break;
+            }
+            examples.push((e.get_ref().clone(), should, at(e.span())));
         }
     }
     if l.errors.len() > errors_before {

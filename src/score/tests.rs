@@ -672,3 +672,38 @@ fn weights_file_errors_are_located_even_in_a_large_file() {
         &shown[..3]
     );
 }
+
+#[test]
+fn group_and_example_limits_are_located_where_they_are_passed() {
+    use super::load::{MAX_EXAMPLES, MAX_GROUPS};
+    // 1,001 groups (3 lines each): the 1,001st is named; a duplicate check over many groups
+    // stays linear.
+    let mut text: String = (0..=MAX_GROUPS)
+        .map(|i| format!("[[group]]\nid = \"g{i}\"\nmax = 1.0\n"))
+        .collect();
+    text.push_str("[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\ngroup = \"g1\"\n");
+    let (_d, r) = load_str(&[("r.toml", &text)]);
+    let errs = r.expect_err("too many groups");
+    assert_eq!(
+        errs,
+        [format!(
+            "r.toml:{}:6: more than 1000 groups in all rule files (the limit; this is group 1001): a group caps a few related rules",
+            3 * MAX_GROUPS + 2
+        )]
+    );
+    // 10,001 examples: the 10,001st is named, the ones before are checked.
+    let examples = vec!["\"an x\""; MAX_EXAMPLES + 1].join(", ");
+    let text = format!(
+        "[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\nexamples.match = [{examples}]\n"
+    );
+    let (_d, r) = load_str(&[("r.toml", &text)]);
+    let errs = r.expect_err("too many examples");
+    let col = 19 + MAX_EXAMPLES * "\"an x\", ".len();
+    assert_eq!(errs.len(), 1, "{:?}", &errs[..errs.len().min(3)]);
+    assert!(
+        errs[0].starts_with(&format!(
+            "r.toml:5:{col}: more than 10000 inline examples in all rule files"
+        )),
+        "{errs:?}"
+    );
+}
