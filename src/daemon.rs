@@ -78,6 +78,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
                 staff_folder,
             );
             pipeline.limits.max_size = mailbox.max_message_size;
+            pipeline.deadline = mailbox.triage_timeout;
             pipeline.live = Some(live.clone());
             pipeline.metrics = metrics.clone();
             let mut flags = config.flags.clone();

@@ -12,7 +12,8 @@
 //! - [`config`]: TOML schema, validation with `file:line:col`, secret sources.
 //! - [`imap`]: connection (TLS, STARTTLS, LOGIN), the watch loop (checkpoint, batches, IDLE or
 //!   poll, reconnect with backoff), flagging.
-//! - [`parse`]: the only user of `mail_parser`; raw bytes -> [`parse::Email`].
+//! - [`parse`]: the only user of `mail_parser`; raw bytes -> [`parse::Email`], within a budget
+//!   (MIME parts and nesting, threading ids, body text; HTML to text in one linear pass).
 //! - [`guard`]: may an automatic reply go out at all? (pure; a reason code for every "no")
 //! - [`score`]: keyword/regex rules from TOML -> priority, tones, hits (pure).
 //! - [`tickets`]: ticket tags, states and what moves them, roles, staff commands, the
@@ -21,7 +22,9 @@
 //!   customer-facing hours are computed on it.
 //! - [`store`]: SQLite (WAL, STRICT tables, versioned migrations); the per-email transaction,
 //!   which also queues and cancels follow-ups as the ticket moves.
-//! - [`pipeline`]: one email through parse -> guard -> score -> store.
+//! - [`pipeline`]: one email through parse -> guard -> score -> store; in the daemon the costly
+//!   stages run on the blocking pool under a deadline (`too_costly`), and a start is noted first
+//!   so an email that kills the process twice is skipped (`crashed_during_triage`).
 //! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
 //! - [`smtp`]: lettre transport and error classification. [`templates`]: minijinja templates.
 //! - [`tools`]: operator tools without a server (`explain`, `eval`). [`eval`]: labelled data

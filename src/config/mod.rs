@@ -82,6 +82,9 @@ pub struct MailboxConfig {
     pub ca_file: Option<PathBuf>,
     pub batch_size: usize,
     pub max_message_size: usize,
+    /// Longest the costly stages (parse, guard, score) may take for one email; past it the
+    /// email is skipped as `too_costly` and flagged for staff.
+    pub triage_timeout: Duration,
 }
 
 impl MailboxConfig {
@@ -795,6 +798,13 @@ impl Validator<'_> {
                 "idle_timeout must be under 29 minutes (RFC 2177): servers drop IDLE after 30",
             );
         }
+        let triage_timeout = self.duration(&m.triage_timeout, crate::pipeline::DEFAULT_DEADLINE);
+        if let Some(at) = &m.triage_timeout
+            && (triage_timeout < Duration::from_millis(1)
+                || triage_timeout > Duration::from_secs(600))
+        {
+            self.err(at, "triage_timeout must be between 1ms and 10m");
+        }
         let name = match &m.name {
             Some(n) => {
                 let v = n.get_ref();
@@ -895,6 +905,7 @@ impl Validator<'_> {
             ca_file: m.ca_file.map(|p| self.resolve(&p)),
             batch_size: m.batch_size.unwrap_or(100).clamp(1, 10_000),
             max_message_size,
+            triage_timeout,
         };
         (mailbox, address)
     }

@@ -97,6 +97,7 @@ pub struct Mailbox {
     pub ca_file: Option<String>,
     pub batch_size: Option<usize>,
     pub max_message_size: Option<Spanned<String>>,
+    pub triage_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

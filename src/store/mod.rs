@@ -57,11 +57,13 @@ pub enum Content<'a> {
         /// Why this email raises an instant alert to staff (empty: it does not).
         alert: &'a [String],
     },
-    /// Could not be triaged (too large, unparseable).
+    /// Could not be triaged (too large, unparseable, over its budget).
     Skipped {
         reason: &'static str,
         detail: String,
         size: usize,
+        /// Flag it in the mailbox (`\\Flagged`) so staff read what triage could not.
+        flag: bool,
     },
 }
 
@@ -122,6 +124,8 @@ pub struct FlagTask {
     pub uid: u32,
     pub priority: Option<Priority>,
     pub tones: Vec<String>,
+    /// Skipped, and left for staff (over its budget, or a poison message): `\\Flagged`.
+    pub skipped: bool,
 }
 
 /// An outbox row ready to render and send.
@@ -289,6 +293,11 @@ impl Store {
             .context("Starting transaction")?;
         let outcome = record_in(&tx, at, content, received_at, policy, now)?;
         tx.execute(
+            "DELETE FROM triage_starts WHERE folder = ?1 AND uidvalidity = ?2 AND uid = ?3",
+            params![at.folder, at.uidvalidity, at.uid],
+        )
+        .context("Clearing the triage start")?;
+        tx.execute(
             "INSERT INTO folder_state (folder, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(folder) DO UPDATE SET last_uid = max(last_uid, ?3), updated_at = ?4
              WHERE uidvalidity = ?2",
@@ -300,7 +309,41 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Messages in this folder whose keywords are not set yet, oldest first.
+    /// Note that triage of the email at `at` starts in daemon run `run`; returns how many
+    /// earlier runs started it and died before recording it. Committed on its own, before the
+    /// costly stages, so a process that dies in them leaves the mark behind.
+    pub fn begin_triage(&self, at: &Location<'_>, run: &str, now: i64) -> Result<u32> {
+        self.conn
+            .query_row(
+                "INSERT INTO triage_starts (folder, uidvalidity, uid, run, crashes, started_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                 ON CONFLICT (folder, uidvalidity, uid) DO UPDATE SET
+                     crashes = crashes + (run <> excluded.run), run = excluded.run, started_at = excluded.started_at
+                 RETURNING crashes",
+                params![at.folder, at.uidvalidity, at.uid, run, now],
+                |r| r.get(0),
+            )
+            .with_context(|| format!("Noting the triage start of UID {} of {}", at.uid, at.folder))
+    }
+
+    /// Forget the triage start of the email at `at` (an error, not a crash, ended it).
+    pub fn forget_triage_start(&self, at: &Location<'_>) -> Result<usize> {
+        self.conn
+            .execute(
+                "DELETE FROM triage_starts WHERE folder = ?1 AND uidvalidity = ?2 AND uid = ?3",
+                params![at.folder, at.uidvalidity, at.uid],
+            )
+            .context("Forgetting a triage start")
+    }
+
+    /// Forget the triage starts of run `run` that were not recorded: it stops cleanly (or an
+    /// error, not a crash, interrupted them), so they are no sign of a poison message.
+    pub fn forget_triage_starts(&self, run: &str) -> Result<usize> {
+        self.conn
+            .execute("DELETE FROM triage_starts WHERE run = ?1", [run])
+            .context("Forgetting unfinished triage starts")
+    }
+
     /// Tickets, most urgent and oldest first, optionally only those in one of `states` (empty:
     /// any) and of `priority`.
     pub fn tickets(&self, states: &[State], priority: Option<Priority>) -> Result<Vec<TicketRow>> {
@@ -483,11 +526,12 @@ impl Store {
         })
     }
 
+    /// Messages in this folder whose keywords are not set yet, oldest first.
     pub fn pending_flags(&self, folder: &str, uidvalidity: u32) -> Result<Vec<FlagTask>> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, uid, priority, tones FROM messages
+                "SELECT id, uid, priority, tones, status = 'skipped' FROM messages
                  WHERE folder = ?1 AND uidvalidity = ?2 AND flags_state = 'pending' ORDER BY uid",
             )
             .context("Preparing pending flags query")?;
@@ -504,6 +548,7 @@ impl Store {
                         .filter(|t| !t.is_empty())
                         .map(str::to_string)
                         .collect(),
+                    skipped: r.get(4)?,
                 })
             })
             .context("Reading pending flags")?;
@@ -919,13 +964,15 @@ fn record_in(
             reason,
             detail,
             size,
+            flag,
         } => {
             let key = format!("loc:{}:{}:{}", at.folder, at.uidvalidity, at.uid);
+            let flags_state = if *flag { "pending" } else { "done" };
             tx.execute(
                 "INSERT INTO messages (dedup_key, folder, uidvalidity, uid, status, skip_reason, skip_detail, ack,
                                        size, received_at, processed_at, flags_state)
-                 VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, 'skipped', ?7, ?8, ?9, 'done')",
-                params![key, at.folder, at.uidvalidity, at.uid, reason, detail, *size as i64, received_at, now],
+                 VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, 'skipped', ?7, ?8, ?9, ?10)",
+                params![key, at.folder, at.uidvalidity, at.uid, reason, detail, *size as i64, received_at, now, flags_state],
             )
             .context("Recording skipped message")?;
             return Ok(Recorded::New {

@@ -32,6 +32,7 @@ fn email(id: &str, from: &str, subject: &str) -> Email {
         return_path: None,
         part_types: vec![],
         size: 100,
+        budget: Vec::new(),
     }
 }
 
@@ -307,6 +308,41 @@ fn per_sender_limit_and_stale_mail() {
 }
 
 #[test]
+fn a_poison_message_is_counted_by_the_runs_that_died_on_it() {
+    let mut t = T::new();
+    let at = Location {
+        folder: "INBOX",
+        uidvalidity: 1,
+        uid: 7,
+    };
+    // Started, then started again by the same run (an error, not a crash): no crash.
+    assert_eq!(t.store.begin_triage(&at, "run-a", NOW).expect("begin"), 0);
+    assert_eq!(t.store.begin_triage(&at, "run-a", NOW).expect("begin"), 0);
+    // Two later runs find it unrecorded: each counts the one before as dead.
+    assert_eq!(t.store.begin_triage(&at, "run-b", NOW).expect("begin"), 1);
+    assert_eq!(t.store.begin_triage(&at, "run-c", NOW).expect("begin"), 2);
+    // A clean stop forgets only its own starts.
+    let other = Location { uid: 8, ..at };
+    t.store.begin_triage(&other, "run-d", NOW).expect("begin");
+    assert_eq!(t.store.forget_triage_starts("run-d").expect("forget"), 1);
+    assert_eq!(t.count("SELECT count(*) FROM triage_starts"), 1);
+    // Recording the email (here: skipped and flagged for staff) clears its start.
+    let content = Content::Skipped {
+        reason: "crashed_during_triage",
+        detail: "the daemon stopped 2 times".into(),
+        size: 10,
+        flag: true,
+    };
+    t.store
+        .record(&at, &content, NOW, &policy(), NOW)
+        .expect("record");
+    assert_eq!(t.count("SELECT count(*) FROM triage_starts"), 0);
+    let flags = t.store.pending_flags("INBOX", 1).expect("pending");
+    assert_eq!(flags.len(), 1);
+    assert!(flags[0].skipped && flags[0].priority.is_none());
+}
+
+#[test]
 fn skipped_messages_are_recorded_with_reason() {
     let mut t = T::new();
     let at = Location {
@@ -318,6 +354,7 @@ fn skipped_messages_are_recorded_with_reason() {
         reason: "too_large",
         detail: "big".into(),
         size: 99_999_999,
+        flag: false,
     };
     t.store
         .record(&at, &content, NOW, &policy(), NOW)
@@ -1726,6 +1763,7 @@ fn health_facts_measure_backlog_last_mail_and_circuit_breaker_skips() {
         reason: "too_large",
         detail: "big".into(),
         size: 1,
+        flag: false,
     };
     t.store
         .record(&junk, &skipped, NOW, &t.policy, NOW + 5)
