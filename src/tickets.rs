@@ -23,7 +23,7 @@ pub fn role_of(guard: Result<(), Refusal>, in_sent_folder: bool) -> Role {
         Err(Refusal::OwnLoop) => Role::Robot,
         _ if in_sent_folder => Role::Staff,
         Err(Refusal::StaffSender | Refusal::OwnAddress) => Role::Staff,
-        Ok(()) | Err(Refusal::NotAddressed) => Role::Customer,
+        Ok(()) | Err(Refusal::NotAddressed | Refusal::InvalidAddress) => Role::Customer,
         Err(_) => Role::Robot,
     }
 }
@@ -686,6 +686,7 @@ mod tests {
         let cases = [
             (Ok(()), false, Role::Customer),
             (Err(Refusal::NotAddressed), false, Role::Customer),
+            (Err(Refusal::InvalidAddress), false, Role::Customer),
             (Err(Refusal::StaffSender), false, Role::Staff),
             (Err(Refusal::OwnAddress), false, Role::Staff),
             (Err(Refusal::AutoSubmitted), false, Role::Robot),

@@ -12,7 +12,7 @@ pub struct Case {
 }
 
 /// Headers of a plain customer email from `from`, with `extra` lines (each ending CRLF).
-fn head(n: usize, subject: &str, extra: &str) -> String {
+pub fn head(n: usize, subject: &str, extra: &str) -> String {
     format!(
         "From: Customer {n} <hostile-{n}@example.test>\r\nTo: support@example.test\r\n\
          Subject: {subject}\r\nMessage-ID: <hostile-{n}-{subject_len}@example.test>\r\n\
@@ -21,7 +21,7 @@ fn head(n: usize, subject: &str, extra: &str) -> String {
     )
 }
 
-fn html(n: usize, name: &'static str, body: String) -> Case {
+pub fn html(n: usize, name: &'static str, body: String) -> Case {
     let mut raw = head(n, name, "Content-Type: text/html; charset=utf-8\r\n\r\n");
     raw.push_str(&body);
     raw.push_str("\r\n");
@@ -261,39 +261,4 @@ fn plain_multipart(n: usize, name: &'static str, body: &str) -> Case {
         name,
         raw: raw.into_bytes(),
     }
-}
-
-/// Large but ordinary shapes near the default 25 MB size limit, for the bench's memory
-/// ceiling (the test leaves them out: delivering them costs more than it shows).
-pub fn big_cases() -> Vec<Case> {
-    let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
-    let attachment = line.repeat(20 * 1024 * 1024 / line.len());
-    let mut raw = head(
-        900,
-        "big-attachment",
-        "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
-    );
-    raw.push_str(
-        "--b\r\nContent-Type: text/plain\r\n\r\nThe invoice is attached; it is wrong.\r\n",
-    );
-    raw.push_str(
-        "--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-    );
-    raw.push_str(&attachment);
-    raw.push_str("--b--\r\n");
-    let big_html = html(
-        901,
-        "big-html",
-        format!(
-            "<html><body>{}</body></html>",
-            "<p>The site is <b>down</b> again.</p>\r\n".repeat(500_000)
-        ),
-    );
-    vec![
-        Case {
-            name: "big-attachment",
-            raw: raw.into_bytes(),
-        },
-        big_html,
-    ]
 }
