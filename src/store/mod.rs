@@ -124,7 +124,7 @@ pub struct FlagTask {
     pub uid: u32,
     pub priority: Option<Priority>,
     pub tones: Vec<String>,
-    /// Skipped, and left for staff (over its budget, or a poison message): `\\Flagged`.
+    /// Skipped, and left for staff (over its budget, or a poison message): `\Flagged`.
     pub skipped: bool,
 }
 
