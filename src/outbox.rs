@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lettre::Message;
-use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::header::{self, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,7 @@ use crate::config::{
     AckConfig, FollowupConfig, MailboxConfig, OutboxConfig, RateLimit, SlaConfig, mailbox_of_key,
 };
 use crate::guard::LOOP_HEADER;
+use crate::headers;
 use crate::notices::compose_notice;
 use crate::score::Priority;
 use crate::smtp::{SendError, Sender};
@@ -446,26 +447,27 @@ impl Outbox {
             Some(clean(&item.recipient_name)).filter(|n| !n.is_empty()),
             to,
         );
-        let in_reply_to = safe_id(&item.in_reply_to);
-        let references: Vec<String> = item
-            .references
-            .split_whitespace()
-            .map(|r| safe_id(r.trim_matches(['<', '>'])))
-            .filter(|r| !r.is_empty())
-            .collect();
+        // What was left out was logged when the email was recorded.
+        let thread = headers::threading(&item.in_reply_to, &item.references);
         let mut b = Message::builder()
-            .from(from)
-            .to(to)
-            .subject(tickets::reply_subject(&item.subject, &item.ticket_tag))
+            .from(from.clone())
+            .to(to.clone())
+            .raw_header(headers::mailbox::<header::From>(&from))
+            .raw_header(headers::mailbox::<header::To>(&to))
+            .raw_header(headers::text(
+                "Subject",
+                &tickets::reply_subject(&item.subject, &item.ticket_tag),
+            ))
             .message_id(Some(format!("<{}>", item.out_message_id)))
             .date_now();
         b = robot_headers(b, "auto-replied", "auto_reply", &item.ticket_tag);
-        if !in_reply_to.is_empty() {
-            b = b.in_reply_to(format!("<{in_reply_to}>"));
+        if let Some(id) = &thread.in_reply_to {
+            b = b.in_reply_to(format!("<{id}>"));
         }
-        if !references.is_empty() {
+        if !thread.references.is_empty() {
             b = b.references(
-                references
+                thread
+                    .references
                     .iter()
                     .map(|r| format!("<{r}>"))
                     .collect::<Vec<_>>()
@@ -655,13 +657,6 @@ fn clean(s: &str) -> String {
         .join(" ")
 }
 
-/// A Message-ID safe to put back in a header: visible ASCII only, no brackets.
-fn safe_id(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>'))
-        .collect()
-}
-
 /// The headers every email we write carries, so no auto-responder answers it and our own
 /// watcher knows it when it comes back: `Auto-Submitted` (`auto-replied` for customers,
 /// `auto-generated` for staff mail), `X-Auto-Response-Suppress`, `Precedence` and the loop
@@ -737,7 +732,15 @@ mod tests {
 
     #[test]
     fn ids_and_names_cannot_inject() {
-        assert_eq!(safe_id("abc@x\r\nBcc: evil@y"), "abc@xBcc:evil@y");
+        let t = headers::threading("abc@x\r\nBcc: evil@y", "<abc@x\r\nBcc: evil@y>");
+        assert_eq!(t.in_reply_to, None);
+        assert!(
+            t.references
+                .iter()
+                .all(|r| headers::msg_id_problem(r).is_none() && !r.contains(char::is_whitespace)),
+            "{:?}",
+            t.references
+        );
         assert_eq!(clean("Ada\r\nBcc: x"), "Ada Bcc: x");
     }
 }
