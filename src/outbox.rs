@@ -58,9 +58,9 @@ pub struct Outbox {
     pub domain: String,
     /// Where SMTP trouble is reported for health alerts.
     pub health: crate::notices::HealthBoard,
-    /// While our SMTP account is refused, all sending waits until then (ms since the epoch;
-    /// not persisted: a restart tries at once).
-    pub login_hold_until_ms: std::sync::atomic::AtomicI64,
+    /// While our SMTP account (its login or our sender address) is refused, all sending
+    /// waits (not persisted: a restart tries at once).
+    pub account_hold: AccountHold,
     /// Where a reloaded configuration arrives (none: fixed).
     pub live: Option<crate::reload::Live>,
     /// Counters for `/metrics`.
@@ -70,9 +70,14 @@ pub struct Outbox {
 /// The health board's name for this worker's SMTP connection.
 const SMTP: &str = "smtp";
 
-/// How long all sending waits after our SMTP account was refused (with a credential read
-/// again) before it tries again.
-const LOGIN_RETRY: Duration = Duration::from_secs(60);
+/// Until when all sending waits because the SMTP server refused our account, and how.
+#[derive(Debug, Default)]
+pub struct AccountHold {
+    /// Ms since the epoch.
+    until_ms: std::sync::atomic::AtomicI64,
+    /// The refusal was of our sender address, not of the login.
+    sender: std::sync::atomic::AtomicBool,
+}
 
 /// The store key holding the end of a provider-imposed pause (ms since the epoch).
 pub const PAUSED_UNTIL: &str = "outbox.paused_until_ms";
@@ -198,14 +203,26 @@ impl Outbox {
         self.alerts_quiet = c.alerts.as_ref().and_then(|a| a.quiet.clone());
     }
 
-    /// Our account was refused: report it for health alerts, log it in one line, and hold all
-    /// sending for [`LOGIN_RETRY`]. Returns when to try again (seconds since the epoch).
-    fn hold_for_login(&self, error: &str) -> i64 {
+    /// Our account was refused, its login or our sender address (`error` is
+    /// [`SendError::Account`] or [`SendError::Sender`]): report it for health alerts, say in
+    /// one line what to fix, and hold all sending for `[outbox] account_retry`. Returns when
+    /// to try again (seconds since the epoch).
+    fn hold_for_account(&self, error: &SendError) -> i64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let retry = self.policy.account_retry;
+        let until_ms = self.clock.now_ms() + retry.as_millis() as i64;
+        let sender = matches!(error, SendError::Sender { .. });
+        self.account_hold.until_ms.store(until_ms, Relaxed);
+        self.account_hold.sender.store(sender, Relaxed);
         self.health.fail(Condition::Smtp, SMTP, error.to_string());
-        let until_ms = self.clock.now_ms() + LOGIN_RETRY.as_millis() as i64;
-        self.login_hold_until_ms
-            .store(until_ms, std::sync::atomic::Ordering::Relaxed);
-        tracing::error!(retry_in_s = LOGIN_RETRY.as_secs(), error = %error, "SMTP login failing: all sending waits (check [smtp] username and its password or token_command)");
+        match error {
+            SendError::Sender { from, reply } => {
+                tracing::error!(retry_in_s = retry.as_secs(), from = %from, error = %reply,
+                "SMTP server refuses our sender address {from}: all sending waits (check [smtp] from, or the mailbox's address, and that the [smtp] account may send as it)")
+            }
+            _ => tracing::error!(retry_in_s = retry.as_secs(), error = %error,
+                "SMTP login failing: all sending waits (check [smtp] username and its password or token_command)"),
+        }
         until_ms / 1000
     }
 
@@ -222,13 +239,22 @@ impl Outbox {
                 until_ms,
             }));
         }
-        let login = self
-            .login_hold_until_ms
+        let account = self
+            .account_hold
+            .until_ms
             .load(std::sync::atomic::Ordering::Relaxed);
-        if login > now_ms {
+        if account > now_ms {
+            let sender = self
+                .account_hold
+                .sender
+                .load(std::sync::atomic::Ordering::Relaxed);
             return Ok(Some(Hold {
-                reason: "SMTP login failing",
-                until_ms: login,
+                reason: if sender {
+                    "SMTP server refuses our sender address"
+                } else {
+                    "SMTP login failing"
+                },
+                until_ms: account,
             }));
         }
         Ok(store
@@ -257,20 +283,22 @@ impl Outbox {
                 store.notice_sent(&n.ids, self.clock.now_ms())?;
                 tracing::info!(kind = %n.kind, key = %n.key, to = %n.recipients.join(","), emails = n.ids.len(), "Staff email sent");
             }
-            Err(SendError::Account(e)) => {
-                let until = self.hold_for_login(&e);
-                store.notice_retry(&n.ids, until, &e, self.clock.now())?;
+            Err(e @ (SendError::Account(_) | SendError::Sender { .. })) => {
+                // As for customer mail: not this email's fault, so no attempt is used up.
+                let until = self.hold_for_account(&e);
+                store.notice_deferred(&n.ids, until, &e.to_string(), self.clock.now())?;
             }
-            Err(SendError::Permanent(e)) => {
+            Err(SendError::Permanent(e) | SendError::Recipient(e)) => {
                 tracing::error!(kind = %n.kind, key = %n.key, error = %e, "Staff email refused permanently; not retried");
                 store.notice_failed(&n.ids, &e, self.clock.now())?;
             }
             Err(SendError::Pushback(e)) => {
-                // As for customer mail: everything pauses, and this waits for the pause.
+                // As for customer mail: everything pauses, and this waits for the pause
+                // without using up an attempt.
                 let until_ms = self.clock.now_ms() + self.pushback_pause.as_millis() as i64;
                 tracing::warn!(kind = %n.kind, key = %n.key, pause_s = self.pushback_pause.as_secs(), error = %e, "Provider pushback: pausing all sending");
                 store.set_kv(PAUSED_UNTIL, &until_ms.to_string())?;
-                store.notice_retry(&n.ids, until_ms / 1000, &e, self.clock.now())?;
+                store.notice_deferred(&n.ids, until_ms / 1000, &e, self.clock.now())?;
             }
             Err(SendError::Transient(e)) => {
                 self.health.fail(Condition::Smtp, SMTP, e.clone());
@@ -312,7 +340,18 @@ impl Outbox {
             Err(e) => {
                 let err = format!("cannot build the email: {e:#}");
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, kind = %item.kind, error = %err, "Email failed permanently");
-                return store.mark_failed(item.id, &err, now);
+                store.mark_failed(item.id, &err, now)?;
+                // No email to this address can be built; a template problem is this kind's
+                // own, and the other kinds have theirs.
+                if item.recipient.parse::<lettre::Address>().is_err() {
+                    let reason =
+                        format!("cannot write to {:?}: not an email address", item.recipient);
+                    let n = store.cancel_followups_of(item.id, &reason, now)?;
+                    if n > 0 {
+                        tracing::warn!(ticket = %item.ticket_tag, cancelled = n, "Follow-ups cancelled: {reason}");
+                    }
+                }
+                return Ok(());
             }
         };
         let started = std::time::Instant::now();
@@ -337,22 +376,32 @@ impl Outbox {
                 store.set_kv(PAUSED_UNTIL, &until_ms.to_string())?;
                 store.mark_deferred(item.id, until_ms / 1000, &e, self.clock.now())?;
             }
-            Err(SendError::Account(e)) => {
+            Err(e @ (SendError::Account(_) | SendError::Sender { .. })) => {
                 self.metrics.send_failed("account");
                 // Not this email's fault: it waits, with every other, for the account.
-                let until = self.hold_for_login(&e);
-                store.mark_deferred(item.id, until, &e, self.clock.now())?;
+                let until = self.hold_for_account(&e);
+                store.mark_deferred(item.id, until, &e.to_string(), self.clock.now())?;
             }
-            Err(SendError::Permanent(e)) => {
+            Err(SendError::Recipient(e)) => {
                 self.metrics.send_failed("permanent");
                 self.health.ok(Condition::Smtp, SMTP);
-                tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %e, "Send failed permanently; not retried");
+                tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %e, "Send failed permanently: the recipient was refused; not retried");
                 store.mark_failed(item.id, &e, self.clock.now())?;
                 // The address does not take our mail: no follow-ups to it either.
                 let n = store.cancel_followups_of(item.id, "undeliverable", self.clock.now())?;
                 if n > 0 {
                     tracing::warn!(ticket = %item.ticket_tag, cancelled = n, "Follow-ups cancelled: the customer's address refused mail");
                 }
+            }
+            Err(SendError::Permanent(e)) => {
+                self.metrics.send_failed("permanent");
+                self.health.ok(Condition::Smtp, SMTP);
+                // The server refused this email (its content, size, a line), or did not say
+                // what: nothing says the address refuses mail, and each follow-up is an email
+                // of its own, so they stay queued (and fail on their own if refused too).
+                tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, kind = %item.kind, error = %e,
+                    "Send failed permanently: the server refused this email; not retried (follow-ups stay queued)");
+                store.mark_failed(item.id, &e, self.clock.now())?;
             }
             Err(SendError::Transient(e)) if item.attempts >= self.policy.max_attempts => {
                 self.metrics.send_failed("transient");
