@@ -77,6 +77,21 @@ pub struct AccountHold {
     until_ms: std::sync::atomic::AtomicI64,
     /// The refusal was of our sender address, not of the login.
     sender: std::sync::atomic::AtomicBool,
+    /// From the first refusal until a send goes through: between two tries nothing is held,
+    /// but sending has not resumed.
+    refused: std::sync::atomic::AtomicBool,
+}
+
+impl AccountHold {
+    fn refused(&self) -> bool {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A send went through: the account works.
+    fn clear(&self) {
+        self.refused
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The store key holding the end of a provider-imposed pause (ms since the epoch).
@@ -87,6 +102,8 @@ pub const PAUSED_UNTIL: &str = "outbox.paused_until_ms";
 struct Hold {
     reason: &'static str,
     until_ms: i64,
+    /// Held for a refused account (it is over when a send goes through).
+    account: bool,
 }
 
 impl Outbox {
@@ -117,7 +134,11 @@ impl Outbox {
             } else {
                 None
             };
-            if hold.map(|h| h.reason) != holding.map(|h| h.reason) {
+            // Between two tries of a refused account nothing is held, but sending has not
+            // resumed until one goes through.
+            let retrying =
+                hold.is_none() && holding.is_some_and(|h| h.account) && self.account_hold.refused();
+            if hold.map(|h| h.reason) != holding.map(|h| h.reason) && !retrying {
                 match (hold, holding) {
                     (Some(h), _) => tracing::warn!(
                         reason = h.reason,
@@ -213,8 +234,14 @@ impl Outbox {
         let until_ms = self.clock.now_ms() + retry.as_millis() as i64;
         let sender = matches!(error, SendError::Sender { .. });
         self.account_hold.until_ms.store(until_ms, Relaxed);
-        self.account_hold.sender.store(sender, Relaxed);
+        let was_refused = self.account_hold.refused.swap(true, Relaxed);
+        let was_sender = self.account_hold.sender.swap(sender, Relaxed);
         self.health.fail(Condition::Smtp, SMTP, error.to_string());
+        if was_refused && was_sender == sender {
+            // Said when it began; the health alert tells staff.
+            tracing::debug!(retry_in_s = retry.as_secs(), error = %error, "SMTP still refuses our account");
+            return until_ms / 1000;
+        }
         match error {
             SendError::Sender { from, reply } => {
                 tracing::error!(retry_in_s = retry.as_secs(), from = %from, error = %reply,
@@ -237,6 +264,7 @@ impl Outbox {
             return Ok(Some(Hold {
                 reason: "provider pushback",
                 until_ms,
+                account: false,
             }));
         }
         let account = self
@@ -255,6 +283,7 @@ impl Outbox {
                     "SMTP login failing"
                 },
                 until_ms: account,
+                account: true,
             }));
         }
         Ok(store
@@ -262,6 +291,7 @@ impl Outbox {
             .map(|until_ms| Hold {
                 reason: "rate limit",
                 until_ms,
+                account: false,
             }))
     }
 
@@ -280,6 +310,7 @@ impl Outbox {
         match self.sender.send(&msg).await {
             Ok(()) => {
                 self.health.ok(Condition::Smtp, SMTP);
+                self.account_hold.clear();
                 store.notice_sent(&n.ids, self.clock.now_ms())?;
                 tracing::info!(kind = %n.kind, key = %n.key, to = %n.recipients.join(","), emails = n.ids.len(), "Staff email sent");
             }
@@ -358,6 +389,7 @@ impl Outbox {
         match self.sender.send(&msg).await {
             Ok(()) => {
                 self.health.ok(Condition::Smtp, SMTP);
+                self.account_hold.clear();
                 store.mark_sent(item.id, self.clock.now_ms(), promised)?;
                 if item.kind == "ack" {
                     let ms = (self.clock.now_ms() - item.received_at * 1000).max(0);

@@ -346,8 +346,12 @@ fn classify(e: &lettre::transport::smtp::Error, envelope: &lettre::address::Enve
     let mut text = one_line(&format!("{e}"));
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&one_line(&s.to_string()));
+        // lettre's own text already carries the server's reply.
+        let line = one_line(&s.to_string());
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
         source = s.source();
     }
     let code = e.status().and_then(|c| c.to_string().parse::<u16>().ok());
