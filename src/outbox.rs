@@ -1,5 +1,7 @@
 //! The outbox worker: takes due rows from the store, renders them, sends them over SMTP, and
-//! records the outcome. 4xx and connection errors retry with backoff; 5xx fails permanently.
+//! records the outcome. 4xx and connection errors retry with backoff; 5xx fails permanently
+//! (the follow-ups too when it refused the recipient); a refusal of our own account, its
+//! login or our sender address, holds all sending without using up any row's attempts.
 //!
 //! Delivery is at most once: a row is marked `sending` (committed) before the SMTP transaction
 //! starts, and a row found in `sending` after a crash becomes `uncertain` and is not sent again.

@@ -606,6 +606,17 @@ mod tests {
             ),
             (553, "Sender is not allowed to relay emails", "sender"),
             (500, "Envelope from address is not authorised", "sender"),
+            // Sendmail's access map, on the sender and on the recipient.
+            (
+                550,
+                "5.7.1 <support@example.test>... Access denied",
+                "sender",
+            ),
+            (
+                550,
+                "5.7.1 <customer@example.test>... Access denied",
+                "recipient",
+            ),
             // Our login, as before.
             (535, "5.7.8 Username and Password not accepted", "account"),
             (
