@@ -26,7 +26,9 @@
 //!   stages run on the blocking pool under a deadline (`too_costly`), and a start is noted first
 //!   so an email that kills the process twice is skipped (`crashed_during_triage`).
 //! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
-//! - [`smtp`]: lettre transport and error classification. [`templates`]: minijinja templates.
+//! - [`smtp`]: lettre transport and error classification. [`headers`]: the header fields we
+//!   write, folded and encoded so a hostile subject, name or Message-ID cannot make a line a
+//!   server refuses. [`templates`]: minijinja templates.
 //! - [`tools`]: operator tools without a server (`explain`, `eval`). [`eval`]: labelled data
 //!   and metrics. [`tune`]: logistic regression, TF-IDF, cross-validation, phrase evidence.
 //! - [`daemon`]: wires the tasks under one cancellation token: a watcher per folder of each
@@ -49,6 +51,7 @@ pub mod diag;
 pub mod digest;
 pub mod eval;
 pub mod guard;
+pub mod headers;
 pub mod http;
 pub mod imap;
 pub mod metrics;

@@ -352,6 +352,9 @@ pub struct OutboxConfig {
     pub max_attempts: u32,
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// While the SMTP server refuses our login or our sender address, all sending waits this
+    /// long between tries.
+    pub account_retry: Duration,
 }
 
 /// The validated configuration.
@@ -1195,10 +1198,15 @@ impl Validator<'_> {
         let outbox = outbox.unwrap_or_default();
         let retry_initial = self.duration(&outbox.retry_initial, Duration::from_secs(30));
         let retry_max = self.duration(&outbox.retry_max, Duration::from_secs(3600));
+        // At least a second: a refused account must not be hammered.
+        let account_retry = self
+            .duration(&outbox.account_retry, Duration::from_secs(60))
+            .max(Duration::from_secs(1));
         let outbox = OutboxConfig {
             max_attempts: outbox.max_attempts.unwrap_or(10).max(1),
             retry_initial,
             retry_max,
+            account_retry,
         };
 
         // [scoring]: thresholds and rule files

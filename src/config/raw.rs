@@ -216,6 +216,7 @@ pub struct Outbox {
     pub max_attempts: Option<u32>,
     pub retry_initial: Option<Spanned<String>>,
     pub retry_max: Option<Spanned<String>>,
+    pub account_retry: Option<Spanned<String>>,
 }
 
 /// Business hours and response targets.

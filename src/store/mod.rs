@@ -1149,7 +1149,15 @@ fn record_in(
         refs.extend(email.in_reply_to.iter().map(String::as_str));
     }
     refs.push(&email.message_id);
-    let refs = refs
+    // What a reply can carry: bounded, without ids no header could hold. Said once, here,
+    // for the emails we write to.
+    let thread = crate::headers::threading(&email.message_id, &refs.join(" "));
+    if role == Role::Customer && !thread.dropped.is_empty() {
+        tracing::info!(folder = at.folder, uid = at.uid, left_out = %thread.dropped.join("; "),
+            "Replies to this email leave out what their threading headers cannot carry");
+    }
+    let refs = thread
+        .references
         .iter()
         .map(|r| format!("<{r}>"))
         .collect::<Vec<_>>()

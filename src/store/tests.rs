@@ -2171,3 +2171,39 @@ fn mailboxes_share_the_store_apart_by_folder_key() {
         ("billing", "billing:INBOX")
     );
 }
+
+#[test]
+fn staff_mail_held_by_a_refused_account_keeps_its_attempts() {
+    let mut t = T::new();
+    t.store
+        .queue_notice(&notice("health", "health:1:open", NOW), NOW)
+        .expect("queue");
+    // A long refusal of our login or sender: many tries, none counted against the email.
+    for i in 0..20 {
+        let at = NOW + i * 60;
+        let c = t
+            .store
+            .claim_notice(at, 10, None)
+            .expect("claim")
+            .expect("due");
+        assert_eq!(c.attempts, 1, "try {i}");
+        t.store
+            .notice_deferred(&c.ids, at + 60, "553 5.7.1 sender rejected", at)
+            .expect("deferred");
+    }
+    let n = t.notice("health:1:open");
+    assert_eq!(
+        (n.state.as_str(), n.due_at, n.last_error.as_str()),
+        ("pending", NOW + 20 * 60, "553 5.7.1 sender rejected")
+    );
+    let attempts: u32 = t
+        .store
+        .conn()
+        .query_row(
+            "SELECT attempts FROM notices WHERE key = 'health:1:open'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("attempts");
+    assert_eq!(attempts, 0);
+}

@@ -587,6 +587,12 @@ service submission-login {{
         w.write_all(b"QUIT\r\n").ok();
     }
 
+    /// How the SMTP server answers from its next command on (tests/support/smtp_server.py):
+    /// `accept`; `tempfail` (451), `ratelimit` (421), `permfail` (550 5.1.1) on every RCPT;
+    /// `sender_refused`: every MAIL FROM refused as an address the account may not send as
+    /// (`553 5.7.1 <addr>: Sender address rejected: not owned by user addr`), until the mode
+    /// changes back; `strict`: accepts, but refuses a message with a line over 998 octets
+    /// (`500 5.5.2 Line too long`).
     pub fn set_smtp_mode(&self, mode: &str) {
         std::fs::write(self.path("smtp_mode"), mode).expect("write smtp_mode");
     }
@@ -596,9 +602,15 @@ service submission-login {{
         read_jsonl(&self.path("received.jsonl"))
     }
 
-    /// How many RCPTs the SMTP server refused (fault modes).
+    /// How many commands the SMTP server refused (fault modes).
     pub fn smtp_refused_count(&self) -> usize {
-        read_jsonl(&self.path("refused.jsonl")).len()
+        self.smtp_refusals().len()
+    }
+
+    /// Every refusal of the fault modes, oldest first: `mode`, `ts`, and `rcpt`, `mail_from`
+    /// or `line` (the longest line's length) as refused.
+    pub fn smtp_refusals(&self) -> Vec<serde_json::Value> {
+        read_jsonl(&self.path("refused.jsonl"))
     }
 
     async fn login(&self, user: &str) -> async_imap::Session<tokio::net::TcpStream> {
