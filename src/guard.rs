@@ -189,13 +189,10 @@ pub fn deliverable(address: &str) -> bool {
     let Some((local, domain)) = address.rsplit_once('@') else {
         return false;
     };
-    // Non-ASCII is allowed (internationalised addresses), but not U+FFFD: that is where a
-    // server or the parser replaced a byte it could not read (a NUL, broken UTF-8).
-    let atext = |c: char| {
-        c.is_ascii_alphanumeric()
-            || "!#$%&'*+-/=?^_`{|}~".contains(c)
-            || (!c.is_ascii() && !c.is_control() && !c.is_whitespace() && c != '\u{fffd}')
-    };
+    // Non-ASCII letters and digits are allowed (internationalised addresses); not symbols,
+    // format characters (bidi overrides) or U+FFFD, where a server or the parser replaced a
+    // byte it could not read (a NUL, broken UTF-8).
+    let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
     let dot_atom =
         |s: &str| !s.is_empty() && s.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
     if local.len() > 64 || !dot_atom(local) {
@@ -682,6 +679,8 @@ mod tests {
             "a@[not-an-ip]",
             "\"quoted\"@example.test",
             "hostile\u{fffd}nul@example.test",
+            "\u{202e}@example.test",
+            "a\u{200b}b@example.test",
         ] {
             assert!(!deliverable(bad), "{bad:?}");
         }
