@@ -573,7 +573,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown(&e));
             ExitCode::FAILURE
         }
     }
@@ -596,13 +596,13 @@ fn status(path: &std::path::Path) -> ExitCode {
                     println!("  (none)");
                 }
                 for (k, n) in rows {
-                    println!("  {k:<28} {n:>7}");
+                    println!("  {:<28} {n:>7}", triaged::wording::one_line(&k));
                 }
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown(&e));
             ExitCode::FAILURE
         }
     }
@@ -623,7 +623,7 @@ fn queue(path: &std::path::Path, action: Option<QueueAction>, due: bool, json: b
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown(&e));
             ExitCode::FAILURE
         }
     }
@@ -682,6 +682,12 @@ fn tickets_list(
     triaged::tools::tickets::list(config, &states, priority, json, now)
 }
 
+/// An error chain for the terminal: it may quote an email (a subject, a parse problem), so its
+/// control characters show escaped.
+fn shown(e: &anyhow::Error) -> String {
+    triaged::wording::lines(&format!("{e:#}")).into_owned()
+}
+
 /// Print a tool's report, or its error in one line.
 fn report(r: anyhow::Result<String>) -> ExitCode {
     match r {
@@ -690,7 +696,7 @@ fn report(r: anyhow::Result<String>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown(&e));
             ExitCode::FAILURE
         }
     }
