@@ -31,6 +31,8 @@
 //!   after the first's are keyed `NAME:FOLDER`). [`clock`]: the only clock read.
 //! - [`wording`]: times, ages and table cells as people read them, and customer text made safe
 //!   for a terminal or a plain-text staff email (a leaf: the core and the CLI both use it).
+//! - [`logs`]: the filter that keeps the IMAP/SMTP/TLS crates' wire logging (passwords, tokens,
+//!   customer email) out of the log at any `RUST_LOG`.
 //! - [`reload`]: SIGHUP re-reads the config; tasks take the new one between units of work.
 //! - [`http`]: `/healthz`, `/metrics` ([`metrics`]: counters, Prometheus text) and the status
 //!   page, read-only, on loopback.
@@ -50,6 +52,7 @@ pub mod eval;
 pub mod guard;
 pub mod http;
 pub mod imap;
+pub mod logs;
 pub mod metrics;
 pub mod notices;
 pub mod outbox;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use triaged::clock::Clock;
 use triaged::config::Config;
@@ -303,17 +305,34 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Whatever RUST_LOG says, the IMAP/SMTP/TLS crates never log the wire (passwords, tokens,
+    // customer email): the cap is a second filter over the RUST_LOG one.
+    let cap = triaged::logs::wire_cap();
     match cli.log_format {
         LogFormat::Human => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish()
+            .with(cap)
             .init(),
         // One object per line: timestamp, level, target, message and every field.
-        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .finish()
+            .with(cap)
+            .init(),
     }
     // A panic inside a parser is caught and the email recorded; say so in one log line instead
-    // of a multi-line backtrace.
+    // of a multi-line backtrace. Its message can quote the input (a bad string slice shows the
+    // string), so the customer's text goes no higher than debug.
     std::panic::set_hook(Box::new(|info| {
-        tracing::error!("internal panic (caught; the daemon continues where it can): {info}")
+        let at = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::error!(
+            at,
+            "internal panic (caught; the daemon continues where it can; RUST_LOG=debug shows its message)"
+        );
+        tracing::debug!("internal panic: {info}");
     }));
     match cli.command {
         Command::Init { dir, force } => report(triaged::tools::init::init(&dir, force)),
