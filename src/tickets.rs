@@ -415,7 +415,7 @@ pub struct LoopFacts<'a> {
     /// was recorded, the latest first.
     pub sent: &'a [AutoSent],
     /// When staff last wrote in a ticket of those emails (or the one this email joins); 0:
-    /// never.
+    /// never. Times are in seconds: an email of ours sent in that second counts as before it.
     pub last_staff_at: i64,
     /// When the email being decided was recorded.
     pub now: i64,
