@@ -404,7 +404,8 @@ pub fn reply_subject(original: &str, tag: &str) -> String {
 pub struct AutoSent {
     /// When it went out.
     pub sent_at: i64,
-    /// When the next email from that address was recorded after it (`None`: none yet).
+    /// When the next email from that address was recorded after it (`None`: none yet, or none
+    /// soon after it).
     pub answered_at: Option<i64>,
 }
 
