@@ -34,6 +34,10 @@
 //! - [`daemon`]: wires the tasks under one cancellation token: a watcher per folder of each
 //!   mailbox (`[[mailbox]]`; all share the store and the outbox, and each mailbox's folders
 //!   after the first's are keyed `NAME:FOLDER`). [`clock`]: the only clock read.
+//! - [`wording`]: times, ages and table cells as people read them, and customer text made safe
+//!   for a terminal or a plain-text staff email (a leaf: the core and the CLI both use it).
+//! - [`logs`]: the filter that keeps the IMAP/SMTP/TLS crates' wire logging (passwords, tokens,
+//!   customer email) out of the log at any `RUST_LOG`.
 //! - [`reload`]: SIGHUP re-reads the config; tasks take the new one between units of work.
 //! - [`http`]: `/healthz`, `/metrics` ([`metrics`]: counters, Prometheus text) and the status
 //!   page, read-only, on loopback.
@@ -54,6 +58,7 @@ pub mod guard;
 pub mod headers;
 pub mod http;
 pub mod imap;
+pub mod logs;
 pub mod metrics;
 pub mod notices;
 pub mod outbox;
@@ -68,3 +73,73 @@ pub mod templates;
 pub mod tickets;
 pub mod tools;
 pub mod tune;
+pub mod wording;
+
+#[cfg(test)]
+mod tests {
+    /// The pure core (scoring, guard, ticket policy, SLA clock, digest and alert building) is
+    /// a leaf: it imports no module of ours that does I/O or wiring, not even a formatting
+    /// helper from the CLI (shared wording lives in [`crate::wording`]), and no I/O crate.
+    #[test]
+    fn the_core_imports_nothing_that_does_io_or_wiring() {
+        const CORE: &[&str] = &[
+            "guard.rs",
+            "tickets.rs",
+            "alerts.rs",
+            "score",
+            "sla",
+            "digest",
+        ];
+        const FORBIDDEN: &[&str] = &[
+            "crate::tools",
+            "crate::store",
+            "crate::imap",
+            "crate::smtp",
+            "crate::outbox",
+            "crate::daemon",
+            "crate::http",
+            "crate::notices",
+            "crate::pipeline",
+            "crate::clock",
+            "crate::reload",
+            "crate::metrics",
+            "tokio",
+            "rusqlite",
+            "lettre",
+            "async_imap",
+        ];
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        for entry in CORE {
+            let path = src.join(entry);
+            if path.is_dir() {
+                for f in std::fs::read_dir(&path).expect("read core dir") {
+                    let f = f.expect("dir entry").path();
+                    if f.extension().is_some_and(|e| e == "rs") {
+                        files.push(f);
+                    }
+                }
+            } else {
+                files.push(path);
+            }
+        }
+        let mut found = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).expect("read core file");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for bad in FORBIDDEN {
+                    if code.contains(bad) {
+                        found.push(format!("{}:{}: {bad}", file.display(), n + 1));
+                    }
+                }
+            }
+        }
+        assert!(files.len() > 10, "the core's files: {files:?}");
+        assert!(
+            found.is_empty(),
+            "the core imports I/O or wiring:\n{}",
+            found.join("\n")
+        );
+    }
+}

@@ -644,7 +644,7 @@ pub fn queue_report(
         .filter(|l| !due_only || l.due)
         .collect();
     if json {
-        let mut out = serde_json::to_string_pretty(&lines)?;
+        let mut out = crate::wording::json(serde_json::to_string_pretty(&lines)?);
         out.push('\n');
         return Ok(out);
     }
@@ -674,7 +674,16 @@ pub fn queue_report(
         let _ = writeln!(
             out,
             "{:>5}  {:<7} {:<8} {:<7} {:<10} {:>3}  {:<32} {}",
-            l.id, l.kind, l.ticket, l.priority, l.state, l.attempts, l.recipient, l.why
+            l.id,
+            l.kind,
+            l.ticket,
+            l.priority,
+            l.state,
+            l.attempts,
+            // The address is the customer's, the reason may quote a server: neither reaches
+            // the terminal raw.
+            crate::wording::one_line(&l.recipient),
+            crate::wording::one_line(&l.why)
         );
     }
     if lines.is_empty() {

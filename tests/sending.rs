@@ -605,3 +605,106 @@ async fn a_2000_character_subject_and_a_300_character_message_id_get_an_ack_a_st
     }
     assert_eq!(seen, 2);
 }
+
+/// What the daemon decided for the email with this Message-ID ('' while not recorded yet).
+fn ack_decision(cfg: &DaemonConfig, message_id: &str) -> String {
+    daemon::db(cfg)
+        .query_row(
+            "SELECT ack FROM messages WHERE message_id = ?1",
+            [message_id],
+            |r| r.get(0),
+        )
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_robot_that_answers_every_ack_is_acknowledged_three_times_until_staff_reply() {
+    let stack = MailStack::start();
+    // A per-sender limit out of the way: only the loop rule may stop it.
+    let cfg = write_config(&Target::of(&stack), "", "per_sender_limit = 100", "");
+    let d = Daemon::start(&cfg);
+    let robot = "other@example.test";
+    let mut n = 0;
+    // The partner's helpdesk: no auto-reply header, a new subject and no thread each time, so
+    // every answer opens a new ticket; it answers each email that lands in its INBOX at once.
+    let mut robot_writes = |answered: usize| {
+        n += 1;
+        let id = format!("partner-{n}@helpdesk.example.test");
+        stack.deliver(
+            "support@example.test",
+            &customer_email(
+                robot,
+                &id,
+                &format!("Your request has been received (case {n})"),
+                &format!(
+                    "Thank you for your message ({answered} so far). Our team will get back to you."
+                ),
+            ),
+        );
+        id
+    };
+    let cfg = &cfg;
+    let decided = |id: &str| {
+        let id = id.to_string();
+        move || !ack_decision(cfg, &id).is_empty()
+    };
+    let mut decisions = Vec::new();
+    let mut last = robot_writes(0);
+    for _ in 0..5 {
+        assert!(wait_until(WAIT, decided(&last)), "{}", d.log_text());
+        let ack = ack_decision(cfg, &last);
+        decisions.push(ack.clone());
+        if ack != "queued" {
+            break;
+        }
+        let k = decisions.len();
+        let inbox = stack.wait_for(robot, "INBOX", |m| m.len() == k, WAIT).await;
+        assert_eq!(inbox.len(), k, "ack {k} not delivered:\n{}", d.log_text());
+        last = robot_writes(k);
+    }
+    assert_eq!(decisions, ["queued", "queued", "queued", "auto_loop"]);
+
+    // Staff answer the robot's latest ticket; then it (or a person there) writes again:
+    // acknowledged again, three more times at most.
+    let ticket: String = daemon::db(cfg)
+        .query_row(
+            "SELECT t.tag FROM tickets t JOIN messages m ON m.ticket_id = t.id WHERE m.message_id = ?1",
+            [&last],
+            |r| r.get(0),
+        )
+        .expect("ticket");
+    let staff_id = "staff-1@example.test";
+    stack.deliver(
+        "support@example.test",
+        format!(
+            "From: Staff <staff@example.test>\r\nTo: {robot}\r\nCc: support@example.test\r\n\
+             Subject: Re: Your request [#{ticket}]\r\nMessage-ID: <{staff_id}>\r\nIn-Reply-To: <{last}>\r\n\
+             Date: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nHello, which request do you mean?\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(wait_until(WAIT, decided(staff_id)), "{}", d.log_text());
+    // The store's times are in seconds, and an automatic email sent in the second of a staff
+    // message counts as sent before it: the robot here is faster than any.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut after = Vec::new();
+    let acked_before = daemon::sent(cfg) as usize;
+    last = robot_writes(acked_before);
+    for _ in 0..5 {
+        assert!(wait_until(WAIT, decided(&last)), "{}", d.log_text());
+        let ack = ack_decision(cfg, &last);
+        after.push(ack.clone());
+        if ack != "queued" {
+            break;
+        }
+        let k = acked_before + after.len();
+        let inbox = stack.wait_for(robot, "INBOX", |m| m.len() == k, WAIT).await;
+        assert_eq!(inbox.len(), k, "ack {k} not delivered:\n{}", d.log_text());
+        last = robot_writes(k);
+    }
+    assert_eq!(after, ["queued", "queued", "queued", "auto_loop"]);
+    assert_eq!(
+        count(cfg, "SELECT count(*) FROM outbox WHERE kind = 'ack'"),
+        6
+    );
+}

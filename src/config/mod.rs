@@ -152,6 +152,10 @@ pub struct AckConfig {
     pub per_sender_window: Duration,
     pub max_age: Duration,
     pub circuit_breaker_per_minute: u32,
+    /// No acknowledgement or follow-up to an address that answered this many of our automatic
+    /// emails in a row within `auto_answer_within`, with no staff message since (0: no limit).
+    pub max_unanswered_auto: u32,
+    pub auto_answer_within: Duration,
 }
 
 /// Business time and the response targets that run on it.
@@ -387,6 +391,10 @@ pub struct Config {
 
 /// The port `[http]` listens on unless told otherwise.
 pub const DEFAULT_HTTP_PORT: u16 = 9465;
+
+/// `[ack] max_unanswered_auto`: the default, and the most the store reads per email.
+const DEFAULT_UNANSWERED_AUTO: u32 = 3;
+const MAX_UNANSWERED_AUTO: u32 = 20;
 
 /// `[http]`: the read-only HTTP endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1101,6 +1109,35 @@ impl Validator<'_> {
         let per_sender_window =
             self.duration(&ack.per_sender_window, Duration::from_secs(24 * 3600));
         let max_age = self.duration(&ack.max_age, Duration::from_secs(2 * 24 * 3600));
+        let max_unanswered_auto = match &ack.max_unanswered_auto {
+            // The store reads this many of the address's sent emails for every email it records.
+            Some(m) if *m.get_ref() > MAX_UNANSWERED_AUTO => {
+                self.err(
+                    m,
+                    format!(
+                        "max_unanswered_auto is at most {MAX_UNANSWERED_AUTO} (0 switches the loop check off)"
+                    ),
+                );
+                DEFAULT_UNANSWERED_AUTO
+            }
+            Some(m) => *m.get_ref(),
+            None => DEFAULT_UNANSWERED_AUTO,
+        };
+        let auto_answer_within =
+            self.duration(&ack.auto_answer_within, Duration::from_secs(15 * 60));
+        if let Some(w) = &ack.auto_answer_within {
+            if auto_answer_within.is_zero() {
+                self.err(
+                    w,
+                    "auto_answer_within must be longer than 0s (to switch the loop check off, set max_unanswered_auto = 0)",
+                );
+            } else if auto_answer_within > Duration::from_secs(24 * 3600) {
+                self.err(
+                    w,
+                    "auto_answer_within is at most 24h: a customer who writes back the next day is not a robot",
+                );
+            }
+        }
         let ack = AckConfig {
             enabled: ack.enabled.unwrap_or(true),
             template: ack.template.unwrap_or_else(|| "ack".into()),
@@ -1108,6 +1145,8 @@ impl Validator<'_> {
             per_sender_window,
             max_age,
             circuit_breaker_per_minute: ack.circuit_breaker_per_minute.unwrap_or(60),
+            max_unanswered_auto,
+            auto_answer_within,
         };
 
         // [sla] and [followups]

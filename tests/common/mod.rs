@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 
-/// Users in the test Dovecot, all with password `pw`. `user+anything@` delivers to `user@`.
+/// Users in the test Dovecot, all with password `pw` (unless `StackOptions::password` says otherwise). `user+anything@` delivers to `user@`.
 pub const USERS: &[&str] = &[
     "support@example.test",
     "customer@example.test",
@@ -62,6 +62,9 @@ pub struct StackOptions {
     /// Advertise MOVE (false: a capability list without it; UIDPLUS stays; note that Dovecot still
     /// executes a `UID MOVE` that is sent anyway).
     pub moves: bool,
+    /// Every user's password, for IMAP and SMTP (default [`PASSWORD`]; a long, distinctive one
+    /// lets a test search a log for it).
+    pub password: &'static str,
 }
 
 impl Default for StackOptions {
@@ -71,6 +74,7 @@ impl Default for StackOptions {
             oauth: false,
             keywords: true,
             moves: true,
+            password: PASSWORD,
         }
     }
 }
@@ -271,7 +275,7 @@ impl MailStack {
         }
         let passwd: String = USERS
             .iter()
-            .map(|u| format!("{u}:{{PLAIN}}{PASSWORD}::::::\n"))
+            .map(|u| format!("{u}:{{PLAIN}}{}::::::\n", opts.password))
             .collect();
         std::fs::write(d.join("passwd"), passwd).expect("write passwd");
         let chroot = if root { "" } else { "chroot =" };
@@ -624,7 +628,7 @@ service submission-login {{
             .expect("greeting")
             .expect("greeting");
         client
-            .login(user, PASSWORD)
+            .login(user, self.opts.password)
             .await
             .map_err(|(e, _)| e)
             .expect("login")
@@ -827,7 +831,7 @@ impl MailStack {
                 }
             }
         };
-        let login = run("l", &format!("LOGIN \"{user}\" \"{PASSWORD}\""));
+        let login = run("l", &format!("LOGIN \"{user}\" \"{}\"", self.opts.password));
         assert!(
             login.last().is_some_and(|l| l.starts_with("l OK")),
             "login: {login:?}"
