@@ -205,6 +205,29 @@ fn explain_shows_the_verdict_every_hit_and_the_guard() {
 }
 
 #[test]
+fn explain_says_what_the_budget_left_out() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let refs: String = (0..200).map(|i| format!(" <r{i}@example.test>")).collect();
+    let eml = d.path().join("threaded.eml");
+    std::fs::write(
+        &eml,
+        format!(
+            "From: a@example.test\r\nSubject: Any news?\r\nMessage-ID: <m@example.test>\r\n\
+             References:{refs} <{}@example.test>\r\n\r\nStill waiting.\r\n",
+            "x".repeat(300)
+        ),
+    )
+    .expect("write");
+    let path = eml.display().to_string();
+    let (code, out, err) = explain(&[&path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("budget   151 threading ids left out"), "{out}");
+    let (_, out, _) = explain(&[&path, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["budget"].as_array().map(Vec::len), Some(1), "{v}");
+}
+
+#[test]
 fn eval_scores_labelled_rows_in_priority_and_tone_mode() {
     let d = tempfile::tempdir().expect("tempdir");
     // No header row, a literal \n in a cell, an empty subject.

@@ -68,6 +68,7 @@ pub fn explain(config: &Config, path: &Path, json: bool, now: i64) -> Result<Str
             Err(r) => r.code().into(),
         };
         v["history"] = history_note.into();
+        v["budget"] = email.budget.clone().into();
         return Ok(format!(
             "{}\n",
             crate::wording::json(serde_json::to_string_pretty(&v)?)
@@ -75,8 +76,13 @@ pub fn explain(config: &Config, path: &Path, json: bool, now: i64) -> Result<Str
     }
     // The sender, the subject and the matched words are the customer's: shown escaped. The
     // report is a table of lines, so only its line breaks and tabs stay.
+    let budget: String = email
+        .budget
+        .iter()
+        .map(|note| format!("budget   {}\n", wording::one_line(note)))
+        .collect();
     Ok(format!(
-        "{}\nfrom     {}\nsubject  {}\nguard    {ack}\nhistory  {history_note}\n{}",
+        "{}\nfrom     {}\nsubject  {}\nguard    {ack}\nhistory  {history_note}\n{budget}{}",
         wording::one_line(&path.display().to_string()),
         wording::one_line(&from),
         wording::one_line(&email.subject),
