@@ -197,6 +197,8 @@ domain = "support.example.test"
 per_sender_limit = 1000000
 circuit_breaker_per_minute = 1000000
 max_age = "1000w"
+# Mutants repeat their seeds' senders, answered at once: not the robot loop this guards.
+max_unanswered_auto = 0
 
 [scoring]
 rules = "{rules}"
