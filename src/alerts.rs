@@ -85,6 +85,22 @@ pub struct AlertFacts {
     pub received_at: i64,
 }
 
+impl AlertFacts {
+    /// The customer's words each on one line, control characters escaped: a line break or ESC
+    /// in a subject or name cannot forge a line of the alert or drive a terminal.
+    fn on_one_line(self) -> AlertFacts {
+        let line = |s: String| crate::wording::one_line(&s).into_owned();
+        AlertFacts {
+            customer: line(self.customer),
+            customer_name: line(self.customer_name),
+            subject: line(self.subject),
+            reasons: self.reasons.into_iter().map(line).collect(),
+            excerpt: line(self.excerpt),
+            ..self
+        }
+    }
+}
+
 /// The context of the `alert` templates: one or more alerts sent together.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertMail {
@@ -96,6 +112,7 @@ pub struct AlertMail {
 
 impl AlertMail {
     pub fn new(alerts: Vec<AlertFacts>, held: bool) -> AlertMail {
+        let alerts: Vec<AlertFacts> = alerts.into_iter().map(AlertFacts::on_one_line).collect();
         let subject = match alerts.as_slice() {
             [one] => format!(
                 "[triaged] ALERT {}: {} \u{2014} {}",
@@ -296,7 +313,7 @@ pub struct HealthMail {
 
 impl HealthMail {
     pub fn new(action: &HealthAction, now: i64) -> HealthMail {
-        let when = |t: i64| crate::tools::tickets::when(t);
+        let when = |t: i64| crate::wording::when(t);
         match action {
             HealthAction::Open {
                 condition,
@@ -309,7 +326,7 @@ impl HealthMail {
                 detail: detail.clone(),
                 advice: condition.advice().to_string(),
                 since: when(*since),
-                lasted: crate::tools::tickets::age(*since, now),
+                lasted: crate::wording::age(*since, now),
             },
             HealthAction::Resolve { incident } => HealthMail {
                 subject: format!("[triaged] RECOVERED: {}", incident.condition.title()),
@@ -318,7 +335,7 @@ impl HealthMail {
                 detail: incident.detail.clone(),
                 advice: String::new(),
                 since: when(incident.started_at),
-                lasted: crate::tools::tickets::age(incident.started_at, now),
+                lasted: crate::wording::age(incident.started_at, now),
             },
         }
     }

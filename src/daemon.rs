@@ -78,6 +78,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
                 staff_folder,
             );
             pipeline.limits.max_size = mailbox.max_message_size;
+            pipeline.deadline = mailbox.triage_timeout;
             pipeline.live = Some(live.clone());
             pipeline.metrics = metrics.clone();
             let mut flags = config.flags.clone();
@@ -116,7 +117,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         alerts_quiet: config.alerts.as_ref().and_then(|a| a.quiet.clone()),
         domain: config.support.domain.clone(),
         health: health.clone(),
-        login_hold_until_ms: Default::default(),
+        account_hold: Default::default(),
         live: Some(live.clone()),
         metrics: metrics.clone(),
     };

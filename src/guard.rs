@@ -58,10 +58,13 @@ pub enum Refusal {
     AutoSubject,
     /// No support address among To/Cc while `require_addressed` is on.
     NotAddressed,
+    /// The reply address is not one SMTP can deliver to (spaces, control characters, two
+    /// addresses in one, an over-long part): an acknowledgement could never be sent.
+    InvalidAddress,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 14] = [
+    pub const ALL: [Refusal; 15] = [
         Refusal::NoSender,
         Refusal::OwnLoop,
         Refusal::OwnAddress,
@@ -76,6 +79,7 @@ impl Refusal {
         Refusal::RobotSender,
         Refusal::AutoSubject,
         Refusal::NotAddressed,
+        Refusal::InvalidAddress,
     ];
 
     pub fn code(self) -> &'static str {
@@ -94,6 +98,7 @@ impl Refusal {
             Refusal::RobotSender => "robot_sender",
             Refusal::AutoSubject => "auto_subject",
             Refusal::NotAddressed => "not_addressed",
+            Refusal::InvalidAddress => "invalid_address",
         }
     }
 }
@@ -175,6 +180,42 @@ const ROBOT_NAMES: &[&str] = &[
     "mail deliver system",
 ];
 
+/// Whether SMTP can deliver to `address` as we hold it (the addr-spec, unquoted): a dot-atom
+/// local part of at most 64 octets, `@`, and a domain of labels (letters, digits, hyphens, or
+/// non-ASCII letters of an internationalised name) of at most 253 octets, or an address
+/// literal. RFC 5321 allows a quoted local part too, but the parser hands it over unquoted, so
+/// what reaches here with a space or a quote in it is not what the customer wrote.
+pub fn deliverable(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    // Non-ASCII letters and digits are allowed (internationalised addresses); not symbols,
+    // format characters (bidi overrides) or U+FFFD, where a server or the parser replaced a
+    // byte it could not read (a NUL, broken UTF-8).
+    let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let dot_atom =
+        |s: &str| !s.is_empty() && s.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
+    if local.len() > 64 || !dot_atom(local) {
+        return false;
+    }
+    if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        return literal.parse::<std::net::IpAddr>().is_ok()
+            || literal
+                .strip_prefix("ipv6:")
+                .is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric())
+                })
+        })
+}
+
 /// `Ok(())` when an automatic reply is allowed, else the first reason it is not.
 pub fn check(email: &Email, cfg: &GuardConfig) -> Result<(), Refusal> {
     let Some(reply_to) = email.reply_address().filter(|a| a.email.contains('@')) else {
@@ -182,6 +223,16 @@ pub fn check(email: &Email, cfg: &GuardConfig) -> Result<(), Refusal> {
     };
     if email.header(LOOP_HEADER).is_some() || is_own_id(&email.message_id, &cfg.own_domain) {
         return Err(Refusal::OwnLoop);
+    }
+    // A control character in an address header (RFC 5322 allows none) is dropped or kept by
+    // the parser at will: what is left is not surely the address the customer wrote.
+    let controls = |name: &str| {
+        email
+            .header(name)
+            .is_some_and(|v| v.chars().any(|c| c.is_control() && c != '\t'))
+    };
+    if !deliverable(&reply_to.email) || controls("from") || controls("reply-to") {
+        return Err(Refusal::InvalidAddress);
     }
     let senders: Vec<&Address> = [email.from.as_ref(), email.sender.as_ref(), Some(reply_to)]
         .into_iter()
@@ -600,6 +651,54 @@ mod tests {
             ..cfg()
         };
         assert_eq!(check(&email, &strict), Err(Refusal::NotAddressed));
+    }
+
+    #[test]
+    fn addresses_smtp_cannot_deliver_to_are_refused() {
+        for ok in [
+            "ada@customer.example",
+            "first.last+tag@mail.example.co.uk",
+            "o'brien@example.ie",
+            "user@localhost",
+            "jörg@müller.example",
+            "x@[192.0.2.1]",
+        ] {
+            assert!(deliverable(ok), "{ok}");
+        }
+        for bad in [
+            "john smith@example.test",
+            "a@example.test b@example.test",
+            "nul\u{0}@example.test",
+            "no-domain",
+            "@example.test",
+            "a..b@example.test",
+            ".a@example.test",
+            "a@",
+            "a@-bad.example",
+            "a@exa_mple.example",
+            "a@[not-an-ip]",
+            "\"quoted\"@example.test",
+            "hostile\u{fffd}nul@example.test",
+            "\u{202e}@example.test",
+            "a\u{200b}b@example.test",
+        ] {
+            assert!(!deliverable(bad), "{bad:?}");
+        }
+        assert!(!deliverable(&format!("{}@example.test", "l".repeat(65))));
+        assert!(!deliverable(&format!("a@{}.example", "d".repeat(64))));
+        // Through the parser: what it makes of mangled From lines is refused, with its code.
+        for from in [
+            "From: \"john smith\"@example.test",
+            "From: a@example.test b@example.test",
+            "From: <nul\u{0}x@example.test>",
+        ] {
+            let headers = HUMAN.replace("From: Ada <ada@customer.example>", from);
+            let got = verdict(&headers, "Content-Type: text/plain");
+            assert!(
+                matches!(got, Err(Refusal::InvalidAddress | Refusal::NoSender)),
+                "{from:?}: {got:?}"
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - [`config`]: TOML schema, validation with `file:line:col`, secret sources.
 //! - [`imap`]: connection (TLS, STARTTLS, LOGIN), the watch loop (checkpoint, batches, IDLE or
 //!   poll, reconnect with backoff), flagging.
-//! - [`parse`]: the only user of `mail_parser`; raw bytes -> [`parse::Email`].
+//! - [`parse`]: the only user of `mail_parser`; raw bytes -> [`parse::Email`], within a budget
+//!   (MIME parts and nesting, threading ids, body text; HTML to text in one linear pass).
 //! - [`guard`]: may an automatic reply go out at all? (pure; a reason code for every "no")
 //! - [`score`]: keyword/regex rules from TOML -> priority, tones, hits (pure).
 //! - [`tickets`]: ticket tags, states and what moves them, roles, staff commands, the
@@ -21,14 +22,22 @@
 //!   customer-facing hours are computed on it.
 //! - [`store`]: SQLite (WAL, STRICT tables, versioned migrations); the per-email transaction,
 //!   which also queues and cancels follow-ups as the ticket moves.
-//! - [`pipeline`]: one email through parse -> guard -> score -> store.
+//! - [`pipeline`]: one email through parse -> guard -> score -> store; in the daemon the costly
+//!   stages run on the blocking pool under a deadline (`too_costly`), and a start is noted first
+//!   so an email that kills the process twice is skipped (`crashed_during_triage`).
 //! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
-//! - [`smtp`]: lettre transport and error classification. [`templates`]: minijinja templates.
+//! - [`smtp`]: lettre transport and error classification. [`headers`]: the header fields we
+//!   write, folded and encoded so a hostile subject, name or Message-ID cannot make a line a
+//!   server refuses. [`templates`]: minijinja templates.
 //! - [`tools`]: operator tools without a server (`explain`, `eval`). [`eval`]: labelled data
 //!   and metrics. [`tune`]: logistic regression, TF-IDF, cross-validation, phrase evidence.
 //! - [`daemon`]: wires the tasks under one cancellation token: a watcher per folder of each
 //!   mailbox (`[[mailbox]]`; all share the store and the outbox, and each mailbox's folders
 //!   after the first's are keyed `NAME:FOLDER`). [`clock`]: the only clock read.
+//! - [`wording`]: times, ages and table cells as people read them, and customer text made safe
+//!   for a terminal or a plain-text staff email (a leaf: the core and the CLI both use it).
+//! - [`logs`]: the filter that keeps the IMAP/SMTP/TLS crates' wire logging (passwords, tokens,
+//!   customer email) out of the log at any `RUST_LOG`.
 //! - [`reload`]: SIGHUP re-reads the config; tasks take the new one between units of work.
 //!   `triaged check`, start-up and reload all load through [`config::Config::load`] (on a
 //!   thread with an 8 MiB stack), and rule packs and templates have limits (rules, keywords,
@@ -49,8 +58,10 @@ pub mod diag;
 pub mod digest;
 pub mod eval;
 pub mod guard;
+pub mod headers;
 pub mod http;
 pub mod imap;
+pub mod logs;
 pub mod metrics;
 pub mod notices;
 pub mod outbox;
@@ -65,3 +76,73 @@ pub mod templates;
 pub mod tickets;
 pub mod tools;
 pub mod tune;
+pub mod wording;
+
+#[cfg(test)]
+mod tests {
+    /// The pure core (scoring, guard, ticket policy, SLA clock, digest and alert building) is
+    /// a leaf: it imports no module of ours that does I/O or wiring, not even a formatting
+    /// helper from the CLI (shared wording lives in [`crate::wording`]), and no I/O crate.
+    #[test]
+    fn the_core_imports_nothing_that_does_io_or_wiring() {
+        const CORE: &[&str] = &[
+            "guard.rs",
+            "tickets.rs",
+            "alerts.rs",
+            "score",
+            "sla",
+            "digest",
+        ];
+        const FORBIDDEN: &[&str] = &[
+            "crate::tools",
+            "crate::store",
+            "crate::imap",
+            "crate::smtp",
+            "crate::outbox",
+            "crate::daemon",
+            "crate::http",
+            "crate::notices",
+            "crate::pipeline",
+            "crate::clock",
+            "crate::reload",
+            "crate::metrics",
+            "tokio",
+            "rusqlite",
+            "lettre",
+            "async_imap",
+        ];
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        for entry in CORE {
+            let path = src.join(entry);
+            if path.is_dir() {
+                for f in std::fs::read_dir(&path).expect("read core dir") {
+                    let f = f.expect("dir entry").path();
+                    if f.extension().is_some_and(|e| e == "rs") {
+                        files.push(f);
+                    }
+                }
+            } else {
+                files.push(path);
+            }
+        }
+        let mut found = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).expect("read core file");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for bad in FORBIDDEN {
+                    if code.contains(bad) {
+                        found.push(format!("{}:{}: {bad}", file.display(), n + 1));
+                    }
+                }
+            }
+        }
+        assert!(files.len() > 10, "the core's files: {files:?}");
+        assert!(
+            found.is_empty(),
+            "the core imports I/O or wiring:\n{}",
+            found.join("\n")
+        );
+    }
+}

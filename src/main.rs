@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use triaged::clock::Clock;
 use triaged::config::Config;
@@ -303,17 +305,34 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Whatever RUST_LOG says, the IMAP/SMTP/TLS crates never log the wire (passwords, tokens,
+    // customer email): the cap is a second filter over the RUST_LOG one.
+    let cap = triaged::logs::wire_cap();
     match cli.log_format {
         LogFormat::Human => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish()
+            .with(cap)
             .init(),
         // One object per line: timestamp, level, target, message and every field.
-        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .finish()
+            .with(cap)
+            .init(),
     }
     // A panic inside a parser is caught and the email recorded; say so in one log line instead
-    // of a multi-line backtrace.
+    // of a multi-line backtrace. Its message can quote the input (a bad string slice shows the
+    // string), so the customer's text goes no higher than debug.
     std::panic::set_hook(Box::new(|info| {
-        tracing::error!("internal panic (caught; the daemon continues where it can): {info}")
+        let at = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::error!(
+            at,
+            "internal panic (caught; the daemon continues where it can; RUST_LOG=debug shows its message)"
+        );
+        tracing::debug!("internal panic: {info}");
     }));
     match cli.command {
         Command::Init { dir, force } => report(triaged::tools::init::init(&dir, force)),
@@ -573,7 +592,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown(&e));
             ExitCode::FAILURE
         }
     }
@@ -596,13 +615,13 @@ fn status(path: &std::path::Path) -> ExitCode {
                     println!("  (none)");
                 }
                 for (k, n) in rows {
-                    println!("  {k:<28} {n:>7}");
+                    println!("  {:<28} {n:>7}", triaged::wording::one_line(&k));
                 }
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown(&e));
             ExitCode::FAILURE
         }
     }
@@ -623,7 +642,7 @@ fn queue(path: &std::path::Path, action: Option<QueueAction>, due: bool, json: b
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown(&e));
             ExitCode::FAILURE
         }
     }
@@ -682,6 +701,12 @@ fn tickets_list(
     triaged::tools::tickets::list(config, &states, priority, json, now)
 }
 
+/// An error chain for the terminal: it may quote an email (a subject, a parse problem), so its
+/// control characters show escaped.
+fn shown(e: &anyhow::Error) -> String {
+    triaged::wording::lines(&format!("{e:#}")).into_owned()
+}
+
 /// Print a tool's report, or its error in one line.
 fn report(r: anyhow::Result<String>) -> ExitCode {
     match r {
@@ -690,7 +715,7 @@ fn report(r: anyhow::Result<String>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown(&e));
             ExitCode::FAILURE
         }
     }

@@ -394,7 +394,11 @@ pub fn compose_notice(
         .collect();
     let mut b = Message::builder()
         .from(from.clone())
-        .subject(subject)
+        .raw_header(crate::headers::mailbox::<lettre::message::header::From>(
+            from,
+        ))
+        // An alert's subject carries the customer's.
+        .raw_header(crate::headers::text("Subject", &subject))
         .message_id(Some(format!(
             "<triaged.{id}.{}.{}@{domain}>",
             n.ids.first().copied().unwrap_or(0),

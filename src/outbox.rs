@@ -1,5 +1,7 @@
 //! The outbox worker: takes due rows from the store, renders them, sends them over SMTP, and
-//! records the outcome. 4xx and connection errors retry with backoff; 5xx fails permanently.
+//! records the outcome. 4xx and connection errors retry with backoff; 5xx fails permanently
+//! (the follow-ups too when it refused the recipient); a refusal of our own account, its
+//! login or our sender address, holds all sending without using up any row's attempts.
 //!
 //! Delivery is at most once: a row is marked `sending` (committed) before the SMTP transaction
 //! starts, and a row found in `sending` after a crash becomes `uncertain` and is not sent again.
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lettre::Message;
-use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::header::{self, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +23,7 @@ use crate::config::{
     AckConfig, FollowupConfig, MailboxConfig, OutboxConfig, RateLimit, SlaConfig, mailbox_of_key,
 };
 use crate::guard::LOOP_HEADER;
+use crate::headers;
 use crate::notices::compose_notice;
 use crate::score::Priority;
 use crate::smtp::{SendError, Sender};
@@ -57,9 +60,9 @@ pub struct Outbox {
     pub domain: String,
     /// Where SMTP trouble is reported for health alerts.
     pub health: crate::notices::HealthBoard,
-    /// While our SMTP account is refused, all sending waits until then (ms since the epoch;
-    /// not persisted: a restart tries at once).
-    pub login_hold_until_ms: std::sync::atomic::AtomicI64,
+    /// While our SMTP account (its login or our sender address) is refused, all sending
+    /// waits (not persisted: a restart tries at once).
+    pub account_hold: AccountHold,
     /// Where a reloaded configuration arrives (none: fixed).
     pub live: Option<crate::reload::Live>,
     /// Counters for `/metrics`.
@@ -69,9 +72,29 @@ pub struct Outbox {
 /// The health board's name for this worker's SMTP connection.
 const SMTP: &str = "smtp";
 
-/// How long all sending waits after our SMTP account was refused (with a credential read
-/// again) before it tries again.
-const LOGIN_RETRY: Duration = Duration::from_secs(60);
+/// Until when all sending waits because the SMTP server refused our account, and how.
+#[derive(Debug, Default)]
+pub struct AccountHold {
+    /// Ms since the epoch.
+    until_ms: std::sync::atomic::AtomicI64,
+    /// The refusal was of our sender address, not of the login.
+    sender: std::sync::atomic::AtomicBool,
+    /// From the first refusal until a send goes through: between two tries nothing is held,
+    /// but sending has not resumed.
+    refused: std::sync::atomic::AtomicBool,
+}
+
+impl AccountHold {
+    fn refused(&self) -> bool {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A send went through: the account works.
+    fn clear(&self) {
+        self.refused
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// The store key holding the end of a provider-imposed pause (ms since the epoch).
 pub const PAUSED_UNTIL: &str = "outbox.paused_until_ms";
@@ -81,6 +104,8 @@ pub const PAUSED_UNTIL: &str = "outbox.paused_until_ms";
 struct Hold {
     reason: &'static str,
     until_ms: i64,
+    /// Held for a refused account (it is over when a send goes through).
+    account: bool,
 }
 
 impl Outbox {
@@ -111,7 +136,11 @@ impl Outbox {
             } else {
                 None
             };
-            if hold.map(|h| h.reason) != holding.map(|h| h.reason) {
+            // Between two tries of a refused account nothing is held, but sending has not
+            // resumed until one goes through.
+            let retrying =
+                hold.is_none() && holding.is_some_and(|h| h.account) && self.account_hold.refused();
+            if hold.map(|h| h.reason) != holding.map(|h| h.reason) && !retrying {
                 match (hold, holding) {
                     (Some(h), _) => tracing::warn!(
                         reason = h.reason,
@@ -197,14 +226,32 @@ impl Outbox {
         self.alerts_quiet = c.alerts.as_ref().and_then(|a| a.quiet.clone());
     }
 
-    /// Our account was refused: report it for health alerts, log it in one line, and hold all
-    /// sending for [`LOGIN_RETRY`]. Returns when to try again (seconds since the epoch).
-    fn hold_for_login(&self, error: &str) -> i64 {
+    /// Our account was refused, its login or our sender address (`error` is
+    /// [`SendError::Account`] or [`SendError::Sender`]): report it for health alerts, say in
+    /// one line what to fix, and hold all sending for `[outbox] account_retry`. Returns when
+    /// to try again (seconds since the epoch).
+    fn hold_for_account(&self, error: &SendError) -> i64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let retry = self.policy.account_retry;
+        let until_ms = self.clock.now_ms() + retry.as_millis() as i64;
+        let sender = matches!(error, SendError::Sender { .. });
+        self.account_hold.until_ms.store(until_ms, Relaxed);
+        let was_refused = self.account_hold.refused.swap(true, Relaxed);
+        let was_sender = self.account_hold.sender.swap(sender, Relaxed);
         self.health.fail(Condition::Smtp, SMTP, error.to_string());
-        let until_ms = self.clock.now_ms() + LOGIN_RETRY.as_millis() as i64;
-        self.login_hold_until_ms
-            .store(until_ms, std::sync::atomic::Ordering::Relaxed);
-        tracing::error!(retry_in_s = LOGIN_RETRY.as_secs(), error = %error, "SMTP login failing: all sending waits (check [smtp] username and its password or token_command)");
+        if was_refused && was_sender == sender {
+            // Said when it began; the health alert tells staff.
+            tracing::debug!(retry_in_s = retry.as_secs(), error = %error, "SMTP still refuses our account");
+            return until_ms / 1000;
+        }
+        match error {
+            SendError::Sender { from, reply } => {
+                tracing::error!(retry_in_s = retry.as_secs(), from = %from, error = %reply,
+                "SMTP server refuses our sender address {from}: all sending waits (check [smtp] from, or the mailbox's address, and that the [smtp] account may send as it)")
+            }
+            _ => tracing::error!(retry_in_s = retry.as_secs(), error = %error,
+                "SMTP login failing: all sending waits (check [smtp] username and its password or token_command)"),
+        }
         until_ms / 1000
     }
 
@@ -219,15 +266,26 @@ impl Outbox {
             return Ok(Some(Hold {
                 reason: "provider pushback",
                 until_ms,
+                account: false,
             }));
         }
-        let login = self
-            .login_hold_until_ms
+        let account = self
+            .account_hold
+            .until_ms
             .load(std::sync::atomic::Ordering::Relaxed);
-        if login > now_ms {
+        if account > now_ms {
+            let sender = self
+                .account_hold
+                .sender
+                .load(std::sync::atomic::Ordering::Relaxed);
             return Ok(Some(Hold {
-                reason: "SMTP login failing",
-                until_ms: login,
+                reason: if sender {
+                    "SMTP server refuses our sender address"
+                } else {
+                    "SMTP login failing"
+                },
+                until_ms: account,
+                account: true,
             }));
         }
         Ok(store
@@ -235,6 +293,7 @@ impl Outbox {
             .map(|until_ms| Hold {
                 reason: "rate limit",
                 until_ms,
+                account: false,
             }))
     }
 
@@ -253,23 +312,26 @@ impl Outbox {
         match self.sender.send(&msg).await {
             Ok(()) => {
                 self.health.ok(Condition::Smtp, SMTP);
+                self.account_hold.clear();
                 store.notice_sent(&n.ids, self.clock.now_ms())?;
                 tracing::info!(kind = %n.kind, key = %n.key, to = %n.recipients.join(","), emails = n.ids.len(), "Staff email sent");
             }
-            Err(SendError::Account(e)) => {
-                let until = self.hold_for_login(&e);
-                store.notice_retry(&n.ids, until, &e, self.clock.now())?;
+            Err(e @ (SendError::Account(_) | SendError::Sender { .. })) => {
+                // As for customer mail: not this email's fault, so no attempt is used up.
+                let until = self.hold_for_account(&e);
+                store.notice_deferred(&n.ids, until, &e.to_string(), self.clock.now())?;
             }
-            Err(SendError::Permanent(e)) => {
+            Err(SendError::Permanent(e) | SendError::Recipient(e)) => {
                 tracing::error!(kind = %n.kind, key = %n.key, error = %e, "Staff email refused permanently; not retried");
                 store.notice_failed(&n.ids, &e, self.clock.now())?;
             }
             Err(SendError::Pushback(e)) => {
-                // As for customer mail: everything pauses, and this waits for the pause.
+                // As for customer mail: everything pauses, and this waits for the pause
+                // without using up an attempt.
                 let until_ms = self.clock.now_ms() + self.pushback_pause.as_millis() as i64;
                 tracing::warn!(kind = %n.kind, key = %n.key, pause_s = self.pushback_pause.as_secs(), error = %e, "Provider pushback: pausing all sending");
                 store.set_kv(PAUSED_UNTIL, &until_ms.to_string())?;
-                store.notice_retry(&n.ids, until_ms / 1000, &e, self.clock.now())?;
+                store.notice_deferred(&n.ids, until_ms / 1000, &e, self.clock.now())?;
             }
             Err(SendError::Transient(e)) => {
                 self.health.fail(Condition::Smtp, SMTP, e.clone());
@@ -311,13 +373,25 @@ impl Outbox {
             Err(e) => {
                 let err = format!("cannot build the email: {e:#}");
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, kind = %item.kind, error = %err, "Email failed permanently");
-                return store.mark_failed(item.id, &err, now);
+                store.mark_failed(item.id, &err, now)?;
+                // No email to this address can be built; a template problem is this kind's
+                // own, and the other kinds have theirs.
+                if item.recipient.parse::<lettre::Address>().is_err() {
+                    let reason =
+                        format!("cannot write to {:?}: not an email address", item.recipient);
+                    let n = store.cancel_followups_of(item.id, &reason, now)?;
+                    if n > 0 {
+                        tracing::warn!(ticket = %item.ticket_tag, cancelled = n, "Follow-ups cancelled: {reason}");
+                    }
+                }
+                return Ok(());
             }
         };
         let started = std::time::Instant::now();
         match self.sender.send(&msg).await {
             Ok(()) => {
                 self.health.ok(Condition::Smtp, SMTP);
+                self.account_hold.clear();
                 store.mark_sent(item.id, self.clock.now_ms(), promised)?;
                 if item.kind == "ack" {
                     let ms = (self.clock.now_ms() - item.received_at * 1000).max(0);
@@ -336,22 +410,32 @@ impl Outbox {
                 store.set_kv(PAUSED_UNTIL, &until_ms.to_string())?;
                 store.mark_deferred(item.id, until_ms / 1000, &e, self.clock.now())?;
             }
-            Err(SendError::Account(e)) => {
+            Err(e @ (SendError::Account(_) | SendError::Sender { .. })) => {
                 self.metrics.send_failed("account");
                 // Not this email's fault: it waits, with every other, for the account.
-                let until = self.hold_for_login(&e);
-                store.mark_deferred(item.id, until, &e, self.clock.now())?;
+                let until = self.hold_for_account(&e);
+                store.mark_deferred(item.id, until, &e.to_string(), self.clock.now())?;
             }
-            Err(SendError::Permanent(e)) => {
+            Err(SendError::Recipient(e)) => {
                 self.metrics.send_failed("permanent");
                 self.health.ok(Condition::Smtp, SMTP);
-                tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %e, "Send failed permanently; not retried");
+                tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, error = %e, "Send failed permanently: the recipient was refused; not retried");
                 store.mark_failed(item.id, &e, self.clock.now())?;
                 // The address does not take our mail: no follow-ups to it either.
                 let n = store.cancel_followups_of(item.id, "undeliverable", self.clock.now())?;
                 if n > 0 {
                     tracing::warn!(ticket = %item.ticket_tag, cancelled = n, "Follow-ups cancelled: the customer's address refused mail");
                 }
+            }
+            Err(SendError::Permanent(e)) => {
+                self.metrics.send_failed("permanent");
+                self.health.ok(Condition::Smtp, SMTP);
+                // The server refused this email (its content, size, a line), or did not say
+                // what: nothing says the address refuses mail, and each follow-up is an email
+                // of its own, so they stay queued (and fail on their own if refused too).
+                tracing::error!(outbox = item.id, ticket = %item.ticket_tag, to = %item.recipient, kind = %item.kind, error = %e,
+                    "Send failed permanently: the server refused this email; not retried (follow-ups stay queued)");
+                store.mark_failed(item.id, &e, self.clock.now())?;
             }
             Err(SendError::Transient(e)) if item.attempts >= self.policy.max_attempts => {
                 self.metrics.send_failed("transient");
@@ -446,26 +530,27 @@ impl Outbox {
             Some(clean(&item.recipient_name)).filter(|n| !n.is_empty()),
             to,
         );
-        let in_reply_to = safe_id(&item.in_reply_to);
-        let references: Vec<String> = item
-            .references
-            .split_whitespace()
-            .map(|r| safe_id(r.trim_matches(['<', '>'])))
-            .filter(|r| !r.is_empty())
-            .collect();
+        // What was left out was logged when the email was recorded.
+        let thread = headers::threading(&item.in_reply_to, &item.references);
         let mut b = Message::builder()
-            .from(from)
-            .to(to)
-            .subject(tickets::reply_subject(&item.subject, &item.ticket_tag))
+            .from(from.clone())
+            .to(to.clone())
+            .raw_header(headers::mailbox::<header::From>(&from))
+            .raw_header(headers::mailbox::<header::To>(&to))
+            .raw_header(headers::text(
+                "Subject",
+                &tickets::reply_subject(&item.subject, &item.ticket_tag),
+            ))
             .message_id(Some(format!("<{}>", item.out_message_id)))
             .date_now();
         b = robot_headers(b, "auto-replied", "auto_reply", &item.ticket_tag);
-        if !in_reply_to.is_empty() {
-            b = b.in_reply_to(format!("<{in_reply_to}>"));
+        if let Some(id) = &thread.in_reply_to {
+            b = b.in_reply_to(format!("<{id}>"));
         }
-        if !references.is_empty() {
+        if !thread.references.is_empty() {
             b = b.references(
-                references
+                thread
+                    .references
                     .iter()
                     .map(|r| format!("<{r}>"))
                     .collect::<Vec<_>>()
@@ -559,7 +644,7 @@ pub fn queue_report(
         .filter(|l| !due_only || l.due)
         .collect();
     if json {
-        let mut out = serde_json::to_string_pretty(&lines)?;
+        let mut out = crate::wording::json(serde_json::to_string_pretty(&lines)?);
         out.push('\n');
         return Ok(out);
     }
@@ -589,7 +674,16 @@ pub fn queue_report(
         let _ = writeln!(
             out,
             "{:>5}  {:<7} {:<8} {:<7} {:<10} {:>3}  {:<32} {}",
-            l.id, l.kind, l.ticket, l.priority, l.state, l.attempts, l.recipient, l.why
+            l.id,
+            l.kind,
+            l.ticket,
+            l.priority,
+            l.state,
+            l.attempts,
+            // The address is the customer's, the reason may quote a server: neither reaches
+            // the terminal raw.
+            crate::wording::one_line(&l.recipient),
+            crate::wording::one_line(&l.why)
         );
     }
     if lines.is_empty() {
@@ -653,13 +747,6 @@ fn clean(s: &str) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// A Message-ID safe to put back in a header: visible ASCII only, no brackets.
-fn safe_id(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>'))
-        .collect()
 }
 
 /// The headers every email we write carries, so no auto-responder answers it and our own
@@ -737,7 +824,15 @@ mod tests {
 
     #[test]
     fn ids_and_names_cannot_inject() {
-        assert_eq!(safe_id("abc@x\r\nBcc: evil@y"), "abc@xBcc:evil@y");
+        let t = headers::threading("abc@x\r\nBcc: evil@y", "<abc@x\r\nBcc: evil@y>");
+        assert_eq!(t.in_reply_to, None);
+        assert!(
+            t.references
+                .iter()
+                .all(|r| headers::msg_id_problem(r).is_none() && !r.contains(char::is_whitespace)),
+            "{:?}",
+            t.references
+        );
         assert_eq!(clean("Ada\r\nBcc: x"), "Ada Bcc: x");
     }
 }

@@ -4,10 +4,15 @@ use anyhow::Result;
 
 use crate::clock::Clock;
 use crate::guard::{self, GuardConfig};
+use crate::parse::Email;
 use crate::parse::{self, ParseLimits};
 use crate::score::{self, RuleSet, Thresholds};
+use crate::score::{History, Verdict};
 use crate::store::{Content, Location, Policy, Recorded, Store};
 use crate::tickets;
+
+/// The default of `[mailbox] triage_timeout`.
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A message as fetched from a folder. `raw` is `None` when it was too large to download.
 pub struct Fetched<'a> {
@@ -18,6 +23,16 @@ pub struct Fetched<'a> {
     pub size: usize,
     /// IMAP INTERNALDATE (arrival), seconds since the epoch.
     pub arrived_at: Option<i64>,
+}
+
+impl Fetched<'_> {
+    fn location(&self) -> Location<'_> {
+        Location {
+            folder: self.folder,
+            uidvalidity: self.uidvalidity,
+            uid: self.uid,
+        }
+    }
 }
 
 /// The decision-making stages and the store they write to.
@@ -35,6 +50,8 @@ pub struct Pipeline {
     pub live: Option<crate::reload::Live>,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Longest the costly stages may take for one email ([`Pipeline::process_bounded`]).
+    pub deadline: std::time::Duration,
 }
 
 impl Pipeline {
@@ -59,6 +76,7 @@ impl Pipeline {
             staff_folder,
             live: None,
             metrics: crate::metrics::Metrics::default(),
+            deadline: DEFAULT_DEADLINE,
         }
     }
 
@@ -76,60 +94,194 @@ impl Pipeline {
         self.policy = Policy::from_config(&config);
     }
 
-    /// Triage one message and record it, with what it causes, in one transaction.
+    /// Triage one message and record it, with what it causes, in one transaction. The costly
+    /// stages run here, on the caller's thread, without a deadline (tools and benches); the
+    /// daemon uses [`Pipeline::process_bounded`].
     pub fn process(&mut self, m: &Fetched<'_>) -> Result<Recorded> {
         let now = self.clock.now();
-        let at = Location {
-            folder: m.folder,
-            uidvalidity: m.uidvalidity,
-            uid: m.uid,
+        let at = m.location();
+        if let Some(out) = self.begin(m, &at, now)? {
+            return Ok(out);
+        }
+        let read = read(m.raw, m.size, &self.stages());
+        let result = match read {
+            Err(skip) => self.skip(m, &at, skip.code(), &skip.to_string(), false, now),
+            Ok(read) => {
+                let history = self.history(&read.email, now)?;
+                let verdict =
+                    score::score(&read.email, &self.rules, &self.thresholds, &history, now);
+                self.finish(m, &at, read, verdict, now)
+            }
+        };
+        self.end_on_error(&at, result)
+    }
+
+    /// [`Pipeline::process`] with the costly stages (parse and guard, then scoring) on the
+    /// blocking pool, within `deadline` together: past it the email is recorded as skipped
+    /// (`too_costly`) and flagged for staff, and the watcher goes on with the next one. The
+    /// stage left running is not stopped (threads cannot be), but every stage has a budget of
+    /// its own, so it ends.
+    pub async fn process_bounded(&mut self, m: &Fetched<'_>) -> Result<Recorded> {
+        let now = self.clock.now();
+        let at = m.location();
+        if let Some(out) = self.begin(m, &at, now)? {
+            return Ok(out);
+        }
+        let started = tokio::time::Instant::now();
+        let until = started + self.deadline;
+        let stages = self.stages();
+        let raw = m.raw.map(<[u8]>::to_vec);
+        let size = m.size;
+        let read = tokio::task::spawn_blocking(move || read(raw.as_deref(), size, &stages));
+        let read = match tokio::time::timeout_at(until, read).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(panic)) => {
+                let detail = format!("parsing failed: {panic}");
+                let r = self.skip(m, &at, "triage_failed", &detail, true, now);
+                return self.end_on_error(&at, r);
+            }
+            Err(_) => {
+                let r = self.too_costly(m, &at, "parsing", now);
+                return self.end_on_error(&at, r);
+            }
+        };
+        let read = match read {
+            Ok(read) => read,
+            Err(skip) => {
+                let r = self.skip(m, &at, skip.code(), &skip.to_string(), false, now);
+                return self.end_on_error(&at, r);
+            }
+        };
+        let history = match self.history(&read.email, now) {
+            Ok(h) => h,
+            Err(e) => return self.end_on_error(&at, Err(e)),
+        };
+        let (rules, thresholds) = (self.rules.clone(), self.thresholds);
+        let scored = tokio::task::spawn_blocking(move || {
+            let verdict = score::score(&read.email, &rules, &thresholds, &history, now);
+            (read, verdict)
+        });
+        let result = match tokio::time::timeout_at(until, scored).await {
+            Ok(Ok((read, verdict))) => self.finish(m, &at, read, verdict, now),
+            Ok(Err(panic)) => {
+                let detail = format!("scoring failed: {panic}");
+                self.skip(m, &at, "triage_failed", &detail, true, now)
+            }
+            Err(_) => self.too_costly(m, &at, "scoring", now),
+        };
+        self.end_on_error(&at, result)
+    }
+
+    /// Forget this run's unrecorded triage starts: the watcher stops cleanly, so an email it
+    /// was in the middle of is no poison message (it is triaged at the next start).
+    pub fn stopped(&self) {
+        if let Err(e) = self.store.forget_triage_starts(run_id()) {
+            tracing::warn!("{e:#}");
+        }
+    }
+
+    fn stages(&self) -> Stages {
+        Stages {
+            limits: self.limits,
+            guard: self.guard.clone(),
+            domain: self.policy.domain.clone(),
+            staff_folder: self.staff_folder,
+        }
+    }
+
+    /// Note that triage starts; when earlier runs died on this email, record it as skipped
+    /// instead (a poison message is never fetched and triaged again and again).
+    fn begin(&mut self, m: &Fetched<'_>, at: &Location<'_>, now: i64) -> Result<Option<Recorded>> {
+        let crashes = self.store.begin_triage(at, run_id(), now)?;
+        if crashes < MAX_CRASHES {
+            return Ok(None);
+        }
+        let detail = format!(
+            "the daemon stopped {crashes} times while triaging this email; it is left for staff"
+        );
+        self.skip(m, at, "crashed_during_triage", &detail, true, now)
+            .map(Some)
+    }
+
+    /// After an error (the store, not the email), the start is no sign of a poison message.
+    fn end_on_error(&self, at: &Location<'_>, result: Result<Recorded>) -> Result<Recorded> {
+        if result.is_err() {
+            let _ = self.store.forget_triage_start(at);
+        }
+        result
+    }
+
+    fn history(&self, email: &Email, now: i64) -> Result<History> {
+        self.store
+            .history(email, now, self.rules.history_window_secs())
+    }
+
+    fn too_costly(
+        &mut self,
+        m: &Fetched<'_>,
+        at: &Location<'_>,
+        stage: &str,
+        now: i64,
+    ) -> Result<Recorded> {
+        let detail = format!(
+            "{stage} took longer than the {} s budget per email; left for staff",
+            self.deadline.as_secs_f32()
+        );
+        self.skip(m, at, "too_costly", &detail, true, now)
+    }
+
+    /// Record the email as skipped with its reason; `flag` asks staff to look at it.
+    fn skip(
+        &mut self,
+        m: &Fetched<'_>,
+        at: &Location<'_>,
+        reason: &'static str,
+        detail: &str,
+        flag: bool,
+        now: i64,
+    ) -> Result<Recorded> {
+        let content = Content::Skipped {
+            reason,
+            detail: detail.to_string(),
+            size: m.size,
+            flag,
         };
         let received_at = m.arrived_at.unwrap_or(now);
-        let parsed = match m.raw {
-            Some(raw) => parse::parse(raw, &self.limits),
-            None => Err(parse::Skip::TooLarge {
-                size: m.size,
-                limit: self.limits.max_size,
-            }),
-        };
-        let email = match parsed {
-            Ok(email) => email,
-            Err(skip) => {
-                let content = Content::Skipped {
-                    reason: skip.code(),
-                    detail: skip.to_string(),
-                    size: m.size,
-                };
-                let out = self
-                    .store
-                    .record(&at, &content, received_at, &self.policy, now)?;
-                if matches!(out, Recorded::New { .. }) {
-                    self.metrics.email_seen(m.folder);
-                    self.metrics.email_skipped(skip.code());
-                }
-                tracing::warn!(
-                    folder = m.folder,
-                    uid = m.uid,
-                    action = "skipped",
-                    reason = skip.code(),
-                    "{skip}"
-                );
-                return Ok(out);
-            }
-        };
-        let guard = guard::check(&email, &self.guard);
-        let history = self
+        let out = self
             .store
-            .history(&email, now, self.rules.history_window_secs())?;
-        let verdict = score::score(&email, &self.rules, &self.thresholds, &history, now);
-        let role = tickets::role_of(guard, self.staff_folder);
-        // Robots include bounces; `bounced_ids` keeps only reports of failed delivery.
-        let bounced = match (role, m.raw) {
-            (tickets::Role::Robot, Some(raw)) => {
-                tickets::bounced_ids(&email, raw, &self.policy.domain)
-            }
-            _ => Vec::new(),
-        };
+            .record(at, &content, received_at, &self.policy, now)?;
+        if matches!(out, Recorded::New { .. }) {
+            self.metrics.email_seen(m.folder);
+            self.metrics.email_skipped(reason);
+        }
+        tracing::warn!(
+            folder = m.folder,
+            uid = m.uid,
+            action = "skipped",
+            reason,
+            "{detail}"
+        );
+        Ok(out)
+    }
+
+    /// Record a triaged email with what it causes.
+    fn finish(
+        &mut self,
+        m: &Fetched<'_>,
+        at: &Location<'_>,
+        read: Read,
+        verdict: Verdict,
+        now: i64,
+    ) -> Result<Recorded> {
+        let Read {
+            email,
+            guard,
+            role,
+            bounced,
+        } = read;
+        for note in &email.budget {
+            tracing::info!(folder = m.folder, uid = m.uid, "Budget: {note}");
+        }
         // Only a customer's email alerts staff, and only when alerts are configured.
         let alert = match (&self.policy.alerts, role) {
             (Some(a), tickets::Role::Customer) => {
@@ -145,9 +297,10 @@ impl Pipeline {
             bounced: &bounced,
             alert: &alert,
         };
+        let received_at = m.arrived_at.unwrap_or(now);
         let out = self
             .store
-            .record(&at, &content, received_at, &self.policy, now)?;
+            .record(at, &content, received_at, &self.policy, now)?;
         if matches!(out, Recorded::New { .. }) {
             self.metrics.email_seen(m.folder);
             self.metrics.email_triaged(verdict.priority.as_str());
@@ -183,4 +336,62 @@ impl Pipeline {
         }
         Ok(out)
     }
+}
+
+/// A run whose start was noted this many times by earlier runs that then died is skipped.
+/// One crash is not enough: a power cut or an OOM kill caused by another process can hit any
+/// email once; the same email under two crashes in a row is the poison message.
+pub const MAX_CRASHES: u32 = 2;
+
+/// This process's run, as triage starts record it: unique per start of the daemon.
+fn run_id() -> &'static str {
+    static RUN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos}", std::process::id())
+    });
+    &RUN
+}
+
+/// What the parse-and-guard stage needs, owned, so it can run on another thread.
+struct Stages {
+    limits: ParseLimits,
+    guard: GuardConfig,
+    domain: String,
+    staff_folder: bool,
+}
+
+/// What the parse-and-guard stage makes of an email.
+struct Read {
+    email: Email,
+    guard: Result<(), guard::Refusal>,
+    role: tickets::Role,
+    bounced: Vec<String>,
+}
+
+/// Parse, guard, role, and the bounce reports in it: everything before scoring that costs.
+fn read(raw: Option<&[u8]>, size: usize, st: &Stages) -> Result<Read, parse::Skip> {
+    let email = match raw {
+        Some(raw) => parse::parse(raw, &st.limits)?,
+        None => {
+            return Err(parse::Skip::TooLarge {
+                size,
+                limit: st.limits.max_size,
+            });
+        }
+    };
+    let guard = guard::check(&email, &st.guard);
+    let role = tickets::role_of(guard, st.staff_folder);
+    // Robots include bounces; `bounced_ids` keeps only reports of failed delivery.
+    let bounced = match (role, raw) {
+        (tickets::Role::Robot, Some(raw)) => tickets::bounced_ids(&email, raw, &st.domain),
+        _ => Vec::new(),
+    };
+    Ok(Read {
+        email,
+        guard,
+        role,
+        bounced,
+    })
 }

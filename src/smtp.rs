@@ -18,14 +18,24 @@ pub enum SendError {
     /// The provider says "slow down" or "quota exceeded": pause all sending, then retry.
     #[error("provider pushback: {0}")]
     Pushback(String),
-    /// 5xx: the server will never take this message; do not retry.
+    /// 5xx about this message (its content, size, a line too long) or one that does not say
+    /// what it refuses: the server will never take this message; do not retry. Nothing says
+    /// the recipient's address refuses mail.
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// 5xx refusing the recipient ("550 5.1.1 user unknown"): the address takes no mail.
+    #[error("recipient refused: {0}")]
+    Recipient(String),
     /// Our own account was refused (530/534/535, "authentication"), even with a credential
     /// read again, or the credential cannot be read: nothing is wrong with this email, all
     /// sending waits until the account works.
     #[error("SMTP login failing: {0}")]
     Account(String),
+    /// The server refuses our sender address (MAIL FROM: "Sender address rejected: not owned
+    /// by user", Microsoft's `SendAsDenied`): as with a refused login, nothing is wrong with
+    /// this email, and all sending waits until the account may send as `from`.
+    #[error("SMTP server refuses our sender address {from}: {reply}")]
+    Sender { from: String, reply: String },
 }
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
@@ -109,7 +119,7 @@ impl Sender {
         let current = self.current().await?;
         let first = match current.transport.send(msg.clone()).await {
             Ok(_) => return Ok(()),
-            Err(e) => classify(&e),
+            Err(e) => classify(&e, msg.envelope()),
         };
         if !matches!(first, SendError::Account(_)) || current.fresh {
             return Err(first);
@@ -119,7 +129,7 @@ impl Sender {
         let again = self.current().await?;
         match again.transport.send(msg.clone()).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(classify(&e)),
+            Err(e) => Err(classify(&e, msg.envelope())),
         }
     }
 
@@ -185,6 +195,11 @@ impl Sender {
 /// Whether an SMTP error is the server refusing our account rather than this email.
 pub fn refuses_account(error: &str) -> bool {
     let lower = error.to_ascii_lowercase();
+    // Microsoft's delivery restrictions of a group ("5.7.133 RESOLVER.RST...; authentication
+    // required") are the recipient's rule, not our login.
+    if lower.contains("resolver.rst") {
+        return false;
+    }
     [
         "(530)",
         "(534)",
@@ -199,27 +214,165 @@ pub fn refuses_account(error: &str) -> bool {
         "authentication credentials",
         // Gmail answers a bad XOAUTH2 token with a 334 JSON challenge, which lettre refuses.
         "does not expect a challenge",
+        // Microsoft 365: "530 5.7.57 Client not authenticated to send mail".
+        "5.7.57",
     ]
     .iter()
     .any(|w| lower.contains(w))
 }
 
+/// Whether a permanent refusal is of our own sender address (`from`, the MAIL FROM) rather
+/// than of the recipient or the message. lettre does not say which command was refused, so
+/// this reads the reply: wordings servers use for a sender the account may not use (Postfix's
+/// `reject_sender_login_mismatch`, Exim's sender checks, Microsoft's send-as permission,
+/// relays that only send from verified addresses), a sender status code (x.1.7, x.1.8), or a
+/// policy refusal naming `<from>` itself. Replies about a recipient, relaying, or the
+/// content (spam, DMARC, size) are never the sender's.
+pub fn refuses_sender(text: &str, from: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    // Only about who we send as, whatever else the reply says.
+    if has(&[
+        "not owned by user",
+        "send as",
+        "send-as",
+        "sendas",
+        "5.7.60",
+        "must match your authenticated",
+    ]) {
+        return true;
+    }
+    if has(&[
+        "recipient",
+        "rcpt",
+        "relay access",
+        "relaying",
+        "to this group",
+        "dmarc",
+        "5.7.26",
+        "spam",
+        "unsolicited",
+        "content",
+        "virus",
+        "size",
+        "too long",
+        "too big",
+    ]) {
+        return false;
+    }
+    if has(&[
+        "sender address rejected",
+        "sender rejected",
+        "sender verify failed",
+        "sender is not allowed",
+        "sender not allowed",
+        "sender identity",
+        "domain of sender address",
+        "not authorized to send",
+        "not authorised to send",
+        "from address is not authori",
+        "email address is not verified",
+        "invalid credentials for relay",
+        "5.1.7",
+        "5.1.8",
+    ]) {
+        return true;
+    }
+    let quoted = format!("<{}>", from.to_ascii_lowercase());
+    !from.is_empty() && lower.contains(&quoted) && has(&["5.7.", "5.1."])
+}
+
+/// Whether a permanent refusal is of the recipient's address: it takes no mail from anyone,
+/// or none from us ("550 5.1.1 user unknown", "mailbox unavailable", a disabled or full
+/// mailbox, a group that only takes internal mail), or the reply names `<to>`. Not a refusal
+/// to relay (our server's rule, not the address).
+pub fn refuses_recipient(text: &str, to: &[&str]) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    if has(&["relay"]) {
+        return false;
+    }
+    let enhanced = enhanced_codes(&lower);
+    let addressing = enhanced.iter().any(|c| {
+        [
+            "5.1.0", "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1", "5.2.2", "5.4.1",
+        ]
+        .contains(&c.as_str())
+    });
+    addressing
+        || has(&[
+            "recipient",
+            "user unknown",
+            "unknown user",
+            "no such user",
+            "mailbox unavailable",
+            "mailbox not found",
+            "mailbox is disabled",
+            "account is disabled",
+            "does not exist",
+            "no mailbox",
+            "mailbox full",
+            "over quota",
+            // Microsoft's delivery restrictions of a recipient or group.
+            "resolver.rst",
+            "to this group",
+        ])
+        || to
+            .iter()
+            .any(|t| !t.is_empty() && lower.contains(&format!("<{}>", t.to_ascii_lowercase())))
+}
+
+/// The enhanced status codes (`5.1.1`) in a reply.
+fn enhanced_codes(lower: &str) -> Vec<String> {
+    lower
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|w| w.trim_matches('.'))
+        .filter(|w| {
+            let parts: Vec<&str> = w.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 /// 5xx is permanent; everything else (4xx, I/O, TLS hiccups, timeouts) is worth a retry;
-/// either, when it says "rate", "quota" or "too many", is the provider pushing back; and a
-/// refusal of our own login ([`refuses_account`]) is about the account, not the email.
-fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+/// either, when it says "rate", "quota" or "too many", is the provider pushing back; a
+/// refusal of our own login ([`refuses_account`]) or our sender address
+/// ([`refuses_sender`]) is about the account, not the email; and a permanent refusal of the
+/// recipient ([`refuses_recipient`]) is told from one of the message.
+fn classify(e: &lettre::transport::smtp::Error, envelope: &lettre::address::Envelope) -> SendError {
     let mut text = one_line(&format!("{e}"));
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&one_line(&s.to_string()));
+        // lettre's own text already carries the server's reply.
+        let line = one_line(&s.to_string());
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
         source = s.source();
     }
     let code = e.status().and_then(|c| c.to_string().parse::<u16>().ok());
-    match classify_reply(code, &text, e.is_permanent()) {
+    let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
+    let to: Vec<String> = envelope.to().iter().map(|a| a.to_string()).collect();
+    let to: Vec<&str> = to.iter().map(String::as_str).collect();
+    sort(classify_reply(code, &text, e.is_permanent()), &from, &to)
+}
+
+/// Sorts a reply [`classify_reply`] classified by what it refuses: our account, our sender,
+/// the recipient, or the message.
+pub fn sort(error: SendError, from: &str, to: &[&str]) -> SendError {
+    match error {
         SendError::Permanent(t) | SendError::Transient(t) if refuses_account(&t) => {
             SendError::Account(t)
         }
+        SendError::Permanent(t) if refuses_sender(&t, from) => SendError::Sender {
+            from: from.to_string(),
+            reply: t,
+        },
+        SendError::Permanent(t) if refuses_recipient(&t, to) => SendError::Recipient(t),
         other => other,
     }
 }
@@ -250,6 +403,8 @@ pub fn classify_reply(code: Option<u16>, text: &str, permanent: bool) -> SendErr
     let pushback = match code {
         Some(421) => true,
         Some(400..=499) => wording || enhanced("4.7.") || enhanced("4.4.5"),
+        // A recipient's full mailbox ("5.2.2 over quota") is theirs, not our provider's.
+        Some(500..=599) if enhanced("5.2.2") => false,
         Some(500..=599) => {
             enhanced("5.4.5") || (wording && (lower.contains("quota") || lower.contains("limit")))
         }
@@ -361,13 +516,203 @@ mod tests {
             (None, "connection refused", false, "transient"),
         ];
         for (code, text, permanent, want) in cases {
-            let got = match classify_reply(*code, text, *permanent) {
-                SendError::Pushback(_) => "pushback",
-                SendError::Transient(_) => "transient",
-                SendError::Permanent(_) => "permanent",
-                SendError::Account(_) => "account",
-            };
-            assert_eq!(got, *want, "{text}");
+            assert_eq!(
+                kind(&classify_reply(*code, text, *permanent)),
+                *want,
+                "{text}"
+            );
         }
+    }
+
+    fn kind(e: &SendError) -> &'static str {
+        match e {
+            SendError::Pushback(_) => "pushback",
+            SendError::Transient(_) => "transient",
+            SendError::Permanent(_) => "permanent",
+            SendError::Recipient(_) => "recipient",
+            SendError::Account(_) => "account",
+            SendError::Sender { .. } => "sender",
+        }
+    }
+
+    /// Real replies (as lettre shows them: "permanent error (CODE): TEXT"), sorted by what they
+    /// refuse. Our sender is support@example.test, the recipient customer@example.test.
+    #[test]
+    fn refusals_are_told_apart_by_what_they_refuse() {
+        let cases: &[(u16, &str, &str)] = &[
+            // Our sender: Postfix (reject_sender_login_mismatch, sender restrictions).
+            (
+                553,
+                "5.7.1 <support@example.test>: Sender address rejected: not owned by user support@example.test",
+                "sender",
+            ),
+            (
+                553,
+                "5.7.1 <support@example.test>: Sender address rejected: not owned by user other@example.test",
+                "sender",
+            ),
+            (
+                553,
+                "5.1.8 <support@example.test>: Sender address rejected: Domain not found",
+                "sender",
+            ),
+            (
+                554,
+                "5.7.1 <support@example.test>: Sender address rejected: Access denied",
+                "sender",
+            ),
+            // Exim (cPanel's sender check, sender verification).
+            (
+                550,
+                "Your FROM address ( support@example.test , Example Support ) must match your authenticated email user ( other@example.test ). Treating this as a spoofed email.",
+                "sender",
+            ),
+            (
+                550,
+                "Verification failed for <support@example.test> Unrouteable address Sender verify failed",
+                "sender",
+            ),
+            // Microsoft 365.
+            (
+                550,
+                "5.7.60 SMTP; Client does not have permissions to send as this sender",
+                "sender",
+            ),
+            (
+                554,
+                "5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Failed to process message due to a permanent exception with message Cannot submit message",
+                "sender",
+            ),
+            (
+                554,
+                "5.2.252 SendAsDenied; other@example.test not allowed to send as support@example.test; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied",
+                "sender",
+            ),
+            // Google Workspace SMTP relay; relays that send only from verified addresses.
+            (
+                550,
+                "5.7.1 Invalid credentials for relay [203.0.113.5]. The IP address you've registered in your Workspace SMTP Relay service doesn't match the domain of the account this email is being sent from.",
+                "sender",
+            ),
+            (
+                554,
+                "Message rejected: Email address is not verified. The following identities failed the check in region EU-WEST-1: support@example.test",
+                "sender",
+            ),
+            (
+                550,
+                "The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved.",
+                "sender",
+            ),
+            (553, "Sender is not allowed to relay emails", "sender"),
+            (500, "Envelope from address is not authorised", "sender"),
+            // Sendmail's access map, on the sender and on the recipient.
+            (
+                550,
+                "5.7.1 <support@example.test>... Access denied",
+                "sender",
+            ),
+            (
+                550,
+                "5.7.1 <customer@example.test>... Access denied",
+                "recipient",
+            ),
+            // Our login, as before.
+            (535, "5.7.8 Username and Password not accepted", "account"),
+            (
+                530,
+                "5.7.57 Client not authenticated to send mail. Error: 535 5.7.139 Authentication unsuccessful",
+                "account",
+            ),
+            // The recipient: Postfix, Gmail, Microsoft 365, Exim, the test server.
+            (
+                550,
+                "5.1.1 <customer@example.test>: Recipient address rejected: User unknown in local recipient table",
+                "recipient",
+            ),
+            (
+                550,
+                "5.1.1 The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos",
+                "recipient",
+            ),
+            (
+                550,
+                "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
+                "recipient",
+            ),
+            (
+                550,
+                "5.4.1 Recipient address rejected: Access denied. AS(201806281)",
+                "recipient",
+            ),
+            (
+                550,
+                "5.2.1 The email account that you tried to reach is disabled.",
+                "recipient",
+            ),
+            (
+                552,
+                "5.2.2 <customer@example.test>: user is over quota",
+                "recipient",
+            ),
+            (550, "No Such User Here", "recipient"),
+            (550, "5.1.1 Mailbox unavailable", "recipient"),
+            (
+                550,
+                "5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; Delivery restriction check failed because the sender was not authenticated when sending to this group",
+                "recipient",
+            ),
+            // The message, or a refusal that does not say: never the sender nor the address.
+            (500, "Line too long (see RFC5321 4.5.3.1.6)", "permanent"),
+            (
+                552,
+                "5.3.4 Message size exceeds fixed maximum message size",
+                "permanent",
+            ),
+            (554, "5.6.0 Message content rejected", "permanent"),
+            (
+                550,
+                "5.7.26 Unauthenticated email from example.test is not accepted due to domain's DMARC policy. Please contact the administrator of example.test domain if this was a legitimate mail.",
+                "permanent",
+            ),
+            (
+                550,
+                "5.7.1 [203.0.113.5] Our system has detected that this message is likely unsolicited mail. To reduce the amount of spam sent to Gmail, this message has been blocked.",
+                "permanent",
+            ),
+            (
+                552,
+                "5.7.0 This message was blocked because its content presents a potential security issue.",
+                "permanent",
+            ),
+            (
+                554,
+                "5.7.1 <customer@example.test>: Relay access denied",
+                "permanent",
+            ),
+            (
+                554,
+                "<customer@example.test>: Recipient address rejected: Relay access denied",
+                "permanent",
+            ),
+            (554, "Transaction failed", "permanent"),
+        ];
+        for (code, text, want) in cases {
+            let reply = format!("permanent error ({code}): {text}");
+            let got = sort(
+                classify_reply(Some(*code), &reply, true),
+                "support@example.test",
+                &["customer@example.test"],
+            );
+            assert_eq!(kind(&got), *want, "{reply}");
+        }
+        // A temporary refusal is never final, whatever it names.
+        let soft = "transient error (451): 4.1.8 <support@example.test>: Sender address rejected: Domain not found";
+        let got = sort(
+            classify_reply(Some(451), soft, false),
+            "support@example.test",
+            &[],
+        );
+        assert_eq!(kind(&got), "transient");
     }
 }

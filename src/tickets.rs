@@ -23,7 +23,7 @@ pub fn role_of(guard: Result<(), Refusal>, in_sent_folder: bool) -> Role {
         Err(Refusal::OwnLoop) => Role::Robot,
         _ if in_sent_folder => Role::Staff,
         Err(Refusal::StaffSender | Refusal::OwnAddress) => Role::Staff,
-        Ok(()) | Err(Refusal::NotAddressed) => Role::Customer,
+        Ok(()) | Err(Refusal::NotAddressed | Refusal::InvalidAddress) => Role::Customer,
         Err(_) => Role::Robot,
     }
 }
@@ -154,6 +154,9 @@ pub struct FollowupFacts {
     pub acked: bool,
     /// Some email of the ticket wants to cancel or leave: no follow-ups at all.
     pub cancel_intent: bool,
+    /// The email that caused this change answers an automatic loop ([`unanswered_auto`] reached
+    /// its limit): no follow-up is queued (each is withheld with the reason `auto_loop`).
+    pub auto_loop: bool,
     pub holding_due: i64,
     pub verify_due: i64,
     pub survey_due: i64,
@@ -166,6 +169,8 @@ pub enum FollowupAction {
     Queue(Followup, i64),
     /// Cancel the pending ones of that kind, keeping the reason.
     Cancel(Followup, &'static str),
+    /// One would be queued, but is not, for this reason.
+    Withhold(Followup, &'static str),
 }
 
 /// The follow-up policy: what a change to a ticket does to its queued follow-ups.
@@ -179,7 +184,23 @@ pub enum FollowupAction {
 /// - A survey is queued on closing and cancelled when the ticket reopens, is snoozed, or the
 ///   customer writes.
 /// - A customer who wants to cancel gets none of them ("know when to stop").
+/// - An email that keeps an automatic loop going queues none (see [`unanswered_auto`]); the
+///   cancels still apply.
 pub fn followup_actions(on: FollowupSwitches, f: &FollowupFacts) -> Vec<FollowupAction> {
+    let actions = followup_changes(on, f);
+    if !f.auto_loop {
+        return actions;
+    }
+    actions
+        .into_iter()
+        .map(|a| match a {
+            FollowupAction::Queue(kind, _) => FollowupAction::Withhold(kind, "auto_loop"),
+            other => other,
+        })
+        .collect()
+}
+
+fn followup_changes(on: FollowupSwitches, f: &FollowupFacts) -> Vec<FollowupAction> {
     use Followup::*;
     use FollowupAction::*;
     if f.cancel_intent {
@@ -378,6 +399,65 @@ pub fn reply_subject(original: &str, tag: &str) -> String {
     }
 }
 
+/// One of our automatic emails (an acknowledgement or a follow-up) to an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoSent {
+    /// When it went out.
+    pub sent_at: i64,
+    /// When the next email from that address was recorded after it (`None`: none yet, or none
+    /// soon after it).
+    pub answered_at: Option<i64>,
+}
+
+/// What the loop rule needs to know about one address, gathered by the store.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopFacts<'a> {
+    /// Our automatic emails to the address that had gone out when the email being decided
+    /// was recorded, the latest first.
+    pub sent: &'a [AutoSent],
+    /// When staff last wrote in a ticket of those emails (or the one this email joins); 0:
+    /// never. Times are in seconds: an email of ours sent in that second counts as before it.
+    pub last_staff_at: i64,
+    /// When the email being decided was recorded.
+    pub now: i64,
+    /// An answer this soon after our email is an automatic one.
+    pub answer_within: i64,
+}
+
+/// How many of our automatic emails to an address in a row, the latest first, the address
+/// answered within `answer_within` — the email being decided counting as the answer to the
+/// latest — with no staff message since. 0 when this email does not itself answer our latest
+/// automatic email that fast.
+///
+/// A naive auto-responder that carries no auto-reply header (so the guard lets it through)
+/// and answers every acknowledgement with a new ticket within seconds makes this grow by one
+/// per round; a person rarely does: they write again hours later, or write back in the same
+/// ticket (which gets no acknowledgement anyway). Staff writing in between start it over.
+pub fn unanswered_auto(f: &LoopFacts<'_>) -> u32 {
+    let quick = |sent: i64, answered: i64| answered >= sent && answered - sent <= f.answer_within;
+    let Some(latest) = f.sent.first() else {
+        return 0;
+    };
+    if latest.sent_at <= f.last_staff_at || !quick(latest.sent_at, f.now) {
+        return 0;
+    }
+    let older = f
+        .sent
+        .iter()
+        .skip(1)
+        .take_while(|s| {
+            s.sent_at > f.last_staff_at && s.answered_at.is_some_and(|a| quick(s.sent_at, a))
+        })
+        .count();
+    u32::try_from(older).map_or(u32::MAX, |n| n.saturating_add(1))
+}
+
+/// The loop rule: `rounds` automatic emails answered at once in a row reach the limit (0: no
+/// limit).
+pub fn auto_loop(rounds: u32, max: u32) -> bool {
+    max > 0 && rounds >= max
+}
+
 /// Facts the ack decision needs, gathered by the store inside its transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct AckFacts {
@@ -395,6 +475,11 @@ pub struct AckFacts {
     /// Acknowledgements queued in the last minute, all recipients.
     pub last_minute: u32,
     pub circuit_breaker_per_minute: u32,
+    /// Our automatic emails to this sender in a row that it answered at once, this email
+    /// included, with no staff message since ([`unanswered_auto`]).
+    pub unanswered_auto: u32,
+    /// At this many, no acknowledgement (0: no limit).
+    pub max_unanswered_auto: u32,
 }
 
 /// Why an email got no acknowledgement, or that one is queued.
@@ -413,7 +498,9 @@ impl AckDecision {
     }
 }
 
-/// One acknowledgement per new conversation, and only when every safety check passes.
+/// One acknowledgement per new conversation, and only when every safety check passes: the
+/// guard, a new ticket, acknowledgements on, fresh mail, the per-sender limit, no automatic
+/// loop with this sender ([`unanswered_auto`]), the circuit breaker.
 pub fn ack_decision(f: &AckFacts) -> AckDecision {
     if let Err(refusal) = f.guard {
         return AckDecision::Skip(refusal.code());
@@ -429,6 +516,9 @@ pub fn ack_decision(f: &AckFacts) -> AckDecision {
     }
     if f.recent_to_sender >= f.per_sender_limit {
         return AckDecision::Skip("sender_limit");
+    }
+    if auto_loop(f.unanswered_auto, f.max_unanswered_auto) {
+        return AckDecision::Skip("auto_loop");
     }
     if f.last_minute >= f.circuit_breaker_per_minute {
         return AckDecision::Skip("circuit_open");
@@ -562,6 +652,7 @@ mod tests {
             change,
             acked,
             cancel_intent,
+            auto_loop: false,
             holding_due: 10,
             verify_due: 20,
             survey_due: 30,
@@ -679,6 +770,122 @@ mod tests {
         );
         assert!(acts.iter().all(|a| matches!(a, Cancel(..))), "{acts:?}");
         assert!(followup_actions(off, &facts(None, true, false)).is_empty());
+        // An email that keeps an automatic loop going: what would be queued is withheld.
+        let looping = FollowupFacts {
+            auto_loop: true,
+            ..on(Event::CustomerWrote, State::Answered, State::Reopened)
+        };
+        assert_eq!(
+            followup_actions(all, &looping),
+            vec![
+                Cancel(Verify, "customer_replied"),
+                Cancel(Survey, "customer_replied"),
+                Withhold(Holding, "auto_loop"),
+            ]
+        );
+    }
+
+    #[test]
+    fn automatic_loops_are_counted_until_a_human_writes() {
+        const MIN: i64 = 60;
+        const H: i64 = 3600;
+        let sent = |sent_at: i64, answered_at: Option<i64>| AutoSent {
+            sent_at,
+            answered_at,
+        };
+        // Our emails, the latest first; the email being decided is recorded at `now`.
+        let cases: Vec<(&str, Vec<AutoSent>, i64, i64, u32)> = vec![
+            ("nothing sent yet", vec![], 0, 100, 0),
+            (
+                "answers our ack within a minute",
+                vec![sent(100, None)],
+                0,
+                160,
+                1,
+            ),
+            (
+                "a robot, third round",
+                vec![sent(1000, None), sent(500, Some(530)), sent(100, Some(110))],
+                0,
+                1020,
+                3,
+            ),
+            (
+                "a robot answering holding notes days later, each at once",
+                vec![
+                    sent(90 * H, None),
+                    sent(20 * H, Some(20 * H + 5)),
+                    sent(10 * H, Some(10 * H + 5)),
+                ],
+                0,
+                90 * H + 5,
+                3,
+            ),
+            (
+                "a customer with three questions in a day, hours apart",
+                vec![sent(5 * H, None), sent(H, Some(5 * H - 10))],
+                0,
+                9 * H,
+                0,
+            ),
+            (
+                "the second question comes at once, the first took hours",
+                vec![sent(5 * H, None), sent(H, Some(5 * H - 10))],
+                0,
+                5 * H + 2 * MIN,
+                1,
+            ),
+            (
+                "a slow answer in between ends the run",
+                vec![
+                    sent(1000, None),
+                    sent(500, Some(500 + 16 * MIN)),
+                    sent(100, Some(110)),
+                ],
+                0,
+                1010,
+                1,
+            ),
+            (
+                "staff wrote after the first: counting starts after it",
+                vec![sent(1000, None), sent(500, Some(510)), sent(100, Some(110))],
+                300,
+                1010,
+                2,
+            ),
+            (
+                "staff wrote after our latest",
+                vec![sent(1000, None), sent(500, Some(510))],
+                1005,
+                1010,
+                0,
+            ),
+            (
+                "the same address writes again weeks later",
+                vec![sent(1000, Some(1005)), sent(500, Some(510))],
+                0,
+                1000 + 21 * 86_400,
+                0,
+            ),
+            (
+                "exactly at the window's edge",
+                vec![sent(1000, None), sent(100, Some(100 + 15 * MIN))],
+                0,
+                1000 + 15 * MIN,
+                2,
+            ),
+        ];
+        for (name, sent, last_staff_at, now, want) in cases {
+            let f = LoopFacts {
+                sent: &sent,
+                last_staff_at,
+                now,
+                answer_within: 15 * MIN,
+            };
+            assert_eq!(unanswered_auto(&f), want, "{name}");
+        }
+        assert!(auto_loop(3, 3) && auto_loop(4, 3));
+        assert!(!auto_loop(2, 3) && !auto_loop(100, 0));
     }
 
     #[test]
@@ -686,6 +893,7 @@ mod tests {
         let cases = [
             (Ok(()), false, Role::Customer),
             (Err(Refusal::NotAddressed), false, Role::Customer),
+            (Err(Refusal::InvalidAddress), false, Role::Customer),
             (Err(Refusal::StaffSender), false, Role::Staff),
             (Err(Refusal::OwnAddress), false, Role::Staff),
             (Err(Refusal::AutoSubmitted), false, Role::Robot),
@@ -770,6 +978,8 @@ mod tests {
             per_sender_limit: 3,
             last_minute: 0,
             circuit_breaker_per_minute: 60,
+            unanswered_auto: 0,
+            max_unanswered_auto: 3,
         }
     }
 
@@ -832,6 +1042,40 @@ mod tests {
                     ..facts()
                 },
                 "circuit_open",
+            ),
+            (
+                "automatic loop",
+                AckFacts {
+                    unanswered_auto: 3,
+                    ..facts()
+                },
+                "auto_loop",
+            ),
+            (
+                "two rounds",
+                AckFacts {
+                    unanswered_auto: 2,
+                    ..facts()
+                },
+                "queued",
+            ),
+            (
+                "loop rule off",
+                AckFacts {
+                    unanswered_auto: 9,
+                    max_unanswered_auto: 0,
+                    ..facts()
+                },
+                "queued",
+            ),
+            (
+                "the sender limit is named first",
+                AckFacts {
+                    recent_to_sender: 3,
+                    unanswered_auto: 3,
+                    ..facts()
+                },
+                "sender_limit",
             ),
         ];
         for (name, f, want) in cases {

@@ -205,6 +205,29 @@ fn explain_shows_the_verdict_every_hit_and_the_guard() {
 }
 
 #[test]
+fn explain_says_what_the_budget_left_out() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let refs: String = (0..200).map(|i| format!(" <r{i}@example.test>")).collect();
+    let eml = d.path().join("threaded.eml");
+    std::fs::write(
+        &eml,
+        format!(
+            "From: a@example.test\r\nSubject: Any news?\r\nMessage-ID: <m@example.test>\r\n\
+             References:{refs} <{}@example.test>\r\n\r\nStill waiting.\r\n",
+            "x".repeat(300)
+        ),
+    )
+    .expect("write");
+    let path = eml.display().to_string();
+    let (code, out, err) = explain(&[&path]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("budget   151 threading ids left out"), "{out}");
+    let (_, out, _) = explain(&[&path, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["budget"].as_array().map(Vec::len), Some(1), "{v}");
+}
+
+#[test]
 fn eval_scores_labelled_rows_in_priority_and_tone_mode() {
     let d = tempfile::tempdir().expect("tempdir");
     // No header row, a literal \n in a cell, an empty subject.
@@ -391,5 +414,117 @@ fn tune_in_tone_mode_compares_rules_with_a_text_model() {
     assert!(
         text.contains("  delayed "),
         "the missing phrase is suggested: {text}"
+    );
+}
+
+/// A raw character that would reach the terminal as a control: C0 (but the line breaks and
+/// tabs of the layout), DEL, C1, and the bidi overrides and isolates.
+fn raw_control(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// An email whose sender name and subject carry ESC sequences (recolour, retitle the terminal,
+/// clear the screen), BEL, NUL, a C1 CSI and a right-to-left override, in encoded words as a
+/// mail client would send them, and a body with raw ESC and BEL bytes.
+const HOSTILE: &str = "From: =?utf-8?q?Eve=1B]0;owned=07_Hacker=00?= <eve@example.test>\r\n\
+    To: support@example.test\r\n\
+    Subject: =?utf-8?q?Refund=1B[31m_now=07=00_=C2=9B2J_=E2=80=AEtxt.exe?= our site is down\r\n\
+    Message-ID: <hostile-1@example.test>\r\n\
+    Date: Sun, 22 Nov 2026 09:12:00 +0000\r\n\
+    MIME-Version: 1.0\r\n\
+    Content-Type: text/plain; charset=utf-8\r\n\r\n\
+    Our site is down \x1b[2J since this morning\x07, please refund us.\r\n";
+
+#[test]
+fn hostile_subject_and_name_show_escaped_in_every_cli_output() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "{GOOD}\n[templates]\ndir = \"{templates}\"\n\n\
+         [[digest]]\nname = \"team\"\nto = [\"staff@example.test\"]\ntimes = [\"09:00\"]\n\
+         timezone = \"UTC\"\nsend_empty = true\n",
+        templates = repo.join("templates").display()
+    )
+    .replace(
+        "rules = \"rules\"",
+        &format!("rules = \"{}\"", repo.join("config/rules").display()),
+    )
+    .replace(
+        "domain = \"support.example.test\"",
+        "domain = \"support.example.test\"\nstaff = [\"staff@example.test\"]",
+    );
+    let path = d.path().join("triaged.toml");
+    std::fs::write(&path, config).expect("write");
+    let eml = d.path().join("hostile.eml");
+    std::fs::write(&eml, HOSTILE).expect("write");
+
+    // The store holds the email as the daemon would have recorded it (ticket, queued ack).
+    let config = triaged::config::Config::load(&path).expect("config loads");
+    let store = triaged::store::Store::open(&config.store.path).expect("store");
+    let clock = triaged::clock::Clock::system();
+    let now = clock.now();
+    let mut pipeline = triaged::pipeline::Pipeline::new(&config, clock, store, false);
+    pipeline
+        .process(&triaged::pipeline::Fetched {
+            folder: "INBOX",
+            uidvalidity: 1,
+            uid: 1,
+            raw: Some(HOSTILE.as_bytes()),
+            size: HOSTILE.len(),
+            arrived_at: Some(now - 3600),
+        })
+        .expect("recorded");
+    drop(pipeline);
+
+    // The store really holds the raw characters: JSON (escaped by serde) shows them.
+    let (code, json, err) = run_with(&path, &["tickets", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!json.chars().any(raw_control), "{json:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let subject = v[0]["subject"].as_str().expect("subject");
+    assert!(
+        subject.contains("Refund\x1b[31m now\x07\0") && subject.contains("\u{9b}2J \u{202e}txt"),
+        "{subject:?}"
+    );
+
+    let eml = eml.to_str().expect("utf-8 path");
+    for args in [
+        &["tickets"][..],
+        &["ticket", "show", "T-1001"],
+        &["ticket", "show", "T-1001", "--json"],
+        &["queue"],
+        &["queue", "--json"],
+        &["status"],
+        &["explain", eml],
+        &["explain", eml, "--json"],
+        &["digest", "--preview", "--at", "2030-01-01 09:00"],
+    ] {
+        let (code, out, err) = run_with(&path, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        let raw: Vec<char> = out.chars().filter(|c| raw_control(*c)).collect();
+        assert!(raw.is_empty(), "{args:?} printed {raw:?}:\n{out}");
+        if !args.contains(&"--json") && args[0] != "status" {
+            // Shown, escaped: the ESC of the subject, or the customer's address at least.
+            assert!(
+                out.contains("\\x1b[31m") || out.contains("eve@example.test"),
+                "{args:?}:\n{out}"
+            );
+        }
+    }
+    let (_, show, _) = run_with(&path, &["ticket", "show", "T-1001"]);
+    assert!(
+        show.contains("subject   Refund\\x1b[31m now\\x07\\x00 \\u{9b}2J \\u{202e}txt.exe"),
+        "{show}"
+    );
+    let (_, digest, _) = run_with(&path, &["digest", "--preview", "--at", "2030-01-01 09:00"]);
+    assert!(
+        digest.contains("Eve\\x1b]0;owned\\x07 Hacker\\x00 <eve@example.test>"),
+        "the sender's name, escaped, in the digest's text part:\n{digest}"
+    );
+    assert!(
+        digest.contains("down \\x1b[2J since"),
+        "the excerpt:\n{digest}"
     );
 }

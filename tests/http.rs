@@ -87,6 +87,8 @@ fn fill(store: &mut Store, now: i64) {
         per_sender_limit: 3,
         per_sender_window: Duration::from_secs(86_400),
         circuit_breaker_per_minute: 60,
+        max_unanswered_auto: 3,
+        auto_answer_within: Duration::from_secs(15 * 60),
         domain: "support.example.test".into(),
         sla: SlaConfig::default(),
         followups: FollowupConfig::default(),

@@ -1,6 +1,8 @@
-//! Reload on SIGHUP against the real binary: a good change (a new rule, a new acknowledgement
-//! text) takes effect for the next email without a restart; a bad change (a broken rule) is
-//! refused with its problem logged, and the running configuration keeps working.
+//! Operating the real binary: reload on SIGHUP (a good change — a new rule, a new
+//! acknowledgement text — takes effect for the next email without a restart; a bad change, a
+//! broken rule, is refused with its problem logged, and the running configuration keeps
+//! working); metrics, the status page and JSON logs; and no secret or customer text in the log,
+//! even at `RUST_LOG=trace`.
 
 mod common;
 mod daemon;
@@ -9,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::MailStack;
+use common::{MailStack, StackOptions};
 use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -322,4 +324,128 @@ async fn metrics_status_page_and_json_logs_from_the_running_daemon() {
         assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
     }
     assert!(text.contains("\"message\":\"Triaged\""), "{text}");
+}
+
+/// Standard base64 (RFC 4648, padded): how SASL PLAIN, LOGIN and XOAUTH2 carry a secret on the
+/// wire, and so how a wire log would show it.
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Long and distinctive, so a search of the log for it cannot miss or match by chance.
+const LONG_PASSWORD: &str = "Lr7-correct-horse-battery-staple-93f1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_log_trace_logs_no_password_token_or_customer_text() {
+    let stack = MailStack::start_with(StackOptions {
+        oauth: true,
+        password: LONG_PASSWORD,
+        ..Default::default()
+    });
+    let user = "support@example.test";
+    let body = "Our zebra-striped invoice 4417 was charged twice on Tuesday.";
+    // Both ways round: IMAP LOGIN with a password and SMTP AUTH XOAUTH2 with a token, then IMAP
+    // AUTHENTICATE XOAUTH2 with a token and SMTP AUTH PLAIN with the password.
+    for (round, imap_token) in [(1, false), (2, true)] {
+        let cfg = write_config(&Target::of(&stack), "", "", "");
+        let token = stack.issue_token(user);
+        let token_file = cfg.dir.path().join("token");
+        std::fs::write(&token_file, format!("{token}\n")).expect("token");
+        let token_command = format!("token_command = \"cat {}\"", token_file.display());
+        let mut text = std::fs::read_to_string(&cfg.path).expect("config");
+        if imap_token {
+            text = text
+                .replace(
+                    "password_env = \"TRIAGED_TEST_IMAP_PASSWORD\"",
+                    &format!("auth = \"xoauth2\"\n{token_command}"),
+                )
+                .replace(
+                    "from = \"Example Support",
+                    &format!(
+                        "username = \"{user}\"\npassword_env = \"TRIAGED_TEST_SMTP_PASSWORD\"\nfrom = \"Example Support"
+                    ),
+                );
+        } else {
+            text = text.replace(
+                "from = \"Example Support",
+                &format!("username = \"{user}\"\n{token_command}\nfrom = \"Example Support"),
+            );
+        }
+        std::fs::write(&cfg.path, text).expect("config");
+        let log = cfg.dir.path().join("trace.log");
+        let mut d = Daemon::start_with_env(
+            &cfg,
+            &log,
+            &[],
+            &[
+                ("RUST_LOG", "trace"),
+                ("TRIAGED_TEST_IMAP_PASSWORD", LONG_PASSWORD),
+                ("TRIAGED_TEST_SMTP_PASSWORD", LONG_PASSWORD),
+            ],
+        );
+        stack.deliver(
+            user,
+            &customer_email(
+                "customer@example.test",
+                &format!("secret-{round}@customers.example.test"),
+                "Charged twice",
+                body,
+            ),
+        );
+        assert!(
+            wait_until(Duration::from_secs(30), || daemon::sent(&cfg) == 1),
+            "round {round}: not acknowledged:\n{}",
+            d.log_text()
+        );
+        let st = d.terminate();
+        assert!(st.success(), "{}", d.log_text());
+        // The logins really used what the log must not show.
+        let auths = stack.smtp_auths();
+        let smtp = auths.last().expect("an SMTP AUTH");
+        assert_eq!(
+            smtp.mechanism,
+            if imap_token { "PLAIN" } else { "XOAUTH2" },
+            "{auths:?}"
+        );
+
+        let text = std::fs::read_to_string(&log).expect("log");
+        assert!(
+            text.contains(" DEBUG ") && text.contains("Triaged"),
+            "round {round}: RUST_LOG=trace took effect:\n{text}"
+        );
+        let xoauth2 = format!("user={user}\x01auth=Bearer {token}\x01\x01");
+        for (what, secret) in [
+            ("the password", LONG_PASSWORD.to_string()),
+            ("the token", token.clone()),
+            (
+                "AUTH PLAIN",
+                base64(format!("\0{user}\0{LONG_PASSWORD}").as_bytes()),
+            ),
+            ("AUTH LOGIN", base64(LONG_PASSWORD.as_bytes())),
+            ("XOAUTH2", base64(xoauth2.as_bytes())),
+            ("the customer's words", "zebra-striped invoice".to_string()),
+        ] {
+            assert!(
+                !text.contains(&secret),
+                "round {round}: {what} ({secret}) is in the log:\n{text}"
+            );
+        }
+    }
 }

@@ -253,3 +253,458 @@ fn common_refused_ts(stack: &MailStack) -> Vec<f64> {
         .filter_map(|v| v["ts"].as_f64())
         .collect()
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// GET `path` from the daemon's status server: (status, body); status 0 when it cannot be
+/// reached.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    );
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// The subjects of what the SMTP server accepted for `rcpt`.
+fn subjects_to(stack: &MailStack, rcpt: &str) -> Vec<String> {
+    stack
+        .smtp_received()
+        .iter()
+        .filter(|m| {
+            m["rcpt_tos"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|t| t == rcpt))
+        })
+        .map(|m| m["subject"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sender_holds_all_sending_alerts_staff_once_and_loses_nothing() {
+    let stack = MailStack::start();
+    let port = free_port();
+    // [outbox] keys first (they follow its other keys), then whole sections.
+    let cfg = write_config(
+        &Target::of(&stack),
+        "",
+        "",
+        &format!(
+            "account_retry = \"2s\"\nmax_attempts = 2\n\n[alerts]\nto = [\"staff@example.test\"]\n\n\
+             [alerts.health]\nafter = \"1s\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    // The account may not send as support@: every MAIL FROM is refused, as Postfix does.
+    stack.set_smtp_mode("sender_refused");
+    stack.deliver_many(
+        "support@example.test",
+        &(0..3).map(normal).collect::<Vec<_>>(),
+    );
+    let d = Daemon::start(&cfg);
+
+    // Acknowledgements are tried more often than max_attempts, and none fails.
+    assert!(
+        wait_until(WAIT, || stack.smtp_refused_count() >= 3),
+        "{}",
+        d.log_text()
+    );
+    // An alert-worthy email: staff mail waits the same way.
+    stack.deliver(
+        "support@example.test",
+        &customer_email(
+            "customer+b@example.test",
+            "breach@c",
+            "Data breach? Our lawyer is involved",
+            "Your app showed our customer list to another company. This is a data breach and our lawyer will contact you.",
+        ),
+    );
+    let incident = || {
+        count(
+            &cfg,
+            "SELECT count(*) FROM incidents WHERE condition = 'smtp' AND resolved_at = 0",
+        ) == 1
+    };
+    let alert_tried = || {
+        count(
+            &cfg,
+            "SELECT count(*) FROM notices WHERE kind = 'alert' AND last_error LIKE '%sender address%'",
+        ) == 1
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || incident() && alert_tried()),
+        "{}",
+        d.log_text()
+    );
+    let (status, body) = http_get(port, "/healthz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("SMTP sending failing")
+            && body.contains("refuses our sender address support@example.test"),
+        "{body}"
+    );
+    let log = d.log_text();
+    assert!(
+        log.contains(
+            "SMTP server refuses our sender address support@example.test: all sending waits"
+        ) && log.contains("check [smtp] from"),
+        "{log}"
+    );
+    // One line says what to fix, however many tries follow; sending is held once.
+    assert_eq!(log.matches("all sending waits").count(), 1, "{log}");
+    assert_eq!(log.matches("Sending held back").count(), 1, "{log}");
+    assert!(
+        log.contains("reason=\"SMTP server refuses our sender address\""),
+        "{log}"
+    );
+    assert!(!log.contains("Sending resumed"), "{log}");
+    assert!(
+        stack
+            .smtp_refusals()
+            .iter()
+            .all(|r| r["mode"] == "sender_refused" && r["mail_from"] == "support@example.test"),
+        "{:?}",
+        stack.smtp_refusals()
+    );
+    assert!(stack.smtp_received().is_empty());
+    // Held, not failed: no row is failed or cancelled, none used up an attempt.
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE state NOT IN ('pending', 'sending')"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(*) FROM notices WHERE state NOT IN ('pending', 'sending')"
+        ),
+        0
+    );
+    assert!(count(&cfg, "SELECT max(attempts) FROM outbox") <= 1);
+    assert!(count(&cfg, "SELECT max(attempts) FROM notices") <= 1);
+    assert!(
+        stack.smtp_refused_count() > 2,
+        "more tries than max_attempts"
+    );
+
+    // The account may send as support@ again: everything goes out, each once.
+    stack.set_smtp_mode("accept");
+    let recovered = || {
+        subjects_to(&stack, "staff@example.test")
+            .iter()
+            .any(|s| s.contains("RECOVERED: SMTP sending failing"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || sent(&cfg) == 4 && recovered()),
+        "{}",
+        d.log_text()
+    );
+    let ids = received_ids(&stack);
+    let acks: BTreeSet<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .filter(|i| !i.is_empty())
+        .collect();
+    assert_eq!(
+        acks,
+        BTreeSet::from(["<breach@c>", "<normal-0@c>", "<normal-1@c>", "<normal-2@c>"]),
+        "{ids:?}"
+    );
+    assert_eq!(
+        ids.iter().filter(|i| !i.is_empty()).count(),
+        4,
+        "each once: {ids:?}"
+    );
+    let staff = subjects_to(&stack, "staff@example.test");
+    assert_eq!(
+        staff
+            .iter()
+            .filter(|s| s.contains("PROBLEM: SMTP sending failing"))
+            .count(),
+        1,
+        "{staff:?}"
+    );
+    assert_eq!(
+        staff.iter().filter(|s| s.contains("ALERT")).count(),
+        1,
+        "{staff:?}"
+    );
+    assert_eq!(count(&cfg, "SELECT max(attempts) FROM outbox"), 1);
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM notices WHERE state = 'failed'"),
+        0
+    );
+    assert!(d.log_text().contains("Sending resumed"), "{}", d.log_text());
+    assert!(
+        wait_until(WAIT, || http_get(port, "/healthz").0 == 200),
+        "{}",
+        http_get(port, "/healthz").1
+    );
+}
+
+/// `s` as adjacent RFC 2047 Q encoded-words (how a mailer writes a long non-ASCII subject),
+/// one per folded line.
+fn q_words(s: &str) -> String {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in s.chars() {
+        let mut buf = [0u8; 4];
+        let enc: String = if c.is_ascii_alphanumeric() {
+            c.to_string()
+        } else {
+            c.encode_utf8(&mut buf)
+                .bytes()
+                .map(|b| format!("={b:02X}"))
+                .collect()
+        };
+        if word.len() + enc.len() > 60 {
+            words.push(format!("=?utf-8?q?{word}?="));
+            word.clear();
+        }
+        word.push_str(&enc);
+    }
+    words.push(format!("=?utf-8?q?{word}?="));
+    words.join("\r\n ")
+}
+
+/// The ids in a Message-ID list header.
+fn ids_of(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
+    match v {
+        mail_parser::HeaderValue::Text(t) => vec![t.to_string()],
+        mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2000_character_subject_and_a_300_character_message_id_get_an_ack_a_strict_server_takes()
+{
+    let stack = MailStack::start();
+    let cfg = write_config(&Target::of(&stack), "", "", "");
+    // Refuses any line over 998 octets, as strict servers do.
+    stack.set_smtp_mode("strict");
+    // One unbroken run of 2,000 characters, a 300-octet Message-ID, and a long References chain.
+    let run = "A".repeat(2000);
+    let long_id = format!("{}@customers.example.test", "m".repeat(275));
+    assert_eq!(long_id.len() + 2, 300);
+    let chain: Vec<String> = (0..25)
+        .map(|i| format!("earlier-{i}@customers.example.test"))
+        .collect();
+    let bracketed: Vec<String> = chain.iter().map(|c| format!("<{c}>")).collect();
+    let first = format!(
+        "From: Customer <customer+a@example.test>\r\nTo: support@example.test\r\nSubject: {run}\r\n\
+         Message-ID: <{long_id}>\r\nIn-Reply-To: {}\r\nReferences: {}\r\n\
+         Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         How do I change my invoice address?\r\n",
+        bracketed[24],
+        bracketed.join("\r\n ")
+    );
+    // Adjacent encoded-words decoding to 1,300 characters without a space, from a sender whose
+    // display name is a 1,200-character run.
+    let decoded = format!(
+        "R\u{fc}ckerstattung {}{}",
+        "\u{fc}".repeat(600),
+        "z".repeat(700)
+    );
+    let name = "N".repeat(1200);
+    let second = format!(
+        "From: {name} <customer+b@example.test>\r\nTo: support@example.test\r\nSubject: {}\r\n\
+         Message-ID: <plain@customers.example.test>\r\n\
+         Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Where is my refund?\r\n",
+        q_words(&decoded)
+    );
+    stack.deliver_many(
+        "support@example.test",
+        &[first.into_bytes(), second.into_bytes()],
+    );
+    let d = Daemon::start(&cfg);
+    assert!(wait_until(WAIT, || sent(&cfg) == 2), "{}", d.log_text());
+    assert_eq!(stack.smtp_refused_count(), 0, "{:?}", stack.smtp_refusals());
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM outbox WHERE state = 'failed'"),
+        0
+    );
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("Replies to this email leave out").count(),
+        1,
+        "once, for the email with the long id:\n{log}"
+    );
+    assert!(
+        log.contains("its Message-ID (300 octets, over 250)")
+            && log.contains("14 References from the middle"),
+        "{log}"
+    );
+
+    let inbox = stack
+        .wait_for("customer@example.test", "INBOX", |m| m.len() == 2, WAIT)
+        .await;
+    assert_eq!(inbox.len(), 2);
+    let tag = |id: &str| -> String {
+        daemon::db(&cfg)
+            .query_row(
+                "SELECT t.tag FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.message_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .expect("ticket")
+    };
+    let mut seen = 0;
+    for m in &inbox {
+        let raw = String::from_utf8_lossy(&m.raw).to_string();
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a header");
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 78, "{} octets: {line:.100}", line.len());
+        }
+        assert!(body.split("\r\n").all(|l| l.len() <= 998));
+        let msg = mail_parser::MessageParser::default()
+            .parse(&m.raw)
+            .expect("parseable");
+        let refs = ids_of(msg.references());
+        let subject = msg.subject().unwrap_or_default();
+        if subject.starts_with("Re: AAAA") {
+            // Threads under the conversation it can name: no In-Reply-To to the absurd id,
+            // References the first and the last ten of the chain.
+            assert_eq!(subject, format!("Re: {run} [#{}]", tag(&long_id)));
+            assert!(ids_of(msg.in_reply_to()).is_empty());
+            let mut want = vec![chain[0].clone()];
+            want.extend(chain[15..].iter().cloned());
+            assert_eq!(refs, want);
+        } else {
+            assert_eq!(
+                subject,
+                format!("Re: {decoded} [#{}]", tag("plain@customers.example.test"))
+            );
+            assert_eq!(ids_of(msg.in_reply_to()), ["plain@customers.example.test"]);
+            assert_eq!(refs, ["plain@customers.example.test"]);
+            let to = msg.to().and_then(|a| a.first()).expect("To");
+            assert_eq!(to.name(), Some(name.as_str()));
+            assert_eq!(to.address(), Some("customer+b@example.test"));
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+}
+
+/// What the daemon decided for the email with this Message-ID ('' while not recorded yet).
+fn ack_decision(cfg: &DaemonConfig, message_id: &str) -> String {
+    daemon::db(cfg)
+        .query_row(
+            "SELECT ack FROM messages WHERE message_id = ?1",
+            [message_id],
+            |r| r.get(0),
+        )
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_robot_that_answers_every_ack_is_acknowledged_three_times_until_staff_reply() {
+    let stack = MailStack::start();
+    // A per-sender limit out of the way: only the loop rule may stop it.
+    let cfg = write_config(&Target::of(&stack), "", "per_sender_limit = 100", "");
+    let d = Daemon::start(&cfg);
+    let robot = "other@example.test";
+    let mut n = 0;
+    // The partner's helpdesk: no auto-reply header, a new subject and no thread each time, so
+    // every answer opens a new ticket; it answers each email that lands in its INBOX at once.
+    let mut robot_writes = |answered: usize| {
+        n += 1;
+        let id = format!("partner-{n}@helpdesk.example.test");
+        stack.deliver(
+            "support@example.test",
+            &customer_email(
+                robot,
+                &id,
+                &format!("Your request has been received (case {n})"),
+                &format!(
+                    "Thank you for your message ({answered} so far). Our team will get back to you."
+                ),
+            ),
+        );
+        id
+    };
+    let cfg = &cfg;
+    let decided = |id: &str| {
+        let id = id.to_string();
+        move || !ack_decision(cfg, &id).is_empty()
+    };
+    let mut decisions = Vec::new();
+    let mut last = robot_writes(0);
+    for _ in 0..5 {
+        assert!(wait_until(WAIT, decided(&last)), "{}", d.log_text());
+        let ack = ack_decision(cfg, &last);
+        decisions.push(ack.clone());
+        if ack != "queued" {
+            break;
+        }
+        let k = decisions.len();
+        let inbox = stack.wait_for(robot, "INBOX", |m| m.len() == k, WAIT).await;
+        assert_eq!(inbox.len(), k, "ack {k} not delivered:\n{}", d.log_text());
+        last = robot_writes(k);
+    }
+    assert_eq!(decisions, ["queued", "queued", "queued", "auto_loop"]);
+
+    // Staff answer the robot's latest ticket; then it (or a person there) writes again:
+    // acknowledged again, three more times at most.
+    let ticket: String = daemon::db(cfg)
+        .query_row(
+            "SELECT t.tag FROM tickets t JOIN messages m ON m.ticket_id = t.id WHERE m.message_id = ?1",
+            [&last],
+            |r| r.get(0),
+        )
+        .expect("ticket");
+    let staff_id = "staff-1@example.test";
+    stack.deliver(
+        "support@example.test",
+        format!(
+            "From: Staff <staff@example.test>\r\nTo: {robot}\r\nCc: support@example.test\r\n\
+             Subject: Re: Your request [#{ticket}]\r\nMessage-ID: <{staff_id}>\r\nIn-Reply-To: <{last}>\r\n\
+             Date: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nHello, which request do you mean?\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(wait_until(WAIT, decided(staff_id)), "{}", d.log_text());
+    // The store's times are in seconds, and an automatic email sent in the second of a staff
+    // message counts as sent before it: the robot here is faster than any.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut after = Vec::new();
+    let acked_before = daemon::sent(cfg) as usize;
+    last = robot_writes(acked_before);
+    for _ in 0..5 {
+        assert!(wait_until(WAIT, decided(&last)), "{}", d.log_text());
+        let ack = ack_decision(cfg, &last);
+        after.push(ack.clone());
+        if ack != "queued" {
+            break;
+        }
+        let k = acked_before + after.len();
+        let inbox = stack.wait_for(robot, "INBOX", |m| m.len() == k, WAIT).await;
+        assert_eq!(inbox.len(), k, "ack {k} not delivered:\n{}", d.log_text());
+        last = robot_writes(k);
+    }
+    assert_eq!(after, ["queued", "queued", "queued", "auto_loop"]);
+    assert_eq!(
+        count(cfg, "SELECT count(*) FROM outbox WHERE kind = 'ack'"),
+        6
+    );
+}

@@ -1,7 +1,8 @@
 //! The test mail stack itself works: LMTP delivery is visible over IMAP, the SMTP server delivers
-//! into Dovecot and refuses on demand, the capability switches work, a restart keeps mail, OAuth2
-//! bearer tokens work for IMAP and SMTP (and stop working when revoked), keywords can be
-//! forbidden, and the Gmail-style special-use Sent folder is listed with `\Sent`.
+//! into Dovecot and refuses on demand (a recipient, our sender, a line over 998 octets), the
+//! capability switches work, a restart keeps mail, OAuth2 bearer tokens work for IMAP and SMTP
+//! (and stop working when revoked), keywords can be forbidden, and the Gmail-style special-use
+//! Sent folder is listed with `\Sent`.
 
 mod common;
 
@@ -54,15 +55,57 @@ async fn lmtp_delivery_smtp_faults_and_restart() {
     stack.set_smtp_mode("permfail");
     assert!(smtp.send(msg()).await.expect_err("refused").is_permanent());
     assert_eq!(stack.smtp_refused_count(), 2);
+    // Our sender refused at MAIL FROM, until the mode changes back.
+    stack.set_smtp_mode("sender_refused");
+    let e = smtp.send(msg()).await.expect_err("refused");
+    assert!(
+        e.is_permanent()
+            && e.to_string()
+                .contains("Sender address rejected: not owned by user"),
+        "{e}"
+    );
+    assert_eq!(
+        stack.smtp_refusals().last().map(|r| r["mail_from"].clone()),
+        Some("support@example.test".into())
+    );
+    // A strict server: 998 octets a line pass, 999 do not.
+    stack.set_smtp_mode("strict");
+    let with_line = |n: usize| {
+        let name = lettre::message::header::HeaderName::new_from_ascii_str("X-Long");
+        let value = "x".repeat(n - "X-Long: ".len());
+        Message::builder()
+            .from("support@example.test".parse().expect("from"))
+            .to("customer@example.test".parse().expect("to"))
+            .raw_header(
+                lettre::message::header::HeaderValue::dangerous_new_pre_encoded(
+                    name,
+                    value.clone(),
+                    value,
+                ),
+            )
+            .body("hello".to_string())
+            .expect("message")
+    };
+    smtp.send(with_line(998)).await.expect("998 octets pass");
+    let e = smtp.send(with_line(999)).await.expect_err("refused");
+    assert!(
+        e.is_permanent() && e.to_string().contains("Line too long"),
+        "{e}"
+    );
+    assert_eq!(stack.smtp_refused_count(), 4);
+    assert_eq!(stack.smtp_received().len(), 2);
+    stack.set_smtp_mode("accept");
 
     stack.restart_dovecot();
-    assert_eq!(
-        stack
-            .fetch_all("customer@example.test", "INBOX")
-            .await
-            .len(),
-        2
-    );
+    let inbox = stack
+        .wait_for(
+            "customer@example.test",
+            "INBOX",
+            |m| m.len() == 3,
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(inbox.len(), 3);
 
     // The default server: keywords and MOVE allowed; the Gmail-style Sent folder beside a plain
     // "Sent" (the one tests use as the support Sent folder), only the former with \Sent.

@@ -1,4 +1,5 @@
-//! Human durations in config: `90s`, `5m`, `2h`, `3d`, `1w`, or combinations like `1h30m`.
+//! Human durations in config: `250ms`, `90s`, `5m`, `2h`, `3d`, `1w`, or combinations like
+//! `1h30m`.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if t.is_empty() {
         return Err(bad());
     }
+    // In milliseconds.
     let mut total: u64 = 0;
     let mut rest = t.as_str();
     while !rest.is_empty() {
@@ -22,21 +24,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
-        let secs = match &rest[..unit_len] {
-            "s" | "sec" | "secs" => 1,
-            "m" | "min" | "mins" => 60,
-            "h" | "hour" | "hours" => 3600,
-            "d" | "day" | "days" => 86_400,
-            "w" | "week" | "weeks" => 7 * 86_400,
+        let ms = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" | "sec" | "secs" => 1000,
+            "m" | "min" | "mins" => 60_000,
+            "h" | "hour" | "hours" => 3_600_000,
+            "d" | "day" | "days" => 86_400_000,
+            "w" | "week" | "weeks" => 7 * 86_400_000,
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
         total = n
-            .checked_mul(secs)
+            .checked_mul(ms)
             .and_then(|v| total.checked_add(v))
             .ok_or_else(bad)?;
     }
-    Ok(Duration::from_secs(total))
+    Ok(Duration::from_millis(total))
 }
 
 #[cfg(test)]
@@ -67,5 +70,7 @@ mod tests {
                 "{input:?}"
             );
         }
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
     }
 }

@@ -82,6 +82,9 @@ pub struct MailboxConfig {
     pub ca_file: Option<PathBuf>,
     pub batch_size: usize,
     pub max_message_size: usize,
+    /// Longest the costly stages (parse, guard, score) may take for one email; past it the
+    /// email is skipped as `too_costly` and flagged for staff.
+    pub triage_timeout: Duration,
 }
 
 impl MailboxConfig {
@@ -149,6 +152,10 @@ pub struct AckConfig {
     pub per_sender_window: Duration,
     pub max_age: Duration,
     pub circuit_breaker_per_minute: u32,
+    /// No acknowledgement or follow-up to an address that answered this many of our automatic
+    /// emails in a row within `auto_answer_within`, with no staff message since (0: no limit).
+    pub max_unanswered_auto: u32,
+    pub auto_answer_within: Duration,
 }
 
 /// Business time and the response targets that run on it.
@@ -349,6 +356,9 @@ pub struct OutboxConfig {
     pub max_attempts: u32,
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// While the SMTP server refuses our login or our sender address, all sending waits this
+    /// long between tries.
+    pub account_retry: Duration,
 }
 
 /// The validated configuration.
@@ -381,6 +391,10 @@ pub struct Config {
 
 /// The port `[http]` listens on unless told otherwise.
 pub const DEFAULT_HTTP_PORT: u16 = 9465;
+
+/// `[ack] max_unanswered_auto`: the default, and the most the store reads per email.
+const DEFAULT_UNANSWERED_AUTO: u32 = 3;
+const MAX_UNANSWERED_AUTO: u32 = 20;
 
 /// `[http]`: the read-only HTTP endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -847,6 +861,13 @@ impl Validator<'_> {
                 "idle_timeout must be under 29 minutes (RFC 2177): servers drop IDLE after 30",
             );
         }
+        let triage_timeout = self.duration(&m.triage_timeout, crate::pipeline::DEFAULT_DEADLINE);
+        if let Some(at) = &m.triage_timeout
+            && (triage_timeout < Duration::from_millis(1)
+                || triage_timeout > Duration::from_secs(600))
+        {
+            self.err(at, "triage_timeout must be between 1ms and 10m");
+        }
         let name = match &m.name {
             Some(n) => {
                 let v = n.get_ref();
@@ -947,6 +968,7 @@ impl Validator<'_> {
             ca_file: m.ca_file.map(|p| self.resolve(&p)),
             batch_size,
             max_message_size,
+            triage_timeout,
         };
         (mailbox, address)
     }
@@ -1139,6 +1161,35 @@ impl Validator<'_> {
         let per_sender_window =
             self.duration(&ack.per_sender_window, Duration::from_secs(24 * 3600));
         let max_age = self.duration(&ack.max_age, Duration::from_secs(2 * 24 * 3600));
+        let max_unanswered_auto = match &ack.max_unanswered_auto {
+            // The store reads this many of the address's sent emails for every email it records.
+            Some(m) if *m.get_ref() > MAX_UNANSWERED_AUTO => {
+                self.err(
+                    m,
+                    format!(
+                        "max_unanswered_auto is at most {MAX_UNANSWERED_AUTO} (0 switches the loop check off)"
+                    ),
+                );
+                DEFAULT_UNANSWERED_AUTO
+            }
+            Some(m) => *m.get_ref(),
+            None => DEFAULT_UNANSWERED_AUTO,
+        };
+        let auto_answer_within =
+            self.duration(&ack.auto_answer_within, Duration::from_secs(15 * 60));
+        if let Some(w) = &ack.auto_answer_within {
+            if auto_answer_within.is_zero() {
+                self.err(
+                    w,
+                    "auto_answer_within must be longer than 0s (to switch the loop check off, set max_unanswered_auto = 0)",
+                );
+            } else if auto_answer_within > Duration::from_secs(24 * 3600) {
+                self.err(
+                    w,
+                    "auto_answer_within is at most 24h: a customer who writes back the next day is not a robot",
+                );
+            }
+        }
         let ack = AckConfig {
             enabled: ack.enabled.unwrap_or(true),
             template: ack.template.unwrap_or_else(|| "ack".into()),
@@ -1146,6 +1197,8 @@ impl Validator<'_> {
             per_sender_window,
             max_age,
             circuit_breaker_per_minute: ack.circuit_breaker_per_minute.unwrap_or(60),
+            max_unanswered_auto,
+            auto_answer_within,
         };
 
         // [sla] and [followups]
@@ -1236,10 +1289,15 @@ impl Validator<'_> {
         let outbox = outbox.unwrap_or_default();
         let retry_initial = self.duration(&outbox.retry_initial, Duration::from_secs(30));
         let retry_max = self.duration(&outbox.retry_max, Duration::from_secs(3600));
+        // At least a second: a refused account must not be hammered.
+        let account_retry = self
+            .duration(&outbox.account_retry, Duration::from_secs(60))
+            .max(Duration::from_secs(1));
         let outbox = OutboxConfig {
             max_attempts: outbox.max_attempts.unwrap_or(10).max(1),
             retry_initial,
             retry_max,
+            account_retry,
         };
 
         // [scoring]: thresholds and rule files

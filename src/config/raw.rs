@@ -97,6 +97,7 @@ pub struct Mailbox {
     pub ca_file: Option<String>,
     pub batch_size: Option<Spanned<i64>>,
     pub max_message_size: Option<Spanned<String>>,
+    pub triage_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +174,8 @@ pub struct Ack {
     pub per_sender_window: Option<Spanned<String>>,
     pub max_age: Option<Spanned<String>>,
     pub circuit_breaker_per_minute: Option<u32>,
+    pub max_unanswered_auto: Option<Spanned<u32>>,
+    pub auto_answer_within: Option<Spanned<String>>,
     pub reply_time: Option<PerPriority>,
 }
 
@@ -215,6 +218,7 @@ pub struct Outbox {
     pub max_attempts: Option<u32>,
     pub retry_initial: Option<Spanned<String>>,
     pub retry_max: Option<Spanned<String>>,
+    pub account_retry: Option<Spanned<String>>,
 }
 
 /// Business hours and response targets.

@@ -88,6 +88,8 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.smtp.pushback_pause, Duration::from_secs(300));
     assert_eq!(c.ack.per_sender_limit, 3);
     assert_eq!(c.ack.max_age, Duration::from_secs(2 * 86_400));
+    assert_eq!(c.ack.max_unanswered_auto, 3);
+    assert_eq!(c.ack.auto_answer_within, Duration::from_secs(15 * 60));
     assert_eq!(
         c.flags.priority_keywords[&Priority::Urgent],
         "triage/urgent"
@@ -246,6 +248,21 @@ fn problems_are_reported_with_file_line_col() {
                 "password_env = \"PW\"\nbatch_size = -5",
             ),
             "CONFIG:7:14: batch_size = -5 is outside 1 to 1000",
+        ),
+        (
+            "loop limit too high",
+            format!("{MINIMAL}\n[ack]\nmax_unanswered_auto = 50\n"),
+            "CONFIG:21:23: max_unanswered_auto is at most 20 (0 switches the loop check off)",
+        ),
+        (
+            "no answer window",
+            format!("{MINIMAL}\n[ack]\nauto_answer_within = \"0s\"\n"),
+            "CONFIG:21:22: auto_answer_within must be longer than 0s",
+        ),
+        (
+            "answer window of days",
+            format!("{MINIMAL}\n[ack]\nauto_answer_within = \"2d\"\n"),
+            "CONFIG:21:22: auto_answer_within is at most 24h",
         ),
     ];
     for (name, config, want) in cases {

@@ -29,7 +29,7 @@ use crate::config::SlaConfig;
 use crate::score::Priority;
 use crate::sla::to_ts;
 use crate::tickets::State;
-use crate::tools::tickets::age;
+use crate::wording::{age, one_line};
 
 /// One configured digest (`[[digest]]`).
 #[derive(Debug, Clone)]
@@ -460,9 +460,11 @@ fn entry(t: &TicketFacts, at: i64, reasons: &[(usize, String)]) -> Entry {
         .unwrap_or_default();
     Entry {
         tag: t.tag.clone(),
-        customer: t.customer.clone(),
-        customer_name: t.customer_name.clone(),
-        subject: t.subject.clone(),
+        // The customer's words stay on their line: a line break or ESC in a subject or name
+        // shows escaped, so it cannot forge a line of the digest or drive a terminal.
+        customer: one_line(&t.customer).into_owned(),
+        customer_name: one_line(&t.customer_name).into_owned(),
+        subject: one_line(&t.subject).into_owned(),
         state: t.state.as_str().to_string(),
         priority: t.priority.as_str().to_string(),
         age: age(t.created_at, at),
@@ -564,7 +566,8 @@ fn ordinal(n: usize) -> String {
     format!("{n}{suffix}")
 }
 
-/// `s` on one line, cut to `n` characters.
+/// `s` on one line (runs of white space as one space, control characters escaped), cut to `n`
+/// characters.
 fn clip(s: &str, n: usize) -> String {
-    crate::tools::tickets::clip(&s.split_whitespace().collect::<Vec<_>>().join(" "), n)
+    crate::wording::cell(&s.split_whitespace().collect::<Vec<_>>().join(" "), n)
 }

@@ -21,9 +21,11 @@ pub fn render<C: Serialize>(
     ctx: &C,
 ) -> anyhow::Result<RenderedMail> {
     let r = templates.render(name, ctx)?;
+    // Staff read the text part (and `digest --preview`) in terminals and plain-text clients:
+    // a customer's subject or excerpt carrying ESC, NUL or a bidi override shows escaped.
     Ok(RenderedMail {
-        subject: subject.to_string(),
-        text: tidy(&r.text),
+        subject: crate::wording::one_line(subject).into_owned(),
+        text: crate::wording::lines(&tidy(&r.text)).into_owned(),
         html: r.html,
     })
 }

@@ -118,6 +118,7 @@ impl Watcher {
                 () = cancel.cancelled() => Ok(()),
             };
             if cancel.is_cancelled() {
+                self.pipeline.stopped();
                 return;
             }
             if let Err(e) = result {
@@ -322,7 +323,11 @@ impl Watcher {
             }
             pending.sort_unstable();
             pending.dedup();
-            for chunk in pending.chunks(self.mailbox.batch_size) {
+            for chunk in batches(
+                &pending,
+                self.mailbox.batch_size,
+                self.mailbox.max_message_size,
+            ) {
                 let wanted: Vec<String> = chunk
                     .iter()
                     .filter(|(_, size)| *size <= self.mailbox.max_message_size)
@@ -364,7 +369,8 @@ impl Watcher {
                     };
                     self.pipeline.refresh();
                     self.pipeline
-                        .process(&m)
+                        .process_bounded(&m)
+                        .await
                         .with_context(|| format!("Recording UID {uid} of {folder}"))?;
                     last = last.max(uid);
                 }
@@ -496,6 +502,9 @@ impl Watcher {
 
     fn flag_list(&self, t: &FlagTask, keywords: &Keywords, flagged: bool) -> String {
         let mut flags = Vec::new();
+        if t.skipped && flagged {
+            flags.push("\\Flagged".to_string());
+        }
         if let Some(p) = t.priority {
             if let Some(k) = self.flags.priority_keywords.get(&p)
                 && keywords.allows(k)
@@ -642,6 +651,29 @@ fn is_new_mail(r: &UnsolicitedResponse) -> bool {
 }
 
 /// `1,2,3,7` -> `1:3,7`.
+/// Most bytes of email fetched in one round trip: a backlog of large emails is fetched a few
+/// at a time (one at a time when each is this large), not `batch_size` of them at once.
+pub const BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// `pending` (uid, size) cut into fetch batches of at most `max_count` emails and, counting
+/// only those that will be downloaded (not over `max_size`), at most [`BATCH_BYTES`].
+fn batches(pending: &[(u32, usize)], max_count: usize, max_size: usize) -> Vec<&[(u32, usize)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (i, &(_, size)) in pending.iter().enumerate() {
+        let size = if size <= max_size { size } else { 0 };
+        if i > start && (i - start >= max_count.max(1) || bytes + size > BATCH_BYTES) {
+            out.push(&pending[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < pending.len() {
+        out.push(&pending[start..]);
+    }
+    out
+}
+
 fn uid_set(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
@@ -674,6 +706,37 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 7]), "1:3,7");
         assert_eq!(uid_set(&[9, 8, 8, 10, 1]), "1,8:10");
         assert_eq!(uid_set(&[5]), "5");
+    }
+
+    #[test]
+    fn large_emails_are_fetched_a_few_at_a_time() {
+        let mb = 1024 * 1024;
+        let sizes = |b: &[&[(u32, usize)]]| -> Vec<Vec<u32>> {
+            b.iter()
+                .map(|c| c.iter().map(|(u, _)| *u).collect())
+                .collect()
+        };
+        let small: Vec<(u32, usize)> = (1..=5).map(|u| (u, 1000)).collect();
+        assert_eq!(
+            sizes(&batches(&small, 2, 25 * mb)),
+            vec![vec![1, 2], vec![3, 4], vec![5]]
+        );
+        let big = [
+            (1, 20 * mb),
+            (2, 20 * mb),
+            (3, 5 * mb),
+            (4, 5 * mb),
+            (5, 40 * mb),
+            (6, 1),
+        ];
+        // 5 is over the size limit: not downloaded, so it weighs nothing.
+        assert_eq!(
+            sizes(&batches(&big, 100, 25 * mb)),
+            vec![vec![1], vec![2, 3, 4, 5, 6]]
+        );
+        let huge = [(1, 30 * mb), (2, 30 * mb)];
+        assert_eq!(sizes(&batches(&huge, 100, 64 * mb)), vec![vec![1], vec![2]]);
+        assert!(batches(&[], 10, mb).is_empty());
     }
 
     #[test]

@@ -421,6 +421,9 @@ struct Occurrence {
 #[derive(Debug, Clone, Default)]
 struct Found {
     occurrences: Vec<Occurrence>,
+    /// Occurrences looked at, counted or not (negated, overlapping): bounded by
+    /// [`examine_budget`], so a flood of negated matches costs no more than a full rule.
+    examined: u32,
     /// For senders, signals and meta rules: fired, and what to show.
     fired: Option<String>,
 }
@@ -430,14 +433,28 @@ fn negated(neg: &Negation, text: &str, start: usize) -> bool {
     neg.phrases.iter().any(|p| text::contains_words(&before, p))
 }
 
-/// Record an occurrence unless the rule is full, the match is negated, or it overlaps one
+/// Most occurrences of one rule looked at in one email: its `max_hits`, and as many again
+/// (at least 16) for negated or overlapping ones.
+fn examine_budget(rule: &Rule) -> u32 {
+    rule.max_hits.saturating_mul(2).max(rule.max_hits + 16)
+}
+
+/// Whether the rule can take no more occurrences: full, or its look-at budget spent.
+fn done(found: &Found, rule: &Rule) -> bool {
+    found.occurrences.len() >= rule.max_hits as usize || found.examined >= examine_budget(rule)
+}
+
+/// Record an occurrence unless the rule is done, the match is negated, or it overlaps one
 /// already counted (two phrases of one rule matching the same words count once).
 fn add(found: &mut Found, rule: &Rule, text: &str, source: usize, start: usize, end: usize) {
-    if found.occurrences.len() >= rule.max_hits as usize
-        || found
-            .occurrences
-            .iter()
-            .any(|o| o.source == source && o.start < end && start < o.end)
+    if done(found, rule) {
+        return;
+    }
+    found.examined += 1;
+    if found
+        .occurrences
+        .iter()
+        .any(|o| o.source == source && o.start < end && start < o.end)
     {
         return;
     }
@@ -552,7 +569,7 @@ pub fn score(
             let rule = &inner.rules[r];
             if let Matcher::Regex(re) = &rule.matcher {
                 for m in re.find_iter(text) {
-                    if found[r].occurrences.len() >= rule.max_hits as usize {
+                    if done(&found[r], rule) {
                         break;
                     }
                     add(&mut found[r], rule, text, si, m.start(), m.end());
@@ -682,6 +699,7 @@ pub fn text_email(subject: &str, body: &str) -> Email {
         return_path: None,
         part_types: Vec::new(),
         size: subject.len() + body.len(),
+        budget: Vec::new(),
     }
 }
 

@@ -161,6 +161,21 @@ fn negation_guards_cancel_nearby_matches_only() {
 }
 
 #[test]
+fn a_flood_of_negated_matches_costs_a_bounded_look() {
+    let r = rules(
+        "[negation]\nphrases = [\"not\"]\nwindow = 2\n\
+         [[rule]]\nid = \"outage\"\nkeywords = [\"outage\"]\nweight = 2.0\nmax_hits = 1\n",
+    );
+    // A few negated matches, then a real one: still counted (the budget is max_hits + 16).
+    let text = format!("{}but this is an outage", "not outage, ".repeat(10));
+    assert_eq!(fired(&run(&email("", &text), &r)), ["outage"]);
+    // Thousands of negated matches: looked at up to the budget, the rest not at all, so the
+    // real one at the end is not reached either. That is the price of bounded work.
+    let text = format!("{}but this is an outage", "not outage, ".repeat(10_000));
+    assert!(fired(&run(&email("", &text), &r)).is_empty());
+}
+
+#[test]
 fn counted_hits_groups_and_caps() {
     let r = rules(
         "[[group]]\nid = \"calm\"\nmin = -2.0\n\

@@ -92,10 +92,28 @@ fn ends_clause(c: char) -> bool {
     matches!(c, '.' | '!' | '?' | ';' | ':' | ',' | '\n' | '(' | ')')
 }
 
+/// How far back, in bytes per word wanted, [`words_before`] looks: longer "words" are not
+/// words a negation is made of, and a bounded look-back keeps a flood of matches in one long
+/// clause linear.
+pub const LOOKBACK_PER_WORD: usize = 32;
+
 /// The last `n` words before byte `start`, within its clause, oldest first. A word is a run of
-/// word characters and apostrophes (`don't`).
+/// word characters and apostrophes (`don't`). Looks back at most `n * LOOKBACK_PER_WORD`
+/// bytes; a word cut there is left out.
 pub fn words_before(text: &str, start: usize, n: usize) -> Vec<&str> {
-    let head = &text[..start];
+    let mut from = start.saturating_sub(n.saturating_mul(LOOKBACK_PER_WORD));
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut head = &text[from..start];
+    if from > 0 && text[..from].chars().next_back().is_some_and(is_word_char) {
+        // Starts inside a word: drop its tail.
+        let cut = head
+            .char_indices()
+            .find(|&(_, c)| !(is_word_char(c) || c == '\''))
+            .map_or(head.len(), |(i, _)| i);
+        head = &head[cut..];
+    }
     let clause_start = head
         .char_indices()
         .rev()
@@ -236,6 +254,19 @@ mod tests {
             &words_before(t, start, 2),
             &split_words("don't")
         ));
+    }
+
+    #[test]
+    fn words_before_look_back_a_bounded_way() {
+        // A clause of a million bytes: only the last few words are read.
+        let t = format!("not {}urgent", "word ".repeat(200_000));
+        let start = t.len() - "urgent".len();
+        assert_eq!(words_before(&t, start, 3), vec!["word", "word", "word"]);
+        // A cut word is left out rather than read as a shorter one.
+        let t = format!("{} urgent", "x".repeat(100));
+        assert_eq!(words_before(&t, 101, 2), Vec::<&str>::new());
+        let t = "not urgent";
+        assert_eq!(words_before(t, 4, 1), vec!["not"]);
     }
 
     #[test]

@@ -57,11 +57,13 @@ pub enum Content<'a> {
         /// Why this email raises an instant alert to staff (empty: it does not).
         alert: &'a [String],
     },
-    /// Could not be triaged (too large, unparseable).
+    /// Could not be triaged (too large, unparseable, over its budget).
     Skipped {
         reason: &'static str,
         detail: String,
         size: usize,
+        /// Flag it in the mailbox (`\\Flagged`) so staff read what triage could not.
+        flag: bool,
     },
 }
 
@@ -73,6 +75,10 @@ pub struct Policy {
     pub per_sender_limit: u32,
     pub per_sender_window: Duration,
     pub circuit_breaker_per_minute: u32,
+    /// The automatic-loop rule ([`tickets::unanswered_auto`]): at this many rounds no
+    /// acknowledgement or follow-up (0: off); an answer within `auto_answer_within` is automatic.
+    pub max_unanswered_auto: u32,
+    pub auto_answer_within: Duration,
     /// Domain of this daemon's own Message-IDs.
     pub domain: String,
     /// Business time and response targets (when holding notes fall due).
@@ -90,6 +96,8 @@ impl Policy {
             per_sender_limit: config.ack.per_sender_limit,
             per_sender_window: config.ack.per_sender_window,
             circuit_breaker_per_minute: config.ack.circuit_breaker_per_minute,
+            max_unanswered_auto: config.ack.max_unanswered_auto,
+            auto_answer_within: config.ack.auto_answer_within,
             domain: config.support.domain.clone(),
             sla: config.sla.clone(),
             followups: config.followups.clone(),
@@ -122,6 +130,8 @@ pub struct FlagTask {
     pub uid: u32,
     pub priority: Option<Priority>,
     pub tones: Vec<String>,
+    /// Skipped, and left for staff (over its budget, or a poison message): `\Flagged`.
+    pub skipped: bool,
 }
 
 /// An outbox row ready to render and send.
@@ -289,6 +299,11 @@ impl Store {
             .context("Starting transaction")?;
         let outcome = record_in(&tx, at, content, received_at, policy, now)?;
         tx.execute(
+            "DELETE FROM triage_starts WHERE folder = ?1 AND uidvalidity = ?2 AND uid = ?3",
+            params![at.folder, at.uidvalidity, at.uid],
+        )
+        .context("Clearing the triage start")?;
+        tx.execute(
             "INSERT INTO folder_state (folder, uidvalidity, last_uid, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(folder) DO UPDATE SET last_uid = max(last_uid, ?3), updated_at = ?4
              WHERE uidvalidity = ?2",
@@ -300,7 +315,41 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Messages in this folder whose keywords are not set yet, oldest first.
+    /// Note that triage of the email at `at` starts in daemon run `run`; returns how many
+    /// earlier runs started it and died before recording it. Committed on its own, before the
+    /// costly stages, so a process that dies in them leaves the mark behind.
+    pub fn begin_triage(&self, at: &Location<'_>, run: &str, now: i64) -> Result<u32> {
+        self.conn
+            .query_row(
+                "INSERT INTO triage_starts (folder, uidvalidity, uid, run, crashes, started_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                 ON CONFLICT (folder, uidvalidity, uid) DO UPDATE SET
+                     crashes = crashes + (run <> excluded.run), run = excluded.run, started_at = excluded.started_at
+                 RETURNING crashes",
+                params![at.folder, at.uidvalidity, at.uid, run, now],
+                |r| r.get(0),
+            )
+            .with_context(|| format!("Noting the triage start of UID {} of {}", at.uid, at.folder))
+    }
+
+    /// Forget the triage start of the email at `at` (an error, not a crash, ended it).
+    pub fn forget_triage_start(&self, at: &Location<'_>) -> Result<usize> {
+        self.conn
+            .execute(
+                "DELETE FROM triage_starts WHERE folder = ?1 AND uidvalidity = ?2 AND uid = ?3",
+                params![at.folder, at.uidvalidity, at.uid],
+            )
+            .context("Forgetting a triage start")
+    }
+
+    /// Forget the triage starts of run `run` that were not recorded: it stops cleanly (or an
+    /// error, not a crash, interrupted them), so they are no sign of a poison message.
+    pub fn forget_triage_starts(&self, run: &str) -> Result<usize> {
+        self.conn
+            .execute("DELETE FROM triage_starts WHERE run = ?1", [run])
+            .context("Forgetting unfinished triage starts")
+    }
+
     /// Tickets, most urgent and oldest first, optionally only those in one of `states` (empty:
     /// any) and of `priority`.
     pub fn tickets(&self, states: &[State], priority: Option<Priority>) -> Result<Vec<TicketRow>> {
@@ -404,7 +453,15 @@ impl Store {
         };
         let (event, until) = command_event(cmd, now);
         let (from, to) = ticket_event(&tx, id, event, now, None, who, until)?;
-        schedule_followups(&tx, id, Some((event, from, to)), false, now, policy, now)?;
+        schedule_followups(
+            &tx,
+            id,
+            Some((event, from, to)),
+            Because::default(),
+            now,
+            policy,
+            now,
+        )?;
         tx.commit().context("Committing the ticket change")?;
         Ok(Some(to))
     }
@@ -434,7 +491,7 @@ impl Store {
                 &tx,
                 *id,
                 Some((Event::Reopen, from, to)),
-                false,
+                Because::default(),
                 now,
                 policy,
                 now,
@@ -483,11 +540,12 @@ impl Store {
         })
     }
 
+    /// Messages in this folder whose keywords are not set yet, oldest first.
     pub fn pending_flags(&self, folder: &str, uidvalidity: u32) -> Result<Vec<FlagTask>> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, uid, priority, tones FROM messages
+                "SELECT id, uid, priority, tones, status = 'skipped' FROM messages
                  WHERE folder = ?1 AND uidvalidity = ?2 AND flags_state = 'pending' ORDER BY uid",
             )
             .context("Preparing pending flags query")?;
@@ -504,6 +562,7 @@ impl Store {
                         .filter(|t| !t.is_empty())
                         .map(str::to_string)
                         .collect(),
+                    skipped: r.get(4)?,
                 })
             })
             .context("Reading pending flags")?;
@@ -919,13 +978,15 @@ fn record_in(
             reason,
             detail,
             size,
+            flag,
         } => {
             let key = format!("loc:{}:{}:{}", at.folder, at.uidvalidity, at.uid);
+            let flags_state = if *flag { "pending" } else { "done" };
             tx.execute(
                 "INSERT INTO messages (dedup_key, folder, uidvalidity, uid, status, skip_reason, skip_detail, ack,
                                        size, received_at, processed_at, flags_state)
-                 VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, 'skipped', ?7, ?8, ?9, 'done')",
-                params![key, at.folder, at.uidvalidity, at.uid, reason, detail, *size as i64, received_at, now],
+                 VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, 'skipped', ?7, ?8, ?9, ?10)",
+                params![key, at.folder, at.uidvalidity, at.uid, reason, detail, *size as i64, received_at, now, flags_state],
             )
             .context("Recording skipped message")?;
             return Ok(Recorded::New {
@@ -1040,6 +1101,12 @@ fn record_in(
             |r| r.get(0),
         )
         .context("Counting recent acknowledgements")?;
+    let unanswered_auto = if role == Role::Customer {
+        unanswered_auto(tx, &sender, joined.as_ref().map(|t| t.0), policy, now)?
+    } else {
+        0
+    };
+    let auto_loop = tickets::auto_loop(unanswered_auto, policy.max_unanswered_auto);
     let decision = tickets::ack_decision(&AckFacts {
         acks_enabled: policy.enabled,
         guard,
@@ -1050,6 +1117,8 @@ fn record_in(
         per_sender_limit: policy.per_sender_limit,
         last_minute,
         circuit_breaker_per_minute: policy.circuit_breaker_per_minute,
+        unanswered_auto,
+        max_unanswered_auto: policy.max_unanswered_auto,
     });
 
     // A conversation: joins its ticket, or opens one unless a robot wrote it.
@@ -1102,7 +1171,15 @@ fn record_in(
         refs.extend(email.in_reply_to.iter().map(String::as_str));
     }
     refs.push(&email.message_id);
-    let refs = refs
+    // What a reply can carry: bounded, without ids no header could hold. Said once, here,
+    // for the emails we write to.
+    let thread = crate::headers::threading(&email.message_id, &refs.join(" "));
+    if role == Role::Customer && !thread.dropped.is_empty() {
+        tracing::info!(folder = at.folder, uid = at.uid, left_out = %thread.dropped.join("; "),
+            "Replies to this email leave out what their threading headers cannot carry");
+    }
+    let refs = thread
+        .references
         .iter()
         .map(|r| format!("<{r}>"))
         .collect::<Vec<_>>()
@@ -1162,7 +1239,19 @@ fn record_in(
             None => {}
             Some(Some(e)) => {
                 let (from, to) = ticket_event(tx, *ticket_id, e, now, Some(row), &sender, 0)?;
-                schedule_followups(tx, *ticket_id, Some((e, from, to)), false, at, policy, now)?;
+                let because = Because {
+                    acked: false,
+                    auto_loop,
+                };
+                schedule_followups(
+                    tx,
+                    *ticket_id,
+                    Some((e, from, to)),
+                    because,
+                    at,
+                    policy,
+                    now,
+                )?;
             }
             Some(None) => {
                 log_event(
@@ -1177,8 +1266,11 @@ fn record_in(
                         detail: &sender,
                     },
                 )?;
-                let acked = decision == AckDecision::Queue;
-                schedule_followups(tx, *ticket_id, None, acked, at, policy, now)?;
+                let because = Because {
+                    acked: decision == AckDecision::Queue,
+                    auto_loop,
+                };
+                schedule_followups(tx, *ticket_id, None, because, at, policy, now)?;
             }
         }
         if let Some(rating) = rating {
@@ -1197,7 +1289,15 @@ fn record_in(
             let (e, until) = command_event(cmd, now);
             let who = format!("email command from {sender}");
             let (from, to) = ticket_event(tx, *ticket_id, e, now, Some(row), &who, until)?;
-            schedule_followups(tx, *ticket_id, Some((e, from, to)), false, now, policy, now)?;
+            schedule_followups(
+                tx,
+                *ticket_id,
+                Some((e, from, to)),
+                Because::default(),
+                now,
+                policy,
+                now,
+            )?;
             tracing::info!(ticket = %tag, command = ?cmd, state = to.as_str(), "Staff command by email");
         }
     }
@@ -1268,6 +1368,96 @@ fn record_in(
         ack: decision.code().to_string(),
         outbox,
     })
+}
+
+/// How far apart the mail server's clock (arrival times) and ours may be.
+const CLOCK_SKEW: i64 = 3600;
+
+/// The loop rule's reads (run for every customer email; their query plans are tested).
+const LOOP_SENT: &str = "SELECT ticket_id, message_row, sent_at FROM outbox
+     WHERE recipient = ?1 AND state = 'sent' AND sent_at <= ?2
+     ORDER BY created_at DESC LIMIT ?3";
+const LOOP_ANSWER: &str = "SELECT min(processed_at) FROM messages
+     WHERE sender = ?1 AND received_at BETWEEN ?2 AND ?3 AND processed_at >= ?4 AND id > ?5";
+const LOOP_TICKETS: &str = "SELECT DISTINCT ticket_id FROM messages
+     WHERE sender = ?1 AND received_at >= ?2 AND ticket_id IS NOT NULL";
+
+/// The loop rule's count for an email from `sender` recorded `now` ([`tickets::unanswered_auto`]):
+/// the facts from the store. `joined`: the ticket the email joins.
+///
+/// Our latest automatic emails to the sender (rows queued long before they went out, like a
+/// holding note, are ordered by when they went out: a few more rows than needed are read);
+/// for each, when the sender's next email was recorded after it — looked for only among emails
+/// that arrived shortly after it, so the read stays small for a sender with thousands; and,
+/// when this email answers our latest at once, when staff last wrote in a ticket of the run:
+/// those of our emails, of the sender's emails since the run began, and the one this email
+/// joins. Indexed: `outbox_recipient`, `messages_sender`, the tickets' key.
+fn unanswered_auto(
+    tx: &Connection,
+    sender: &str,
+    joined: Option<i64>,
+    policy: &Policy,
+    now: i64,
+) -> Result<u32> {
+    let n = policy.max_unanswered_auto;
+    if n == 0 || sender.is_empty() {
+        return Ok(0);
+    }
+    // (ticket, the email it answered or followed, when it went out)
+    let mut rows: Vec<(i64, i64, i64)> = tx
+        .prepare_cached(LOOP_SENT)?
+        .query_map(params![sender, now, 4 * i64::from(n)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .context("Reading the automatic emails to the sender")?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading the automatic emails to the sender")?;
+    rows.sort_by_key(|r| std::cmp::Reverse(r.2));
+    rows.truncate(n as usize);
+    let within = policy.auto_answer_within.as_secs() as i64;
+    let mut answer = tx.prepare_cached(LOOP_ANSWER)?;
+    let mut sent = Vec::with_capacity(rows.len());
+    for &(_, after, at) in &rows {
+        // Times are in seconds: an answer recorded in the second ours went out counts, the
+        // email ours answered (recorded before it, perhaps in that second too) does not.
+        let answered_at: Option<i64> = answer
+            .query_row(
+                params![sender, at - CLOCK_SKEW, at + within + CLOCK_SKEW, at, after],
+                |r| r.get(0),
+            )
+            .context("Looking for the sender's answer")?;
+        sent.push(tickets::AutoSent {
+            sent_at: at,
+            answered_at,
+        });
+    }
+    let facts = |last_staff_at| tickets::LoopFacts {
+        sent: &sent,
+        last_staff_at,
+        now,
+        answer_within: within,
+    };
+    // A staff message can only end a run early: without one there is nothing to look up.
+    let run = tickets::unanswered_auto(&facts(0));
+    let Some(first) = run.checked_sub(1).and_then(|i| sent.get(i as usize)) else {
+        return Ok(0);
+    };
+    let mut ticket_ids: Vec<i64> = tx
+        .prepare_cached(LOOP_TICKETS)?
+        .query_map(params![sender, first.sent_at - CLOCK_SKEW], |r| r.get(0))
+        .context("Reading the sender's tickets")?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading the sender's tickets")?;
+    ticket_ids.extend(rows.iter().map(|r| r.0).chain(joined));
+    let mut staff = tx.prepare_cached("SELECT last_staff_at FROM tickets WHERE id = ?1")?;
+    let mut last_staff_at = 0;
+    for id in ticket_ids {
+        let at: i64 = staff
+            .query_row([id], |r| r.get(0))
+            .context("Reading when staff last wrote")?;
+        last_staff_at = last_staff_at.max(at);
+    }
+    Ok(tickets::unanswered_auto(&facts(last_staff_at)))
 }
 
 /// Follow-ups rank after every acknowledgement: `FOLLOWUP_RANK` + the priority's rank.
@@ -1449,20 +1639,34 @@ fn followup_event(f: Followup, what: &str) -> &'static str {
         (Followup::Holding, "queued") => "holding_queued",
         (Followup::Verify, "queued") => "verify_queued",
         (Followup::Survey, "queued") => "survey_queued",
+        (Followup::Holding, "withheld") => "holding_withheld",
+        (Followup::Verify, "withheld") => "verify_withheld",
+        (Followup::Survey, "withheld") => "survey_withheld",
         (Followup::Holding, _) => "holding_cancelled",
         (Followup::Verify, _) => "verify_cancelled",
         (Followup::Survey, _) => "survey_cancelled",
     }
 }
 
+/// What the email behind a change to a ticket did, for the follow-up policy (default: no
+/// email, e.g. a command).
+#[derive(Debug, Clone, Copy, Default)]
+struct Because {
+    /// An acknowledgement was queued for it.
+    acked: bool,
+    /// It keeps an automatic loop going ([`tickets::unanswered_auto`] at its limit).
+    auto_loop: bool,
+}
+
 /// Apply the follow-up policy to a ticket after `change` (`None`: it was just opened, with an
-/// acknowledgement queued when `acked`). `at` is when the waiting began (the customer's email
-/// arrived, staff replied, the ticket closed): due times count business time from there.
+/// acknowledgement queued when `because.acked`). `at` is when the waiting began (the
+/// customer's email arrived, staff replied, the ticket closed): due times count business time
+/// from there.
 fn schedule_followups(
     tx: &Connection,
     ticket_id: i64,
     change: Option<(Event, State, State)>,
-    acked: bool,
+    because: Because,
     at: i64,
     policy: &Policy,
     now: i64,
@@ -1487,8 +1691,9 @@ fn schedule_followups(
     };
     let facts = FollowupFacts {
         change,
-        acked,
+        acked: because.acked,
         cancel_intent,
+        auto_loop: because.auto_loop,
         // When the promise runs out: the acknowledgement (or the holding note) states the same.
         holding_due: sla.promised_deadline(at, target, now),
         verify_due: sla.calendar.add_secs(at, f.verify_after),
@@ -1502,6 +1707,16 @@ fn schedule_followups(
             FollowupAction::Queue(kind, due) => {
                 let due = f.send_hours.next_open_secs(due);
                 queue_followup(tx, ticket_id, &tag, &customer, p, kind, due, policy, now)?;
+            }
+            FollowupAction::Withhold(kind, reason) => {
+                note_event(
+                    tx,
+                    ticket_id,
+                    followup_event(kind, "withheld"),
+                    now,
+                    None,
+                    reason,
+                )?;
             }
         }
     }

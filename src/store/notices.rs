@@ -385,6 +385,28 @@ impl Store {
         tx.commit().context("Committing staff mail retry")
     }
 
+    /// Put claimed staff mail back for `due_at` without counting this attempt against it (our
+    /// SMTP account was refused, or the provider pushed back; the email itself is fine).
+    pub fn notice_deferred(
+        &mut self,
+        ids: &[i64],
+        due_at: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        for id in ids {
+            tx.execute(
+                "UPDATE notices SET state = 'pending', due_at = ?2, last_error = ?3, updated_at = ?4,
+                        attempts = max(attempts - 1, 0)
+                 WHERE id = ?1",
+                params![id, due_at, error, now],
+            )
+            .context("Deferring staff mail")?;
+        }
+        tx.commit().context("Committing staff mail deferral")
+    }
+
     /// Give up on claimed staff mail (all rows or none).
     pub fn notice_failed(&mut self, ids: &[i64], error: &str, now: i64) -> Result<()> {
         let tx = self.conn.transaction().context("Starting transaction")?;

@@ -164,4 +164,18 @@ CREATE TABLE incidents (
     resolved_at  INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 "#,
+    // 7: emails whose triage started and was not recorded yet, with the daemon run that
+    // started it: a start by another run means the one before died on this email (a poison
+    // message), counted in `crashes`. The row goes in the transaction that records the email.
+    r#"
+CREATE TABLE triage_starts (
+    folder       TEXT    NOT NULL,
+    uidvalidity  INTEGER NOT NULL,
+    uid          INTEGER NOT NULL,
+    run          TEXT    NOT NULL,
+    crashes      INTEGER NOT NULL DEFAULT 0,
+    started_at   INTEGER NOT NULL,
+    PRIMARY KEY (folder, uidvalidity, uid)
+) STRICT;
+"#,
 ];

@@ -32,6 +32,7 @@ fn email(id: &str, from: &str, subject: &str) -> Email {
         return_path: None,
         part_types: vec![],
         size: 100,
+        budget: Vec::new(),
     }
 }
 
@@ -54,6 +55,8 @@ fn policy() -> Policy {
         per_sender_limit: 3,
         per_sender_window: Duration::from_secs(86_400),
         circuit_breaker_per_minute: 60,
+        max_unanswered_auto: 3,
+        auto_answer_within: Duration::from_secs(15 * 60),
         domain: "support.example.test".into(),
         sla: SlaConfig::default(),
         followups: FollowupConfig::default(),
@@ -307,6 +310,41 @@ fn per_sender_limit_and_stale_mail() {
 }
 
 #[test]
+fn a_poison_message_is_counted_by_the_runs_that_died_on_it() {
+    let mut t = T::new();
+    let at = Location {
+        folder: "INBOX",
+        uidvalidity: 1,
+        uid: 7,
+    };
+    // Started, then started again by the same run (an error, not a crash): no crash.
+    assert_eq!(t.store.begin_triage(&at, "run-a", NOW).expect("begin"), 0);
+    assert_eq!(t.store.begin_triage(&at, "run-a", NOW).expect("begin"), 0);
+    // Two later runs find it unrecorded: each counts the one before as dead.
+    assert_eq!(t.store.begin_triage(&at, "run-b", NOW).expect("begin"), 1);
+    assert_eq!(t.store.begin_triage(&at, "run-c", NOW).expect("begin"), 2);
+    // A clean stop forgets only its own starts.
+    let other = Location { uid: 8, ..at };
+    t.store.begin_triage(&other, "run-d", NOW).expect("begin");
+    assert_eq!(t.store.forget_triage_starts("run-d").expect("forget"), 1);
+    assert_eq!(t.count("SELECT count(*) FROM triage_starts"), 1);
+    // Recording the email (here: skipped and flagged for staff) clears its start.
+    let content = Content::Skipped {
+        reason: "crashed_during_triage",
+        detail: "the daemon stopped 2 times".into(),
+        size: 10,
+        flag: true,
+    };
+    t.store
+        .record(&at, &content, NOW, &policy(), NOW)
+        .expect("record");
+    assert_eq!(t.count("SELECT count(*) FROM triage_starts"), 0);
+    let flags = t.store.pending_flags("INBOX", 1).expect("pending");
+    assert_eq!(flags.len(), 1);
+    assert!(flags[0].skipped && flags[0].priority.is_none());
+}
+
+#[test]
 fn skipped_messages_are_recorded_with_reason() {
     let mut t = T::new();
     let at = Location {
@@ -318,6 +356,7 @@ fn skipped_messages_are_recorded_with_reason() {
         reason: "too_large",
         detail: "big".into(),
         size: 99_999_999,
+        flag: false,
     };
     t.store
         .record(&at, &content, NOW, &policy(), NOW)
@@ -1726,6 +1765,7 @@ fn health_facts_measure_backlog_last_mail_and_circuit_breaker_skips() {
         reason: "too_large",
         detail: "big".into(),
         size: 1,
+        flag: false,
     };
     t.store
         .record(&junk, &skipped, NOW, &t.policy, NOW + 5)
@@ -2132,4 +2172,217 @@ fn mailboxes_share_the_store_apart_by_folder_key() {
         (second.subject.as_str(), second.folder.as_str()),
         ("billing", "billing:INBOX")
     );
+}
+
+#[test]
+fn staff_mail_held_by_a_refused_account_keeps_its_attempts() {
+    let mut t = T::new();
+    t.store
+        .queue_notice(&notice("health", "health:1:open", NOW), NOW)
+        .expect("queue");
+    // A long refusal of our login or sender: many tries, none counted against the email.
+    for i in 0..20 {
+        let at = NOW + i * 60;
+        let c = t
+            .store
+            .claim_notice(at, 10, None)
+            .expect("claim")
+            .expect("due");
+        assert_eq!(c.attempts, 1, "try {i}");
+        t.store
+            .notice_deferred(&c.ids, at + 60, "553 5.7.1 sender rejected", at)
+            .expect("deferred");
+    }
+    let n = t.notice("health:1:open");
+    assert_eq!(
+        (n.state.as_str(), n.due_at, n.last_error.as_str()),
+        ("pending", NOW + 20 * 60, "553 5.7.1 sender rejected")
+    );
+    let attempts: u32 = t
+        .store
+        .conn()
+        .query_row(
+            "SELECT attempts FROM notices WHERE key = 'health:1:open'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("attempts");
+    assert_eq!(attempts, 0);
+}
+
+impl T {
+    /// The automatic-loop scenario's step: `from` writes a new email (no thread, so it opens a
+    /// ticket) recorded at `self.now`; an acknowledgement queued for it goes out 5 s later.
+    /// Returns the ack decision and the ticket.
+    fn robot_writes(&mut self, uid: u32, from: &str) -> (String, String) {
+        self.writes(uid, from, 5)
+    }
+
+    /// The same, the acknowledgement going out `ack_after` seconds later.
+    fn writes(&mut self, uid: u32, from: &str, ack_after: i64) -> (String, String) {
+        let e = email(
+            &format!("robot-{uid}@partner.example"),
+            from,
+            &format!("We received your request #{uid}"),
+        );
+        let r = self.put_at(1, uid, &e, Priority::Normal, self.now);
+        let (ack, tag) = ack_of(&r);
+        let (ack, tag) = (ack.to_string(), tag.expect("a ticket").to_string());
+        if let Recorded::New {
+            outbox: Some(id), ..
+        } = r
+        {
+            self.store
+                .mark_sent(id, (self.now + ack_after) * 1000, None)
+                .expect("sent");
+        }
+        (ack, tag)
+    }
+}
+
+#[test]
+fn a_robot_answering_every_ack_at_once_gets_three_until_staff_write() {
+    let mut t = T::new();
+    // Generous, so that only the loop rule stops it.
+    t.policy.per_sender_limit = 100;
+    let robot = "helpdesk@partner.example";
+    let mut decisions = Vec::new();
+    let mut last_ticket = String::new();
+    // Its helpdesk answers each of our acknowledgements 20 s after it went out.
+    for uid in 1..=6 {
+        let (ack, tag) = t.robot_writes(uid, robot);
+        decisions.push(ack);
+        last_ticket = tag;
+        t.now += 25;
+    }
+    assert_eq!(
+        decisions,
+        [
+            "queued",
+            "queued",
+            "queued",
+            "auto_loop",
+            "auto_loop",
+            "auto_loop"
+        ]
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE kind = 'ack'"),
+        3,
+        "acknowledged three times"
+    );
+
+    // Staff answer in the robot's latest ticket: a person has written, the count starts over.
+    let mut reply = email("staff-1@example.test", "staff@example.test", "Re: request");
+    reply.in_reply_to = vec!["robot-6@partner.example".into()];
+    t.staff(7, &reply);
+    assert_eq!(t.ticket(&last_ticket).0, "answered");
+    let mut after = Vec::new();
+    for uid in 8..=11 {
+        t.now += 60;
+        after.push(t.robot_writes(uid, robot).0);
+    }
+    assert_eq!(after, ["queued", "queued", "queued", "auto_loop"]);
+
+    // A robot on a fast line: its answer is recorded in the second our acknowledgement went
+    // out (times are in seconds).
+    let mut fast = Vec::new();
+    for uid in 30..=33 {
+        fast.push(t.writes(uid, "bot@fast.example", 1).0);
+        t.now += 1;
+    }
+    assert_eq!(fast, ["queued", "queued", "queued", "auto_loop"]);
+
+    // A person who writes, then again hours later, then twice more within minutes of our
+    // acknowledgements (each of which went out in the second the email was recorded: that
+    // email is not its own answer): acknowledged each time.
+    let mut human = Vec::new();
+    for (uid, wait) in [(20, 0), (21, 4 * 3600), (22, 300), (23, 180)] {
+        t.now += wait;
+        human.push(t.writes(uid, "ada@example.com", 0).0);
+    }
+    assert_eq!(human, ["queued", "queued", "queued", "queued"]);
+}
+
+#[test]
+fn an_automatic_answer_to_a_followup_withholds_the_next_one() {
+    let mut t = T::with_followups();
+    t.policy.per_sender_limit = 100;
+    let robot = "helpdesk@partner.example";
+    for (uid, want) in [
+        (1, "queued"),
+        (2, "queued"),
+        (3, "queued"),
+        (4, "auto_loop"),
+    ] {
+        assert_eq!(t.robot_writes(uid, robot).0, want);
+        t.now += 25;
+    }
+    // Staff close the first ticket from the command line (no message to the customer): the
+    // survey goes out, and the robot answers it at once, in the thread.
+    let policy = t.policy.clone();
+    t.store
+        .ticket_command("T-1001", tickets::Command::Close, t.now, "cli", &policy)
+        .expect("close");
+    let (survey, survey_id): (i64, String) = t
+        .store
+        .conn()
+        .query_row(
+            "SELECT id, out_message_id FROM outbox WHERE kind = 'survey'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("a survey");
+    t.store.mark_sent(survey, t.now * 1000, None).expect("sent");
+    t.now += 20;
+    let mut answer = email("robot-5@partner.example", robot, "Re: How did we do?");
+    answer.in_reply_to = vec![survey_id];
+    let r = t.put_at(1, 5, &answer, Priority::Normal, t.now);
+    assert_eq!(ack_of(&r), ("reply_in_ticket", Some("T-1001")));
+    // Reopened, but the holding note that would start the next round is withheld.
+    assert_eq!(t.ticket("T-1001").0, "reopened");
+    assert!(
+        t.followups("T-1001")
+            .iter()
+            .all(|(kind, _, state, _, _)| kind != "holding" || state == "cancelled"),
+        "{:?}",
+        t.followups("T-1001")
+    );
+    assert_eq!(
+        t.count(
+            "SELECT count(*) FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id
+             WHERE t.tag = 'T-1001' AND e.event = 'holding_withheld' AND e.detail = 'auto_loop'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn the_loop_rule_reads_through_indexes() {
+    let t = T::new();
+    for (sql, index) in [
+        (LOOP_SENT, "outbox_recipient"),
+        (LOOP_ANSWER, "messages_sender"),
+        (LOOP_TICKETS, "messages_sender"),
+    ] {
+        let plan: Vec<String> = {
+            let mut stmt = t
+                .store
+                .conn()
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
+            let n = stmt.parameter_count();
+            stmt.query_map(rusqlite::params_from_iter(vec!["1"; n]), |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("q")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+        };
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH") && step.contains(index)),
+            "{sql}: {plan:?}"
+        );
+    }
 }

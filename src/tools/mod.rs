@@ -15,6 +15,7 @@ use crate::guard;
 use crate::parse::{self, ParseLimits};
 use crate::score::{self, History, Thresholds};
 use crate::store::Store;
+use crate::wording;
 
 /// Parse `path` (an RFC 5322 message), score it with the configured rules and say why: the
 /// verdict, every hit, and whether the guard would let an acknowledgement go out. History
@@ -67,13 +68,29 @@ pub fn explain(config: &Config, path: &Path, json: bool, now: i64) -> Result<Str
             Err(r) => r.code().into(),
         };
         v["history"] = history_note.into();
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
+        v["budget"] = email.budget.clone().into();
+        return Ok(format!(
+            "{}\n",
+            crate::wording::json(serde_json::to_string_pretty(&v)?)
+        ));
     }
+    // The sender, the subject and the matched words are the customer's: shown escaped. The
+    // report is a table of lines, so only its line breaks and tabs stay.
+    let budget: String = email
+        .budget
+        .iter()
+        .map(|note| format!("budget   {}\n", wording::one_line(note)))
+        .collect();
     Ok(format!(
-        "{}\nfrom     {from}\nsubject  {}\nguard    {ack}\nhistory  {history_note}\n{}",
-        path.display(),
-        email.subject,
-        score::explain_text(&verdict, &config.rules, &config.thresholds)
+        "{}\nfrom     {}\nsubject  {}\nguard    {ack}\nhistory  {history_note}\n{budget}{}",
+        wording::one_line(&path.display().to_string()),
+        wording::one_line(&from),
+        wording::one_line(&email.subject),
+        wording::lines(&score::explain_text(
+            &verdict,
+            &config.rules,
+            &config.thresholds
+        ))
     ))
 }
 

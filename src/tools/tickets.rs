@@ -10,25 +10,9 @@ use crate::score::Priority;
 use crate::store::{Store, TicketRow};
 use crate::tickets::{Command, State};
 
-/// `2026-11-23 20:54 UTC`, or `-` for 0.
-pub fn when(t: i64) -> String {
-    if t == 0 {
-        return "-".into();
-    }
-    jiff::Timestamp::from_second(t)
-        .map(|ts| ts.strftime("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|_| t.to_string())
-}
-
-/// `45m`, `3h`, `2d 4h`: how long ago `t` was.
-pub fn age(t: i64, now: i64) -> String {
-    let s = (now - t).max(0);
-    match s {
-        0..3600 => format!("{}m", s / 60),
-        3600..86_400 => format!("{}h", s / 3600),
-        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
-    }
-}
+// Re-exported: the CLI, the outbox's queue report and the status page format with these.
+pub use crate::wording::{age, clip, when};
+use crate::wording::{cell, one_line};
 
 fn open_store(config: &Config) -> Result<Store> {
     if !config.store.path.exists() {
@@ -64,7 +48,10 @@ pub fn list(
                 sla_due_at: due(&config.sla, t),
             })
             .collect();
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&listed)?));
+        return Ok(format!(
+            "{}\n",
+            crate::wording::json(serde_json::to_string_pretty(&listed)?)
+        ));
     }
     if rows.is_empty() {
         return Ok("No tickets.\n".into());
@@ -91,9 +78,9 @@ pub fn list(
             t.messages,
             answered,
             sla_clock(due(&config.sla, t), now),
-            clip(&t.customer, 30),
-            clip(&t.subject, 40),
-            t.intents
+            cell(&t.customer, 30),
+            cell(&t.subject, 40),
+            one_line(&t.intents)
         );
     }
     let _ = writeln!(out, "{} ticket(s)", rows.len());
@@ -127,15 +114,6 @@ fn sla_clock(due: Option<i64>, now: i64) -> String {
     }
 }
 
-/// `s` cut to `n` characters, an ellipsis marking the cut.
-pub(crate) fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n - 1).chain(['…']).collect()
-    }
-}
-
 fn header(t: &TicketRow, due: Option<i64>, now: i64) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "ticket    {}", t.tag);
@@ -144,8 +122,8 @@ fn header(t: &TicketRow, due: Option<i64>, now: i64) -> String {
         let _ = writeln!(out, "until     {}", when(t.snoozed_until));
     }
     let _ = writeln!(out, "priority  {}", t.priority);
-    let _ = writeln!(out, "customer  {}", t.customer);
-    let _ = writeln!(out, "subject   {}", t.subject);
+    let _ = writeln!(out, "customer  {}", one_line(&t.customer));
+    let _ = writeln!(out, "subject   {}", one_line(&t.subject));
     let _ = writeln!(
         out,
         "opened    {} ({} ago)",
@@ -170,7 +148,7 @@ fn header(t: &TicketRow, due: Option<i64>, now: i64) -> String {
     }
     let _ = writeln!(out, "emails    {}", t.messages);
     if !t.intents.is_empty() {
-        let _ = writeln!(out, "intents   {}", t.intents);
+        let _ = writeln!(out, "intents   {}", one_line(&t.intents));
     }
     out
 }
@@ -182,7 +160,10 @@ pub fn show(config: &Config, tag: &str, json: bool, now: i64) -> Result<String> 
     };
     if json {
         let v = serde_json::json!({ "ticket": t, "history": events });
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
+        return Ok(format!(
+            "{}\n",
+            crate::wording::json(serde_json::to_string_pretty(&v)?)
+        ));
     }
     let mut out = header(&t, due(&config.sla, &t), now);
     let _ = writeln!(out, "\nhistory");
@@ -195,15 +176,15 @@ pub fn show(config: &Config, tag: &str, json: bool, now: i64) -> Result<String> 
         let about = if e.subject.is_empty() {
             String::new()
         } else {
-            format!("  \"{}\"", clip(&e.subject, 50))
+            format!("  \"{}\"", cell(&e.subject, 50))
         };
         let _ = writeln!(
             out,
             "  {}  {:<17} {:<26} {}{}",
             when(e.at),
-            e.event,
-            change,
-            e.detail,
+            one_line(&e.event),
+            one_line(&change),
+            one_line(&e.detail),
             about
         );
     }
@@ -241,14 +222,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ages_and_times_read_naturally() {
-        assert_eq!(age(0, 59), "0m");
-        assert_eq!(age(0, 45 * 60), "45m");
-        assert_eq!(age(0, 3 * 3600 + 5), "3h");
-        assert_eq!(age(0, 2 * 86_400 + 4 * 3600), "2d 4h");
-        assert_eq!(age(100, 50), "0m");
-        assert_eq!(when(0), "-");
-        assert_eq!(when(1_795_465_215), "2026-11-23 20:20 UTC");
+    fn sla_clocks_read_naturally() {
         assert_eq!(sla_clock(None, 0), "-");
         assert_eq!(sla_clock(Some(3 * 3600), 0), "in 3h");
         assert_eq!(sla_clock(Some(0), 26 * 3600), "late 1d 2h");

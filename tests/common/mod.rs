@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 
-/// Users in the test Dovecot, all with password `pw`. `user+anything@` delivers to `user@`.
+/// Users in the test Dovecot, all with password `pw` (unless `StackOptions::password` says otherwise). `user+anything@` delivers to `user@`.
 pub const USERS: &[&str] = &[
     "support@example.test",
     "customer@example.test",
@@ -62,6 +62,9 @@ pub struct StackOptions {
     /// Advertise MOVE (false: a capability list without it; UIDPLUS stays; note that Dovecot still
     /// executes a `UID MOVE` that is sent anyway).
     pub moves: bool,
+    /// Every user's password, for IMAP and SMTP (default [`PASSWORD`]; a long, distinctive one
+    /// lets a test search a log for it).
+    pub password: &'static str,
 }
 
 impl Default for StackOptions {
@@ -71,6 +74,7 @@ impl Default for StackOptions {
             oauth: false,
             keywords: true,
             moves: true,
+            password: PASSWORD,
         }
     }
 }
@@ -271,7 +275,7 @@ impl MailStack {
         }
         let passwd: String = USERS
             .iter()
-            .map(|u| format!("{u}:{{PLAIN}}{PASSWORD}::::::\n"))
+            .map(|u| format!("{u}:{{PLAIN}}{}::::::\n", opts.password))
             .collect();
         std::fs::write(d.join("passwd"), passwd).expect("write passwd");
         let chroot = if root { "" } else { "chroot =" };
@@ -587,6 +591,12 @@ service submission-login {{
         w.write_all(b"QUIT\r\n").ok();
     }
 
+    /// How the SMTP server answers from its next command on (tests/support/smtp_server.py):
+    /// `accept`; `tempfail` (451), `ratelimit` (421), `permfail` (550 5.1.1) on every RCPT;
+    /// `sender_refused`: every MAIL FROM refused as an address the account may not send as
+    /// (`553 5.7.1 <addr>: Sender address rejected: not owned by user addr`), until the mode
+    /// changes back; `strict`: accepts, but refuses a message with a line over 998 octets
+    /// (`500 5.5.2 Line too long`).
     pub fn set_smtp_mode(&self, mode: &str) {
         std::fs::write(self.path("smtp_mode"), mode).expect("write smtp_mode");
     }
@@ -596,9 +606,15 @@ service submission-login {{
         read_jsonl(&self.path("received.jsonl"))
     }
 
-    /// How many RCPTs the SMTP server refused (fault modes).
+    /// How many commands the SMTP server refused (fault modes).
     pub fn smtp_refused_count(&self) -> usize {
-        read_jsonl(&self.path("refused.jsonl")).len()
+        self.smtp_refusals().len()
+    }
+
+    /// Every refusal of the fault modes, oldest first: `mode`, `ts`, and `rcpt`, `mail_from`
+    /// or `line` (the longest line's length) as refused.
+    pub fn smtp_refusals(&self) -> Vec<serde_json::Value> {
+        read_jsonl(&self.path("refused.jsonl"))
     }
 
     async fn login(&self, user: &str) -> async_imap::Session<tokio::net::TcpStream> {
@@ -612,7 +628,7 @@ service submission-login {{
             .expect("greeting")
             .expect("greeting");
         client
-            .login(user, PASSWORD)
+            .login(user, self.opts.password)
             .await
             .map_err(|(e, _)| e)
             .expect("login")
@@ -815,7 +831,7 @@ impl MailStack {
                 }
             }
         };
-        let login = run("l", &format!("LOGIN \"{user}\" \"{PASSWORD}\""));
+        let login = run("l", &format!("LOGIN \"{user}\" \"{}\"", self.opts.password));
         assert!(
             login.last().is_some_and(|l| l.starts_with("l OK")),
             "login: {login:?}"

@@ -38,6 +38,17 @@ impl Daemon {
 
     /// Start with extra arguments before `run` (e.g. `--log-format json`).
     pub fn start_with_args(cfg: &DaemonConfig, log: &Path, args: &[&str]) -> Daemon {
+        Self::start_with_env(cfg, log, args, &[])
+    }
+
+    /// Start with extra arguments and environment variables (which override the defaults:
+    /// `TRIAGED_TEST_IMAP_PASSWORD=pw`, `RUST_LOG=info,triaged=debug`).
+    pub fn start_with_env(
+        cfg: &DaemonConfig,
+        log: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let err = std::fs::File::create(log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_triaged"))
             .args(args)
@@ -45,6 +56,7 @@ impl Daemon {
             .arg(&cfg.path)
             .env("TRIAGED_TEST_IMAP_PASSWORD", "pw")
             .env("RUST_LOG", "info,triaged=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)

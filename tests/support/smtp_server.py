@@ -2,7 +2,12 @@
 every message to received.jsonl, and refuses on demand (the file smtp_mode in its directory).
 
 usage: smtp_server.py DIR PORT LMTP_PORT [INTROSPECTION_URL]
-modes: accept (default), tempfail (451), ratelimit (421), permfail (550)
+modes: accept (default), tempfail (451), ratelimit (421), permfail (550) refuse every RCPT;
+sender_refused refuses every MAIL FROM as Postfix refuses an address the account may not send as
+(553 5.7.1 <addr>: Sender address rejected: not owned by user), until the mode changes back;
+strict accepts, but refuses a message with a line over 998 octets after DATA (500 5.5.2 Line too
+long), as strict servers do (aiosmtpd itself only refuses lines over 1001 octets).
+Every refusal is logged to refused.jsonl.
 
 With INTROSPECTION_URL (the harness's OAuth2 token-introspection endpoint) the server requires AUTH
 on the plain connection: PLAIN and LOGIN for the users in DIR/passwd, XOAUTH2 and OAUTHBEARER with a
@@ -48,7 +53,21 @@ REFUSALS = {
 }
 
 
+SENDER_REFUSED = "553 5.7.1 <{0}>: Sender address rejected: not owned by user {0}"
+
+# RFC 5322 2.1.1: at most 998 characters a line, without the CRLF.
+LINE_MAX = 998
+
+
 class Handler:
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if mode() == "sender_refused":
+            append("refused.jsonl", {"mode": "sender_refused", "mail_from": address, "ts": time.time()})
+            return SENDER_REFUSED.format(address)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         m = mode()
         if m in REFUSALS:
@@ -58,6 +77,11 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if mode() == "strict":
+            longest = max((len(l) for l in envelope.original_content.split(b"\r\n")), default=0)
+            if longest > LINE_MAX:
+                append("refused.jsonl", {"mode": "strict", "line": longest, "ts": time.time()})
+                return "500 5.5.2 Line too long"
         headers = BytesHeaderParser().parsebytes(envelope.content)
         undelivered = []
         for rcpt in envelope.rcpt_tos:

@@ -24,11 +24,13 @@ impl Address {
 
 use std::borrow::Cow;
 
+pub mod html;
+
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
 /// A parsed email: everything later stages need, nothing of `mail_parser`'s types.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Email {
     /// Message-ID without angle brackets. Synthesized (deterministically from the raw bytes, so a
     /// re-fetch yields the same value) when the header is missing or empty.
@@ -61,6 +63,9 @@ pub struct Email {
     pub part_types: Vec<String>,
     /// Size of the raw message in bytes.
     pub size: usize,
+    /// What the per-email budget left out of this value, one line each (e.g. "MIME structure
+    /// ignored: 5,000 nested parts"); empty for ordinary mail.
+    pub budget: Vec<String>,
 }
 
 impl Email {
@@ -126,6 +131,15 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Email, Skip> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(Skip::Unparseable("empty message".into()));
     }
+    // The MIME walk costs time per part and per level of nesting (a part whose boundary never
+    // closes is searched to the end of the message at every level): past the budget the
+    // structure is ignored and the email is read as its headers and a plain-text body.
+    if let Some(why) = mime_over_budget(raw) {
+        let mut email = std::panic::catch_unwind(|| parse_flat(raw))
+            .unwrap_or_else(|_| Err(Skip::Unparseable("parser panicked".into())))?;
+        email.budget.insert(0, why);
+        return Ok(email);
+    }
     // mail-parser is robust, but a panic on hostile input must not take the daemon down. When
     // the MIME structure makes it panic, the headers and the body as plain text are still
     // worth triaging.
@@ -141,13 +155,19 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Email, Skip> {
 fn parse_flat(raw: &[u8]) -> Result<Email, Skip> {
     let split = find_body(raw);
     let mut flat = Vec::with_capacity(raw.len() + 64);
+    let mut dropping = false;
     for line in raw[..split].split(|&b| b == b'\n') {
-        let lower = String::from_utf8_lossy(line).to_ascii_lowercase();
-        // Drop the MIME framing headers (first line of each; continuation lines start with space).
-        if lower.starts_with("content-type:")
-            || lower.starts_with("content-transfer-encoding:")
-            || lower.starts_with("mime-version:")
-        {
+        // Drop the MIME framing headers with their continuation lines (which start with space).
+        let continued = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continued {
+            let starts = |p: &str| {
+                line.len() >= p.len() && line[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            };
+            dropping = starts("content-type:")
+                || starts("content-transfer-encoding:")
+                || starts("mime-version:");
+        }
+        if dropping {
             continue;
         }
         flat.extend_from_slice(line);
@@ -163,6 +183,64 @@ fn parse_flat(raw: &[u8]) -> Result<Email, Skip> {
     email.size = raw.len();
     email.content_type = "text/plain".into();
     Ok(email)
+}
+
+/// Most MIME delimiter lines (`--boundary`) handed to the MIME walk.
+pub const MAX_MIME_PARTS: usize = 2_000;
+/// Most containers (`multipart/*`, `message/rfc822`) handed to the MIME walk.
+pub const MAX_MIME_CONTAINERS: usize = 64;
+/// Most bytes the MIME walk may scan over all levels: containers times the message size.
+const MAX_MIME_SCAN: usize = 256 * 1024 * 1024;
+
+/// Why the MIME structure of `raw` is over the budget, if it is. Counts delimiter lines and
+/// container types in one linear pass, without parsing: the walk's cost grows with each.
+fn mime_over_budget(raw: &[u8]) -> Option<String> {
+    use std::sync::LazyLock;
+    static MARKS: LazyLock<Option<aho_corasick::AhoCorasick>> = LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(["\n--", "multipart/", "message/rfc822", "message/global"])
+            .ok()
+    });
+    let marks = MARKS.as_ref()?;
+    let (mut parts, mut containers) = (0usize, 0usize);
+    for m in marks.find_iter(raw) {
+        if m.pattern().as_usize() == 0 {
+            parts += 1;
+        } else {
+            containers += 1;
+        }
+    }
+    if parts > MAX_MIME_PARTS {
+        return Some(format!(
+            "MIME structure ignored: {parts} part delimiters (budget {MAX_MIME_PARTS})"
+        ));
+    }
+    if containers > MAX_MIME_CONTAINERS || containers.saturating_mul(raw.len()) > MAX_MIME_SCAN {
+        return Some(format!(
+            "MIME structure ignored: {containers} nested containers in {} bytes",
+            raw.len()
+        ));
+    }
+    None
+}
+
+/// Most Message-IDs kept from References: the first (the thread's root) and the latest.
+pub const MAX_REFERENCES: usize = 50;
+/// Most Message-IDs kept from In-Reply-To.
+pub const MAX_IN_REPLY_TO: usize = 5;
+/// Longest Message-ID kept for threading (RFC 5322's line limit leaves no room for more).
+pub const MAX_ID_LEN: usize = 250;
+
+/// `ids` within the threading budget: over-long ids dropped, then the first and the last
+/// `max - 1` kept. Returns what was dropped, for the budget notes.
+fn trim_ids(ids: &mut Vec<String>, max: usize) -> usize {
+    let before = ids.len();
+    ids.retain(|i| i.len() <= MAX_ID_LEN);
+    if ids.len() > max && max > 0 {
+        ids.drain(1..ids.len() - (max - 1));
+    }
+    before - ids.len()
 }
 
 /// Byte offset where the body starts (after the first empty line), or the end.
@@ -220,6 +298,14 @@ fn parse_inner(original: &[u8]) -> Result<Email, Skip> {
                 .map(|ct| mime_type(ct.ctype(), ct.subtype()))
         })
         .collect();
+    let mut references = id_list(msg.references());
+    let mut in_reply_to = id_list(msg.in_reply_to());
+    let mut budget = Vec::new();
+    let dropped =
+        trim_ids(&mut references, MAX_REFERENCES) + trim_ids(&mut in_reply_to, MAX_IN_REPLY_TO);
+    if dropped > 0 {
+        budget.push(format!("{dropped} threading ids left out (over {MAX_ID_LEN} characters, or past the first and the last {MAX_REFERENCES})"));
+    }
     Ok(Email {
         message_id,
         message_id_synthesized,
@@ -230,14 +316,15 @@ fn parse_inner(original: &[u8]) -> Result<Email, Skip> {
         cc: all_addresses(msg.cc()),
         subject: msg.subject().map(unfold).unwrap_or_default(),
         date: msg.date().map(mail_parser::DateTime::to_timestamp),
-        in_reply_to: id_list(msg.in_reply_to()),
-        references: id_list(msg.references()),
+        in_reply_to,
+        references,
         body_text: body_text(&msg),
         headers,
         content_type,
         return_path,
         part_types,
         size: original.len(),
+        budget,
     })
 }
 
@@ -289,38 +376,7 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
 }
 
 fn html_to_text(html: &str) -> String {
-    // Wide lines: the text is for matching rules, not for display.
-    let html = if html.len() > 4 * MAX_BODY_TEXT {
-        &html[..floor_boundary(html, 4 * MAX_BODY_TEXT)]
-    } else {
-        html
-    };
-    html2text::from_read(html.as_bytes(), 10_000).unwrap_or_else(|_| strip_tags(html))
-}
-
-fn floor_boundary(s: &str, mut i: usize) -> usize {
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-/// Fallback when the HTML renderer gives up: drop tags, keep text.
-fn strip_tags(html: &str) -> String {
-    let mut out = String::with_capacity(html.len() / 2);
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                out.push(' ');
-            }
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out
+    html::to_text(html, MAX_BODY_TEXT)
 }
 
 fn first_address(a: Option<&mail_parser::Address<'_>>) -> Option<Address> {
