@@ -22,9 +22,10 @@
 //!   customer-facing hours are computed on it.
 //! - [`store`]: SQLite (WAL, STRICT tables, versioned migrations); the per-email transaction,
 //!   which also queues and cancels follow-ups as the ticket moves.
-//! - [`pipeline`]: one email through parse -> guard -> score -> store; in the daemon the costly
-//!   stages run on the blocking pool under a deadline (`too_costly`), and a start is noted first
-//!   so an email that kills the process twice is skipped (`crashed_during_triage`).
+//! - [`pipeline`]: one email through parse -> guard -> score -> store; in the daemon parsing
+//!   (and scoring of a long text) runs on the blocking pool under a deadline (`too_costly`), and
+//!   each batch's start is noted first so an email that kills the process twice is skipped
+//!   (`crashed_during_triage`).
 //! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
 //! - [`smtp`]: lettre transport and error classification. [`headers`]: the header fields we
 //!   write, folded and encoded so a hostile subject, name or Message-ID cannot make a line a

@@ -349,12 +349,15 @@ impl Watcher {
                     .await?;
                     bodies.extend(fetched.into_iter().filter_map(|f| Some((f.uid?, f))));
                 }
+                let uids: Vec<u32> = chunk.iter().map(|(uid, _)| *uid).collect();
+                self.pipeline.begin_batch(folder, st.uidvalidity, &uids)?;
                 for &(uid, size) in chunk {
                     let fetched = bodies.get(&uid);
                     let raw = fetched.and_then(Fetch::body);
                     if size <= self.mailbox.max_message_size && raw.is_none() {
                         // Deleted (or expunged) between listing and fetching: nothing to record.
                         tracing::debug!(folder, uid, "Gone before it could be fetched");
+                        self.pipeline.gone(folder, st.uidvalidity, uid);
                         continue;
                     }
                     let m = Fetched {

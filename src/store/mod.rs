@@ -12,6 +12,8 @@ pub use notices::{ClaimedNotice, HealthFacts, NewNotice, NoticeRow};
 use std::path::Path;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -330,6 +332,63 @@ impl Store {
                 |r| r.get(0),
             )
             .with_context(|| format!("Noting the triage start of UID {} of {}", at.uid, at.folder))
+    }
+
+    /// Note that triage of `uids`, a fetch batch of `folder` triaged in UID order, starts in
+    /// run `run`: one transaction per batch, not one per email. Returns, per UID, how many
+    /// earlier runs died while triaging it. A watcher triages one email at a time in UID order,
+    /// so of the starts another run left unrecorded in this folder only the lowest was in
+    /// flight when that run died: it alone is counted, and all of them become this run's (so
+    /// they are counted once). Starts of an older UIDVALIDITY are dropped.
+    pub fn begin_triage_batch(
+        &mut self,
+        folder: &str,
+        uidvalidity: u32,
+        uids: &[u32],
+        run: &str,
+        now: i64,
+    ) -> Result<BTreeMap<u32, u32>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("Starting transaction")?;
+        tx.execute(
+            "DELETE FROM triage_starts WHERE folder = ?1 AND uidvalidity <> ?2",
+            params![folder, uidvalidity],
+        )
+        .context("Dropping triage starts of an old UIDVALIDITY")?;
+        tx.execute(
+            "UPDATE triage_starts SET crashes = crashes + 1
+             WHERE folder = ?1 AND uidvalidity = ?2 AND run <> ?3
+               AND uid = (SELECT min(uid) FROM triage_starts
+                          WHERE folder = ?1 AND uidvalidity = ?2 AND run <> ?3)",
+            params![folder, uidvalidity, run],
+        )
+        .context("Counting the email a stopped run died on")?;
+        tx.execute(
+            "UPDATE triage_starts SET run = ?3 WHERE folder = ?1 AND uidvalidity = ?2 AND run <> ?3",
+            params![folder, uidvalidity, run],
+        )
+        .context("Taking over unrecorded triage starts")?;
+        let mut crashes = BTreeMap::new();
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO triage_starts (folder, uidvalidity, uid, run, crashes, started_at)
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                     ON CONFLICT (folder, uidvalidity, uid) DO UPDATE SET started_at = excluded.started_at
+                     RETURNING crashes",
+                )
+                .context("Preparing triage starts")?;
+            for &uid in uids {
+                let n: u32 = stmt
+                    .query_row(params![folder, uidvalidity, uid, run, now], |r| r.get(0))
+                    .context("Noting a triage start")?;
+                crashes.insert(uid, n);
+            }
+        }
+        tx.commit().context("Committing triage starts")?;
+        Ok(crashes)
     }
 
     /// Forget the triage start of the email at `at` (an error, not a crash, ended it).

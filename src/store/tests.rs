@@ -345,6 +345,47 @@ fn a_poison_message_is_counted_by_the_runs_that_died_on_it() {
 }
 
 #[test]
+fn a_batch_start_counts_only_the_email_a_dead_run_was_on() {
+    let mut t = T::new();
+    let at = |uid| Location {
+        folder: "INBOX",
+        uidvalidity: 1,
+        uid,
+    };
+    let crashes = |t: &mut T, run: &str, uids: &[u32]| -> Vec<u32> {
+        let m = t
+            .store
+            .begin_triage_batch("INBOX", 1, uids, run, NOW)
+            .expect("begin");
+        uids.iter().map(|u| m[u]).collect()
+    };
+    assert_eq!(crashes(&mut t, "run-a", &[1, 2, 3, 4]), [0, 0, 0, 0]);
+    // Run a recorded UID 1 and died on UID 2: run b counts UID 2 only.
+    let skipped = Content::Skipped {
+        reason: "too_large",
+        detail: "big".into(),
+        size: 1,
+        flag: false,
+    };
+    t.store
+        .record(&at(1), &skipped, NOW, &policy(), NOW)
+        .expect("record");
+    assert_eq!(crashes(&mut t, "run-b", &[2, 3]), [1, 0]);
+    // A smaller batch took only 2 and 3; UID 4 was taken over, not counted again later.
+    assert_eq!(crashes(&mut t, "run-b", &[4, 5]), [0, 0]);
+    // Run b died on UID 2 too: run c counts it a second time.
+    assert_eq!(crashes(&mut t, "run-c", &[2, 3, 4, 5]), [2, 0, 0, 0]);
+    // A new UIDVALIDITY drops the old generation's starts.
+    t.store
+        .begin_triage_batch("INBOX", 2, &[1], "run-c", NOW)
+        .expect("begin");
+    assert_eq!(
+        t.count("SELECT count(*) FROM triage_starts WHERE uidvalidity = 1"),
+        0
+    );
+}
+
+#[test]
 fn skipped_messages_are_recorded_with_reason() {
     let mut t = T::new();
     let at = Location {
