@@ -101,25 +101,11 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         }
     }
     let outbox = Outbox {
-        sender,
-        templates: config.templates.clone(),
-        ack: config.ack.clone(),
-        sla: config.sla.clone(),
-        followups: config.followups.clone(),
-        policy: config.outbox.clone(),
-        from: config.smtp.from.clone(),
-        mailboxes: config.mailboxes.clone(),
-        clock: clock.clone(),
         wake: wake.clone(),
-        rate_limits: config.smtp.rate_limits.clone(),
-        pushback_pause: config.smtp.pushback_pause,
-        alerts_per_hour: config.alerts.as_ref().map_or(10, |a| a.max_per_hour),
-        alerts_quiet: config.alerts.as_ref().and_then(|a| a.quiet.clone()),
-        domain: config.support.domain.clone(),
         health: health.clone(),
-        account_hold: Default::default(),
         live: Some(live.clone()),
         metrics: metrics.clone(),
+        ..Outbox::new(&config, sender, clock.clone())
     };
     for watcher in watchers {
         tracker.spawn(watcher.run(cancel.child_token()));

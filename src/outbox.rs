@@ -109,6 +109,32 @@ struct Hold {
 }
 
 impl Outbox {
+    /// The worker as `config` sets it up, sending with `sender` on `clock`; its wake-up,
+    /// health board, reload channel and metrics are fresh (the daemon passes its shared ones).
+    pub fn new(config: &crate::config::Config, sender: Sender, clock: Clock) -> Outbox {
+        Outbox {
+            sender,
+            templates: config.templates.clone(),
+            ack: config.ack.clone(),
+            sla: config.sla.clone(),
+            followups: config.followups.clone(),
+            policy: config.outbox.clone(),
+            from: config.smtp.from.clone(),
+            mailboxes: config.mailboxes.clone(),
+            clock,
+            wake: Arc::default(),
+            rate_limits: config.smtp.rate_limits.clone(),
+            pushback_pause: config.smtp.pushback_pause,
+            alerts_per_hour: config.alerts.as_ref().map_or(10, |a| a.max_per_hour),
+            alerts_quiet: config.alerts.as_ref().and_then(|a| a.quiet.clone()),
+            domain: config.support.domain.clone(),
+            health: Default::default(),
+            account_hold: Default::default(),
+            live: None,
+            metrics: Default::default(),
+        }
+    }
+
     /// Run until cancelled. A send in progress when cancellation arrives is finished (the caller
     /// bounds how long it waits), so no row is left half-recorded.
     pub async fn run(mut self, mut store: Store, cancel: CancellationToken) -> Result<()> {

@@ -14,7 +14,6 @@
 mod hostile;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use triaged::clock::Clock;
@@ -226,27 +225,8 @@ fn mutated_mail_is_recorded_and_every_ack_composes_within_smtp_limits() {
     let store = Store::open(&config.store.path).expect("store");
     let mut pipeline = Pipeline::new(&config, clock.clone(), store, false);
     let mut outbox_store = Store::open(&config.store.path).expect("store");
-    let outbox = Outbox {
-        sender: triaged::smtp::Sender::new(&config.smtp).expect("sender"),
-        templates: config.templates.clone(),
-        ack: config.ack.clone(),
-        sla: config.sla.clone(),
-        followups: config.followups.clone(),
-        policy: config.outbox.clone(),
-        from: config.smtp.from.clone(),
-        mailboxes: config.mailboxes.clone(),
-        clock: clock.clone(),
-        wake: Arc::default(),
-        rate_limits: Vec::new(),
-        pushback_pause: Duration::from_secs(60),
-        alerts_per_hour: 10,
-        alerts_quiet: None,
-        domain: config.support.domain.clone(),
-        health: Default::default(),
-        account_hold: Default::default(),
-        live: None,
-        metrics: Default::default(),
-    };
+    let sender = triaged::smtp::Sender::new(&config.smtp).expect("sender");
+    let outbox = Outbox::new(&config, sender, clock.clone());
     let seeds = seeds();
     let mut mutator = Mutator {
         rng: fastrand::Rng::with_seed(seed),
