@@ -55,7 +55,7 @@ fn setup(mailbox_extra: &str, rules: &str, templates: &[(&str, &str)]) -> tempfi
     );
     std::fs::write(d.path().join("triaged.toml"), config).expect("write");
     std::fs::write(d.path().join("rules/pack.toml"), rules).expect("write");
-    copy_dir(
+    daemon::copy_dir(
         &daemon::repo().join("templates"),
         &d.path().join("templates"),
     );
@@ -63,14 +63,6 @@ fn setup(mailbox_extra: &str, rules: &str, templates: &[(&str, &str)]) -> tempfi
         std::fs::write(d.path().join("templates").join(name), body).expect("write");
     }
     d
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-    }
 }
 
 /// `triaged check` on the config in `dir`, killed if it runs past [`HANG`]: exit status,
@@ -334,24 +326,7 @@ impl Running {
     fn start() -> Running {
         let stack = MailStack::start();
         let cfg = write_config(&Target::of(&stack), "", "", "");
-        let rules = cfg.dir.path().join("rules");
-        let templates = cfg.dir.path().join("templates");
-        copy_dir(&daemon::repo().join("config/rules"), &rules);
-        copy_dir(&daemon::repo().join("templates"), &templates);
-        let text = std::fs::read_to_string(&cfg.path).expect("config");
-        let text = text
-            .replace(
-                &format!(
-                    "rules = \"{}\"",
-                    daemon::repo().join("config/rules").display()
-                ),
-                "rules = \"rules\"",
-            )
-            .replace(
-                &format!("dir = \"{}\"", daemon::repo().join("templates").display()),
-                "dir = \"templates\"",
-            );
-        std::fs::write(&cfg.path, text).expect("config");
+        let (rules, templates) = daemon::own_rules_and_templates(&cfg);
         let daemon = Daemon::start(&cfg);
         Running {
             stack,
@@ -399,12 +374,7 @@ impl Running {
 
     /// SIGHUP, and wait for refusal number `n`; the log's lines that name `problem`.
     fn hup_refused(&mut self, n: usize, problem: &str) -> Vec<String> {
-        let pid = self.daemon.child.as_ref().expect("running").id();
-        let st = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(st.success());
+        self.daemon.hup();
         assert!(
             wait_until(HANG, || self
                 .daemon

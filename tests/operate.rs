@@ -7,29 +7,12 @@
 mod common;
 mod daemon;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{MailStack, StackOptions};
-use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-    }
-}
-
-fn hup(d: &Daemon) {
-    let pid = d.child.as_ref().expect("running").id();
-    let st = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
-}
+use daemon::{
+    Daemon, Target, count, customer_email, own_rules_and_templates, wait_until, write_config,
+};
 
 fn priority_of(cfg: &daemon::DaemonConfig, message_id: &str) -> String {
     daemon::db(cfg)
@@ -47,24 +30,7 @@ async fn sighup_applies_a_good_change_and_refuses_a_bad_one() {
     let t = Target::of(&stack);
     let cfg = write_config(&t, "", "", "");
     // Rules and templates of its own, to edit.
-    let rules = cfg.dir.path().join("rules");
-    let templates = cfg.dir.path().join("templates");
-    copy_dir(&daemon::repo().join("config/rules"), &rules);
-    copy_dir(&daemon::repo().join("templates"), &templates);
-    let text = std::fs::read_to_string(&cfg.path).expect("config");
-    let text = text
-        .replace(
-            &format!(
-                "rules = \"{}\"",
-                daemon::repo().join("config/rules").display()
-            ),
-            "rules = \"rules\"",
-        )
-        .replace(
-            &format!("dir = \"{}\"", daemon::repo().join("templates").display()),
-            "dir = \"templates\"",
-        );
-    std::fs::write(&cfg.path, text).expect("config");
+    let (rules, templates) = own_rules_and_templates(&cfg);
 
     let mut d = Daemon::start(&cfg);
     let deliver = |n: u32| {
@@ -109,7 +75,7 @@ async fn sighup_applies_a_good_change_and_refuses_a_bad_one() {
         format!("RELOADED-WORDING\n{ack}"),
     )
     .expect("ack");
-    hup(&d);
+    d.hup();
     assert!(
         wait_until(Duration::from_secs(30), || d
             .log_text()
@@ -147,7 +113,7 @@ async fn sighup_applies_a_good_change_and_refuses_a_bad_one() {
         "[[rule]]\nid = \"broken\"\nregex = \"(unclosed\"\nweight = 1.0\n",
     )
     .expect("write rule");
-    hup(&d);
+    d.hup();
     assert!(
         wait_until(Duration::from_secs(30), || d
             .log_text()

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the test stack listens, and how the daemon should talk to it.
 pub struct Target {
@@ -94,4 +94,34 @@ retry_max = "2s"
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .expect("write config");
     DaemonConfig { dir, path, store }
+}
+
+/// Copy the files of `from` into `to` (made if missing).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+    }
+}
+
+/// Give the daemon of `cfg` rules and templates of its own, to edit: copies of the shipped
+/// ones in its directory, which the config then names. Returns (rules, templates).
+pub fn own_rules_and_templates(cfg: &DaemonConfig) -> (PathBuf, PathBuf) {
+    let rules = cfg.dir.path().join("rules");
+    let templates = cfg.dir.path().join("templates");
+    copy_dir(&repo().join("config/rules"), &rules);
+    copy_dir(&repo().join("templates"), &templates);
+    let text = std::fs::read_to_string(&cfg.path).expect("config");
+    let text = text
+        .replace(
+            &format!("rules = \"{}\"", repo().join("config/rules").display()),
+            "rules = \"rules\"",
+        )
+        .replace(
+            &format!("dir = \"{}\"", repo().join("templates").display()),
+            "dir = \"templates\"",
+        );
+    std::fs::write(&cfg.path, text).expect("config");
+    (rules, templates)
 }

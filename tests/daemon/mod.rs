@@ -12,9 +12,9 @@ use rusqlite::Connection;
 mod config;
 #[path = "inproc.rs"]
 mod inproc;
-#[allow(unused_imports)]
-pub use config::repo;
 pub use config::{DaemonConfig, Target, write_config};
+#[allow(unused_imports)]
+pub use config::{copy_dir, own_rules_and_templates, repo};
 #[allow(unused_imports)]
 pub use inproc::*;
 
@@ -70,6 +70,16 @@ impl Daemon {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGHUP: reload the configuration.
+    pub fn hup(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        let st = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
     }
 
     /// SIGKILL: no chance to clean up.
