@@ -49,6 +49,7 @@ fn main() {
         urgent: 8.0,
         high: 4.0,
         normal: 1.0,
+        no_evidence: triaged::score::Priority::Normal,
     };
     let guard_cfg = GuardConfig {
         support_addresses: vec!["support@example.test".into()],

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use triaged::score::{History, RuleSet, Thresholds, score, text_email};
+use triaged::score::{History, Priority, RuleSet, Thresholds, score, text_email};
 
 const TARGET_SIZE: usize = 4096;
 
@@ -121,6 +121,7 @@ fn measure(name: &str, rules: &RuleSet, msgs: &[(String, String)], secs: f64) {
         urgent: 8.0,
         high: 4.0,
         normal: 1.0,
+        no_evidence: Priority::Normal,
     };
     let emails: Vec<_> = msgs.iter().map(|(s, b)| text_email(s, b)).collect();
     let bytes: usize = msgs.iter().map(|(s, b)| s.len() + b.len()).sum();

@@ -122,6 +122,7 @@ fn fill(store: &mut Store, now: i64) {
             intents: vec![],
             hits: vec![],
             caps: vec![],
+            evidence: vec![],
         };
         let at = Location {
             folder: "INBOX",

@@ -1303,10 +1303,27 @@ impl Validator<'_> {
         // [scoring]: thresholds and rule files
         let scoring = scoring.unwrap_or_default();
         let th = scoring.thresholds.unwrap_or_default();
+        let no_evidence = match scoring.no_evidence.as_ref() {
+            None => Priority::Normal,
+            Some(s) => match Priority::ALL.iter().find(|p| p.as_str() == s.get_ref()) {
+                Some(p) => *p,
+                None => {
+                    self.err(
+                        s,
+                        format!(
+                            "[scoring] no_evidence must be urgent, high, normal or low, not {:?}",
+                            s.get_ref()
+                        ),
+                    );
+                    Priority::Normal
+                }
+            },
+        };
         let thresholds = Thresholds {
             urgent: th.urgent.unwrap_or(8.0),
             high: th.high.unwrap_or(4.0),
             normal: th.normal.unwrap_or(1.0),
+            no_evidence,
         };
         if !(thresholds.urgent >= thresholds.high && thresholds.high >= thresholds.normal) {
             self.errors.push(Diagnostic::file(
@@ -1361,7 +1378,7 @@ impl Validator<'_> {
                     Ok((tuned, th)) => {
                         rules = Some(tuned);
                         if let Some(th) = th {
-                            thresholds = th;
+                            thresholds = Thresholds { no_evidence, ..th };
                         }
                     }
                     Err(mut errs) => self.errors.append(&mut errs),

@@ -203,6 +203,7 @@ pub struct Thresholds {
 pub struct Scoring {
     pub rules: Option<Spanned<String>>,
     pub weights: Option<Spanned<String>>,
+    pub no_evidence: Option<Spanned<String>>,
     pub thresholds: Option<Thresholds>,
 }
 

@@ -95,6 +95,21 @@ fn minimal_config_gets_defaults() {
         "triage/urgent"
     );
     assert!(c.store.path.ends_with("triaged.sqlite") && c.store.path.is_absolute());
+    assert_eq!(c.thresholds, crate::score::Thresholds::DEFAULT);
+}
+
+#[test]
+fn the_priority_without_evidence_is_configurable() {
+    let (_d, path) = setup(&format!("{MINIMAL}\n[scoring]\nno_evidence = \"low\"\n"));
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.thresholds.no_evidence, Priority::Low);
+    let errs = errors(&format!("{MINIMAL}\n[scoring]\nno_evidence = \"later\"\n"));
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "CONFIG:21:15: [scoring] no_evidence must be urgent, high, normal or low"
+        )),
+        "{errs:?}"
+    );
 }
 
 #[test]

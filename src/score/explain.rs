@@ -5,6 +5,14 @@ use std::fmt::Write;
 
 use super::{RuleSet, Thresholds, Verdict};
 
+fn signed2(v: f64) -> String {
+    if v >= 0.0 {
+        format!("+{v:.2}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 fn signed(v: f64) -> String {
     if v >= 0.0 {
         format!("+{v:.1}")
@@ -18,12 +26,13 @@ pub fn explain_text(v: &Verdict, rules: &RuleSet, th: &Thresholds) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "priority {} (score {:.1}; urgent >= {}, high >= {}, normal >= {}, else low)",
+        "priority {} (score {:.1}; urgent >= {}, high >= {}, normal >= {}, else low; no weighted rule: {})",
         v.priority.as_str(),
         v.score,
         th.urgent,
         th.high,
-        th.normal
+        th.normal,
+        th.no_evidence.as_str()
     );
     let list = |xs: &[String]| {
         if xs.is_empty() {
@@ -47,10 +56,14 @@ pub fn explain_text(v: &Verdict, rules: &RuleSet, th: &Thresholds) -> String {
                 let rule = rules.rules().iter().find(|r| r.id == h.rule);
                 let labels: Vec<String> = rule
                     .map(|r| {
+                        let evidence = r
+                            .evidence
+                            .map(|e| format!("({})", signed2(e * f64::from(h.count))))
+                            .unwrap_or_default();
                         r.tone
                             .iter()
-                            .map(|t| format!("tone:{t}"))
-                            .chain(r.intent.iter().map(|i| format!("intent:{i}")))
+                            .map(|t| format!("tone:{t}{evidence}"))
+                            .chain(r.intent.iter().map(|i| format!("intent:{i}{evidence}")))
                             .chain(r.group.map(|g| format!("group:{}", rules.groups()[g].id)))
                             .collect()
                     })
@@ -101,6 +114,21 @@ pub fn explain_text(v: &Verdict, rules: &RuleSet, th: &Thresholds) -> String {
     for r in &rows {
         let _ = writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
     }
+    if !v.evidence.is_empty() {
+        out.push('\n');
+        for e in &v.evidence {
+            let _ = writeln!(
+                out,
+                "{} {}: evidence {:.2} {} {} ({})",
+                e.kind,
+                e.label,
+                e.sum,
+                if e.given { ">=" } else { "<" },
+                super::EVIDENCE_BAR,
+                if e.given { "given" } else { "not given" }
+            );
+        }
+    }
     if !v.caps.is_empty() {
         out.push('\n');
         let mut score: f64 = v.hits.iter().map(|h| h.weight).sum();
@@ -134,6 +162,7 @@ pub fn explain_json(v: &Verdict, rules: &RuleSet, th: &Thresholds) -> serde_json
                 "weight": h.weight,
                 "tone": rule.and_then(|r| r.tone.clone()),
                 "intent": rule.and_then(|r| r.intent.clone()),
+                "evidence": rule.and_then(|r| r.evidence).map(|e| e * f64::from(h.count)),
                 "group": rule.and_then(|r| r.group).map(|g| rules.groups()[g].id.clone()),
                 "defined_at": rule.map(|r| r.origin.clone()),
             })
@@ -147,5 +176,7 @@ pub fn explain_json(v: &Verdict, rules: &RuleSet, th: &Thresholds) -> serde_json
         "intents": v.intents,
         "hits": hits,
         "caps": v.caps,
+        "evidence": v.evidence,
+        "no_evidence": th.no_evidence.as_str(),
     })
 }

@@ -11,6 +11,7 @@ use regex::{Regex, RegexBuilder, RegexSetBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::forms;
 use super::meta::{self, Expr};
 use super::text::{is_word_char, normalise, split_words};
 use super::{
@@ -68,6 +69,8 @@ struct RawRule {
     weight: Option<Spanned<f64>>,
     max_hits: Option<Spanned<i64>>,
     negation: Option<Spanned<bool>>,
+    forms: Option<Spanned<bool>>,
+    evidence: Option<Spanned<f64>>,
     tone: Option<Spanned<String>>,
     intent: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
@@ -657,6 +660,7 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
         urgent: f64::INFINITY,
         high: f64::INFINITY,
         normal: f64::INFINITY,
+        no_evidence: super::Priority::Low,
     };
     for p in &pending {
         for (example, should, loc) in &p.examples {
@@ -914,6 +918,15 @@ fn compile_rule(
         r.at_most.as_ref().map(|n| n.span()),
         kind == "signal",
     );
+    only_for(
+        l,
+        "forms",
+        r.forms.as_ref().map(|n| n.span()),
+        kind == "keywords",
+    );
+    // Negation is for urgency and tone words ("not urgent", "not happy"). A rule with an
+    // intent names a topic, and a topic is still the topic when negated ("I have not
+    // received a refund"): such rules are immune unless they say `negation = true`.
     let negation = match (&r.negation, text_rule) {
         (Some(b), _) if !*b.get_ref() => None,
         (Some(b), _) if negation.is_none() => {
@@ -923,11 +936,32 @@ fn compile_rule(
             );
             None
         }
-        (_, true) => negation.cloned(),
+        (Some(_), true) => negation.cloned(),
+        (None, true) if intent.is_none() => negation.cloned(),
         _ => None,
     };
+    let evidence = match &r.evidence {
+        Some(e) if !e.get_ref().is_finite() => {
+            l.err(
+                &at(e.span()),
+                format!("rule {id:?}: evidence must be a finite number"),
+            );
+            None
+        }
+        Some(e) if tone.is_some() == intent.is_some() => {
+            l.err(
+                &at(e.span()),
+                format!("rule {id:?}: evidence counts towards one label: give the rule a tone or an intent, not both or neither"),
+            );
+            None
+        }
+        Some(e) => Some(*e.get_ref()),
+        None => None,
+    };
+    let forms = r.forms.as_ref().is_some_and(|f| *f.get_ref());
 
     let mut keywords = Vec::new();
+    let mut gap_patterns: Vec<String> = Vec::new();
     let mut meta_expr = None;
     let matcher = match kind {
         "keywords" => {
@@ -937,6 +971,7 @@ fn compile_rule(
             }
             let mut seen = Vec::new();
             let mut distinct = HashSet::new();
+            let mut generated = HashSet::new();
             for k in list.get_ref() {
                 if !l.count_phrase(&at(k.span())) {
                     break;
@@ -955,15 +990,64 @@ fn compile_rule(
                     continue;
                 }
                 if !distinct.insert(norm.clone()) {
-                    l.err(
-                        &at(k.span()),
-                        format!("rule {id:?}: keyword {:?} is listed twice", k.get_ref()),
-                    );
+                    let msg = if generated.contains(&norm) {
+                        format!(
+                            "rule {id:?}: keyword {:?} is already a form of an earlier keyword (forms = true): leave it out",
+                            k.get_ref()
+                        )
+                    } else {
+                        format!("rule {id:?}: keyword {:?} is listed twice", k.get_ref())
+                    };
+                    l.err(&at(k.span()), msg);
                     continue;
                 }
-                let left = norm.chars().next().is_some_and(is_word_char);
-                let right = norm.chars().last().is_some_and(is_word_char);
-                keywords.push((norm.clone(), left, right));
+                match forms::parse_gaps(&norm) {
+                    Err(msg) => {
+                        l.err(
+                            &at(k.span()),
+                            format!("rule {id:?}: keyword {norm:?}: {msg}"),
+                        );
+                        continue;
+                    }
+                    Ok(Some(parts)) => {
+                        gap_patterns.push(forms::gap_regex(&parts, forms));
+                        seen.push(norm);
+                        continue;
+                    }
+                    Ok(None) => {}
+                }
+                let variants = if forms {
+                    match forms::phrase_forms(&norm) {
+                        Ok(v) => v,
+                        // Too many combinations for the automaton: matched by the rule's
+                        // regex instead, one alternation per word.
+                        Err(_) => {
+                            let parts: Vec<forms::Part> = norm
+                                .split(' ')
+                                .map(|w| forms::Part::Word(w.into()))
+                                .collect();
+                            gap_patterns.push(forms::gap_regex(&parts, true));
+                            seen.push(norm);
+                            continue;
+                        }
+                    }
+                } else {
+                    vec![norm.clone()]
+                };
+                for (i, v) in variants.into_iter().enumerate() {
+                    // A generated form counts against the limits like a written keyword; one
+                    // that another keyword of the rule already lists is that keyword.
+                    if i > 0 && (distinct.contains(&v) || !l.count_phrase(&at(k.span()))) {
+                        continue;
+                    }
+                    let left = v.chars().next().is_some_and(is_word_char);
+                    let right = v.chars().last().is_some_and(is_word_char);
+                    if i > 0 {
+                        distinct.insert(v.clone());
+                        generated.insert(v.clone());
+                    }
+                    keywords.push((v, left, right));
+                }
                 seen.push(norm);
             }
             Matcher::Keywords(seen)
@@ -1158,6 +1242,23 @@ fn compile_rule(
             examples.push((e.get_ref().clone(), should, at(e.span())));
         }
     }
+    // Gap phrases: one regex for the rule, bounded by the regex budget like any regex.
+    let gaps = if gap_patterns.is_empty() {
+        None
+    } else {
+        let pattern = gap_patterns.join("|");
+        match l.compile_regex(&pattern) {
+            Ok(re) => Some(re),
+            Err(None) => None,
+            Err(Some(e)) => {
+                l.err(
+                    &matcher_loc,
+                    format!("rule {id:?}: its gap phrases do not compile: {}", e.message),
+                );
+                None
+            }
+        }
+    };
     if l.errors.len() > errors_before {
         return None;
     }
@@ -1176,6 +1277,8 @@ fn compile_rule(
             alert: r.alert.unwrap_or(false),
             group: None,
             origin: format!("{}:{line}", l.files[fi].display()),
+            evidence,
+            gaps,
         },
         loc: rule_loc,
         id_loc: at(r.id.span()),
@@ -1242,6 +1345,11 @@ fn build(
                     idx.push(i);
                 }
                 _ => {}
+            }
+            if let Some(re) = &rule.gaps {
+                let (pats, idx) = regexes.entry(s.clone()).or_default();
+                pats.push(re.as_str().to_string());
+                idx.push(i);
             }
         }
         if let Matcher::Signal {

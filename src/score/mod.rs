@@ -11,6 +11,7 @@
 //! verdict can always be explained. See docs/rules.md for the language.
 
 mod explain;
+pub mod forms;
 mod load;
 pub mod meta;
 pub mod text;
@@ -64,9 +65,21 @@ pub struct Thresholds {
     pub urgent: f64,
     pub high: f64,
     pub normal: f64,
+    /// The priority of an email no weighted rule fired on (`[scoring] no_evidence`): a plain
+    /// report that matches nothing is not "can wait"; `low` takes evidence.
+    pub no_evidence: Priority,
 }
 
 impl Thresholds {
+    /// The default thresholds: urgent >= 8, high >= 4, normal >= 1, no evidence = normal.
+    pub const DEFAULT: Thresholds = Thresholds {
+        urgent: 8.0,
+        high: 4.0,
+        normal: 1.0,
+        no_evidence: Priority::Normal,
+    };
+
+    /// The priority of a score (for an email some weighted rule fired on).
     pub fn priority(&self, score: f64) -> Priority {
         if score >= self.urgent {
             Priority::Urgent
@@ -190,6 +203,27 @@ pub struct Rule {
     pub group: Option<usize>,
     /// `file:line` where it is defined, for explanations.
     pub origin: String,
+    /// With a label: each counted occurrence adds this to the label's evidence instead of
+    /// attaching the label; the label is attached when its evidence reaches
+    /// [`EVIDENCE_BAR`] (learned rules: a linear model, readable rule by rule).
+    pub evidence: Option<f64>,
+    /// Keyword phrases with gaps (`locked ~2 out`), compiled to one regex; they share the
+    /// rule's regex scans.
+    pub gaps: Option<Regex>,
+}
+
+/// A label whose rules carry `evidence` is attached when their evidence adds up to this.
+pub const EVIDENCE_BAR: f64 = 1.0;
+
+/// The evidence summed for one label (rules with `evidence`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LabelEvidence {
+    /// `tone` or `intent`.
+    pub kind: &'static str,
+    pub label: String,
+    pub sum: f64,
+    /// `sum >= EVIDENCE_BAR`: the label is on the verdict.
+    pub given: bool,
 }
 
 /// Where the keywords of one source are found: one automaton for every phrase of every rule.
@@ -282,6 +316,8 @@ pub struct Verdict {
     /// In rule order.
     pub hits: Vec<Hit>,
     pub caps: Vec<CapApplied>,
+    /// Labels that rules with `evidence` spoke for, given or not, sorted.
+    pub evidence: Vec<LabelEvidence>,
 }
 
 impl RuleSet {
@@ -567,7 +603,11 @@ pub fn score(
         for i in scan.set.matches(text).iter() {
             let r = scan.rules[i];
             let rule = &inner.rules[r];
-            if let Matcher::Regex(re) = &rule.matcher {
+            let re = match &rule.matcher {
+                Matcher::Regex(re) => Some(re),
+                _ => rule.gaps.as_ref(),
+            };
+            if let Some(re) = re {
                 for m in re.find_iter(text) {
                     if done(&found[r], rule) {
                         break;
@@ -617,6 +657,7 @@ pub fn score(
     let mut group_sums = vec![0.0f64; inner.groups.len()];
     let mut tones = BTreeSet::new();
     let mut intents = BTreeSet::new();
+    let mut evidence: std::collections::BTreeMap<(&'static str, &str), f64> = Default::default();
     for (r, rule) in inner.rules.iter().enumerate() {
         let f = &found[r];
         let (target, matched, count) = if let Some(first) = f.occurrences.first() {
@@ -641,8 +682,18 @@ pub fn score(
         if let Some(g) = rule.group {
             group_sums[g] += weight;
         }
-        tones.extend(rule.tone.iter().cloned());
-        intents.extend(rule.intent.iter().cloned());
+        match (rule.evidence, &rule.tone, &rule.intent) {
+            (Some(e), Some(t), _) => {
+                *evidence.entry(("tone", t)).or_default() += e * f64::from(count)
+            }
+            (Some(e), _, Some(i)) => {
+                *evidence.entry(("intent", i)).or_default() += e * f64::from(count)
+            }
+            _ => {
+                tones.extend(rule.tone.iter().cloned());
+                intents.extend(rule.intent.iter().cloned());
+            }
+        }
         hits.push(Hit {
             rule: rule.id.clone(),
             target,
@@ -651,6 +702,26 @@ pub fn score(
             weight,
         });
     }
+    let evidence: Vec<LabelEvidence> = evidence
+        .into_iter()
+        .map(|((kind, label), sum)| {
+            // Sums of a few learned weights: a hair under the bar by rounding is at the bar.
+            let given = sum >= EVIDENCE_BAR - 1e-9;
+            if given {
+                match kind {
+                    "tone" => tones.insert(label.to_string()),
+                    _ => intents.insert(label.to_string()),
+                };
+            }
+            LabelEvidence {
+                kind,
+                label: label.to_string(),
+                sum,
+                given,
+            }
+        })
+        .collect();
+    let weighed = hits.iter().any(|h| h.weight != 0.0);
     let mut score: f64 = hits.iter().map(|h| h.weight).sum();
     let mut caps = Vec::new();
     for (g, group) in inner.groups.iter().enumerate() {
@@ -671,11 +742,16 @@ pub fn score(
     let score = if score == 0.0 { 0.0 } else { score };
     Verdict {
         score,
-        priority: thresholds.priority(score),
+        priority: if weighed {
+            thresholds.priority(score)
+        } else {
+            thresholds.no_evidence
+        },
         tones: tones.into_iter().collect(),
         intents: intents.into_iter().collect(),
         hits,
         caps,
+        evidence,
     }
 }
 

@@ -16,6 +16,7 @@ const TH: Thresholds = Thresholds {
     urgent: 8.0,
     high: 4.0,
     normal: 1.0,
+    no_evidence: Priority::Normal,
 };
 
 fn run(e: &Email, rules: &RuleSet) -> Verdict {
@@ -158,6 +159,170 @@ fn negation_guards_cancel_nearby_matches_only() {
     for (text, want) in cases {
         assert_eq!(fired(&run(&email("", text), &r)), *want, "{text:?}");
     }
+}
+
+#[test]
+fn topic_rules_are_immune_to_negation_unless_they_opt_in() {
+    // A rule with an intent names a topic: "I have not received a refund" is about a refund.
+    // Urgency and tone words are negated; a topic rule may opt in (a wish to cancel).
+    let r = rules(
+        "[negation]\nphrases = [\"not\", \"isn't\", \"don't\"]\n\
+         [[rule]]\nid = \"refund\"\nkeywords = [\"refund\"]\nweight = 2.0\nintent = \"refund\"\n\
+         [[rule]]\nid = \"cancel\"\nkeywords = [\"cancel\"]\nintent = \"cancel\"\nnegation = true\n\
+         [[rule]]\nid = \"angry\"\nkeywords = [\"angry\"]\ntone = \"angry\"\n",
+    );
+    let cases: &[(&str, &[&str])] = &[
+        ("I have not received a refund", &["refund"]),
+        ("Why isn't my refund showing up?", &["refund"]),
+        ("I don't want to cancel", &[]),
+        ("please cancel", &["cancel"]),
+        ("I am not angry", &[]),
+        ("I am angry", &["angry"]),
+    ];
+    for (text, want) in cases {
+        assert_eq!(fired(&run(&email("", text), &r)), *want, "{text:?}");
+    }
+}
+
+#[test]
+fn forms_match_inflections_and_gaps_match_a_few_words() {
+    let r = rules(
+        "[[rule]]\nid = \"refund\"\nkeywords = [\"refund\", \"charge back\", \"steal\"]\nforms = true\nweight = 1.0\n\
+         [[rule]]\nid = \"plain\"\nkeywords = [\"refund\"]\nweight = 1.0\n\
+         [[rule]]\nid = \"locked\"\nkeywords = [\"lock ~2 out\"]\nforms = true\nweight = 1.0\n\
+         [[rule]]\nid = \"exact-gap\"\nkeywords = [\"locked ~1 out\"]\nweight = 1.0\n\
+         [[rule]]\nid = \"many-forms\"\nkeywords = [\"internal server error\"]\nforms = true\nweight = 1.0\n",
+    );
+    let cases: &[(&str, &[&str])] = &[
+        ("where are my refunds", &["refund"]),
+        ("it was refunded", &["refund"]),
+        ("a refund please", &["refund", "plain"]),
+        ("they charged it back", &[]),
+        ("I will have it charged back", &["refund"]),
+        ("charges back", &["refund"]),
+        ("someone stole my card", &["refund"]),
+        ("I locked myself out", &["locked", "exact-gap"]),
+        ("we are locked out", &["locked", "exact-gap"]),
+        ("it keeps locking me out", &["locked"]),
+        ("I locked my wife and kids out", &[]),
+        ("locked myself, out", &[]),
+        ("a refundable fee", &[]),
+        ("the internal servers errored", &["many-forms"]),
+        ("internal server error", &["many-forms"]),
+    ];
+    for (text, want) in cases {
+        assert_eq!(fired(&run(&email("", text), &r)), *want, "{text:?}");
+    }
+    // explain shows the inflected word and the gap's words.
+    let v = run(&email("", "I locked myself out and was refunded"), &r);
+    let matched: Vec<&str> = v.hits.iter().map(|h| h.matched.as_str()).collect();
+    assert_eq!(
+        matched,
+        ["refunded", "locked myself out", "locked myself out"]
+    );
+    // Errors: a bad gap, a form listed again, too many forms, forms on a regex rule.
+    let cases = [
+        (
+            "keywords = [\"a ~0 b\"]\nweight = 1.0\n",
+            "r.toml:3:13: rule \"a\": keyword \"a ~0 b\": a gap is 1 to 8 words",
+        ),
+        (
+            "keywords = [\"~2 out\"]\nweight = 1.0\n",
+            "r.toml:3:13: rule \"a\": keyword \"~2 out\": a gap stands between two words",
+        ),
+        (
+            "keywords = [\"refund\", \"refunds\"]\nforms = true\nweight = 1.0\n",
+            "r.toml:3:23: rule \"a\": keyword \"refunds\" is already a form of an earlier keyword",
+        ),
+        (
+            "regex = \"x\"\nforms = true\nweight = 1.0\n",
+            "r.toml:4:9: rule \"a\": forms does not apply to a regex rule",
+        ),
+    ];
+    for (body, want) in cases {
+        let (_d, r) = load_str(&[("r.toml", &format!("[[rule]]\nid = \"a\"\n{body}"))]);
+        let errs = r.expect_err(want);
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "want {want:?}, got {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn evidence_adds_up_to_a_label() {
+    let r = rules(
+        "[[rule]]\nid = \"late\"\nkeywords = [\"late\"]\ntone = \"negative\"\nevidence = 0.6\n\
+         [[rule]]\nid = \"hours\"\nkeywords = [\"hours\"]\ntone = \"negative\"\nevidence = 0.5\n\
+         [[rule]]\nid = \"thanks\"\nkeywords = [\"thanks\"]\ntone = \"negative\"\nevidence = -0.4\n\
+         [[rule]]\nid = \"refund\"\nkeywords = [\"refund\"]\nintent = \"refund\"\nevidence = 1.0\nweight = 2.0\n",
+    );
+    let v = run(&email("", "late again"), &r);
+    assert!(v.tones.is_empty());
+    assert_eq!(v.evidence[0].sum, 0.6);
+    assert!(!v.evidence[0].given);
+    let v = run(&email("", "late by hours"), &r);
+    assert_eq!(v.tones, ["negative"]);
+    assert!(v.evidence[0].given);
+    let v = run(&email("", "late by hours, thanks"), &r);
+    assert!(v.tones.is_empty(), "{:?}", v.evidence);
+    let v = run(&email("", "a refund"), &r);
+    assert_eq!(v.intents, ["refund"]);
+    assert_eq!(v.score, 2.0);
+    // explain shows the sum and the bar.
+    let text = explain_text(&run(&email("", "late by hours"), &r), &r, &TH);
+    assert!(
+        text.contains("tone negative: evidence 1.10 >= 1 (given)"),
+        "{text}"
+    );
+    let cases = [
+        (
+            "evidence = nan\ntone = \"x\"\n",
+            "r.toml:5:12: rule \"a\": evidence must be a finite number",
+        ),
+        (
+            "evidence = 1.0\n",
+            "r.toml:5:12: rule \"a\": evidence counts towards one label",
+        ),
+        (
+            "evidence = 1.0\ntone = \"x\"\nintent = \"y\"\n",
+            "r.toml:5:12: rule \"a\": evidence counts towards one label",
+        ),
+    ];
+    for (body, want) in cases {
+        let text = format!("[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\n{body}");
+        let (_d, r) = load_str(&[("r.toml", &text)]);
+        let errs = r.expect_err(want);
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "want {want:?}, got {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn no_evidence_has_its_own_priority() {
+    let r = rules(
+        "[[rule]]\nid = \"calm\"\nkeywords = [\"no rush\"]\nweight = -2.0\n\
+         [[rule]]\nid = \"topic\"\nkeywords = [\"invoice\"]\nintent = \"billing\"\n",
+    );
+    // Nothing matched, or only rules without weight: the no-evidence priority (normal).
+    assert_eq!(
+        run(&email("", "the exported file is empty"), &r).priority,
+        Priority::Normal
+    );
+    assert_eq!(
+        run(&email("", "about my invoice"), &r).priority,
+        Priority::Normal
+    );
+    // Low takes evidence.
+    assert_eq!(run(&email("", "no rush"), &r).priority, Priority::Low);
+    let low = Thresholds {
+        no_evidence: Priority::Low,
+        ..TH
+    };
+    let v = score(&email("", "nothing here"), &r, &low, &History::default(), 0);
+    assert_eq!(v.priority, Priority::Low);
 }
 
 #[test]
@@ -368,9 +533,39 @@ fn default_pack_scores_realistic_email() {
         (
             "Not urgent",
             "Not urgent, but the export button is not working for me.",
+            Priority::Low,
+            &[],
+            &[],
+        ),
+        // Issue 14's list, item by item (more in the pack's inline examples).
+        (
+            "",
+            "If this keeps happening we will have to cancel our contract.",
+            Priority::High,
+            &["frustrated"],
+            &["churn-risk"],
+        ),
+        (
+            "Export",
+            "The exported file is empty since Monday.",
             Priority::Normal,
             &[],
-            &["outage"],
+            &[],
+        ),
+        (
+            "Complaint",
+            "I want to file a complaint about the way my claim was handled. I have sent numerous \
+             disputes and nothing is being done. Thank you for your prompt attention to this matter.",
+            Priority::Normal,
+            &["frustrated", "polite"],
+            &["complaint"],
+        ),
+        (
+            "",
+            "I did not make this payment, someone stole my card details",
+            Priority::High,
+            &["anxious"],
+            &["security", "billing"],
         ),
         (
             "stuck",
@@ -405,6 +600,44 @@ fn default_pack_scores_realistic_email() {
 }
 
 #[test]
+fn the_default_pack_tells_a_threat_from_a_request_and_a_closing_from_praise() {
+    let r = default_pack();
+    let v = run(
+        &email(
+            "",
+            "If this keeps happening we will have to cancel our contract.",
+        ),
+        &r,
+    );
+    assert!(
+        v.intents.contains(&"churn-risk".to_string()),
+        "{:?}",
+        v.intents
+    );
+    assert!(
+        !v.intents.contains(&"cancel".to_string()),
+        "{:?}",
+        v.intents
+    );
+    let v = run(&email("", "Please cancel my subscription."), &r);
+    assert_eq!(v.intents, ["cancel"]);
+    let complaint = "Your courier lost my parcel and nobody answered my emails.";
+    let closing = format!("{complaint} Thank you for your prompt attention to this matter.");
+    let (a, b) = (
+        run(&email("", complaint), &r),
+        run(&email("", &closing), &r),
+    );
+    assert_eq!(a.score, b.score, "a closing is not praise: {:?}", b.hits);
+    assert!(!b.tones.contains(&"happy".to_string()));
+    let v = run(&email("", "Switching to pro account"), &r);
+    assert!(v.intents.is_empty(), "{:?}", v.intents);
+    let v = run(&email("", "I entered my PIN wrong too many times"), &r);
+    assert!(!fired(&v).contains(&"repeat-contact"), "{:?}", v.hits);
+    let v = run(&email("", "Top up is not working"), &r);
+    assert!(!v.intents.contains(&"outage".to_string()), "{:?}", v.hits);
+}
+
+#[test]
 fn explanations_show_every_hit_and_the_running_score() {
     let r = rules(
         "[[group]]\nid = \"calm\"\nmin = -1.0\n\
@@ -414,7 +647,7 @@ fn explanations_show_every_hit_and_the_running_score() {
     let v = run(&email("Site down", "thanks, cheers"), &r);
     let text = explain_text(&v, &r, &TH);
     let want = "\
-priority high (score 4.0; urgent >= 8, high >= 4, normal >= 1, else low)
+priority high (score 4.0; urgent >= 8, high >= 4, normal >= 1, else low; no weighted rule: normal)
 tone     polite
 intents  outage
 

@@ -68,10 +68,12 @@ pub fn load_weights(
             map.insert(id.get_ref().clone(), *w.get_ref());
         }
     }
+    // The priority without evidence stays what [scoring] says (see config).
     let thresholds = raw.thresholds.map(|t| Thresholds {
         urgent: t.urgent,
         high: t.high,
         normal: t.normal,
+        no_evidence: super::Priority::Normal,
     });
     if let Some(t) = &thresholds
         && !(t.urgent >= t.high && t.high >= t.normal)

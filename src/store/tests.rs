@@ -44,6 +44,7 @@ fn verdict(p: Priority) -> Verdict {
         intents: vec!["cancel".into(), "refund".into()],
         hits: vec![],
         caps: vec![],
+        evidence: vec![],
     }
 }
 
@@ -1261,6 +1262,7 @@ fn verdict_with(tones: &[&str], intents: &[&str], hits: Vec<Hit>) -> Verdict {
         intents: intents.iter().map(|s| s.to_string()).collect(),
         hits,
         caps: vec![],
+        evidence: vec![],
     }
 }
 

@@ -583,6 +583,7 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
             urgent: th.urgent.max(model.cuts[0] * scale),
             high: th.high.max(model.cuts[0] * scale),
             normal: model.cuts[0] * scale,
+            no_evidence: th.no_evidence,
         },
         3 => {
             let (n, h) = (cut(0).unwrap_or(0.0), cut(1).unwrap_or(0.0));
@@ -590,12 +591,14 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
                 urgent: h + (th.urgent - th.high),
                 high: h,
                 normal: n,
+                no_evidence: th.no_evidence,
             }
         }
         _ => Thresholds {
             normal: cut(k - 3).unwrap_or(0.0),
             high: cut(k - 2).unwrap_or(0.0),
             urgent: cut(k - 1).unwrap_or(0.0),
+            no_evidence: th.no_evidence,
         },
     };
     let tuned_weights: Vec<(String, f64)> = rules
