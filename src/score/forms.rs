@@ -245,8 +245,8 @@ pub fn phrase_forms(phrase: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// The regex for a gap phrase: its words (with their forms when `forms`), and up to N words of
-/// word characters, apostrophes or hyphens in each gap, on word boundaries. The text is
+/// The regex for a gap phrase: its words (with their forms when `forms`), and up to N words
+/// (runs of anything but spaces and clause punctuation) in each gap, on word boundaries. The text is
 /// normalised, so words are separated by single spaces; punctuation ends a gap.
 pub fn gap_regex(parts: &[Part], forms: bool) -> String {
     let mut re = String::from(r"\b");
@@ -267,7 +267,9 @@ pub fn gap_regex(parts: &[Part], forms: bool) -> String {
                     re.push_str(&format!("(?:{})", alts.join("|")));
                 }
             }
-            Part::Gap(n) => re.push_str(&format!(r"(?: [\w'-]+){{0,{n}}} ")),
+            // A gap word is anything but a space or clause punctuation: a small class (a
+            // Unicode \w repeated N times would compile to megabytes).
+            Part::Gap(n) => re.push_str(&format!(r#"(?: [^ .,;:!?()\[\]"\n]+){{0,{n}}} "#)),
         }
     }
     re.push_str(r"\b");
