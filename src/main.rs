@@ -99,6 +99,13 @@ enum Command {
     ///
     ///   triaged eval --data tickets.csv --text subject,body --label priority
     ///     --filter language=en --map high=high,medium=normal,low=low --predicted-map urgent=high
+    ///
+    /// Intents (a * entry maps every other label):
+    ///
+    ///   triaged eval --data queries.csv --text text --label intent --intents
+    ///     --map get_refund=refund,card_stolen=security,*=none
+    ///
+    /// Held out: tune --part train, then eval --part test (same --test-share and --split-seed).
     #[command(verbatim_doc_comment)]
     Eval {
         #[command(flatten)]
@@ -106,6 +113,11 @@ enum Command {
         /// Predicted priority -> class, e.g. urgent=high for three-level labels.
         #[arg(long)]
         predicted_map: Option<String>,
+        /// Intent mode: gold classes (after --map) are intents or "none"; each row's predicted
+        /// intents (a set: an email may have two) are compared with its class, per intent and
+        /// macro-F1.
+        #[arg(long, conflicts_with_all = ["predicted_map", "tone", "positive"])]
+        intents: bool,
         #[command(flatten)]
         tone: ToneArgs,
         /// The configuration file (its rules and thresholds are evaluated).
@@ -262,6 +274,16 @@ struct DataArgs {
     /// Whether the CSV has a header row: auto, present or absent.
     #[arg(long, default_value = "auto")]
     header: String,
+    /// Use one part of a seeded split of the rows (after --filter): train or test. Tune with
+    /// --part train and evaluate with --part test to measure on rows the fit never saw.
+    #[arg(long)]
+    part: Option<String>,
+    /// With --part: the share of rows in the test part.
+    #[arg(long, default_value_t = 0.3)]
+    test_share: f64,
+    /// With --part: the seed of the split.
+    #[arg(long, default_value_t = 1)]
+    split_seed: u64,
 }
 
 type Data = (
@@ -282,6 +304,14 @@ impl DataArgs {
                 .iter()
                 .map(|f| triaged::eval::Columns::parse_filter(f))
                 .collect::<anyhow::Result<_>>()?,
+            split: match &self.part {
+                Some(p) => Some(triaged::eval::Split {
+                    part: p.parse()?,
+                    test_share: self.test_share,
+                    seed: self.split_seed,
+                }),
+                None => None,
+            },
         };
         Ok((source, columns, self.map.map(|m| m.parse()).transpose()?))
     }
@@ -404,6 +434,7 @@ fn main() -> ExitCode {
         Command::Eval {
             data,
             predicted_map,
+            intents,
             tone,
             config,
             json,
@@ -419,6 +450,7 @@ fn main() -> ExitCode {
                     predicted_map: predicted_map.map(|m| m.parse()).transpose()?,
                     tones: tone.tone,
                     positive: tone.positive,
+                    intents,
                     json,
                 })
             });

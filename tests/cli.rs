@@ -281,6 +281,65 @@ fn eval_scores_labelled_rows_in_priority_and_tone_mode() {
         "{out}"
     );
 
+    // Intent mode: labels of the data mapped onto our intents, every other label "none".
+    let intents = d.path().join("intents.csv");
+    std::fs::write(
+        &intents,
+        "text,intent\n\
+         I want my money back for the broken kettle,get_refund\n\
+         Where is my refund?,track_refund\n\
+         Please cancel my subscription,cancel_order\n\
+         What time do you open on Sunday?,opening_hours\n\
+         Please send me your catalogue,catalogue\n",
+    )
+    .expect("write");
+    let (code, out, err) = run_triaged(&[
+        "eval",
+        "--data",
+        intents.to_str().expect("utf-8"),
+        "--text",
+        "text",
+        "--label",
+        "intent",
+        "--intents",
+        "--map",
+        "get_refund=refund,track_refund=refund,cancel_order=cancel,*=none",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        v["classes"],
+        serde_json::json!(["refund", "cancel", "none"]),
+        "{out}"
+    );
+    assert_eq!(v["macro_f1"], 1.0, "{out}");
+    assert_eq!(v["exact"], 5, "{out}");
+    // A held-out part: two parts of one split are disjoint and together are every row.
+    let part = |p: &str| {
+        let (code, out, err) = run_triaged(&[
+            "eval",
+            "--data",
+            intents.to_str().expect("utf-8"),
+            "--text",
+            "text",
+            "--label",
+            "intent",
+            "--intents",
+            "--map",
+            "get_refund=refund,track_refund=refund,cancel_order=cancel,*=none",
+            "--part",
+            p,
+            "--test-share",
+            "0.5",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        v["rows"].as_u64().expect("rows")
+    };
+    assert_eq!(part("train") + part("test"), 5);
+
     let (code, _, err) = run_triaged(&["eval", "--data", path, "--text", "0,1", "--label", "7"]);
     assert_eq!(code, 1);
     assert!(

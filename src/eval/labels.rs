@@ -15,7 +15,9 @@ use super::load::Row;
 
 /// Parsed `--map`. A label not in the map is an error when applied to gold rows (see
 /// [`LabelMap::apply`]), because dropping rows silently would change the figures; write
-/// `label=` (empty class) to leave a label's rows out on purpose.
+/// `label=` (empty class) to leave a label's rows out on purpose, and `*=class` (or `*=`) for
+/// every label the map does not name (`get_refund=refund,*=none` for intent data with many
+/// labels that are not ours).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelMap {
     /// Gold label -> class (`None`: leave such rows out), in the order written, which is also the
@@ -94,7 +96,18 @@ impl LabelMap {
     /// Where `label` goes: a gold label to its class; a class name to itself (so predictions,
     /// already in class space, pass through); anything else is unmapped.
     pub fn get<'a>(&'a self, label: &'a str) -> Mapped<'a> {
-        if let Some((_, class)) = self.entries.iter().find(|(g, _)| g == label) {
+        match self.named(label) {
+            Mapped::Unmapped => match self.entries.iter().find(|(g, _)| g == "*") {
+                Some((_, class)) => class.as_deref().map_or(Mapped::Skip, Mapped::Class),
+                None => Mapped::Unmapped,
+            },
+            m => m,
+        }
+    }
+
+    /// [`LabelMap::get`] without the `*` entry.
+    fn named<'a>(&'a self, label: &'a str) -> Mapped<'a> {
+        if let Some((_, class)) = self.entries.iter().find(|(g, _)| g == label && g != "*") {
             return class.as_deref().map_or(Mapped::Skip, Mapped::Class);
         }
         if self
@@ -139,7 +152,7 @@ impl LabelMap {
     /// A predicted label in class space: mapped if the map knows it, else unchanged, so a class
     /// the data set lacks (say `urgent`) still shows up as its own column in the report.
     pub fn predicted<'a>(&'a self, label: &'a str) -> &'a str {
-        match self.get(label) {
+        match self.named(label) {
             Mapped::Class(c) => c,
             Mapped::Skip | Mapped::Unmapped => label,
         }
@@ -189,6 +202,46 @@ fn show(class: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wildcard_maps_every_other_label() {
+        let map: LabelMap = "get_refund=refund,track_refund=refund,spam=,*=none"
+            .parse()
+            .expect("parses");
+        assert_eq!(map.classes(), vec!["refund", "none"]);
+        assert_eq!(map.get("get_refund"), Mapped::Class("refund"));
+        assert_eq!(map.get("delivery_period"), Mapped::Class("none"));
+        assert_eq!(map.get("spam"), Mapped::Skip);
+        // Predictions are not swept into the wildcard: an intent the data lacks stays itself.
+        assert_eq!(map.predicted("outage"), "outage");
+        let mut rows = vec![
+            Row {
+                line: 1,
+                texts: vec![],
+                label: "get_refund".into(),
+            },
+            Row {
+                line: 1,
+                texts: vec![],
+                label: "place_order".into(),
+            },
+            Row {
+                line: 1,
+                texts: vec![],
+                label: "spam".into(),
+            },
+        ];
+        assert_eq!(map.apply(&mut rows).expect("applies"), 1);
+        let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["refund", "none"]);
+        let skip_rest: LabelMap = "a=x,*=".parse().expect("parses");
+        let mut rows = vec![Row {
+            line: 1,
+            texts: vec![],
+            label: "b".into(),
+        }];
+        assert_eq!(skip_rest.apply(&mut rows).expect("applies"), 1);
+    }
 
     #[test]
     fn parses_many_to_one_and_skip() {

@@ -97,7 +97,7 @@ impl Source {
 
 /// Which columns (CSV header names, JSON field names, or 0-based CSV indices such as `"1"`) to
 /// read. A name that matches a header cell wins over its reading as an index.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Columns {
     /// Text columns, e.g. `["subject", "body"]`; [`Row::texts`] keeps this order.
     pub text: Vec<String>,
@@ -105,6 +105,66 @@ pub struct Columns {
     /// Keep only rows whose column equals the value (after trimming the cell), e.g.
     /// `("language", "en")`. Several filters must all hold.
     pub filter: Vec<(String, String)>,
+    /// Keep one part of a seeded split of the rows (after filtering): train on one, test on the
+    /// other (`--part`).
+    pub split: Option<Split>,
+}
+
+/// Which part of a split to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Train,
+    Test,
+}
+
+impl std::str::FromStr for Part {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Part> {
+        match s {
+            "train" => Ok(Part::Train),
+            "test" => Ok(Part::Test),
+            other => bail!("--part is train or test, not {other:?}"),
+        }
+    }
+}
+
+/// A seeded split of rows into a train and a test part: every row is in exactly one, by a hash
+/// of its position among the rows kept by the filter and the seed, so the same file, filter and
+/// seed always give the same parts, whatever the labels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Split {
+    pub part: Part,
+    /// Share of rows in the test part, in (0, 1).
+    pub test_share: f64,
+    pub seed: u64,
+}
+
+impl Split {
+    /// Whether the row at `index` (0-based, among the filtered rows) is in the test part.
+    pub fn is_test(&self, index: usize) -> bool {
+        // splitmix64 of (seed, index): well mixed, so neighbouring rows fall apart.
+        let mut z = self
+            .seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(index as u64)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < self.test_share
+    }
+
+    /// Keep the rows of this part; returns how many were left out.
+    pub fn apply<T>(&self, rows: &mut Vec<T>) -> usize {
+        let before = rows.len();
+        let mut i = 0;
+        rows.retain(|_| {
+            let keep = self.is_test(i) == (self.part == Part::Test);
+            i += 1;
+            keep
+        });
+        before - rows.len()
+    }
 }
 
 impl Columns {
@@ -118,6 +178,7 @@ impl Columns {
                 .iter()
                 .map(|(c, v)| (c.to_string(), v.to_string()))
                 .collect(),
+            split: None,
         }
     }
 
@@ -164,6 +225,8 @@ pub struct Dataset {
     /// Rows that passed the filter but have an empty label: they cannot be scored against
     /// anything, and failing the whole file over them would make some public data sets unusable.
     pub unlabelled: usize,
+    /// Rows in the other part of [`Columns::split`].
+    pub other_part: usize,
 }
 
 /// Reads every row of `source`, keeping the columns named in `cols`.
@@ -174,10 +237,20 @@ pub fn load(source: &Source, cols: &Columns) -> Result<Dataset> {
     if cols.text.is_empty() {
         bail!("No text columns given; name at least one (e.g. subject,body)");
     }
-    match source.format {
+    let mut data = match source.format {
         Format::Csv => load_csv(source, cols),
         Format::Jsonl => load_jsonl(&source.path, cols),
+    }?;
+    if let Some(split) = &cols.split {
+        if !(split.test_share > 0.0 && split.test_share < 1.0) {
+            bail!(
+                "--test-share must be between 0 and 1, not {}",
+                split.test_share
+            );
+        }
+        data.other_part = split.apply(&mut data.rows);
     }
+    Ok(data)
 }
 
 /// How many records after the first are looked at to decide whether the first is a header.
@@ -485,6 +558,29 @@ mod tests {
 
     fn cols(text: &[&str], label: &str, filter: &[(&str, &str)]) -> Columns {
         Columns::of(text, label, filter)
+    }
+
+    #[test]
+    fn a_split_is_disjoint_covering_and_stable() {
+        let split = |part, seed| Split {
+            part,
+            test_share: 0.3,
+            seed,
+        };
+        let rows: Vec<usize> = (0..10_000).collect();
+        let (mut train, mut test) = (rows.clone(), rows.clone());
+        split(Part::Train, 1).apply(&mut train);
+        split(Part::Test, 1).apply(&mut test);
+        assert_eq!(train.len() + test.len(), rows.len());
+        assert!(train.iter().all(|r| !test.contains(r)));
+        assert!((2_800..3_200).contains(&test.len()), "{}", test.len());
+        let mut again = rows.clone();
+        split(Part::Test, 1).apply(&mut again);
+        assert_eq!(again, test);
+        let mut other_seed = rows.clone();
+        split(Part::Test, 2).apply(&mut other_seed);
+        assert_ne!(other_seed, test);
+        assert!("valid".parse::<Part>().is_err());
     }
 
     /// Writes `content` to a temporary file with the given extension and loads it.

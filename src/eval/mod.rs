@@ -16,11 +16,13 @@ mod folds;
 mod labels;
 mod load;
 mod metrics;
+mod multilabel;
 
 #[cfg(test)]
 mod data_tests;
 
 pub use folds::stratified_folds;
 pub use labels::{LabelMap, Mapped};
-pub use load::{Columns, Dataset, Format, HeaderMode, Row, Source, load};
+pub use load::{Columns, Dataset, Format, HeaderMode, Part, Row, Source, Split, load};
 pub use metrics::{ClassStats, Report, evaluate};
+pub use multilabel::{MultiReport, NONE, evaluate_sets};

@@ -107,6 +107,8 @@ pub struct EvalArgs {
     pub tones: Vec<String>,
     /// Tone mode: the gold class that counts as positive; every other class is "other".
     pub positive: Option<String>,
+    /// Intent mode: gold classes are intents (or `none`); the prediction is the set of intents.
+    pub intents: bool,
     pub json: bool,
 }
 
@@ -124,8 +126,8 @@ pub fn row_email(texts: &[String]) -> crate::parse::Email {
 /// per-class precision/recall/F1 and macro-F1. Priority mode predicts the priority; tone mode
 /// predicts `positive` when any of the given tones or intents is present.
 pub fn eval(config: &Config, args: &EvalArgs) -> Result<String> {
-    let data = crate::eval::load(&args.source, &args.columns)?;
-    let mut rows = data.rows;
+    let mut data = crate::eval::load(&args.source, &args.columns)?;
+    let mut rows = std::mem::take(&mut data.rows);
     let dropped = match &args.map {
         Some(map) => map.apply(&mut rows)?,
         None => 0,
@@ -137,6 +139,9 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<String> {
         );
     }
     let history = History::default();
+    if args.intents {
+        return eval_intents(config, args, &rows, &data, dropped);
+    }
     let mut gold = Vec::with_capacity(rows.len());
     let mut predicted = Vec::with_capacity(rows.len());
     let tone_mode = !args.tones.is_empty();
@@ -195,12 +200,82 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<String> {
         return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
     }
     Ok(format!(
-        "{}: {} rows ({what}; {} filtered out, {} unlabelled, {} left out by the map)\n\n{report}",
+        "{}: {} rows ({what}; {} filtered out, {} unlabelled, {} left out by the map{})\n\n{report}",
         args.source.path.display(),
         rows.len(),
         data.filtered_out,
         data.unlabelled,
-        dropped
+        dropped,
+        part_note(args, &data)
+    ))
+}
+
+fn part_note(args: &EvalArgs, data: &crate::eval::Dataset) -> String {
+    match &args.columns.split {
+        Some(s) => format!(
+            "; {} part of a {:.0}/{:.0} split, seed {}: {} rows in the other part",
+            if s.part == crate::eval::Part::Test {
+                "test"
+            } else {
+                "train"
+            },
+            (1.0 - s.test_share) * 100.0,
+            s.test_share * 100.0,
+            s.seed,
+            data.other_part
+        ),
+        None => String::new(),
+    }
+}
+
+/// Intent mode of `eval`: each row's intents (a set) against its gold class.
+fn eval_intents(
+    config: &Config,
+    args: &EvalArgs,
+    rows: &[crate::eval::Row],
+    data: &crate::eval::Dataset,
+    dropped: usize,
+) -> Result<String> {
+    let classes: Vec<String> = match &args.map {
+        Some(m) => m.classes(),
+        None => {
+            let mut c: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+            c.sort();
+            c.dedup();
+            c
+        }
+    };
+    let history = History::default();
+    let gold: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+    let predicted: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            score::score(
+                &row_email(&row.texts),
+                &config.rules,
+                &config.thresholds,
+                &history,
+                0,
+            )
+            .intents
+        })
+        .collect();
+    let report = crate::eval::evaluate_sets(&gold, &predicted, &classes)?;
+    if args.json {
+        let mut v = report.to_json();
+        v["file"] = args.source.path.display().to_string().into();
+        v["mode"] = "intent mode".into();
+        v["rows"] = rows.len().into();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
+    }
+    Ok(format!(
+        "{}: {} rows (intent mode; {} filtered out, {} unlabelled, {} left out by the map{})\n\n{report}",
+        args.source.path.display(),
+        rows.len(),
+        data.filtered_out,
+        data.unlabelled,
+        dropped,
+        part_note(args, data)
     ))
 }
 
