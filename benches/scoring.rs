@@ -5,7 +5,10 @@
 //! The messages are built from the English support tickets in
 //! ../shared/eval/data/tobi_bueck_tickets_multi-lang-4-20k.head.csv when that file is there
 //! (several tickets per message until it is ~4 KB), else from the sample mail in examples/mail.
-//! Nothing is written. Environment: BENCH_SCORING_SECS (seconds per measurement, default 3).
+//! Nothing is written. Environment: BENCH_SCORING_SECS (seconds per measurement, default 3);
+//! BENCH_SCORING_PASSES=N scores the corpus exactly N times instead (for instruction counts
+//! under `valgrind --tool=callgrind`, which do not depend on what else the machine does);
+//! BENCH_SCORING_ONLY=default skips the generated-rule sets.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -133,7 +136,13 @@ fn measure(name: &str, rules: &RuleSet, msgs: &[(String, String)], secs: f64) {
     }
     let start = Instant::now();
     let mut passes = 0u64;
-    while start.elapsed() < Duration::from_secs_f64(secs) {
+    let fixed: Option<u64> = std::env::var("BENCH_SCORING_PASSES")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    while match fixed {
+        Some(n) => passes < n,
+        None => start.elapsed() < Duration::from_secs_f64(secs),
+    } {
         for e in &emails {
             sink += score(e, rules, &th, &history, 0).score;
         }
@@ -164,6 +173,23 @@ fn main() {
     let default = RuleSet::load(&[&pack]).unwrap_or_else(|e| panic!("{e:?}"));
     println!("scoring on one core, {} messages of ~4 KB", msgs.len());
     measure("default pack", &default, &msgs, secs);
+    // Everything the example config loads: the default pack and any other shipped file
+    // (a learned pack), in file-name order as the daemon reads them.
+    let mut shipped: Vec<PathBuf> = std::fs::read_dir(repo().join("config/rules"))
+        .expect("config/rules")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    shipped.sort();
+    if shipped.len() > 1 {
+        let refs: Vec<&Path> = shipped.iter().map(PathBuf::as_path).collect();
+        let set = RuleSet::load(&refs).unwrap_or_else(|e| panic!("{e:?}"));
+        measure("shipped rules (config/rules)", &set, &msgs, secs);
+    }
+    if std::env::var("BENCH_SCORING_ONLY").is_ok_and(|v| v == "default") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     for total in [500, 2000] {
         let extra = extra_rules(total - default.len(), dir.path());

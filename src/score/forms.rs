@@ -245,11 +245,21 @@ pub fn phrase_forms(phrase: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// The forms of a gap phrase's first word: where the keyword automaton finds the places to try
+/// the phrase's regex (anchored there), so gap phrases cost nothing on text without them.
+pub fn anchor_words(parts: &[Part], forms: bool) -> Vec<String> {
+    match parts.first() {
+        Some(Part::Word(w)) if forms => word_forms(w),
+        Some(Part::Word(w)) => vec![w.clone()],
+        _ => Vec::new(),
+    }
+}
+
 /// The regex for a gap phrase: its words (with their forms when `forms`), and up to N words
 /// (runs of anything but spaces and clause punctuation) in each gap, on word boundaries. The text is
 /// normalised, so words are separated by single spaces; punctuation ends a gap.
 pub fn gap_regex(parts: &[Part], forms: bool) -> String {
-    let mut re = String::from(r"\b");
+    let mut re = String::from(r"(?-u:\b)");
     for (i, part) in parts.iter().enumerate() {
         match part {
             Part::Word(w) => {
@@ -272,7 +282,7 @@ pub fn gap_regex(parts: &[Part], forms: bool) -> String {
             Part::Gap(n) => re.push_str(&format!(r#"(?: [^ .,;:!?()\[\]"\n]+){{0,{n}}} "#)),
         }
     }
-    re.push_str(r"\b");
+    re.push_str(r"(?-u:\b)");
     re
 }
 

@@ -142,6 +142,8 @@ struct Pending {
     /// The `keywords`, `regex`, `senders`, `signal` or `meta` value.
     matcher_loc: Loc,
     keywords: Vec<(String, bool, bool)>,
+    /// Per gap phrase: the forms of its first word and its index in the rule's `gaps`.
+    gap_anchors: Vec<(Vec<String>, usize)>,
     meta: Option<(Expr<String>, Loc)>,
     group: Option<(String, Loc)>,
     examples: Vec<(String, bool, Loc)>,
@@ -961,7 +963,8 @@ fn compile_rule(
     let forms = r.forms.as_ref().is_some_and(|f| *f.get_ref());
 
     let mut keywords = Vec::new();
-    let mut gap_patterns: Vec<String> = Vec::new();
+    // Gap phrases: (regex, the forms of the first word).
+    let mut gap_patterns: Vec<(String, Vec<String>)> = Vec::new();
     let mut meta_expr = None;
     let matcher = match kind {
         "keywords" => {
@@ -1010,7 +1013,10 @@ fn compile_rule(
                         continue;
                     }
                     Ok(Some(parts)) => {
-                        gap_patterns.push(forms::gap_regex(&parts, forms));
+                        gap_patterns.push((
+                            forms::gap_regex(&parts, forms),
+                            forms::anchor_words(&parts, forms),
+                        ));
                         seen.push(norm);
                         continue;
                     }
@@ -1026,7 +1032,10 @@ fn compile_rule(
                                 .split(' ')
                                 .map(|w| forms::Part::Word(w.into()))
                                 .collect();
-                            gap_patterns.push(forms::gap_regex(&parts, true));
+                            gap_patterns.push((
+                                forms::gap_regex(&parts, true),
+                                forms::anchor_words(&parts, true),
+                            ));
                             seen.push(norm);
                             continue;
                         }
@@ -1243,22 +1252,34 @@ fn compile_rule(
         }
     }
     // Gap phrases: one regex for the rule, bounded by the regex budget like any regex.
-    let gaps = if gap_patterns.is_empty() {
-        None
-    } else {
-        let pattern = gap_patterns.join("|");
+    // Each is compiled once for the regex budget's accounting and its errors, then as the
+    // anchored engine it runs as.
+    let mut gaps = Vec::new();
+    let mut gap_anchors = Vec::new();
+    for (pattern, anchors) in gap_patterns {
         match l.compile_regex(&pattern) {
-            Ok(re) => Some(re),
-            Err(None) => None,
-            Err(Some(e)) => {
-                l.err(
+            Ok(_) => match regex_automata::meta::Regex::builder()
+                .configure(
+                    regex_automata::meta::Config::new().nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
+                )
+                .build(&pattern)
+            {
+                Ok(re) => {
+                    gap_anchors.push((anchors, gaps.len()));
+                    gaps.push(re);
+                }
+                Err(e) => l.err(
                     &matcher_loc,
-                    format!("rule {id:?}: its gap phrases do not compile: {}", e.message),
-                );
-                None
-            }
+                    format!("rule {id:?}: a gap phrase does not compile: {e}"),
+                ),
+            },
+            Err(None) => {}
+            Err(Some(e)) => l.err(
+                &matcher_loc,
+                format!("rule {id:?}: a gap phrase does not compile: {}", e.message),
+            ),
         }
-    };
+    }
     if l.errors.len() > errors_before {
         return None;
     }
@@ -1280,6 +1301,7 @@ fn compile_rule(
             evidence,
             gaps,
         },
+        gap_anchors,
         loc: rule_loc,
         id_loc: at(r.id.span()),
         matcher_loc,
@@ -1304,14 +1326,16 @@ fn build(
     groups: Vec<super::Group>,
     meta_order: Vec<usize>,
 ) -> Result<RuleSet, (usize, String)> {
-    let rules = pending.iter().map(|p| (&p.rule, &p.keywords));
+    let rules = pending
+        .iter()
+        .map(|p| (&p.rule, &p.keywords, &p.gap_anchors));
     let mut out_rules = Vec::new();
     // Per source: phrase -> pattern (bounds, rules).
     let mut phrases: BTreeMap<Source, PhraseTable> = BTreeMap::new();
     let mut regexes: BTreeMap<Source, (Vec<String>, Vec<usize>)> = BTreeMap::new();
     let mut headers = Vec::new();
     let mut history_window_secs = 0;
-    for (i, (rule, keywords)) in rules.enumerate() {
+    for (i, (rule, keywords, gap_anchors)) in rules.enumerate() {
         for s in &rule.sources {
             if let Source::Header(h) = s
                 && !headers.contains(h)
@@ -1321,21 +1345,37 @@ fn build(
             match &rule.matcher {
                 Matcher::Keywords(_) => {
                     let (pats, info, by_text) = phrases.entry(s.clone()).or_default();
-                    for (phrase, left, right) in keywords {
-                        // Bounds are part of the pattern: the same text with other bounds is
-                        // another pattern.
-                        let key = format!("{}{}{phrase}", u8::from(*left), u8::from(*right));
-                        let p = *by_text.entry(key).or_insert_with(|| {
-                            pats.push(phrase.clone());
+                    // Bounds are part of the pattern: the same text with other bounds is
+                    // another pattern.
+                    let mut index = |phrase: &str, left: bool, right: bool| {
+                        let key = format!("{}{}{phrase}", u8::from(left), u8::from(right));
+                        *by_text.entry(key).or_insert_with(|| {
+                            pats.push(phrase.to_string());
                             info.push(Pattern {
-                                left: *left,
-                                right: *right,
+                                left,
+                                right,
                                 rules: Vec::new(),
+                                gaps: Vec::new(),
                             });
                             pats.len() - 1
-                        });
-                        if !info[p].rules.contains(&i) {
-                            info[p].rules.push(i);
+                        })
+                    };
+                    let mut wanted = Vec::new();
+                    for (phrase, left, right) in keywords {
+                        wanted.push((index(phrase, *left, *right), None));
+                    }
+                    for (anchors, g) in gap_anchors {
+                        for word in anchors {
+                            let left = word.chars().next().is_some_and(is_word_char);
+                            let right = word.chars().last().is_some_and(is_word_char);
+                            wanted.push((index(word, left, right), Some(*g)));
+                        }
+                    }
+                    for (p, gap) in wanted {
+                        match gap {
+                            None if !info[p].rules.contains(&i) => info[p].rules.push(i),
+                            Some(g) if !info[p].gaps.contains(&(i, g)) => info[p].gaps.push((i, g)),
+                            _ => {}
                         }
                     }
                 }
@@ -1345,11 +1385,6 @@ fn build(
                     idx.push(i);
                 }
                 _ => {}
-            }
-            if let Some(re) = &rule.gaps {
-                let (pats, idx) = regexes.entry(s.clone()).or_default();
-                pats.push(re.as_str().to_string());
-                idx.push(i);
             }
         }
         if let Matcher::Signal {

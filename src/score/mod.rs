@@ -207,9 +207,9 @@ pub struct Rule {
     /// attaching the label; the label is attached when its evidence reaches
     /// [`EVIDENCE_BAR`] (learned rules: a linear model, readable rule by rule).
     pub evidence: Option<f64>,
-    /// Keyword phrases with gaps (`locked ~2 out`), compiled to one regex; they share the
-    /// rule's regex scans.
-    pub gaps: Option<Regex>,
+    /// Keyword phrases with gaps (`locked ~2 out`), each a regex tried, anchored, where the
+    /// keyword automaton finds its first word.
+    pub gaps: Vec<regex_automata::meta::Regex>,
 }
 
 /// A label whose rules carry `evidence` is attached when their evidence adds up to this.
@@ -240,6 +240,8 @@ struct Pattern {
     left: bool,
     right: bool,
     rules: Vec<usize>,
+    /// (rule, index into its `gaps`): gap phrases starting with this word.
+    gaps: Vec<(usize, usize)>,
 }
 
 /// The regex rules reading one source, pre-filtered together.
@@ -465,8 +467,11 @@ struct Found {
 }
 
 fn negated(neg: &Negation, text: &str, start: usize) -> bool {
-    let before = text::words_before(text, start, neg.window);
-    neg.phrases.iter().any(|p| text::contains_words(&before, p))
+    let mut words = [""; text::MAX_WINDOW];
+    let k = text::words_before_into(text, start, neg.window, &mut words);
+    neg.phrases
+        .iter()
+        .any(|p| text::contains_words(&words[..k], p))
 }
 
 /// Most occurrences of one rule looked at in one email: its `max_hits`, and as many again
@@ -591,6 +596,18 @@ pub fn score(
             for &r in &p.rules {
                 add(&mut found[r], &inner.rules[r], text, si, m.start(), m.end());
             }
+            for &(r, g) in &p.gaps {
+                let rule = &inner.rules[r];
+                if done(&found[r], rule) {
+                    continue;
+                }
+                let input = regex_automata::Input::new(text)
+                    .range(m.start()..)
+                    .anchored(regex_automata::Anchored::Yes);
+                if let Some(hit) = rule.gaps[g].search(&input) {
+                    add(&mut found[r], rule, text, si, hit.start(), hit.end());
+                }
+            }
         }
     }
     // Regexes: the set says which can match; only those are run.
@@ -603,11 +620,7 @@ pub fn score(
         for i in scan.set.matches(text).iter() {
             let r = scan.rules[i];
             let rule = &inner.rules[r];
-            let re = match &rule.matcher {
-                Matcher::Regex(re) => Some(re),
-                _ => rule.gaps.as_ref(),
-            };
-            if let Some(re) = re {
+            if let Matcher::Regex(re) = &rule.matcher {
                 for m in re.find_iter(text) {
                     if done(&found[r], rule) {
                         break;

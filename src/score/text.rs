@@ -101,6 +101,24 @@ pub const LOOKBACK_PER_WORD: usize = 32;
 /// word characters and apostrophes (`don't`). Looks back at most `n * LOOKBACK_PER_WORD`
 /// bytes; a word cut there is left out.
 pub fn words_before(text: &str, start: usize, n: usize) -> Vec<&str> {
+    let mut out = [""; MAX_WINDOW];
+    let k = words_before_into(text, start, n, &mut out);
+    out[..k].to_vec()
+}
+
+/// Most words [`words_before_into`] returns (a negation window is 1 to 10 words).
+pub const MAX_WINDOW: usize = 10;
+
+/// [`words_before`] without allocating: the words go into `out`, oldest first; returns how
+/// many (at most `n` and [`MAX_WINDOW`]). Scoring calls this for every match of a rule with
+/// negation, so it must cost no heap.
+pub fn words_before_into<'a>(
+    text: &'a str,
+    start: usize,
+    n: usize,
+    out: &mut [&'a str; MAX_WINDOW],
+) -> usize {
+    let n = n.min(MAX_WINDOW);
     let mut from = start.saturating_sub(n.saturating_mul(LOOKBACK_PER_WORD));
     while !text.is_char_boundary(from) {
         from -= 1;
@@ -120,14 +138,20 @@ pub fn words_before(text: &str, start: usize, n: usize) -> Vec<&str> {
         .find(|&(_, c)| ends_clause(c))
         .map_or(0, |(i, c)| i + c.len_utf8());
     let clause = &head[clause_start..];
-    let mut words: Vec<&str> = clause
-        .split(|c: char| !(is_word_char(c) || c == '\''))
+    // The last n words, newest first, then reversed in place.
+    let mut k = 0;
+    for w in clause
+        .rsplit(|c: char| !(is_word_char(c) || c == '\''))
         .filter(|w| !w.is_empty() && *w != "'")
-        .collect();
-    if words.len() > n {
-        words.drain(..words.len() - n);
+    {
+        if k == n {
+            break;
+        }
+        out[k] = w;
+        k += 1;
     }
-    words
+    out[..k].reverse();
+    k
 }
 
 /// Whether the word sequence `phrase` (already split) occurs contiguously in `words`.
