@@ -135,6 +135,12 @@ enum Command {
     ///
     ///   triaged tune --data tickets.csv --text subject,body --label priority
     ///     --map high=high,medium=normal,low=low --out config/weights.toml --yardstick
+    ///
+    /// Learned keyword rules (a tone; --intents for intents), measured on a held-out part:
+    ///
+    ///   triaged tune --data tweets.csv --text text --label sentiment --part train
+    ///     --tone angry,frustrated --positive negative --learn-as negative
+    ///     --learn config/rules/learned-tone.toml
     #[command(verbatim_doc_comment)]
     Tune {
         #[command(flatten)]
@@ -155,6 +161,22 @@ enum Command {
         /// Also fit a TF-IDF + logistic-regression text model, for comparison.
         #[arg(long)]
         yardstick: bool,
+        /// Learn keyword rules from the data and write them to this rules file: with --tone NAME
+        /// --positive CLASS, phrases whose evidence gives the tone NAME; with --intents, phrases
+        /// for each intent. Figures are measured through the rule engine on the test part when
+        /// --part train is given.
+        #[arg(long)]
+        learn: Option<PathBuf>,
+        /// With --learn: gold classes (after --map) are intents, or "none".
+        #[arg(long, requires = "learn")]
+        intents: bool,
+        /// With --learn: phrases kept per label.
+        #[arg(long, default_value_t = 150)]
+        max_rules: usize,
+        /// With --learn in tone mode: the tone the learned rules attach (default: the first
+        /// --tone), e.g. `negative` beside the pack's angry/frustrated.
+        #[arg(long, requires = "learn")]
+        learn_as: Option<String>,
         #[command(flatten)]
         tone: ToneArgs,
         /// The configuration file (its rules are tuned).
@@ -463,6 +485,10 @@ fn main() -> ExitCode {
             seed,
             out,
             yardstick,
+            learn,
+            intents,
+            max_rules,
+            learn_as,
             tone,
             config,
         } => {
@@ -482,6 +508,14 @@ fn main() -> ExitCode {
                     seed,
                     tones: tone.tone,
                     positive: tone.positive,
+                    learn,
+                    intents,
+                    max_rules,
+                    learn_as,
+                    command: std::env::args()
+                        .map(|a| if a.contains(' ') { format!("{a:?}") } else { a })
+                        .collect::<Vec<_>>()
+                        .join(" "),
                 });
             report(args.and_then(|a| triaged::tools::tune(&config, &a)))
         }

@@ -476,6 +476,99 @@ fn tune_in_tone_mode_compares_rules_with_a_text_model() {
     );
 }
 
+#[test]
+fn tune_learns_keyword_rules_that_check_and_explain_read() {
+    let rules = "[[rule]]\nid = \"awful\"\nkeywords = [\"awful\"]\ntone = \"angry\"\n";
+    let d = setup(GOOD, rules, "Hello {{ ticket }}");
+    // "awful" (a rule) and "delayed" / "lost my bag" (no rule) are negative; the rest is not.
+    let mut csv = String::from("text,sentiment\n");
+    for i in 0..300 {
+        let row = match i % 5 {
+            0 => format!("awful service on trip {i},negative"),
+            1 => format!("my flight {i} was delayed again,negative"),
+            2 => "they lost my bag,negative".to_string(),
+            3 => "lovely crew and a smooth trip,positive".to_string(),
+            _ => "thanks for the upgrade,positive".to_string(),
+        };
+        csv.push_str(&row);
+        csv.push('\n');
+    }
+    let data = d.path().join("tweets.csv");
+    std::fs::write(&data, csv).expect("write");
+    let learned = d.path().join("rules/learned.toml");
+    let (code, text, err) = run_with(
+        &d.path().join("triaged.toml"),
+        &[
+            "tune",
+            "--data",
+            data.to_str().expect("utf-8 path"),
+            "--text",
+            "text",
+            "--label",
+            "sentiment",
+            "--part",
+            "train",
+            "--tone",
+            "angry",
+            "--positive",
+            "negative",
+            "--learn-as",
+            "negative",
+            "--learn",
+            learned.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(code, 0, "{text}{err}");
+    // Held out: the rule alone finds about a third of the negative rows (the split is random),
+    // rules and learned phrases all of them, and nothing else.
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("tone negative"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(text.contains("held-out test part"), "{text}");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let rule_recall: f64 = cells[4].parse().expect("recall");
+    assert!(cells[2] == "1.000" && rule_recall < 0.6, "{text}");
+    assert_eq!(cells.last(), Some(&"1.000"), "{text}");
+    let file = std::fs::read_to_string(&learned).expect("learned file");
+    assert!(file.contains("keywords = [\"delayed\"]"), "{file}");
+    assert!(
+        file.contains("tone = \"negative\"") && file.contains("evidence = "),
+        "{file}"
+    );
+
+    // The learned file sits in the rules directory: check reads it, explain names its rules.
+    let (code, out, err) = check(&d.path().join("triaged.toml"));
+    assert_eq!(code, 0, "{out}{err}");
+    let mail = d.path().join("m.eml");
+    std::fs::write(
+        &mail,
+        "From: a@example.org\r\nTo: support@example.test\r\nSubject: trip\r\n\r\nThey lost my bag.\r\n",
+    )
+    .expect("write");
+    let (code, out, err) = run_with(
+        &d.path().join("triaged.toml"),
+        &["explain", mail.to_str().expect("utf-8 path")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("learned.negative.lost"), "{out}");
+    assert!(out.contains("negative"), "{out}");
+
+    // A learned file with a broken weight is refused at its line.
+    std::fs::write(
+        &learned,
+        file.replacen("evidence = ", "evidence = nan #", 1),
+    )
+    .expect("write");
+    let (code, out, err) = check(&d.path().join("triaged.toml"));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("learned.toml:")
+            && format!("{out}{err}").contains("evidence must be a finite number"),
+        "{out}{err}"
+    );
+}
+
 /// A raw character that would reach the terminal as a control: C0 (but the line breaks and
 /// tabs of the layout), DEL, C1, and the bidi overrides and isolates.
 fn raw_control(c: char) -> bool {

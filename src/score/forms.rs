@@ -94,6 +94,11 @@ const IRREGULAR: &[(&str, &[&str])] = &[
     ("write", &["writes", "wrote", "written", "writing"]),
 ];
 
+/// Whether a word is a function word (article, pronoun, preposition, auxiliary, ...).
+pub fn is_function_word(w: &str) -> bool {
+    FUNCTION_WORDS.contains(&w)
+}
+
 fn is_vowel(b: u8) -> bool {
     matches!(b, b'a' | b'e' | b'i' | b'o' | b'u')
 }

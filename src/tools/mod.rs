@@ -298,6 +298,17 @@ pub struct TuneArgs {
     /// which phrases are missing.
     pub tones: Vec<String>,
     pub positive: Option<String>,
+    /// Learn keyword rules and write them here (`--learn`): tone mode (the first of `tones` is
+    /// the tone the rules attach) or intent mode (`intents`).
+    pub learn: Option<std::path::PathBuf>,
+    /// Intent mode of `--learn`: gold classes are intents or `none`.
+    pub intents: bool,
+    /// Phrases kept per label.
+    pub max_rules: usize,
+    /// Tone mode of `--learn`: the tone the rules attach (default: the first of `tones`).
+    pub learn_as: Option<String>,
+    /// The command line, for the learned file's header.
+    pub command: String,
 }
 
 /// Every row scored by the configured rules: the verdicts, and the rule hits as a matrix
@@ -383,6 +394,210 @@ fn write_candidates(out: &mut String, class: &str, cands: &[crate::tune::phrases
             c.phrase, c.z, c.count_in_class, c.count_other
         );
     }
+}
+
+/// `tune --learn`: learned keyword rules for a tone (positive class against the rest) or for
+/// each intent (against every other row), written to `out`. With `--part train` the figures are
+/// measured on the test part, through the rule engine: the configured rules with the learned file
+/// added, as the daemon would load them.
+fn tune_learn(
+    config: &Config,
+    args: &TuneArgs,
+    rows: &[crate::eval::Row],
+    out: &std::path::Path,
+) -> Result<String> {
+    use std::fmt::Write as _;
+
+    use crate::tune::learn;
+
+    let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
+    let opts = learn::LearnOptions {
+        max_rules: args.max_rules,
+        ..Default::default()
+    };
+    let (kind, labels): (&str, Vec<(String, Vec<bool>)>) = if args.intents {
+        let mut classes: Vec<String> = match &args.map {
+            Some(m) => m.classes(),
+            None => rows.iter().map(|r| r.label.clone()).collect(),
+        };
+        classes.sort();
+        classes.dedup();
+        classes.retain(|c| c != crate::eval::NONE);
+        let labels = classes
+            .into_iter()
+            .map(|c| {
+                let y = rows.iter().map(|r| r.label == c).collect();
+                (c, y)
+            })
+            .collect();
+        ("intent", labels)
+    } else {
+        let tone = args
+            .learn_as
+            .clone()
+            .or_else(|| args.tones.first().cloned())
+            .ok_or_else(|| anyhow::anyhow!("--learn needs --tone NAME (the tone the rules attach) and --positive CLASS, or --intents"))?;
+        let positive = args.positive.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--learn --tone {tone} needs --positive CLASS: the gold class the tone stands for"
+            )
+        })?;
+        let y = rows.iter().map(|r| r.label == positive).collect();
+        ("tone", vec![(tone, y)])
+    };
+    let mut learned = Vec::new();
+    for (label, y) in &labels {
+        let l = learn::learn_label(&texts, y, &opts)
+            .map_err(|e| anyhow::anyhow!("{kind} {label}: {e}"))?;
+        learned.push((label.clone(), l));
+    }
+    let header = format!(
+        "Learned keyword rules, written by `triaged tune --learn` ({} mode) from {} ({} rows).\n\
+         Command: {}\n\
+         Each phrase is a keyword rule whose evidence adds to its {kind}; the {kind} is given when the\n\
+         firing phrases add up to 1 (docs/rules.md, \"Evidence\"). Edit or delete rules freely:\n\
+         `triaged check` checks the file, `triaged explain` shows each phrase's share.",
+        kind,
+        args.source
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        rows.len(),
+        args.command
+    );
+    let file = learn::write_rules(&header, kind, &learned);
+    std::fs::write(out, &file)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    let mut files: Vec<&std::path::Path> = config.rule_files.iter().map(|p| p.as_path()).collect();
+    files.push(out);
+    let with = score::RuleSet::load(&files).map_err(|errs| {
+        anyhow::anyhow!(
+            "the learned file does not load with the configured rules: {}",
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    let mut report = String::new();
+    let n: usize = learned.iter().map(|(_, l)| l.phrases.len()).sum();
+    let _ = writeln!(
+        report,
+        "{}: {} {kind} rules for {} label(s) learned from {} rows",
+        out.display(),
+        n,
+        learned.len(),
+        rows.len()
+    );
+    // Figures: on the other part of a split when there is one (held out), else on the
+    // training rows (said so: in-sample figures flatter).
+    let (eval_rows, which) = match &args.columns.split {
+        Some(split) if split.part == crate::eval::Part::Train => {
+            let mut cols = args.columns.clone();
+            cols.split = Some(crate::eval::Split {
+                part: crate::eval::Part::Test,
+                ..*split
+            });
+            let mut test = crate::eval::load(&args.source, &cols)?.rows;
+            if let Some(map) = &args.map {
+                map.apply(&mut test)?;
+            }
+            (test, "held-out test part")
+        }
+        _ => (
+            rows.to_vec(),
+            "training rows (in-sample; use --part train for a held-out figure)",
+        ),
+    };
+    let _ = writeln!(report, "\nFigures on the {which}: {} rows", eval_rows.len());
+    let _ = writeln!(
+        report,
+        "{:<16} {:>26} {:>26} {:>26}",
+        "", "configured rules P/R/F1", "learned rules alone", "both"
+    );
+    let history = History::default();
+    let mut macro_f1 = [0.0f64; 3];
+    for (label, _) in &labels {
+        let positive = if args.intents {
+            label.clone()
+        } else {
+            args.positive.clone().unwrap_or_default()
+        };
+        let mut counts = [(0usize, 0usize, 0usize); 3]; // (tp, predicted, support)
+        for row in &eval_rows {
+            let email = row_email(&row.texts);
+            let pack = score::score(&email, &config.rules, &config.thresholds, &history, 0);
+            let both = score::score(&email, &with, &config.thresholds, &history, 0);
+            let gold = row.label == positive;
+            let has = |v: &score::Verdict, learned_only: bool| -> bool {
+                let learned_label = v.evidence.iter().any(|e| e.given && e.label == *label);
+                if learned_only {
+                    return learned_label;
+                }
+                if args.intents {
+                    v.intents.contains(label)
+                } else {
+                    v.tones.iter().any(|t| args.tones.contains(t) || t == label)
+                }
+            };
+            let preds = [has(&pack, false), has(&both, true), has(&both, false)];
+            for (c, p) in counts.iter_mut().zip(preds) {
+                c.0 += usize::from(p && gold);
+                c.1 += usize::from(p);
+                c.2 += usize::from(gold);
+            }
+        }
+        let fig = |(tp, pred, sup): (usize, usize, usize)| {
+            let p = if pred == 0 {
+                0.0
+            } else {
+                tp as f64 / pred as f64
+            };
+            let r = if sup == 0 {
+                0.0
+            } else {
+                tp as f64 / sup as f64
+            };
+            let f = if p + r == 0.0 {
+                0.0
+            } else {
+                2.0 * p * r / (p + r)
+            };
+            (p, r, f)
+        };
+        let cells: Vec<String> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (p, r, f) = fig(*c);
+                macro_f1[i] += f / labels.len() as f64;
+                format!("{p:.3} / {r:.3} / {f:.3}")
+            })
+            .collect();
+        let _ = writeln!(
+            report,
+            "{:<16} {:>26} {:>26} {:>26}",
+            format!("{kind} {label}"),
+            cells[0],
+            cells[1],
+            cells[2]
+        );
+    }
+    if labels.len() > 1 {
+        let _ = writeln!(
+            report,
+            "{:<16} {:>26.3} {:>26.3} {:>26.3}   (mean F1 over the labels, one-vs-rest)",
+            "mean F1", macro_f1[0], macro_f1[1], macro_f1[2]
+        );
+    }
+    if !args.intents {
+        let _ = writeln!(
+            report,
+            "(configured rules: any of the tones {}; both: those or the learned tone)",
+            args.tones.join(", ")
+        );
+    }
+    Ok(report)
 }
 
 /// Tone mode of `tune`: how well the tone rules find the positive class, how well a logistic
@@ -557,6 +772,9 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     let mut rows = data.rows;
     if let Some(map) = &args.map {
         map.apply(&mut rows)?;
+    }
+    if let Some(out) = &args.learn {
+        return tune_learn(config, args, &rows, out);
     }
     if !args.tones.is_empty() {
         return tune_tone(config, args, &rows);

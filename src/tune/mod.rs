@@ -12,6 +12,8 @@
 //! - [`cv`]: stratified folds, out-of-fold predictions (no metric is measured on data a model
 //!   was fitted to), and λ selection by nested CV.
 //! - [`phrases`]: keywords the rules miss, ranked by Monroe et al.'s "Fightin' Words" z-score.
+//! - [`learn`]: learned keyword rules: a sparse logistic regression over 1–3-grams written as
+//!   keyword rules with `evidence` (`tune --learn`).
 //! - `lbfgs` (private): the box-constrained L-BFGS minimiser behind all three fitters.
 //!
 //! Typical flow: folds = `cv::stratified_folds`; for the rules, `cv::out_of_fold` with a
@@ -21,6 +23,7 @@
 //! rows (it reports evidence, not a score, so it needs no held-out data).
 
 pub mod cv;
+pub mod learn;
 pub mod logreg;
 pub mod phrases;
 pub mod sparse;
