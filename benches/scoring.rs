@@ -8,7 +8,10 @@
 //! Nothing is written. Environment: BENCH_SCORING_SECS (seconds per measurement, default 3);
 //! BENCH_SCORING_PASSES=N scores the corpus exactly N times instead (for instruction counts
 //! under `valgrind --tool=callgrind`, which do not depend on what else the machine does);
-//! BENCH_SCORING_ONLY=default skips the generated-rule sets.
+//! BENCH_SCORING_ONLY=default skips the generated-rule sets; BENCH_SCORING_RULES=a.toml,b.toml
+//! also measures the default pack with those files (learned packs from `triaged tune --learn`).
+//! Each set's line is followed by the resident memory its loading added (VmRSS before and
+//! after, so an upper bound on the compiled rules' own size).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -159,6 +162,32 @@ fn measure(name: &str, rules: &RuleSet, msgs: &[(String, String)], secs: f64) {
     );
 }
 
+/// Resident memory of this process in KiB (Linux), 0 elsewhere.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Load a rule set and say what resident memory the loading added.
+fn load(files: &[&Path]) -> RuleSet {
+    let before = rss_kib();
+    let set = RuleSet::load(files).unwrap_or_else(|e| panic!("{e:?}"));
+    let after = rss_kib();
+    println!(
+        "  loaded {} rules from {} file(s): +{} KiB resident",
+        set.len(),
+        files.len(),
+        after.saturating_sub(before)
+    );
+    set
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only when benched.
     if !std::env::args().any(|a| a == "--bench") {
@@ -170,9 +199,21 @@ fn main() {
         .unwrap_or(3.0);
     let msgs = corpus(500);
     let pack = repo().join("config/rules/default.toml");
-    let default = RuleSet::load(&[&pack]).unwrap_or_else(|e| panic!("{e:?}"));
     println!("scoring on one core, {} messages of ~4 KB", msgs.len());
+    let default = load(&[&pack]);
     measure("default pack", &default, &msgs, secs);
+    if let Ok(extra) = std::env::var("BENCH_SCORING_RULES") {
+        let mut files = vec![pack.clone()];
+        files.extend(
+            extra
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
+        );
+        let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let set = load(&refs);
+        measure("default pack + BENCH_SCORING_RULES", &set, &msgs, secs);
+    }
     // Everything the example config loads: the default pack and any other shipped file
     // (a learned pack), in file-name order as the daemon reads them.
     let mut shipped: Vec<PathBuf> = std::fs::read_dir(repo().join("config/rules"))
@@ -184,7 +225,7 @@ fn main() {
     shipped.sort();
     if shipped.len() > 1 {
         let refs: Vec<&Path> = shipped.iter().map(PathBuf::as_path).collect();
-        let set = RuleSet::load(&refs).unwrap_or_else(|e| panic!("{e:?}"));
+        let set = load(&refs);
         measure("shipped rules (config/rules)", &set, &msgs, secs);
     }
     if std::env::var("BENCH_SCORING_ONLY").is_ok_and(|v| v == "default") {
@@ -193,7 +234,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     for total in [500, 2000] {
         let extra = extra_rules(total - default.len(), dir.path());
-        let set = RuleSet::load(&[&pack, &extra]).unwrap_or_else(|e| panic!("{e:?}"));
+        let set = load(&[&pack, &extra]);
         measure("default pack + generated rules", &set, &msgs, secs);
     }
 }

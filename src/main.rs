@@ -173,6 +173,9 @@ enum Command {
         /// With --learn: phrases kept per label.
         #[arg(long, default_value_t = 150)]
         max_rules: usize,
+        /// With --learn: a phrase must occur in at least this many rows.
+        #[arg(long, default_value_t = 3, requires = "learn")]
+        min_df: usize,
         /// With --learn in tone mode: the tone the learned rules attach (default: the first
         /// --tone), e.g. `negative` beside the pack's angry/frustrated.
         #[arg(long, requires = "learn")]
@@ -488,6 +491,7 @@ fn main() -> ExitCode {
             learn,
             intents,
             max_rules,
+            min_df,
             learn_as,
             tone,
             config,
@@ -511,6 +515,7 @@ fn main() -> ExitCode {
                     learn,
                     intents,
                     max_rules,
+                    min_df,
                     learn_as,
                     command: std::env::args()
                         .map(|a| if a.contains(' ') { format!("{a:?}") } else { a })

@@ -305,6 +305,8 @@ pub struct TuneArgs {
     pub intents: bool,
     /// Phrases kept per label.
     pub max_rules: usize,
+    /// A phrase must occur in at least this many rows.
+    pub min_df: usize,
     /// Tone mode of `--learn`: the tone the rules attach (default: the first of `tones`).
     pub learn_as: Option<String>,
     /// The command line, for the learned file's header.
@@ -413,6 +415,7 @@ fn tune_learn(
     let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
     let opts = learn::LearnOptions {
         max_rules: args.max_rules,
+        min_df: args.min_df.max(1),
         ..Default::default()
     };
     let (kind, labels): (&str, Vec<(String, Vec<bool>)>) = if args.intents {
@@ -445,9 +448,40 @@ fn tune_learn(
         let y = rows.iter().map(|r| r.label == positive).collect();
         ("tone", vec![(tone, y)])
     };
+    // The configured rules that fired on each row (not rules with evidence: a learned file
+    // weighs the pack, never an earlier learned file).
+    let history = History::default();
+    let fired: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let v = score::score(
+                &row_email(&row.texts),
+                &config.rules,
+                &config.thresholds,
+                &history,
+                0,
+            );
+            let mut ids: Vec<String> = v
+                .hits
+                .iter()
+                .filter(|h| {
+                    config
+                        .rules
+                        .rules()
+                        .iter()
+                        .find(|r| r.id == h.rule)
+                        .is_some_and(|r| r.evidence.is_none())
+                })
+                .map(|h| h.rule.clone())
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        })
+        .collect();
     let mut learned = Vec::new();
     for (label, y) in &labels {
-        let l = learn::learn_label(&texts, y, &opts)
+        let l = learn::learn_label_with_rules(&texts, &fired, y, &opts)
             .map_err(|e| anyhow::anyhow!("{kind} {label}: {e}"))?;
         learned.push((label.clone(), l));
     }
@@ -512,10 +546,13 @@ fn tune_learn(
     let _ = writeln!(report, "\nFigures on the {which}: {} rows", eval_rows.len());
     let _ = writeln!(
         report,
-        "{:<16} {:>26} {:>26} {:>26}",
-        "", "configured rules P/R/F1", "learned rules alone", "both"
+        "(learned rules: the learned file's label, its phrases weighing the configured rules too;\n either: the configured rules' label or the learned one)"
     );
-    let history = History::default();
+    let _ = writeln!(
+        report,
+        "{:<16} {:>26} {:>26} {:>26}",
+        "", "configured rules P/R/F1", "learned rules", "either"
+    );
     let mut macro_f1 = [0.0f64; 3];
     for (label, _) in &labels {
         let positive = if args.intents {
@@ -593,7 +630,7 @@ fn tune_learn(
     if !args.intents {
         let _ = writeln!(
             report,
-            "(configured rules: any of the tones {}; both: those or the learned tone)",
+            "(configured rules: any of the tones {})",
             args.tones.join(", ")
         );
     }

@@ -7,19 +7,24 @@
 //! the best `3 × max_rules` are fitted with an L2 logistic regression; the `max_rules` with the
 //! largest weights (by |w| × √df, so a phrase that decides many rows outranks a rare one) are
 //! fitted again on their own. The decision threshold is the one that maximises F1 on the
-//! training rows among those an empty text does not pass, and the weights are scaled so the
-//! label is given at evidence 1 (see `score::EVIDENCE_BAR`).
+//! training rows, each scored out of fold (5 folds) where the data has enough rows, among the
+//! thresholds an empty text does not pass; the weights are scaled so the label is given at
+//! evidence 1 (see `score::EVIDENCE_BAR`), and capped at [`MAX_EVIDENCE`] either way.
 
 use std::collections::HashMap;
 
 use anyhow::{Result, ensure};
 
+use super::cv;
 use super::logreg::{self, ClassWeight, FitOptions};
 use super::sparse::{Matrix, SparseVec};
 use super::tfidf;
 
 /// The largest evidence one learned phrase carries, either way: twice the bar.
 pub const MAX_EVIDENCE: f64 = 2.0;
+
+/// Rows of the smaller side per fold before the decision threshold is chosen out of fold.
+const OOF_MIN_PER_FOLD: usize = 10;
 
 /// How a label is learned.
 #[derive(Debug, Clone)]
@@ -37,7 +42,7 @@ impl Default for LearnOptions {
     fn default() -> Self {
         LearnOptions {
             max_rules: 150,
-            min_df: 5,
+            min_df: 3,
             max_n: 3,
             l2: 0.5,
         }
@@ -109,10 +114,32 @@ fn row_terms(texts: &[String], max_n: usize) -> Vec<Vec<String>> {
 
 /// Learn phrases for `y` (true: the row has the label) from `texts`.
 pub fn learn_label(texts: &[String], y: &[bool], opts: &LearnOptions) -> Result<LearnedLabel> {
+    learn_label_with_rules(texts, &vec![Vec::new(); texts.len()], y, opts)
+}
+
+/// The name of the feature "configured rule `id` fired" among the phrases (a phrase never has a
+/// colon: words are letters, digits and inner apostrophes).
+pub fn rule_feature(id: &str) -> String {
+    format!("{RULE_FEATURE}{id}")
+}
+
+const RULE_FEATURE: &str = "rule:";
+
+/// Learn phrases for `y` from `texts`, weighing the configured rules as well: `fired[i]` are
+/// the ids of the rules that fired on row `i`. A rule kept is written as a meta rule over that
+/// id, so the learned label can trust a rule of the pack more or less than the pack does
+/// ("question" speaking against a complaint, "let-down" for one).
+pub fn learn_label_with_rules(
+    texts: &[String],
+    fired: &[Vec<String>],
+    y: &[bool],
+    opts: &LearnOptions,
+) -> Result<LearnedLabel> {
     ensure!(
-        texts.len() == y.len(),
-        "{} texts for {} labels",
+        texts.len() == y.len() && fired.len() == y.len(),
+        "{} texts and {} rule lists for {} labels",
         texts.len(),
+        fired.len(),
         y.len()
     );
     let pos = y.iter().filter(|b| **b).count();
@@ -121,7 +148,12 @@ pub fn learn_label(texts: &[String], y: &[bool], opts: &LearnOptions) -> Result<
         pos > 0 && neg > 0,
         "learning needs rows with the label and rows without it"
     );
-    let terms = row_terms(texts, opts.max_n);
+    let mut terms = row_terms(texts, opts.max_n);
+    for (t, f) in terms.iter_mut().zip(fired) {
+        t.extend(f.iter().map(|id| rule_feature(id)));
+        t.sort();
+        t.dedup();
+    }
     let mut df: HashMap<&str, (usize, usize)> = HashMap::new();
     for (t, &yy) in terms.iter().zip(y) {
         for term in t {
@@ -139,10 +171,18 @@ pub fn learn_label(texts: &[String], y: &[bool], opts: &LearnOptions) -> Result<
             (*t, odds.abs() * ((a + b) as f64).sqrt())
         })
         .collect();
-    cands.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-    cands.truncate(opts.max_rules.saturating_mul(3).max(1));
+    // The configured rules are few and always weighed; phrases compete for the rest.
+    let is_rule = |t: &str| t.starts_with(RULE_FEATURE);
+    cands.sort_by(|a, b| {
+        is_rule(b.0)
+            .cmp(&is_rule(a.0))
+            .then(b.1.total_cmp(&a.1))
+            .then(a.0.cmp(b.0))
+    });
+    let rules = cands.iter().filter(|c| is_rule(c.0)).count();
+    cands.truncate(rules + opts.max_rules.saturating_mul(3).max(1));
     let vocab: Vec<String> = cands.iter().map(|(t, _)| t.to_string()).collect();
-    let fit = |vocab: &[String]| -> Result<logreg::BinaryModel> {
+    let matrix = |vocab: &[String]| -> Result<Matrix> {
         let index: HashMap<&str, usize> = vocab
             .iter()
             .enumerate()
@@ -158,9 +198,11 @@ pub fn learn_label(texts: &[String], y: &[bool], opts: &LearnOptions) -> Result<
                 )
             })
             .collect();
-        let x = Matrix::new(rows, vocab.len())?;
+        Matrix::new(rows, vocab.len())
+    };
+    let fit = |x: &Matrix, y: &[bool]| -> Result<logreg::BinaryModel> {
         logreg::fit_binary(
-            &x,
+            x,
             y,
             &FitOptions {
                 l2: opts.l2,
@@ -169,7 +211,7 @@ pub fn learn_label(texts: &[String], y: &[bool], opts: &LearnOptions) -> Result<
             },
         )
     };
-    let first = fit(&vocab)?;
+    let first = fit(&matrix(&vocab)?, y)?;
     let mut ranked: Vec<(usize, f64)> = vocab
         .iter()
         .enumerate()
@@ -182,10 +224,14 @@ pub fn learn_label(texts: &[String], y: &[bool], opts: &LearnOptions) -> Result<
     // Mostly phrases for the label: a phrase against it only counts where one for it fired,
     // and words of the other class ("boarding") say little about mail from another domain.
     let max_against = opts.max_rules / 4;
-    let (mut kept, mut against) = (Vec::new(), 0);
+    let mut kept: Vec<String> = vocab.iter().filter(|t| is_rule(t)).cloned().collect();
+    let mut against = 0;
     for &(i, _) in &ranked {
-        if kept.len() == opts.max_rules {
+        if kept.len() == rules + opts.max_rules {
             break;
+        }
+        if is_rule(&vocab[i]) {
+            continue;
         }
         if first.weights[i] < 0.0 {
             if against == max_against {
@@ -195,22 +241,31 @@ pub fn learn_label(texts: &[String], y: &[bool], opts: &LearnOptions) -> Result<
         }
         kept.push(vocab[i].clone());
     }
-    let model = fit(&kept)?;
-    // Decision values of the training rows under the kept phrases.
-    let index: HashMap<&str, usize> = kept
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.as_str(), i))
-        .collect();
-    let sums: Vec<f64> = terms
-        .iter()
-        .map(|t| {
-            t.iter()
-                .filter_map(|x| index.get(x.as_str()))
-                .map(|&i| model.weights[i])
-                .sum()
-        })
-        .collect();
+    let x = matrix(&kept)?;
+    let model = fit(&x, y)?;
+    // Decision values Σw of the rows under the kept phrases (the bias is constant), each from
+    // a model that did not see the row when there is data enough for folds: a threshold
+    // chosen in-sample sits too high, since a phrase fitted to a row speaks louder for it.
+    let sums: Vec<f64> = if pos.min(neg) >= 5 * OOF_MIN_PER_FOLD {
+        let labels: Vec<usize> = y.iter().map(|&b| usize::from(b)).collect();
+        let folds = cv::stratified_folds(&labels, 5, 1)?;
+        cv::out_of_fold(
+            &folds,
+            |train| {
+                let yt: Vec<bool> = train.iter().map(|&i| y[i]).collect();
+                fit(&x.select(train)?, &yt)
+            },
+            |m, rows| {
+                // On the final model's scale: the label is given where Σw + bias_fold > 0.
+                Ok(rows
+                    .iter()
+                    .map(|&i| m.decision(&x.rows()[i]) - model.bias)
+                    .collect())
+            },
+        )?
+    } else {
+        x.rows().iter().map(|r| r.dot(&model.weights)).collect()
+    };
     // Best F1 threshold on Σw (the bias is constant), among thresholds above 0: an empty text
     // (Σw = 0) never gets the label.
     let mut order: Vec<usize> = (0..sums.len()).collect();
@@ -320,18 +375,36 @@ pub fn write_rules(header: &str, kind: &str, labels: &[(String, LearnedLabel)]) 
             learned.phrases.len()
         ));
         for p in &learned.phrases {
-            let base = format!("learned.{}.{}", slug(label), slug(&p.phrase));
+            let rule = p.phrase.strip_prefix(RULE_FEATURE);
+            let base = match rule {
+                Some(id) => format!("learned.{}.rule.{}", slug(label), slug(id)),
+                None => format!("learned.{}.{}", slug(label), slug(&p.phrase)),
+            };
             let n = ids.entry(base.clone()).or_default();
             *n += 1;
             let id = if *n == 1 { base } else { format!("{base}-{n}") };
-            out.push_str(&format!(
-                "\n[[rule]]\nid = {}\ndescription = {}\nkeywords = [{}]\nnegation = false\nmax_hits = 1\n{kind} = {}\nevidence = {:.4}\n",
-                quoted(&id),
-                quoted(&format!(
+            let description = match rule {
+                Some(id) => format!(
+                    "learned: rule {id} fired in {} of {} {label} rows, {} of {} others",
+                    p.in_class, learned.rows_in_class, p.in_other, learned.rows_other
+                ),
+                None => format!(
                     "learned: in {} of {} {label} rows, {} of {} others",
                     p.in_class, learned.rows_in_class, p.in_other, learned.rows_other
-                )),
-                quoted(&crate::score::normalise(&p.phrase)),
+                ),
+            };
+            // Rule ids are letters, digits, '_', '.' and '-': a meta expression as they are.
+            let matcher = match rule {
+                Some(id) => format!("meta = {}", quoted(id)),
+                None => format!(
+                    "keywords = [{}]\nnegation = false\nmax_hits = 1",
+                    quoted(&crate::score::normalise(&p.phrase))
+                ),
+            };
+            out.push_str(&format!(
+                "\n[[rule]]\nid = {}\ndescription = {}\n{matcher}\n{kind} = {}\nevidence = {:.4}\n",
+                quoted(&id),
+                quoted(&description),
                 quoted(label),
                 p.evidence
             ));
@@ -410,6 +483,52 @@ mod tests {
         );
         assert_eq!(slug("don't \"x\""), "don-t-x");
         assert_eq!(quoted("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn a_configured_rule_is_weighed_and_written_as_a_meta_rule() {
+        // The configured rule "awful" fires on half the label's rows and on no other row; the
+        // words alone say nothing (every row reads the same).
+        let texts = vec!["the same words here".to_string(); 120];
+        let y: Vec<bool> = (0..120).map(|i| i % 2 == 0).collect();
+        let fired: Vec<Vec<String>> = (0..120)
+            .map(|i| {
+                if i % 4 == 0 {
+                    vec!["awful".to_string()]
+                } else {
+                    vec![]
+                }
+            })
+            .collect();
+        let learned =
+            learn_label_with_rules(&texts, &fired, &y, &LearnOptions::default()).expect("learns");
+        let rule = learned
+            .phrases
+            .iter()
+            .find(|p| p.phrase == rule_feature("awful"))
+            .unwrap_or_else(|| panic!("{learned:?}"));
+        assert!(rule.evidence >= 1.0, "{learned:?}");
+        let file = write_rules("test", "tone", &[("negative".into(), learned)]);
+        assert!(file.contains("meta = \"awful\""), "{file}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pack = dir.path().join("pack.toml");
+        std::fs::write(
+            &pack,
+            "[[rule]]\nid = \"awful\"\nkeywords = [\"awful\"]\ntone = \"angry\"\n",
+        )
+        .expect("write");
+        let path = dir.path().join("learned.toml");
+        std::fs::write(&path, &file).expect("write");
+        let rules = crate::score::RuleSet::load(&[&pack, &path])
+            .unwrap_or_else(|e| panic!("{e:?}\n{file}"));
+        let v = crate::score::score(
+            &crate::score::text_email("", "an awful day"),
+            &rules,
+            &crate::score::Thresholds::DEFAULT,
+            &crate::score::History::default(),
+            0,
+        );
+        assert!(v.tones.contains(&"negative".to_string()), "{v:?}");
     }
 
     #[test]
