@@ -554,19 +554,39 @@ fn tune_learns_keyword_rules_that_check_and_explain_read() {
     assert!(out.contains("learned.negative.lost"), "{out}");
     assert!(out.contains("negative"), "{out}");
 
-    // A learned file with a broken weight is refused at its line.
-    std::fs::write(
-        &learned,
-        file.replacen("evidence = ", "evidence = nan #", 1),
-    )
-    .expect("write");
-    let (code, out, err) = check(&d.path().join("triaged.toml"));
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(
-        format!("{out}{err}").contains("learned.toml:")
-            && format!("{out}{err}").contains("evidence must be a finite number"),
-        "{out}{err}"
-    );
+    // A learned file with a NaN evidence, a duplicate id or a broken line is refused at its
+    // line.
+    let line_of = |needle: &str| file.lines().position(|l| l.contains(needle)).expect(needle) + 1;
+    let first_evidence = line_of("evidence = ");
+    let ids: Vec<&str> = file.lines().filter(|l| l.starts_with("id = ")).collect();
+    assert!(ids.len() >= 2, "{file}");
+    let second_id_line = line_of(ids[1]);
+    for (broken, line, message) in [
+        (
+            file.replacen("evidence = ", "evidence = nan #", 1),
+            first_evidence,
+            "evidence must be a finite number",
+        ),
+        (
+            file.replacen(ids[1], ids[0], 1),
+            second_id_line,
+            "duplicate rule id",
+        ),
+        (
+            file.replacen("evidence = ", "evidence = = ", 1),
+            first_evidence,
+            "",
+        ),
+    ] {
+        std::fs::write(&learned, broken).expect("write");
+        let (code, out, err) = check(&d.path().join("triaged.toml"));
+        let shown = format!("{out}{err}");
+        assert_eq!(code, 1, "{shown}");
+        assert!(
+            shown.contains(&format!("learned.toml:{line}:")) && shown.contains(message),
+            "line {line}, {message:?}: {shown}"
+        );
+    }
 }
 
 /// A raw character that would reach the terminal as a control: C0 (but the line breaks and

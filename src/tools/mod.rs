@@ -448,8 +448,8 @@ fn tune_learn(
         let y = rows.iter().map(|r| r.label == positive).collect();
         ("tone", vec![(tone, y)])
     };
-    // The configured rules that fired on each row (not rules with evidence: a learned file
-    // weighs the pack, never an earlier learned file).
+    // The configured rules that fired on each row (not those of an earlier learned file,
+    // `learned.*`: a learned file weighs the pack, never a file it may replace).
     let history = History::default();
     let fired: Vec<Vec<String>> = rows
         .iter()
@@ -464,14 +464,7 @@ fn tune_learn(
             let mut ids: Vec<String> = v
                 .hits
                 .iter()
-                .filter(|h| {
-                    config
-                        .rules
-                        .rules()
-                        .iter()
-                        .find(|r| r.id == h.rule)
-                        .is_some_and(|r| r.evidence.is_none())
-                })
+                .filter(|h| !h.rule.starts_with(learn::LEARNED_PREFIX))
                 .map(|h| h.rule.clone())
                 .collect();
             ids.sort();

@@ -125,6 +125,9 @@ pub fn rule_feature(id: &str) -> String {
 
 const RULE_FEATURE: &str = "rule:";
 
+/// The start of every learned rule's id.
+pub const LEARNED_PREFIX: &str = "learned.";
+
 /// Learn phrases for `y` from `texts`, weighing the configured rules as well: `fired[i]` are
 /// the ids of the rules that fired on row `i`. A rule kept is written as a meta rule over that
 /// id, so the learned label can trust a rule of the pack more or less than the pack does
@@ -377,8 +380,8 @@ pub fn write_rules(header: &str, kind: &str, labels: &[(String, LearnedLabel)]) 
         for p in &learned.phrases {
             let rule = p.phrase.strip_prefix(RULE_FEATURE);
             let base = match rule {
-                Some(id) => format!("learned.{}.rule.{}", slug(label), slug(id)),
-                None => format!("learned.{}.{}", slug(label), slug(&p.phrase)),
+                Some(id) => format!("{LEARNED_PREFIX}{}.rule.{}", slug(label), slug(id)),
+                None => format!("{LEARNED_PREFIX}{}.{}", slug(label), slug(&p.phrase)),
             };
             let n = ids.entry(base.clone()).or_default();
             *n += 1;

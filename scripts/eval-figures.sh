@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Every figure of docs/rules.md "How well the rules do", from the third-party data in
+# ../shared/eval/data (not part of this repository): the default pack on every row, held-out
+# figures of the pack, of rules learned on the training part (`tune --learn`) and of tuned
+# weights, and rules learned on one data set measured on another. Writes nothing in the
+# repository; the learned files go to a temporary directory (kept when KEEP=1).
+#   bash scripts/eval-figures.sh [path/to/triaged]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=${1:-target/release/triaged}
+[ -x "$T" ] || cargo build --release --locked --bin triaged
+D=../shared/eval/data
+W=$(mktemp -d)
+[ "${KEEP:-}" = 1 ] || trap 'rm -rf "$W"' EXIT
+
+TICKETS=(--data "$D/tobi_bueck_tickets_multi-lang-4-20k.head.csv" --text subject,body --label priority
+         --filter language=en --map high=high,medium=normal,low=low)
+AIRLINE=(--data "$D/twitter_us_airline_sentiment.csv" --text text --label airline_sentiment)
+COMPLAINTS=(--data "$D/complaints_social_media_preotiuc2019.csv" --text 1 --label 2
+            --map 1=complaint,0=other)
+INTENTS=(--data "$D/bitext_customer_support_4514.csv" --text instruction --label intent --map
+  get_refund=refund,track_refund=refund,check_refund_policy=refund,check_invoice=billing,get_invoice=billing,payment_issue=billing,cancel_order=cancel,delete_account=cancel,recover_password=access,registration_problems=access,complaint=complaint,*=none)
+TONES=angry,frustrated,abusive,anxious
+
+# A config like the example, reading the default pack and, if given, one more rules file.
+config() {
+    local dir="$W/$1"
+    mkdir -p "$dir/rules"
+    sed "s#^dir = \"../templates\".*#dir = \"$PWD/templates\"#" config/triaged.toml >"$dir/triaged.toml"
+    cp config/rules/*.toml "$dir/rules/"
+    [ -z "${2:-}" ] || cp "$2" "$dir/rules/zz-learned.toml"
+    echo "$dir/triaged.toml"
+}
+base=$(config base)
+positive() { grep -E "^positive class|^macro-F1" | sed 's/^/    /'; }
+
+echo "== The default pack, every row"
+echo "tickets (priority):"
+"$T" eval --config "$base" "${TICKETS[@]}" --predicted-map urgent=high | grep -E '^high  |^macro-F1' | sed 's/^/    /'
+echo "airline (negative):"
+"$T" eval --config "$base" "${AIRLINE[@]}" --tone $TONES --positive negative | positive
+echo "complaints (complaint):"
+"$T" eval --config "$base" "${COMPLAINTS[@]}" --tone $TONES,complaint --positive complaint | positive
+echo "intents:"
+"$T" eval --config "$base" "${INTENTS[@]}" --intents | grep '^macro-F1' | sed 's/^/    /'
+
+echo
+echo "== Held out (train on --part train, measure on --part test)"
+echo "airline: configured rules, learned rules, either (P / R / F1):"
+"$T" tune --config "$base" "${AIRLINE[@]}" --part train --tone $TONES --positive negative \
+    --learn-as negative --learn "$W/airline.toml" | grep '^tone' | sed 's/^/    /'
+echo "complaints:"
+"$T" tune --config "$base" "${COMPLAINTS[@]}" --part train --tone $TONES,complaint \
+    --positive complaint --learn-as negative --learn "$W/complaints.toml" | grep '^tone' | sed 's/^/    /'
+echo "intents (one-vs-rest per intent, then the mean):"
+"$T" tune --config "$base" "${INTENTS[@]}" --part train --intents --learn "$W/intents.toml" \
+    | grep -E '^intent|^mean' | sed 's/^/    /'
+echo "intents, eval --intents on the test part: pack alone, pack with learned rules:"
+"$T" eval --config "$base" "${INTENTS[@]}" --intents --part test | grep '^macro-F1' | sed 's/^/    /'
+"$T" eval --config "$(config intents "$W/intents.toml")" "${INTENTS[@]}" --intents --part test \
+    | grep '^macro-F1' | sed 's/^/    /'
+echo "TF-IDF yardstick, out of fold on the training part (airline, complaints, tickets):"
+"$T" tune --config "$base" "${AIRLINE[@]}" --part train --tone $TONES --positive negative --yardstick \
+    | grep '^TF-IDF' | sed 's/^/    /'
+"$T" tune --config "$base" "${COMPLAINTS[@]}" --part train --tone $TONES,complaint --positive complaint \
+    --yardstick | grep '^TF-IDF' | sed 's/^/    /'
+echo "tickets: shipped weights, then weights tuned on the training part, on the test part:"
+"$T" tune --config "$base" "${TICKETS[@]}" --part train --out "$W/weights.toml" --yardstick \
+    | grep -E '^TF-IDF' | sed 's/^/    /'
+"$T" eval --config "$base" "${TICKETS[@]}" --part test --predicted-map urgent=high \
+    | grep -E '^high  |^macro-F1' | sed 's/^/    /'
+tuned=$(config tuned)
+cp "$W/weights.toml" "$(dirname "$tuned")/weights.toml"
+sed -i 's/^\[scoring\]$/[scoring]\nweights = "weights.toml"/' "$tuned"
+"$T" eval --config "$tuned" "${TICKETS[@]}" --part test --predicted-map urgent=high \
+    | grep -E '^high  |^macro-F1' | sed 's/^/    /'
+
+echo
+echo "== Across data sets (learned on one training part, measured on every row of the other)"
+echo "learned on airline, measured on complaints (tone negative):"
+"$T" eval --config "$(config air "$W/airline.toml")" "${COMPLAINTS[@]}" --tone negative \
+    --positive complaint | positive
+echo "learned on complaints, measured on airline (tone negative):"
+"$T" eval --config "$(config compl "$W/complaints.toml")" "${AIRLINE[@]}" --tone negative \
+    --positive negative | positive
