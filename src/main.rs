@@ -163,8 +163,9 @@ enum Command {
         yardstick: bool,
         /// Learn keyword rules from the data and write them to this rules file: with --tone NAME
         /// --positive CLASS, phrases whose evidence gives the tone NAME; with --intents, phrases
-        /// for each intent. Figures are measured through the rule engine on the test part when
-        /// --part train is given.
+        /// for each intent; otherwise (priorities, with --out) phrases with weights fitted
+        /// beside the rules' weights. Figures are measured through the rule engine on the test
+        /// part when --part train is given.
         #[arg(long)]
         learn: Option<PathBuf>,
         /// With --learn: gold classes (after --map) are intents, or "none".

@@ -589,6 +589,104 @@ fn tune_learns_keyword_rules_that_check_and_explain_read() {
     }
 }
 
+#[test]
+fn tune_learns_priority_phrases_beside_the_weights() {
+    let d = setup(GOOD, RULE, "Hello {{ ticket }}");
+    // No rule speaks for these rows; "payroll" is high, "brochure" low, the rest normal.
+    let mut csv = String::from("subject,body,priority\n");
+    for i in 0..240 {
+        let row = match i % 3 {
+            0 => format!("Run {i},the payroll export failed again,high"),
+            1 => format!("Note {i},please send a new brochure,low"),
+            _ => format!("Question {i},how do I change my address,medium"),
+        };
+        csv.push_str(&row);
+        csv.push('\n');
+    }
+    let data = d.path().join("tickets.csv");
+    std::fs::write(&data, csv).expect("write");
+    let learned = d.path().join("rules/learned.toml");
+    let weights = d.path().join("weights.toml");
+    let args = |with_out: bool| {
+        let mut a = vec![
+            "tune".to_string(),
+            "--data".into(),
+            data.display().to_string(),
+            "--text".into(),
+            "subject,body".into(),
+            "--label".into(),
+            "priority".into(),
+            "--map".into(),
+            "high=high,medium=normal,low=low".into(),
+            "--part".into(),
+            "train".into(),
+            "--learn".into(),
+            learned.display().to_string(),
+        ];
+        if with_out {
+            a.extend(["--out".to_string(), weights.display().to_string()]);
+        }
+        a
+    };
+    // Without --out there is nowhere for the thresholds: refused, nothing written.
+    let a = args(false);
+    let (code, _, err) = run_with(
+        &d.path().join("triaged.toml"),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("needs --out"), "{err}");
+    assert!(!learned.exists());
+
+    let a = args(true);
+    let (code, text, err) = run_with(
+        &d.path().join("triaged.toml"),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 0, "{text}{err}");
+    let held_out = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .skip_while(|l| !l.starts_with("On the held-out test part"))
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name}: {text}"));
+        line.split_whitespace()
+            .rev()
+            .nth(2)
+            .and_then(|v| v.parse().ok())
+            .expect("macro-F1")
+    };
+    assert!(held_out("configured rules") < 0.5, "{text}");
+    assert_eq!(held_out("tuned rules + learned phrases"), 1.0, "{text}");
+    let file = std::fs::read_to_string(&learned).expect("learned file");
+    assert!(
+        file.contains("keywords = [\"payroll\"]") && file.contains("weight = "),
+        "{file}"
+    );
+
+    // The daemon's config takes both files: check passes, explain names the phrase.
+    let config = format!("{GOOD}weights = \"weights.toml\"\n");
+    std::fs::write(d.path().join("triaged.toml"), config).expect("write");
+    let (code, out, err) = check(&d.path().join("triaged.toml"));
+    assert_eq!(code, 0, "{out}{err}");
+    let mail = d.path().join("m.eml");
+    std::fs::write(
+        &mail,
+        "From: a@example.org\r\nTo: support@example.test\r\nSubject: payroll\r\n\r\nThe payroll export failed.\r\n",
+    )
+    .expect("write");
+    let (code, out, err) = run_with(
+        &d.path().join("triaged.toml"),
+        &["explain", mail.to_str().expect("utf-8 path")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("learned.priority.payroll"), "{out}");
+    assert!(
+        out.contains("priority urgent") || out.contains("priority high"),
+        "{out}"
+    );
+}
+
 /// A raw character that would reach the terminal as a control: C0 (but the line breaks and
 /// tabs of the layout), DEL, C1, and the bidi overrides and isolates.
 fn raw_control(c: char) -> bool {

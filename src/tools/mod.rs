@@ -803,11 +803,19 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     if let Some(map) = &args.map {
         map.apply(&mut rows)?;
     }
-    if let Some(out) = &args.learn {
+    if let Some(out) = &args.learn
+        && (args.intents || !args.tones.is_empty())
+    {
         return tune_learn(config, args, &rows, out);
     }
     if !args.tones.is_empty() {
         return tune_tone(config, args, &rows);
+    }
+    if args.learn.is_some() && args.out.is_none() {
+        anyhow::bail!(
+            "--learn for priorities needs --out FILE too: the learned phrases' weights go with the \
+             thresholds and the rules' weights fitted beside them"
+        );
     }
     let order = class_order(&rows, &args.order)?;
     let k = order.len();
@@ -818,6 +826,45 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     let rules = config.rules.rules();
 
     let (x, verdicts) = rule_features(config, &rows)?;
+    let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
+    // With --learn: the phrases that speak for the most or least urgent class, fitted beside
+    // the rules (columns after the rules').
+    let learned = args.learn.as_ref().map(|_| {
+        crate::tune::learn::priority_phrases(
+            &texts,
+            &y,
+            k,
+            &crate::tune::learn::LearnOptions {
+                max_rules: args.max_rules,
+                min_df: args.min_df.max(1),
+                ..Default::default()
+            },
+        )
+    });
+    let x = match &learned {
+        None => x,
+        Some((terms, phrases)) => {
+            let index: std::collections::HashMap<&str, usize> = phrases
+                .iter()
+                .enumerate()
+                .map(|(j, (p, _))| (p.as_str(), rules.len() + j))
+                .collect();
+            let rows: Vec<crate::tune::sparse::SparseVec> = x
+                .rows()
+                .iter()
+                .zip(terms)
+                .map(|(r, t)| {
+                    let mut pairs = r.entries().to_vec();
+                    pairs.extend(
+                        t.iter()
+                            .filter_map(|w| index.get(w.as_str()).map(|&j| (j, 1.0))),
+                    );
+                    crate::tune::sparse::SparseVec::from_pairs(pairs)
+                })
+                .collect();
+            crate::tune::sparse::Matrix::new(rows, rules.len() + phrases.len())?
+        }
+    };
     let shipped: Vec<String> = verdicts
         .iter()
         .map(|v| priority_class(v.priority, &order))
@@ -869,12 +916,19 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     let mut summary = vec![
         ("rules, shipped weights".to_string(), shipped_report.clone()),
         (
-            format!("rules, tuned weights ({}-fold, out of fold)", args.folds),
+            if learned.is_some() {
+                // The phrases were chosen on every row: the folds then only refit weights.
+                format!(
+                    "rules + phrases, tuned ({}-fold; phrases chosen on all rows: optimistic)",
+                    args.folds
+                )
+            } else {
+                format!("rules, tuned weights ({}-fold, out of fold)", args.folds)
+            },
             tuned_report.clone(),
         ),
     ];
 
-    let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
     if args.yardstick {
         let pred = tfidf_out_of_fold(
             &texts,
@@ -1016,6 +1070,114 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
         let text = crate::score::weights_file(&note, &tuned_th, &tuned_weights);
         std::fs::write(path, text).with_context(|| format!("Writing {}", path.display()))?;
         let _ = writeln!(out, "\nWrote {}", path.display());
+    }
+    if let (Some(file), Some((_, phrases))) = (&args.learn, &learned) {
+        let weighted: Vec<(String, f64, usize)> = phrases
+            .iter()
+            .enumerate()
+            .map(|(j, (p, df))| (p.clone(), model.weights[rules.len() + j] * scale, *df))
+            .filter(|(_, w, _)| w.abs() >= 0.005)
+            .collect();
+        let header = format!(
+            "Learned priority phrases, written by `triaged tune --learn` from {} ({} rows),\n\
+             fitted beside the rules' weights and thresholds in {}: use the two together.\n\
+             Each phrase is a keyword rule whose weight adds to the score like any rule's.",
+            args.source.path.display(),
+            rows.len(),
+            args.out
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        let text = crate::tune::learn::write_priority_rules(&header, &weighted, rows.len());
+        std::fs::write(file, text).with_context(|| format!("Writing {}", file.display()))?;
+        let _ = writeln!(out, "Wrote {} ({} phrases)", file.display(), weighted.len());
+        let map: std::collections::BTreeMap<String, f64> = tuned_weights.iter().cloned().collect();
+        out.push_str(&priority_held_out(
+            config, args, file, &map, &tuned_th, &order,
+        )?);
+    }
+    Ok(out)
+}
+
+/// With `--part train`: the configured rules and the tuned rules with the learned phrases, as
+/// the daemon would load them, on the test part.
+fn priority_held_out(
+    config: &Config,
+    args: &TuneArgs,
+    learned: &Path,
+    weights: &std::collections::BTreeMap<String, f64>,
+    thresholds: &Thresholds,
+    order: &[String],
+) -> Result<String> {
+    use std::fmt::Write as _;
+    let Some(split) = args
+        .columns
+        .split
+        .filter(|s| s.part == crate::eval::Part::Train)
+    else {
+        return Ok(String::new());
+    };
+    let mut cols = args.columns.clone();
+    cols.split = Some(crate::eval::Split {
+        part: crate::eval::Part::Test,
+        ..split
+    });
+    let mut test = crate::eval::load(&args.source, &cols)?.rows;
+    if let Some(map) = &args.map {
+        map.apply(&mut test)?;
+    }
+    let mut files: Vec<&Path> = config.rule_files.iter().map(|p| p.as_path()).collect();
+    files.push(learned);
+    let tuned = score::RuleSet::load(&files)
+        .map_err(|errs| {
+            anyhow::anyhow!(
+                "the learned file does not load with the configured rules: {}",
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?
+        .with_weights(weights)
+        .map_err(|unknown| anyhow::anyhow!("weights for unknown rules: {}", unknown.join(", ")))?;
+    let history = History::default();
+    let gold: Vec<&str> = test.iter().map(|r| r.label.as_str()).collect();
+    let predict = |rules: &score::RuleSet, th: &Thresholds| -> Vec<String> {
+        test.iter()
+            .map(|r| {
+                priority_class(
+                    score::score(&row_email(&r.texts), rules, th, &history, 0).priority,
+                    order,
+                )
+            })
+            .collect()
+    };
+    let top = &order[order.len() - 1];
+    let mut out = format!(
+        "\nOn the held-out test part ({} rows), through the rule engine:\n{:<52} {:>8} {:>9} {:>9}\n",
+        test.len(),
+        "",
+        "macro-F1",
+        format!("{top} P"),
+        format!("{top} R")
+    );
+    for (name, pred) in [
+        (
+            "configured rules",
+            predict(&config.rules, &config.thresholds),
+        ),
+        ("tuned rules + learned phrases", predict(&tuned, thresholds)),
+    ] {
+        let r = crate::eval::evaluate(&gold, &pred, Some(order))?;
+        let c = r.class(top);
+        let _ = writeln!(
+            out,
+            "{name:<52} {:>8.3} {:>9.3} {:>9.3}",
+            r.macro_f1,
+            c.map_or(0.0, |c| c.precision),
+            c.map_or(0.0, |c| c.recall)
+        );
     }
     Ok(out)
 }

@@ -330,6 +330,79 @@ pub fn learn_label_with_rules(
     })
 }
 
+/// Candidate phrases for a priority (classes `0..k`, least urgent first): those that speak
+/// most for the most or the least urgent class against the rest (the larger smoothed log-odds
+/// of the two, times √rows), at most `opts.max_rules`. Returns each row's distinct terms and
+/// the phrases with the rows they occur in.
+pub fn priority_phrases(
+    texts: &[String],
+    y: &[usize],
+    k: usize,
+    opts: &LearnOptions,
+) -> (Vec<Vec<String>>, Vec<(String, usize)>) {
+    let terms = row_terms(texts, opts.max_n);
+    let top = k.saturating_sub(1);
+    let (n_top, n_bottom) = (
+        y.iter().filter(|&&c| c == top).count(),
+        y.iter().filter(|&&c| c == 0).count(),
+    );
+    let mut df: HashMap<&str, (usize, usize, usize)> = HashMap::new();
+    for (t, &c) in terms.iter().zip(y) {
+        for term in t {
+            let e = df.entry(term.as_str()).or_default();
+            e.0 += 1;
+            e.1 += usize::from(c == top);
+            e.2 += usize::from(c == 0);
+        }
+    }
+    let n = y.len() as f64;
+    let log_odds = |a: usize, rows: usize, class: usize| -> f64 {
+        let prior = (class as f64 + 1.0) / (n - class as f64 + 1.0);
+        ((a as f64 + 0.5) / ((rows - a) as f64 + 0.5) / prior)
+            .ln()
+            .abs()
+    };
+    let mut cands: Vec<(&str, usize, f64)> = df
+        .iter()
+        .filter(|(_, (rows, _, _))| *rows >= opts.min_df)
+        .map(|(t, &(rows, a, b))| {
+            let s = log_odds(a, rows, n_top).max(log_odds(b, rows, n_bottom));
+            (*t, rows, s * (rows as f64).sqrt())
+        })
+        .collect();
+    cands.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(b.0)));
+    cands.truncate(opts.max_rules);
+    let phrases = cands
+        .iter()
+        .map(|(t, rows, _)| (t.to_string(), *rows))
+        .collect();
+    (terms, phrases)
+}
+
+/// A rules file of learned priority phrases: `header` (comment lines, without `#`), then one
+/// keyword rule per (phrase, weight, rows it occurred in) with that weight and no label.
+pub fn write_priority_rules(header: &str, phrases: &[(String, f64, usize)], rows: usize) -> String {
+    let mut out = String::new();
+    for line in header.lines() {
+        out.push_str(&format!("# {line}\n").replace("# \n", "#\n"));
+    }
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (phrase, weight, df) in phrases {
+        let base = format!("{LEARNED_PREFIX}priority.{}", slug(phrase));
+        let n = ids.entry(base.clone()).or_default();
+        *n += 1;
+        let id = if *n == 1 { base } else { format!("{base}-{n}") };
+        out.push_str(&format!(
+            "\n[[rule]]\nid = {}\ndescription = {}\nkeywords = [{}]\nnegation = false\nmax_hits = 1\nweight = {:.4}\n",
+            quoted(&id),
+            quoted(&format!("learned: in {df} of {rows} rows")),
+            quoted(&crate::score::normalise(phrase)),
+            weight
+        ));
+    }
+    out
+}
+
 /// An id part from a phrase: a-z 0-9 and `-`.
 fn slug(phrase: &str) -> String {
     let mut s: String = phrase
