@@ -476,6 +476,23 @@ fn tune_in_tone_mode_compares_rules_with_a_text_model() {
     );
 }
 
+/// `triaged check` passes on DIR/triaged.toml, and `triaged explain` of an email with this
+/// subject and body succeeds: its output.
+fn check_and_explain(dir: &std::path::Path, subject: &str, body: &str) -> String {
+    let config = dir.join("triaged.toml");
+    let (code, out, err) = check(&config);
+    assert_eq!(code, 0, "{out}{err}");
+    let mail = dir.join("m.eml");
+    std::fs::write(
+        &mail,
+        format!("From: a@example.org\r\nTo: support@example.test\r\nSubject: {subject}\r\n\r\n{body}\r\n"),
+    )
+    .expect("write");
+    let (code, out, err) = run_with(&config, &["explain", mail.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
 #[test]
 fn tune_learns_keyword_rules_that_check_and_explain_read() {
     let rules = "[[rule]]\nid = \"awful\"\nkeywords = [\"awful\"]\ntone = \"angry\"\n";
@@ -538,19 +555,7 @@ fn tune_learns_keyword_rules_that_check_and_explain_read() {
     );
 
     // The learned file sits in the rules directory: check reads it, explain names its rules.
-    let (code, out, err) = check(&d.path().join("triaged.toml"));
-    assert_eq!(code, 0, "{out}{err}");
-    let mail = d.path().join("m.eml");
-    std::fs::write(
-        &mail,
-        "From: a@example.org\r\nTo: support@example.test\r\nSubject: trip\r\n\r\nThey lost my bag.\r\n",
-    )
-    .expect("write");
-    let (code, out, err) = run_with(
-        &d.path().join("triaged.toml"),
-        &["explain", mail.to_str().expect("utf-8 path")],
-    );
-    assert_eq!(code, 0, "{err}");
+    let out = check_and_explain(d.path(), "trip", "They lost my bag.");
     assert!(out.contains("learned.negative.lost"), "{out}");
     assert!(out.contains("negative"), "{out}");
 
@@ -667,19 +672,7 @@ fn tune_learns_priority_phrases_beside_the_weights() {
     // The daemon's config takes both files: check passes, explain names the phrase.
     let config = format!("{GOOD}weights = \"weights.toml\"\n");
     std::fs::write(d.path().join("triaged.toml"), config).expect("write");
-    let (code, out, err) = check(&d.path().join("triaged.toml"));
-    assert_eq!(code, 0, "{out}{err}");
-    let mail = d.path().join("m.eml");
-    std::fs::write(
-        &mail,
-        "From: a@example.org\r\nTo: support@example.test\r\nSubject: payroll\r\n\r\nThe payroll export failed.\r\n",
-    )
-    .expect("write");
-    let (code, out, err) = run_with(
-        &d.path().join("triaged.toml"),
-        &["explain", mail.to_str().expect("utf-8 path")],
-    );
-    assert_eq!(code, 0, "{err}");
+    let out = check_and_explain(d.path(), "payroll", "The payroll export failed.");
     assert!(out.contains("learned.priority.payroll"), "{out}");
     assert!(
         out.contains("priority urgent") || out.contains("priority high"),

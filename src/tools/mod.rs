@@ -495,17 +495,7 @@ fn tune_learn(
     let file = learn::write_rules(&header, kind, &learned);
     std::fs::write(out, &file)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
-    let mut files: Vec<&std::path::Path> = config.rule_files.iter().map(|p| p.as_path()).collect();
-    files.push(out);
-    let with = score::RuleSet::load(&files).map_err(|errs| {
-        anyhow::anyhow!(
-            "the learned file does not load with the configured rules: {}",
-            errs.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
+    let with = with_learned(config, out)?;
     let mut report = String::new();
     let n: usize = learned.iter().map(|(_, l)| l.phrases.len()).sum();
     let _ = writeln!(
@@ -518,20 +508,9 @@ fn tune_learn(
     );
     // Figures: on the other part of a split when there is one (held out), else on the
     // training rows (said so: in-sample figures flatter).
-    let (eval_rows, which) = match &args.columns.split {
-        Some(split) if split.part == crate::eval::Part::Train => {
-            let mut cols = args.columns.clone();
-            cols.split = Some(crate::eval::Split {
-                part: crate::eval::Part::Test,
-                ..*split
-            });
-            let mut test = crate::eval::load(&args.source, &cols)?.rows;
-            if let Some(map) = &args.map {
-                map.apply(&mut test)?;
-            }
-            (test, "held-out test part")
-        }
-        _ => (
+    let (eval_rows, which) = match held_out_rows(args)? {
+        Some(test) => (test, "held-out test part"),
+        None => (
             rows.to_vec(),
             "training rows (in-sample; use --part train for a held-out figure)",
         ),
@@ -995,24 +974,7 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
         args.folds,
         args.seed
     );
-    let _ = writeln!(
-        out,
-        "{:<52} {:>8} {:>9} {:>9}",
-        "",
-        "macro-F1",
-        &format!("{top} P"),
-        &format!("{top} R")
-    );
-    for (name, r) in &summary {
-        let s = r.class(top);
-        let _ = writeln!(
-            out,
-            "{name:<52} {:>8.3} {:>9.3} {:>9.3}",
-            r.macro_f1,
-            s.map_or(0.0, |s| s.precision),
-            s.map_or(0.0, |s| s.recall)
-        );
-    }
+    priority_table(&mut out, top, &summary);
     let _ = writeln!(
         out,
         "\nTuned (fitted on all rows, L2 {}; scaled to the configured threshold gap):",
@@ -1110,35 +1072,10 @@ fn priority_held_out(
     thresholds: &Thresholds,
     order: &[String],
 ) -> Result<String> {
-    use std::fmt::Write as _;
-    let Some(split) = args
-        .columns
-        .split
-        .filter(|s| s.part == crate::eval::Part::Train)
-    else {
+    let Some(test) = held_out_rows(args)? else {
         return Ok(String::new());
     };
-    let mut cols = args.columns.clone();
-    cols.split = Some(crate::eval::Split {
-        part: crate::eval::Part::Test,
-        ..split
-    });
-    let mut test = crate::eval::load(&args.source, &cols)?.rows;
-    if let Some(map) = &args.map {
-        map.apply(&mut test)?;
-    }
-    let mut files: Vec<&Path> = config.rule_files.iter().map(|p| p.as_path()).collect();
-    files.push(learned);
-    let tuned = score::RuleSet::load(&files)
-        .map_err(|errs| {
-            anyhow::anyhow!(
-                "the learned file does not load with the configured rules: {}",
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })?
+    let tuned = with_learned(config, learned)?
         .with_weights(weights)
         .map_err(|unknown| anyhow::anyhow!("weights for unknown rules: {}", unknown.join(", ")))?;
     let history = History::default();
@@ -1153,33 +1090,85 @@ fn priority_held_out(
             })
             .collect()
     };
-    let top = &order[order.len() - 1];
     let mut out = format!(
-        "\nOn the held-out test part ({} rows), through the rule engine:\n{:<52} {:>8} {:>9} {:>9}\n",
-        test.len(),
+        "\nOn the held-out test part ({} rows), through the rule engine:\n",
+        test.len()
+    );
+    let summary = [
+        (
+            "configured rules".to_string(),
+            crate::eval::evaluate(
+                &gold,
+                &predict(&config.rules, &config.thresholds),
+                Some(order),
+            )?,
+        ),
+        (
+            "tuned rules + learned phrases".to_string(),
+            crate::eval::evaluate(&gold, &predict(&tuned, thresholds), Some(order))?,
+        ),
+    ];
+    priority_table(&mut out, &order[order.len() - 1], &summary);
+    Ok(out)
+}
+
+/// The configured rule files and a learned one, loaded as the daemon would load them.
+fn with_learned(config: &Config, learned: &Path) -> Result<score::RuleSet> {
+    let mut files: Vec<&Path> = config.rule_files.iter().map(|p| p.as_path()).collect();
+    files.push(learned);
+    score::RuleSet::load(&files).map_err(|errs| {
+        anyhow::anyhow!(
+            "the learned file does not load with the configured rules: {}",
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })
+}
+
+/// With `--part train`: the rows of the test part, mapped like the training rows.
+fn held_out_rows(args: &TuneArgs) -> Result<Option<Vec<crate::eval::Row>>> {
+    let Some(split) = args
+        .columns
+        .split
+        .filter(|s| s.part == crate::eval::Part::Train)
+    else {
+        return Ok(None);
+    };
+    let mut cols = args.columns.clone();
+    cols.split = Some(crate::eval::Split {
+        part: crate::eval::Part::Test,
+        ..split
+    });
+    let mut test = crate::eval::load(&args.source, &cols)?.rows;
+    if let Some(map) = &args.map {
+        map.apply(&mut test)?;
+    }
+    Ok(Some(test))
+}
+
+/// Macro-F1 and the most urgent class's precision and recall, a row per model.
+fn priority_table(out: &mut String, top: &str, summary: &[(String, crate::eval::Report)]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "{:<52} {:>8} {:>9} {:>9}",
         "",
         "macro-F1",
-        format!("{top} P"),
-        format!("{top} R")
+        &format!("{top} P"),
+        &format!("{top} R")
     );
-    for (name, pred) in [
-        (
-            "configured rules",
-            predict(&config.rules, &config.thresholds),
-        ),
-        ("tuned rules + learned phrases", predict(&tuned, thresholds)),
-    ] {
-        let r = crate::eval::evaluate(&gold, &pred, Some(order))?;
-        let c = r.class(top);
+    for (name, r) in summary {
+        let s = r.class(top);
         let _ = writeln!(
             out,
             "{name:<52} {:>8.3} {:>9.3} {:>9.3}",
             r.macro_f1,
-            c.map_or(0.0, |c| c.precision),
-            c.map_or(0.0, |c| c.recall)
+            s.map_or(0.0, |s| s.precision),
+            s.map_or(0.0, |s| s.recall)
         );
     }
-    Ok(out)
 }
 
 /// Cut points that maximise macro-F1 on the given scores (coordinate ascent from the fitted
