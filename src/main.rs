@@ -127,16 +127,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Fit the rules' weights and thresholds to labelled data; list phrases the rules miss.
+    /// Fit the rules' weights and thresholds to labelled data, list phrases the rules miss, or
+    /// learn new keyword rules from it (--learn).
     ///
-    /// The rules stay, only their numbers change. Prints cross-validated figures next to the
+    /// Without --learn the rules stay, only their numbers change. Prints cross-validated figures next to the
     /// shipped weights (--yardstick: and a TF-IDF text model), and writes a weights file to
     /// include with [scoring] weights = "FILE". Example:
     ///
     ///   triaged tune --data tickets.csv --text subject,body --label priority
     ///     --map high=high,medium=normal,low=low --out config/weights.toml --yardstick
     ///
-    /// Learned keyword rules (a tone; --intents for intents), measured on a held-out part:
+    /// Learned keyword rules (a tone; --intents for intents; priorities with --out), measured
+    /// on a held-out part (docs/rules.md, "Learned rules"):
     ///
     ///   triaged tune --data tweets.csv --text text --label sentiment --part train
     ///     --tone angry,frustrated --positive negative --learn-as negative
@@ -171,7 +173,8 @@ enum Command {
         /// With --learn: gold classes (after --map) are intents, or "none".
         #[arg(long, requires = "learn")]
         intents: bool,
-        /// With --learn: phrases kept per label.
+        /// With --learn: phrases kept per label (the configured rules that fired are weighed
+        /// besides, in tone and intent mode).
         #[arg(long, default_value_t = 150)]
         max_rules: usize,
         /// With --learn: a phrase must occur in at least this many rows.
