@@ -386,6 +386,8 @@ struct Texts {
     caps: (usize, usize),
     /// The longest run of `!`/`?` in subject or body.
     punctuation_run: usize,
+    /// Words in the body, counted when a rule first asks.
+    words: std::cell::OnceCell<usize>,
 }
 
 impl Texts {
@@ -428,6 +430,7 @@ impl Texts {
                 (a.0 + b.0, a.1 + b.1)
             },
             punctuation_run: text::punctuation_run(&email.subject).max(text::punctuation_run(&own)),
+            words: std::cell::OnceCell::new(),
         }
     }
 
@@ -464,6 +467,46 @@ struct Found {
     examined: u32,
     /// For senders, signals and meta rules: fired, and what to show.
     fired: Option<String>,
+}
+
+/// What was found, for the few rules that found anything: an email touches a handful of a
+/// thousand rules, so a slot per rule is an index, not a [`Found`] to allocate and drop.
+struct Founds {
+    /// Per rule: its place in `list`, or `u32::MAX`.
+    slot: Vec<u32>,
+    list: Vec<Found>,
+}
+
+/// What an untouched rule found: nothing.
+static NOTHING: Found = Found {
+    occurrences: Vec::new(),
+    examined: 0,
+    fired: None,
+};
+
+impl Founds {
+    fn new(rules: usize) -> Founds {
+        Founds {
+            slot: vec![u32::MAX; rules],
+            list: Vec::new(),
+        }
+    }
+
+    fn get(&self, r: usize) -> &Found {
+        match self.slot[r] {
+            u32::MAX => &NOTHING,
+            i => &self.list[i as usize],
+        }
+    }
+
+    fn entry(&mut self, r: usize) -> &mut Found {
+        if self.slot[r] == u32::MAX {
+            // Fewer rules than u32::MAX: the loader holds them in memory.
+            self.slot[r] = self.list.len() as u32;
+            self.list.push(Found::default());
+        }
+        &mut self.list[self.slot[r] as usize]
+    }
 }
 
 fn negated(neg: &Negation, text: &str, start: usize) -> bool {
@@ -518,7 +561,7 @@ fn signal_value(signal: &Signal, t: &Texts, history: &History, now: i64) -> f64 
             }
         }
         Signal::PunctuationRun => t.punctuation_run as f64,
-        Signal::Words => text::word_count(&t.body) as f64,
+        Signal::Words => *t.words.get_or_init(|| text::word_count(&t.body)) as f64,
         Signal::EarlierContacts { within_secs } => history
             .earlier_contacts
             .iter()
@@ -573,7 +616,7 @@ pub fn score(
 ) -> Verdict {
     let inner = &*rules.inner;
     let texts = Texts::new(email, inner);
-    let mut found: Vec<Found> = vec![Found::default(); inner.rules.len()];
+    let mut found = Founds::new(inner.rules.len());
     let sources: Vec<&Source> = inner
         .scans
         .iter()
@@ -594,18 +637,25 @@ pub fn score(
                 continue;
             }
             for &r in &p.rules {
-                add(&mut found[r], &inner.rules[r], text, si, m.start(), m.end());
+                add(
+                    found.entry(r),
+                    &inner.rules[r],
+                    text,
+                    si,
+                    m.start(),
+                    m.end(),
+                );
             }
             for &(r, g) in &p.gaps {
                 let rule = &inner.rules[r];
-                if done(&found[r], rule) {
+                if done(found.get(r), rule) {
                     continue;
                 }
                 let input = regex_automata::Input::new(text)
                     .range(m.start()..)
                     .anchored(regex_automata::Anchored::Yes);
                 if let Some(hit) = rule.gaps[g].search(&input) {
-                    add(&mut found[r], rule, text, si, hit.start(), hit.end());
+                    add(found.entry(r), rule, text, si, hit.start(), hit.end());
                 }
             }
         }
@@ -622,10 +672,10 @@ pub fn score(
             let rule = &inner.rules[r];
             if let Matcher::Regex(re) = &rule.matcher {
                 for m in re.find_iter(text) {
-                    if done(&found[r], rule) {
+                    if done(found.get(r), rule) {
                         break;
                     }
-                    add(&mut found[r], rule, text, si, m.start(), m.end());
+                    add(found.entry(r), rule, text, si, m.start(), m.end());
                 }
             }
         }
@@ -634,7 +684,9 @@ pub fn score(
     for (r, rule) in inner.rules.iter().enumerate() {
         match &rule.matcher {
             Matcher::Senders(list) => {
-                found[r].fired = sender_matches(list, &texts.from_address, &texts.from_domain);
+                if let Some(who) = sender_matches(list, &texts.from_address, &texts.from_domain) {
+                    found.entry(r).fired = Some(who);
+                }
             }
             Matcher::Signal {
                 signal,
@@ -643,7 +695,7 @@ pub fn score(
             } => {
                 let v = signal_value(signal, &texts, history, now);
                 if at_least.is_none_or(|min| v >= min) && at_most.is_none_or(|max| v <= max) {
-                    found[r].fired = Some(format!("{}={}", signal.name(), number(v)));
+                    found.entry(r).fired = Some(format!("{}={}", signal.name(), number(v)));
                 }
             }
             _ => {}
@@ -652,7 +704,10 @@ pub fn score(
     // Meta rules, each after the ones it uses.
     for &r in &inner.meta_order {
         if let Matcher::Meta(expr) = &inner.rules[r].matcher {
-            let fired = |i: &usize| found[*i].fired.is_some() || !found[*i].occurrences.is_empty();
+            let fired = |i: &usize| {
+                let f = found.get(*i);
+                f.fired.is_some() || !f.occurrences.is_empty()
+            };
             if expr.eval(&fired) {
                 let which: Vec<&str> = expr
                     .names()
@@ -660,7 +715,7 @@ pub fn score(
                     .filter(|i| fired(i))
                     .map(|i| inner.rules[i].id.as_str())
                     .collect();
-                found[r].fired = Some(which.join(" + "));
+                found.entry(r).fired = Some(which.join(" + "));
             }
         }
     }
@@ -672,7 +727,7 @@ pub fn score(
     let mut intents = BTreeSet::new();
     let mut evidence: std::collections::BTreeMap<(&'static str, &str), f64> = Default::default();
     for (r, rule) in inner.rules.iter().enumerate() {
-        let f = &found[r];
+        let f = found.get(r);
         let (target, matched, count) = if let Some(first) = f.occurrences.first() {
             let src = sources[first.source];
             let text = texts.get(src);

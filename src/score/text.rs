@@ -9,19 +9,7 @@ use unicode_normalization::char::is_combining_mark;
 /// byte-wise path, and text that is already in NFKC skips the normaliser.
 pub fn normalise(text: &str) -> String {
     if text.is_ascii() {
-        let mut out = String::with_capacity(text.len());
-        for (i, word) in text.split_ascii_whitespace().enumerate() {
-            if i > 0 {
-                out.push(' ');
-            }
-            out.push_str(word);
-        }
-        // In place: ASCII lower case and the backtick as an apostrophe keep every byte ASCII.
-        out.make_ascii_lowercase();
-        if out.contains('`') {
-            out = out.replace('`', "'");
-        }
-        return out;
+        return normalise_ascii(text.as_bytes());
     }
     let mut out = String::with_capacity(text.len());
     let mut space = false;
@@ -55,6 +43,45 @@ pub fn normalise(text: &str) -> String {
     out
 }
 
+/// [`normalise`] of ASCII text, 32 bytes at a time: a chunk whose only whitespace is single
+/// spaces, with no backtick and no space where one was just written, is copied lower-cased in
+/// one vectorised step; any other chunk goes byte by byte.
+fn normalise_ascii(text: &[u8]) -> String {
+    let lower = |b: u8| b | (u8::from(b.wrapping_sub(b'A') < 26) << 5);
+    let mut out = Vec::with_capacity(text.len());
+    // At the start, as after a space: leading whitespace is dropped.
+    let mut prev_space = true;
+    for chunk in text.chunks(32) {
+        let odd = chunk.iter().fold(false, |odd, &b| {
+            odd | matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b'`')
+        });
+        let double = chunk[1..]
+            .iter()
+            .zip(chunk)
+            .fold(false, |d, (&c, &p)| d | ((c == b' ') & (p == b' ')));
+        let fresh_space = prev_space && chunk[0] == b' ';
+        if !(odd || double || fresh_space) {
+            out.extend(chunk.iter().map(|&b| lower(b)));
+            prev_space = chunk[chunk.len() - 1] == b' ';
+            continue;
+        }
+        for &b in chunk {
+            let space = b.is_ascii_whitespace();
+            if !space {
+                out.push(if b == b'`' { b'\'' } else { lower(b) });
+            } else if !prev_space {
+                out.push(b' ');
+            }
+            prev_space = space;
+        }
+    }
+    if out.last() == Some(&b' ') {
+        out.pop();
+    }
+    // Every byte written is ASCII, so this cannot fail; the fallback keeps it safe code.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// The body as rules see it: quoted lines (`> ...`) and the signature (after a `-- ` line) are
 /// left out, so a reply is scored on what the customer wrote now, not on the thread it quotes
 /// (which may hold our own acknowledgement).
@@ -78,7 +105,11 @@ pub fn own_words(body: &str) -> std::borrow::Cow<'_, str> {
 
 /// A word character for boundaries: letters, digits, marks and `_` (as regex's `\b`).
 pub fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_' || is_combining_mark(c)
+    if c.is_ascii() {
+        // No ASCII character is a combining mark; this is the common case at every match.
+        return c.is_ascii_alphanumeric() || c == '_';
+    }
+    c.is_alphanumeric() || is_combining_mark(c)
 }
 
 /// Whether `text[start..end]` stands on word boundaries where the phrase needs them.
@@ -181,14 +212,23 @@ pub fn caps_ratio(text: &str) -> (f64, usize) {
     }
 }
 
+/// Bytes counted together in a byte-wide counter: fewer than 256, so it cannot wrap.
+const CHUNK: usize = 128;
+
 /// Upper-case letters and letters in a text.
 pub fn caps_counts(text: &str) -> (usize, usize) {
     let (mut upper, mut letters) = (0usize, 0usize);
     if text.is_ascii() {
-        // Branch-free, so the compiler can vectorise it.
-        for &b in text.as_bytes() {
-            letters += usize::from((b | 0x20).wrapping_sub(b'a') < 26);
-            upper += usize::from(b.wrapping_sub(b'A') < 26);
+        // Branch-free with byte-wide counts per chunk, so the compiler can vectorise it.
+        for chunk in text.as_bytes().chunks(CHUNK) {
+            let (u, l) = chunk.iter().fold((0u8, 0u8), |(u, l), &b| {
+                (
+                    u.wrapping_add(u8::from(b.wrapping_sub(b'A') < 26)),
+                    l.wrapping_add(u8::from((b | 0x20).wrapping_sub(b'a') < 26)),
+                )
+            });
+            upper += usize::from(u);
+            letters += usize::from(l);
         }
         return (upper, letters);
     }
@@ -201,14 +241,36 @@ pub fn caps_counts(text: &str) -> (usize, usize) {
 
 /// The longest run of `!` and `?` (`!!!`, `?!?`).
 pub fn punctuation_run(text: &str) -> usize {
-    let (mut best, mut run) = (0, 0);
-    for c in text.chars() {
-        if matches!(c, '!' | '?' | '\u{ff01}' | '\u{ff1f}') {
+    // Byte-wise: `!` and `?` are ASCII, their full-width forms (U+FF01, U+FF1F) are the
+    // sequences EF BC 81 and EF BC 9F, and every byte of any other character ends a run.
+    let b = text.as_bytes();
+    let (mut best, mut run, mut i) = (0, 0, 0);
+    while i < b.len() {
+        // Most text holds none: skip a chunk at once when no byte of it can start a run.
+        if run == 0
+            && let Some(chunk) = b.get(i..i + 32)
+            && !chunk.iter().fold(false, |any, &c| {
+                any | (c == b'!') | (c == b'?') | (c == 0xef)
+            })
+        {
+            i += 32;
+            continue;
+        }
+        if b[i] == b'!' || b[i] == b'?' {
             run += 1;
-            best = best.max(run);
+            i += 1;
+        } else if b[i] == 0xef
+            && b.get(i + 1) == Some(&0xbc)
+            && matches!(b.get(i + 2), Some(0x81 | 0x9f))
+        {
+            run += 1;
+            i += 3;
         } else {
             run = 0;
+            i += 1;
+            continue;
         }
+        best = best.max(run);
     }
     best
 }
@@ -216,14 +278,22 @@ pub fn punctuation_run(text: &str) -> usize {
 /// Words in a text.
 pub fn word_count(text: &str) -> usize {
     if text.is_ascii() {
-        // A word starts where a word byte follows a non-word byte; branch-free.
-        let mut n = 0;
-        let mut prev = false;
-        for &b in text.as_bytes() {
-            let w =
-                ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10) | (b == b'_');
-            n += usize::from(w & !prev);
-            prev = w;
+        // A word starts where a word byte follows a non-word byte (or the text's start):
+        // each byte compared with the one before, counted byte-wide per chunk, so the
+        // compiler can vectorise it.
+        let word = |b: u8| {
+            ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10) | (b == b'_')
+        };
+        let b = text.as_bytes();
+        let Some(&first) = b.first() else {
+            return 0;
+        };
+        let mut n = usize::from(word(first));
+        for (cur, prev) in b[1..].chunks(CHUNK).zip(b.chunks(CHUNK)) {
+            let k = cur.iter().zip(prev).fold(0u8, |k, (&c, &p)| {
+                k.wrapping_add(u8::from(word(c) & !word(p)))
+            });
+            n += usize::from(k);
         }
         return n;
     }
@@ -246,6 +316,11 @@ mod tests {
             ("Straße", "straße"),
             ("ÉCHEC", "échec"),
             ("“quoted”", "\"quoted\""),
+            ("", ""),
+            (" \t\r\n ", ""),
+            ("Don`t\x0c\x0cSTOP  ", "don't stop"),
+            ("a\x0bB", "a\x0bb"),
+            ("[A-Z] @Z", "[a-z] @z"),
         ];
         for (input, want) in cases {
             assert_eq!(normalise(input), want, "{input:?}");
@@ -301,12 +376,51 @@ mod tests {
         assert!(on_boundaries("c++ rocks", 0, 3, true, false));
     }
 
+    /// The byte-wise ASCII measures agree with plain character-wise ones, across chunk edges.
+    #[test]
+    fn ascii_measures_match_the_plain_definitions() {
+        let words = [
+            "Ab", "c_d", "9", "it's", "!!", "X-Y", "  ", "\n\n", "é?", "`q`",
+        ];
+        for len in [0, 1, 5, 127, 128, 129, 255, 256, 300] {
+            let mut t = String::new();
+            let mut i = len;
+            while t.len() < len {
+                t.push_str(words[i % words.len()]);
+                t.push(' ');
+                i = i * 7 + 3;
+            }
+            for t in [t.replace('é', "e"), t] {
+                let upper = t.chars().filter(|c| c.is_uppercase()).count();
+                let letters = t.chars().filter(|c| c.is_alphabetic()).count();
+                assert_eq!(caps_counts(&t), (upper, letters), "{t:?}");
+                let plain = t
+                    .split(|c: char| !is_word_char(c))
+                    .filter(|w| !w.is_empty());
+                assert_eq!(word_count(&t), plain.count(), "{t:?}");
+                let mut run = (0, 0);
+                for c in t.chars() {
+                    run.1 = if matches!(c, '!' | '?') { run.1 + 1 } else { 0 };
+                    run.0 = run.0.max(run.1);
+                }
+                assert_eq!(punctuation_run(&t), run.0, "{t:?}");
+                let joined: Vec<&str> = t.split_whitespace().collect();
+                let want = joined.join(" ").to_lowercase().replace('`', "'");
+                assert_eq!(normalise(&t), want, "{t:?}");
+            }
+        }
+    }
+
     #[test]
     fn structural_measures() {
         assert_eq!(caps_ratio("ABC def"), (0.5, 6));
         assert_eq!(caps_ratio("123"), (0.0, 0));
         assert_eq!(punctuation_run("why?!?! ok!"), 4);
         assert_eq!(punctuation_run("none"), 0);
+        assert_eq!(punctuation_run("ok！？! then ?"), 3);
+        assert_eq!(punctuation_run("é!!é！"), 2);
+        assert_eq!(punctuation_run("！x！"), 1);
+        assert_eq!(punctuation_run("\u{ff02}!\u{ef}"), 1);
         assert_eq!(word_count("it's down, again!"), 4);
     }
 }
