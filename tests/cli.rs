@@ -513,28 +513,26 @@ fn tune_learns_keyword_rules_that_check_and_explain_read() {
     let data = d.path().join("tweets.csv");
     std::fs::write(&data, csv).expect("write");
     let learned = d.path().join("rules/learned.toml");
-    let (code, text, err) = run_with(
-        &d.path().join("triaged.toml"),
-        &[
-            "tune",
-            "--data",
-            data.to_str().expect("utf-8 path"),
-            "--text",
-            "text",
-            "--label",
-            "sentiment",
-            "--part",
-            "train",
-            "--tone",
-            "angry",
-            "--positive",
-            "negative",
-            "--learn-as",
-            "negative",
-            "--learn",
-            learned.to_str().expect("utf-8 path"),
-        ],
-    );
+    let learn_args = [
+        "tune",
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--text",
+        "text",
+        "--label",
+        "sentiment",
+        "--part",
+        "train",
+        "--tone",
+        "angry",
+        "--positive",
+        "negative",
+        "--learn-as",
+        "negative",
+        "--learn",
+        learned.to_str().expect("utf-8 path"),
+    ];
+    let (code, text, err) = run_with(&d.path().join("triaged.toml"), &learn_args);
     assert_eq!(code, 0, "{text}{err}");
     // Held out: the rule alone finds about a third of the negative rows (the split is random),
     // rules and learned phrases all of them, and nothing else.
@@ -558,6 +556,14 @@ fn tune_learns_keyword_rules_that_check_and_explain_read() {
     let out = check_and_explain(d.path(), "trip", "They lost my bag.");
     assert!(out.contains("learned.negative.lost"), "{out}");
     assert!(out.contains("negative"), "{out}");
+
+    // Learning again into the same file, now one of the configured rule files: it is read
+    // once (no duplicate ids), and its old rules are no features of the new ones.
+    let (code, text, err) = run_with(&d.path().join("triaged.toml"), &learn_args);
+    assert_eq!(code, 0, "{text}{err}");
+    let again = std::fs::read_to_string(&learned).expect("learned file");
+    assert!(!again.contains("rule.learned."), "{again}");
+    check_and_explain(d.path(), "trip", "They lost my bag.");
 
     // A learned file with a NaN evidence, a duplicate id or a broken line is refused at its
     // line.
@@ -678,6 +684,17 @@ fn tune_learns_priority_phrases_beside_the_weights() {
         out.contains("priority urgent") || out.contains("priority high"),
         "{out}"
     );
+
+    // Learning again with both files configured: the weights file names no learned rule,
+    // and the pair still loads.
+    let (code, text, err) = run_with(
+        &d.path().join("triaged.toml"),
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 0, "{text}{err}");
+    let weights_text = std::fs::read_to_string(&weights).expect("weights file");
+    assert!(!weights_text.contains("learned."), "{weights_text}");
+    check_and_explain(d.path(), "payroll", "The payroll export failed.");
 }
 
 /// A raw character that would reach the terminal as a control: C0 (but the line breaks and

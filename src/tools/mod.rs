@@ -298,8 +298,9 @@ pub struct TuneArgs {
     /// which phrases are missing.
     pub tones: Vec<String>,
     pub positive: Option<String>,
-    /// Learn keyword rules and write them here (`--learn`): tone mode (the first of `tones` is
-    /// the tone the rules attach) or intent mode (`intents`).
+    /// Learn keyword rules and write them here (`--learn`): tone mode (`learn_as`, else the
+    /// first of `tones`, is the tone the rules attach), intent mode (`intents`), or priority
+    /// mode (neither; the weights and thresholds go to `out`).
     pub learn: Option<std::path::PathBuf>,
     /// Intent mode of `--learn`: gold classes are intents or `none`.
     pub intents: bool,
@@ -539,7 +540,10 @@ fn tune_learn(
             let both = score::score(&email, &with, &config.thresholds, &history, 0);
             let gold = row.label == positive;
             let has = |v: &score::Verdict, learned_only: bool| -> bool {
-                let learned_label = v.evidence.iter().any(|e| e.given && e.label == *label);
+                let learned_label = v
+                    .evidence
+                    .iter()
+                    .any(|e| e.given && e.kind == kind && e.label == *label);
                 if learned_only {
                     return learned_label;
                 }
@@ -823,6 +827,12 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
     let x = match &learned {
         None => x,
         Some((terms, phrases)) => {
+            // Rules of an earlier learned file (`learned.*`, about to be replaced) are no
+            // features: the new phrases stand in their place.
+            let earlier: Vec<bool> = rules
+                .iter()
+                .map(|r| r.id.starts_with(crate::tune::learn::LEARNED_PREFIX))
+                .collect();
             let index: std::collections::HashMap<&str, usize> = phrases
                 .iter()
                 .enumerate()
@@ -833,7 +843,12 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
                 .iter()
                 .zip(terms)
                 .map(|(r, t)| {
-                    let mut pairs = r.entries().to_vec();
+                    let mut pairs: Vec<(usize, f64)> = r
+                        .entries()
+                        .iter()
+                        .copied()
+                        .filter(|&(i, _)| !earlier[i])
+                        .collect();
                     pairs.extend(
                         t.iter()
                             .filter_map(|w| index.get(w.as_str()).map(|&j| (j, 1.0))),
@@ -961,6 +976,7 @@ pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
         .iter()
         .zip(&model.weights)
         .filter(|(r, w)| **w != 0.0 || r.weight != 0.0)
+        .filter(|(r, _)| learned.is_none() || !r.id.starts_with(crate::tune::learn::LEARNED_PREFIX))
         .map(|(r, w)| (r.id.clone(), w * scale))
         .collect();
 
@@ -1112,9 +1128,20 @@ fn priority_held_out(
     Ok(out)
 }
 
-/// The configured rule files and a learned one, loaded as the daemon would load them.
+/// The configured rule files and a learned one, loaded as the daemon would load them. A
+/// configured file at the learned file's path (learning again into the rules directory) is the
+/// learned file: read once.
 fn with_learned(config: &Config, learned: &Path) -> Result<score::RuleSet> {
-    let mut files: Vec<&Path> = config.rule_files.iter().map(|p| p.as_path()).collect();
+    let same = |p: &Path| match (p.canonicalize(), learned.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => p == learned,
+    };
+    let mut files: Vec<&Path> = config
+        .rule_files
+        .iter()
+        .map(|p| p.as_path())
+        .filter(|p| !same(p))
+        .collect();
     files.push(learned);
     score::RuleSet::load(&files).map_err(|errs| {
         anyhow::anyhow!(
