@@ -1,6 +1,9 @@
 //! Learned keyword rules (`triaged tune --learn`): a sparse logistic regression over word 1–3-grams
 //! for one label (a tone, or one intent against the rest), written as ordinary keyword rules with
 //! `evidence`, so the model reads rule by rule and `triaged explain` shows each phrase's share.
+//! The configured rules that fired are features beside the phrases, written as meta rules over
+//! their ids. For priorities, [`priority_phrases`] picks the phrases and the ordinal fit of
+//! `tools::tune` weighs them beside the rules; [`write_priority_rules`] writes them.
 //!
 //! Sparse by selection: n-grams seen in at least `min_df` rows that are not only function words,
 //! numbers or handles are ranked by a smoothed log-odds ratio weighted by how often they occur;
