@@ -381,17 +381,19 @@ pub fn sort(error: SendError, from: &str, to: &[&str]) -> SendError {
 /// whether lettre called it permanent.
 pub fn classify_reply(code: Option<u16>, text: &str, permanent: bool) -> SendError {
     let lower = text.to_ascii_lowercase();
-    let wording = [
-        "rate",
-        "quota",
-        "too many",
-        "slow down",
-        "throttl",
-        "limit exceeded",
-        "sending limit",
-    ]
-    .iter()
-    .any(|w| lower.contains(w));
+    // Words, not substrings, and never inside an address or a domain name: a customer at
+    // `corporate.example` or `rate.example` is no rate limit.
+    let words = reply_words(&lower);
+    let pair = |a: &str, b: &str| words.windows(2).any(|w| w[0] == a && w[1] == b);
+    let wording = words.iter().any(|w| {
+        matches!(*w, "rate" | "rates")
+            || w.starts_with("ratelimit")
+            || w.contains("quota")
+            || w.starts_with("throttl")
+    }) || pair("too", "many")
+        || pair("slow", "down")
+        || pair("limit", "exceeded")
+        || pair("sending", "limit");
     // Enhanced status codes: 4.7.x is a policy deferral (how Microsoft and Google throttle),
     // x.4.5 congestion or quota ("5.4.5 Daily sending quota exceeded").
     let enhanced = |prefix: &str| {
@@ -406,7 +408,11 @@ pub fn classify_reply(code: Option<u16>, text: &str, permanent: bool) -> SendErr
         // A recipient's full mailbox ("5.2.2 over quota") is theirs, not our provider's.
         Some(500..=599) if enhanced("5.2.2") => false,
         Some(500..=599) => {
-            enhanced("5.4.5") || (wording && (lower.contains("quota") || lower.contains("limit")))
+            enhanced("5.4.5")
+                || (wording
+                    && words
+                        .iter()
+                        .any(|w| w.contains("quota") || w.contains("limit")))
         }
         _ => false,
     };
@@ -418,6 +424,22 @@ pub fn classify_reply(code: Option<u16>, text: &str, permanent: bool) -> SendErr
     } else {
         SendError::Transient(text)
     }
+}
+
+/// The words of a lower-cased reply (runs of letters and digits), leaving out every token
+/// that is an address or a domain name (`<a@corporate.example>`, `rate.example`).
+fn reply_words(lower: &str) -> Vec<&str> {
+    lower
+        .split_whitespace()
+        .map(|t| t.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|t| {
+            // A dot between letters makes a domain; enhanced codes (4.7.0) have none.
+            let dotted = t.contains('.') && t.chars().any(|c| c.is_ascii_alphabetic());
+            !t.contains('@') && !dotted
+        })
+        .flat_map(|t| t.split(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 fn one_line(s: &str) -> String {
@@ -514,6 +536,37 @@ mod tests {
             ),
             (Some(550), "550 5.7.1 Relaying denied", true, "permanent"),
             (None, "connection refused", false, "transient"),
+            // A customer's domain is no rate limit, however it is spelled.
+            (
+                Some(450),
+                "transient error (450): 4.1.2 <x@corporate.example>: Recipient address rejected: Domain not found",
+                false,
+                "transient",
+            ),
+            (
+                Some(450),
+                "450 4.1.2 Domain rate.example not found",
+                false,
+                "transient",
+            ),
+            (
+                Some(451),
+                "451 4.7.1 Ratelimit exceeded, try later",
+                false,
+                "pushback",
+            ),
+            (
+                Some(450),
+                "450 Requested action aborted: throttled",
+                false,
+                "pushback",
+            ),
+            (
+                Some(550),
+                "550 5.1.1 <x@quota-limit.example>: user unknown",
+                true,
+                "permanent",
+            ),
         ];
         for (code, text, permanent, want) in cases {
             assert_eq!(
