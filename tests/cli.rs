@@ -562,7 +562,9 @@ fn tune_learns_keyword_rules_that_check_and_explain_read() {
     let (code, text, err) = run_with(&d.path().join("triaged.toml"), &learn_args);
     assert_eq!(code, 0, "{text}{err}");
     let again = std::fs::read_to_string(&learned).expect("learned file");
-    assert!(!again.contains("rule.learned."), "{again}");
+    // A feature over an earlier learned rule would be a meta rule naming its id.
+    assert!(!again.contains("meta = \"learned."), "{again}");
+    assert!(again.contains("meta = \"awful\""), "{again}");
     check_and_explain(d.path(), "trip", "They lost my bag.");
 
     // A learned file with a NaN evidence, a duplicate id or a broken line is refused at its

@@ -451,26 +451,18 @@ fn tune_learn(
     };
     // The configured rules that fired on each row (not those of an earlier learned file,
     // `learned.*`: a learned file weighs the pack, never a file it may replace).
-    let history = History::default();
-    let fired: Vec<Vec<String>> = rows
+    let rules = config.rules.rules();
+    let fired: Vec<Vec<String>> = rule_features(config, rows)?
+        .0
+        .rows()
         .iter()
-        .map(|row| {
-            let v = score::score(
-                &row_email(&row.texts),
-                &config.rules,
-                &config.thresholds,
-                &history,
-                0,
-            );
-            let mut ids: Vec<String> = v
-                .hits
+        .map(|hits| {
+            hits.entries()
                 .iter()
-                .filter(|h| !h.rule.starts_with(learn::LEARNED_PREFIX))
-                .map(|h| h.rule.clone())
-                .collect();
-            ids.sort();
-            ids.dedup();
-            ids
+                .map(|&(i, _)| &rules[i].id)
+                .filter(|id| !id.starts_with(learn::LEARNED_PREFIX))
+                .cloned()
+                .collect()
         })
         .collect();
     let mut learned = Vec::new();
@@ -526,6 +518,18 @@ fn tune_learn(
         "{:<16} {:>26} {:>26} {:>26}",
         "", "configured rules P/R/F1", "learned rules", "either"
     );
+    // Each row scored once by the configured rules and once with the learned file added.
+    let history = History::default();
+    let verdicts: Vec<(score::Verdict, score::Verdict)> = eval_rows
+        .iter()
+        .map(|row| {
+            let email = row_email(&row.texts);
+            (
+                score::score(&email, &config.rules, &config.thresholds, &history, 0),
+                score::score(&email, &with, &config.thresholds, &history, 0),
+            )
+        })
+        .collect();
     let mut macro_f1 = [0.0f64; 3];
     for (label, _) in &labels {
         let positive = if args.intents {
@@ -533,60 +537,43 @@ fn tune_learn(
         } else {
             args.positive.clone().unwrap_or_default()
         };
-        let mut counts = [(0usize, 0usize, 0usize); 3]; // (tp, predicted, support)
-        for row in &eval_rows {
-            let email = row_email(&row.texts);
-            let pack = score::score(&email, &config.rules, &config.thresholds, &history, 0);
-            let both = score::score(&email, &with, &config.thresholds, &history, 0);
-            let gold = row.label == positive;
-            let has = |v: &score::Verdict, learned_only: bool| -> bool {
-                let learned_label = v
-                    .evidence
-                    .iter()
-                    .any(|e| e.given && e.kind == kind && e.label == *label);
-                if learned_only {
-                    return learned_label;
-                }
-                if args.intents {
-                    v.intents.contains(label)
-                } else {
-                    v.tones.iter().any(|t| args.tones.contains(t) || t == label)
-                }
-            };
-            let preds = [has(&pack, false), has(&both, true), has(&both, false)];
-            for (c, p) in counts.iter_mut().zip(preds) {
-                c.0 += usize::from(p && gold);
-                c.1 += usize::from(p);
-                c.2 += usize::from(gold);
+        let has = |v: &score::Verdict, learned_only: bool| -> bool {
+            let learned_label = v
+                .evidence
+                .iter()
+                .any(|e| e.given && e.kind == kind && e.label == *label);
+            if learned_only {
+                learned_label
+            } else if args.intents {
+                v.intents.contains(label)
+            } else {
+                v.tones.iter().any(|t| args.tones.contains(t) || t == label)
             }
-        }
-        let fig = |(tp, pred, sup): (usize, usize, usize)| {
-            let p = if pred == 0 {
-                0.0
-            } else {
-                tp as f64 / pred as f64
-            };
-            let r = if sup == 0 {
-                0.0
-            } else {
-                tp as f64 / sup as f64
-            };
-            let f = if p + r == 0.0 {
-                0.0
-            } else {
-                2.0 * p * r / (p + r)
-            };
-            (p, r, f)
         };
-        let cells: Vec<String> = counts
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        let gold: Vec<&str> = eval_rows
             .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let (p, r, f) = fig(*c);
-                macro_f1[i] += f / labels.len() as f64;
-                format!("{p:.3} / {r:.3} / {f:.3}")
-            })
+            .map(|r| yes_no(r.label == positive))
             .collect();
+        let mut cells = Vec::new();
+        // Configured rules; the learned label alone; either (the learned file loaded).
+        for (i, (learned_file, learned_only)) in [(false, false), (true, true), (true, false)]
+            .into_iter()
+            .enumerate()
+        {
+            let predicted: Vec<&str> = verdicts
+                .iter()
+                .map(|(pack, both)| {
+                    yes_no(has(if learned_file { both } else { pack }, learned_only))
+                })
+                .collect();
+            let r = crate::eval::evaluate(&gold, &predicted, Some(&["yes".into(), "no".into()]))?;
+            let c = r
+                .class("yes")
+                .map_or((0.0, 0.0, 0.0), |c| (c.precision, c.recall, c.f1));
+            macro_f1[i] += c.2 / labels.len() as f64;
+            cells.push(format!("{:.3} / {:.3} / {:.3}", c.0, c.1, c.2));
+        }
         let _ = writeln!(
             report,
             "{:<16} {:>26} {:>26} {:>26}",

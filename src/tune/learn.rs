@@ -385,16 +385,10 @@ pub fn priority_phrases(
 /// A rules file of learned priority phrases: `header` (comment lines, without `#`), then one
 /// keyword rule per (phrase, weight, rows it occurred in) with that weight and no label.
 pub fn write_priority_rules(header: &str, phrases: &[(String, f64, usize)], rows: usize) -> String {
-    let mut out = String::new();
-    for line in header.lines() {
-        out.push_str(&format!("# {line}\n").replace("# \n", "#\n"));
-    }
-    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut out = comment_header(header);
+    let mut ids = Ids::default();
     for (phrase, weight, df) in phrases {
-        let base = format!("{LEARNED_PREFIX}priority.{}", slug(phrase));
-        let n = ids.entry(base.clone()).or_default();
-        *n += 1;
-        let id = if *n == 1 { base } else { format!("{base}-{n}") };
+        let id = ids.unique(format!("{LEARNED_PREFIX}priority.{}", slug(phrase)));
         out.push_str(&format!(
             "\n[[rule]]\nid = {}\ndescription = {}\nkeywords = [{}]\nnegation = false\nmax_hits = 1\nweight = {:.4}\n",
             quoted(&id),
@@ -425,29 +419,42 @@ fn slug(phrase: &str) -> String {
     if s.is_empty() { "x".into() } else { s }
 }
 
-/// A TOML basic string.
+/// A TOML string, quoted and escaped by the `toml` crate.
 fn quoted(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// The start of a learned file: `header` as comment lines.
+fn comment_header(header: &str) -> String {
+    header
+        .lines()
+        .map(|line| format!("# {line}").trim_end().to_string() + "\n")
+        .collect()
+}
+
+/// Rule ids made unique within one file: `base`, else `base-2`, `base-3`, ... whichever is free
+/// (two phrases can slug alike: "don't" and "don t").
+#[derive(Default)]
+struct Ids(std::collections::HashSet<String>);
+
+impl Ids {
+    fn unique(&mut self, base: String) -> String {
+        let mut id = base.clone();
+        let mut n = 1;
+        while self.0.contains(&id) {
+            n += 1;
+            id = format!("{base}-{n}");
         }
+        self.0.insert(id.clone());
+        id
     }
-    out.push('"');
-    out
 }
 
 /// The rules file: `header` (comment lines, without `#`), then per label (`kind` is `tone` or
 /// `intent`) one keyword rule per phrase.
 pub fn write_rules(header: &str, kind: &str, labels: &[(String, LearnedLabel)]) -> String {
-    let mut out = String::new();
-    for line in header.lines() {
-        out.push_str(&format!("# {line}\n").replace("# \n", "#\n"));
-    }
-    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut out = comment_header(header);
+    let mut ids = Ids::default();
     for (label, learned) in labels {
         out.push_str(&format!(
             "\n# --- {kind} {label}: {} phrases; given when their evidence adds up to 1 ---\n",
@@ -455,13 +462,10 @@ pub fn write_rules(header: &str, kind: &str, labels: &[(String, LearnedLabel)]) 
         ));
         for p in &learned.phrases {
             let rule = p.phrase.strip_prefix(RULE_FEATURE);
-            let base = match rule {
+            let id = ids.unique(match rule {
                 Some(id) => format!("{LEARNED_PREFIX}{}.rule.{}", slug(label), slug(id)),
                 None => format!("{LEARNED_PREFIX}{}.{}", slug(label), slug(&p.phrase)),
-            };
-            let n = ids.entry(base.clone()).or_default();
-            *n += 1;
-            let id = if *n == 1 { base } else { format!("{base}-{n}") };
+            });
             let description = match rule {
                 Some(id) => format!(
                     "learned: rule {id} fired in {} of {} {label} rows, {} of {} others",
@@ -561,7 +565,16 @@ mod tests {
             "the engine gives the label where the data has it"
         );
         assert_eq!(slug("don't \"x\""), "don-t-x");
-        assert_eq!(quoted("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        for text in ["a\"b\\c", "it's", "tab\there", "both ' and \""] {
+            let doc: toml::Table = toml::from_str(&format!("x = {}", quoted(text))).expect("toml");
+            assert_eq!(doc["x"].as_str(), Some(text));
+        }
+        let mut ids = Ids::default();
+        let made: Vec<String> = ["a-2", "a", "a", "a"]
+            .into_iter()
+            .map(|b| ids.unique(b.to_string()))
+            .collect();
+        assert_eq!(made, ["a-2", "a", "a-3", "a-4"]);
     }
 
     #[test]
