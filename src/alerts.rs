@@ -146,7 +146,7 @@ pub enum Condition {
     Smtp,
     /// Due outbox rows pile up.
     Backlog,
-    /// The acknowledgement circuit breaker tripped (a mail storm).
+    /// Acknowledgements are held because they look like a mail loop (the loop breaker).
     CircuitBreaker,
 }
 
@@ -183,7 +183,7 @@ impl Condition {
             Condition::NoMail => "No mail received",
             Condition::Smtp => "SMTP sending failing",
             Condition::Backlog => "Outbox backlog growing",
-            Condition::CircuitBreaker => "Acknowledgement circuit breaker tripped",
+            Condition::CircuitBreaker => "Acknowledgements held: a mail loop?",
         }
     }
 
@@ -206,7 +206,7 @@ impl Condition {
                 "Check `triaged queue` (customer mail) and the log for why sending is slow or held back."
             }
             Condition::CircuitBreaker => {
-                "Many emails arrived in a minute; acknowledgements were held back. Check for a mail loop or a flood."
+                "Look at the held emails (`triaged queue`): a robot answering our mail from ever new addresses, or people? Release or drop them; held ones older than [ack] max_age are never sent."
             }
         }
     }

@@ -260,6 +260,25 @@ enum Command {
 enum QueueAction {
     /// Cancel a pending row (by the id `triaged queue` shows); it is kept, marked cancelled.
     Cancel { id: i64 },
+    /// Send held acknowledgements after all (held: they looked like a mail loop). Those whose
+    /// email is older than [ack] max_age are dropped instead.
+    Release {
+        /// The held row (by the id `triaged queue` shows).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every held row.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Drop held acknowledgements: never sent, kept in the store as cancelled.
+    Drop {
+        /// The held row (by the id `triaged queue` shows).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every held row.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -710,6 +729,12 @@ fn queue(path: &std::path::Path, action: Option<QueueAction>, due: bool, json: b
     let out = match action {
         None => triaged::outbox::queue_report(&config, &clock, due, json),
         Some(QueueAction::Cancel { id }) => triaged::outbox::cancel_row(&config, &clock, id),
+        Some(QueueAction::Release { id, .. }) => {
+            triaged::outbox::decide_held(&config, &clock, id, true)
+        }
+        Some(QueueAction::Drop { id, .. }) => {
+            triaged::outbox::decide_held(&config, &clock, id, false)
+        }
     };
     match out {
         Ok(report) => {

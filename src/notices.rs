@@ -219,8 +219,6 @@ fn first_slot(store: &mut Store, name: &str, now: i64) -> i64 {
 
 /// How often the monitor looks (it also looks when a task reports a change).
 const HEALTH_CHECK: Duration = Duration::from_secs(15);
-/// The window in which circuit-breaker skips count as a live problem.
-const BREAKER_WINDOW: i64 = 600;
 
 /// Watch for problems and send one alert per incident and one recovery note.
 pub async fn health_monitor(
@@ -265,12 +263,14 @@ pub async fn health_monitor(
 /// What the store says about the backlog, the mail flow and the circuit breaker.
 fn observe_store(
     alerts: &AlertConfig,
+    max_age: Duration,
     store: &Store,
     now: i64,
     started: i64,
 ) -> Result<BTreeMap<Condition, Option<String>>> {
     let h = &alerts.health;
-    let f = store.health_facts(now, now - BREAKER_WINDOW)?;
+    // A held acknowledgement is a live problem until staff decide, or it is too old to send.
+    let f = store.health_facts(now, now - max_age.as_secs() as i64)?;
     let age = |t: i64| crate::tools::tickets::age(t, now);
     let mut out = BTreeMap::new();
     let backlog_age = h.backlog_age.as_secs() as i64;
@@ -305,11 +305,13 @@ fn observe_store(
     }
     out.insert(
         Condition::CircuitBreaker,
-        (f.breaker_skips > 0).then(|| {
+        (f.held > 0).then(|| {
             format!(
-                "{} emails were not acknowledged in the last {} minutes because too many arrived at once",
-                f.breaker_skips,
-                BREAKER_WINDOW / 60
+                "{} acknowledgements are held because they look like a mail loop (the latest {}). \
+                 `triaged queue` lists them; `triaged queue release --all` sends them, \
+                 `triaged queue drop --all` drops them",
+                f.held,
+                f.held_why.as_deref().unwrap_or("held")
             )
         }),
     );
@@ -327,7 +329,13 @@ fn health_check(
 ) -> Result<()> {
     let now = clock.now();
     let mut observed = board.snapshot();
-    observed.extend(observe_store(alerts, store, now, started)?);
+    observed.extend(observe_store(
+        alerts,
+        config.ack.max_age,
+        store,
+        now,
+        started,
+    )?);
     let open = store.open_incidents()?;
     for action in health_step(pending, &open, &observed, now, alerts.health.after) {
         let mail = HealthMail::new(&action, now);

@@ -149,11 +149,24 @@ impl Outbox {
         let mut holding: Option<Hold> = None;
         // Tests move the clock; a wait until a due time must then look again.
         let mut clock_moved = self.clock.watch();
+        // When held acknowledgements too old to send were last cancelled.
+        let mut swept_at = i64::MIN;
         loop {
             if cancel.is_cancelled() {
                 return Ok(());
             }
             self.refresh();
+            let now = self.clock.now();
+            if now.saturating_sub(swept_at) >= 60 {
+                swept_at = now;
+                let n = store.expire_held(now - self.ack.max_age.as_secs() as i64, now)?;
+                if n > 0 {
+                    tracing::warn!(
+                        rows = n,
+                        "Held acknowledgements no one released within [ack] max_age: never sent"
+                    );
+                }
+            }
             let now_ms = self.clock.now_ms();
             // Only rows that are due can be held back.
             let due_now = store.next_due_at()?.is_some_and(|due| due <= now_ms / 1000);
@@ -598,7 +611,7 @@ pub struct QueueLine {
     pub kind: String,
     pub ticket: String,
     pub priority: String,
-    /// `pending`, `sending`, `uncertain`, `failed`.
+    /// `held`, `pending`, `sending`, `uncertain`, `failed`.
     pub state: String,
     pub attempts: u32,
     pub recipient: String,
@@ -626,6 +639,8 @@ pub fn queue_report(
         .and_then(|v| v.parse::<i64>().ok())
         .filter(|t| *t > now_ms);
     let limited = store.rate_limited_until(&config.smtp.rate_limits, now_ms)?;
+    // A held row's due time is when it was queued, right after its email was read.
+    let oldest = now - config.ack.max_age.as_secs() as i64;
     let lines: Vec<QueueLine> = store
         .queue()?
         .into_iter()
@@ -652,6 +667,11 @@ pub fn queue_report(
                 "pending" => "due now".to_string(),
                 "sending" => "being sent".to_string(),
                 "uncertain" => "interrupted mid-send by a crash; not resent".to_string(),
+                "held" if r.due_at < oldest => format!("{}; too old to send now", r.last_error),
+                "held" => format!(
+                    "{}; `triaged queue release {}` or `drop {}`",
+                    r.last_error, r.id, r.id
+                ),
                 _ => format!("failed: {}", r.last_error),
             };
             QueueLine {
@@ -734,6 +754,37 @@ pub fn cancel_row(config: &crate::config::Config, clock: &Clock, id: i64) -> Res
         Some("pending") => Ok(format!("{id}: cancelled\n")),
         Some(state) => anyhow::bail!("Outbox row {id} is {state}, not pending: nothing to cancel"),
     }
+}
+
+/// `triaged queue release|drop [ID | --all]`: send held acknowledgements after all, or drop
+/// them; each decision kept on its ticket with who made it.
+pub fn decide_held(
+    config: &crate::config::Config,
+    clock: &Clock,
+    id: Option<i64>,
+    release: bool,
+) -> Result<String> {
+    let mut store = Store::open(&config.store.path)?;
+    let who = format!(
+        "cli ({})",
+        std::env::var("USER").unwrap_or_else(|_| "operator".into())
+    );
+    let now = clock.now();
+    let oldest = now - config.ack.max_age.as_secs() as i64;
+    let (released, dropped) = store.decide_held(id, release, &who, oldest, now)?;
+    if released + dropped == 0 {
+        match id {
+            Some(id) => anyhow::bail!("Outbox row {id} is not held: see `triaged queue`"),
+            None => return Ok("No acknowledgement is held.\n".into()),
+        }
+    }
+    Ok(match (release, dropped) {
+        (true, 0) => format!("{released} released: they go out as the rate limits allow\n"),
+        (true, _) => format!(
+            "{released} released; {dropped} not sent: their email is older than [ack] max_age\n"
+        ),
+        (false, _) => format!("{dropped} dropped: never sent\n"),
+    })
 }
 
 /// `45s`, `12m`, `3h 5m`, `2d 4h`: a wait, roughly.

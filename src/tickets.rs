@@ -472,9 +472,19 @@ pub struct AckFacts {
     /// Acknowledgements already queued to this recipient within the per-sender window.
     pub recent_to_sender: u32,
     pub per_sender_limit: u32,
-    /// Acknowledgements queued in the last minute, all recipients.
+    /// Acknowledgements queued or held in the last minute, all recipients.
     pub last_minute: u32,
+    /// Above this many a minute further acknowledgements are held for staff (0: no limit).
     pub circuit_breaker_per_minute: u32,
+    /// The email carries the tag of a ticket we wrote to within the loop window, from an
+    /// address that is not the ticket's customer (so it joined no ticket): a robot answering
+    /// our mail from a new address, or someone else joining a conversation just begun.
+    pub answers_our_mail_elsewhere: bool,
+    /// Earlier acknowledgements (queued or held) within the loop window to emails of the same
+    /// [`loop_pattern`] as this one.
+    pub same_pattern: u32,
+    /// At this many earlier ones, acknowledgements of the pattern are held (0: no limit).
+    pub loop_burst: u32,
     /// Our automatic emails to this sender in a row that it answered at once, this email
     /// included, with no staff message since ([`unanswered_auto`]).
     pub unanswered_auto: u32,
@@ -482,25 +492,31 @@ pub struct AckFacts {
     pub max_unanswered_auto: u32,
 }
 
-/// Why an email got no acknowledgement, or that one is queued.
+/// Why an email got no acknowledgement, that one is queued, or that one waits for staff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckDecision {
     Queue,
     Skip(&'static str),
+    /// Looks like a mail loop (or more than the configured ceiling): the acknowledgement is
+    /// written but held until staff release or drop it (`triaged queue release|drop`).
+    Hold(&'static str),
 }
 
 impl AckDecision {
     pub fn code(self) -> &'static str {
         match self {
             AckDecision::Queue => "queued",
-            AckDecision::Skip(code) => code,
+            AckDecision::Skip(code) | AckDecision::Hold(code) => code,
         }
     }
 }
 
 /// One acknowledgement per new conversation, and only when every safety check passes: the
 /// guard, a new ticket, acknowledgements on, fresh mail, the per-sender limit, no automatic
-/// loop with this sender ([`unanswered_auto`]), the circuit breaker.
+/// loop with this sender ([`unanswered_auto`]). What only looks like a loop is held for staff,
+/// not refused: an answer to our recent mail from an address we did not write to, a burst of
+/// one [`loop_pattern`], more than the configured ceiling a minute. A surge of different people
+/// writing in their own words is none of these.
 pub fn ack_decision(f: &AckFacts) -> AckDecision {
     if let Err(refusal) = f.guard {
         return AckDecision::Skip(refusal.code());
@@ -520,10 +536,124 @@ pub fn ack_decision(f: &AckFacts) -> AckDecision {
     if auto_loop(f.unanswered_auto, f.max_unanswered_auto) {
         return AckDecision::Skip("auto_loop");
     }
-    if f.last_minute >= f.circuit_breaker_per_minute {
-        return AckDecision::Skip("circuit_open");
+    if f.answers_our_mail_elsewhere {
+        return AckDecision::Hold("answers_our_mail");
+    }
+    if f.loop_burst > 0 && f.same_pattern >= f.loop_burst {
+        return AckDecision::Hold("loop_burst");
+    }
+    if f.circuit_breaker_per_minute > 0 && f.last_minute >= f.circuit_breaker_per_minute {
+        return AckDecision::Hold("circuit_open");
     }
     AckDecision::Queue
+}
+
+/// What repeats when a robot writes from ever new addresses: the sender's domain, the subject
+/// without reply prefixes and our ticket tags, and the start of the text without quoted lines,
+/// compared as lower-case words (numbers kept: "order 17" and "order 18" are two people). Two
+/// people rarely write the same words; a robot always does. `None` when there is too little to
+/// compare (no domain, or hardly any words), so a surge of short or empty emails is never taken
+/// for a loop.
+pub fn loop_pattern(sender: &str, subject: &str, body: &str) -> Option<String> {
+    let domain = sender.rsplit_once('@')?.1.to_ascii_lowercase();
+    if domain.is_empty() {
+        return None;
+    }
+    let subject = loop_words(&without_tags(strip_reply_prefixes(subject)), 200);
+    let unquoted: String = body
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('>'))
+        .take(40)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = loop_words(&unquoted, 300);
+    if subject.len() + text.len() < 8 {
+        return None;
+    }
+    // A digest keeps the key short and the index small; equality is all that is asked of it.
+    let mut h = Fnv64::default();
+    for part in [subject.as_str(), "\u{1f}", text.as_str()] {
+        h.write(part.as_bytes());
+    }
+    Some(format!("{domain} {:016x}", h.0))
+}
+
+/// `subject [#T-1042]` -> `subject ` (our ticket tags: a robot quoting our subject repeats
+/// everything but the tag).
+fn without_tags(subject: &str) -> String {
+    let mut out = String::with_capacity(subject.len());
+    let mut rest = subject;
+    while let Some(i) = rest.find("[#T-") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 4..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(']') {
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str("[#T-");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Lower-case words of `s` (letters and digits; punctuation left out), one space between
+/// words, at most `max` bytes.
+fn loop_words(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut gap = false;
+    for c in s.chars() {
+        if out.len() >= max {
+            break;
+        }
+        if c.is_alphanumeric() {
+            if gap && !out.is_empty() {
+                out.push(' ');
+            }
+            gap = false;
+            out.extend(c.to_lowercase());
+        } else {
+            gap = true;
+        }
+    }
+    out
+}
+
+/// `Re: AW: Fwd: subject` -> `subject` (prefixes of any case, with or without a space).
+fn strip_reply_prefixes(mut s: &str) -> &str {
+    loop {
+        let t = s.trim_start();
+        let lower = t.get(..5).unwrap_or(t).to_ascii_lowercase();
+        let cut = [
+            "re:", "aw:", "sv:", "fw:", "fwd:", "wg:", "antw:", "tr:", "auto:",
+        ]
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map(|p| p.len());
+        match cut {
+            Some(n) => s = &t[n..],
+            None => return t,
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms (the digest is stored).
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -977,10 +1107,72 @@ mod tests {
             recent_to_sender: 0,
             per_sender_limit: 3,
             last_minute: 0,
-            circuit_breaker_per_minute: 60,
+            circuit_breaker_per_minute: 0,
+            answers_our_mail_elsewhere: false,
+            same_pattern: 0,
+            loop_burst: 4,
             unanswered_auto: 0,
             max_unanswered_auto: 3,
         }
+    }
+
+    #[test]
+    fn loop_patterns_match_a_robot_not_people() {
+        let robot = |n: u32| {
+            loop_pattern(
+                &format!("auto-{n}@responder.example"),
+                &format!("Re: Re: Your message [#T-{}]", 1000 + n),
+                &format!(
+                    "Thank you for writing; we will be in touch.\n> We received your message [#T-{n}]"
+                ),
+            )
+        };
+        assert!(robot(1).is_some());
+        assert_eq!(
+            robot(1),
+            robot(2),
+            "addresses, tags and quotes differ; the words do not"
+        );
+        // The same words from another domain, or other words from the same one, are another
+        // pattern; numbers tell people apart.
+        assert_ne!(
+            robot(1),
+            loop_pattern(
+                "a@other.example",
+                "Your message",
+                "Thank you for writing; we will be in touch."
+            )
+        );
+        let order = |n: u32| {
+            loop_pattern(
+                &format!("c{n}@shop.example"),
+                &format!("Order {n} has not arrived"),
+                "Please help.",
+            )
+        };
+        assert_ne!(order(17), order(18));
+        let person = |who: &str, body: &str| loop_pattern(who, "Site down", body);
+        assert_ne!(
+            person(
+                "ann@gmail.com",
+                "Your site has been down since 9, I cannot log in."
+            ),
+            person("bob@gmail.com", "Is the site down? Nothing loads for me."),
+            "people on one provider writing about one outage"
+        );
+        // Too little to compare: never a pattern.
+        assert_eq!(loop_pattern("c@gmail.com", "", "help"), None);
+        assert_eq!(loop_pattern("c@gmail.com", "Re:", ""), None);
+        assert_eq!(
+            loop_pattern("no-domain", "Site down", "nothing loads"),
+            None
+        );
+        assert_eq!(without_tags("a [#T-12] b [#T-x]"), "a  b [#T-x]");
+        assert_eq!(strip_reply_prefixes("RE:Fwd: AW:  x"), "x");
+        assert_eq!(
+            loop_words("Ticket #42: it's BROKEN!", 100),
+            "ticket 42 it s broken"
+        );
     }
 
     #[test]
@@ -1036,12 +1228,55 @@ mod tests {
                 "queued",
             ),
             (
-                "breaker",
+                "ceiling holds",
                 AckFacts {
                     last_minute: 60,
+                    circuit_breaker_per_minute: 60,
                     ..facts()
                 },
                 "circuit_open",
+            ),
+            (
+                "no ceiling: a surge is acknowledged",
+                AckFacts {
+                    last_minute: 5000,
+                    circuit_breaker_per_minute: 0,
+                    ..facts()
+                },
+                "queued",
+            ),
+            (
+                "a burst of one pattern holds",
+                AckFacts {
+                    same_pattern: 4,
+                    ..facts()
+                },
+                "loop_burst",
+            ),
+            (
+                "under the burst",
+                AckFacts {
+                    same_pattern: 3,
+                    ..facts()
+                },
+                "queued",
+            ),
+            (
+                "answers our mail to someone else",
+                AckFacts {
+                    answers_our_mail_elsewhere: true,
+                    same_pattern: 9,
+                    ..facts()
+                },
+                "answers_our_mail",
+            ),
+            (
+                "answers held before the burst",
+                AckFacts {
+                    answers_our_mail_elsewhere: true,
+                    ..facts()
+                },
+                "answers_our_mail",
             ),
             (
                 "automatic loop",

@@ -151,7 +151,13 @@ pub struct AckConfig {
     pub per_sender_limit: u32,
     pub per_sender_window: Duration,
     pub max_age: Duration,
+    /// Above this many acknowledgements a minute, further ones are held for staff (0: no
+    /// ceiling, the default: a surge of customers is acknowledged, paced by the rate limits).
     pub circuit_breaker_per_minute: u32,
+    /// At most this many acknowledgements within `loop_window` to emails of one loop pattern
+    /// ([`crate::tickets::loop_pattern`]); more are held for staff (0: no limit).
+    pub loop_burst: u32,
+    pub loop_window: Duration,
     /// No acknowledgement or follow-up to an address that answered this many of our automatic
     /// emails in a row within `auto_answer_within`, with no staff message since (0: no limit).
     pub max_unanswered_auto: u32,
@@ -1190,13 +1196,24 @@ impl Validator<'_> {
                 );
             }
         }
+        let loop_window = self.duration(&ack.loop_window, Duration::from_secs(10 * 60));
+        if let Some(w) = &ack.loop_window
+            && (loop_window.is_zero() || loop_window > Duration::from_secs(24 * 3600))
+        {
+            self.err(
+                w,
+                "loop_window must be longer than 0s and at most 24h (to switch the burst check off, set loop_burst = 0)",
+            );
+        }
         let ack = AckConfig {
             enabled: ack.enabled.unwrap_or(true),
             template: ack.template.unwrap_or_else(|| "ack".into()),
             per_sender_limit: ack.per_sender_limit.unwrap_or(3),
             per_sender_window,
             max_age,
-            circuit_breaker_per_minute: ack.circuit_breaker_per_minute.unwrap_or(60),
+            circuit_breaker_per_minute: ack.circuit_breaker_per_minute.unwrap_or(0),
+            loop_burst: ack.loop_burst.unwrap_or(4),
+            loop_window,
             max_unanswered_auto,
             auto_answer_within,
         };

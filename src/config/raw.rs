@@ -174,6 +174,8 @@ pub struct Ack {
     pub per_sender_window: Option<Spanned<String>>,
     pub max_age: Option<Spanned<String>>,
     pub circuit_breaker_per_minute: Option<u32>,
+    pub loop_burst: Option<u32>,
+    pub loop_window: Option<Spanned<String>>,
     pub max_unanswered_auto: Option<Spanned<u32>>,
     pub auto_answer_within: Option<Spanned<String>>,
     pub reply_time: Option<PerPriority>,

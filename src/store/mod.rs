@@ -77,6 +77,8 @@ pub struct Policy {
     pub per_sender_limit: u32,
     pub per_sender_window: Duration,
     pub circuit_breaker_per_minute: u32,
+    pub loop_burst: u32,
+    pub loop_window: Duration,
     /// The automatic-loop rule ([`tickets::unanswered_auto`]): at this many rounds no
     /// acknowledgement or follow-up (0: off); an answer within `auto_answer_within` is automatic.
     pub max_unanswered_auto: u32,
@@ -98,6 +100,8 @@ impl Policy {
             per_sender_limit: config.ack.per_sender_limit,
             per_sender_window: config.ack.per_sender_window,
             circuit_breaker_per_minute: config.ack.circuit_breaker_per_minute,
+            loop_burst: config.ack.loop_burst,
+            loop_window: config.ack.loop_window,
             max_unanswered_auto: config.ack.max_unanswered_auto,
             auto_answer_within: config.ack.auto_answer_within,
             domain: config.support.domain.clone(),
@@ -920,6 +924,86 @@ impl Store {
         Ok(Some(state))
     }
 
+    /// Decide held acknowledgements (`triaged queue release|drop`): one row by id, or all.
+    /// Released rows are due now, unless their email arrived before `oldest` (older than
+    /// `[ack] max_age`): those are cancelled, never sent. Each decision is logged on the ticket.
+    /// Returns (released, dropped or too old).
+    pub fn decide_held(
+        &mut self,
+        id: Option<i64>,
+        release: bool,
+        who: &str,
+        oldest: i64,
+        now: i64,
+    ) -> Result<(usize, usize)> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        let rows: Vec<(i64, i64, i64)> = tx
+            .prepare_cached(
+                "SELECT o.id, o.ticket_id, m.received_at FROM outbox o JOIN messages m ON m.id = o.message_row
+                 WHERE o.state = 'held' AND (?1 IS NULL OR o.id = ?1) ORDER BY o.id",
+            )?
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()
+            .context("Reading held acknowledgements")?;
+        let (mut released, mut dropped) = (0, 0);
+        for (row, ticket_id, received_at) in rows {
+            let (state, why) = if !release {
+                ("cancelled", format!("held, then dropped by {who}"))
+            } else if received_at < oldest {
+                (
+                    "cancelled",
+                    format!("held, then too old to send when {who} released it ([ack] max_age)"),
+                )
+            } else {
+                ("pending", String::new())
+            };
+            tx.execute(
+                "UPDATE outbox SET state = ?2, due_at = ?3, last_error = ?4, updated_at = ?3
+                 WHERE id = ?1 AND state = 'held'",
+                params![row, state, now, why],
+            )
+            .context("Deciding a held acknowledgement")?;
+            if state == "pending" {
+                released += 1;
+                note_event(
+                    &tx,
+                    ticket_id,
+                    "ack_released",
+                    now,
+                    None,
+                    &format!("by {who}"),
+                )?;
+            } else {
+                dropped += 1;
+                note_event(
+                    &tx,
+                    ticket_id,
+                    "cancelled",
+                    now,
+                    None,
+                    &format!("ack: {why}"),
+                )?;
+            }
+        }
+        tx.commit().context("Committing the decision")?;
+        Ok((released, dropped))
+    }
+
+    /// Held acknowledgements whose email arrived before `oldest` can never be sent: cancelled,
+    /// so they stop counting as undecided. Returns how many.
+    pub fn expire_held(&self, oldest: i64, now: i64) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'cancelled', updated_at = ?2,
+                        last_error = 'held, and no one released it within [ack] max_age: never sent'
+                 WHERE state = 'held'
+                   AND message_row IN (SELECT o.message_row FROM outbox o JOIN messages m ON m.id = o.message_row
+                                       WHERE o.state = 'held' AND m.received_at < ?1)",
+                params![oldest, now],
+            )
+            .context("Expiring held acknowledgements")
+    }
+
     /// Every row that has not reached a final state, most urgent first, for `triaged queue`.
     pub fn queue(&self) -> Result<Vec<QueueRow>> {
         let mut stmt = self
@@ -928,8 +1012,8 @@ impl Store {
                 "SELECT o.id, o.kind, t.tag, o.recipient, o.priority_rank % 10, o.state, o.attempts, o.due_at,
                         o.last_error
                  FROM outbox o JOIN tickets t ON t.id = o.ticket_id
-                 WHERE o.state IN ('pending', 'sending', 'uncertain', 'failed')
-                 ORDER BY o.state = 'pending' DESC, o.priority_rank, o.due_at, o.id",
+                 WHERE o.state IN ('held', 'pending', 'sending', 'uncertain', 'failed')
+                 ORDER BY o.state = 'held' DESC, o.state = 'pending' DESC, o.priority_rank, o.due_at, o.id",
             )
             .context("Preparing queue query")?;
         let rows = stmt
@@ -1153,13 +1237,44 @@ fn record_in(
             |r| r.get(0),
         )
         .context("Counting acknowledgements to sender")?;
-    let last_minute: u32 = tx
-        .query_row(
+    // The ceiling (off by default) counts every acknowledgement of the last minute.
+    let last_minute: u32 = if policy.circuit_breaker_per_minute > 0 {
+        tx.query_row(
             "SELECT count(*) FROM outbox WHERE kind = 'ack' AND created_at > ?1",
             [now - 60],
             |r| r.get(0),
         )
-        .context("Counting recent acknowledgements")?;
+        .context("Counting recent acknowledgements")?
+    } else {
+        0
+    };
+    // What loops look like: the same words from one domain again and again, and answers to
+    // our recent mail (its ticket's tag in the subject, within the loop window) from someone
+    // we did not write to (whose email therefore joined no ticket).
+    let pattern = (role == Role::Customer)
+        .then(|| tickets::loop_pattern(&sender, &email.subject, &email.body_text))
+        .flatten();
+    let same_pattern: u32 = match &pattern {
+        Some(p) if policy.loop_burst > 0 => tx
+            .prepare_cached(LOOP_PATTERN)?
+            .query_row(params![p, now - policy.loop_window.as_secs() as i64], |r| {
+                r.get(0)
+            })
+            .context("Counting acknowledgements of one pattern")?,
+        _ => 0,
+    };
+    let answers_our_mail_elsewhere = role == Role::Customer
+        && joined.is_none()
+        && match tickets::tag_in_subject(&email.subject) {
+            Some(tag) => tx
+                .prepare_cached(
+                    "SELECT 1 FROM tickets t JOIN outbox o ON o.ticket_id = t.id
+                     WHERE t.tag = ?1 AND o.created_at > ?2",
+                )?
+                .exists(params![tag, now - policy.loop_window.as_secs() as i64])
+                .context("Looking up a ticket tag")?,
+            None => false,
+        };
     let unanswered_auto = if role == Role::Customer {
         unanswered_auto(tx, &sender, joined.as_ref().map(|t| t.0), policy, now)?
     } else {
@@ -1176,6 +1291,9 @@ fn record_in(
         per_sender_limit: policy.per_sender_limit,
         last_minute,
         circuit_breaker_per_minute: policy.circuit_breaker_per_minute,
+        answers_our_mail_elsewhere,
+        same_pattern,
+        loop_burst: policy.loop_burst,
         unanswered_auto,
         max_unanswered_auto: policy.max_unanswered_auto,
     });
@@ -1406,7 +1524,18 @@ fn record_in(
     }
 
     let mut outbox = None;
-    if let (AckDecision::Queue, Some((ticket_id, tag))) = (decision, &ticket) {
+    let held = match decision {
+        AckDecision::Queue => Some(None),
+        AckDecision::Hold(code) => Some(Some(held_because(
+            code,
+            &sender,
+            same_pattern,
+            last_minute,
+            policy,
+        ))),
+        AckDecision::Skip(_) => None,
+    };
+    if let (Some(held), Some((ticket_id, tag))) = (held, &ticket) {
         let out_message_id = format!(
             "triaged.{}.ack.{row}@{}",
             tag.to_ascii_lowercase(),
@@ -1414,12 +1543,35 @@ fn record_in(
         );
         tx.execute(
             "INSERT INTO outbox (kind, ticket_id, message_row, seq, recipient, priority_rank, out_message_id,
-                                 due_at, created_at, updated_at)
-             VALUES ('ack', ?1, ?2, 0, ?3, ?4, ?5, ?6, ?6, ?6)",
-            params![ticket_id, row, sender, rank(verdict.priority), out_message_id, now],
+                                 due_at, created_at, updated_at, state, last_error, pattern)
+             VALUES ('ack', ?1, ?2, 0, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9)",
+            params![
+                ticket_id,
+                row,
+                sender,
+                rank(verdict.priority),
+                out_message_id,
+                now,
+                if held.is_some() { "held" } else { "pending" },
+                held.as_deref().unwrap_or(""),
+                pattern
+            ],
         )
         .context("Queueing acknowledgement")?;
         outbox = Some(tx.last_insert_rowid());
+        if let Some(why) = &held {
+            note_event(tx, *ticket_id, "ack_held", now, Some(row), why)?;
+            // Said when a hold begins; the health alert tells staff, `triaged queue` lists
+            // the rest.
+            let first = match decision.code() {
+                "loop_burst" => same_pattern == policy.loop_burst,
+                _ => last_minute == policy.circuit_breaker_per_minute,
+            };
+            if first {
+                tracing::warn!(ticket = %tag, to = %sender, reason = decision.code(), evidence = %why,
+                    "Acknowledgements held: this looks like a mail loop; `triaged queue` lists them, `triaged queue release` or `drop` decides");
+            }
+        }
     }
     Ok(Recorded::New {
         row,
@@ -1427,6 +1579,35 @@ fn record_in(
         ack: decision.code().to_string(),
         outbox,
     })
+}
+
+/// Acknowledgements of one loop pattern within the window (`outbox_pattern`).
+const LOOP_PATTERN: &str = "SELECT count(*) FROM outbox WHERE pattern = ?1 AND created_at > ?2";
+
+/// Why an acknowledgement is held, in words for `triaged queue`, the ticket's history and the
+/// staff alert.
+fn held_because(
+    code: &str,
+    sender: &str,
+    same_pattern: u32,
+    last_minute: u32,
+    policy: &Policy,
+) -> String {
+    let domain = sender.rsplit_once('@').map_or(sender, |(_, d)| d);
+    if code == "loop_burst" {
+        format!(
+            "held: email {} with the same words from {domain} within {} (loop_burst = {}): a mail loop?",
+            same_pattern + 1,
+            crate::outbox::describe(policy.loop_window),
+            policy.loop_burst
+        )
+    } else {
+        format!(
+            "held: {} acknowledgements in the last minute (circuit_breaker_per_minute = {})",
+            last_minute + 1,
+            policy.circuit_breaker_per_minute
+        )
+    }
 }
 
 /// How far apart the mail server's clock (arrival times) and ours may be.

@@ -64,7 +64,7 @@ pub struct NoticeRow {
 }
 
 /// What the health monitor reads from the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthFacts {
     /// Outbox rows and notices due and not sent.
     pub due: i64,
@@ -72,8 +72,11 @@ pub struct HealthFacts {
     pub oldest_due: Option<i64>,
     /// When the last email not written by staff or a robot was processed.
     pub last_mail: Option<i64>,
-    /// Emails not acknowledged because the circuit breaker was open, since the given time.
-    pub breaker_skips: i64,
+    /// Acknowledgements held for staff (they looked like a mail loop) and queued since the
+    /// given time: undecided, and still young enough to be sent.
+    pub held: i64,
+    /// Why the latest of them is held, in words.
+    pub held_why: Option<String>,
 }
 
 /// Queue the alert for a ticket, once per ticket. Returns whether it was new.
@@ -521,9 +524,9 @@ impl Store {
         tx.commit().context("Committing recovery")
     }
 
-    /// What the health monitor looks at: the backlog, the last email, circuit-breaker skips
-    /// since `breaker_since`.
-    pub fn health_facts(&self, now: i64, breaker_since: i64) -> Result<HealthFacts> {
+    /// What the health monitor looks at: the backlog, the last email, acknowledgements held
+    /// since `held_since`.
+    pub fn health_facts(&self, now: i64, held_since: i64) -> Result<HealthFacts> {
         let (due, oldest_due): (i64, Option<i64>) = self
             .conn
             .query_row(
@@ -542,19 +545,30 @@ impl Store {
                 |r| r.get(0),
             )
             .context("Reading the last email")?;
-        let breaker_skips: i64 = self
+        let (held, latest): (i64, Option<i64>) = self
             .conn
             .query_row(
-                "SELECT count(*) FROM messages WHERE ack = 'circuit_open' AND processed_at > ?1",
-                [breaker_since],
-                |r| r.get(0),
+                "SELECT count(*), max(id) FROM outbox WHERE state = 'held' AND created_at > ?1",
+                [held_since],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .context("Counting circuit-breaker skips")?;
+            .context("Counting held acknowledgements")?;
+        let held_why = match latest {
+            Some(id) => Some(
+                self.conn
+                    .query_row("SELECT last_error FROM outbox WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
+                    .context("Reading a held acknowledgement")?,
+            ),
+            None => None,
+        };
         Ok(HealthFacts {
             due,
             oldest_due,
             last_mail,
-            breaker_skips,
+            held,
+            held_why,
         })
     }
 

@@ -70,7 +70,7 @@ CREATE TABLE outbox (
     priority_rank   INTEGER NOT NULL,            -- 0 urgent .. 3 low
     out_message_id  TEXT    NOT NULL UNIQUE,
     due_at          INTEGER NOT NULL,
-    state           TEXT    NOT NULL DEFAULT 'pending', -- pending | sending | sent | failed | uncertain | cancelled
+    state           TEXT    NOT NULL DEFAULT 'pending', -- pending | sending | sent | failed | uncertain | cancelled | held (migration 8)
     attempts        INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT    NOT NULL DEFAULT '',
     created_at      INTEGER NOT NULL,
@@ -177,5 +177,11 @@ CREATE TABLE triage_starts (
     started_at   INTEGER NOT NULL,
     PRIMARY KEY (folder, uidvalidity, uid)
 ) STRICT;
+"#,
+    // 8: acknowledgements held for staff (state `held`) when they look like a mail loop: the
+    // loop pattern of the email each answers (`tickets::loop_pattern`), counted per window.
+    r#"
+ALTER TABLE outbox ADD COLUMN pattern TEXT;
+CREATE INDEX outbox_pattern ON outbox(pattern, created_at) WHERE pattern IS NOT NULL;
 "#,
 ];

@@ -55,7 +55,9 @@ fn policy() -> Policy {
         max_age: Duration::from_secs(2 * 86_400),
         per_sender_limit: 3,
         per_sender_window: Duration::from_secs(86_400),
-        circuit_breaker_per_minute: 60,
+        circuit_breaker_per_minute: 0,
+        loop_burst: 4,
+        loop_window: Duration::from_secs(600),
         max_unanswered_auto: 3,
         auto_answer_within: Duration::from_secs(15 * 60),
         domain: "support.example.test".into(),
@@ -222,14 +224,26 @@ fn replies_join_their_ticket_without_a_second_ack() {
         ("reply_in_ticket", Some("T-1001"))
     );
 
-    // A tag forwarded by someone else opens a new ticket.
+    // A tag forwarded by someone else opens a new ticket; while we wrote to the ticket within
+    // the loop window it may be a robot answering our mail from a new address: no
+    // acknowledgement. Later, it is a person.
     let stranger = email("fifth@x", "eve@example.org", "Fwd: [#T-1001]");
     assert_eq!(
         ack_of(&t.put(5, &stranger, Priority::Low)),
-        ("queued", Some("T-1002"))
+        ("answers_our_mail", Some("T-1002"))
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE state = 'held'"),
+        1
+    );
+    t.now += 601;
+    let stranger = email("sixth@x", "eve@example.org", "Fwd: [#T-1001]");
+    assert_eq!(
+        ack_of(&t.put(6, &stranger, Priority::Low)),
+        ("queued", Some("T-1003"))
     );
 
-    assert_eq!(t.count("SELECT count(*) FROM outbox"), 2);
+    assert_eq!(t.count("SELECT count(*) FROM outbox"), 3);
     // The angrier reply raised the ticket's priority.
     let p: String = t
         .store
@@ -1741,7 +1755,7 @@ fn incidents_open_and_resolve_with_one_note_each() {
 }
 
 #[test]
-fn health_facts_measure_backlog_last_mail_and_circuit_breaker_skips() {
+fn health_facts_measure_backlog_last_mail_and_held_acknowledgements() {
     let mut t = T::new();
     assert_eq!(
         t.store.health_facts(NOW, 0).expect("facts"),
@@ -1749,7 +1763,8 @@ fn health_facts_measure_backlog_last_mail_and_circuit_breaker_skips() {
             due: 0,
             oldest_due: None,
             last_mail: None,
-            breaker_skips: 0
+            held: 0,
+            held_why: None,
         }
     );
     t.policy.circuit_breaker_per_minute = 2;
@@ -1758,32 +1773,35 @@ fn health_facts_measure_backlog_last_mail_and_circuit_breaker_skips() {
     t.now = NOW;
     for (uid, who) in [
         (2, "b@c.example"),
-        (3, "c@c.example"),
-        (4, "d@c.example"),
-        (5, "e@c.example"),
+        (3, "c@d.example"),
+        (4, "d@e.example"),
+        (5, "e@f.example"),
     ] {
         t.customer(uid, who, "Storm");
     }
     assert_eq!(
-        t.count("SELECT count(*) FROM messages WHERE ack = 'circuit_open'"),
+        t.count("SELECT count(*) FROM outbox WHERE state = 'held'"),
         2,
-        "two acknowledgements a minute, then the breaker opens"
+        "two acknowledgements a minute, then the ceiling holds the rest"
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM messages WHERE ack = 'circuit_open'"),
+        2
     );
     let f = t.store.health_facts(NOW, NOW - 60).expect("facts");
+    let why = "held: 4 acknowledgements in the last minute (circuit_breaker_per_minute = 2)";
     assert_eq!(
         f,
         HealthFacts {
             due: 3,
             oldest_due: Some(NOW - 600),
             last_mail: Some(NOW),
-            breaker_skips: 2
+            held: 2,
+            held_why: Some(why.into()),
         }
     );
-    // Skips before `breaker_since` do not count.
-    assert_eq!(
-        t.store.health_facts(NOW, NOW).expect("facts").breaker_skips,
-        0
-    );
+    // Holds before `held_since` do not count.
+    assert_eq!(t.store.health_facts(NOW, NOW).expect("facts").held, 0);
 
     // A row being sent is not backlog; a pending notice is, an empty or future one is not.
     let claimed = t.store.claim_next_due(NOW).expect("claim").expect("ack");
@@ -1819,9 +1837,143 @@ fn health_facts_measure_backlog_last_mail_and_circuit_breaker_skips() {
             due: 3,
             oldest_due: Some(NOW - 900),
             last_mail: Some(NOW + 5),
-            breaker_skips: 2
+            held: 2,
+            held_why: Some(why.into()),
         }
     );
+}
+
+#[test]
+fn a_surge_is_acknowledged_and_a_loop_is_held_until_staff_decide() {
+    let mut t = T::new();
+    // 40 people of one provider within a minute, each in their own words: all acknowledged.
+    for uid in 1..=40 {
+        let mut e = email(
+            &format!("p{uid}@x"),
+            &format!("p{uid}@gmail.com"),
+            "Site down",
+        );
+        e.body_text = format!(
+            "Person {uid} here: {} since this morning.",
+            [
+                "nothing loads",
+                "I cannot log in",
+                "the app crashes",
+                "it is down"
+            ][uid as usize % 4]
+                .repeat(uid as usize % 3 + 1)
+        );
+        t.put_at(1, uid, &e, Priority::Urgent, NOW);
+    }
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE state = 'pending'"),
+        40
+    );
+    // A robot answering from a new address each time, with the same words: four go out, then
+    // the rest are held.
+    for n in 1..=7u32 {
+        let mut e = email(
+            &format!("r{n}@x"),
+            &format!("auto-{n}@responder.example"),
+            "Re: Your message",
+        );
+        e.body_text = "Thank you. We will get back to you.".into();
+        t.put_at(1, 100 + n, &e, Priority::Normal, NOW + 10);
+    }
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE recipient LIKE '%@responder.example' AND state = 'pending'"),
+        4
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE state = 'held'"),
+        3
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM messages WHERE ack = 'loop_burst'"),
+        3
+    );
+    // An answer to our recent mail by someone we did not write to: held too.
+    let tag: String = t
+        .store
+        .conn()
+        .query_row("SELECT tag FROM tickets ORDER BY id LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .expect("tag");
+    let mut e = email(
+        "x1@x",
+        "colleague@else.example",
+        &format!("Re: Site down [#{tag}]"),
+    );
+    e.body_text = "Adding my colleague's details here.".into();
+    t.put_at(1, 300, &e, Priority::Normal, NOW + 20);
+    assert_eq!(
+        t.count("SELECT count(*) FROM messages WHERE ack = 'answers_our_mail'"),
+        1
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE state = 'held'"),
+        4
+    );
+    let held: Vec<i64> = {
+        let mut st = t
+            .store
+            .conn()
+            .prepare("SELECT id FROM outbox WHERE state = 'held' ORDER BY id")
+            .expect("prepare");
+        st.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    };
+    // Staff release one, drop one; the last is too old when released.
+    assert_eq!(
+        t.store
+            .decide_held(Some(held[0]), true, "cli (ann)", NOW - 100, NOW + 30)
+            .expect("release"),
+        (1, 0)
+    );
+    assert_eq!(
+        t.store
+            .decide_held(Some(held[1]), false, "cli (ann)", NOW - 100, NOW + 30)
+            .expect("drop"),
+        (0, 1)
+    );
+    assert_eq!(
+        t.store
+            .decide_held(None, true, "cli (ann)", NOW + 11, NOW + 30)
+            .expect("too old"),
+        (1, 1),
+        "the robot's last is too old; the answer to our mail is not"
+    );
+    assert_eq!(
+        t.store
+            .decide_held(None, true, "cli (ann)", 0, NOW + 30)
+            .expect("none left"),
+        (0, 0)
+    );
+    assert_eq!(
+        t.count(&format!(
+            "SELECT count(*) FROM outbox WHERE id = {} AND state = 'pending' AND due_at = {}",
+            held[0],
+            NOW + 30
+        )),
+        1
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM ticket_events WHERE event IN ('ack_held', 'ack_released')"),
+        6
+    );
+    // Held rows nobody decides on expire.
+    let mut e = email("r9@x", "auto-9@responder.example", "Re: Your message");
+    e.body_text = "Thank you. We will get back to you.".into();
+    t.put_at(1, 109, &e, Priority::Normal, NOW + 40);
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE state = 'held'"),
+        1
+    );
+    assert_eq!(t.store.expire_held(NOW + 40, NOW + 50).expect("expire"), 0);
+    assert_eq!(t.store.expire_held(NOW + 41, NOW + 50).expect("expire"), 1);
 }
 
 #[test]
@@ -2288,6 +2440,7 @@ fn a_robot_answering_every_ack_at_once_gets_three_until_staff_write() {
     let mut t = T::new();
     // Generous, so that only the loop rule stops it.
     t.policy.per_sender_limit = 100;
+    t.policy.loop_burst = 0;
     let robot = "helpdesk@partner.example";
     let mut decisions = Vec::new();
     let mut last_ticket = String::new();
