@@ -15,6 +15,7 @@ use lettre::Message;
 use lettre::message::header::{self, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::Condition;
@@ -96,6 +97,14 @@ impl AccountHold {
     }
 }
 
+/// A send that ended: the row, what its acknowledgement promised, when it began, how it went.
+struct Finished {
+    item: OutboxItem,
+    promised: Option<i64>,
+    started: std::time::Instant,
+    result: Result<(), SendError>,
+}
+
 /// The store key holding the end of a provider-imposed pause (ms since the epoch).
 pub const PAUSED_UNTIL: &str = "outbox.paused_until_ms";
 
@@ -135,8 +144,10 @@ impl Outbox {
         }
     }
 
-    /// Run until cancelled. A send in progress when cancellation arrives is finished (the caller
-    /// bounds how long it waits), so no row is left half-recorded.
+    /// Run until cancelled. Up to `[outbox] concurrency` sends are in flight at once, started
+    /// most urgent first; their outcomes are recorded here, one at a time, as they finish. Sends
+    /// in flight when cancellation arrives are finished and recorded (the caller bounds how long
+    /// it waits), so no row is left half-recorded.
     pub async fn run(mut self, mut store: Store, cancel: CancellationToken) -> Result<()> {
         let recovered = store.recover_interrupted_sends(self.clock.now())?;
         if recovered > 0 {
@@ -151,9 +162,18 @@ impl Outbox {
         let mut clock_moved = self.clock.watch();
         // When held acknowledgements too old to send were last cancelled.
         let mut swept_at = i64::MIN;
+        let mut in_flight: JoinSet<Finished> = JoinSet::new();
         loop {
             if cancel.is_cancelled() {
+                while let Some(done) = in_flight.join_next().await {
+                    self.finish(&mut store, done.context("A send task failed")?)?;
+                }
                 return Ok(());
+            }
+            // What finished meanwhile is recorded before anything new starts: a pushback or a
+            // refused account it reports holds what would come next.
+            while let Some(done) = in_flight.try_join_next() {
+                self.finish(&mut store, done.context("A send task failed")?)?;
             }
             self.refresh();
             let now = self.clock.now();
@@ -168,10 +188,11 @@ impl Outbox {
                 }
             }
             let now_ms = self.clock.now_ms();
+            let busy = in_flight.len() as u32;
             // Only rows that are due can be held back.
             let due_now = store.next_due_at()?.is_some_and(|due| due <= now_ms / 1000);
             let hold = if due_now {
-                self.hold(&store, now_ms)?
+                self.hold(&store, now_ms, busy)?
             } else {
                 None
             };
@@ -179,7 +200,11 @@ impl Outbox {
             // resumed until one goes through.
             let retrying =
                 hold.is_none() && holding.is_some_and(|h| h.account) && self.account_hold.refused();
-            if hold.map(|h| h.reason) != holding.map(|h| h.reason) && !retrying {
+            // A limit that only the sends in flight fill is no hold worth a line.
+            let quiet = hold.is_some_and(|h| h.reason == "rate limit")
+                && busy > 0
+                && self.hold(&store, now_ms, 0)?.is_none();
+            if hold.map(|h| h.reason) != holding.map(|h| h.reason) && !retrying && !quiet {
                 match (hold, holding) {
                     (Some(h), _) => tracing::warn!(
                         reason = h.reason,
@@ -194,9 +219,12 @@ impl Outbox {
             if let Some(h) = hold {
                 let wait = Duration::from_millis((h.until_ms - now_ms).clamp(1, 3_600_000) as u64);
                 tokio::select! {
-                    () = cancel.cancelled() => return Ok(()),
+                    () = cancel.cancelled() => {}
                     () = tokio::time::sleep(wait) => {}
                     () = clock_moved.moved() => {}
+                    Some(done) = in_flight.join_next() => {
+                        self.finish(&mut store, done.context("A send task failed")?)?;
+                    }
                 }
                 continue;
             }
@@ -216,6 +244,16 @@ impl Outbox {
                 self.deliver_notice(&mut store, n).await?;
                 continue;
             }
+            // Every connection busy: wait for one.
+            if in_flight.len() >= self.policy.concurrency.max(1) {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    Some(done) = in_flight.join_next() => {
+                        self.finish(&mut store, done.context("A send task failed")?)?;
+                    }
+                }
+                continue;
+            }
             match store.claim_next_due(self.clock.now())? {
                 Some(item) if self.outside_customer_hours(&item) => {
                     let now = self.clock.now();
@@ -224,7 +262,21 @@ impl Outbox {
                         in_s = at.saturating_sub(now), "Follow-up waits for customer-facing hours");
                     store.mark_deferred(item.id, at, "waiting for customer-facing hours", now)?;
                 }
-                Some(item) => self.deliver(&mut store, item).await?,
+                Some(item) => {
+                    if let Some((msg, promised)) = self.start(&mut store, &item)? {
+                        let sender = self.sender.clone();
+                        in_flight.spawn(async move {
+                            let started = std::time::Instant::now();
+                            let result = sender.send(&msg).await;
+                            Finished {
+                                item,
+                                promised,
+                                started,
+                                result,
+                            }
+                        });
+                    }
+                }
                 None => {
                     let wait = match store.next_due_at()? {
                         Some(due) => {
@@ -233,10 +285,13 @@ impl Outbox {
                         None => Duration::from_secs(3600),
                     };
                     tokio::select! {
-                        () = cancel.cancelled() => return Ok(()),
+                        () = cancel.cancelled() => {}
                         () = self.wake.notified() => {}
                         () = clock_moved.moved() => {}
                         () = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
+                        Some(done) = in_flight.join_next() => {
+                            self.finish(&mut store, done.context("A send task failed")?)?;
+                        }
                     }
                 }
             }
@@ -296,7 +351,7 @@ impl Outbox {
 
     /// Whether sending must wait, why, and until when: a pause the provider imposed (it
     /// survives restarts), or a configured rate limit (counted from the persistent send log).
-    fn hold(&self, store: &Store, now_ms: i64) -> Result<Option<Hold>> {
+    fn hold(&self, store: &Store, now_ms: i64, in_flight: u32) -> Result<Option<Hold>> {
         let paused = store
             .get_kv(PAUSED_UNTIL)?
             .and_then(|v| v.parse::<i64>().ok())
@@ -328,7 +383,7 @@ impl Outbox {
             }));
         }
         Ok(store
-            .rate_limited_until(&self.rate_limits, now_ms)?
+            .rate_limited_until(&self.rate_limits, now_ms, in_flight)?
             .map(|until_ms| Hold {
                 reason: "rate limit",
                 until_ms,
@@ -405,10 +460,16 @@ impl Outbox {
         Ok(())
     }
 
-    async fn deliver(&self, store: &mut Store, item: OutboxItem) -> Result<()> {
+    /// The email for a claimed row, or `None` when none can be built (the row is failed, and
+    /// its follow-ups too when the address is no address).
+    fn start(
+        &self,
+        store: &mut Store,
+        item: &OutboxItem,
+    ) -> Result<Option<(Message, Option<i64>)>> {
         let now = self.clock.now();
-        let (msg, promised) = match self.compose(&item) {
-            Ok(m) => m,
+        match self.compose(item) {
+            Ok(m) => Ok(Some(m)),
             Err(e) => {
                 let err = format!("cannot build the email: {e:#}");
                 tracing::error!(outbox = item.id, ticket = %item.ticket_tag, kind = %item.kind, error = %err, "Email failed permanently");
@@ -423,11 +484,20 @@ impl Outbox {
                         tracing::warn!(ticket = %item.ticket_tag, cancelled = n, "Follow-ups cancelled: {reason}");
                     }
                 }
-                return Ok(());
+                Ok(None)
             }
-        };
-        let started = std::time::Instant::now();
-        match self.sender.send(&msg).await {
+        }
+    }
+
+    /// Record how a send ended.
+    fn finish(&self, store: &mut Store, done: Finished) -> Result<()> {
+        let Finished {
+            item,
+            promised,
+            started,
+            result,
+        } = done;
+        match result {
             Ok(()) => {
                 self.health.ok(Condition::Smtp, SMTP);
                 self.account_hold.clear();
@@ -638,7 +708,7 @@ pub fn queue_report(
         .get_kv(PAUSED_UNTIL)?
         .and_then(|v| v.parse::<i64>().ok())
         .filter(|t| *t > now_ms);
-    let limited = store.rate_limited_until(&config.smtp.rate_limits, now_ms)?;
+    let limited = store.rate_limited_until(&config.smtp.rate_limits, now_ms, 0)?;
     // A held row's due time is when it was queued, right after its email was read.
     let oldest = now - config.ack.max_age.as_secs() as i64;
     let lines: Vec<QueueLine> = store

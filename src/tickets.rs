@@ -476,9 +476,10 @@ pub struct AckFacts {
     pub last_minute: u32,
     /// Above this many a minute further acknowledgements are held for staff (0: no limit).
     pub circuit_breaker_per_minute: u32,
-    /// The email carries the tag of a ticket we wrote to within the loop window, from an
-    /// address that is not the ticket's customer (so it joined no ticket): a robot answering
-    /// our mail from a new address, or someone else joining a conversation just begun.
+    /// The email carries the tag of a ticket we wrote to within the loop window (in its subject,
+    /// or quoted from our email in its text), from an address that is not the ticket's customer
+    /// (so it joined no ticket): a robot answering our mail from a new address, or someone else
+    /// joining a conversation just begun.
     pub answers_our_mail_elsewhere: bool,
     /// Earlier acknowledgements (queued or held) within the loop window to emails of the same
     /// [`loop_pattern`] as this one.
@@ -618,6 +619,12 @@ fn loop_words(s: &str, max: usize) -> String {
         }
     }
     out
+}
+
+/// The subject is a reply's or a forward's (`Re:`, `AW:`, `Fwd:`, `Auto:` ...): what an
+/// auto-responder answering our email writes, and a new customer rarely does.
+pub fn is_reply_subject(subject: &str) -> bool {
+    strip_reply_prefixes(subject).len() != subject.trim_start().len()
 }
 
 /// `Re: AW: Fwd: subject` -> `subject` (prefixes of any case, with or without a space).
@@ -1169,6 +1176,8 @@ mod tests {
         );
         assert_eq!(without_tags("a [#T-12] b [#T-x]"), "a  b [#T-x]");
         assert_eq!(strip_reply_prefixes("RE:Fwd: AW:  x"), "x");
+        assert!(is_reply_subject(" Re: x") && is_reply_subject("AW:x"));
+        assert!(!is_reply_subject("Invoice address") && !is_reply_subject("Regarding my order"));
         assert_eq!(
             loop_words("Ticket #42: it's BROKEN!", 100),
             "ticket 42 it s broken"

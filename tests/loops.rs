@@ -32,6 +32,15 @@ fn person(i: usize) -> Vec<u8> {
     ];
     // A few big providers, as on a real morning.
     let domain = ["gmail.test", "outlook.test", "yahoo.test", "corp.test"][i % 4];
+    // And a third of them one text, as a status-page link or a form sends it.
+    if i.is_multiple_of(3) {
+        return customer_email(
+            &format!("person{i}@{domain}"),
+            &format!("surge-{i}@{domain}"),
+            "Service unavailable",
+            "Your service is unavailable. Please fix it as soon as possible.",
+        );
+    }
     customer_email(
         &format!("person{i}@{domain}"),
         &format!("surge-{i}@{domain}"),
@@ -117,10 +126,10 @@ async fn robots_answering_from_new_addresses_are_held_with_one_alert_until_staff
     let d = Daemon::start(&cfg);
     // Two auto-responders without any auto-reply header or thread, each writing from a new
     // address for every acknowledgement it gets: one answers "Re: <our subject>" (our ticket
-    // tag in it), the other with its own fixed words.
+    // tag in it), the other with its own fixed words under a reply's subject.
     let robots = [("quoting.test", true), ("fixed.test", false)];
     let write = |domain: &str, n: usize, quote: Option<&str>| {
-        let subject = quote.map_or("Thanks for your email".to_string(), |s| format!("Re: {s}"));
+        let subject = quote.map_or("Re: Your email".to_string(), |s| format!("Re: {s}"));
         stack.deliver(
             "support@example.test",
             &customer_email(

@@ -365,7 +365,12 @@ pub struct OutboxConfig {
     /// While the SMTP server refuses our login or our sender address, all sending waits this
     /// long between tries.
     pub account_retry: Duration,
+    /// SMTP transactions in flight at once (each on its own pooled connection).
+    pub concurrency: usize,
 }
+
+/// At most this many SMTP transactions in flight (`[outbox] concurrency`).
+pub const MAX_SEND_CONCURRENCY: u32 = 32;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -1310,11 +1315,23 @@ impl Validator<'_> {
         let account_retry = self
             .duration(&outbox.account_retry, Duration::from_secs(60))
             .max(Duration::from_secs(1));
+        let concurrency = match &outbox.concurrency {
+            Some(c) if *c.get_ref() == 0 || *c.get_ref() > MAX_SEND_CONCURRENCY => {
+                self.err(
+                    c,
+                    format!("concurrency is 1 to {MAX_SEND_CONCURRENCY} (SMTP transactions in flight at once)"),
+                );
+                4
+            }
+            Some(c) => *c.get_ref() as usize,
+            None => 4,
+        };
         let outbox = OutboxConfig {
             max_attempts: outbox.max_attempts.unwrap_or(10).max(1),
             retry_initial,
             retry_max,
             account_retry,
+            concurrency,
         };
 
         // [scoring]: thresholds and rule files

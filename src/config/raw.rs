@@ -222,6 +222,7 @@ pub struct Outbox {
     pub retry_initial: Option<Spanned<String>>,
     pub retry_max: Option<Spanned<String>>,
     pub account_retry: Option<Spanned<String>>,
+    pub concurrency: Option<Spanned<u32>>,
 }
 
 /// Business hours and response targets.

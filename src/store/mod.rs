@@ -822,19 +822,25 @@ impl Store {
         &self,
         limits: &[crate::config::RateLimit],
         now_ms: i64,
+        in_flight: u32,
     ) -> Result<Option<i64>> {
         let mut until: Option<i64> = None;
         for l in limits {
             let per = l.per.as_millis() as i64;
-            let nth: Option<i64> = self
-                .conn
-                .query_row(
-                    "SELECT at_ms FROM send_log WHERE at_ms > ?1 ORDER BY at_ms DESC LIMIT 1 OFFSET ?2",
-                    params![now_ms - per, i64::from(l.max) - 1],
-                    |r| r.get(0),
-                )
-                .optional()
-                .context("Reading the send log")?;
+            // Sends in flight count as sent now: under concurrency a limit is never exceeded.
+            let room = i64::from(l.max) - i64::from(in_flight);
+            let nth: Option<i64> = if room <= 0 {
+                Some(now_ms)
+            } else {
+                self.conn
+                    .query_row(
+                        "SELECT at_ms FROM send_log WHERE at_ms > ?1 ORDER BY at_ms DESC LIMIT 1 OFFSET ?2",
+                        params![now_ms - per, room - 1],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .context("Reading the send log")?
+            };
             if let Some(at) = nth {
                 until = Some(until.map_or(at + per, |u: i64| u.max(at + per)));
             }
@@ -1248,10 +1254,10 @@ fn record_in(
     } else {
         0
     };
-    // What loops look like: the same words from one domain again and again, and answers to
-    // our recent mail (its ticket's tag in the subject, within the loop window) from someone
-    // we did not write to (whose email therefore joined no ticket).
-    let pattern = (role == Role::Customer)
+    // What loops look like: answers to our recent mail (its ticket's tag in the subject or the
+    // text, within the loop window) from someone we did not write to (whose email therefore
+    // joined no ticket), and replies with the same words from one domain again and again.
+    let pattern = (role == Role::Customer && tickets::is_reply_subject(&email.subject))
         .then(|| tickets::loop_pattern(&sender, &email.subject, &email.body_text))
         .flatten();
     let same_pattern: u32 = match &pattern {
@@ -1263,9 +1269,12 @@ fn record_in(
             .context("Counting acknowledgements of one pattern")?,
         _ => 0,
     };
+    // The tag in the subject, or quoted from our email in the text.
     let answers_our_mail_elsewhere = role == Role::Customer
         && joined.is_none()
-        && match tickets::tag_in_subject(&email.subject) {
+        && match tickets::tag_in_subject(&email.subject)
+            .or_else(|| tickets::tag_in_subject(&email.body_text))
+        {
             Some(tag) => tx
                 .prepare_cached(
                     "SELECT 1 FROM tickets t JOIN outbox o ON o.ticket_id = t.id
@@ -1596,7 +1605,7 @@ fn held_because(
     let domain = sender.rsplit_once('@').map_or(sender, |(_, d)| d);
     if code == "loop_burst" {
         format!(
-            "held: email {} with the same words from {domain} within {} (loop_burst = {}): a mail loop?",
+            "held: reply {} with the same words from {domain} {} (loop_burst = {}): a mail loop?",
             same_pattern + 1,
             crate::outbox::describe(policy.loop_window),
             policy.loop_burst
