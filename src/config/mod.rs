@@ -333,6 +333,12 @@ pub enum KeywordFallback {
 }
 
 impl FlagsConfig {
+    /// Some email may be moved: `[flags.folders]` names a folder, or the keyword fallback
+    /// files email into folders.
+    pub fn may_move(&self) -> bool {
+        !self.folders.is_empty() || self.keyword_fallback == KeywordFallback::Folders
+    }
+
     /// The folder email of priority `p` moves to on a server without custom keywords.
     pub fn fallback_folder(&self, p: Priority) -> Option<String> {
         if let Some(f) = self.folders.get(&p) {

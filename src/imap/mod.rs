@@ -1,6 +1,7 @@
 //! IMAP: connecting (TLS, STARTTLS, LOGIN), and the watch loop that fetches new mail by UID,
 //! hands it to the pipeline, flags it, and waits with IDLE or polling.
 
+mod folders;
 mod watch;
 
 use std::fmt::Debug;
@@ -15,7 +16,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
-pub use watch::{Watcher, new_mail_announced};
+pub use folders::Hierarchy;
+pub use watch::{Moves, Watcher, new_mail_announced};
 
 use crate::config::{Credential, MailboxConfig, OAuthMechanism, Secret, Tls, sasl_token_response};
 
