@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use async_imap::extensions::idle::IdleResponse;
@@ -297,9 +297,9 @@ impl Watcher {
                 continue;
             }
             session = if caps.idle {
-                Self::idle(&self.mailbox, session, cancel).await?
+                Self::idle(&self.mailbox, session, cancel, &source).await?
             } else {
-                Self::poll(&self.mailbox, session, cancel).await?
+                Self::poll(&self.mailbox, session, cancel, &source).await?
             };
             if cancel.is_cancelled() {
                 // Best effort: the connection is dropped either way.
@@ -631,49 +631,113 @@ impl Watcher {
         flags.join(" ")
     }
 
-    /// IDLE until the server reports something, the re-IDLE interval passes, or we are cancelled.
+    /// IDLE until the server reports something, `idle_timeout` passes, or we are cancelled.
+    /// Every `liveness_interval` IDLE is ended, a NOOP sent and IDLE begun again, each answer
+    /// awaited at most `liveness_timeout`: a connection that went silent is an error here
+    /// (and a reconnect) within `liveness_interval + liveness_timeout`.
     async fn idle(
         mailbox: &MailboxConfig,
-        session: ImapSession,
+        mut session: ImapSession,
         cancel: &CancellationToken,
+        source: &str,
     ) -> Result<ImapSession> {
-        let announced = session.unsolicited_responses.clone();
-        let mut handle = session.idle();
-        io("Starting IDLE", handle.init()).await?;
-        // An EXISTS sent before the server's "+ idling" lands in the unsolicited channel, not
-        // in the IDLE stream: it needs no wait.
-        let already = std::iter::from_fn(|| announced.try_recv().ok()).any(|r| is_new_mail(&r));
-        let outcome = if already {
-            tracing::debug!("New mail announced as IDLE began");
-            None
-        } else {
-            // The server's keepalives reset async-imap's own timeout, so bound the whole wait too.
-            let (wait, _stop) = handle.wait_with_timeout(mailbox.idle_timeout);
-            tokio::select! {
-                r = tokio::time::timeout(mailbox.idle_timeout, wait) => match r {
-                    Ok(r) => Some(r.context("Waiting in IDLE")?),
-                    Err(_) => Some(IdleResponse::Timeout),
-                },
-                () = cancel.cancelled() => None,
+        let began = Instant::now();
+        loop {
+            let announced = session.unsolicited_responses.clone();
+            let mut handle = session.idle();
+            live(mailbox, "Starting IDLE", handle.init()).await?;
+            // An EXISTS sent before the server's "+ idling" lands in the unsolicited channel,
+            // not in the IDLE stream: it needs no wait.
+            let already = std::iter::from_fn(|| announced.try_recv().ok()).any(|r| is_new_mail(&r));
+            let wait_for = mailbox
+                .idle_timeout
+                .saturating_sub(began.elapsed())
+                .min(mailbox.liveness_interval);
+            let woke = if already {
+                tracing::debug!("New mail announced as IDLE began");
+                Woke::News
+            } else {
+                // The server's keepalives reset async-imap's own timeout, so bound the whole
+                // wait too.
+                let (wait, _stop) = handle.wait_with_timeout(wait_for);
+                tokio::select! {
+                    r = tokio::time::timeout(wait_for, wait) => match r {
+                        Ok(Ok(IdleResponse::NewData(d))) => {
+                            tracing::debug!(response = ?d, "IDLE woke");
+                            Woke::News
+                        }
+                        Ok(Ok(IdleResponse::Timeout | IdleResponse::ManualInterrupt)) | Err(_) => {
+                            Woke::Timer
+                        }
+                        Ok(Err(e)) => return Err(e).context("Waiting in IDLE"),
+                    },
+                    () = cancel.cancelled() => Woke::Cancelled,
+                }
+            };
+            session = live(mailbox, "Ending IDLE", handle.done()).await?;
+            if woke != Woke::Timer || began.elapsed() >= mailbox.idle_timeout {
+                return Ok(session);
             }
-        };
-        if let Some(r) = &outcome {
-            tracing::debug!(response = ?r, "IDLE woke");
+            live(mailbox, "Checking the connection (NOOP)", session.noop()).await?;
+            tracing::debug!(folder = source, "IMAP connection checked (NOOP answered)");
+            // News in the answers to DONE or NOOP: sync first (the loop re-lists by UID).
+            if new_mail_announced(&session) {
+                return Ok(session);
+            }
         }
-        io("Ending IDLE", handle.done()).await
     }
 
+    /// Wait `poll_interval` (on a server without IDLE), with a NOOP at least every
+    /// `liveness_interval` and at the end, each answer awaited at most `liveness_timeout`.
     async fn poll(
         mailbox: &MailboxConfig,
         mut session: ImapSession,
         cancel: &CancellationToken,
+        source: &str,
     ) -> Result<ImapSession> {
-        tokio::select! {
-            () = tokio::time::sleep(mailbox.poll_interval) => {}
-            () = cancel.cancelled() => return Ok(session),
+        let mut left = mailbox.poll_interval;
+        while !left.is_zero() {
+            let step = left.min(mailbox.liveness_interval);
+            tokio::select! {
+                () = tokio::time::sleep(step) => {}
+                () = cancel.cancelled() => return Ok(session),
+            }
+            left = left.saturating_sub(step);
+            live(mailbox, "Checking the connection (NOOP)", session.noop()).await?;
+            tracing::debug!(folder = source, "IMAP connection checked (NOOP answered)");
+            if new_mail_announced(&session) {
+                break;
+            }
         }
-        io("NOOP", session.noop()).await?;
         Ok(session)
+    }
+}
+
+/// Why an IDLE wait ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Woke {
+    /// The server sent something (new mail, an expunge, a flag change).
+    News,
+    /// `liveness_interval` (or what was left of `idle_timeout`) passed.
+    Timer,
+    Cancelled,
+}
+
+/// Await an answer that shows the connection is alive, at most `liveness_timeout`.
+async fn live<T, E>(
+    mailbox: &MailboxConfig,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(mailbox.liveness_timeout, fut).await {
+        Ok(r) => r.with_context(|| what.to_string()),
+        Err(_) => Err(anyhow!(
+            "{what}: no answer from the server in {}s (liveness_timeout): the connection is dead or the server hung; reconnecting",
+            mailbox.liveness_timeout.as_secs_f32()
+        )),
     }
 }
 
