@@ -96,6 +96,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
                 health: health.clone(),
                 resolved: None,
                 told_fallback: false,
+                moves: Default::default(),
                 metrics: metrics.clone(),
             });
         }

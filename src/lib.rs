@@ -10,8 +10,9 @@
 //! ```
 //!
 //! - [`config`]: TOML schema, validation with `file:line:col`, secret sources.
-//! - [`imap`]: connection (TLS, STARTTLS, LOGIN), the watch loop (checkpoint, batches, IDLE or
-//!   poll, reconnect with backoff), flagging.
+//! - [`imap`]: connection (TLS, STARTTLS, LOGIN, TCP keepalive), the watch loop (checkpoint,
+//!   batches, IDLE or poll with a liveness check every few minutes, reconnect with backoff),
+//!   flagging, and moves into folders spelled as the server names them.
 //! - [`parse`]: the only user of `mail_parser`; raw bytes -> [`parse::Email`], within a budget
 //!   (MIME parts and nesting, threading ids, body text; HTML to text in one linear pass).
 //! - [`guard`]: may an automatic reply go out at all? (pure; a reason code for every "no")

@@ -195,3 +195,161 @@ async fn sent_folder_auto_finds_the_gmail_style_sent_folder() {
         1
     );
 }
+
+/// Configured `Triage/Urgent`; delivers an urgent and a calm email to a server with
+/// `separator` and `prefix`, and checks the urgent one (keyword set) is in `expected`, the calm
+/// one still in INBOX, with one connection and no error. Returns the daemon's log.
+async fn moves_land_in(separator: &'static str, prefix: &'static str, expected: &str) -> String {
+    let stack = MailStack::start_with(StackOptions {
+        separator,
+        prefix,
+        ..Default::default()
+    });
+    let cfg = write_config(
+        &Target::of(&stack),
+        "",
+        "",
+        "[flags.folders]\nurgent = \"Triage/Urgent\"\n",
+    );
+    let mut d = Daemon::start(&cfg);
+    for (i, (subject, body)) in [URGENT, CALM].into_iter().enumerate() {
+        stack.deliver(
+            "support@example.test",
+            &customer_email(
+                &format!("customer+{i}@example.test"),
+                &format!("s{i}@c"),
+                subject,
+                body,
+            ),
+        );
+    }
+    assert!(
+        wait_until(WAIT, || flagged(&cfg, 2)),
+        "not flagged:\n{}",
+        d.log_text()
+    );
+    let moved = stack.fetch_all("support@example.test", expected).await;
+    assert_eq!(moved.len(), 1, "in {expected}: {moved:?}\n{}", d.log_text());
+    assert!(String::from_utf8_lossy(&moved[0].raw).contains("Production is down"));
+    assert!(
+        moved[0].flags.iter().any(|f| f == "triage/urgent"),
+        "{:?}",
+        moved[0].flags
+    );
+    let inbox = stack.fetch_all("support@example.test", "INBOX").await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(String::from_utf8_lossy(&inbox[0].raw).contains("A small question"));
+    d.terminate();
+    let log = d.log_text();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("IMAP connected")).count(),
+        1,
+        "one connection, no reconnect:\n{log}"
+    );
+    assert!(!log.contains("Cannot file email"), "{log}");
+    log
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_land_in_the_configured_folder_on_a_slash_server() {
+    let log = moves_land_in("/", "", "Triage/Urgent").await;
+    // Nothing to rename, so nothing said.
+    assert!(
+        !log.contains("Folders are named as the server names them"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_land_in_the_folder_as_a_dot_separator_server_names_it() {
+    let log = moves_land_in(".", "", "Triage.Urgent").await;
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Folders are named as the server names them"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(
+        said[0].contains("Triage/Urgent -> Triage.Urgent"),
+        "{}",
+        said[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_land_under_the_personal_namespace_prefix() {
+    // Cyrus and Courier style: NAMESPACE (("INBOX." ".")); CREATE outside INBOX. is refused.
+    let log = moves_land_in(".", "INBOX.", "INBOX.Triage.Urgent").await;
+    assert!(
+        log.contains("Triage/Urgent -> INBOX.Triage.Urgent"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_that_cannot_be_created_is_reported_once_and_triage_goes_on() {
+    // The account may not create folders (an ACL without the create right): every CREATE is
+    // refused, and a MOVE into the missing folder too.
+    let stack = MailStack::start_with(StackOptions {
+        separator: ".",
+        create_folders: false,
+        ..Default::default()
+    });
+    let cfg = write_config(
+        &Target::of(&stack),
+        "",
+        "",
+        "[flags.folders]\nurgent = \"Triage/Urgent\"\n",
+    );
+    let mut d = Daemon::start(&cfg);
+    // One at a time, so each is its own batch and its own try at the folder.
+    for i in 0..3 {
+        stack.deliver(
+            "support@example.test",
+            &customer_email(
+                &format!("customer+{i}@example.test"),
+                &format!("u{i}@c"),
+                URGENT.0,
+                URGENT.1,
+            ),
+        );
+        let n = i + 1;
+        assert!(
+            wait_until(WAIT, || flagged(&cfg, n) && daemon::sent(&cfg) == n),
+            "email {n} not flagged and acknowledged:\n{}",
+            d.log_text()
+        );
+    }
+    // The emails stay where they are, with their flags.
+    let inbox = stack.fetch_all("support@example.test", "INBOX").await;
+    assert_eq!(inbox.len(), 3, "{}", d.log_text());
+    for m in &inbox {
+        assert!(
+            m.flags.iter().any(|f| f == "triage/urgent")
+                && m.flags.iter().any(|f| f == "\\Flagged"),
+            "{:?}",
+            m.flags
+        );
+    }
+    d.terminate();
+    let log = d.log_text();
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Cannot file email into folder"))
+        .collect();
+    assert_eq!(warned.len(), 1, "said once, not per email:\n{log}");
+    assert!(
+        warned[0].contains("\"Triage.Urgent\"")
+            && warned[0].contains("Triage/Urgent")
+            && warned[0].contains("Permission denied")
+            && warned[0].contains("WARN"),
+        "names the folder and the server's answer: {}",
+        warned[0]
+    );
+    // Never a reconnect: one connection, no IMAP error.
+    assert_eq!(
+        log.lines().filter(|l| l.contains("IMAP connected")).count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("ERROR"), "{log}");
+}

@@ -78,6 +78,13 @@ pub struct MailboxConfig {
     pub sent_folder: Option<String>,
     pub poll_interval: Duration,
     pub idle_timeout: Duration,
+    /// While waiting for mail, the connection is checked this often: IDLE is ended, a NOOP
+    /// sent and IDLE begun again (without IDLE: a NOOP at least this often).
+    pub liveness_interval: Duration,
+    /// How long the server may take to answer IDLE, DONE or that NOOP before the connection
+    /// counts as dead and is replaced. A silent connection is found within
+    /// `liveness_interval + liveness_timeout`.
+    pub liveness_timeout: Duration,
     pub start: Start,
     pub ca_file: Option<PathBuf>,
     pub batch_size: usize,
@@ -339,6 +346,12 @@ pub enum KeywordFallback {
 }
 
 impl FlagsConfig {
+    /// Some email may be moved: `[flags.folders]` names a folder, or the keyword fallback
+    /// files email into folders.
+    pub fn may_move(&self) -> bool {
+        !self.folders.is_empty() || self.keyword_fallback == KeywordFallback::Folders
+    }
+
     /// The folder email of priority `p` moves to on a server without custom keywords.
     pub fn fallback_folder(&self, p: Priority) -> Option<String> {
         if let Some(f) = self.folders.get(&p) {
@@ -872,6 +885,24 @@ impl Validator<'_> {
                 "idle_timeout must be under 29 minutes (RFC 2177): servers drop IDLE after 30",
             );
         }
+        let liveness_interval = self.duration(&m.liveness_interval, Duration::from_secs(4 * 60));
+        if let Some(at) = &m.liveness_interval
+            && !(Duration::from_secs(1)..Duration::from_secs(29 * 60)).contains(&liveness_interval)
+        {
+            self.err(
+                at,
+                "liveness_interval must be between 1s and 29m: it is how often a waiting IMAP connection is checked (default 4m)",
+            );
+        }
+        let liveness_timeout = self.duration(&m.liveness_timeout, Duration::from_secs(30));
+        if let Some(at) = &m.liveness_timeout
+            && !(Duration::from_secs(1)..=Duration::from_secs(10 * 60)).contains(&liveness_timeout)
+        {
+            self.err(
+                at,
+                "liveness_timeout must be between 1s and 10m: it is how long the IMAP server may take to answer a check (default 30s)",
+            );
+        }
         let triage_timeout = self.duration(&m.triage_timeout, crate::pipeline::DEFAULT_DEADLINE);
         if let Some(at) = &m.triage_timeout
             && (triage_timeout < Duration::from_millis(1)
@@ -975,6 +1006,8 @@ impl Validator<'_> {
             sent_folder: m.sent_folder.filter(|f| !f.is_empty()),
             poll_interval,
             idle_timeout,
+            liveness_interval,
+            liveness_timeout,
             start,
             ca_file: m.ca_file.map(|p| self.resolve(&p)),
             batch_size,

@@ -93,6 +93,10 @@ pub struct Mailbox {
     pub sent_folder: Option<String>,
     pub poll_interval: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,
+    /// How often a waiting connection is checked (IDLE ended, NOOP, IDLE again).
+    pub liveness_interval: Option<Spanned<String>>,
+    /// How long the answer to that check (and to IDLE, DONE) may take.
+    pub liveness_timeout: Option<Spanned<String>>,
     pub start: Option<Spanned<String>>,
     pub ca_file: Option<String>,
     pub batch_size: Option<Spanned<i64>>,

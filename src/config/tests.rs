@@ -225,6 +225,22 @@ fn problems_are_reported_with_file_line_col() {
             "CONFIG:7:16: idle_timeout must be under 29 minutes",
         ),
         (
+            "liveness check never",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nliveness_interval = \"1h\"",
+            ),
+            "CONFIG:7:21: liveness_interval must be between 1s and 29m",
+        ),
+        (
+            "liveness answer awaited for no time",
+            MINIMAL.replace(
+                "password_env = \"PW\"",
+                "password_env = \"PW\"\nliveness_timeout = \"0s\"",
+            ),
+            "CONFIG:7:20: liveness_timeout must be between 1s and 10m",
+        ),
+        (
             "absurd max_message_size",
             MINIMAL.replace(
                 "password_env = \"PW\"",

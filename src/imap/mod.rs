@@ -1,6 +1,16 @@
 //! IMAP: connecting (TLS, STARTTLS, LOGIN), and the watch loop that fetches new mail by UID,
 //! hands it to the pipeline, flags it, and waits with IDLE or polling.
+//!
+//! Liveness: a connection that dies without a FIN (a NAT or firewall that forgot it, a host
+//! that vanished, a path that blackholes) gives no error by itself. Two things find it: TCP
+//! keepalive on the socket ([`KEEPALIVE_IDLE`], [`KEEPALIVE_INTERVAL`], [`KEEPALIVE_PROBES`]:
+//! the kernel gives up on a silent peer 2 minutes after its last packet), and, for a path
+//! where something still acknowledges TCP (a proxy, a load balancer, a hung server process),
+//! the watch loop's check every `liveness_interval`: IDLE is ended, a NOOP sent, IDLE begun
+//! again, each answer awaited at most `liveness_timeout`. Worst case with the defaults: a
+//! connection that goes silent just after a check is found at the next one, 4 min + 30 s later.
 
+mod folders;
 mod watch;
 
 use std::fmt::Debug;
@@ -15,7 +25,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
-pub use watch::{Watcher, new_mail_announced};
+pub use folders::Hierarchy;
+pub use watch::{Moves, Watcher, new_mail_announced};
 
 use crate::config::{Credential, MailboxConfig, OAuthMechanism, Secret, Tls, sasl_token_response};
 
@@ -27,6 +38,26 @@ pub type ImapSession = Session<Box<dyn ImapStream>>;
 
 /// How long one IMAP command may take before the connection is considered dead.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// TCP keepalive: the first probe after this long without a packet from the server.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// TCP keepalive: the time between unanswered probes.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// TCP keepalive: unanswered probes before the kernel ends the connection (so a silent peer is
+/// given up 60 s + 4 x 15 s = 2 min after its last packet).
+pub const KEEPALIVE_PROBES: u32 = 4;
+
+/// Turn on TCP keepalive with the intervals above. A socket that refuses is still used (the
+/// watch loop's own checks find a dead connection too).
+fn keep_alive(tcp: &TcpStream) {
+    let params = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_keepalive(&params) {
+        tracing::debug!("TCP keepalive not set on the IMAP connection: {e}");
+    }
+}
 
 /// Await an IMAP operation with [`IO_TIMEOUT`].
 pub async fn io<T, E>(what: &str, fut: impl Future<Output = Result<T, E>>) -> Result<T>
@@ -102,6 +133,7 @@ pub async fn connect(
     )
     .await?;
     tcp.set_nodelay(true).ok();
+    keep_alive(&tcp);
     let server_name = || {
         rustls_pki_types::ServerName::try_from(cfg.host.clone()).map_err(|e| {
             anyhow!(
@@ -209,5 +241,29 @@ async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(
         Ok(Err(e)) => bail!("Reading the greeting of {addr}: {e}"),
         Ok(Ok(None)) => bail!("IMAP server {addr} closed the connection before its greeting"),
         Ok(Ok(Some(_))) => Ok(client),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_imap_socket_keeps_alive_with_our_intervals() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let tcp = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        keep_alive(&tcp);
+        let s = socket2::SockRef::from(&tcp);
+        assert!(s.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(s.tcp_keepalive_time().expect("idle"), KEEPALIVE_IDLE);
+        assert_eq!(
+            s.tcp_keepalive_interval().expect("interval"),
+            KEEPALIVE_INTERVAL
+        );
+        assert_eq!(s.tcp_keepalive_retries().expect("probes"), KEEPALIVE_PROBES);
     }
 }

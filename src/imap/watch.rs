@@ -1,9 +1,9 @@
 //! The watch loop for one folder: connect, sync by UID above the checkpoint, flag, wait (IDLE or
 //! poll), repeat; on any error drop the session and reconnect with jittered exponential backoff.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use async_imap::extensions::idle::IdleResponse;
@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
+use super::folders::{self, Hierarchy};
 use super::{IO_TIMEOUT, ImapSession, ImapStream, connect, io};
 use crate::alerts::Condition;
 use crate::config::{FlagsConfig, Login, MailboxConfig, Start};
@@ -42,6 +43,80 @@ pub struct Watcher {
     pub told_fallback: bool,
     /// Connection state and IDLE/poll for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Where moved email goes on this server, and the folders it refused.
+    pub moves: Moves,
+}
+
+/// What the watcher knows about filing email into folders (kept across reconnects).
+#[derive(Debug, Default)]
+pub struct Moves {
+    /// The account's hierarchy, read at connect when any move is configured.
+    hierarchy: Hierarchy,
+    /// Server names of the folders that refused email, each reported once (until it works).
+    refused: BTreeSet<String>,
+    /// Configured names the server spells differently were said (once per run).
+    told_names: bool,
+}
+
+impl Moves {
+    /// The server's name for a configured folder.
+    fn server_name(&self, configured: &str) -> String {
+        self.hierarchy.server_name(configured)
+    }
+}
+
+/// The server said NO (or BAD) to a command, as opposed to not answering: the connection is
+/// fine. Its answer, when `e` is such a refusal.
+fn refusal(e: &anyhow::Error) -> Option<String> {
+    use async_imap::error::Error;
+    e.chain().find_map(|c| match c.downcast_ref::<Error>()? {
+        Error::No(text) | Error::Bad(text) => Some(server_words(text)),
+        Error::Validate(v) => Some(format!("not sent: {v}")),
+        _ => None,
+    })
+}
+
+/// The server's own words in an async-imap NO or BAD (which holds them as
+/// `code: Some(TryCreate), info: Some("Mailbox doesn't exist")`): `[TRYCREATE] Mailbox doesn't
+/// exist`. Anything of another shape is returned as it is.
+fn server_words(raw: &str) -> String {
+    let info = ["info: Some(\"", "information: Some(\""]
+        .iter()
+        .find_map(|m| raw.find(m).map(|i| &raw[i + m.len()..]))
+        .and_then(|rest| {
+            let mut out = String::new();
+            let mut chars = rest.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => out.push(chars.next()?),
+                    '"' => return Some(out),
+                    c => out.push(c),
+                }
+            }
+            None
+        });
+    let code = raw
+        .find("code: Some(")
+        .and_then(|i| {
+            raw[i + 11..]
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .next()
+        })
+        .filter(|c| !c.is_empty());
+    match (code, info) {
+        (_, None) => raw.trim().to_string(),
+        (Some(code), Some(info)) => format!("[{}] {info}", code.to_ascii_uppercase()),
+        (None, Some(info)) => info,
+    }
+}
+
+/// A move the server refused: what it answered to CREATE (if it refused that too) and to
+/// MOVE or COPY.
+#[derive(Debug)]
+struct MoveRefused {
+    create: Option<String>,
+    command: &'static str,
+    answer: String,
 }
 
 /// What the server can do, read once per connection (keywords: per folder, at SELECT).
@@ -155,6 +230,11 @@ impl Watcher {
         self.health.ok(Condition::ImapLogin, &source);
         let caps = io("Reading CAPABILITY", session.capabilities()).await?;
         let special_use = caps.has_str("SPECIAL-USE") && caps.has_str("LIST-EXTENDED");
+        if self.flags.enabled && self.flags.may_move() {
+            self.moves.hierarchy =
+                folders::discover(&mut session, caps.has_str("NAMESPACE"), IO_TIMEOUT).await?;
+            self.tell_names();
+        }
         let mut caps = Caps {
             idle: caps.has_str("IDLE"),
             mv: caps.has_str("MOVE"),
@@ -217,9 +297,9 @@ impl Watcher {
                 continue;
             }
             session = if caps.idle {
-                Self::idle(&self.mailbox, session, cancel).await?
+                Self::idle(&self.mailbox, session, cancel, &source).await?
             } else {
-                Self::poll(&self.mailbox, session, cancel).await?
+                Self::poll(&self.mailbox, session, cancel, &source).await?
             };
             if cancel.is_cancelled() {
                 // Best effort: the connection is dropped either way.
@@ -423,50 +503,34 @@ impl Watcher {
                     moves.entry(target).or_default().push(t.uid);
                 }
             }
-            for (target, uids) in &moves {
-                // CREATE fails harmlessly when the folder exists.
-                let _ = tokio::time::timeout(IO_TIMEOUT, session.create(target)).await;
-                let set = uid_set(uids);
-                if caps.mv {
-                    io(&format!("Moving to {target}"), session.uid_mv(&set, target)).await?;
-                    continue;
-                }
-                // No MOVE: COPY, then mark the original \Deleted and expunge just those
-                // (UID EXPUNGE, UIDPLUS); a plain EXPUNGE could remove what others deleted.
-                // Originals already marked \Deleted were copied before an interruption:
-                // not again.
-                let search = format!("UID {set} UNDELETED");
-                let todo = io(
-                    "Searching what is left to move",
-                    session.uid_search(&search),
-                )
-                .await?;
-                if todo.is_empty() {
-                    continue;
-                }
-                let set = uid_set(&todo.into_iter().collect::<Vec<_>>());
-                io(
-                    &format!("Copying to {target}"),
-                    session.uid_copy(&set, target),
-                )
-                .await?;
-                io(&format!("Marking moved email deleted in {folder}"), async {
-                    session
-                        .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                        .await?
-                        .try_collect::<Vec<_>>()
-                        .await
-                })
-                .await?;
-                if caps.uidplus {
-                    io(&format!("Expunging moved email from {folder}"), async {
-                        session
-                            .uid_expunge(&set)
-                            .await?
-                            .try_collect::<Vec<_>>()
-                            .await
-                    })
-                    .await?;
+            for (configured, uids) in &moves {
+                let target = self.moves.server_name(configured);
+                match move_to(session, folder, &target, uids, caps).await? {
+                    None => {
+                        if self.moves.refused.remove(&target) {
+                            tracing::info!(folder, target = %target, "Email is filed into {target} again");
+                        }
+                    }
+                    Some(r) => {
+                        let create = r
+                            .create
+                            .map(|a| format!("CREATE with \"{a}\" and "))
+                            .unwrap_or_default();
+                        let what = format!(
+                            "the server answered {create}{} with \"{}\"",
+                            r.command, r.answer
+                        );
+                        if self.moves.refused.insert(target.clone()) {
+                            tracing::warn!(
+                                folder,
+                                target = %target,
+                                emails = uids.len(),
+                                "Cannot file email into folder {target:?} (configured as {configured:?}): {what}; the emails stay in {folder} with their flags, and this is not said again until it works (check the name in [flags.folders] and the account's right to create folders)"
+                            );
+                        } else {
+                            tracing::debug!(folder, target = %target, emails = uids.len(), "Still cannot file email into {target}: {what}");
+                        }
+                    }
                 }
             }
         }
@@ -485,7 +549,7 @@ impl Watcher {
             .filter_map(|p| {
                 self.flags
                     .fallback_folder(*p)
-                    .map(|f| format!("{} -> {f}", p.as_str()))
+                    .map(|f| format!("{} -> {}", p.as_str(), self.moves.server_name(&f)))
             })
             .collect();
         if !folders.is_empty() {
@@ -501,6 +565,40 @@ impl Watcher {
             shown.join(" and ")
         };
         tracing::warn!(host = %self.mailbox.host, folder, "The server does not keep custom keywords in this folder (no \\* in PERMANENTFLAGS): priorities are shown by {shown}");
+    }
+
+    /// Say once per run how configured move targets are spelled on this server, when that
+    /// differs from the configuration.
+    fn tell_names(&mut self) {
+        if self.moves.told_names {
+            return;
+        }
+        let mut configured: Vec<String> = self.flags.folders.values().cloned().collect();
+        configured.extend(
+            Priority::ALL
+                .iter()
+                .filter_map(|p| self.flags.fallback_folder(*p)),
+        );
+        configured.sort();
+        configured.dedup();
+        let renamed: Vec<String> = configured
+            .iter()
+            .filter_map(|c| {
+                let server = self.moves.server_name(c);
+                (server != *c).then(|| format!("{c} -> {server}"))
+            })
+            .collect();
+        self.moves.told_names = true;
+        if !renamed.is_empty() {
+            let h = &self.moves.hierarchy;
+            tracing::info!(
+                host = %self.mailbox.host,
+                delimiter = %h.delimiter.map(String::from).unwrap_or_else(|| "none".into()),
+                prefix = %h.prefix,
+                "Folders are named as the server names them: {}",
+                renamed.join(", ")
+            );
+        }
     }
 
     fn flag_list(&self, t: &FlagTask, keywords: &Keywords, flagged: bool) -> String {
@@ -533,50 +631,187 @@ impl Watcher {
         flags.join(" ")
     }
 
-    /// IDLE until the server reports something, the re-IDLE interval passes, or we are cancelled.
+    /// IDLE until the server reports something, `idle_timeout` passes, or we are cancelled.
+    /// Every `liveness_interval` IDLE is ended, a NOOP sent and IDLE begun again, each answer
+    /// awaited at most `liveness_timeout`: a connection that went silent is an error here
+    /// (and a reconnect) within `liveness_interval + liveness_timeout`.
     async fn idle(
         mailbox: &MailboxConfig,
-        session: ImapSession,
+        mut session: ImapSession,
         cancel: &CancellationToken,
+        source: &str,
     ) -> Result<ImapSession> {
-        let announced = session.unsolicited_responses.clone();
-        let mut handle = session.idle();
-        io("Starting IDLE", handle.init()).await?;
-        // An EXISTS sent before the server's "+ idling" lands in the unsolicited channel, not
-        // in the IDLE stream: it needs no wait.
-        let already = std::iter::from_fn(|| announced.try_recv().ok()).any(|r| is_new_mail(&r));
-        let outcome = if already {
-            tracing::debug!("New mail announced as IDLE began");
-            None
-        } else {
-            // The server's keepalives reset async-imap's own timeout, so bound the whole wait too.
-            let (wait, _stop) = handle.wait_with_timeout(mailbox.idle_timeout);
-            tokio::select! {
-                r = tokio::time::timeout(mailbox.idle_timeout, wait) => match r {
-                    Ok(r) => Some(r.context("Waiting in IDLE")?),
-                    Err(_) => Some(IdleResponse::Timeout),
-                },
-                () = cancel.cancelled() => None,
+        let began = Instant::now();
+        loop {
+            let announced = session.unsolicited_responses.clone();
+            let mut handle = session.idle();
+            live(mailbox, "Starting IDLE", handle.init()).await?;
+            // An EXISTS sent before the server's "+ idling" lands in the unsolicited channel,
+            // not in the IDLE stream: it needs no wait.
+            let already = std::iter::from_fn(|| announced.try_recv().ok()).any(|r| is_new_mail(&r));
+            let wait_for = mailbox
+                .idle_timeout
+                .saturating_sub(began.elapsed())
+                .min(mailbox.liveness_interval);
+            let woke = if already {
+                tracing::debug!("New mail announced as IDLE began");
+                Woke::News
+            } else {
+                // The server's keepalives reset async-imap's own timeout, so bound the whole
+                // wait too.
+                let (wait, _stop) = handle.wait_with_timeout(wait_for);
+                tokio::select! {
+                    r = tokio::time::timeout(wait_for, wait) => match r {
+                        Ok(Ok(IdleResponse::NewData(d))) => {
+                            tracing::debug!(response = ?d, "IDLE woke");
+                            Woke::News
+                        }
+                        Ok(Ok(IdleResponse::Timeout | IdleResponse::ManualInterrupt)) | Err(_) => {
+                            Woke::Timer
+                        }
+                        Ok(Err(e)) => return Err(e).context("Waiting in IDLE"),
+                    },
+                    () = cancel.cancelled() => Woke::Cancelled,
+                }
+            };
+            session = live(mailbox, "Ending IDLE", handle.done()).await?;
+            if woke != Woke::Timer || began.elapsed() >= mailbox.idle_timeout {
+                return Ok(session);
             }
-        };
-        if let Some(r) = &outcome {
-            tracing::debug!(response = ?r, "IDLE woke");
+            live(mailbox, "Checking the connection (NOOP)", session.noop()).await?;
+            tracing::debug!(folder = source, "IMAP connection checked (NOOP answered)");
+            // News in the answers to DONE or NOOP: sync first (the loop re-lists by UID).
+            if new_mail_announced(&session) {
+                return Ok(session);
+            }
         }
-        io("Ending IDLE", handle.done()).await
     }
 
+    /// Wait `poll_interval` (on a server without IDLE), with a NOOP at least every
+    /// `liveness_interval` and at the end, each answer awaited at most `liveness_timeout`.
     async fn poll(
         mailbox: &MailboxConfig,
         mut session: ImapSession,
         cancel: &CancellationToken,
+        source: &str,
     ) -> Result<ImapSession> {
-        tokio::select! {
-            () = tokio::time::sleep(mailbox.poll_interval) => {}
-            () = cancel.cancelled() => return Ok(session),
+        let mut left = mailbox.poll_interval;
+        while !left.is_zero() {
+            let step = left.min(mailbox.liveness_interval);
+            tokio::select! {
+                () = tokio::time::sleep(step) => {}
+                () = cancel.cancelled() => return Ok(session),
+            }
+            left = left.saturating_sub(step);
+            live(mailbox, "Checking the connection (NOOP)", session.noop()).await?;
+            tracing::debug!(folder = source, "IMAP connection checked (NOOP answered)");
+            if new_mail_announced(&session) {
+                break;
+            }
         }
-        io("NOOP", session.noop()).await?;
         Ok(session)
     }
+}
+
+/// Why an IDLE wait ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Woke {
+    /// The server sent something (new mail, an expunge, a flag change).
+    News,
+    /// `liveness_interval` (or what was left of `idle_timeout`) passed.
+    Timer,
+    Cancelled,
+}
+
+/// Await an answer that shows the connection is alive, at most `liveness_timeout`.
+async fn live<T, E>(
+    mailbox: &MailboxConfig,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(mailbox.liveness_timeout, fut).await {
+        Ok(r) => r.with_context(|| what.to_string()),
+        Err(_) => Err(anyhow!(
+            "{what}: no answer from the server in {}s (liveness_timeout): the connection is dead or the server hung; reconnecting",
+            mailbox.liveness_timeout.as_secs_f32()
+        )),
+    }
+}
+
+/// Move `uids` of the selected `folder` into `target`, creating it first: MOVE, or where the
+/// server lacks it COPY, then `\Deleted` and UID EXPUNGE of just those emails (UIDPLUS).
+/// `Ok(Some(_))`: the server refused (a name it does not allow, no right to create, over
+/// quota); nothing was moved and the connection is fine. `Err`: the connection failed.
+async fn move_to(
+    session: &mut ImapSession,
+    folder: &str,
+    target: &str,
+    uids: &[u32],
+    caps: &Caps,
+) -> Result<Option<MoveRefused>> {
+    // CREATE fails harmlessly when the folder exists (its answer is kept for the report in
+    // case the move fails too).
+    let create = match io(&format!("Creating {target}"), session.create(target)).await {
+        Ok(()) => None,
+        Err(e) => Some(refusal(&e).ok_or(e)?),
+    };
+    let refused = |e: anyhow::Error, command| -> Result<Option<MoveRefused>> {
+        let answer = refusal(&e).ok_or(e)?;
+        Ok(Some(MoveRefused {
+            create: create.clone(),
+            command,
+            answer,
+        }))
+    };
+    let set = uid_set(uids);
+    if caps.mv {
+        return match io(&format!("Moving to {target}"), session.uid_mv(&set, target)).await {
+            Ok(()) => Ok(None),
+            Err(e) => refused(e, "MOVE"),
+        };
+    }
+    // Originals already marked \Deleted were copied before an interruption: not again.
+    let search = format!("UID {set} UNDELETED");
+    let todo = io(
+        "Searching what is left to move",
+        session.uid_search(&search),
+    )
+    .await?;
+    if todo.is_empty() {
+        return Ok(None);
+    }
+    let set = uid_set(&todo.into_iter().collect::<Vec<_>>());
+    if let Err(e) = io(
+        &format!("Copying to {target}"),
+        session.uid_copy(&set, target),
+    )
+    .await
+    {
+        return refused(e, "COPY");
+    }
+    io(&format!("Marking moved email deleted in {folder}"), async {
+        session
+            .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
+    // A plain EXPUNGE could remove what others deleted: only UID EXPUNGE of these.
+    if caps.uidplus {
+        io(&format!("Expunging moved email from {folder}"), async {
+            session
+                .uid_expunge(&set)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+    }
+    Ok(None)
 }
 
 /// Connect and log in. A token from the cache that the server refuses (expired or revoked
@@ -703,6 +938,27 @@ fn uid_set(uids: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_servers_words_are_taken_out_of_async_imaps_wrapping() {
+        for (raw, words) in [
+            (
+                r#"code: None, info: Some("[NOPERM] Permission denied (0.001 + 0.000 secs).")"#,
+                "[NOPERM] Permission denied (0.001 + 0.000 secs).",
+            ),
+            (
+                r#"code: Some(TryCreate), info: Some("Mailbox doesn't exist: Triage.Urgent")"#,
+                "[TRYCREATE] Mailbox doesn't exist: Triage.Urgent",
+            ),
+            (
+                r#"outcome: Outcome { code: None, information: Some("Quota \"x\" exceeded") }"#,
+                r#"Quota "x" exceeded"#,
+            ),
+            ("code: None, info: None", "code: None, info: None"),
+        ] {
+            assert_eq!(server_words(raw), words, "{raw}");
+        }
+    }
 
     #[test]
     fn uid_sets_compress_runs() {

@@ -30,7 +30,7 @@ pub const USERS: &[&str] = &[
     "dee@example.test",
 ];
 pub const PASSWORD: &str = "pw";
-/// Hierarchy separator of the test mailboxes.
+/// Hierarchy separator of the test mailboxes (unless `StackOptions::separator` says otherwise).
 pub const SEPARATOR: &str = "/";
 /// A Gmail-style Sent folder that every user has (created at login), with the special-use
 /// attribute `\Sent`. Plain `LIST "" "*"` shows it as `(\HasNoChildren \Sent) "/" "[Gmail]/Sent Mail"`.
@@ -65,6 +65,17 @@ pub struct StackOptions {
     /// Every user's password, for IMAP and SMTP (default [`PASSWORD`]; a long, distinctive one
     /// lets a test search a log for it).
     pub password: &'static str,
+    /// The hierarchy separator of the personal namespace (default [`SEPARATOR`]; `"."` as on
+    /// Cyrus, Courier or a Maildir++ Dovecot: `Triage/Urgent` is then one folder's name).
+    pub separator: &'static str,
+    /// The personal namespace's prefix (default none; `"INBOX."` with separator `"."` as on
+    /// Cyrus with `altnamespace: no` or Courier: every folder lives under INBOX, NAMESPACE answers
+    /// `(("INBOX." "."))`, and a CREATE outside the prefix is refused).
+    pub prefix: &'static str,
+    /// The account may create folders (false: an ACL without the `k` right, as on a managed
+    /// server; CREATE answers `NO [NOPERM] Permission denied`, a MOVE into a missing folder `NO
+    /// [TRYCREATE]`; existing folders, flags and keywords work as before).
+    pub create_folders: bool,
 }
 
 impl Default for StackOptions {
@@ -75,6 +86,9 @@ impl Default for StackOptions {
             keywords: true,
             moves: true,
             password: PASSWORD,
+            separator: SEPARATOR,
+            prefix: "",
+            create_folders: true,
         }
     }
 }
@@ -333,10 +347,19 @@ impl MailStack {
             anvil_extra = "unix_listener anvil-auth-penalty {\n    mode = 0\n  }";
         }
         let mut acl = String::new();
-        if !opts.keywords {
+        if !opts.keywords || !opts.create_folders {
             // Dovecot 2.3 has no switch for "no new keywords"; the ACL plugin without the `w`
             // right takes `\*` (and the non-\Seen/\Deleted flags) out of PERMANENTFLAGS.
-            std::fs::write(d.join("dovecot-acl"), "* owner lrsteipkx\n")
+            // Without `k` no folder can be created.
+            let rights: String = if opts.keywords {
+                "lrwstipekxa"
+            } else {
+                "lrsteipkx"
+            }
+            .chars()
+            .filter(|r| opts.create_folders || *r != 'k')
+            .collect();
+            std::fs::write(d.join("dovecot-acl"), format!("* owner {rights}\n"))
                 .expect("write dovecot-acl");
             acl = format!(
                 "mail_plugins = $mail_plugins acl\nplugin {{\n  acl = vfile:{}\n}}\n",
@@ -368,8 +391,9 @@ default_login_user = {login_user}
 {capability}{acl}
 namespace inbox {{
   inbox = yes
-  separator = {SEPARATOR}
-  mailbox "{SPECIAL_SENT}" {{
+  separator = {separator}
+  prefix = {prefix}
+  mailbox "{special_sent}" {{
     special_use = \Sent
     auto = create
   }}
@@ -414,6 +438,10 @@ service submission-login {{
 }}
 "#,
             d = d.display(),
+            separator = opts.separator,
+            prefix = opts.prefix,
+            // The special-use mailbox's name inside the namespace, in its own separator.
+            special_sent = SPECIAL_SENT.replace('/', opts.separator),
             internal_group = if root {
                 "dovecot".to_string()
             } else {
