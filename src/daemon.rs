@@ -63,6 +63,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     // the mailbox's Sent folder when configured, whose mail is staff's and is never flagged.
     // A mailbox's watchers share its Login (one token cache per account).
     let mut watchers = Vec::new();
+    let synced = crate::outbox::SyncMarks::default();
     for (mailbox, tls) in config.mailboxes.iter().zip(tls) {
         let mut folders: Vec<(String, bool)> =
             mailbox.folders.iter().map(|f| (f.clone(), false)).collect();
@@ -85,7 +86,9 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             if staff_folder {
                 flags.enabled = false;
             }
+            synced.watch(&mailbox.key(&folder));
             watchers.push(Watcher {
+                synced: synced.clone(),
                 folder,
                 mailbox: mailbox.clone(),
                 flags,
@@ -106,6 +109,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         health: health.clone(),
         live: Some(live.clone()),
         metrics: metrics.clone(),
+        synced,
         ..Outbox::new(&config, sender, clock.clone())
     };
     for watcher in watchers {

@@ -3,9 +3,15 @@
 //! (the follow-ups too when it refused the recipient); a refusal of our own account, its
 //! login or our sender address, holds all sending without using up any row's attempts.
 //!
-//! Delivery is at most once: a row is marked `sending` (committed) before the SMTP transaction
-//! starts, and a row found in `sending` after a crash becomes `uncertain` and is not sent again.
-//! A customer may, in that rare window, miss an acknowledgement; they never get two.
+//! Up to `[outbox] concurrency` transactions are in flight; rate limits count those in flight.
+//!
+//! Delivery is exactly once where a witness exists ([`crate::config::Witness`]): a row is
+//! marked `sending` (committed) before the SMTP transaction starts; each customer email's copy
+//! (a Bcc to the mailbox's own address, or the provider's copy in Sent) proves it went out. A
+//! row found `sending` after a crash becomes `unconfirmed`, settled as sent when its copy
+//! arrives, or sent again when none has come once the folders were read through after
+//! `witness_grace`. Without a witness it becomes `uncertain` and is not sent again: a customer
+//! may, in that rare window, miss an acknowledgement; they never get two.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::Condition;
 use crate::clock::Clock;
 use crate::config::{
-    AckConfig, FollowupConfig, MailboxConfig, OutboxConfig, RateLimit, SlaConfig, mailbox_of_key,
+    AckConfig, FollowupConfig, MailboxConfig, OutboxConfig, RateLimit, SlaConfig, Witness,
+    mailbox_of_key,
 };
 use crate::guard::LOOP_HEADER;
 use crate::headers;
@@ -68,6 +75,38 @@ pub struct Outbox {
     pub live: Option<crate::reload::Live>,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// How far the watchers have read their folders (for settling interrupted sends).
+    pub synced: SyncMarks,
+}
+
+/// How far each watched folder has been read: the start of its latest complete pass. Copies
+/// that prove an email went out ([`crate::config::Witness`]) arrive in those folders, so an
+/// interrupted send whose copy is not there once every folder was read through after its
+/// grace period did not go out.
+#[derive(Debug, Clone, Default)]
+pub struct SyncMarks(Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>);
+
+impl SyncMarks {
+    /// A folder to wait for (before its first pass: nothing settles until it has read).
+    pub fn watch(&self, folder: &str) {
+        self.0
+            .lock()
+            .expect("sync marks")
+            .entry(folder.to_string())
+            .or_insert(i64::MIN);
+    }
+
+    /// `folder` was read through by a pass that began at `started` (seconds).
+    pub fn read_through(&self, folder: &str, started: i64) {
+        let mut m = self.0.lock().expect("sync marks");
+        let e = m.entry(folder.to_string()).or_insert(i64::MIN);
+        *e = (*e).max(started);
+    }
+
+    /// Every watched folder was read through by a pass that began at or after `t`.
+    pub fn all_since(&self, t: i64) -> bool {
+        self.0.lock().expect("sync marks").values().all(|s| *s >= t)
+    }
 }
 
 /// The health board's name for this worker's SMTP connection.
@@ -141,6 +180,7 @@ impl Outbox {
             account_hold: Default::default(),
             live: None,
             metrics: Default::default(),
+            synced: Default::default(),
         }
     }
 
@@ -149,13 +189,23 @@ impl Outbox {
     /// in flight when cancellation arrives are finished and recorded (the caller bounds how long
     /// it waits), so no row is left half-recorded.
     pub async fn run(mut self, mut store: Store, cancel: CancellationToken) -> Result<()> {
-        let recovered = store.recover_interrupted_sends(self.clock.now())?;
-        if recovered > 0 {
+        let witness = self.policy.witness != Witness::Off;
+        let recovered = store.recover_interrupted_sends(self.clock.now(), witness)?;
+        if recovered > 0 && witness {
+            tracing::warn!(
+                rows = recovered,
+                grace_s = self.policy.witness_grace.as_secs(),
+                "Outbox rows were interrupted mid-send by a crash; each is sent again unless its copy arrives"
+            );
+        } else if recovered > 0 {
             tracing::warn!(
                 rows = recovered,
                 "Outbox rows were interrupted mid-send by a crash; marked uncertain, not resent"
             );
         }
+        // When sends a crash interrupted (this time or before) may next be settled (none: there
+        // are none).
+        let mut settle_at = Some(i64::MIN);
         // Why sending is held back right now, to log a change once rather than every loop.
         let mut holding: Option<Hold> = None;
         // Tests move the clock; a wait until a due time must then look again.
@@ -186,6 +236,27 @@ impl Outbox {
                         "Held acknowledgements no one released within [ack] max_age: never sent"
                     );
                 }
+            }
+            if settle_at.is_some_and(|t| now >= t) {
+                let synced = &self.synced;
+                let (again, given_up, next) = store.resolve_unconfirmed(
+                    self.policy.witness_grace.as_secs() as i64,
+                    |t| synced.all_since(t),
+                    now,
+                )?;
+                if again > 0 {
+                    tracing::warn!(
+                        rows = again,
+                        "No copy came of emails a crash interrupted: sending them again"
+                    );
+                }
+                if given_up > 0 {
+                    tracing::warn!(
+                        rows = given_up,
+                        "No copy of sent email arrives in the watched folders (see [outbox] witness): emails a crash interrupted are not sent again"
+                    );
+                }
+                settle_at = next;
             }
             let now_ms = self.clock.now_ms();
             let busy = in_flight.len() as u32;
@@ -283,6 +354,12 @@ impl Outbox {
                             Duration::from_secs((due - self.clock.now()).clamp(0, 3600) as u64)
                         }
                         None => Duration::from_secs(3600),
+                    };
+                    // Sends a crash interrupted are looked at again each second until settled.
+                    let wait = if settle_at.is_some() {
+                        wait.min(Duration::from_secs(1))
+                    } else {
+                        wait
                     };
                     tokio::select! {
                         () = cancel.cancelled() => {}
@@ -652,6 +729,14 @@ impl Outbox {
             ))
             .message_id(Some(format!("<{}>", item.out_message_id)))
             .date_now();
+        // The witness: an envelope-only copy to the mailbox's own address, taken by the server
+        // in this very transaction (lettre leaves the Bcc header out of the email).
+        if self.policy.witness == Witness::Bcc {
+            let own = mailbox
+                .and_then(|m| m.address.parse::<lettre::Address>().ok())
+                .map_or_else(|| from.clone(), |a| Mailbox::new(None, a));
+            b = b.bcc(own);
+        }
         b = robot_headers(b, "auto-replied", "auto_reply", &item.ticket_tag);
         if let Some(id) = &thread.in_reply_to {
             b = b.in_reply_to(format!("<{id}>"));

@@ -57,8 +57,8 @@ fn person(i: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_surge_of_300_different_customers_is_acknowledged_every_one() {
     let stack = MailStack::start();
-    // The acknowledgement settings as shipped.
-    let cfg = write_config(&Target::of(&stack), "", "", "");
+    // The acknowledgement and outbox settings as shipped (the witness too).
+    let cfg = write_config(&Target::of(&stack), "", "", "witness = \"bcc\"");
     let d = Daemon::start(&cfg);
     stack.deliver_many(
         "support@example.test",
@@ -121,7 +121,7 @@ async fn robots_answering_from_new_addresses_are_held_with_one_alert_until_staff
         &Target::of(&stack),
         "",
         "",
-        "\n[alerts]\nto = [\"staff@example.test\"]\n\n[alerts.health]\nafter = \"1s\"\n",
+        "witness = \"bcc\"\n\n[alerts]\nto = [\"staff@example.test\"]\n\n[alerts.health]\nafter = \"1s\"\n",
     );
     let d = Daemon::start(&cfg);
     // Two auto-responders without any auto-reply header or thread, each writing from a new

@@ -380,7 +380,33 @@ pub struct OutboxConfig {
     pub account_retry: Duration,
     /// SMTP transactions in flight at once (each on its own pooled connection).
     pub concurrency: usize,
+    /// What proves, after a crash, that an email being sent went out ([`Witness`]).
+    pub witness: Witness,
+    /// How long after a restart a missing copy still may arrive (a relay's queue).
+    pub witness_grace: Duration,
 }
+
+/// The copy of each customer email that proves it went out, looked for after a crash to
+/// decide whether a send that was in flight must go again (exactly once, not at most once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Witness {
+    /// An envelope-only copy (Bcc) to the mailbox's own address, accepted in the same SMTP
+    /// transaction as the email: it arrives in the watched mailbox, where the daemon sees it.
+    Bcc,
+    /// The copy the provider files in the Sent folder itself (Gmail, Microsoft 365); the
+    /// mailbox's `sent_folder` must be watched.
+    Sent,
+    /// None: a send interrupted by a crash is never retried (at most once).
+    Off,
+}
+
+/// SMTP hosts known to file what their accounts send in the Sent folder.
+const FILES_SENT: &[&str] = &[
+    "smtp.gmail.com",
+    "smtp.googlemail.com",
+    "smtp.office365.com",
+    "smtp-mail.outlook.com",
+];
 
 /// At most this many SMTP transactions in flight (`[outbox] concurrency`).
 pub const MAX_SEND_CONCURRENCY: u32 = 32;
@@ -1359,12 +1385,43 @@ impl Validator<'_> {
             Some(c) => *c.get_ref() as usize,
             None => 4,
         };
+        let watches_sent = mailboxes.iter().any(|m| m.sent_folder.is_some());
+        let files_sent = FILES_SENT.iter().any(|h| {
+            smtp.as_ref()
+                .is_some_and(|s| s.host.eq_ignore_ascii_case(h))
+        });
+        let witness = match outbox.witness.as_ref().map(|w| (w, w.get_ref().as_str())) {
+            None | Some((_, "auto")) if files_sent && watches_sent => Witness::Sent,
+            None | Some((_, "auto" | "bcc")) => Witness::Bcc,
+            Some((w, "sent")) => {
+                if !watches_sent {
+                    self.err(
+                        w,
+                        "witness = \"sent\" needs a [mailbox] sent_folder to look for the copies in",
+                    );
+                }
+                Witness::Sent
+            }
+            Some((_, "none")) => Witness::Off,
+            Some((w, other)) => {
+                self.err(
+                    w,
+                    format!(
+                        "witness = {other:?}: expected \"auto\", \"bcc\", \"sent\" or \"none\""
+                    ),
+                );
+                Witness::Off
+            }
+        };
+        let witness_grace = self.duration(&outbox.witness_grace, Duration::from_secs(120));
         let outbox = OutboxConfig {
             max_attempts: outbox.max_attempts.unwrap_or(10).max(1),
             retry_initial,
             retry_max,
             account_retry,
             concurrency,
+            witness,
+            witness_grace,
         };
 
         // [scoring]: thresholds and rule files

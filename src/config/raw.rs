@@ -227,6 +227,8 @@ pub struct Outbox {
     pub retry_max: Option<Spanned<String>>,
     pub account_retry: Option<Spanned<String>>,
     pub concurrency: Option<Spanned<u32>>,
+    pub witness: Option<Spanned<String>>,
+    pub witness_grace: Option<Spanned<String>>,
 }
 
 /// Business hours and response targets.

@@ -45,6 +45,9 @@ pub struct Watcher {
     pub metrics: crate::metrics::Metrics,
     /// Where moved email goes on this server, and the folders it refused.
     pub moves: Moves,
+    /// Where a complete pass over the folder is told (keyed `mailbox.key(folder)` of the
+    /// configured folder name).
+    pub synced: crate::outbox::SyncMarks,
 }
 
 /// What the watcher knows about filing email into folders (kept across reconnects).
@@ -272,12 +275,15 @@ impl Watcher {
             let uidvalidity = mbox
                 .uid_validity
                 .ok_or_else(|| anyhow!("Server sent no UIDVALIDITY for {folder}"))?;
+            let pass_began = self.pipeline.clock.now();
             let state = self
                 .checkpoint(&mut session, &key, uidvalidity, mbox.uid_next)
                 .await?;
             self.sync(&mut session, &key, state).await?;
             self.apply_flags(&mut session, &key, uidvalidity, &caps)
                 .await?;
+            self.synced
+                .read_through(&self.mailbox.key(&self.folder), pass_began);
             *failures = 0;
             self.health.ok(Condition::ImapConnection, &source);
             self.metrics.imap_state(&source, true);
@@ -602,6 +608,10 @@ impl Watcher {
     }
 
     fn flag_list(&self, t: &FlagTask, keywords: &Keywords, flagged: bool) -> String {
+        // A copy of what we sent (the witness) is read: staff need not open it.
+        if t.own {
+            return "\\Seen".to_string();
+        }
         let mut flags = Vec::new();
         if t.skipped && flagged {
             flags.push("\\Flagged".to_string());

@@ -138,6 +138,8 @@ pub struct FlagTask {
     pub tones: Vec<String>,
     /// Skipped, and left for staff (over its budget, or a poison message): `\Flagged`.
     pub skipped: bool,
+    /// Our own email come back (the witness copy of what we sent): marked read, nothing else.
+    pub own: bool,
 }
 
 /// An outbox row ready to render and send.
@@ -608,7 +610,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, uid, priority, tones, status = 'skipped' FROM messages
+                "SELECT id, uid, priority, tones, status = 'skipped', ack = 'own_loop' FROM messages
                  WHERE folder = ?1 AND uidvalidity = ?2 AND flags_state = 'pending' ORDER BY uid",
             )
             .context("Preparing pending flags query")?;
@@ -616,16 +618,18 @@ impl Store {
             .query_map(params![folder, uidvalidity], |r| {
                 let priority: String = r.get(2)?;
                 let tones: String = r.get(3)?;
+                let own: bool = r.get(5)?;
                 Ok(FlagTask {
                     row: r.get(0)?,
                     uid: r.get(1)?,
-                    priority: parse_priority(&priority),
+                    priority: parse_priority(&priority).filter(|_| !own),
                     tones: tones
                         .split(',')
-                        .filter(|t| !t.is_empty())
+                        .filter(|t| !t.is_empty() && !own)
                         .map(str::to_string)
                         .collect(),
                     skipped: r.get(4)?,
+                    own,
                 })
             })
             .context("Reading pending flags")?;
@@ -646,15 +650,27 @@ impl Store {
         tx.commit().context("Committing flag state")
     }
 
-    /// Rows left in `sending` by a crash: we cannot know whether the server took them, so they
-    /// become `uncertain` and are never sent again (a customer must never get two).
-    pub fn recover_interrupted_sends(&self, now: i64) -> Result<usize> {
+    /// Rows left in `sending` by a crash: we cannot know yet whether the server took them.
+    /// With a witness (`witness`: a copy of each email that proves it went out) customer mail
+    /// becomes `unconfirmed` and waits for its copy ([`Store::resolve_unconfirmed`]); without,
+    /// it becomes `uncertain` and is never sent again (a customer must never get two). Staff
+    /// mail is never worth a duplicate: always `uncertain`.
+    pub fn recover_interrupted_sends(&self, now: i64, witness: bool) -> Result<usize> {
+        let (state, why) = if witness {
+            (
+                "unconfirmed",
+                "interrupted while sending; waiting for the copy that proves whether it went out",
+            )
+        } else {
+            (
+                "uncertain",
+                "interrupted while sending; not retried to avoid a duplicate",
+            )
+        };
         self.conn
             .execute(
-                "UPDATE outbox SET state = 'uncertain', updated_at = ?1,
-                 last_error = 'interrupted while sending; not retried to avoid a duplicate'
-                 WHERE state = 'sending'",
-                [now],
+                "UPDATE outbox SET state = ?2, updated_at = ?1, last_error = ?3 WHERE state = 'sending'",
+                params![now, state, why],
             )
             .and_then(|n| {
                 // Staff mail too: a digest or alert is not worth a duplicate either.
@@ -667,6 +683,66 @@ impl Store {
                 Ok(n + m)
             })
             .context("Recovering interrupted sends")
+    }
+
+    /// Settle sends a crash interrupted (`unconfirmed`) whose copy has not come: when
+    /// `settled` — the mailbox was read through from `grace` after their recovery on — each
+    /// goes again (`pending`, due now, attempts kept) if the witness is known to work (one of
+    /// the last 20 sent emails was seen), else it becomes `uncertain` (never sent again).
+    /// `settled(t)`: every watched folder was read completely by a pass that began at or after
+    /// `t`. Returns (sent again, given up), and when the next row may settle.
+    pub fn resolve_unconfirmed(
+        &mut self,
+        grace: i64,
+        settled: impl Fn(i64) -> bool,
+        now: i64,
+    ) -> Result<(usize, usize, Option<i64>)> {
+        let rows: Vec<(i64, i64)> = self
+            .conn
+            .prepare_cached("SELECT id, updated_at FROM outbox WHERE state = 'unconfirmed'")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()
+            .context("Reading unconfirmed sends")?;
+        if rows.is_empty() {
+            return Ok((0, 0, None));
+        }
+        let works: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) > 0 FROM (SELECT witnessed_at FROM outbox WHERE state = 'sent'
+                                           ORDER BY id DESC LIMIT 20) WHERE witnessed_at > 0",
+                [],
+                |r| r.get(0),
+            )
+            .context("Checking that copies arrive")?;
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        let (mut again, mut given_up, mut next) = (0, 0, None::<i64>);
+        for (id, since) in rows {
+            let from = since + grace;
+            if now < from || !settled(from) {
+                next = Some(next.map_or(from, |n| n.min(from)).max(now + 1));
+                continue;
+            }
+            if works {
+                tx.execute(
+                    "UPDATE outbox SET state = 'pending', due_at = ?2, updated_at = ?2,
+                            last_error = 'interrupted while sending, and no copy came: sent again'
+                     WHERE id = ?1 AND state = 'unconfirmed'",
+                    params![id, now],
+                )?;
+                again += 1;
+            } else {
+                tx.execute(
+                    "UPDATE outbox SET state = 'uncertain', updated_at = ?2,
+                            last_error = 'interrupted while sending; no copy of sent email ever arrives here, so not retried to avoid a duplicate'
+                     WHERE id = ?1 AND state = 'unconfirmed'",
+                    params![id, now],
+                )?;
+                given_up += 1;
+            }
+        }
+        tx.commit().context("Committing settled sends")?;
+        Ok((again, given_up, next))
     }
 
     /// The most urgent due row, claimed (state `sending`, attempts + 1) in the same transaction.
@@ -734,59 +810,11 @@ impl Store {
     /// `promised`: the time an acknowledgement promised; the ticket's holding note waits at
     /// least until then (an acknowledgement that went out late promises a later time).
     pub fn mark_sent(&mut self, id: i64, now_ms: i64, promised: Option<i64>) -> Result<()> {
-        let now = now_ms / 1000;
         let tx = self.conn.transaction().context("Starting transaction")?;
-        tx.execute(
-            "UPDATE outbox SET state = 'sent', sent_at = ?2, updated_at = ?2, last_error = '' WHERE id = ?1",
-            params![id, now],
-        )
-        .context("Marking sent")?;
-        tx.execute(
-            "INSERT INTO send_log (at_ms, outbox_id) VALUES (?1, ?2)",
-            params![now_ms, id],
-        )
-        .context("Logging the send")?;
-        // The longest window anyone configures is a day or so; keep a week.
-        tx.execute(
-            "DELETE FROM send_log WHERE at_ms < ?1",
-            [now_ms - 7 * 86_400_000],
-        )
-        .context("Pruning the send log")?;
-        let (ticket_id, kind, recipient): (i64, String, String) = tx
-            .query_row(
-                "SELECT ticket_id, kind, recipient FROM outbox WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .context("Reading the sent row")?;
-        match Followup::parse(&kind) {
-            None => {
-                ticket_event(&tx, ticket_id, Event::AckSent, now, None, &recipient, 0)?;
-                if let Some(t) = promised {
-                    tx.execute(
-                        "UPDATE outbox SET due_at = max(due_at, ?2)
-                         WHERE ticket_id = ?1 AND kind = 'holding' AND state = 'pending'",
-                        params![ticket_id, t],
-                    )
-                    .context("Moving the holding note to the promised time")?;
-                }
-            }
-            Some(f) => {
-                note_event(
-                    &tx,
-                    ticket_id,
-                    followup_event(f, "sent"),
-                    now,
-                    None,
-                    &recipient,
-                )?;
-            }
-        }
+        sent_in(&tx, id, now_ms, promised)?;
         tx.commit().context("Committing sent state")
     }
 
-    /// Put a row back for another attempt at `due_at` (or, when it was cancelled while being
-    /// sent, cancel it now).
     pub fn mark_retry(&self, id: i64, due_at: i64, error: &str, now: i64) -> Result<()> {
         self.conn
             .execute(
@@ -1206,6 +1234,10 @@ fn record_in(
     }
 
     let (sender, sender_name) = sender_of(email);
+    // Our own email come back: the copy that proves it went out.
+    if guard == Err(Refusal::OwnLoop) {
+        witness_in(tx, &email.message_id, now)?;
+    }
     // Staff may reply under the ticket tag from any address; a customer only from their own.
     let mut joined = find_ticket(
         tx,
@@ -1617,6 +1649,90 @@ fn held_because(
             policy.circuit_breaker_per_minute
         )
     }
+}
+
+/// A copy of our email `message_id` was seen: it went out. A send a crash interrupted
+/// (`unconfirmed`, or `uncertain` from an earlier run), or one waiting to be retried after an
+/// error that came too late to tell (a timeout after the data went), is settled as sent.
+fn witness_in(tx: &Connection, message_id: &str, now: i64) -> Result<()> {
+    let row: Option<(i64, String)> = tx
+        .prepare_cached("SELECT id, state FROM outbox WHERE out_message_id = ?1")?
+        .query_row([message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .context("Looking up our own email")?;
+    let Some((id, state)) = row else {
+        return Ok(());
+    };
+    tx.execute(
+        "UPDATE outbox SET witnessed_at = ?2 WHERE id = ?1 AND witnessed_at = 0",
+        params![id, now],
+    )
+    .context("Recording the copy of a sent email")?;
+    // A send that ended without an answer (a crash, a timeout after the data went) and is
+    // waiting to go again went out after all.
+    let attempts: u32 = tx.query_row("SELECT attempts FROM outbox WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })?;
+    if state == "unconfirmed" || state == "uncertain" || (state == "pending" && attempts > 0) {
+        sent_in(tx, id, now * 1000, None)?;
+        tracing::info!(
+            outbox = id,
+            "A send that ended without an answer went out: its copy arrived"
+        );
+    }
+    Ok(())
+}
+
+/// Record an accepted send in `tx`: the row, its ticket, and the send log the rate limits count.
+fn sent_in(tx: &Connection, id: i64, now_ms: i64, promised: Option<i64>) -> Result<()> {
+    let now = now_ms / 1000;
+    tx.execute(
+        "UPDATE outbox SET state = 'sent', sent_at = ?2, updated_at = ?2, last_error = '' WHERE id = ?1",
+        params![id, now],
+    )
+    .context("Marking sent")?;
+    tx.execute(
+        "INSERT INTO send_log (at_ms, outbox_id) VALUES (?1, ?2)",
+        params![now_ms, id],
+    )
+    .context("Logging the send")?;
+    // The longest window anyone configures is a day or so; keep a week.
+    tx.execute(
+        "DELETE FROM send_log WHERE at_ms < ?1",
+        [now_ms - 7 * 86_400_000],
+    )
+    .context("Pruning the send log")?;
+    let (ticket_id, kind, recipient): (i64, String, String) = tx
+        .query_row(
+            "SELECT ticket_id, kind, recipient FROM outbox WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .context("Reading the sent row")?;
+    match Followup::parse(&kind) {
+        None => {
+            ticket_event(tx, ticket_id, Event::AckSent, now, None, &recipient, 0)?;
+            if let Some(t) = promised {
+                tx.execute(
+                    "UPDATE outbox SET due_at = max(due_at, ?2)
+                     WHERE ticket_id = ?1 AND kind = 'holding' AND state = 'pending'",
+                    params![ticket_id, t],
+                )
+                .context("Moving the holding note to the promised time")?;
+            }
+        }
+        Some(f) => {
+            note_event(
+                tx,
+                ticket_id,
+                followup_event(f, "sent"),
+                now,
+                None,
+                &recipient,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// How far apart the mail server's clock (arrival times) and ours may be.

@@ -70,7 +70,7 @@ CREATE TABLE outbox (
     priority_rank   INTEGER NOT NULL,            -- 0 urgent .. 3 low
     out_message_id  TEXT    NOT NULL UNIQUE,
     due_at          INTEGER NOT NULL,
-    state           TEXT    NOT NULL DEFAULT 'pending', -- pending | sending | sent | failed | uncertain | cancelled | held (migration 8)
+    state           TEXT    NOT NULL DEFAULT 'pending', -- pending | sending | sent | failed | uncertain | cancelled | held | unconfirmed (migration 8)
     attempts        INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT    NOT NULL DEFAULT '',
     created_at      INTEGER NOT NULL,
@@ -180,8 +180,11 @@ CREATE TABLE triage_starts (
 "#,
     // 8: acknowledgements held for staff (state `held`) when they look like a mail loop: the
     // loop pattern of the email each answers (`tickets::loop_pattern`), counted per window.
+    // When the copy that proves an email went out was seen (`witnessed_at`); a send
+    // interrupted by a crash waits for it as `unconfirmed`.
     r#"
 ALTER TABLE outbox ADD COLUMN pattern TEXT;
 CREATE INDEX outbox_pattern ON outbox(pattern, created_at) WHERE pattern IS NOT NULL;
+ALTER TABLE outbox ADD COLUMN witnessed_at INTEGER NOT NULL DEFAULT 0;
 "#,
 ];

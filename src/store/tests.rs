@@ -471,7 +471,12 @@ fn outbox_sends_urgent_first_and_never_resends_an_interrupted_row() {
     let second = t.store.claim_next_due(NOW).expect("claim").expect("due");
     assert_eq!(second.subject, "normal");
     // Crash while sending: the row must not come back.
-    assert_eq!(t.store.recover_interrupted_sends(NOW).expect("recover"), 1);
+    assert_eq!(
+        t.store
+            .recover_interrupted_sends(NOW, false)
+            .expect("recover"),
+        1
+    );
     let third = t.store.claim_next_due(NOW).expect("claim").expect("due");
     assert_eq!(third.subject, "low");
     t.store
@@ -1585,7 +1590,12 @@ fn staff_mail_retries_fails_and_is_never_resent_after_a_crash() {
         .expect("claim")
         .expect("row");
     assert_eq!(third.key, "n:crash");
-    assert_eq!(t.store.recover_interrupted_sends(NOW).expect("recover"), 1);
+    assert_eq!(
+        t.store
+            .recover_interrupted_sends(NOW, false)
+            .expect("recover"),
+        1
+    );
     assert_eq!(t.notice("n:crash").state, "uncertain");
 
     let again = t
@@ -1974,6 +1984,115 @@ fn a_surge_is_acknowledged_and_a_loop_is_held_until_staff_decide() {
     );
     assert_eq!(t.store.expire_held(NOW + 40, NOW + 50).expect("expire"), 0);
     assert_eq!(t.store.expire_held(NOW + 41, NOW + 50).expect("expire"), 1);
+}
+
+#[test]
+fn a_send_a_crash_interrupted_is_settled_by_its_copy_or_sent_again() {
+    let mut t = T::new();
+    for (uid, who) in [(1, "a@x.example"), (2, "b@y.example"), (3, "c@z.example")] {
+        t.put(
+            uid,
+            &email(&format!("m{uid}@x"), who, &format!("Help {uid}")),
+            Priority::Normal,
+        );
+    }
+    let claim = |t: &mut T| t.store.claim_next_due(NOW).expect("claim").expect("due");
+    let own = |t: &mut T, uid: u32, id: &str| {
+        let copy = email(id, "support@example.test", "Re: Help");
+        t.put_as(
+            1,
+            uid,
+            &copy,
+            Priority::Normal,
+            NOW,
+            Err(Refusal::OwnLoop),
+            Role::Robot,
+        )
+    };
+    // One sent and seen: the witness works.
+    let a = claim(&mut t);
+    t.store.mark_sent(a.id, NOW * 1000, None).expect("sent");
+    own(&mut t, 10, &a.out_message_id);
+    // Two in flight when the process dies.
+    let (b, c) = (claim(&mut t), claim(&mut t));
+    assert_eq!(
+        t.store
+            .recover_interrupted_sends(NOW, true)
+            .expect("recover"),
+        2
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE state = 'unconfirmed'"),
+        2
+    );
+    // b's copy arrives: it went out.
+    own(&mut t, 11, &b.out_message_id);
+    assert_eq!(
+        t.count(&format!(
+            "SELECT count(*) FROM outbox WHERE id = {} AND state = 'sent' AND witnessed_at > 0",
+            b.id
+        )),
+        1
+    );
+    // c's does not: not before the grace is over and the folders were read after it ...
+    let (again, given_up, next) = t
+        .store
+        .resolve_unconfirmed(120, |_| true, NOW + 60)
+        .expect("resolve");
+    assert_eq!((again, given_up, next), (0, 0, Some(NOW + 120)));
+    let (again, given_up, _) = t
+        .store
+        .resolve_unconfirmed(120, |t| t <= NOW + 100, NOW + 200)
+        .expect("resolve");
+    assert_eq!((again, given_up), (0, 0), "not read through since");
+    // ... then it goes again, once, with its attempts.
+    let (again, given_up, next) = t
+        .store
+        .resolve_unconfirmed(120, |_| true, NOW + 200)
+        .expect("resolve");
+    assert_eq!((again, given_up, next), (1, 0, None));
+    let c2 = t
+        .store
+        .claim_next_due(NOW + 200)
+        .expect("claim")
+        .expect("due");
+    assert_eq!(
+        (c2.id, c2.attempts, c2.out_message_id.as_str()),
+        (c.id, 2, c.out_message_id.as_str())
+    );
+    // Where no copy ever arrives, a crash leaves the send uncertain, never sent twice.
+    let mut t = T::new();
+    t.put(1, &email("n1@x", "n@x.example", "Help"), Priority::Normal);
+    let n1 = claim(&mut t);
+    t.store.mark_sent(n1.id, NOW * 1000, None).expect("sent");
+    t.put(2, &email("n2@x", "o@x.example", "Help"), Priority::Normal);
+    claim(&mut t);
+    t.store
+        .recover_interrupted_sends(NOW, true)
+        .expect("recover");
+    let (again, given_up, _) = t
+        .store
+        .resolve_unconfirmed(120, |_| true, NOW + 200)
+        .expect("resolve");
+    assert_eq!((again, given_up), (0, 1));
+    assert_eq!(
+        t.count("SELECT count(*) FROM outbox WHERE state = 'uncertain'"),
+        1
+    );
+    // A retry waiting after an error that came too late to tell is settled by its copy too.
+    t.put(3, &email("n3@x", "p@x.example", "Help"), Priority::Normal);
+    let n3 = claim(&mut t);
+    t.store
+        .mark_retry(n3.id, NOW + 60, "timed out after DATA", NOW)
+        .expect("retry");
+    own(&mut t, 12, &n3.out_message_id);
+    assert_eq!(
+        t.count(&format!(
+            "SELECT count(*) FROM outbox WHERE id = {} AND state = 'sent'",
+            n3.id
+        )),
+        1
+    );
 }
 
 #[test]
