@@ -62,7 +62,20 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
         ),
         ("more acks out", Box::new(move || n_sent() >= 120)),
     ];
+    // And at random moments: CRASH_SEED picks them (scripts/crash-seeds.sh runs ten seeds).
+    let seed: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut kills = 0;
+    for _ in 0..2 {
+        let mut d = Daemon::start(&cfg);
+        // The moment itself is the point: no event to wait for.
+        std::thread::sleep(Duration::from_millis(rng.u64(20..600)));
+        d.kill();
+        kills += 1;
+    }
     for (name, point) in &points {
         let mut d = Daemon::start(&cfg);
         let reached = wait_until(Duration::from_secs(60), point);
@@ -175,7 +188,7 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
         .count();
     assert_eq!(unflagged, 0);
     eprintln!(
-        "crash test: {kills} kills, {received} acks received, {sent_rows} sent, {} sent again after a kill",
+        "crash test (CRASH_SEED={seed}): {kills} kills, {received} acks received, {sent_rows} sent, {} sent again after a kill",
         count(
             &cfg,
             "SELECT count(*) FROM outbox WHERE kind = 'ack' AND attempts > 1"
