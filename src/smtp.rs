@@ -1,11 +1,31 @@
-//! Sending over SMTP with lettre: TLS modes, AUTH, and errors sorted into "retry" and "give up".
+//! Sending over SMTP: lettre's SMTP client on connections we open ourselves, TLS modes, AUTH,
+//! and errors sorted into "retry", "pause all sending" and "give up".
+//!
+//! Why our own connections rather than lettre's transport and pool: lettre's `timeout` bounds
+//! only the TCP connect, so a server that stops answering at MAIL FROM or after DATA would
+//! stall every send, and a pooled connection abandoned mid-command would go back to its pool
+//! and answer the next transaction with the old reply. It also leaves Nagle's algorithm on, so
+//! the last line of each command (the final `.` of DATA above all) waits for the server's
+//! delayed ACK: about 22 messages a second on loopback, whatever the server. Here every step
+//! has a deadline (`[smtp] timeout`), the transaction has one (`transaction_timeout`), the
+//! socket has TCP_NODELAY, and a connection goes back to the pool only after a transaction
+//! that completed; any failure or timeout closes it.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
+use lettre::address::{Address, Envelope};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use tokio::net::TcpStream;
 
 use crate::config::{self, Login, SmtpConfig};
 
@@ -38,11 +58,17 @@ pub enum SendError {
     Sender { from: String, reply: String },
 }
 
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
+/// An idle connection older than this is closed, not reused: servers drop idle clients
+/// (lettre's pool uses the same bound).
+const IDLE_FOR: Duration = Duration::from_secs(60);
+/// At most this many idle connections are kept (one per send that ran at the same time).
+const IDLE_MAX: usize = 32;
 
-/// A configured SMTP transport (pooled connections) and the account's credential. Cheap to
-/// clone. The transport is built at the first send and rebuilt when the credential changes: a
-/// token past its lifetime, or a credential the server refused.
+/// A configured SMTP account: where and how to connect, its credential, and a pool of open
+/// connections. Cheap to clone; clones share the pool, and sends may run at the same time
+/// (each on a connection of its own). The credential is read at the first send, and the pool
+/// is started afresh when the credential changes: a token past its lifetime, or a credential
+/// the server refused.
 #[derive(Clone)]
 pub struct Sender {
     inner: Arc<Inner>,
@@ -51,40 +77,211 @@ pub struct Sender {
 struct Inner {
     host: String,
     port: u16,
-    tls: Tls,
-    timeout: std::time::Duration,
+    security: Security,
+    /// Each step: connect, TLS, greeting, STARTTLS, AUTH, each command's reply.
+    timeout: Duration,
+    /// The whole transaction; the reply to the end of data may use all of it.
+    transaction_timeout: Duration,
     username: Option<String>,
     login: Option<Login>,
     current: tokio::sync::Mutex<Option<Current>>,
 }
 
-/// The transport in use and the secret it was built with.
+enum Security {
+    None,
+    /// STARTTLS after the greeting, refused if the server does not offer it (lettre upgrades
+    /// the socket).
+    Starttls(TlsParameters),
+    /// TLS from the first byte.
+    Implicit {
+        connector: tokio_rustls::TlsConnector,
+        name: rustls_pki_types::ServerName<'static>,
+    },
+}
+
+/// The pool in use and the secret it logs in with.
 #[derive(Clone)]
 struct Current {
-    transport: Arc<Transport>,
+    pool: Arc<Pool>,
     secret: Option<String>,
     /// Built from a secret read just now: a refusal is final, not a stale cache.
     fresh: bool,
 }
 
+/// Connections that completed a transaction and wait for the next (newest last), and the
+/// login each new one makes.
+struct Pool {
+    auth: Option<(Credentials, Vec<Mechanism>)>,
+    idle: std::sync::Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+}
+
+impl Pool {
+    fn new(auth: Option<(Credentials, Vec<Mechanism>)>) -> Pool {
+        Pool {
+            auth,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The most recently used open connection, if one has not idled too long.
+    fn take(&self) -> Option<AsyncSmtpConnection> {
+        // A panic elsewhere while holding the lock leaves a plain Vec: still usable.
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|(_, since)| since.elapsed() < IDLE_FOR);
+        idle.pop().map(|(conn, _)| conn)
+    }
+
+    /// A connection whose transaction completed, ready for the next.
+    fn put(&self, conn: AsyncSmtpConnection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_MAX {
+            idle.push((conn, Instant::now()));
+        }
+    }
+}
+
+/// The step a transaction is at, for the message when it runs out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Step {
+    Connect,
+    Tls,
+    Greeting,
+    Starttls,
+    Auth,
+    MailFrom,
+    RcptTo,
+    Data,
+    EndOfData,
+}
+
+impl Step {
+    const ALL: [Step; 9] = [
+        Step::Connect,
+        Step::Tls,
+        Step::Greeting,
+        Step::Starttls,
+        Step::Auth,
+        Step::MailFrom,
+        Step::RcptTo,
+        Step::Data,
+        Step::EndOfData,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Step::Connect => "connect",
+            Step::Tls => "the TLS handshake",
+            Step::Greeting => "the greeting",
+            Step::Starttls => "STARTTLS",
+            Step::Auth => "AUTH",
+            Step::MailFrom => "MAIL FROM",
+            Step::RcptTo => "RCPT TO",
+            Step::Data => "DATA",
+            Step::EndOfData => "the end of data",
+        }
+    }
+}
+
+/// Where a transaction is; read after its future was dropped at the deadline.
+#[derive(Default)]
+struct At(AtomicU8);
+
+impl At {
+    fn set(&self, step: Step) {
+        self.0.store(step as u8, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Step {
+        Step::ALL[usize::from(self.0.load(Ordering::Relaxed)).min(Step::ALL.len() - 1)]
+    }
+}
+
+/// How a transaction failed, before it is sorted into a [`SendError`].
+enum Failure {
+    /// The server answered no, or lettre's connection broke.
+    Smtp(lettre::transport::smtp::Error),
+    /// The server could not be reached or the TLS handshake failed.
+    Io(Step, std::io::Error),
+    /// What lettre's own transport refuses to send (8-bit content to a 7-bit server).
+    Local(&'static str),
+    /// No answer within `[smtp] timeout`.
+    Timeout(Step),
+}
+
+/// A TLS stream as lettre takes one (implicit TLS is ours: lettre's would open its own
+/// socket, without TCP_NODELAY).
+#[derive(Debug)]
+struct TlsTcp(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl tokio::io::AsyncRead for TlsTcp {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsTcp {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsTcp {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
 impl Sender {
-    /// Prepare the transport; the credential is read at the first send.
+    /// Prepare the account; the credential is read at the first send.
     pub fn new(cfg: &SmtpConfig) -> Result<Sender> {
-        let tls_params = || -> Result<TlsParameters> {
-            let mut b = TlsParameters::builder(cfg.host.clone());
-            if let Some(ca) = &cfg.ca_file {
-                let pem = std::fs::read(ca)
-                    .with_context(|| format!("Reading SMTP ca_file {}", ca.display()))?;
-                let cert = Certificate::from_pem(&pem)
-                    .with_context(|| format!("Parsing SMTP ca_file {}", ca.display()))?;
-                b = b.add_root_certificate(cert);
+        let security = match cfg.tls {
+            config::Tls::Implicit => Security::Implicit {
+                connector: tokio_rustls::TlsConnector::from(
+                    crate::imap::tls_config(cfg.ca_file.as_deref())
+                        .context("Preparing TLS for SMTP")?,
+                ),
+                name: rustls_pki_types::ServerName::try_from(cfg.host.clone()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "SMTP host {:?} is not a valid TLS server name: {e}",
+                        cfg.host
+                    )
+                })?,
+            },
+            config::Tls::Starttls => {
+                let mut b = TlsParameters::builder(cfg.host.clone());
+                if let Some(ca) = &cfg.ca_file {
+                    let pem = std::fs::read(ca)
+                        .with_context(|| format!("Reading SMTP ca_file {}", ca.display()))?;
+                    let cert = Certificate::from_pem(&pem)
+                        .with_context(|| format!("Parsing SMTP ca_file {}", ca.display()))?;
+                    b = b.add_root_certificate(cert);
+                }
+                Security::Starttls(b.build_rustls().context("Building SMTP TLS parameters")?)
             }
-            b.build_rustls().context("Building SMTP TLS parameters")
-        };
-        let tls = match cfg.tls {
-            config::Tls::Implicit => Tls::Wrapper(tls_params()?),
-            config::Tls::Starttls => Tls::Required(tls_params()?),
-            config::Tls::None => Tls::None,
+            config::Tls::None => Security::None,
         };
         let login = match (&cfg.username, &cfg.credential) {
             (Some(_), Some(c)) => Some(Login::new(c.clone())),
@@ -94,8 +291,9 @@ impl Sender {
             inner: Arc::new(Inner {
                 host: cfg.host.clone(),
                 port: cfg.port,
-                tls,
+                security,
                 timeout: cfg.timeout,
+                transaction_timeout: cfg.transaction_timeout.max(cfg.timeout),
                 username: cfg.username.clone(),
                 login,
                 current: tokio::sync::Mutex::new(None),
@@ -117,9 +315,9 @@ impl Sender {
     /// with the credential read again.
     pub async fn send(&self, msg: &Message) -> Result<(), SendError> {
         let current = self.current().await?;
-        let first = match current.transport.send(msg.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(e) => classify(&e, msg.envelope()),
+        let first = match self.transaction(&current.pool, msg).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
         };
         if !matches!(first, SendError::Account(_)) || current.fresh {
             return Err(first);
@@ -127,19 +325,206 @@ impl Sender {
         tracing::info!("SMTP refused the cached credential; reading it again");
         self.forget(&current).await;
         let again = self.current().await?;
-        match again.transport.send(msg.clone()).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(classify(&e, msg.envelope())),
+        self.transaction(&again.pool, msg).await
+    }
+
+    /// One SMTP transaction within `transaction_timeout`, its failure sorted.
+    async fn transaction(&self, pool: &Pool, msg: &Message) -> Result<(), SendError> {
+        let envelope = msg.envelope();
+        let body = msg.formatted();
+        let at = At::default();
+        let limit = self.inner.transaction_timeout;
+        // At the deadline the transaction's future is dropped, and its connection with it:
+        // closed, never back in the pool with a reply still on its way.
+        match tokio::time::timeout(limit, self.transact(pool, envelope, &body, &at)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Failure::Smtp(e))) => Err(classify(&e, envelope)),
+            Ok(Err(Failure::Io(step, e))) => Err(SendError::Transient(format!(
+                "SMTP server {}:{} at {}: {e}",
+                self.inner.host,
+                self.inner.port,
+                step.name()
+            ))),
+            Ok(Err(Failure::Local(e))) => Err(SendError::Transient(e.to_string())),
+            Ok(Err(Failure::Timeout(step))) => Err(SendError::Transient(format!(
+                "SMTP server did not answer within {} at {}",
+                seconds(self.inner.timeout),
+                step.name()
+            ))),
+            Err(_) => {
+                let step = at.get();
+                let mut text = format!(
+                    "SMTP transaction did not finish within {} at {}",
+                    seconds(limit),
+                    step.name()
+                );
+                if step == Step::EndOfData {
+                    text.push_str("; the server may have taken the message");
+                }
+                Err(SendError::Transient(text))
+            }
         }
     }
 
-    /// The transport to send with: built now when there is none yet, or when the token moved on.
+    /// Send on a pooled connection, or a new one. A pooled connection the server closed
+    /// while it idled fails at MAIL FROM, before anything of the message went out: that one
+    /// is tried once more on a new connection.
+    async fn transact(
+        &self,
+        pool: &Pool,
+        envelope: &Envelope,
+        body: &[u8],
+        at: &At,
+    ) -> Result<(), Failure> {
+        let (mut conn, pooled) = match pool.take() {
+            Some(conn) => (conn, true),
+            None => (self.connect(pool, at).await?, false),
+        };
+        let mut result = self.envelope_and_data(&mut conn, envelope, body, at).await;
+        if pooled
+            && at.get() == Step::MailFrom
+            && matches!(&result, Err(Failure::Smtp(e)) if went_away(e))
+        {
+            tracing::debug!("A pooled SMTP connection was closed by the server; opening another");
+            conn = self.connect(pool, at).await?;
+            result = self.envelope_and_data(&mut conn, envelope, body, at).await;
+        }
+        match result {
+            Ok(()) => pool.put(conn),
+            // Refused before any command: the connection is as good as before.
+            Err(Failure::Local(_)) => pool.put(conn),
+            // The server answered no: say goodbye (briefly), then close.
+            Err(Failure::Smtp(ref e)) if e.status().is_some() => {
+                let _ = tokio::time::timeout(self.inner.timeout, conn.abort()).await;
+            }
+            // Broken or out of time: dropped, so closed, never reused.
+            Err(_) => drop(conn),
+        }
+        result
+    }
+
+    /// Open, secure, greet and log in.
+    async fn connect(&self, pool: &Pool, at: &At) -> Result<AsyncSmtpConnection, Failure> {
+        let inner = &self.inner;
+        let tcp = self
+            .io(
+                at,
+                Step::Connect,
+                TcpStream::connect((inner.host.as_str(), inner.port)),
+            )
+            .await?;
+        // Each command's last line goes out at once instead of waiting for the server to
+        // acknowledge the one before (Nagle's algorithm meeting delayed ACKs): the final "."
+        // of DATA above all. See benches/smtp.rs for what it is worth.
+        tcp.set_nodelay(true)
+            .map_err(|e| Failure::Io(Step::Connect, e))?;
+        let hello = ClientId::default();
+        let stream: Box<dyn AsyncTokioStream> = match &inner.security {
+            Security::Implicit { connector, name } => Box::new(TlsTcp(
+                self.io(at, Step::Tls, connector.connect(name.clone(), tcp))
+                    .await?,
+            )),
+            Security::None | Security::Starttls(_) => Box::new(tcp),
+        };
+        let mut conn = self
+            .step(
+                at,
+                Step::Greeting,
+                AsyncSmtpConnection::connect_with_transport(stream, &hello),
+            )
+            .await?;
+        if let Security::Starttls(params) = &inner.security {
+            self.step(at, Step::Starttls, conn.starttls(params.clone(), &hello))
+                .await?;
+        }
+        if let Some((credentials, mechanisms)) = &pool.auth {
+            self.step(at, Step::Auth, conn.auth(mechanisms, credentials))
+                .await?;
+        }
+        Ok(conn)
+    }
+
+    /// MAIL FROM, RCPT TO for each recipient, DATA, the message, each with its deadline
+    /// (what lettre's `AsyncSmtpConnection::send` does, step by step).
+    async fn envelope_and_data(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        envelope: &Envelope,
+        body: &[u8],
+        at: &At,
+    ) -> Result<(), Failure> {
+        let mut options = Vec::new();
+        let ascii = |a: &Address| AsRef::<str>::as_ref(a).is_ascii();
+        if !(envelope.from().is_none_or(ascii) && envelope.to().iter().all(ascii)) {
+            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+                return Err(Failure::Local(
+                    "Envelope contains non-ascii chars but server does not support SMTPUTF8",
+                ));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !body.is_ascii() {
+            if !conn.server_info().supports_feature(Extension::EightBitMime) {
+                return Err(Failure::Local(
+                    "Message contains non-ascii chars but server does not support 8BITMIME",
+                ));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let from = envelope.from().cloned();
+        self.step(at, Step::MailFrom, conn.command(Mail::new(from, options)))
+            .await?;
+        for to in envelope.to() {
+            self.step(
+                at,
+                Step::RcptTo,
+                conn.command(Rcpt::new(to.clone(), vec![])),
+            )
+            .await?;
+        }
+        self.step(at, Step::Data, conn.command(Data)).await?;
+        // The reply to the final "." may take what is left of the transaction: servers scan
+        // the content before they answer, and giving up early would send it twice.
+        at.set(Step::EndOfData);
+        conn.message(body).await.map_err(Failure::Smtp)?;
+        Ok(())
+    }
+
+    /// One step of lettre's within `[smtp] timeout`.
+    async fn step<T>(
+        &self,
+        at: &At,
+        step: Step,
+        fut: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    ) -> Result<T, Failure> {
+        at.set(step);
+        match tokio::time::timeout(self.inner.timeout, fut).await {
+            Ok(r) => r.map_err(Failure::Smtp),
+            Err(_) => Err(Failure::Timeout(step)),
+        }
+    }
+
+    /// One socket step (connect, TLS handshake) within `[smtp] timeout`.
+    async fn io<T>(
+        &self,
+        at: &At,
+        step: Step,
+        fut: impl Future<Output = std::io::Result<T>>,
+    ) -> Result<T, Failure> {
+        at.set(step);
+        match tokio::time::timeout(self.inner.timeout, fut).await {
+            Ok(r) => r.map_err(|e| Failure::Io(step, e)),
+            Err(_) => Err(Failure::Timeout(step)),
+        }
+    }
+
+    /// The pool to send with: started now when there is none yet, or when the token moved on.
     async fn current(&self) -> Result<Current, SendError> {
         let inner = &self.inner;
         let mut slot = inner.current.lock().await;
         let fetched = match &inner.login {
             None => None,
-            // A password is read once per transport (and again after a refusal).
+            // A password is read once per pool (and again after a refusal).
             Some(l) if l.mechanism().is_none() && slot.is_some() => None,
             Some(l) => Some(l.get().await.map_err(|e| {
                 SendError::Account(format!("Reading the SMTP {}: {e:#}", l.credential.noun()))
@@ -155,21 +540,19 @@ impl Sender {
                 ..cur.clone()
             });
         }
-        let mut b = Transport::builder_dangerous(inner.host.clone())
-            .port(inner.port)
-            .tls(inner.tls.clone())
-            .timeout(Some(inner.timeout));
-        if let (Some(user), Some(f), Some(login)) = (&inner.username, &fetched, &inner.login) {
-            b = b.credentials(Credentials::new(
-                user.clone(),
-                f.secret.expose().to_string(),
-            ));
-            if login.mechanism().is_some() {
-                b = b.authentication(vec![Mechanism::Xoauth2]);
-            }
-        }
+        let auth = match (&inner.username, &fetched, &inner.login) {
+            (Some(user), Some(f), Some(login)) => Some((
+                Credentials::new(user.clone(), f.secret.expose().to_string()),
+                if login.mechanism().is_some() {
+                    vec![Mechanism::Xoauth2]
+                } else {
+                    DEFAULT_MECHANISMS.to_vec()
+                },
+            )),
+            _ => None,
+        };
         let cur = Current {
-            transport: Arc::new(b.build()),
+            pool: Arc::new(Pool::new(auth)),
             secret: fetched.as_ref().map(|f| f.secret.expose().to_string()),
             fresh: fetched.as_ref().is_some_and(|f| f.fresh),
         };
@@ -177,18 +560,34 @@ impl Sender {
         Ok(cur)
     }
 
-    /// Drop the transport built from a refused credential (and the token it came from).
+    /// Drop the pool built from a refused credential (and the token it came from).
     async fn forget(&self, refused: &Current) {
         let mut slot = self.inner.current.lock().await;
         if slot
             .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(&c.transport, &refused.transport))
+            .is_some_and(|c| Arc::ptr_eq(&c.pool, &refused.pool))
         {
             *slot = None;
         }
         if let (Some(l), Some(secret)) = (&self.inner.login, &refused.secret) {
             l.forget(&crate::config::Secret::new(secret.clone())).await;
         }
+    }
+}
+
+/// Whether a pooled connection failed because the server had closed it while it idled: the
+/// socket broke or was closed, or the server's idle timeout left a 421 in the socket.
+fn went_away(e: &lettre::transport::smtp::Error) -> bool {
+    let status = e.status().and_then(|c| c.to_string().parse::<u16>().ok());
+    status == Some(421) || (status.is_none() && !e.is_client())
+}
+
+/// `30 s`, `1.5 s`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 

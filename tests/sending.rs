@@ -708,3 +708,121 @@ async fn a_robot_that_answers_every_ack_is_acknowledged_three_times_until_staff_
         6
     );
 }
+
+/// A config with `smtp` in place of the [smtp] timeout line, retries without end, and health
+/// alerts after 1 s on the status server at `port`.
+fn config_with_health(stack: &MailStack, port: u16, smtp: &str) -> DaemonConfig {
+    let cfg = write_config(
+        &Target::of(stack),
+        "",
+        "",
+        &format!(
+            "max_attempts = 100\n\n[alerts]\nto = [\"staff@example.test\"]\n\n\
+             [alerts.health]\nafter = \"1s\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    let text = std::fs::read_to_string(&cfg.path).expect("read");
+    std::fs::write(&cfg.path, text.replacen("timeout = \"10s\"\n", smtp, 1)).expect("write");
+    cfg
+}
+
+/// The hangs of the test server in `mode`.
+fn hangs(stack: &MailStack, mode: &str) -> usize {
+    stack
+        .smtp_refusals()
+        .iter()
+        .filter(|r| r["mode"] == mode)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_mid_transaction_is_timed_out_retried_and_answered_once() {
+    let stack = MailStack::start();
+    let port = free_port();
+    let cfg = config_with_health(
+        &stack,
+        port,
+        "timeout = \"1s\"\ntransaction_timeout = \"2s\"\n",
+    );
+    // The server greets, takes EHLO and MAIL FROM, then says nothing more.
+    stack.set_smtp_mode("hang_rcpt");
+    stack.deliver_many(
+        "support@example.test",
+        &(0..2).map(normal).collect::<Vec<_>>(),
+    );
+    let d = Daemon::start(&cfg);
+
+    // Each try gives up after the step's deadline, says so, and is tried again.
+    assert!(
+        wait_until(WAIT, || hangs(&stack, "hang_rcpt") >= 3),
+        "{}",
+        d.log_text()
+    );
+    let log = d.log_text();
+    assert!(
+        log.contains("Send failed; will retry")
+            && log.contains("SMTP server did not answer within 1 s at RCPT TO"),
+        "{log}"
+    );
+    assert!(
+        wait_until(WAIT, || http_get(port, "/healthz").0 == 503),
+        "{}",
+        d.log_text()
+    );
+    let (_, body) = http_get(port, "/healthz");
+    assert!(
+        body.contains("SMTP sending failing") && body.contains("did not answer"),
+        "{body}"
+    );
+    // Retried, not given up on: nothing uncertain, failed or sent.
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE state NOT IN ('pending', 'sending')"
+        ),
+        0
+    );
+    assert!(stack.smtp_received().is_empty());
+
+    // Now it takes the whole message and never answers its final ".": the transaction's own
+    // deadline ends it.
+    stack.set_smtp_mode("hang_data");
+    assert!(
+        wait_until(WAIT, || {
+            d.log_text().contains(
+            "SMTP transaction did not finish within 2 s at the end of data; the server may have taken the message"
+        )
+        }),
+        "{}",
+        d.log_text()
+    );
+
+    // It answers again: each customer is acknowledged once, and staff hear of it once.
+    stack.set_smtp_mode("accept");
+    assert!(wait_until(WAIT, || sent(&cfg) == 2), "{}", d.log_text());
+    let ids: Vec<String> = received_ids(&stack)
+        .into_iter()
+        .filter(|i| !i.is_empty())
+        .collect();
+    assert_eq!(
+        ids.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        BTreeSet::from(["<normal-0@c>", "<normal-1@c>"]),
+        "{ids:?}"
+    );
+    assert_eq!(ids.len(), 2, "each once: {ids:?}");
+    assert!(count(&cfg, "SELECT max(attempts) FROM outbox") >= 2);
+    let staff = subjects_to(&stack, "staff@example.test");
+    assert_eq!(
+        staff
+            .iter()
+            .filter(|s| s.contains("PROBLEM: SMTP sending failing"))
+            .count(),
+        1,
+        "{staff:?}"
+    );
+    assert!(
+        wait_until(WAIT, || http_get(port, "/healthz").0 == 200),
+        "{}",
+        http_get(port, "/healthz").1
+    );
+}
