@@ -736,11 +736,11 @@ fn enhanced_codes(lower: &str) -> Vec<String> {
         .collect()
 }
 
-/// 5xx is permanent; everything else (4xx, I/O, TLS hiccups, timeouts) is worth a retry;
-/// either, when it says "rate", "quota" or "too many", is the provider pushing back; a
-/// refusal of our own login ([`refuses_account`]) or our sender address
-/// ([`refuses_sender`]) is about the account, not the email; and a permanent refusal of the
-/// recipient ([`refuses_recipient`]) is told from one of the message.
+/// Sorts an SMTP error: by the reply's code and enhanced status code first
+/// ([`classify_reply`]: pushback, 4xx retry, 5xx give up), then by what a refusal is about:
+/// our own login ([`refuses_account`]) or our sender address ([`refuses_sender`]) is about the
+/// account, not the email, and a permanent refusal of the recipient ([`refuses_recipient`]) is
+/// told from one of the message.
 fn classify(e: &lettre::transport::smtp::Error, envelope: &lettre::address::Envelope) -> SendError {
     let mut text = one_line(&format!("{e}"));
     let mut source = std::error::Error::source(e);
@@ -777,12 +777,29 @@ pub fn sort(error: SendError, from: &str, to: &[&str]) -> SendError {
 }
 
 /// The pure part of [`classify`]: the reply code (when the server answered), its text, and
-/// whether lettre called it permanent.
+/// whether lettre called it permanent. Pushback (pause all sending, then retry) is what the
+/// provider says about our account or our rate, never about one recipient, and it is read
+/// only from the reply's own words and codes: never from an address or a domain name in it
+/// (a customer at `corporate.example` or `wascl.example` is no rate limit).
+///
+/// In order:
+/// 1. A provider's known throttling or quota wording ([`provider_throttling`]).
+/// 2. 421: the server closes the channel (Gmail's 4.7.28 rate limits, Yahoo's `[TSS04]`
+///    deferrals, a server shutting down): come back later.
+/// 3. The enhanced status code (RFC 3463): a 4xx about the recipient (x.1.x but the sender's
+///    x.1.7/x.1.8, x.2.x the mailbox: "4.2.2 over quota", "4.1.2 domain not found", "4.2.1
+///    receiving mail too quickly") retries that email only, whatever its wording; 4.7.x
+///    (a policy deferral, how Microsoft and Google throttle: "451 4.7.500 Server busy"),
+///    4.4.5 (congestion) and 4.5.3 ("452 4.5.3 too many recipients") push back; 5.4.5 is
+///    Gmail's daily sending quota (the account's, not a failure of the email); a 5xx about
+///    the recipient or their mailbox ("552 5.2.2 over quota") never pushes back.
+/// 4. Otherwise the words: a 4xx saying "rate", "quota", "throttled", "too many", "slow
+///    down" or "limit exceeded", a 5xx saying so about a quota or limit.
 pub fn classify_reply(code: Option<u16>, text: &str, permanent: bool) -> SendError {
     let lower = text.to_ascii_lowercase();
-    // Words, not substrings, and never inside an address or a domain name: a customer at
-    // `corporate.example` or `rate.example` is no rate limit.
-    let words = reply_words(&lower);
+    let own = own_tokens(&lower);
+    let plain = own.join(" ");
+    let words = reply_words(&own);
     let pair = |a: &str, b: &str| words.windows(2).any(|w| w[0] == a && w[1] == b);
     let wording = words.iter().any(|w| {
         matches!(*w, "rate" | "rates")
@@ -793,27 +810,25 @@ pub fn classify_reply(code: Option<u16>, text: &str, permanent: bool) -> SendErr
         || pair("slow", "down")
         || pair("limit", "exceeded")
         || pair("sending", "limit");
-    // Enhanced status codes: 4.7.x is a policy deferral (how Microsoft and Google throttle),
-    // x.4.5 congestion or quota ("5.4.5 Daily sending quota exceeded").
-    let enhanced = |prefix: &str| {
-        lower.split_whitespace().any(|w| {
-            w.trim_matches(|c: char| !c.is_ascii_digit() && c != '.')
-                .starts_with(prefix)
-        })
-    };
-    let pushback = match code {
-        Some(421) => true,
-        Some(400..=499) => wording || enhanced("4.7.") || enhanced("4.4.5"),
-        // A recipient's full mailbox ("5.2.2 over quota") is theirs, not our provider's.
-        Some(500..=599) if enhanced("5.2.2") => false,
-        Some(500..=599) => {
-            enhanced("5.4.5")
-                || (wording
+    let status = code.and_then(|c| status_code(&own, c / 100));
+    let pushback = if code.is_some() && provider_throttling(&plain, &words) {
+        true
+    } else {
+        match (code, status) {
+            (Some(421), _) => true,
+            (Some(400..=499), Some(s)) if s.about_recipient() => false,
+            (Some(400..=499), Some(Status(_, 7, _) | Status(_, 4, 5) | Status(_, 5, 3))) => true,
+            (Some(400..=499), _) => wording,
+            (Some(500..=599), Some(Status(_, 4, 5))) => true,
+            (Some(500..=599), Some(s)) if s.about_recipient() => false,
+            (Some(500..=599), _) => {
+                wording
                     && words
                         .iter()
-                        .any(|w| w.contains("quota") || w.contains("limit")))
+                        .any(|w| w.contains("quota") || w.contains("limit"))
+            }
+            _ => false,
         }
-        _ => false,
     };
     let text = text.to_string();
     if pushback {
@@ -825,17 +840,90 @@ pub fn classify_reply(code: Option<u16>, text: &str, permanent: bool) -> SendErr
     }
 }
 
-/// The words of a lower-cased reply (runs of letters and digits), leaving out every token
-/// that is an address or a domain name (`<a@corporate.example>`, `rate.example`).
-fn reply_words(lower: &str) -> Vec<&str> {
+/// Providers' own words for "this account sends too much", whatever the status code:
+/// - Gmail (support.google.com/a/answer/3726730): "550 5.4.5 Daily user sending limit
+///   exceeded", "Daily user sending quota exceeded", "450 4.2.1 Peak SMTP relay limit
+///   exceeded for customer" (the customer is us, the Workspace account).
+/// - Microsoft 365 / Outlook.com (learn.microsoft.com, SMTP AUTH submission limits):
+///   "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException", the
+///   outbound-spam verdicts "OutboundSpamException; ... WASCL UserAction verdict is not None.
+///   Actual verdict is RefuseQuota" (or Suspend, HipNotify), "RecipientThrottled", "550
+///   5.2.25x Sender throttled due to continuous ... errors" (but 5.2.252, the send-as
+///   refusal, is about our sender address), and our own mailbox full, which stops all
+///   submission ("554 5.2.2 mailbox full; STOREDRV.Submission.Exception:
+///   QuotaExceededException").
+/// - Yahoo (senders.yahooinc.com/smtp-error-codes): "421 4.7.0 [TSS04] Messages from ...
+///   temporarily deferred due to unexpected volume or user complaints".
+fn provider_throttling(plain: &str, words: &[&str]) -> bool {
+    let has = |w: &str| words.contains(&w);
+    let says = |p: &str| plain.contains(p);
+    says("sending quota")
+        || says("sending limit")
+        || says("submission quota")
+        || says("relay limit exceeded")
+        || says("submissionquotaexceeded")
+        || says("submission.exception:quotaexceededexception")
+        || says("outboundspamexception")
+        || says("recipientthrottled")
+        || (says("sender throttled") && !says("send as"))
+        || says("unexpected volume")
+        || has("wascl")
+        || words.iter().any(|w| w.starts_with("tss0"))
+}
+
+/// An enhanced status code (RFC 3463): class, subject, detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Status(u16, u16, u16);
+
+impl Status {
+    /// About the recipient's address (x.1.x, but x.1.7 and x.1.8 are the sender's) or their
+    /// mailbox (x.2.x).
+    fn about_recipient(self) -> bool {
+        matches!(self, Status(_, 1, d) if d != 7 && d != 8) || self.1 == 2
+    }
+}
+
+/// The reply's status code: the first enhanced code of the reply code's class.
+fn status_code(own: &[&str], class: u16) -> Option<Status> {
+    own.iter()
+        .flat_map(|t| t.split(|c: char| !c.is_ascii_digit() && c != '.'))
+        .filter_map(|w| {
+            let parts: Vec<u16> = w
+                .trim_matches('.')
+                .split('.')
+                .map(|p| if p.len() <= 3 { p.parse().ok() } else { None })
+                .collect::<Option<_>>()?;
+            match parts[..] {
+                [c, s, d] if c == class => Some(Status(c, s, d)),
+                _ => None,
+            }
+        })
+        .next()
+}
+
+/// The reply's own tokens (lower-cased, trimmed of brackets and punctuation), leaving out
+/// every one a customer can write: an address (`<a@corporate.example>`), a URL, a domain
+/// name (`rate.example`). A provider's dotted identifiers with other characters in them
+/// (`STOREDRV.Submission.Exception:SubmissionQuotaExceededException`) stay.
+fn own_tokens(lower: &str) -> Vec<&str> {
     lower
         .split_whitespace()
         .map(|t| t.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
         .filter(|t| {
-            // A dot between letters makes a domain; enhanced codes (4.7.0) have none.
-            let dotted = t.contains('.') && t.chars().any(|c| c.is_ascii_alphabetic());
-            !t.contains('@') && !dotted
+            let domain = t.contains('.')
+                && t.bytes().any(|b| b.is_ascii_alphabetic())
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            !t.is_empty() && !t.contains('@') && !t.contains("://") && !domain
         })
+        .collect()
+}
+
+/// The words of the reply's own tokens (runs of letters and digits), from tokens without a
+/// dot between letters (enhanced codes such as 4.7.0 have none).
+fn reply_words<'a>(own: &[&'a str]) -> Vec<&'a str> {
+    own.iter()
+        .filter(|t| !(t.contains('.') && t.chars().any(|c| c.is_ascii_alphabetic())))
         .flat_map(|t| t.split(|c: char| !c.is_ascii_alphanumeric()))
         .filter(|w| !w.is_empty())
         .collect()
@@ -903,11 +991,12 @@ mod tests {
                 false,
                 "pushback",
             ),
+            // One recipient's mailbox takes mail slowly: that email waits, nothing else.
             (
                 Some(450),
                 "450 4.2.1 The user is receiving mail at a rate that prevents additional messages",
                 false,
-                "pushback",
+                "transient",
             ),
             (
                 Some(450),
@@ -974,6 +1063,184 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// Real replies of the big providers, as lettre shows them ("transient error (CODE): TEXT",
+    /// several lines joined), with a customer address and domain that spell pushback words.
+    #[test]
+    fn provider_replies_are_sorted_by_code_then_words() {
+        let cases: &[(u16, &str, &str)] = &[
+            // Gmail (support.google.com/a/answer/3726730).
+            (
+                421,
+                "4.7.28 [203.0.113.42] Our system has detected an unusual rate of 4.7.28 unsolicited mail originating from your IP address. To protect our 4.7.28 users from spam, mail sent from your IP address has been temporarily 4.7.28 rate limited. Please visit 4.7.28 https://support.google.com/mail/?p=UnsolicitedRateLimitError to 4.7.28 review our Bulk Email Senders Guidelines. - gsmtp",
+                "pushback",
+            ),
+            (
+                451,
+                "4.7.28 Gmail has detected an unusual rate of unsolicited mail originating from your DKIM domain. - gsmtp",
+                "pushback",
+            ),
+            (
+                550,
+                "5.4.5 Daily user sending limit exceeded. For more information on Gmail sending limits go to 5.4.5 https://support.google.com/a/answer/166852 - gsmtp",
+                "pushback",
+            ),
+            (
+                550,
+                "5.4.5 Daily user sending quota exceeded. - gsmtp",
+                "pushback",
+            ),
+            (
+                452,
+                "4.5.3 Your message has too many recipients. For more information regarding Google's sending limits, review this article. - gsmtp",
+                "pushback",
+            ),
+            (
+                452,
+                "4.5.3 Domain policy size per transaction exceeded, please try this recipient in a separate transaction. - gsmtp",
+                "pushback",
+            ),
+            (
+                450,
+                "4.2.1 Peak SMTP relay limit exceeded for customer. This is a temporary error. - gsmtp",
+                "pushback",
+            ),
+            (
+                421,
+                "4.4.5 Server busy, try again later. - gsmtp",
+                "pushback",
+            ),
+            (
+                421,
+                "4.7.0 Try again later, closing connection. (EHLO) - gsmtp",
+                "pushback",
+            ),
+            // Gmail, about one recipient: that email retries, nothing pauses.
+            (
+                452,
+                "4.2.2 The email account that you tried to reach is over quota. Please direct the recipient to https://support.google.com/mail/?p=OverQuotaTemp - gsmtp",
+                "transient",
+            ),
+            (
+                450,
+                "4.2.1 The user you are trying to contact is receiving mail too quickly. Please resend your message at a later time. - gsmtp",
+                "transient",
+            ),
+            // Microsoft 365 / Outlook.com (SMTP AUTH submission).
+            (
+                451,
+                "4.7.500 Server busy. Please try again later from [203.0.113.5]. (S77719) [Hostname=AM6PR01MB1234.eurprd01.prod.exchangelabs.com]",
+                "pushback",
+            ),
+            (
+                554,
+                "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception with message Cannot submit message.",
+                "pushback",
+            ),
+            (
+                554,
+                "5.2.0 STOREDRV.Submission.Exception:OutboundSpamException; Failed to process message due to a permanent exception with message WASCL UserAction verdict is not None. Actual verdict is RefuseQuota, ShowTierUpgrade. OutboundSpamException: WASCL UserAction verdict is not None. Actual verdict is RefuseQuota, ShowTierUpgrade. [Hostname=VI1PR05MB5405.eurprd05.prod.outlook.com]",
+                "pushback",
+            ),
+            (
+                550,
+                "5.2.0 STOREDRV.Submission.Exception:RecipientThrottledException; Failed to process message due to a permanent exception",
+                "pushback",
+            ),
+            (
+                550,
+                "5.2.254 Sender throttled due to continuous too many recipients errors.",
+                "pushback",
+            ),
+            // Our own mailbox is full (submitted mail is kept in Sent Items): no email goes,
+            // and it is not the recipient's mailbox.
+            (
+                554,
+                "5.2.2 mailbox full; STOREDRV.Submission.Exception:QuotaExceededException.MapiExceptionShutoffQuotaExceeded",
+                "pushback",
+            ),
+            // Microsoft's send-as refusal, even when it says "throttled", is our sender address.
+            (
+                550,
+                "5.2.252 Sender throttled due to continuous send as denied errors.",
+                "sender",
+            ),
+            // Yahoo (senders.yahooinc.com/smtp-error-codes).
+            (
+                421,
+                "4.7.0 [TSS04] Messages from 203.0.113.5 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes",
+                "pushback",
+            ),
+            // About one recipient, with a customer whose address or domain spells pushback.
+            (
+                450,
+                "4.1.2 <ana@corporate.example>: Recipient address rejected: Domain not found",
+                "transient",
+            ),
+            (
+                452,
+                "4.2.2 <ana@ratelimit.example>: Recipient address rejected: Mailbox full, over quota",
+                "transient",
+            ),
+            (
+                450,
+                "4.1.1 <quota@wascl.example>: Recipient address rejected: unverified address: host wascl.example said: 550 too many recipients",
+                "transient",
+            ),
+            (
+                451,
+                "Temporary lookup failure for tss04.example (throttled.example)",
+                "transient",
+            ),
+            (
+                550,
+                "5.1.1 <sending-quota@submissionquotaexceeded.example>: Recipient address rejected: User unknown",
+                "recipient",
+            ),
+            // Not about our rate at all.
+            (451, "4.3.0 Temporary failure, try again later", "transient"),
+            (
+                550,
+                "5.7.1 [203.0.113.5] Our system has detected that this message is likely unsolicited mail. To reduce the amount of spam sent to Gmail, this message has been blocked.",
+                "permanent",
+            ),
+        ];
+        for (code, text, want) in cases {
+            let permanent = *code >= 500;
+            let reply = format!(
+                "{} error ({code}): {text}",
+                if permanent { "permanent" } else { "transient" }
+            );
+            let got = sort(
+                classify_reply(Some(*code), &reply, permanent),
+                "support@example.test",
+                &["ana@corporate.example"],
+            );
+            assert_eq!(kind(&got), *want, "{reply}");
+        }
+    }
+
+    #[test]
+    fn enhanced_codes_are_read_from_the_reply_not_from_addresses() {
+        let status = |text: &str, class| status_code(&own_tokens(text), class);
+        assert_eq!(
+            status("421-4.7.28 [1.2.3.4] rate limited", 4),
+            Some(Status(4, 7, 28))
+        );
+        assert_eq!(
+            status("(450): 4.1.2 <a@b.example>: rejected", 4),
+            Some(Status(4, 1, 2))
+        );
+        // A numeric domain in an address or on its own, an IP, a version: no code.
+        assert_eq!(status("<x@4.7.28.example> 4.16.55.1 203.0.113.5", 4), None);
+        assert_eq!(status("4.7.28.example said no", 4), None);
+        // The first of the reply's own class.
+        assert_eq!(
+            status("5.7.57 Error: 535 5.7.139 x", 5),
+            Some(Status(5, 7, 57))
+        );
+        assert_eq!(status("4.7.0 then 5.1.1", 5), Some(Status(5, 1, 1)));
     }
 
     fn kind(e: &SendError) -> &'static str {

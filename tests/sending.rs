@@ -826,3 +826,67 @@ async fn a_server_that_stops_answering_mid_transaction_is_timed_out_retried_and_
         http_get(port, "/healthz").1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_to_one_customer_at_corporate_example_delays_only_that_customer() {
+    let stack = MailStack::start();
+    let cfg = write_config(&Target::of(&stack), "", "", "");
+    // Gmail's words for a full mailbox, to a domain that spells "rate", with "quota" in the
+    // reply: about this recipient only, so no pause (pushback_pause stays at 5 minutes).
+    let ana = "ana@corporate.example";
+    let reply = "452 4.2.2 The email account that you tried to reach is over quota. Please direct the recipient to https://support.google.com/mail/?p=OverQuotaTemp - gsmtp";
+    stack.set_rcpt_replies(&[(ana, reply)]);
+    let mut mails = vec![customer_email(
+        ana,
+        "ana-1@corporate.example",
+        "Invoice address",
+        "How do I change my invoice address?",
+    )];
+    mails.extend((0..5).map(normal));
+    stack.deliver_many("support@example.test", &mails);
+    let d = Daemon::start(&cfg);
+
+    // Everyone else is acknowledged while Ana's acknowledgement is refused and retried.
+    let ana_refused = || {
+        stack
+            .smtp_refusals()
+            .iter()
+            .filter(|r| r["mode"] == "rcpt_reply" && r["rcpt"] == ana)
+            .count()
+    };
+    assert!(
+        wait_until(WAIT, || sent(&cfg) == 5 && ana_refused() >= 2),
+        "{}",
+        d.log_text()
+    );
+    let row = |sql: &str| {
+        daemon::db(&cfg)
+            .query_row(sql, [ana], |r| r.get::<_, String>(0))
+            .expect("Ana's row")
+    };
+    assert_eq!(
+        row("SELECT state FROM outbox WHERE recipient = ?1 AND kind = 'ack'"),
+        "pending"
+    );
+    let last_error = row("SELECT last_error FROM outbox WHERE recipient = ?1 AND kind = 'ack'");
+    assert!(
+        last_error.contains("4.2.2 The email account"),
+        "{last_error}"
+    );
+    let log = d.log_text();
+    assert!(!log.contains("Provider pushback"), "{log}");
+    assert!(!log.contains("Sending held back"), "{log}");
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(*) FROM kv WHERE key = 'outbox.paused_until_ms'"
+        ),
+        0
+    );
+
+    // Her mailbox has room again: she is acknowledged, once.
+    stack.set_rcpt_replies(&[]);
+    assert!(wait_until(WAIT, || sent(&cfg) == 6), "{}", d.log_text());
+    assert_eq!(subjects_to(&stack, ana).len(), 1);
+    assert_eq!(received_ids(&stack).len(), 6);
+}
