@@ -28,9 +28,10 @@
 //!   each batch's start is noted first so an email that kills the process twice is skipped
 //!   (`crashed_during_triage`).
 //! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
-//! - [`smtp`]: lettre transport and error classification. [`headers`]: the header fields we
-//!   write, folded and encoded so a hostile subject, name or Message-ID cannot make a line a
-//!   server refuses. [`templates`]: minijinja templates.
+//! - [`smtp`]: lettre's SMTP client on our own pooled connections (TCP_NODELAY, a deadline on
+//!   every step and transaction) and errors classified by reply code. [`headers`]: the header
+//!   fields we write, folded and encoded so a hostile subject, name or Message-ID cannot make a
+//!   line a server refuses. [`templates`]: minijinja templates.
 //! - [`tools`]: operator tools without a server (`explain`, `eval`, `tune`). [`eval`]: labelled
 //!   data and metrics. [`tune`]: logistic regression, TF-IDF, cross-validation, phrase evidence,
 //!   and keyword rules learned from labelled text (`tune --learn`).

@@ -1,11 +1,31 @@
-//! Sending over SMTP with lettre: TLS modes, AUTH, and errors sorted into "retry" and "give up".
+//! Sending over SMTP: lettre's SMTP client on connections we open ourselves, TLS modes, AUTH,
+//! and errors sorted into "retry", "pause all sending" and "give up".
+//!
+//! Why our own connections rather than lettre's transport and pool: lettre's `timeout` bounds
+//! only the TCP connect, so a server that stops answering at MAIL FROM or after DATA would
+//! stall every send, and a pooled connection abandoned mid-command would go back to its pool
+//! and answer the next transaction with the old reply. It also leaves Nagle's algorithm on, so
+//! the last line of each command (the final `.` of DATA above all) waits for the server's
+//! delayed ACK: about 22 messages a second on loopback, whatever the server. Here every step
+//! has a deadline (`[smtp] timeout`), the transaction has one (`transaction_timeout`), the
+//! socket has TCP_NODELAY, and a connection goes back to the pool only after a transaction
+//! that completed; any failure or timeout closes it.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
+use lettre::address::{Address, Envelope};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use tokio::net::TcpStream;
 
 use crate::config::{self, Login, SmtpConfig};
 
@@ -38,11 +58,17 @@ pub enum SendError {
     Sender { from: String, reply: String },
 }
 
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
+/// An idle connection older than this is closed, not reused: servers drop idle clients
+/// (lettre's pool uses the same bound).
+const IDLE_FOR: Duration = Duration::from_secs(60);
+/// At most this many idle connections are kept (one per send that ran at the same time).
+const IDLE_MAX: usize = 32;
 
-/// A configured SMTP transport (pooled connections) and the account's credential. Cheap to
-/// clone. The transport is built at the first send and rebuilt when the credential changes: a
-/// token past its lifetime, or a credential the server refused.
+/// A configured SMTP account: where and how to connect, its credential, and a pool of open
+/// connections. Cheap to clone; clones share the pool, and sends may run at the same time
+/// (each on a connection of its own). The credential is read at the first send, and the pool
+/// is started afresh when the credential changes: a token past its lifetime, or a credential
+/// the server refused.
 #[derive(Clone)]
 pub struct Sender {
     inner: Arc<Inner>,
@@ -51,40 +77,211 @@ pub struct Sender {
 struct Inner {
     host: String,
     port: u16,
-    tls: Tls,
-    timeout: std::time::Duration,
+    security: Security,
+    /// Each step: connect, TLS, greeting, STARTTLS, AUTH, each command's reply.
+    timeout: Duration,
+    /// The whole transaction; the reply to the end of data may use all of it.
+    transaction_timeout: Duration,
     username: Option<String>,
     login: Option<Login>,
     current: tokio::sync::Mutex<Option<Current>>,
 }
 
-/// The transport in use and the secret it was built with.
+enum Security {
+    None,
+    /// STARTTLS after the greeting, refused if the server does not offer it (lettre upgrades
+    /// the socket).
+    Starttls(TlsParameters),
+    /// TLS from the first byte.
+    Implicit {
+        connector: tokio_rustls::TlsConnector,
+        name: rustls_pki_types::ServerName<'static>,
+    },
+}
+
+/// The pool in use and the secret it logs in with.
 #[derive(Clone)]
 struct Current {
-    transport: Arc<Transport>,
+    pool: Arc<Pool>,
     secret: Option<String>,
     /// Built from a secret read just now: a refusal is final, not a stale cache.
     fresh: bool,
 }
 
+/// Connections that completed a transaction and wait for the next (newest last), and the
+/// login each new one makes.
+struct Pool {
+    auth: Option<(Credentials, Vec<Mechanism>)>,
+    idle: std::sync::Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+}
+
+impl Pool {
+    fn new(auth: Option<(Credentials, Vec<Mechanism>)>) -> Pool {
+        Pool {
+            auth,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The most recently used open connection, if one has not idled too long.
+    fn take(&self) -> Option<AsyncSmtpConnection> {
+        // A panic elsewhere while holding the lock leaves a plain Vec: still usable.
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|(_, since)| since.elapsed() < IDLE_FOR);
+        idle.pop().map(|(conn, _)| conn)
+    }
+
+    /// A connection whose transaction completed, ready for the next.
+    fn put(&self, conn: AsyncSmtpConnection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_MAX {
+            idle.push((conn, Instant::now()));
+        }
+    }
+}
+
+/// The step a transaction is at, for the message when it runs out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Step {
+    Connect,
+    Tls,
+    Greeting,
+    Starttls,
+    Auth,
+    MailFrom,
+    RcptTo,
+    Data,
+    EndOfData,
+}
+
+impl Step {
+    const ALL: [Step; 9] = [
+        Step::Connect,
+        Step::Tls,
+        Step::Greeting,
+        Step::Starttls,
+        Step::Auth,
+        Step::MailFrom,
+        Step::RcptTo,
+        Step::Data,
+        Step::EndOfData,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Step::Connect => "connect",
+            Step::Tls => "the TLS handshake",
+            Step::Greeting => "the greeting",
+            Step::Starttls => "STARTTLS",
+            Step::Auth => "AUTH",
+            Step::MailFrom => "MAIL FROM",
+            Step::RcptTo => "RCPT TO",
+            Step::Data => "DATA",
+            Step::EndOfData => "the end of data",
+        }
+    }
+}
+
+/// Where a transaction is; read after its future was dropped at the deadline.
+#[derive(Default)]
+struct At(AtomicU8);
+
+impl At {
+    fn set(&self, step: Step) {
+        self.0.store(step as u8, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Step {
+        Step::ALL[usize::from(self.0.load(Ordering::Relaxed)).min(Step::ALL.len() - 1)]
+    }
+}
+
+/// How a transaction failed, before it is sorted into a [`SendError`].
+enum Failure {
+    /// The server answered no, or lettre's connection broke.
+    Smtp(lettre::transport::smtp::Error),
+    /// The server could not be reached or the TLS handshake failed.
+    Io(Step, std::io::Error),
+    /// What lettre's own transport refuses to send (8-bit content to a 7-bit server).
+    Local(&'static str),
+    /// No answer within `[smtp] timeout`.
+    Timeout(Step),
+}
+
+/// A TLS stream as lettre takes one (implicit TLS is ours: lettre's would open its own
+/// socket, without TCP_NODELAY).
+#[derive(Debug)]
+struct TlsTcp(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl tokio::io::AsyncRead for TlsTcp {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsTcp {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsTcp {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
 impl Sender {
-    /// Prepare the transport; the credential is read at the first send.
+    /// Prepare the account; the credential is read at the first send.
     pub fn new(cfg: &SmtpConfig) -> Result<Sender> {
-        let tls_params = || -> Result<TlsParameters> {
-            let mut b = TlsParameters::builder(cfg.host.clone());
-            if let Some(ca) = &cfg.ca_file {
-                let pem = std::fs::read(ca)
-                    .with_context(|| format!("Reading SMTP ca_file {}", ca.display()))?;
-                let cert = Certificate::from_pem(&pem)
-                    .with_context(|| format!("Parsing SMTP ca_file {}", ca.display()))?;
-                b = b.add_root_certificate(cert);
+        let security = match cfg.tls {
+            config::Tls::Implicit => Security::Implicit {
+                connector: tokio_rustls::TlsConnector::from(
+                    crate::imap::tls_config(cfg.ca_file.as_deref())
+                        .context("Preparing TLS for SMTP")?,
+                ),
+                name: rustls_pki_types::ServerName::try_from(cfg.host.clone()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "SMTP host {:?} is not a valid TLS server name: {e}",
+                        cfg.host
+                    )
+                })?,
+            },
+            config::Tls::Starttls => {
+                let mut b = TlsParameters::builder(cfg.host.clone());
+                if let Some(ca) = &cfg.ca_file {
+                    let pem = std::fs::read(ca)
+                        .with_context(|| format!("Reading SMTP ca_file {}", ca.display()))?;
+                    let cert = Certificate::from_pem(&pem)
+                        .with_context(|| format!("Parsing SMTP ca_file {}", ca.display()))?;
+                    b = b.add_root_certificate(cert);
+                }
+                Security::Starttls(b.build_rustls().context("Building SMTP TLS parameters")?)
             }
-            b.build_rustls().context("Building SMTP TLS parameters")
-        };
-        let tls = match cfg.tls {
-            config::Tls::Implicit => Tls::Wrapper(tls_params()?),
-            config::Tls::Starttls => Tls::Required(tls_params()?),
-            config::Tls::None => Tls::None,
+            config::Tls::None => Security::None,
         };
         let login = match (&cfg.username, &cfg.credential) {
             (Some(_), Some(c)) => Some(Login::new(c.clone())),
@@ -94,8 +291,9 @@ impl Sender {
             inner: Arc::new(Inner {
                 host: cfg.host.clone(),
                 port: cfg.port,
-                tls,
+                security,
                 timeout: cfg.timeout,
+                transaction_timeout: cfg.transaction_timeout.max(cfg.timeout),
                 username: cfg.username.clone(),
                 login,
                 current: tokio::sync::Mutex::new(None),
@@ -117,9 +315,9 @@ impl Sender {
     /// with the credential read again.
     pub async fn send(&self, msg: &Message) -> Result<(), SendError> {
         let current = self.current().await?;
-        let first = match current.transport.send(msg.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(e) => classify(&e, msg.envelope()),
+        let first = match self.transaction(&current.pool, msg).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
         };
         if !matches!(first, SendError::Account(_)) || current.fresh {
             return Err(first);
@@ -127,19 +325,206 @@ impl Sender {
         tracing::info!("SMTP refused the cached credential; reading it again");
         self.forget(&current).await;
         let again = self.current().await?;
-        match again.transport.send(msg.clone()).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(classify(&e, msg.envelope())),
+        self.transaction(&again.pool, msg).await
+    }
+
+    /// One SMTP transaction within `transaction_timeout`, its failure sorted.
+    async fn transaction(&self, pool: &Pool, msg: &Message) -> Result<(), SendError> {
+        let envelope = msg.envelope();
+        let body = msg.formatted();
+        let at = At::default();
+        let limit = self.inner.transaction_timeout;
+        // At the deadline the transaction's future is dropped, and its connection with it:
+        // closed, never back in the pool with a reply still on its way.
+        match tokio::time::timeout(limit, self.transact(pool, envelope, &body, &at)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Failure::Smtp(e))) => Err(classify(&e, envelope)),
+            Ok(Err(Failure::Io(step, e))) => Err(SendError::Transient(format!(
+                "SMTP server {}:{} at {}: {e}",
+                self.inner.host,
+                self.inner.port,
+                step.name()
+            ))),
+            Ok(Err(Failure::Local(e))) => Err(SendError::Transient(e.to_string())),
+            Ok(Err(Failure::Timeout(step))) => Err(SendError::Transient(format!(
+                "SMTP server did not answer within {} at {}",
+                seconds(self.inner.timeout),
+                step.name()
+            ))),
+            Err(_) => {
+                let step = at.get();
+                let mut text = format!(
+                    "SMTP transaction did not finish within {} at {}",
+                    seconds(limit),
+                    step.name()
+                );
+                if step == Step::EndOfData {
+                    text.push_str("; the server may have taken the message");
+                }
+                Err(SendError::Transient(text))
+            }
         }
     }
 
-    /// The transport to send with: built now when there is none yet, or when the token moved on.
+    /// Send on a pooled connection, or a new one. A pooled connection the server closed
+    /// while it idled fails at MAIL FROM, before anything of the message went out: that one
+    /// is tried once more on a new connection.
+    async fn transact(
+        &self,
+        pool: &Pool,
+        envelope: &Envelope,
+        body: &[u8],
+        at: &At,
+    ) -> Result<(), Failure> {
+        let (mut conn, pooled) = match pool.take() {
+            Some(conn) => (conn, true),
+            None => (self.connect(pool, at).await?, false),
+        };
+        let mut result = self.envelope_and_data(&mut conn, envelope, body, at).await;
+        if pooled
+            && at.get() == Step::MailFrom
+            && matches!(&result, Err(Failure::Smtp(e)) if went_away(e))
+        {
+            tracing::debug!("A pooled SMTP connection was closed by the server; opening another");
+            conn = self.connect(pool, at).await?;
+            result = self.envelope_and_data(&mut conn, envelope, body, at).await;
+        }
+        match result {
+            Ok(()) => pool.put(conn),
+            // Refused before any command: the connection is as good as before.
+            Err(Failure::Local(_)) => pool.put(conn),
+            // The server answered no: say goodbye (briefly), then close.
+            Err(Failure::Smtp(ref e)) if e.status().is_some() => {
+                let _ = tokio::time::timeout(self.inner.timeout, conn.abort()).await;
+            }
+            // Broken or out of time: dropped, so closed, never reused.
+            Err(_) => drop(conn),
+        }
+        result
+    }
+
+    /// Open, secure, greet and log in.
+    async fn connect(&self, pool: &Pool, at: &At) -> Result<AsyncSmtpConnection, Failure> {
+        let inner = &self.inner;
+        let tcp = self
+            .io(
+                at,
+                Step::Connect,
+                TcpStream::connect((inner.host.as_str(), inner.port)),
+            )
+            .await?;
+        // Each command's last line goes out at once instead of waiting for the server to
+        // acknowledge the one before (Nagle's algorithm meeting delayed ACKs): the final "."
+        // of DATA above all. See benches/smtp.rs for what it is worth.
+        tcp.set_nodelay(true)
+            .map_err(|e| Failure::Io(Step::Connect, e))?;
+        let hello = ClientId::default();
+        let stream: Box<dyn AsyncTokioStream> = match &inner.security {
+            Security::Implicit { connector, name } => Box::new(TlsTcp(
+                self.io(at, Step::Tls, connector.connect(name.clone(), tcp))
+                    .await?,
+            )),
+            Security::None | Security::Starttls(_) => Box::new(tcp),
+        };
+        let mut conn = self
+            .step(
+                at,
+                Step::Greeting,
+                AsyncSmtpConnection::connect_with_transport(stream, &hello),
+            )
+            .await?;
+        if let Security::Starttls(params) = &inner.security {
+            self.step(at, Step::Starttls, conn.starttls(params.clone(), &hello))
+                .await?;
+        }
+        if let Some((credentials, mechanisms)) = &pool.auth {
+            self.step(at, Step::Auth, conn.auth(mechanisms, credentials))
+                .await?;
+        }
+        Ok(conn)
+    }
+
+    /// MAIL FROM, RCPT TO for each recipient, DATA, the message, each with its deadline
+    /// (what lettre's `AsyncSmtpConnection::send` does, step by step).
+    async fn envelope_and_data(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        envelope: &Envelope,
+        body: &[u8],
+        at: &At,
+    ) -> Result<(), Failure> {
+        let mut options = Vec::new();
+        let ascii = |a: &Address| AsRef::<str>::as_ref(a).is_ascii();
+        if !(envelope.from().is_none_or(ascii) && envelope.to().iter().all(ascii)) {
+            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+                return Err(Failure::Local(
+                    "Envelope contains non-ascii chars but server does not support SMTPUTF8",
+                ));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !body.is_ascii() {
+            if !conn.server_info().supports_feature(Extension::EightBitMime) {
+                return Err(Failure::Local(
+                    "Message contains non-ascii chars but server does not support 8BITMIME",
+                ));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let from = envelope.from().cloned();
+        self.step(at, Step::MailFrom, conn.command(Mail::new(from, options)))
+            .await?;
+        for to in envelope.to() {
+            self.step(
+                at,
+                Step::RcptTo,
+                conn.command(Rcpt::new(to.clone(), vec![])),
+            )
+            .await?;
+        }
+        self.step(at, Step::Data, conn.command(Data)).await?;
+        // The reply to the final "." may take what is left of the transaction: servers scan
+        // the content before they answer, and giving up early would send it twice.
+        at.set(Step::EndOfData);
+        conn.message(body).await.map_err(Failure::Smtp)?;
+        Ok(())
+    }
+
+    /// One step of lettre's within `[smtp] timeout`.
+    async fn step<T>(
+        &self,
+        at: &At,
+        step: Step,
+        fut: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    ) -> Result<T, Failure> {
+        at.set(step);
+        match tokio::time::timeout(self.inner.timeout, fut).await {
+            Ok(r) => r.map_err(Failure::Smtp),
+            Err(_) => Err(Failure::Timeout(step)),
+        }
+    }
+
+    /// One socket step (connect, TLS handshake) within `[smtp] timeout`.
+    async fn io<T>(
+        &self,
+        at: &At,
+        step: Step,
+        fut: impl Future<Output = std::io::Result<T>>,
+    ) -> Result<T, Failure> {
+        at.set(step);
+        match tokio::time::timeout(self.inner.timeout, fut).await {
+            Ok(r) => r.map_err(|e| Failure::Io(step, e)),
+            Err(_) => Err(Failure::Timeout(step)),
+        }
+    }
+
+    /// The pool to send with: started now when there is none yet, or when the token moved on.
     async fn current(&self) -> Result<Current, SendError> {
         let inner = &self.inner;
         let mut slot = inner.current.lock().await;
         let fetched = match &inner.login {
             None => None,
-            // A password is read once per transport (and again after a refusal).
+            // A password is read once per pool (and again after a refusal).
             Some(l) if l.mechanism().is_none() && slot.is_some() => None,
             Some(l) => Some(l.get().await.map_err(|e| {
                 SendError::Account(format!("Reading the SMTP {}: {e:#}", l.credential.noun()))
@@ -155,21 +540,19 @@ impl Sender {
                 ..cur.clone()
             });
         }
-        let mut b = Transport::builder_dangerous(inner.host.clone())
-            .port(inner.port)
-            .tls(inner.tls.clone())
-            .timeout(Some(inner.timeout));
-        if let (Some(user), Some(f), Some(login)) = (&inner.username, &fetched, &inner.login) {
-            b = b.credentials(Credentials::new(
-                user.clone(),
-                f.secret.expose().to_string(),
-            ));
-            if login.mechanism().is_some() {
-                b = b.authentication(vec![Mechanism::Xoauth2]);
-            }
-        }
+        let auth = match (&inner.username, &fetched, &inner.login) {
+            (Some(user), Some(f), Some(login)) => Some((
+                Credentials::new(user.clone(), f.secret.expose().to_string()),
+                if login.mechanism().is_some() {
+                    vec![Mechanism::Xoauth2]
+                } else {
+                    DEFAULT_MECHANISMS.to_vec()
+                },
+            )),
+            _ => None,
+        };
         let cur = Current {
-            transport: Arc::new(b.build()),
+            pool: Arc::new(Pool::new(auth)),
             secret: fetched.as_ref().map(|f| f.secret.expose().to_string()),
             fresh: fetched.as_ref().is_some_and(|f| f.fresh),
         };
@@ -177,18 +560,34 @@ impl Sender {
         Ok(cur)
     }
 
-    /// Drop the transport built from a refused credential (and the token it came from).
+    /// Drop the pool built from a refused credential (and the token it came from).
     async fn forget(&self, refused: &Current) {
         let mut slot = self.inner.current.lock().await;
         if slot
             .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(&c.transport, &refused.transport))
+            .is_some_and(|c| Arc::ptr_eq(&c.pool, &refused.pool))
         {
             *slot = None;
         }
         if let (Some(l), Some(secret)) = (&self.inner.login, &refused.secret) {
             l.forget(&crate::config::Secret::new(secret.clone())).await;
         }
+    }
+}
+
+/// Whether a pooled connection failed because the server had closed it while it idled: the
+/// socket broke or was closed, or the server's idle timeout left a 421 in the socket.
+fn went_away(e: &lettre::transport::smtp::Error) -> bool {
+    let status = e.status().and_then(|c| c.to_string().parse::<u16>().ok());
+    status == Some(421) || (status.is_none() && !e.is_client())
+}
+
+/// `30 s`, `1.5 s`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 
@@ -337,11 +736,11 @@ fn enhanced_codes(lower: &str) -> Vec<String> {
         .collect()
 }
 
-/// 5xx is permanent; everything else (4xx, I/O, TLS hiccups, timeouts) is worth a retry;
-/// either, when it says "rate", "quota" or "too many", is the provider pushing back; a
-/// refusal of our own login ([`refuses_account`]) or our sender address
-/// ([`refuses_sender`]) is about the account, not the email; and a permanent refusal of the
-/// recipient ([`refuses_recipient`]) is told from one of the message.
+/// Sorts an SMTP error: by the reply's code and enhanced status code first
+/// ([`classify_reply`]: pushback, 4xx retry, 5xx give up), then by what a refusal is about:
+/// our own login ([`refuses_account`]) or our sender address ([`refuses_sender`]) is about the
+/// account, not the email, and a permanent refusal of the recipient ([`refuses_recipient`]) is
+/// told from one of the message.
 fn classify(e: &lettre::transport::smtp::Error, envelope: &lettre::address::Envelope) -> SendError {
     let mut text = one_line(&format!("{e}"));
     let mut source = std::error::Error::source(e);
@@ -378,12 +777,29 @@ pub fn sort(error: SendError, from: &str, to: &[&str]) -> SendError {
 }
 
 /// The pure part of [`classify`]: the reply code (when the server answered), its text, and
-/// whether lettre called it permanent.
+/// whether lettre called it permanent. Pushback (pause all sending, then retry) is what the
+/// provider says about our account or our rate, never about one recipient, and it is read
+/// only from the reply's own words and codes: never from an address or a domain name in it
+/// (a customer at `corporate.example` or `wascl.example` is no rate limit).
+///
+/// In order:
+/// 1. A provider's known throttling or quota wording ([`provider_throttling`]).
+/// 2. 421: the server closes the channel (Gmail's 4.7.28 rate limits, Yahoo's `[TSS04]`
+///    deferrals, a server shutting down): come back later.
+/// 3. The enhanced status code (RFC 3463): a 4xx about the recipient (x.1.x but the sender's
+///    x.1.7/x.1.8, x.2.x the mailbox: "4.2.2 over quota", "4.1.2 domain not found", "4.2.1
+///    receiving mail too quickly") retries that email only, whatever its wording; 4.7.x
+///    (a policy deferral, how Microsoft and Google throttle: "451 4.7.500 Server busy"),
+///    4.4.5 (congestion) and 4.5.3 ("452 4.5.3 too many recipients") push back; 5.4.5 is
+///    Gmail's daily sending quota (the account's, not a failure of the email); a 5xx about
+///    the recipient or their mailbox ("552 5.2.2 over quota") never pushes back.
+/// 4. Otherwise the words: a 4xx saying "rate", "quota", "throttled", "too many", "slow
+///    down" or "limit exceeded", a 5xx saying so about a quota or limit.
 pub fn classify_reply(code: Option<u16>, text: &str, permanent: bool) -> SendError {
     let lower = text.to_ascii_lowercase();
-    // Words, not substrings, and never inside an address or a domain name: a customer at
-    // `corporate.example` or `rate.example` is no rate limit.
-    let words = reply_words(&lower);
+    let own = own_tokens(&lower);
+    let plain = own.join(" ");
+    let words = reply_words(&own);
     let pair = |a: &str, b: &str| words.windows(2).any(|w| w[0] == a && w[1] == b);
     let wording = words.iter().any(|w| {
         matches!(*w, "rate" | "rates")
@@ -394,27 +810,25 @@ pub fn classify_reply(code: Option<u16>, text: &str, permanent: bool) -> SendErr
         || pair("slow", "down")
         || pair("limit", "exceeded")
         || pair("sending", "limit");
-    // Enhanced status codes: 4.7.x is a policy deferral (how Microsoft and Google throttle),
-    // x.4.5 congestion or quota ("5.4.5 Daily sending quota exceeded").
-    let enhanced = |prefix: &str| {
-        lower.split_whitespace().any(|w| {
-            w.trim_matches(|c: char| !c.is_ascii_digit() && c != '.')
-                .starts_with(prefix)
-        })
-    };
-    let pushback = match code {
-        Some(421) => true,
-        Some(400..=499) => wording || enhanced("4.7.") || enhanced("4.4.5"),
-        // A recipient's full mailbox ("5.2.2 over quota") is theirs, not our provider's.
-        Some(500..=599) if enhanced("5.2.2") => false,
-        Some(500..=599) => {
-            enhanced("5.4.5")
-                || (wording
+    let status = code.and_then(|c| status_code(&own, c / 100));
+    let pushback = if code.is_some() && provider_throttling(&plain, &words) {
+        true
+    } else {
+        match (code, status) {
+            (Some(421), _) => true,
+            (Some(400..=499), Some(s)) if s.about_recipient() => false,
+            (Some(400..=499), Some(Status(_, 7, _) | Status(_, 4, 5) | Status(_, 5, 3))) => true,
+            (Some(400..=499), _) => wording,
+            (Some(500..=599), Some(Status(_, 4, 5))) => true,
+            (Some(500..=599), Some(s)) if s.about_recipient() => false,
+            (Some(500..=599), _) => {
+                wording
                     && words
                         .iter()
-                        .any(|w| w.contains("quota") || w.contains("limit")))
+                        .any(|w| w.contains("quota") || w.contains("limit"))
+            }
+            _ => false,
         }
-        _ => false,
     };
     let text = text.to_string();
     if pushback {
@@ -426,17 +840,90 @@ pub fn classify_reply(code: Option<u16>, text: &str, permanent: bool) -> SendErr
     }
 }
 
-/// The words of a lower-cased reply (runs of letters and digits), leaving out every token
-/// that is an address or a domain name (`<a@corporate.example>`, `rate.example`).
-fn reply_words(lower: &str) -> Vec<&str> {
+/// Providers' own words for "this account sends too much", whatever the status code:
+/// - Gmail (support.google.com/a/answer/3726730): "550 5.4.5 Daily user sending limit
+///   exceeded", "Daily user sending quota exceeded", "450 4.2.1 Peak SMTP relay limit
+///   exceeded for customer" (the customer is us, the Workspace account).
+/// - Microsoft 365 / Outlook.com (learn.microsoft.com, SMTP AUTH submission limits):
+///   "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException", the
+///   outbound-spam verdicts "OutboundSpamException; ... WASCL UserAction verdict is not None.
+///   Actual verdict is RefuseQuota" (or Suspend, HipNotify), "RecipientThrottled", "550
+///   5.2.25x Sender throttled due to continuous ... errors" (but 5.2.252, the send-as
+///   refusal, is about our sender address), and our own mailbox full, which stops all
+///   submission ("554 5.2.2 mailbox full; STOREDRV.Submission.Exception:
+///   QuotaExceededException").
+/// - Yahoo (senders.yahooinc.com/smtp-error-codes): "421 4.7.0 [TSS04] Messages from ...
+///   temporarily deferred due to unexpected volume or user complaints".
+fn provider_throttling(plain: &str, words: &[&str]) -> bool {
+    let has = |w: &str| words.contains(&w);
+    let says = |p: &str| plain.contains(p);
+    says("sending quota")
+        || says("sending limit")
+        || says("submission quota")
+        || says("relay limit exceeded")
+        || says("submissionquotaexceeded")
+        || says("submission.exception:quotaexceededexception")
+        || says("outboundspamexception")
+        || says("recipientthrottled")
+        || (says("sender throttled") && !says("send as"))
+        || says("unexpected volume")
+        || has("wascl")
+        || words.iter().any(|w| w.starts_with("tss0"))
+}
+
+/// An enhanced status code (RFC 3463): class, subject, detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Status(u16, u16, u16);
+
+impl Status {
+    /// About the recipient's address (x.1.x, but x.1.7 and x.1.8 are the sender's) or their
+    /// mailbox (x.2.x).
+    fn about_recipient(self) -> bool {
+        matches!(self, Status(_, 1, d) if d != 7 && d != 8) || self.1 == 2
+    }
+}
+
+/// The reply's status code: the first enhanced code of the reply code's class.
+fn status_code(own: &[&str], class: u16) -> Option<Status> {
+    own.iter()
+        .flat_map(|t| t.split(|c: char| !c.is_ascii_digit() && c != '.'))
+        .filter_map(|w| {
+            let parts: Vec<u16> = w
+                .trim_matches('.')
+                .split('.')
+                .map(|p| if p.len() <= 3 { p.parse().ok() } else { None })
+                .collect::<Option<_>>()?;
+            match parts[..] {
+                [c, s, d] if c == class => Some(Status(c, s, d)),
+                _ => None,
+            }
+        })
+        .next()
+}
+
+/// The reply's own tokens (lower-cased, trimmed of brackets and punctuation), leaving out
+/// every one a customer can write: an address (`<a@corporate.example>`), a URL, a domain
+/// name (`rate.example`). A provider's dotted identifiers with other characters in them
+/// (`STOREDRV.Submission.Exception:SubmissionQuotaExceededException`) stay.
+fn own_tokens(lower: &str) -> Vec<&str> {
     lower
         .split_whitespace()
         .map(|t| t.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
         .filter(|t| {
-            // A dot between letters makes a domain; enhanced codes (4.7.0) have none.
-            let dotted = t.contains('.') && t.chars().any(|c| c.is_ascii_alphabetic());
-            !t.contains('@') && !dotted
+            let domain = t.contains('.')
+                && t.bytes().any(|b| b.is_ascii_alphabetic())
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            !t.is_empty() && !t.contains('@') && !t.contains("://") && !domain
         })
+        .collect()
+}
+
+/// The words of the reply's own tokens (runs of letters and digits), from tokens without a
+/// dot between letters (enhanced codes such as 4.7.0 have none).
+fn reply_words<'a>(own: &[&'a str]) -> Vec<&'a str> {
+    own.iter()
+        .filter(|t| !(t.contains('.') && t.chars().any(|c| c.is_ascii_alphabetic())))
         .flat_map(|t| t.split(|c: char| !c.is_ascii_alphanumeric()))
         .filter(|w| !w.is_empty())
         .collect()
@@ -504,11 +991,12 @@ mod tests {
                 false,
                 "pushback",
             ),
+            // One recipient's mailbox takes mail slowly: that email waits, nothing else.
             (
                 Some(450),
                 "450 4.2.1 The user is receiving mail at a rate that prevents additional messages",
                 false,
-                "pushback",
+                "transient",
             ),
             (
                 Some(450),
@@ -575,6 +1063,184 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// Real replies of the big providers, as lettre shows them ("transient error (CODE): TEXT",
+    /// several lines joined), with a customer address and domain that spell pushback words.
+    #[test]
+    fn provider_replies_are_sorted_by_code_then_words() {
+        let cases: &[(u16, &str, &str)] = &[
+            // Gmail (support.google.com/a/answer/3726730).
+            (
+                421,
+                "4.7.28 [203.0.113.42] Our system has detected an unusual rate of 4.7.28 unsolicited mail originating from your IP address. To protect our 4.7.28 users from spam, mail sent from your IP address has been temporarily 4.7.28 rate limited. Please visit 4.7.28 https://support.google.com/mail/?p=UnsolicitedRateLimitError to 4.7.28 review our Bulk Email Senders Guidelines. - gsmtp",
+                "pushback",
+            ),
+            (
+                451,
+                "4.7.28 Gmail has detected an unusual rate of unsolicited mail originating from your DKIM domain. - gsmtp",
+                "pushback",
+            ),
+            (
+                550,
+                "5.4.5 Daily user sending limit exceeded. For more information on Gmail sending limits go to 5.4.5 https://support.google.com/a/answer/166852 - gsmtp",
+                "pushback",
+            ),
+            (
+                550,
+                "5.4.5 Daily user sending quota exceeded. - gsmtp",
+                "pushback",
+            ),
+            (
+                452,
+                "4.5.3 Your message has too many recipients. For more information regarding Google's sending limits, review this article. - gsmtp",
+                "pushback",
+            ),
+            (
+                452,
+                "4.5.3 Domain policy size per transaction exceeded, please try this recipient in a separate transaction. - gsmtp",
+                "pushback",
+            ),
+            (
+                450,
+                "4.2.1 Peak SMTP relay limit exceeded for customer. This is a temporary error. - gsmtp",
+                "pushback",
+            ),
+            (
+                421,
+                "4.4.5 Server busy, try again later. - gsmtp",
+                "pushback",
+            ),
+            (
+                421,
+                "4.7.0 Try again later, closing connection. (EHLO) - gsmtp",
+                "pushback",
+            ),
+            // Gmail, about one recipient: that email retries, nothing pauses.
+            (
+                452,
+                "4.2.2 The email account that you tried to reach is over quota. Please direct the recipient to https://support.google.com/mail/?p=OverQuotaTemp - gsmtp",
+                "transient",
+            ),
+            (
+                450,
+                "4.2.1 The user you are trying to contact is receiving mail too quickly. Please resend your message at a later time. - gsmtp",
+                "transient",
+            ),
+            // Microsoft 365 / Outlook.com (SMTP AUTH submission).
+            (
+                451,
+                "4.7.500 Server busy. Please try again later from [203.0.113.5]. (S77719) [Hostname=AM6PR01MB1234.eurprd01.prod.exchangelabs.com]",
+                "pushback",
+            ),
+            (
+                554,
+                "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception with message Cannot submit message.",
+                "pushback",
+            ),
+            (
+                554,
+                "5.2.0 STOREDRV.Submission.Exception:OutboundSpamException; Failed to process message due to a permanent exception with message WASCL UserAction verdict is not None. Actual verdict is RefuseQuota, ShowTierUpgrade. OutboundSpamException: WASCL UserAction verdict is not None. Actual verdict is RefuseQuota, ShowTierUpgrade. [Hostname=VI1PR05MB5405.eurprd05.prod.outlook.com]",
+                "pushback",
+            ),
+            (
+                550,
+                "5.2.0 STOREDRV.Submission.Exception:RecipientThrottledException; Failed to process message due to a permanent exception",
+                "pushback",
+            ),
+            (
+                550,
+                "5.2.254 Sender throttled due to continuous too many recipients errors.",
+                "pushback",
+            ),
+            // Our own mailbox is full (submitted mail is kept in Sent Items): no email goes,
+            // and it is not the recipient's mailbox.
+            (
+                554,
+                "5.2.2 mailbox full; STOREDRV.Submission.Exception:QuotaExceededException.MapiExceptionShutoffQuotaExceeded",
+                "pushback",
+            ),
+            // Microsoft's send-as refusal, even when it says "throttled", is our sender address.
+            (
+                550,
+                "5.2.252 Sender throttled due to continuous send as denied errors.",
+                "sender",
+            ),
+            // Yahoo (senders.yahooinc.com/smtp-error-codes).
+            (
+                421,
+                "4.7.0 [TSS04] Messages from 203.0.113.5 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes",
+                "pushback",
+            ),
+            // About one recipient, with a customer whose address or domain spells pushback.
+            (
+                450,
+                "4.1.2 <ana@corporate.example>: Recipient address rejected: Domain not found",
+                "transient",
+            ),
+            (
+                452,
+                "4.2.2 <ana@ratelimit.example>: Recipient address rejected: Mailbox full, over quota",
+                "transient",
+            ),
+            (
+                450,
+                "4.1.1 <quota@wascl.example>: Recipient address rejected: unverified address: host wascl.example said: 550 too many recipients",
+                "transient",
+            ),
+            (
+                451,
+                "Temporary lookup failure for tss04.example (throttled.example)",
+                "transient",
+            ),
+            (
+                550,
+                "5.1.1 <sending-quota@submissionquotaexceeded.example>: Recipient address rejected: User unknown",
+                "recipient",
+            ),
+            // Not about our rate at all.
+            (451, "4.3.0 Temporary failure, try again later", "transient"),
+            (
+                550,
+                "5.7.1 [203.0.113.5] Our system has detected that this message is likely unsolicited mail. To reduce the amount of spam sent to Gmail, this message has been blocked.",
+                "permanent",
+            ),
+        ];
+        for (code, text, want) in cases {
+            let permanent = *code >= 500;
+            let reply = format!(
+                "{} error ({code}): {text}",
+                if permanent { "permanent" } else { "transient" }
+            );
+            let got = sort(
+                classify_reply(Some(*code), &reply, permanent),
+                "support@example.test",
+                &["ana@corporate.example"],
+            );
+            assert_eq!(kind(&got), *want, "{reply}");
+        }
+    }
+
+    #[test]
+    fn enhanced_codes_are_read_from_the_reply_not_from_addresses() {
+        let status = |text: &str, class| status_code(&own_tokens(text), class);
+        assert_eq!(
+            status("421-4.7.28 [1.2.3.4] rate limited", 4),
+            Some(Status(4, 7, 28))
+        );
+        assert_eq!(
+            status("(450): 4.1.2 <a@b.example>: rejected", 4),
+            Some(Status(4, 1, 2))
+        );
+        // A numeric domain in an address or on its own, an IP, a version: no code.
+        assert_eq!(status("<x@4.7.28.example> 4.16.55.1 203.0.113.5", 4), None);
+        assert_eq!(status("4.7.28.example said no", 4), None);
+        // The first of the reply's own class.
+        assert_eq!(
+            status("5.7.57 Error: 535 5.7.139 x", 5),
+            Some(Status(5, 7, 57))
+        );
+        assert_eq!(status("4.7.0 then 5.1.1", 5), Some(Status(5, 1, 1)));
     }
 
     fn kind(e: &SendError) -> &'static str {

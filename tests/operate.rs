@@ -375,8 +375,9 @@ async fn rust_log_trace_logs_no_password_token_or_customer_text() {
                 body,
             ),
         );
+        // Each round's daemon starts on a fresh store and answers every email in the INBOX:
+        // this round's and the ones before it.
         assert!(
-            // Each round's store is new and the mailbox keeps the emails of the rounds before.
             wait_until(Duration::from_secs(30), || daemon::sent(&cfg) == round),
             "round {round}: not acknowledged:\n{}",
             d.log_text()

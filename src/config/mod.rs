@@ -122,7 +122,12 @@ pub struct SmtpConfig {
     pub credential: Option<Credential>,
     pub from: lettre::message::Mailbox,
     pub ca_file: Option<PathBuf>,
+    /// The most one step may take: the connection, the TLS handshake, the greeting, AUTH, and
+    /// each command's reply.
     pub timeout: Duration,
+    /// The most one email may take from connection (or a pooled one) to the reply to the end of
+    /// its data; that last reply may use all of it (servers scan content before answering).
+    pub transaction_timeout: Duration,
     /// Sending limits of the provider: at most `max` emails in any `per` window.
     pub rate_limits: Vec<RateLimit>,
     /// How long all sending pauses when the provider pushes back (421, quota exceeded).
@@ -444,6 +449,10 @@ pub const DEFAULT_HTTP_PORT: u16 = 9465;
 
 /// `[ack] max_unanswered_auto`: the default, and the most the store reads per email.
 const DEFAULT_UNANSWERED_AUTO: u32 = 3;
+/// `[smtp] transaction_timeout` unless set (or `timeout`, when that is longer).
+const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest `[smtp] transaction_timeout`: a send holds its outbox row that long.
+const MAX_SMTP_TIMEOUT: Duration = Duration::from_secs(3600);
 const MAX_UNANSWERED_AUTO: u32 = 20;
 
 /// `[http]`: the read-only HTTP endpoint.
@@ -1124,6 +1133,22 @@ impl Validator<'_> {
             }
         };
         let smtp_timeout = self.duration(&s.timeout, Duration::from_secs(30));
+        // Never shorter than one step unless asked (and then refused below).
+        let transaction_timeout = self.duration(
+            &s.transaction_timeout,
+            DEFAULT_TRANSACTION_TIMEOUT.max(smtp_timeout),
+        );
+        if let Some(at) = &s.transaction_timeout
+            && (transaction_timeout < smtp_timeout || transaction_timeout > MAX_SMTP_TIMEOUT)
+        {
+            self.err(
+                at,
+                format!(
+                    "transaction_timeout must be at least timeout ({}) and at most 1h",
+                    s.timeout.as_ref().map_or("30s", |t| t.get_ref().as_str())
+                ),
+            );
+        }
         let pushback_pause = self.duration(&s.pushback_pause, Duration::from_secs(300));
         let mut rate_limits = Vec::new();
         for l in s.rate_limits.iter().flatten() {
@@ -1164,6 +1189,7 @@ impl Validator<'_> {
             from,
             ca_file: s.ca_file.map(|p| self.resolve(&p)),
             timeout: smtp_timeout,
+            transaction_timeout,
             rate_limits,
             pushback_pause,
         });
@@ -1380,10 +1406,10 @@ impl Validator<'_> {
                     c,
                     format!("concurrency is 1 to {MAX_SEND_CONCURRENCY} (SMTP transactions in flight at once)"),
                 );
-                4
+                3
             }
             Some(c) => *c.get_ref() as usize,
-            None => 4,
+            None => 3,
         };
         let watches_sent = mailboxes.iter().any(|m| m.sent_folder.is_some());
         let files_sent = FILES_SENT.iter().any(|h| {

@@ -119,6 +119,7 @@ pub struct Smtp {
     pub from: Spanned<String>,
     pub ca_file: Option<String>,
     pub timeout: Option<Spanned<String>>,
+    pub transaction_timeout: Option<Spanned<String>>,
     pub rate_limits: Option<Vec<RateLimit>>,
     pub pushback_pause: Option<Spanned<String>>,
 }

@@ -86,6 +86,8 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.smtp.port, 25);
     assert!(c.smtp.rate_limits.is_empty());
     assert_eq!(c.smtp.pushback_pause, Duration::from_secs(300));
+    assert_eq!(c.smtp.timeout, Duration::from_secs(30));
+    assert_eq!(c.smtp.transaction_timeout, Duration::from_secs(120));
     assert_eq!(c.ack.per_sender_limit, 3);
     assert_eq!(c.ack.max_age, Duration::from_secs(2 * 86_400));
     assert_eq!(c.ack.max_unanswered_auto, 3);
@@ -239,6 +241,14 @@ fn problems_are_reported_with_file_line_col() {
                 "password_env = \"PW\"\nliveness_timeout = \"0s\"",
             ),
             "CONFIG:7:20: liveness_timeout must be between 1s and 10m",
+        ),
+        (
+            "an SMTP transaction shorter than one of its steps",
+            MINIMAL.replace(
+                "from = \"Support <support@example.test>\"",
+                "from = \"Support <support@example.test>\"\ntimeout = \"10s\"\ntransaction_timeout = \"5s\"",
+            ),
+            "CONFIG:13:23: transaction_timeout must be at least timeout (10s) and at most 1h",
         ),
         (
             "absurd max_message_size",

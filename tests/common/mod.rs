@@ -76,6 +76,9 @@ pub struct StackOptions {
     /// server; CREATE answers `NO [NOPERM] Permission denied`, a MOVE into a missing folder `NO
     /// [TRYCREATE]`; existing folders, flags and keywords work as before).
     pub create_folders: bool,
+    /// TLS on the SMTP server, with the stack's certificate (`ca_file` verifies it):
+    /// `"none"` (default), `"starttls"` (offered and required) or `"implicit"`.
+    pub smtp_tls: &'static str,
 }
 
 impl Default for StackOptions {
@@ -89,6 +92,7 @@ impl Default for StackOptions {
             separator: SEPARATOR,
             prefix: "",
             create_folders: true,
+            smtp_tls: "none",
         }
     }
 }
@@ -526,13 +530,20 @@ service submission-login {{
             cmd.arg(url);
         }
         let child = cmd
+            .env("SMTP_TLS", self.opts.smtp_tls)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()
             .expect("start /usr/bin/python3 (bash scripts/install-test-deps.sh)");
         *self.smtp.lock().expect("lock") = Some(child);
-        if !wait_for_banner(self.smtp_port, "220") {
+        // A TLS server says nothing in plain text: then its listening port is the sign.
+        let up = if self.opts.smtp_tls == "implicit" {
+            wait_for_port(self.smtp_port)
+        } else {
+            wait_for_banner(self.smtp_port, "220")
+        };
+        if !up {
             panic!(
                 "SMTP server did not come up:\n{}",
                 std::fs::read_to_string(self.path("smtp.stderr")).unwrap_or_default()
@@ -624,9 +635,25 @@ service submission-login {{
     /// `sender_refused`: every MAIL FROM refused as an address the account may not send as
     /// (`553 5.7.1 <addr>: Sender address rejected: not owned by user addr`), until the mode
     /// changes back; `strict`: accepts, but refuses a message with a line over 998 octets
-    /// (`500 5.5.2 Line too long`).
+    /// (`500 5.5.2 Line too long`); `hang_rcpt`: answers MAIL FROM, then never RCPT TO;
+    /// `hang_data`: takes the message, then never answers its final "." (both until the mode
+    /// changes, and a hung transaction is then refused, never delivered).
     pub fn set_smtp_mode(&self, mode: &str) {
         std::fs::write(self.path("smtp_mode"), mode).expect("write smtp_mode");
+    }
+
+    /// Refuse these recipients (exact addresses) with these replies, e.g. `("ana@corporate.example",
+    /// "450 4.1.2 <ana@corporate.example>: Recipient address rejected: Domain not found")`, from
+    /// the next RCPT TO on and whatever the mode; an empty list takes them all again.
+    pub fn set_rcpt_replies(&self, replies: &[(&str, &str)]) {
+        let map: serde_json::Map<String, serde_json::Value> = replies
+            .iter()
+            .map(|(a, r)| (a.to_string(), serde_json::Value::from(*r)))
+            .collect();
+        // Written whole, then renamed: the server never reads half a file.
+        let tmp = self.path("rcpt_replies.json.tmp");
+        std::fs::write(&tmp, serde_json::Value::Object(map).to_string()).expect("write");
+        std::fs::rename(&tmp, self.path("rcpt_replies.json")).expect("rename");
     }
 
     /// Every message the SMTP server accepted, oldest first.
@@ -1134,6 +1161,18 @@ fn terminate(mut child: Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Connect until the port takes connections (10 s at most).
+fn wait_for_port(port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// Connect until the server greets with `prefix` (10 s at most).

@@ -7,7 +7,16 @@ sender_refused refuses every MAIL FROM as Postfix refuses an address the account
 (553 5.7.1 <addr>: Sender address rejected: not owned by user), until the mode changes back;
 strict accepts, but refuses a message with a line over 998 octets after DATA (500 5.5.2 Line too
 long), as strict servers do (aiosmtpd itself only refuses lines over 1001 octets).
-Every refusal is logged to refused.jsonl.
+hang_rcpt answers MAIL FROM, then never answers RCPT TO; hang_data takes the whole message, then
+never answers its final "."; both until the mode changes, and then refuse (451) instead of
+delivering: the client has given up on that transaction.
+Every refusal (and every hang) is logged to refused.jsonl.
+
+DIR/rcpt_replies.json ({"address": "reply", ...}, read at each RCPT) refuses those recipients with
+the reply given, whatever the mode, and logs it to refused.jsonl with mode "rcpt_reply".
+
+SMTP_TLS=implicit in the environment serves TLS from the first byte, SMTP_TLS=starttls offers and
+requires STARTTLS; both with DIR/server.crt and DIR/server.key.
 
 With INTROSPECTION_URL (the harness's OAuth2 token-introspection endpoint) the server requires AUTH
 on the plain connection: PLAIN and LOGIN for the users in DIR/passwd, XOAUTH2 and OAUTHBEARER with a
@@ -20,6 +29,7 @@ import asyncio
 import json
 import os
 import smtplib
+import ssl
 import sys
 import time
 import urllib.parse
@@ -59,6 +69,22 @@ SENDER_REFUSED = "553 5.7.1 <{0}>: Sender address rejected: not owned by user {0
 LINE_MAX = 998
 
 
+def rcpt_replies():
+    try:
+        with open(os.path.join(DIR, "rcpt_replies.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+async def hang(name, record):
+    """Answer nothing while the mode is `name`; then refuse (the client has gone)."""
+    append("refused.jsonl", {"mode": name, **record, "ts": time.time()})
+    while mode() == name:
+        await asyncio.sleep(0.05)
+    return "451 4.3.0 Too late, try again"
+
+
 class Handler:
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if mode() == "sender_refused":
@@ -70,6 +96,12 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         m = mode()
+        if m == "hang_rcpt":
+            return await hang(m, {"rcpt": address})
+        reply = rcpt_replies().get(address)
+        if reply:
+            append("refused.jsonl", {"mode": "rcpt_reply", "rcpt": address, "ts": time.time()})
+            return reply
         if m in REFUSALS:
             append("refused.jsonl", {"mode": m, "rcpt": address, "ts": time.time()})
             return REFUSALS[m]
@@ -77,6 +109,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if mode() == "hang_data":
+            return await hang("hang_data", {"rcpt_tos": envelope.rcpt_tos})
         if mode() == "strict":
             longest = max((len(l) for l in envelope.original_content.split(b"\r\n")), default=0)
             if longest > LINE_MAX:
@@ -194,9 +228,19 @@ class AuthHandler(Handler):
         return await self._bearer(server, "OAUTHBEARER", user, token)
 
 
+TLS = os.environ.get("SMTP_TLS", "none")
+
+
+def tls_context():
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.path.join(DIR, "server.crt"), os.path.join(DIR, "server.key"))
+    return ctx
+
+
 def make_server():
+    tls = {"tls_context": tls_context(), "require_starttls": True} if TLS == "starttls" else {}
     if not INTROSPECTION_URL:
-        return SMTP(Handler(), hostname="smtp.test", enable_SMTPUTF8=True)
+        return SMTP(Handler(), hostname="smtp.test", enable_SMTPUTF8=True, **tls)
     return SMTP(
         AuthHandler(),
         hostname="smtp.test",
@@ -204,12 +248,14 @@ def make_server():
         authenticator=password_authenticator,
         auth_required=True,
         auth_require_tls=False,
+        **tls,
     )
 
 
 async def main():
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(make_server, host="127.0.0.1", port=PORT)
+    implicit = tls_context() if TLS == "implicit" else None
+    server = await loop.create_server(make_server, host="127.0.0.1", port=PORT, ssl=implicit)
     async with server:
         await server.serve_forever()
 
