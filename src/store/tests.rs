@@ -2429,3 +2429,5 @@ fn the_loop_rule_reads_through_indexes() {
         );
     }
 }
+
+mod plans;
