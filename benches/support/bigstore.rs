@@ -130,11 +130,11 @@ impl<'c> Gen<'c> {
                 2.5,
                 if skipped { "" } else { priority },
                 tones,
+                at,
+                at + 1,
                 intents,
                 excerpt,
                 role,
-                at,
-                at + 1,
             ])
             .expect("insert message");
         let row = self.tx.last_insert_rowid();
