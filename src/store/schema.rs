@@ -186,12 +186,13 @@ CREATE TABLE triage_starts (
 CREATE INDEX messages_processed ON messages(processed_at);   -- health: last email, breaker skips
 CREATE INDEX messages_received ON messages(received_at);     -- digest: the themes' emails
 CREATE INDEX outbox_pending ON outbox(state, due_at, kind);  -- next due, backlog, /metrics depth
-CREATE INDEX outbox_kind_created ON outbox(kind, created_at); -- acknowledgements of the last minute
+CREATE INDEX outbox_created ON outbox(created_at);           -- acknowledgements of the last minute
 -- digest: what failed lately (partial: kept only for the few rows that failed)
 CREATE INDEX outbox_trouble ON outbox(state, updated_at) WHERE state IN ('failed', 'uncertain');
 CREATE INDEX notices_sent ON notices(kind, state, sent_at);  -- alert emails of the last hour
 CREATE INDEX incidents_open ON incidents(resolved_at);
-CREATE INDEX ticket_events_event ON ticket_events(event, at); -- digest: recent bounces
+-- digest: recent bounces (partial: kept only for bounces)
+CREATE INDEX ticket_events_bounced ON ticket_events(at) WHERE event = 'bounced';
 -- Open tickets, most urgent and oldest first (status page); all tickets so (`triaged tickets`).
 CREATE INDEX tickets_open ON tickets(
     (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), created_at, id)

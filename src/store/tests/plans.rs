@@ -314,10 +314,11 @@ fn workload(t: &mut T) {
         .expect("open tickets");
 }
 
-/// A year of mail before `NOW - 30 days`, closed and sent long ago, from other customers:
-/// nothing the workload needs to read.
+/// A year of mail before `NOW - 30 days`, closed and sent long ago, from other customers,
+/// and a busy last day of acknowledgements to them: nothing the workload needs to read.
 fn fill_history(conn: &Connection) {
     let base = NOW - 400 * 86_400;
+    let day = NOW - 20 * 3600;
     conn.execute_batch(&format!(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {HISTORY_TICKETS})
          INSERT INTO tickets (id, tag, customer, subject, state, priority, created_at, updated_at,
@@ -362,6 +363,12 @@ fn fill_history(conn: &Connection) {
          SELECT 'survey', m.ticket_id, m.id, 1, m.sender, 12, 'h-survey-' || m.id, m.processed_at + 90000,
                 'sent', 1, '', m.processed_at + 86400, m.processed_at + 90000, m.processed_at + 90000
          FROM messages m WHERE m.role = 'customer' AND m.uidvalidity = 7;
+         -- A busy last day: acknowledgements to other customers, within the per-sender window.
+         INSERT INTO outbox (kind, ticket_id, message_row, seq, recipient, priority_rank, out_message_id,
+                             due_at, state, attempts, last_error, created_at, updated_at, sent_at)
+         SELECT 'ack', m.ticket_id, m.id, 1, m.sender, 2, 'h-ack-day-' || m.id, {day} + m.id % 68400,
+                'sent', 1, '', {day} + m.id % 68400, {day} + m.id % 68400 + 1, {day} + m.id % 68400 + 1
+         FROM messages m WHERE m.role = 'customer' AND m.uidvalidity = 7 AND m.ticket_id % 3 = 0;
          INSERT INTO ticket_events (ticket_id, at, event, from_state, to_state, message_row, detail)
          SELECT id, created_at, 'opened', '', 'new', NULL, customer FROM tickets WHERE id > 100000
          UNION ALL
