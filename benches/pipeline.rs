@@ -14,7 +14,8 @@
 //!   100k one: its timers (health check every 15 s, snooze check every minute, the outbox's
 //!   look at what is due) plus a Prometheus scrape of `/metrics` and a load of the status page
 //!   every 15 s. CPU time is utime + stime of the process from /proc (10 ms ticks), so the
-//!   figure is read over a whole minute. Also: one digest built over the store, in process.
+//!   figure is read over a whole minute. Also: one digest built over the store, in process,
+//!   and the time `triaged status`, `triaged tickets` and `triaged tickets --state open` take.
 //!
 //! Environment: BENCH_LATENCY_EMAILS (default 60), BENCH_BACKLOG (default "1000,3000"),
 //! BENCH_STORE (history sizes, default "0,20000,100000"), BENCH_STORE_EMAILS (M, default 2000),
@@ -267,6 +268,23 @@ fn digest_ms(path: &std::path::Path) -> f64 {
         .fold(f64::MAX, f64::min)
 }
 
+/// How long `triaged ARGS --config PATH` takes, process start included, best of three, in ms.
+fn cli_ms(config: &std::path::Path, args: &str) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
+                .args(args.split(' '))
+                .arg("--config")
+                .arg(config)
+                .output()
+                .expect("run triaged");
+            assert!(out.status.success(), "{args}: {out:?}");
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .fold(f64::MAX, f64::min)
+}
+
 /// The daemon's CPU time over `secs` seconds of no mail, over a store of `history` emails,
 /// with `/metrics` and the status page fetched every 15 s.
 fn idle(history: usize, secs: u64) {
@@ -315,6 +333,11 @@ fn idle(history: usize, secs: u64) {
     let minutes = start.elapsed().as_secs_f64() / 60.0;
     let hwm = vm_hwm_kb(pid);
     assert!(d.terminate().success());
+    let cli = ["status", "tickets", "tickets --state open"]
+        .iter()
+        .map(|args| format!("`{args}` {:.0} ms", cli_ms(&cfg.path, args)))
+        .collect::<Vec<_>>()
+        .join(", ");
     let ms = |t: Duration| t.as_secs_f64() * 1000.0 / f64::from(scrapes);
     // /proc counts in 10 ms ticks: none in the whole run is "under one tick".
     let cpu = if used == 0 {
@@ -323,7 +346,7 @@ fn idle(history: usize, secs: u64) {
         format!("{:.0} ms", used as f64 / minutes)
     };
     println!(
-        "idle over a store of {history} emails: {cpu} CPU per minute ({} s; /metrics {:.1} ms, status page {:.1} ms each, every 15 s); peak RSS {:.1} MiB; one digest {:.1} ms",
+        "idle over a store of {history} emails: {cpu} CPU per minute ({} s; /metrics {:.1} ms, status page {:.1} ms each, every 15 s); peak RSS {:.1} MiB; one digest {:.1} ms; {cli}",
         secs,
         ms(metrics),
         ms(page),
