@@ -5,7 +5,7 @@
 //! either keeps all of it or none of it, and re-processing the same UID is a no-op.
 //!
 //! Flat cost: a statement the daemon runs per email or per timer reads through an index and
-//! touches only the rows it is about, never the history (`tests/plans.rs` traces a workload
+//! touches only the rows it is about, never the history (`store/tests/plans.rs` traces a workload
 //! and checks each statement's plan and VM steps against a store with a year of mail). Lists
 //! stop at a limit in an index's order; the counts the status command, `/metrics` and the
 //! status page show are kept in the `tally` table by triggers (migration 8).

@@ -32,7 +32,7 @@ const SMALL: [&str; 4] = ["folder_state", "kv", "triage_starts", "tally"];
 const SLACK: i64 = 200;
 
 /// Tickets of history (each with 2–3 emails, its outbox rows and events).
-const HISTORY_TICKETS: i64 = 5_000;
+const HISTORY_TICKETS: i64 = 40_000;
 
 thread_local! {
     /// Per statement text: the most VM steps seen (a cached statement's counter adds up its
