@@ -7,9 +7,23 @@
 //! - backlog: M emails waiting before the daemon starts; emails/s from start until all are
 //!   recorded and flagged, acknowledgements/s until all are sent, and the daemon's peak RSS
 //!   (VmHWM), for two backlog sizes so growth with size is visible.
+//! - triage over a full store (issue 15): the same backlog measure, M emails waiting, with a
+//!   store that already holds 0, 20k or 100k emails of history (written with direct SQL
+//!   inserts: `support/bigstore.rs` says what the rows are), so the cost of history shows.
+//! - idle: the daemon's CPU time per minute while no mail arrives, over an empty store and a
+//!   100k one: its timers (health check every 15 s, snooze check every minute, the outbox's
+//!   look at what is due) plus a Prometheus scrape of `/metrics` and a load of the status page
+//!   every 15 s. CPU time is utime + stime of the process from /proc (10 ms ticks), so the
+//!   figure is read over a whole minute. Also: one digest built over the store, in process,
+//!   and the time `triaged status`, `triaged tickets` and `triaged tickets --state open` take.
 //!
-//! Environment: BENCH_LATENCY_EMAILS (default 60), BENCH_BACKLOG (default "1000,3000").
+//! Environment: BENCH_LATENCY_EMAILS (default 60), BENCH_BACKLOG (default "1000,3000"),
+//! BENCH_STORE (history sizes, default "0,20000,100000"), BENCH_STORE_EMAILS (M, default 2000),
+//! BENCH_IDLE (history sizes, default "0,100000"), BENCH_IDLE_SECS (default 60). An empty list
+//! skips that part.
 
+#[path = "support/bigstore.rs"]
+mod bigstore;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/daemon/mod.rs"]
@@ -132,6 +146,222 @@ fn backlog(m: usize) {
     );
 }
 
+/// The largest message row id in the store at `path` (0 when empty).
+fn max_row(path: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.query_row("SELECT coalesce(max(id), 0) FROM messages", [], |r| {
+        r.get(0)
+    })
+    .expect("max id")
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Triage rate with `history` emails already in the store: `m` emails waiting at start (every
+/// fourth from a customer the history knows), from daemon start until all are recorded and
+/// flagged.
+fn store_triage(history: usize, m: usize) {
+    let stack = MailStack::start();
+    let cfg = write_config(
+        &Target::of(&stack),
+        "",
+        "circuit_breaker_per_minute = 100000",
+        "",
+    );
+    let filled = Instant::now();
+    bigstore::fill(&cfg.store, history, now_secs());
+    let fill_time = filled.elapsed();
+    let base = max_row(&cfg.store);
+    let mails: Vec<Vec<u8>> = (0..m)
+        .map(|i| {
+            let from = if i % 4 == 0 && history >= 3 {
+                format!("c{}@customers.example", (i * 7) % (history / 3))
+            } else {
+                format!("customer+h{i}@example.test")
+            };
+            customer_email(
+                &from,
+                &format!("history-{i}@customers.example.test"),
+                &format!("Refund for order {i}"),
+                &"I was charged twice for my order and want a refund. The page says error 500. "
+                    .repeat(20),
+            )
+        })
+        .collect();
+    stack.deliver_many("support@example.test", &mails);
+
+    let start = Instant::now();
+    let mut d = Daemon::start(&cfg);
+    let pid = d.child.as_ref().map(|c| c.id()).unwrap_or(0);
+    let done = format!("SELECT count(*) FROM messages WHERE id > {base} AND flags_state = 'done'");
+    let recorded = wait_until(Duration::from_secs(1800), || count(&cfg, &done) == m as i64);
+    assert!(recorded, "not all recorded:\n{}", d.log_text());
+    let t = start.elapsed();
+    let hwm = vm_hwm_kb(pid);
+    assert!(d.terminate().success());
+    println!(
+        "triage with {history} emails in the store (filled in {:.1} s): {m} emails in {:.2} s = {:.0} emails/s; peak RSS {:.1} MiB",
+        fill_time.as_secs_f64(),
+        t.as_secs_f64(),
+        m as f64 / t.as_secs_f64(),
+        hwm as f64 / 1024.0
+    );
+}
+
+/// CPU time (user + system) the process `pid` has used, in ms (/proc counts in 10 ms ticks).
+fn cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which ends with the last ')': state is the first,
+    // utime the 12th and stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10
+}
+
+/// GET `path` from the daemon's status server; returns the status and the time it took.
+fn http_get(port: u16, path: &str) -> (u16, Duration) {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, start.elapsed());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    );
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, start.elapsed())
+}
+
+/// One digest built over the store at `path` (snapshot, build, render), best of three, in ms.
+fn digest_ms(path: &std::path::Path) -> f64 {
+    let mut config = triaged::config::Config::load(&daemon::repo().join("config/triaged.toml"))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    config.store.path = path.to_path_buf();
+    let store = triaged::store::Store::open(path).expect("store");
+    let d = &config.digests[0];
+    let now = now_secs();
+    let from = triaged::digest::themes_period(d, now).0;
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let digest =
+                triaged::notices::build_digest(&config, &store, d, now, from).expect("digest");
+            triaged::notices::render_digest(&config.templates, &digest).expect("render");
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+/// How long `triaged ARGS --config PATH` takes, process start included, best of three, in ms.
+fn cli_ms(config: &std::path::Path, args: &str) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
+                .args(args.split(' '))
+                .arg("--config")
+                .arg(config)
+                .output()
+                .expect("run triaged");
+            assert!(out.status.success(), "{args}: {out:?}");
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+/// The daemon's CPU time over `secs` seconds of no mail, over a store of `history` emails,
+/// with `/metrics` and the status page fetched every 15 s.
+fn idle(history: usize, secs: u64) {
+    let stack = MailStack::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let cfg = write_config(
+        &Target::of(&stack),
+        "",
+        "",
+        &format!(
+            "\n[alerts]\nto = [\"staff@example.test\"]\n\n[alerts.health]\nenabled = true\n\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    bigstore::fill(&cfg.store, history, now_secs());
+    let digest = digest_ms(&cfg.store);
+    let mut d = Daemon::start(&cfg);
+    let pid = d.child.as_ref().map(|c| c.id()).unwrap_or(0);
+    assert!(
+        wait_until(Duration::from_secs(60), || d
+            .log_text()
+            .contains("IMAP connected")),
+        "{}",
+        d.log_text()
+    );
+    // Past start-up (first health check, checkpoint, first IDLE).
+    std::thread::sleep(Duration::from_secs(5));
+    let before = cpu_ms(pid);
+    let start = Instant::now();
+    let (mut metrics, mut page) = (Duration::ZERO, Duration::ZERO);
+    let mut scrapes = 0u32;
+    while start.elapsed() < Duration::from_secs(secs) {
+        let (s1, t1) = http_get(port, "/metrics");
+        let (s2, t2) = http_get(port, "/");
+        assert_eq!((s1, s2), (200, 200), "{}", d.log_text());
+        metrics += t1;
+        page += t2;
+        scrapes += 1;
+        let next = Duration::from_secs(15 * u64::from(scrapes));
+        std::thread::sleep(next.saturating_sub(start.elapsed()));
+    }
+    let used = cpu_ms(pid) - before;
+    let minutes = start.elapsed().as_secs_f64() / 60.0;
+    let hwm = vm_hwm_kb(pid);
+    assert!(d.terminate().success());
+    let cli = ["status", "tickets", "tickets --state open"]
+        .iter()
+        .map(|args| format!("`{args}` {:.0} ms", cli_ms(&cfg.path, args)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ms = |t: Duration| t.as_secs_f64() * 1000.0 / f64::from(scrapes);
+    // /proc counts in 10 ms ticks: none in the whole run is "under one tick".
+    let cpu = if used == 0 {
+        format!("under {:.0} ms", 10.0 / minutes)
+    } else {
+        format!("{:.0} ms", used as f64 / minutes)
+    };
+    println!(
+        "idle over a store of {history} emails: {cpu} CPU per minute ({} s; /metrics {:.1} ms, status page {:.1} ms each, every 15 s); peak RSS {:.1} MiB; one digest {:.1} ms; {cli}",
+        secs,
+        ms(metrics),
+        ms(page),
+        hwm as f64 / 1024.0,
+        digest
+    );
+}
+
+fn sizes(name: &str, default: &str) -> Vec<usize> {
+    env_or(name, default)
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only when benched.
     if !std::env::args().any(|a| a == "--bench") {
@@ -141,10 +371,15 @@ fn main() {
     if n > 0 {
         latency(n);
     }
-    for m in env_or("BENCH_BACKLOG", "1000,3000")
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-    {
+    for m in sizes("BENCH_BACKLOG", "1000,3000") {
         backlog(m);
+    }
+    let m: usize = env_or("BENCH_STORE_EMAILS", "2000").parse().unwrap_or(2000);
+    for history in sizes("BENCH_STORE", "0,20000,100000") {
+        store_triage(history, m);
+    }
+    let secs: u64 = env_or("BENCH_IDLE_SECS", "60").parse().unwrap_or(60);
+    for history in sizes("BENCH_IDLE", "0,100000") {
+        idle(history, secs);
     }
 }

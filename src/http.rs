@@ -10,6 +10,7 @@
 //! The store is read through [`StatusSource`], on the blocking pool: SQLite calls block.
 //! [`StoreSource`] is the real one.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -35,7 +36,6 @@ use crate::config::SlaConfig;
 use crate::metrics::{LiveFacts, Metrics};
 use crate::score::Priority;
 use crate::store::{Store, TicketRow};
-use crate::tickets::State;
 use crate::tools::tickets::{age, clip, when};
 
 /// Largest request head (request line and headers) read; hyper's minimum is 8 KiB.
@@ -78,8 +78,18 @@ pub trait StatusSource: Send + Sync {
     /// Outbox depth, the oldest due row's age and open tickets at `now`; `start_time` is
     /// filled in by the server.
     fn live_facts(&self, now: i64) -> Result<LiveFacts>;
-    /// Tickets not closed, most urgent and oldest first.
-    fn open_tickets(&self) -> Result<Vec<OpenTicket>>;
+    /// Tickets not closed: the first [`PAGE_ROWS_PER_GROUP`] of each priority, most urgent
+    /// and oldest first, and how many are open.
+    fn open_tickets(&self) -> Result<OpenTickets>;
+}
+
+/// Open tickets as the status page shows them.
+#[derive(Debug, Clone, Default)]
+pub struct OpenTickets {
+    /// At most [`PAGE_ROWS_PER_GROUP`] per priority, most urgent and oldest first.
+    pub listed: Vec<OpenTicket>,
+    /// How many tickets are open, per priority (listed or not).
+    pub open: BTreeMap<Priority, i64>,
 }
 
 /// The health check behind `/healthz` and the status page's header; may block (it runs on the
@@ -164,44 +174,39 @@ impl StoreSource {
     }
 }
 
-/// Every state but closed.
-fn open_states() -> Vec<State> {
-    State::ALL
-        .into_iter()
-        .filter(|s| *s != State::Closed)
-        .collect()
-}
-
 impl StatusSource for StoreSource {
     fn live_facts(&self, now: i64) -> Result<LiveFacts> {
         let guard = self.lock();
         let store = &guard.0;
-        let mut facts = LiveFacts::default();
-        let mut oldest_due: Option<i64> = None;
-        for row in store.queue()?.iter().filter(|r| r.state == "pending") {
-            *facts.outbox_depth.entry(row.kind.clone()).or_default() += 1;
-            if row.due_at <= now {
-                oldest_due = Some(oldest_due.map_or(row.due_at, |d| d.min(row.due_at)));
-            }
-        }
-        facts.oldest_due_seconds = oldest_due.map_or(0, |d| now - d);
-        for t in store.tickets(&open_states(), None)? {
-            *facts.open_tickets.entry(t.priority).or_default() += 1;
-        }
-        Ok(facts)
+        let (depth, first_due) = store.outbox_depth()?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(LiveFacts {
+            outbox_depth: depth.into_iter().map(|(k, n)| (k, count(n))).collect(),
+            oldest_due_seconds: first_due.filter(|d| *d <= now).map_or(0, |d| now - d),
+            open_tickets: store
+                .open_ticket_counts()?
+                .into_iter()
+                .map(|(p, n)| (p.as_str().to_string(), count(n)))
+                .collect(),
+            ..LiveFacts::default()
+        })
     }
 
-    fn open_tickets(&self) -> Result<Vec<OpenTicket>> {
+    fn open_tickets(&self) -> Result<OpenTickets> {
         let guard = self.lock();
         let (store, sla) = &*guard;
-        Ok(store
-            .tickets(&open_states(), None)?
-            .into_iter()
-            .map(|t| OpenTicket {
-                due: crate::tools::tickets::due(sla, &t),
-                ticket: t,
-            })
-            .collect())
+        let list = store.open_tickets(PAGE_ROWS_PER_GROUP)?;
+        Ok(OpenTickets {
+            listed: list
+                .rows
+                .into_iter()
+                .map(|t| OpenTicket {
+                    due: crate::tools::tickets::due(sla, &t),
+                    ticket: t,
+                })
+                .collect(),
+            open: list.open,
+        })
     }
 }
 
@@ -452,8 +457,11 @@ tr.late td.sla{color:#b3261e;font-weight:600}
 ";
 
 /// The status page: health, then open tickets grouped by priority, late ones highlighted.
-pub fn status_page(health: &Health, tickets: &[OpenTicket], now: i64) -> String {
-    let mut out = String::with_capacity(4096 + tickets.len().min(1000) * 400);
+/// Each group lists what `tickets.listed` holds of it (the oldest [`PAGE_ROWS_PER_GROUP`]) and
+/// counts the rest; late tickets are counted among those listed.
+pub fn status_page(health: &Health, tickets: &OpenTickets, now: i64) -> String {
+    let listed = &tickets.listed;
+    let mut out = String::with_capacity(4096 + listed.len().min(1000) * 400);
     out.push_str(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -471,45 +479,55 @@ pub fn status_page(health: &Health, tickets: &[OpenTicket], now: i64) -> String 
         }
         out.push_str("</ul></div>\n");
     }
-    let late = tickets
+    let group = |p: Priority| -> Vec<&OpenTicket> {
+        listed
+            .iter()
+            .filter(|t| priority(&t.ticket.priority) == p)
+            .collect()
+    };
+    // Listed, or counted open: a ticket that arrived between the two reads is not lost.
+    let open_in = |p: Priority| -> usize {
+        let counted = tickets.open.get(&p).copied().unwrap_or(0);
+        usize::try_from(counted).unwrap_or(0).max(group(p).len())
+    };
+    let open: usize = Priority::ALL.into_iter().map(open_in).sum();
+    let late = listed
         .iter()
         .filter(|t| t.due.is_some_and(|d| d <= now))
         .count();
     let _ = writeln!(
         out,
-        "<p class=\"meta\">{} open ticket{}, {late} late · as of {}</p>\n</header>\n<main>",
-        tickets.len(),
-        if tickets.len() == 1 { "" } else { "s" },
+        "<p class=\"meta\">{open} open ticket{}, {late} late{} · as of {}</p>\n</header>\n<main>",
+        if open == 1 { "" } else { "s" },
+        if open > listed.len() {
+            " among those listed"
+        } else {
+            ""
+        },
         when(now)
     );
-    if tickets.is_empty() {
+    if open == 0 {
         out.push_str("<p>No open tickets.</p>\n");
     }
     for p in Priority::ALL {
-        let group: Vec<&OpenTicket> = tickets
-            .iter()
-            .filter(|t| priority(&t.ticket.priority) == p)
-            .collect();
-        if group.is_empty() {
+        let rows = group(p);
+        let total = open_in(p);
+        if total == 0 {
             continue;
         }
         let _ = writeln!(
             out,
-            "<section><h2>{} ({})</h2>\n<table><thead><tr><th>Ticket</th><th>Customer</th>\
+            "<section><h2>{} ({total})</h2>\n<table><thead><tr><th>Ticket</th><th>Customer</th>\
              <th>Subject</th><th>State</th><th>Age</th><th>Reply</th></tr></thead><tbody>",
             p.as_str(),
-            group.len()
         );
-        for t in group.iter().take(PAGE_ROWS_PER_GROUP) {
+        let shown = rows.len().min(PAGE_ROWS_PER_GROUP);
+        for t in rows.iter().take(shown) {
             row(&mut out, t, now);
         }
         out.push_str("</tbody></table>\n");
-        if group.len() > PAGE_ROWS_PER_GROUP {
-            let _ = writeln!(
-                out,
-                "<p class=\"more\">and {} more</p>",
-                group.len() - PAGE_ROWS_PER_GROUP
-            );
+        if total > shown {
+            let _ = writeln!(out, "<p class=\"more\">and {} more</p>", total - shown);
         }
         out.push_str("</section>\n");
     }
@@ -574,6 +592,18 @@ mod tests {
         }
     }
 
+    /// Every ticket listed, the counts made from them.
+    fn all_listed(tickets: &[OpenTicket]) -> OpenTickets {
+        let mut open = BTreeMap::new();
+        for t in tickets {
+            *open.entry(priority(&t.ticket.priority)).or_default() += 1;
+        }
+        OpenTickets {
+            listed: tickets.to_vec(),
+            open,
+        }
+    }
+
     #[test]
     fn html_escaping_covers_markup_and_quotes() {
         for (raw, escaped) in [
@@ -614,7 +644,7 @@ mod tests {
             ticket("T-3", "low", "acknowledged", "", Some(NOW + 3600)),
             ticket("T-1", "high", "answered", "invoice", None),
         ];
-        let page = status_page(&Health::default(), &tickets, NOW);
+        let page = status_page(&Health::default(), &all_listed(&tickets), NOW);
         let urgent = page.find("<h2>urgent (1)").expect("urgent group");
         let high = page.find("<h2>high (1)").expect("high group");
         let low = page.find("<h2>low (1)").expect("low group");
@@ -633,14 +663,23 @@ mod tests {
         let health = Health {
             problems: vec!["IMAP <INBOX>: not connected".into()],
         };
-        let many: Vec<OpenTicket> = (0..PAGE_ROWS_PER_GROUP + 7)
-            .map(|i| ticket(&format!("T-{i}"), "normal", "new", "x", None))
-            .collect();
+        // The store lists the first PAGE_ROWS_PER_GROUP and counts the rest.
+        let many = OpenTickets {
+            listed: (0..PAGE_ROWS_PER_GROUP)
+                .map(|i| ticket(&format!("T-{i}"), "normal", "new", "x", Some(NOW - 1)))
+                .collect(),
+            open: [(Priority::Normal, PAGE_ROWS_PER_GROUP as i64 + 7)].into(),
+        };
         let page = status_page(&health, &many, NOW);
         assert!(page.contains("<li>IMAP &lt;INBOX&gt;: not connected</li>"));
         assert_eq!(page.matches("<tr").count(), PAGE_ROWS_PER_GROUP + 1);
         assert!(page.contains("and 7 more"));
-        let empty = status_page(&Health::default(), &[], NOW);
+        assert!(page.contains(&format!("<h2>normal ({})", PAGE_ROWS_PER_GROUP + 7)));
+        assert!(page.contains(&format!(
+            "{} open tickets, {PAGE_ROWS_PER_GROUP} late among those listed",
+            PAGE_ROWS_PER_GROUP + 7
+        )));
+        let empty = status_page(&Health::default(), &OpenTickets::default(), NOW);
         assert!(empty.contains("No open tickets."));
         assert!(empty.contains("<title>triaged — status</title>"));
     }

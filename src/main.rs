@@ -199,6 +199,9 @@ enum Command {
         /// Only tickets of this priority: urgent, high, normal, low.
         #[arg(long)]
         priority: Option<String>,
+        /// List at most this many (0: all). Default: 100 in a table, all in JSON.
+        #[arg(long)]
+        limit: Option<usize>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -451,13 +454,14 @@ fn main() -> ExitCode {
         Command::Tickets {
             state,
             priority,
+            limit,
             json,
             config,
         } => {
             let Some(config) = load(&config) else {
                 return ExitCode::FAILURE;
             };
-            report(tickets_list(&config, state, priority, json))
+            report(tickets_list(&config, state, priority, limit, json))
         }
         Command::Ticket { action, config } => {
             let Some(config) = load(&config) else {
@@ -764,6 +768,7 @@ fn tickets_list(
     config: &Config,
     state: Option<String>,
     priority: Option<String>,
+    limit: Option<usize>,
     json: bool,
 ) -> anyhow::Result<String> {
     use triaged::tickets::State;
@@ -798,7 +803,13 @@ fn tickets_list(
                 .ok_or_else(|| anyhow::anyhow!("unknown state {s:?}: use open, {}", names()))?,
         ],
     };
-    triaged::tools::tickets::list(config, &states, priority, json, now)
+    // A table is read by a person: the most pressing first. JSON is read by a program: all.
+    let limit = match (limit, json) {
+        (Some(0), _) | (None, true) => None,
+        (Some(n), _) => Some(n),
+        (None, false) => Some(triaged::tools::tickets::DEFAULT_LIMIT),
+    };
+    triaged::tools::tickets::list(config, &states, priority, limit, json, now)
 }
 
 /// An error chain for the terminal: it may quote an email (a subject, a parse problem), so its

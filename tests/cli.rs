@@ -810,3 +810,59 @@ fn hostile_subject_and_name_show_escaped_in_every_cli_output() {
         "the excerpt:\n{digest}"
     );
 }
+
+#[test]
+fn tickets_lists_the_first_rows_and_counts_the_rest() {
+    let d = setup(GOOD, RULE, "{{ ticket }}");
+    let path = d.path().join("triaged.toml");
+    let config = triaged::config::Config::load(&path).expect("config loads");
+    let store = triaged::store::Store::open(&config.store.path).expect("store");
+    let clock = triaged::clock::Clock::system();
+    let now = clock.now();
+    let mut pipeline = triaged::pipeline::Pipeline::new(&config, clock, store, false);
+    for i in 0..5u32 {
+        let raw = format!(
+            "From: c{i}@example.com\r\nTo: support@example.test\r\nSubject: Question {i}\r\n\
+             Message-ID: <q{i}@example.com>\r\n\r\nHello.\r\n"
+        );
+        pipeline
+            .process(&triaged::pipeline::Fetched {
+                folder: "INBOX",
+                uidvalidity: 1,
+                uid: i + 1,
+                raw: Some(raw.as_bytes()),
+                size: raw.len(),
+                arrived_at: Some(now - 3600 + i64::from(i)),
+            })
+            .expect("recorded");
+    }
+    drop(pipeline);
+
+    let (code, out, err) = run_with(&path, &["tickets", "--limit", "2"]);
+    assert_eq!(code, 0, "{err}");
+    // Oldest first: the first two, then how many more.
+    assert!(out.contains("T-1001") && out.contains("T-1002"), "{out}");
+    assert!(!out.contains("T-1003"), "{out}");
+    assert!(
+        out.ends_with("2 ticket(s) listed and 3 more (--limit N lists more, --limit 0 all)\n"),
+        "{out}"
+    );
+    let (_, all, _) = run_with(&path, &["tickets", "--limit", "0"]);
+    assert!(
+        all.contains("T-1005") && all.ends_with("5 ticket(s)\n"),
+        "{all}"
+    );
+    // JSON lists every ticket unless told otherwise.
+    let count = |args: &[&str]| {
+        let (code, json, err) = run_with(&path, args);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+        v.as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(count(&["tickets", "--json"]), 5);
+    assert_eq!(count(&["tickets", "--json", "--limit", "2"]), 2);
+    assert_eq!(
+        count(&["tickets", "--state", "open", "--json", "--limit", "4"]),
+        4
+    );
+}

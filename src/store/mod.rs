@@ -3,6 +3,12 @@
 //! The message row, its rule hits, the ticket it opens or joins, the acknowledgement it causes and
 //! the folder checkpoint are written in ONE transaction ([`Store::record`]), so a crash at any point
 //! either keeps all of it or none of it, and re-processing the same UID is a no-op.
+//!
+//! Flat cost: a statement the daemon runs per email or per timer reads through an index and
+//! touches only the rows it is about, never the history (`store/tests/plans.rs` traces a workload
+//! and checks each statement's plan and VM steps against a store with a year of mail). Lists
+//! stop at a limit in an index's order; the counts the status command, `/metrics` and the
+//! status page show are kept in the `tally` table by triggers (migration 8).
 
 mod notices;
 mod schema;
@@ -199,6 +205,22 @@ pub struct TicketRow {
     pub messages: i64,
     /// Intents of the ticket's emails, comma-separated, deduplicated.
     pub intents: String,
+}
+
+/// Some of the ticket list, and how many tickets match in all.
+#[derive(Debug, Clone)]
+pub struct TicketList {
+    pub rows: Vec<TicketRow>,
+    pub total: i64,
+}
+
+/// Open tickets: the first ones of each priority, and how many are open per priority.
+#[derive(Debug, Clone)]
+pub struct OpenTicketList {
+    /// Most urgent first, oldest first within a priority.
+    pub rows: Vec<TicketRow>,
+    /// Every priority, 0 when none is open.
+    pub open: BTreeMap<Priority, i64>,
 }
 
 /// One line of a ticket's history.
@@ -416,57 +438,157 @@ impl Store {
     }
 
     /// Tickets, most urgent and oldest first, optionally only those in one of `states` (empty:
-    /// any) and of `priority`.
-    pub fn tickets(&self, states: &[State], priority: Option<Priority>) -> Result<Vec<TicketRow>> {
-        let states: Option<String> = (!states.is_empty()).then(|| {
+    /// any) and of `priority`; at most `limit` (`None`: all). `total` counts every ticket that
+    /// matches, listed or not.
+    ///
+    /// The order is an index's, so the list stops after `limit` rows instead of sorting the
+    /// whole table; a filter is applied while walking it. A filter without closed tickets
+    /// walks the open ones only (`tickets_open`), any other all of them (`tickets_rank`).
+    pub fn tickets(
+        &self,
+        states: &[State],
+        priority: Option<Priority>,
+        limit: Option<usize>,
+    ) -> Result<TicketList> {
+        let filter: Option<String> = (!states.is_empty()).then(|| {
             states
                 .iter()
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
                 .join(",")
         });
+        let walk = if states.is_empty() || states.contains(&State::Closed) {
+            "INDEXED BY tickets_rank WHERE"
+        } else {
+            "INDEXED BY tickets_open WHERE t.state != 'closed' AND"
+        };
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT t.tag, t.state, t.priority, t.customer, t.subject, t.created_at, t.updated_at,
-                        t.first_response_at, t.snoozed_until, t.last_customer_at,
-                        (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id),
-                        coalesce((SELECT group_concat(DISTINCT m.intents) FROM messages m
-                                  WHERE m.ticket_id = t.id AND m.intents != ''), '')
-                 FROM tickets t
-                 WHERE (?1 IS NULL OR instr(',' || ?1 || ',', ',' || t.state || ',') > 0)
-                   AND (?2 IS NULL OR t.priority = ?2)
-                 ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END,
-                          t.created_at, t.id",
-            )
+            .prepare_cached(&format!(
+                "{TICKET_COLUMNS} FROM tickets t {walk}
+                     (?1 IS NULL OR instr(',' || ?1 || ',', ',' || t.state || ',') > 0)
+                     AND (?2 IS NULL OR t.priority = ?2)
+                 ORDER BY {TICKET_RANK}, t.created_at, t.id LIMIT ?3"
+            ))
             .context("Preparing ticket list")?;
         let rows = stmt
-            .query_map(params![states, priority.map(Priority::as_str)], |r| {
-                Ok(TicketRow {
-                    tag: r.get(0)?,
-                    state: r.get(1)?,
-                    priority: r.get(2)?,
-                    customer: r.get(3)?,
-                    subject: r.get(4)?,
-                    created_at: r.get(5)?,
-                    updated_at: r.get(6)?,
-                    first_response_at: r.get(7)?,
-                    snoozed_until: r.get(8)?,
-                    last_customer_at: r.get(9)?,
-                    messages: r.get(10)?,
-                    intents: dedup_list(&r.get::<_, String>(11)?),
-                })
-            })
+            .query_map(
+                params![filter, priority.map(Priority::as_str), sql_limit(limit)],
+                ticket_row,
+            )
             .context("Listing tickets")?
             .collect::<rusqlite::Result<Vec<_>>>()
             .context("Listing tickets")?;
-        Ok(rows)
+        let total = self
+            .ticket_counts()?
+            .into_iter()
+            .filter(|((state, p), _)| {
+                (states.is_empty() || states.iter().any(|s| s.as_str() == state))
+                    && priority.is_none_or(|want| want.as_str() == p)
+            })
+            .map(|(_, n)| n)
+            .sum();
+        Ok(TicketList { rows, total })
+    }
+
+    /// Tickets not closed: per priority, the oldest `per_priority`, most urgent first; and how
+    /// many are open at each priority. Reads at most `4 * per_priority` rows, through the
+    /// partial index of open tickets.
+    pub fn open_tickets(&self, per_priority: usize) -> Result<OpenTicketList> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "{TICKET_COLUMNS} FROM tickets t INDEXED BY tickets_open
+                 WHERE t.state != 'closed' AND {TICKET_RANK} = ?1
+                 ORDER BY t.created_at, t.id LIMIT ?2"
+            ))
+            .context("Preparing open tickets")?;
+        let mut rows = Vec::new();
+        for p in Priority::ALL {
+            let listed = stmt
+                .query_map(params![rank(p), sql_limit(Some(per_priority))], ticket_row)
+                .context("Listing open tickets")?;
+            for r in listed {
+                rows.push(r.context("Listing open tickets")?);
+            }
+        }
+        Ok(OpenTicketList {
+            rows,
+            open: self.open_ticket_counts()?,
+        })
+    }
+
+    /// Tickets not closed, by priority (every priority present, 0 when none).
+    pub fn open_ticket_counts(&self) -> Result<BTreeMap<Priority, i64>> {
+        let mut open: BTreeMap<Priority, i64> = Priority::ALL.iter().map(|p| (*p, 0)).collect();
+        for ((state, p), n) in self.ticket_counts()? {
+            if state != State::Closed.as_str() {
+                // A priority this version does not know is counted as normal, as it is listed.
+                *open
+                    .entry(parse_priority(&p).unwrap_or(Priority::Normal))
+                    .or_default() += n;
+            }
+        }
+        Ok(open)
+    }
+
+    /// Tickets per (state, priority), from the counts the triggers keep.
+    fn ticket_counts(&self) -> Result<Vec<((String, String), i64)>> {
+        Ok(self
+            .tally("tickets")?
+            .into_iter()
+            .map(|(key, n)| {
+                let (state, p) = key.split_once(':').unwrap_or((key.as_str(), ""));
+                ((state.to_string(), p.to_string()), n)
+            })
+            .collect())
+    }
+
+    /// The counts kept in `tally` for `what` (keys with a count of 0 left out).
+    fn tally(&self, what: &str) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, n FROM tally WHERE what = ?1 AND n != 0 ORDER BY key")
+            .context("Preparing counts")?;
+        stmt.query_map([what], |r| Ok((r.get(0)?, r.get(1)?)))
+            .context("Reading counts")?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("Reading counts")
+    }
+
+    /// Outbox rows waiting to be sent (due or not) by kind, and the earliest due time among
+    /// them: what `/metrics` shows of the queue.
+    pub fn outbox_depth(&self) -> Result<(BTreeMap<String, i64>, Option<i64>)> {
+        let depth = self
+            .tally("outbox")?
+            .into_iter()
+            .filter_map(|(key, n)| {
+                let (state, kind) = key.split_once(':')?;
+                (state == "pending").then(|| (kind.to_string(), n))
+            })
+            .collect();
+        let first: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT min(due_at) FROM outbox WHERE state = 'pending'")
+            .context("Preparing the first due time")?
+            .query_row([], |r| r.get(0))
+            .context("Reading the first due time")?;
+        Ok((depth, first))
     }
 
     /// One ticket (by tag, `T-1042`, or `1042`) and its history, oldest first.
     pub fn ticket(&self, tag: &str) -> Result<Option<(TicketRow, Vec<TicketEvent>)>> {
         let tag = tickets::normal_tag(tag);
-        let Some(row) = self.tickets(&[], None)?.into_iter().find(|t| t.tag == tag) else {
+        let row = self
+            .conn
+            .query_row(
+                &format!("{TICKET_COLUMNS} FROM tickets t WHERE t.tag = ?1"),
+                [&tag],
+                ticket_row,
+            )
+            .optional()
+            .context("Reading the ticket")?;
+        let Some(row) = row else {
             return Ok(None);
         };
         let mut stmt = self
@@ -746,6 +868,8 @@ impl Store {
     }
 
     /// The most urgent due row, claimed (state `sending`, attempts + 1) in the same transaction.
+    /// Read in the order of `outbox_due`, so the first due row ends the read (without the
+    /// hint SQLite would sort every due row first: a backlog would cost its square).
     pub fn claim_next_due(&mut self, now: i64) -> Result<Option<OutboxItem>> {
         let tx = self
             .conn
@@ -755,7 +879,8 @@ impl Store {
             .query_row(
                 "SELECT o.id, o.kind, o.attempts, o.recipient, m.sender_name, o.out_message_id, t.tag,
                         m.subject, t.priority, m.message_id, m.refs, m.tones, m.received_at, m.folder
-                 FROM outbox o JOIN messages m ON m.id = o.message_row JOIN tickets t ON t.id = o.ticket_id
+                 FROM outbox o INDEXED BY outbox_due
+                 JOIN messages m ON m.id = o.message_row JOIN tickets t ON t.id = o.ticket_id
                  WHERE o.state = 'pending' AND o.due_at <= ?1
                  ORDER BY o.priority_rank, o.due_at, o.id LIMIT 1",
                 [now],
@@ -1083,21 +1208,38 @@ impl Store {
     }
 
     /// Messages per status/skip reason and ack decision, outbox rows per state: for summaries.
+    /// Read from the counts the triggers keep, so it costs the same over any store.
     pub fn summary(&self) -> Result<(Counts, Counts, Counts)> {
-        let q = |sql: &str| -> Result<Counts> {
-            let mut stmt = self.conn.prepare(sql).context("Preparing summary")?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .context("Reading summary")?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .context("Reading summary")
+        let regroup = |rows: Vec<(String, i64)>, label: &dyn Fn(&str) -> String| -> Counts {
+            let mut out: BTreeMap<String, i64> = BTreeMap::new();
+            for (key, n) in rows {
+                *out.entry(label(&key)).or_default() += n;
+            }
+            out.into_iter().filter(|(_, n)| *n != 0).collect()
         };
-        Ok((
-            q("SELECT CASE status WHEN 'skipped' THEN 'skipped:' || skip_reason ELSE priority END, count(*)
-               FROM messages GROUP BY 1 ORDER BY 1")?,
-            q("SELECT ack, count(*) FROM messages GROUP BY 1 ORDER BY 1")?,
-            q("SELECT state, count(*) FROM outbox GROUP BY 1 ORDER BY 1")?,
-        ))
+        // 'status:skip_reason:priority': a skipped email by its reason, a triaged one by its
+        // priority.
+        let messages = regroup(self.tally("messages")?, &|key| {
+            let mut parts = key.splitn(3, ':');
+            let (status, reason, priority) = (
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+            );
+            if status == "skipped" {
+                format!("skipped:{reason}")
+            } else {
+                priority.to_string()
+            }
+        });
+        let acks = regroup(self.tally("ack")?, &|key| key.to_string());
+        // 'state:kind' by state.
+        let outbox = regroup(self.tally("outbox")?, &|key| {
+            key.split_once(':')
+                .map_or(key, |(state, _)| state)
+                .to_string()
+        });
+        Ok((messages, acks, outbox))
     }
 
     /// Direct access for tests and one-off queries.
@@ -1126,6 +1268,43 @@ pub fn excerpt(body: &str) -> String {
 
 fn parse_priority(s: &str) -> Option<Priority> {
     Priority::ALL.into_iter().find(|p| p.as_str() == s)
+}
+
+/// A ticket's priority as a rank, 0 (urgent) to 3 (low): the ticket lists' order. The same
+/// expression as the `tickets_open` and `tickets_rank` indexes (SQLite uses an index on an
+/// expression only for that same expression; the query-plan test checks it does).
+const TICKET_RANK: &str =
+    "(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END)";
+
+/// The columns of a [`TicketRow`], of the ticket `t`: the email count and intents are read
+/// only for the rows a list returns.
+const TICKET_COLUMNS: &str =
+    "SELECT t.tag, t.state, t.priority, t.customer, t.subject, t.created_at, t.updated_at,
+            t.first_response_at, t.snoozed_until, t.last_customer_at,
+            (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id),
+            coalesce((SELECT group_concat(DISTINCT m.intents) FROM messages m
+                      WHERE m.ticket_id = t.id AND m.intents != ''), '')";
+
+fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
+    Ok(TicketRow {
+        tag: r.get(0)?,
+        state: r.get(1)?,
+        priority: r.get(2)?,
+        customer: r.get(3)?,
+        subject: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+        first_response_at: r.get(7)?,
+        snoozed_until: r.get(8)?,
+        last_customer_at: r.get(9)?,
+        messages: r.get(10)?,
+        intents: dedup_list(&r.get::<_, String>(11)?),
+    })
+}
+
+/// A row limit for SQL: -1 is none.
+fn sql_limit(limit: Option<usize>) -> i64 {
+    limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 fn record_in(

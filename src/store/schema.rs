@@ -70,7 +70,7 @@ CREATE TABLE outbox (
     priority_rank   INTEGER NOT NULL,            -- 0 urgent .. 3 low
     out_message_id  TEXT    NOT NULL UNIQUE,
     due_at          INTEGER NOT NULL,
-    state           TEXT    NOT NULL DEFAULT 'pending', -- pending | sending | sent | failed | uncertain | cancelled | held | unconfirmed (migration 8)
+    state           TEXT    NOT NULL DEFAULT 'pending', -- pending | sending | sent | failed | uncertain | cancelled | held | unconfirmed (migration 9)
     attempts        INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT    NOT NULL DEFAULT '',
     created_at      INTEGER NOT NULL,
@@ -178,7 +178,98 @@ CREATE TABLE triage_starts (
     PRIMARY KEY (folder, uidvalidity, uid)
 ) STRICT;
 "#,
-    // 8: acknowledgements held for staff (state `held`) when they look like a mail loop: the
+    // 8: flat cost (issue 15): every statement run per email or per timer reads through an
+    // index, and the counts the status command, /metrics and the status page show are kept in
+    // `tally` by triggers, in the transaction that changes the rows (so they cannot drift).
+    // The rank expression is the one the ticket lists order by (`store::PRIORITY_RANK`).
+    r#"
+CREATE INDEX messages_processed ON messages(processed_at);   -- health: last email, breaker skips
+CREATE INDEX messages_received ON messages(received_at);     -- digest: the themes' emails
+CREATE INDEX outbox_pending ON outbox(state, due_at, kind);  -- next due, backlog, /metrics depth
+CREATE INDEX outbox_created ON outbox(created_at);           -- acknowledgements of the last minute
+-- digest: what failed lately (partial: kept only for the few rows that failed)
+CREATE INDEX outbox_trouble ON outbox(state, updated_at) WHERE state IN ('failed', 'uncertain');
+CREATE INDEX notices_sent ON notices(kind, state, sent_at);  -- alert emails of the last hour
+CREATE INDEX incidents_open ON incidents(resolved_at);
+-- digest: recent bounces (partial: kept only for bounces)
+CREATE INDEX ticket_events_bounced ON ticket_events(at) WHERE event = 'bounced';
+-- Open tickets, most urgent and oldest first (status page); all tickets so (`triaged tickets`).
+CREATE INDEX tickets_open ON tickets(
+    (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), created_at, id)
+    WHERE state != 'closed';
+CREATE INDEX tickets_rank ON tickets(
+    (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), created_at, id);
+
+-- Row counts per key: messages per 'status:skip_reason:priority', acknowledgement decisions
+-- per code ('ack'), outbox rows per 'state:kind', tickets per 'state:priority'.
+CREATE TABLE tally (
+    what  TEXT    NOT NULL,
+    key   TEXT    NOT NULL,
+    n     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (what, key)
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO tally (what, key, n)
+    SELECT 'messages', status || ':' || skip_reason || ':' || priority, count(*) FROM messages GROUP BY 2;
+INSERT INTO tally (what, key, n) SELECT 'ack', ack, count(*) FROM messages GROUP BY 2;
+INSERT INTO tally (what, key, n) SELECT 'outbox', state || ':' || kind, count(*) FROM outbox GROUP BY 2;
+INSERT INTO tally (what, key, n) SELECT 'tickets', state || ':' || priority, count(*) FROM tickets GROUP BY 2;
+
+CREATE TRIGGER tally_messages_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO tally (what, key, n) VALUES ('messages', NEW.status || ':' || NEW.skip_reason || ':' || NEW.priority, 1)
+        ON CONFLICT (what, key) DO UPDATE SET n = n + 1;
+    INSERT INTO tally (what, key, n) VALUES ('ack', NEW.ack, 1)
+        ON CONFLICT (what, key) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER tally_messages_update AFTER UPDATE OF status, skip_reason, priority, ack ON messages
+    WHEN OLD.status IS NOT NEW.status OR OLD.skip_reason IS NOT NEW.skip_reason
+      OR OLD.priority IS NOT NEW.priority OR OLD.ack IS NOT NEW.ack
+BEGIN
+    UPDATE tally SET n = n - 1
+        WHERE what = 'messages' AND key = OLD.status || ':' || OLD.skip_reason || ':' || OLD.priority;
+    INSERT INTO tally (what, key, n) VALUES ('messages', NEW.status || ':' || NEW.skip_reason || ':' || NEW.priority, 1)
+        ON CONFLICT (what, key) DO UPDATE SET n = n + 1;
+    UPDATE tally SET n = n - 1 WHERE what = 'ack' AND key = OLD.ack;
+    INSERT INTO tally (what, key, n) VALUES ('ack', NEW.ack, 1)
+        ON CONFLICT (what, key) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER tally_messages_delete AFTER DELETE ON messages BEGIN
+    UPDATE tally SET n = n - 1
+        WHERE what = 'messages' AND key = OLD.status || ':' || OLD.skip_reason || ':' || OLD.priority;
+    UPDATE tally SET n = n - 1 WHERE what = 'ack' AND key = OLD.ack;
+END;
+
+CREATE TRIGGER tally_outbox_insert AFTER INSERT ON outbox BEGIN
+    INSERT INTO tally (what, key, n) VALUES ('outbox', NEW.state || ':' || NEW.kind, 1)
+        ON CONFLICT (what, key) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER tally_outbox_update AFTER UPDATE OF state, kind ON outbox
+    WHEN OLD.state IS NOT NEW.state OR OLD.kind IS NOT NEW.kind
+BEGIN
+    UPDATE tally SET n = n - 1 WHERE what = 'outbox' AND key = OLD.state || ':' || OLD.kind;
+    INSERT INTO tally (what, key, n) VALUES ('outbox', NEW.state || ':' || NEW.kind, 1)
+        ON CONFLICT (what, key) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER tally_outbox_delete AFTER DELETE ON outbox BEGIN
+    UPDATE tally SET n = n - 1 WHERE what = 'outbox' AND key = OLD.state || ':' || OLD.kind;
+END;
+
+CREATE TRIGGER tally_tickets_insert AFTER INSERT ON tickets BEGIN
+    INSERT INTO tally (what, key, n) VALUES ('tickets', NEW.state || ':' || NEW.priority, 1)
+        ON CONFLICT (what, key) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER tally_tickets_update AFTER UPDATE OF state, priority ON tickets
+    WHEN OLD.state IS NOT NEW.state OR OLD.priority IS NOT NEW.priority
+BEGIN
+    UPDATE tally SET n = n - 1 WHERE what = 'tickets' AND key = OLD.state || ':' || OLD.priority;
+    INSERT INTO tally (what, key, n) VALUES ('tickets', NEW.state || ':' || NEW.priority, 1)
+        ON CONFLICT (what, key) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER tally_tickets_delete AFTER DELETE ON tickets BEGIN
+    UPDATE tally SET n = n - 1 WHERE what = 'tickets' AND key = OLD.state || ':' || OLD.priority;
+END;
+"#,
+    // 9: acknowledgements held for staff (state `held`) when they look like a mail loop: the
     // loop pattern of the email each answers (`tickets::loop_pattern`), counted per window.
     // When the copy that proves an email went out was seen (`witnessed_at`); a send
     // interrupted by a crash waits for it as `unconfirmed`.

@@ -2701,3 +2701,5 @@ fn the_loop_rule_reads_through_indexes() {
         );
     }
 }
+
+mod plans;

@@ -24,15 +24,21 @@ fn open_store(config: &Config) -> Result<Store> {
     Store::open(&config.store.path)
 }
 
-/// The ticket list, most urgent and oldest first.
+/// Rows `triaged tickets` prints as a table when `--limit` is not given.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// The ticket list, most urgent and oldest first: at most `limit` rows (`None`: all), and in
+/// a table a last line that says how many more match.
 pub fn list(
     config: &Config,
     states: &[State],
     priority: Option<Priority>,
+    limit: Option<usize>,
     json: bool,
     now: i64,
 ) -> Result<String> {
-    let rows = open_store(config)?.tickets(states, priority)?;
+    let list = open_store(config)?.tickets(states, priority, limit)?;
+    let rows = list.rows;
     if json {
         #[derive(serde::Serialize)]
         struct Listed<'a> {
@@ -83,7 +89,18 @@ pub fn list(
             one_line(&t.intents)
         );
     }
-    let _ = writeln!(out, "{} ticket(s)", rows.len());
+    let more = usize::try_from(list.total)
+        .unwrap_or(0)
+        .saturating_sub(rows.len());
+    if more > 0 {
+        let _ = writeln!(
+            out,
+            "{} ticket(s) listed and {more} more (--limit N lists more, --limit 0 all)",
+            rows.len()
+        );
+    } else {
+        let _ = writeln!(out, "{} ticket(s)", rows.len());
+    }
     Ok(out)
 }
 
