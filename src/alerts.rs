@@ -252,6 +252,19 @@ pub struct Pending {
     ok_since: BTreeMap<Condition, i64>,
 }
 
+impl Pending {
+    /// When the next edge falls if nothing changes meanwhile: the earliest time a problem or a
+    /// recovery seen now will have lasted `after`. `None`: nothing is pending.
+    pub fn next_edge(&self, after: Duration) -> Option<i64> {
+        let after = after.as_secs() as i64;
+        self.since
+            .values()
+            .chain(self.ok_since.values())
+            .min()
+            .map(|t| t + after)
+    }
+}
+
 /// One check: `observed` maps each condition looked at to `Some(detail)` when failing and
 /// `None` when fine (conditions not looked at keep their state); `open` are the incidents open
 /// in the store. Returns what to do; `pending` is updated.
@@ -451,6 +464,40 @@ mod tests {
                 incident: open[0].clone()
             }]
         );
+    }
+
+    #[test]
+    fn the_next_edge_is_when_the_oldest_pending_change_has_lasted() {
+        let mut p = Pending::default();
+        assert_eq!(p.next_edge(AFTER), None);
+        health_step(
+            &mut p,
+            &[],
+            &failing(Condition::Store, "disk full"),
+            100,
+            AFTER,
+        );
+        assert_eq!(p.next_edge(AFTER), Some(400));
+        health_step(&mut p, &[], &failing(Condition::Smtp, "421"), 150, AFTER);
+        assert_eq!(p.next_edge(AFTER), Some(400));
+        let open = [Incident {
+            id: 1,
+            condition: Condition::Backlog,
+            started_at: 0,
+            detail: String::new(),
+        }];
+        health_step(&mut p, &open, &fine(Condition::Backlog), 50, AFTER);
+        assert_eq!(p.next_edge(AFTER), Some(350), "a recovery pending since 50");
+        health_step(&mut p, &open, &fine(Condition::Store), 200, AFTER);
+        health_step(&mut p, &open, &fine(Condition::Smtp), 200, AFTER);
+        health_step(
+            &mut p,
+            &open,
+            &failing(Condition::Backlog, "9 due"),
+            200,
+            AFTER,
+        );
+        assert_eq!(p.next_edge(AFTER), None);
     }
 
     #[test]

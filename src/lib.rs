@@ -22,7 +22,9 @@
 //!   time zone with holidays, DST-correct (pure): promises, follow-up due times and
 //!   customer-facing hours are computed on it.
 //! - [`store`]: SQLite (WAL, STRICT tables, versioned migrations); the per-email transaction,
-//!   which also queues and cancels follow-ups as the ticket moves.
+//!   which also queues and cancels follow-ups as the ticket moves. A store that is locked
+//!   elsewhere, full or failing ([`store::Unavailable`]) is waited out by every task
+//!   ([`notices::StoreWait`]), never an exit.
 //! - [`pipeline`]: one email through parse -> guard -> score -> store; in the daemon parsing
 //!   (and scoring of a long text) runs on the blocking pool under a deadline (`too_costly`), and
 //!   each batch's start is noted first so an email that kills the process twice is skipped

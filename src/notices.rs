@@ -401,6 +401,11 @@ pub async fn health_monitor(
                     None => tracing::error!(error = %format!("{e:#}"), "Health check failed"),
                 },
             }
+            // Look again when a problem or a recovery seen now has lasted `after`.
+            if let Some(at) = pending.next_edge(alerts.health.after) {
+                let wait = (at - clock.now()).max(1) as u64;
+                next = next.min(Duration::from_secs(wait));
+            }
         }
         // What `/healthz` shows (a read: it works beside another process's lock).
         match store.open_incidents() {
