@@ -115,6 +115,7 @@ fn healthz_names_the_store(port: u16, cause: &str) -> String {
     let asked = Instant::now();
     let (status, body) = http_get(port, "/healthz");
     let took = asked.elapsed();
+    eprintln!("/healthz answered in {took:?} while the store failed ({cause})");
     assert_eq!(status, 503, "{body}");
     assert!(
         took < Duration::from_secs(2),
