@@ -1,7 +1,8 @@
 //! Alerts to staff, pure parts: which emails raise an instant alert, and the health incidents
-//! (IMAP login failing, no mail, SMTP failing, outbox backlog, circuit breaker) as a small state
-//! machine that opens an incident once a problem has lasted `after`, and closes it with a
-//! recovery note when the problem is gone — once per incident, never a storm.
+//! (IMAP login failing, no mail, SMTP failing, outbox backlog, circuit breaker, the store
+//! unavailable) as a small state machine that opens an incident once a problem has lasted
+//! `after`, and closes it with a recovery note when the problem is gone — once per incident,
+//! never a storm.
 //!
 //! The daemon's side (queuing, the monitor task, sending) is in [`crate::notices`].
 
@@ -148,16 +149,20 @@ pub enum Condition {
     Backlog,
     /// Acknowledgements are held because they look like a mail loop (the loop breaker).
     CircuitBreaker,
+    /// The store takes no writes (locked by another process, disk full, I/O error,
+    /// read-only): fetching and sending wait for it.
+    Store,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 6] = [
+    pub const ALL: [Condition; 7] = [
         Condition::ImapLogin,
         Condition::ImapConnection,
         Condition::NoMail,
         Condition::Smtp,
         Condition::Backlog,
         Condition::CircuitBreaker,
+        Condition::Store,
     ];
 
     pub fn key(self) -> &'static str {
@@ -168,6 +173,7 @@ impl Condition {
             Condition::Smtp => "smtp",
             Condition::Backlog => "backlog",
             Condition::CircuitBreaker => "circuit_breaker",
+            Condition::Store => "store",
         }
     }
 
@@ -184,6 +190,7 @@ impl Condition {
             Condition::Smtp => "SMTP sending failing",
             Condition::Backlog => "Outbox backlog growing",
             Condition::CircuitBreaker => "Acknowledgements held: a mail loop?",
+            Condition::Store => "Store unavailable",
         }
     }
 
@@ -207,6 +214,9 @@ impl Condition {
             }
             Condition::CircuitBreaker => {
                 "Look at the held emails (`triaged queue`): a robot answering our mail from ever new addresses, or people? Release or drop them; held ones older than [ack] max_age are never sent."
+            }
+            Condition::Store => {
+                "Free space under the store, end the program holding its lock, or fix its file system; mail is not fetched or sent until it takes writes again, and then nothing is lost (this note waited for it)."
             }
         }
     }
@@ -240,6 +250,19 @@ pub enum HealthAction {
 pub struct Pending {
     since: BTreeMap<Condition, i64>,
     ok_since: BTreeMap<Condition, i64>,
+}
+
+impl Pending {
+    /// When the next edge falls if nothing changes meanwhile: the earliest time a problem or a
+    /// recovery seen now will have lasted `after`. `None`: nothing is pending.
+    pub fn next_edge(&self, after: Duration) -> Option<i64> {
+        let after = after.as_secs() as i64;
+        self.since
+            .values()
+            .chain(self.ok_since.values())
+            .min()
+            .map(|t| t + after)
+    }
 }
 
 /// One check: `observed` maps each condition looked at to `Some(detail)` when failing and
@@ -441,6 +464,40 @@ mod tests {
                 incident: open[0].clone()
             }]
         );
+    }
+
+    #[test]
+    fn the_next_edge_is_when_the_oldest_pending_change_has_lasted() {
+        let mut p = Pending::default();
+        assert_eq!(p.next_edge(AFTER), None);
+        health_step(
+            &mut p,
+            &[],
+            &failing(Condition::Store, "disk full"),
+            100,
+            AFTER,
+        );
+        assert_eq!(p.next_edge(AFTER), Some(400));
+        health_step(&mut p, &[], &failing(Condition::Smtp, "421"), 150, AFTER);
+        assert_eq!(p.next_edge(AFTER), Some(400));
+        let open = [Incident {
+            id: 1,
+            condition: Condition::Backlog,
+            started_at: 0,
+            detail: String::new(),
+        }];
+        health_step(&mut p, &open, &fine(Condition::Backlog), 50, AFTER);
+        assert_eq!(p.next_edge(AFTER), Some(350), "a recovery pending since 50");
+        health_step(&mut p, &open, &fine(Condition::Store), 200, AFTER);
+        health_step(&mut p, &open, &fine(Condition::Smtp), 200, AFTER);
+        health_step(
+            &mut p,
+            &open,
+            &failing(Condition::Backlog, "9 due"),
+            200,
+            AFTER,
+        );
+        assert_eq!(p.next_edge(AFTER), None);
     }
 
     #[test]

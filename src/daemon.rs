@@ -10,12 +10,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::{Config, Credential, Login};
+use crate::config::{Config, Credential, Login, StoreConfig};
 use crate::http;
 use crate::imap::{self, Watcher};
-use crate::notices::{self, HealthBoard};
+use crate::notices::{self, HealthBoard, StoreWait};
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
+use crate::reload::Hangups;
 use crate::smtp::Sender;
 use crate::store::{Policy, Store};
 
@@ -23,10 +24,47 @@ use crate::store::{Policy, Store};
 /// uncertain at the next start, never sent twice).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Run the daemon until `shutdown` resolves.
+/// Run the daemon until `shutdown` resolves, listening for SIGHUP from now on.
 pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()>) -> Result<()> {
-    // Open the stores first: a bad path or a newer schema is reported before any connection.
-    let outbox_store = Store::open(&config.store.path)?;
+    run_with(config, clock, shutdown, Hangups::listen()).await
+}
+
+/// [`run`] with SIGHUP already listened to (`triaged run` listens before it loads the
+/// configuration): one that arrived while starting is acted on once the daemon runs.
+///
+/// Start-up waits for what may come later (an unavailable store, a slow token command) and
+/// ends early, cleanly, when `shutdown` resolves meanwhile.
+pub async fn run_with(
+    config: Config,
+    clock: Clock,
+    shutdown: impl Future<Output = ()>,
+    mut hangups: Hangups,
+) -> Result<()> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let health = HealthBoard::default();
+    // Start-up steps: each ends early on a stop; a SIGHUP meanwhile waits for the end.
+    macro_rules! starting {
+        ($work:expr) => {
+            match hangups
+                .during(async {
+                    tokio::select! {
+                        out = $work => Some(out),
+                        () = &mut shutdown => None,
+                    }
+                })
+                .await
+            {
+                Some(out) => out,
+                None => {
+                    tracing::info!("Stopped while starting");
+                    return Ok(());
+                }
+            }
+        };
+    }
+    // Open the stores first: a bad path or a newer schema is reported before any connection;
+    // a store that is locked or on a full disk is waited for.
+    let outbox_store = starting!(open_store(&config.store, &health, "start"))?;
     // Each mailbox's TLS roots (its own ca_file): a bad file is reported before anything runs.
     let tls = config
         .mailboxes
@@ -45,14 +83,13 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     let sender = Sender::new(&config.smtp)?;
     // A password that cannot be read is a set-up mistake: say so before starting. A token
     // command may fail for a while (the provider is down); the outbox then waits and alerts.
-    if let Err(e) = sender.check_credential().await {
+    if let Err(e) = starting!(sender.check_credential()) {
         match &config.smtp.credential {
             Some(Credential::Token { .. }) => tracing::error!("{e}; sending waits until it works"),
             _ => return Err(e),
         }
     }
     let wake = Arc::new(Notify::new());
-    let health = HealthBoard::default();
     let metrics = crate::metrics::Metrics::default();
     // The configuration in force; SIGHUP publishes a new one (crate::reload).
     let (live_tx, live) = tokio::sync::watch::channel(Arc::new(config.clone()));
@@ -72,12 +109,8 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
         }
         let login = Login::new(mailbox.credential.clone());
         for (folder, staff_folder) in folders {
-            let mut pipeline = Pipeline::new(
-                &config,
-                clock.clone(),
-                Store::open(&config.store.path)?,
-                staff_folder,
-            );
+            let store = starting!(open_store(&config.store, &health, "start"))?;
+            let mut pipeline = Pipeline::new(&config, clock.clone(), store, staff_folder);
             pipeline.limits.max_size = mailbox.max_message_size;
             pipeline.deadline = mailbox.triage_timeout;
             pipeline.live = Some(live.clone());
@@ -89,6 +122,7 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             synced.watch(&mailbox.key(&folder));
             watchers.push(Watcher {
                 synced: synced.clone(),
+                store_wait: StoreWait::new(&health, mailbox.key(&folder), &config.store),
                 folder,
                 mailbox: mailbox.clone(),
                 flags,
@@ -104,61 +138,78 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             });
         }
     }
-    let outbox = Outbox {
-        wake: wake.clone(),
-        health: health.clone(),
-        live: Some(live.clone()),
-        metrics: metrics.clone(),
-        synced,
-        ..Outbox::new(&config, sender, clock.clone())
+    let snooze_store = starting!(open_store(&config.store, &health, "start"))?;
+    let digest_store = starting!(open_store(&config.store, &health, "start"))?;
+    let health_store = starting!(open_store(&config.store, &health, "start"))?;
+    let http_source = match &config.http {
+        Some(_) => Some(Arc::new(http::StoreSource::new(
+            starting!(open_store(&config.store, &health, "start"))?,
+            config.sla.clone(),
+        ))),
+        None => None,
     };
     for watcher in watchers {
         tracker.spawn(watcher.run(cancel.child_token()));
     }
     tracker.spawn(wake_snoozed(
-        Store::open(&config.store.path)?,
+        snooze_store,
         live.clone(),
+        StoreWait::new(&health, "snooze", &config.store),
         clock.clone(),
         cancel.child_token(),
     ));
     tracker.spawn(notices::digest_scheduler(
         live.clone(),
-        Store::open(&config.store.path)?,
+        digest_store,
+        health.clone(),
         clock.clone(),
         wake.clone(),
         cancel.child_token(),
     ));
     tracker.spawn(notices::health_monitor(
         live.clone(),
-        Store::open(&config.store.path)?,
-        health,
+        health_store,
+        health.clone(),
         clock.clone(),
-        wake,
+        wake.clone(),
         cancel.child_token(),
     ));
     tracker.spawn(crate::reload::on_sighup(
         config.path.clone(),
         live_tx,
         metrics.clone(),
+        hangups,
         cancel.child_token(),
     ));
-    if let (Some(h), Some(listener)) = (&config.http, http_listener) {
-        let source = Arc::new(http::StoreSource::open(
-            &config.store.path,
-            config.sla.clone(),
-        )?);
-        let health: http::HealthCheck = {
-            let (s, m) = (source.clone(), metrics.clone());
-            Box::new(move || s.health(&m))
+    if let (Some(h), Some(listener), Some(source)) = (&config.http, http_listener, http_source) {
+        // /healthz reads only what the tasks report (in memory): it answers at once whatever
+        // the store does.
+        let health_check: http::HealthCheck = {
+            let (b, m) = (health.clone(), metrics.clone());
+            Box::new(move || http::health(&b, &m))
         };
         let app = Arc::new(http::App::new(
             metrics.clone(),
             source.clone(),
-            health,
+            health_check,
             clock.clone(),
         ));
         tracing::info!(listen = %h.listen, "HTTP: /healthz, /metrics and the status page");
-        tracker.spawn(http::serve(listener, app, cancel.child_token()));
+        // On a thread and runtime of its own: store calls block this runtime's workers
+        // (up to the busy timeout each), and /healthz must answer whatever the store does.
+        let listener = listener
+            .into_std()
+            .context("Handing the [http] listener to its own runtime")?;
+        let cancel_http = cancel.child_token();
+        tracker.spawn(async move {
+            let served =
+                tokio::task::spawn_blocking(move || http::serve_apart(listener, app, cancel_http));
+            match served.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "HTTP server stopped"),
+                Err(e) => tracing::error!(error = %e, "HTTP server failed"),
+            }
+        });
         // The status page's SLA clocks follow a reload.
         let mut live = live.clone();
         let cancel = cancel.child_token();
@@ -172,14 +223,25 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
             }
         });
     }
+    let outbox = OutboxTask {
+        config: config.clone(),
+        sender,
+        clock: clock.clone(),
+        wake,
+        health: health.clone(),
+        live: live.clone(),
+        metrics: metrics.clone(),
+        synced,
+    };
     let mut outbox_task = tracker.spawn(outbox.run(outbox_store, cancel.child_token()));
     tracker.close();
     tracing::info!(config = %config.path.display(), store = %config.store.path.display(), "triaged running");
 
-    // The watcher never gives up (it reconnects); the outbox ends early only when the store
-    // fails under it, which is not something to limp on with.
+    // The watchers never give up (they reconnect, and wait for the store); the outbox waits
+    // for an unavailable store too, and ends early only on any other store error, which is
+    // not something to limp on with.
     let outcome = tokio::select! {
-        () = shutdown => {
+        () = &mut shutdown => {
             tracing::info!("Stopping");
             Ok(())
         }
@@ -203,14 +265,117 @@ pub async fn run(config: Config, clock: Clock, shutdown: impl Future<Output = ()
     outcome
 }
 
+/// Open the store (on the blocking pool: it may wait up to the busy timeout), waiting out an
+/// [`crate::store::Unavailable`] store; any other error is returned.
+async fn open_store(store: &StoreConfig, board: &HealthBoard, task: &str) -> Result<Store> {
+    let mut waits = StoreWait::new(board, task, store);
+    loop {
+        let (path, busy) = (store.path.clone(), store.busy_timeout);
+        let opened = tokio::task::spawn_blocking(move || Store::open_with(&path, busy))
+            .await
+            .context("Opening the store")?;
+        match opened {
+            Ok(s) => {
+                waits.worked();
+                return Ok(s);
+            }
+            Err(e) => match waits.failed(&e) {
+                Some(retry) => tokio::time::sleep(retry).await,
+                None => return Err(e),
+            },
+        }
+    }
+}
+
+/// The outbox worker, started again (with a store opened again) after the store was
+/// unavailable under it; any other error ends it.
+struct OutboxTask {
+    /// The configuration at start: connections and limits are not reloaded.
+    config: Config,
+    sender: Sender,
+    clock: Clock,
+    wake: Arc<Notify>,
+    health: HealthBoard,
+    live: crate::reload::Live,
+    metrics: crate::metrics::Metrics,
+    /// How far the watchers have read (for settling sends a crash or a store fault cut off).
+    synced: crate::outbox::SyncMarks,
+}
+
+impl OutboxTask {
+    async fn run(self, store: Store, cancel: CancellationToken) -> Result<()> {
+        let mut waits = StoreWait::new(&self.health, "outbox", &self.config.store);
+        let mut store = Some(store);
+        loop {
+            let store = match store.take() {
+                Some(s) => s,
+                None => tokio::select! {
+                    r = self.reopen(&mut waits) => r?,
+                    () = cancel.cancelled() => return Ok(()),
+                },
+            };
+            let outbox = Outbox {
+                wake: self.wake.clone(),
+                health: self.health.clone(),
+                // A fresh receiver sees a configuration reloaded meanwhile as news.
+                live: Some(self.live.clone()),
+                metrics: self.metrics.clone(),
+                synced: self.synced.clone(),
+                ..Outbox::new(&self.config, self.sender.clone(), self.clock.clone())
+            };
+            let e = match outbox.run(store, cancel.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let Some(retry) = waits.failed(&e) else {
+                return Err(e);
+            };
+            tokio::select! {
+                () = tokio::time::sleep(retry) => {}
+                () = cancel.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// A store that takes writes again: opened, and a write committed.
+    async fn reopen(&self, waits: &mut StoreWait) -> Result<Store> {
+        loop {
+            let (path, busy) = (
+                self.config.store.path.clone(),
+                self.config.store.busy_timeout,
+            );
+            let now = self.clock.now();
+            let probed = tokio::task::spawn_blocking(move || {
+                let s = Store::open_with(&path, busy)?;
+                s.probe(now)?;
+                Ok::<_, anyhow::Error>(s)
+            })
+            .await
+            .context("Opening the store")?;
+            match probed {
+                Ok(s) => {
+                    waits.worked();
+                    return Ok(s);
+                }
+                Err(e) => match waits.failed(&e) {
+                    Some(retry) => tokio::time::sleep(retry).await,
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+}
+
 /// How often snoozed tickets are looked at: a snooze ends at most this late.
 const SNOOZE_CHECK: Duration = Duration::from_secs(60);
 
 /// Bring snoozed tickets back when their time is up. A store error is logged and retried at
-/// the next check: a late wake-up is better than a stopped daemon.
+/// the next check (sooner while the store is unavailable): a late wake-up is better than a
+/// stopped daemon.
 async fn wake_snoozed(
     mut store: Store,
     live: crate::reload::Live,
+    mut waits: StoreWait,
     clock: Clock,
     cancel: CancellationToken,
 ) {
@@ -218,17 +383,24 @@ async fn wake_snoozed(
     loop {
         // The follow-up and SLA settings in force now (a reload may have changed them).
         let policy = Policy::from_config(&live.borrow());
+        let mut next = SNOOZE_CHECK;
         match store.wake_snoozed(clock.now(), &policy) {
             Ok(tags) => {
+                waits.worked();
                 for tag in tags {
                     tracing::info!(ticket = %tag, "Snooze ended; the ticket waits for staff again");
                 }
             }
-            Err(e) => tracing::error!(error = %format!("{e:#}"), "Waking snoozed tickets failed"),
+            Err(e) => match waits.failed(&e) {
+                Some(retry) => next = retry,
+                None => {
+                    tracing::error!(error = %format!("{e:#}"), "Waking snoozed tickets failed")
+                }
+            },
         }
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = tokio::time::sleep(SNOOZE_CHECK) => {}
+            () = tokio::time::sleep(next) => {}
             () = moved.moved() => {}
         }
     }

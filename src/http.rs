@@ -8,7 +8,8 @@
 //! and HEAD are answered; nothing is written anywhere.
 //!
 //! The store is read through [`StatusSource`], on the blocking pool: SQLite calls block.
-//! [`StoreSource`] is the real one.
+//! [`StoreSource`] is the real one. `/healthz` never reads the store ([`health`]): it answers
+//! at once whatever the store does.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -31,9 +32,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alerts::Condition;
 use crate::clock::Clock;
 use crate::config::SlaConfig;
 use crate::metrics::{LiveFacts, Metrics};
+use crate::notices::HealthBoard;
 use crate::score::Priority;
 use crate::store::{Store, TicketRow};
 use crate::tools::tickets::{age, clip, when};
@@ -92,8 +95,8 @@ pub struct OpenTickets {
     pub open: BTreeMap<Priority, i64>,
 }
 
-/// The health check behind `/healthz` and the status page's header; may block (it runs on the
-/// blocking pool).
+/// The health check behind `/healthz` and the status page's header. It runs on the server's
+/// worker, so it must not block: the daemon's reads only memory ([`health`]).
 pub type HealthCheck = Box<dyn Fn() -> Health + Send + Sync>;
 
 /// What the routes need.
@@ -136,9 +139,14 @@ impl StoreSource {
     /// Open the store at `path` (its own connection: WAL lets it read beside the daemon).
     pub fn open(path: &Path, sla: SlaConfig) -> Result<StoreSource> {
         let store = Store::open(path).context("Opening the store for the status server")?;
-        Ok(StoreSource {
+        Ok(StoreSource::new(store, sla))
+    }
+
+    /// Read `store` (a connection of its own).
+    pub fn new(store: Store, sla: SlaConfig) -> StoreSource {
+        StoreSource {
             inner: Mutex::new((store, sla)),
-        })
+        }
     }
 
     /// Use `sla` from now on (after a configuration reload).
@@ -146,32 +154,39 @@ impl StoreSource {
         self.lock().1 = sla;
     }
 
-    /// Open health incidents (as the health monitor records them) and IMAP sources that
-    /// `metrics` saw disconnected.
-    pub fn health(&self, metrics: &Metrics) -> Health {
-        let mut problems: Vec<String> = metrics
-            .disconnected_sources()
-            .into_iter()
-            .map(|s| format!("IMAP {s}: not connected"))
-            .collect();
-        match self.lock().0.open_incidents() {
-            Ok(incidents) => problems.extend(incidents.into_iter().map(|i| {
-                let mut line = format!("{} since {}", i.condition.title(), when(i.started_at));
-                if !i.detail.is_empty() {
-                    let _ = write!(line, ": {}", i.detail.replace('\n', " "));
-                }
-                line
-            })),
-            Err(e) => problems.push(format!("Store unreadable: {e:#}")),
-        }
-        Health { problems }
-    }
-
     /// The store lock. Its users only read, so a panic while holding it leaves nothing half
     /// done: a poisoned lock is used as it is.
     fn lock(&self) -> std::sync::MutexGuard<'_, (Store, SlaConfig)> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// What `/healthz` and the status page say, from memory only (never the store, which may be
+/// locked for as long as another process likes): IMAP sources `metrics` saw disconnected, the
+/// store as the tasks find it, and the open health incidents as the health monitor last read
+/// them (kept only with `[alerts.health]` on).
+pub fn health(board: &HealthBoard, metrics: &Metrics) -> Health {
+    let mut problems: Vec<String> = metrics
+        .disconnected_sources()
+        .into_iter()
+        .map(|s| format!("IMAP {s}: not connected"))
+        .collect();
+    let store = board.failures(Condition::Store);
+    for cause in &store {
+        problems.push(format!("{}: {cause}", Condition::Store.title()));
+    }
+    for i in board.incidents() {
+        // The store's own line says it better while it lasts.
+        if i.condition == Condition::Store && !store.is_empty() {
+            continue;
+        }
+        let mut line = format!("{} since {}", i.condition.title(), when(i.started_at));
+        if !i.detail.is_empty() {
+            let _ = write!(line, ": {}", i.detail.replace('\n', " "));
+        }
+        problems.push(line);
+    }
+    Health { problems }
 }
 
 impl StatusSource for StoreSource {
@@ -216,6 +231,26 @@ fn priority(s: &str) -> Priority {
         .into_iter()
         .find(|p| p.as_str() == s)
         .unwrap_or(Priority::Normal)
+}
+
+/// [`serve`] on a runtime of its own, on the calling thread (the daemon gives it one of the
+/// blocking pool): `/healthz` answers even while every worker of the daemon's runtime waits on
+/// a locked store. Returns when `cancel` is cancelled and the requests in flight are done.
+pub fn serve_apart(
+    listener: std::net::TcpListener,
+    app: Arc<App>,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("Starting the HTTP server's runtime")?;
+    rt.block_on(async move {
+        let listener =
+            TcpListener::from_std(listener).context("Listening for HTTP on its own runtime")?;
+        serve(listener, app, cancel).await;
+        Ok(())
+    })
 }
 
 /// Serve `listener` until `cancel`; requests in flight then get [`SHUTDOWN_GRACE`] to finish.
@@ -309,7 +344,8 @@ async fn handle(
         Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
     } else {
         match req.uri().path() {
-            "/healthz" => blocking(app, healthz).await,
+            // From memory only: answered here, never behind a store query.
+            "/healthz" => healthz(&app),
             "/metrics" => blocking(app, metrics).await,
             "/" => blocking(app, status).await,
             _ => Reply::text(StatusCode::NOT_FOUND, "not found\n"),
@@ -602,6 +638,48 @@ mod tests {
             listed: tickets.to_vec(),
             open,
         }
+    }
+
+    /// What `/healthz` says comes from memory: the store's trouble as the tasks report it, once
+    /// per cause, and open incidents (a store incident is not said twice while it lasts).
+    #[test]
+    fn health_names_store_trouble_as_a_store_problem() {
+        let board = HealthBoard::default();
+        let metrics = Metrics::default();
+        metrics.imap_state("INBOX", true);
+        assert!(health(&board, &metrics).is_ok());
+        board.fail(Condition::Store, "INBOX", "disk full under /srv");
+        board.fail(Condition::Store, "outbox", "disk full under /srv");
+        board.set_incidents_for_test(vec![
+            crate::alerts::Incident {
+                id: 1,
+                condition: Condition::Store,
+                started_at: NOW,
+                detail: "disk full under /srv".into(),
+            },
+            crate::alerts::Incident {
+                id: 2,
+                condition: Condition::Smtp,
+                started_at: NOW,
+                detail: "421 busy\nlater".into(),
+            },
+        ]);
+        let h = health(&board, &metrics);
+        assert_eq!(h.problems.len(), 2, "{h:?}");
+        assert_eq!(h.problems[0], "Store unavailable: disk full under /srv");
+        assert!(
+            h.problems[1].starts_with("SMTP sending failing since "),
+            "{h:?}"
+        );
+        assert!(h.problems[1].ends_with(": 421 busy later"), "{h:?}");
+        assert!(!h.problems.iter().any(|p| p.contains("IMAP")), "{h:?}");
+        board.ok(Condition::Store, "INBOX");
+        board.ok(Condition::Store, "outbox");
+        let h = health(&board, &metrics);
+        assert!(
+            h.problems[0].starts_with("Store unavailable since "),
+            "{h:?}"
+        );
     }
 
     #[test]

@@ -24,7 +24,9 @@
 //! - [`store`]: SQLite (WAL, STRICT tables, versioned migrations); the per-email transaction,
 //!   which also queues and cancels follow-ups as the ticket moves. Every statement run per
 //!   email or per timer reads through an index and the counts shown are kept by triggers, so
-//!   cost does not grow with the history (a test traces them: plans and VM steps).
+//!   cost does not grow with the history (a test traces them: plans and VM steps). A store
+//!   that is locked elsewhere, full or failing ([`store::Unavailable`]) is waited out by every
+//!   task ([`notices::StoreWait`]), never an exit.
 //! - [`pipeline`]: one email through parse -> guard -> score -> store; in the daemon parsing
 //!   (and scoring of a long text) runs on the blocking pool under a deadline (`too_costly`), and
 //!   each batch's start is noted first so an email that kills the process twice is skipped

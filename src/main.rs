@@ -39,6 +39,10 @@ enum Command {
     /// templates, acknowledgement, SLA, follow-up, digest and alert settings take effect at
     /// once; an invalid change is refused, its problems logged, and the running one kept.
     /// [mailbox], [smtp], [store], [flags], [outbox] and [http] changes wait for a restart.
+    /// A SIGHUP while starting is taken up once the daemon runs.
+    ///
+    /// A store that is locked by another process, or on a full disk, does not end it: it says
+    /// so once, stops fetching and sending, and carries on when the store works again.
     Run {
         /// The configuration file.
         #[arg(long, short, default_value = "config/triaged.toml")]
@@ -670,9 +674,9 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn run(path: &std::path::Path) -> ExitCode {
-    let Some(config) = load(path) else {
-        return ExitCode::FAILURE;
-    };
+    // The runtime, and at once SIGHUP's handler, before anything that takes time (loading the
+    // configuration, a token command): without it a SIGHUP ends the process. One that arrives
+    // before the daemon runs is taken as "reload once running" (triaged::reload::Hangups).
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -683,10 +687,18 @@ fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(triaged::daemon::run(
+    let hangups = {
+        let _in_runtime = rt.enter();
+        triaged::reload::Hangups::listen()
+    };
+    let Some(config) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    match rt.block_on(triaged::daemon::run_with(
         config,
         Clock::system(),
         shutdown_signal(),
+        hangups,
     )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

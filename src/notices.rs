@@ -14,50 +14,69 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{
-    AlertConfig, AlertMail, Condition, HealthAction, HealthMail, Pending, health_step,
+    AlertConfig, AlertMail, Condition, HealthAction, HealthMail, Incident, Pending, health_step,
 };
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 use crate::digest::{self, Digest, DigestConfig, RenderedMail};
 use crate::reload::Live;
 use crate::score::RuleSet;
-use crate::store::{ClaimedNotice, NewNotice, Store};
+use crate::store::{ClaimedNotice, NewNotice, Store, Unavailable};
 use crate::templates::Templates;
 
 /// Per (condition, source): the failure reported, or `None` for fine.
 type Reports = BTreeMap<(Condition, String), Option<String>>;
 
-/// Problems other tasks report (IMAP login and connection per folder watcher, SMTP), read by
-/// the health monitor. A condition fails while any source reports it failing.
+/// Problems other tasks report (IMAP login and connection per folder watcher, SMTP, the store
+/// per task), read by the health monitor and by `/healthz`. A condition fails while any
+/// source reports it failing.
 #[derive(Debug, Clone, Default)]
 pub struct HealthBoard {
     state: Arc<Mutex<Reports>>,
     changed: Arc<Notify>,
+    /// The open incidents as the health monitor last read them: what `/healthz` reports
+    /// without reading the store (which may be locked).
+    incidents: Arc<Mutex<Vec<Incident>>>,
 }
 
 impl HealthBoard {
-    /// `c` is failing for `source`, with what the server said.
-    pub fn fail(&self, c: Condition, source: &str, detail: impl Into<String>) {
-        self.set(c, source, Some(detail.into()));
+    /// `c` is failing for `source`, with what the server said. Returns whether this is news:
+    /// no source reported `c` failing with this `detail` before.
+    pub fn fail(&self, c: Condition, source: &str, detail: impl Into<String>) -> bool {
+        let detail = detail.into();
+        let mut s = self.lock();
+        let news = !s
+            .iter()
+            .any(|((k, _), v)| *k == c && v.as_deref() == Some(detail.as_str()));
+        Self::set(&mut s, &self.changed, c, source, Some(detail));
+        news
     }
 
-    /// `c` works for `source`.
-    pub fn ok(&self, c: Condition, source: &str) {
-        self.set(c, source, None);
+    /// `c` works for `source`. Returns whether `c` was failing and now works for every source.
+    pub fn ok(&self, c: Condition, source: &str) -> bool {
+        let mut s = self.lock();
+        let failing = |s: &Reports| s.iter().any(|((k, _), v)| *k == c && v.is_some());
+        let before = failing(&s);
+        Self::set(&mut s, &self.changed, c, source, None);
+        before && !failing(&s)
     }
 
-    fn set(&self, c: Condition, source: &str, v: Option<String>) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    fn set(s: &mut Reports, changed: &Notify, c: Condition, source: &str, v: Option<String>) {
         let key = (c, source.to_string());
         if s.get(&key) != Some(&v) {
             s.insert(key, v);
-            self.changed.notify_one();
+            changed.notify_one();
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reports> {
+        // Every update is one insert: a panic elsewhere leaves nothing half done.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Per condition: the first failure any source reports, or `None` when all are fine.
     fn snapshot(&self) -> BTreeMap<Condition, Option<String>> {
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.lock();
         let mut out: BTreeMap<Condition, Option<String>> = BTreeMap::new();
         for ((c, _), v) in s.iter() {
             let entry = out.entry(*c).or_insert(None);
@@ -66,6 +85,110 @@ impl HealthBoard {
             }
         }
         out
+    }
+
+    /// The different failures sources report for `c` now (empty: fine).
+    pub fn failures(&self, c: Condition) -> Vec<String> {
+        let s = self.lock();
+        let mut out: Vec<String> = Vec::new();
+        for ((k, _), v) in s.iter() {
+            if let (true, Some(v)) = (*k == c, v)
+                && !out.contains(v)
+            {
+                out.push(v.clone());
+            }
+        }
+        out
+    }
+
+    /// The open incidents, as last read from the store.
+    pub fn incidents(&self) -> Vec<Incident> {
+        self.incidents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_incidents(&self, open: Vec<Incident>) {
+        *self.incidents.lock().unwrap_or_else(|e| e.into_inner()) = open;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_incidents_for_test(&self, open: Vec<Incident>) {
+        self.set_incidents(open);
+    }
+}
+
+/// The longest wait between two tries of an unavailable store.
+pub const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Jittered exponential backoff for an unavailable store: 1 s, 2 s, 4 s … capped at
+/// [`STORE_RETRY_MAX`], ±20 %.
+pub fn store_retry_delay(failures: u32) -> Duration {
+    let base = Duration::from_secs(1)
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(STORE_RETRY_MAX);
+    base.mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
+/// How one task waits out an [`Unavailable`] store: the first task to meet a cause logs it in
+/// one line for the whole daemon and raises [`Condition::Store`]; each task retries on its own
+/// backoff; the last one to find the store working again logs the recovery. Any other store
+/// error is left to the task, as before.
+#[derive(Debug)]
+pub struct StoreWait {
+    board: HealthBoard,
+    /// The task, as the health board knows it (a folder, "outbox", "digest" ...).
+    source: String,
+    path: std::path::PathBuf,
+    busy_timeout: Duration,
+    failures: u32,
+}
+
+impl StoreWait {
+    pub fn new(board: &HealthBoard, source: impl Into<String>, store: &StoreConfig) -> StoreWait {
+        StoreWait {
+            board: board.clone(),
+            source: source.into(),
+            path: store.path.clone(),
+            busy_timeout: store.busy_timeout,
+            failures: 0,
+        }
+    }
+
+    /// `e` came from the store. When the store is unavailable for a passing reason, report it
+    /// and return how long to wait before trying again; `None` for any other error.
+    pub fn failed(&mut self, e: &anyhow::Error) -> Option<Duration> {
+        let cause = Unavailable::of(e)?.cause(&self.path, self.busy_timeout);
+        self.failures += 1;
+        let delay = store_retry_delay(self.failures);
+        if self
+            .board
+            .fail(Condition::Store, &self.source, cause.clone())
+        {
+            tracing::error!(
+                task = %self.source,
+                error = %format!("{e:#}"),
+                "Store unavailable: {cause}. Fetching stops and sending waits (nothing is marked done that was not recorded); retrying every {}s at most, and carrying on by itself when it takes writes again",
+                STORE_RETRY_MAX.as_secs()
+            );
+        } else {
+            tracing::debug!(task = %self.source, retry_in_s = delay.as_secs_f32(), "Store still unavailable: {cause}");
+        }
+        Some(delay)
+    }
+
+    /// The store worked for this task.
+    pub fn worked(&mut self) {
+        self.failures = 0;
+        if self.board.ok(Condition::Store, &self.source) {
+            tracing::info!(task = %self.source, "Store works again: fetching and sending resume");
+        }
+    }
+
+    /// The last try failed and no try has worked since.
+    pub fn waiting(&self) -> bool {
+        self.failures > 0
     }
 }
 
@@ -142,15 +265,18 @@ pub fn produce_digest(
 }
 
 /// Sends each digest at its scheduled times. A slot missed while the daemon was down is sent
-/// once at start (only the latest one); the very first start sends nothing old.
+/// once at start (only the latest one); the very first start sends nothing old. An unavailable
+/// store is waited out ([`StoreWait`]): the slot is produced when it works again.
 pub async fn digest_scheduler(
     mut live: Live,
     mut store: Store,
+    board: HealthBoard,
     clock: Clock,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) {
     let mut moved = clock.watch();
+    let mut waits = StoreWait::new(&board, "digest", &live.borrow().store);
     // The last slot produced, per digest name; a digest added by a reload starts from now.
     let mut last: BTreeMap<String, i64> = BTreeMap::new();
     loop {
@@ -160,24 +286,31 @@ pub async fn digest_scheduler(
         for d in &config.digests {
             let last = last
                 .entry(d.name.clone())
-                .or_insert_with(|| first_slot(&mut store, &d.name, now));
+                .or_insert_with(|| first_slot(&mut store, &mut waits, &d.name, now));
             if let Some(slot) = d.schedule.last_at_or_before(now).filter(|s| *s > *last) {
                 let due = d.defer(slot);
                 if due <= now {
                     match produce_digest(&config, &mut store, d, slot, now) {
                         Ok((digest, true)) => {
+                            waits.worked();
                             tracing::info!(digest = %d.name, subject = %digest.subject, "Digest queued");
                             wake.notify_one();
                             *last = slot;
                         }
                         Ok((_, false)) => {
+                            waits.worked();
                             tracing::info!(digest = %d.name, "Digest empty; not sent (send_empty = false)");
                             *last = slot;
                         }
-                        Err(e) => {
-                            tracing::error!(digest = %d.name, error = %format!("{e:#}"), "Digest failed; trying again in a minute");
-                            next_wake = next_wake.min(now + 60);
-                        }
+                        Err(e) => match waits.failed(&e) {
+                            Some(retry) => {
+                                next_wake = next_wake.min(now + retry.as_secs() as i64);
+                            }
+                            None => {
+                                tracing::error!(digest = %d.name, error = %format!("{e:#}"), "Digest failed; trying again in a minute");
+                                next_wake = next_wake.min(now + 60);
+                            }
+                        },
                     }
                 } else {
                     next_wake = next_wake.min(due);
@@ -197,7 +330,7 @@ pub async fn digest_scheduler(
 
 /// Where a digest's schedule starts: its last produced slot, or now on its first run (nothing
 /// old is sent), or now when the recorded slot lies in the future (the clock was corrected).
-fn first_slot(store: &mut Store, name: &str, now: i64) -> i64 {
+fn first_slot(store: &mut Store, waits: &mut StoreWait, name: &str, now: i64) -> i64 {
     match store.digest_last_slot(name) {
         Ok(Some(l)) if l > now + 86_400 => {
             tracing::warn!(digest = %name, "The last digest is recorded in the future; the clock was corrected? Scheduling from now");
@@ -205,13 +338,19 @@ fn first_slot(store: &mut Store, name: &str, now: i64) -> i64 {
         }
         Ok(Some(l)) => l,
         Ok(None) => {
-            if let Err(e) = store.record_first_start(name, now) {
+            // Not recorded (the store unavailable): the next start counts from its own now,
+            // which only means no old slot is sent then either.
+            if let Err(e) = store.record_first_start(name, now)
+                && waits.failed(&e).is_none()
+            {
                 tracing::error!(digest = %name, error = %format!("{e:#}"), "Recording the digest's start failed");
             }
             now
         }
         Err(e) => {
-            tracing::error!(digest = %name, error = %format!("{e:#}"), "Reading digest state failed");
+            if waits.failed(&e).is_none() {
+                tracing::error!(digest = %name, error = %format!("{e:#}"), "Reading digest state failed");
+            }
             now
         }
     }
@@ -220,7 +359,10 @@ fn first_slot(store: &mut Store, name: &str, now: i64) -> i64 {
 /// How often the monitor looks (it also looks when a task reports a change).
 const HEALTH_CHECK: Duration = Duration::from_secs(15);
 
-/// Watch for problems and send one alert per incident and one recovery note.
+/// Watch for problems and send one alert per incident and one recovery note. The open
+/// incidents it reads are kept on the board for `/healthz`. An incident it cannot record (the
+/// store unavailable, perhaps the very problem) is recorded when the store works again, with
+/// the time it began, and its alert goes out then.
 pub async fn health_monitor(
     mut live: Live,
     mut store: Store,
@@ -231,28 +373,48 @@ pub async fn health_monitor(
 ) {
     let started = clock.now();
     let mut pending = Pending::default();
+    let mut unrecorded: Vec<HealthAction> = Vec::new();
+    let mut waits = StoreWait::new(&board, "health", &live.borrow().store);
     let mut moved = clock.watch();
     loop {
         // Health alerts follow a reload too ([alerts.health] switched on or off).
         let config = live.borrow_and_update().clone();
+        let mut next = HEALTH_CHECK;
         if let Some(alerts) = config.alerts.as_ref().filter(|a| a.health.enabled) {
-            if let Err(e) = health_check(
-                &config,
+            let mut check = Check {
+                config: &config,
                 alerts,
-                &mut store,
-                &board,
-                &mut pending,
-                &clock,
+                store: &mut store,
+                board: &board,
+                pending: &mut pending,
+                unrecorded: &mut unrecorded,
+                clock: &clock,
                 started,
-            ) {
-                tracing::error!(error = %format!("{e:#}"), "Health check failed");
-            } else {
-                wake.notify_one();
+            };
+            match check.run() {
+                Ok(()) => {
+                    waits.worked();
+                    wake.notify_one();
+                }
+                Err(e) => match waits.failed(&e) {
+                    Some(retry) => next = next.min(retry),
+                    None => tracing::error!(error = %format!("{e:#}"), "Health check failed"),
+                },
             }
+            // Look again when a problem or a recovery seen now has lasted `after`.
+            if let Some(at) = pending.next_edge(alerts.health.after) {
+                let wait = (at - clock.now()).max(1) as u64;
+                next = next.min(Duration::from_secs(wait));
+            }
+        }
+        // What `/healthz` shows (a read: it works beside another process's lock).
+        match store.open_incidents() {
+            Ok(open) => board.set_incidents(open),
+            Err(e) => tracing::debug!(error = %format!("{e:#}"), "Reading open incidents failed"),
         }
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = tokio::time::sleep(HEALTH_CHECK) => {}
+            () = tokio::time::sleep(next) => {}
             () = moved.moved() => {}
             () = board.changed.notified() => {}
             r = live.changed() => if r.is_err() { return },
@@ -318,50 +480,92 @@ fn observe_store(
     Ok(out)
 }
 
-fn health_check(
-    config: &Config,
-    alerts: &AlertConfig,
-    store: &mut Store,
-    board: &HealthBoard,
-    pending: &mut Pending,
-    clock: &Clock,
+/// One look of the health monitor.
+struct Check<'a> {
+    config: &'a Config,
+    alerts: &'a AlertConfig,
+    store: &'a mut Store,
+    board: &'a HealthBoard,
+    pending: &'a mut Pending,
+    /// Actions decided but not recorded yet (the store failed), oldest first.
+    unrecorded: &'a mut Vec<HealthAction>,
+    clock: &'a Clock,
     started: i64,
-) -> Result<()> {
-    let now = clock.now();
-    let mut observed = board.snapshot();
-    observed.extend(observe_store(
-        alerts,
-        config.ack.max_age,
-        store,
-        now,
-        started,
-    )?);
-    let open = store.open_incidents()?;
-    for action in health_step(pending, &open, &observed, now, alerts.health.after) {
-        let mail = HealthMail::new(&action, now);
-        let r = digest::render(&config.templates, "health", &mail.subject, &mail)
+}
+
+impl Check<'_> {
+    fn run(&mut self) -> Result<()> {
+        // What could not be recorded comes first, as decided; until it is, no new decision is
+        // made (it would open a second incident for the same problem).
+        while let Some(action) = self.unrecorded.first().cloned() {
+            match self.record(&action) {
+                Ok(()) => {}
+                Err(e) if Unavailable::of(&e).is_some() => return Err(e),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "Recording a health incident failed; dropped");
+                }
+            }
+            self.unrecorded.remove(0);
+        }
+        let now = self.clock.now();
+        let mut observed = self.board.snapshot();
+        observed.extend(observe_store(
+            self.alerts,
+            self.config.ack.max_age,
+            self.store,
+            now,
+            self.started,
+        )?);
+        let open = self.store.open_incidents()?;
+        let actions = health_step(
+            self.pending,
+            &open,
+            &observed,
+            now,
+            self.alerts.health.after,
+        );
+        for (i, action) in actions.iter().enumerate() {
+            if let Err(e) = self.record(action) {
+                // Decided, and `pending` has moved on: while the store is unavailable, keep
+                // them to record when it works again.
+                if Unavailable::of(&e).is_some() {
+                    self.unrecorded.extend(actions[i..].iter().cloned());
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Record `action` and queue its email.
+    fn record(&mut self, action: &HealthAction) -> Result<()> {
+        let now = self.clock.now();
+        let mail = HealthMail::new(action, now);
+        let r = digest::render(&self.config.templates, "health", &mail.subject, &mail)
             .context("Rendering the health template")?;
-        let due = alerts.quiet.as_ref().map_or(now, |q| q.defer(now));
+        let due = self.alerts.quiet.as_ref().map_or(now, |q| q.defer(now));
         let notice = NewNotice {
             kind: "health",
             key: String::new(),
-            recipients: &alerts.to,
+            recipients: &self.alerts.to,
             subject: &r.subject,
             text: &r.text,
             html: &r.html,
             due_at: due,
         };
-        match &action {
+        match action {
             HealthAction::Open {
                 condition,
                 since,
                 detail,
             } => {
-                let id = store.open_incident(*condition, *since, detail, &notice, now)?;
+                let id = self
+                    .store
+                    .open_incident(*condition, *since, detail, &notice, now)?;
                 tracing::error!(incident = id, problem = condition.title(), detail = %detail, "Health alert queued for staff");
             }
             HealthAction::Resolve { incident } => {
-                store.resolve_incident(incident.id, &notice, now)?;
+                self.store.resolve_incident(incident.id, &notice, now)?;
                 tracing::info!(
                     incident = incident.id,
                     problem = incident.condition.title(),
@@ -369,8 +573,8 @@ fn health_check(
                 );
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Build the email for claimed staff mail. Alerts are rendered now, all in one email.
@@ -422,4 +626,100 @@ pub fn compose_notice(
     }
     b.multipart(MultiPart::alternative_plain_html(text, html))
         .context("Building the email")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn store_config() -> StoreConfig {
+        StoreConfig {
+            path: "/srv/triaged/store.sqlite".into(),
+            busy_timeout: Duration::from_secs(2),
+        }
+    }
+
+    fn sqlite(code: i32) -> anyhow::Error {
+        anyhow::Error::new(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None))
+            .context("Claiming the next row")
+    }
+
+    #[test]
+    fn the_board_tells_news_and_the_last_recovery() {
+        let board = HealthBoard::default();
+        let c = Condition::Store;
+        assert!(board.fail(c, "INBOX", "disk full under /x"));
+        // Another task meeting the same cause is no news; a new cause is.
+        assert!(!board.fail(c, "outbox", "disk full under /x"));
+        assert!(board.fail(c, "digest", "store locked by another process"));
+        assert_eq!(
+            board.failures(c),
+            vec![
+                "disk full under /x".to_string(),
+                "store locked by another process".to_string()
+            ]
+        );
+        assert!(!board.ok(c, "INBOX"));
+        assert!(!board.ok(c, "digest"));
+        assert!(board.ok(c, "outbox"), "the last source to recover");
+        assert!(!board.ok(c, "outbox"), "fine already");
+        assert!(board.failures(c).is_empty());
+        assert_eq!(board.snapshot().get(&c), Some(&None));
+    }
+
+    #[test]
+    fn an_unavailable_store_is_waited_out_and_other_errors_are_not() {
+        let board = HealthBoard::default();
+        let mut inbox = StoreWait::new(&board, "INBOX", &store_config());
+        let mut outbox = StoreWait::new(&board, "outbox", &store_config());
+        assert_eq!(inbox.failed(&sqlite(ffi::SQLITE_CORRUPT)), None);
+        assert_eq!(
+            inbox.failed(&anyhow::anyhow!("IMAP: connection reset")),
+            None
+        );
+        assert!(!inbox.waiting());
+        assert!(board.failures(Condition::Store).is_empty());
+
+        let first = inbox.failed(&sqlite(ffi::SQLITE_FULL)).expect("waited out");
+        assert!(first <= Duration::from_millis(1200), "{first:?}");
+        assert!(inbox.waiting());
+        assert_eq!(
+            board.failures(Condition::Store),
+            vec!["disk full under /srv/triaged".to_string()]
+        );
+        outbox
+            .failed(&sqlite(ffi::SQLITE_FULL))
+            .expect("waited out");
+        // Each task backs off on its own, up to the cap.
+        let later = (0..20)
+            .map(|_| inbox.failed(&sqlite(ffi::SQLITE_FULL)).expect("waited"))
+            .last()
+            .expect("a delay");
+        assert!(
+            later >= STORE_RETRY_MAX.mul_f64(0.8) && later <= STORE_RETRY_MAX.mul_f64(1.2),
+            "{later:?}"
+        );
+        inbox.worked();
+        assert!(!inbox.waiting());
+        assert_eq!(
+            board.failures(Condition::Store).len(),
+            1,
+            "the outbox still waits"
+        );
+        outbox.worked();
+        assert!(board.failures(Condition::Store).is_empty());
+    }
+
+    #[test]
+    fn store_retries_back_off_within_bounds() {
+        for n in 1..40 {
+            let d = store_retry_delay(n);
+            assert!(
+                d >= Duration::from_millis(800) && d <= STORE_RETRY_MAX.mul_f64(1.2),
+                "{n}: {d:?}"
+            );
+        }
+        assert!(store_retry_delay(3) >= Duration::from_millis(3200));
+    }
 }

@@ -13,6 +13,7 @@ use triaged::clock::Clock;
 use triaged::config::{FollowupConfig, SlaConfig};
 use triaged::http::{App, StoreSource, serve};
 use triaged::metrics::{Metrics, WaitMode};
+use triaged::notices::HealthBoard;
 use triaged::parse::{ParseLimits, parse};
 use triaged::score::{Priority, Verdict};
 use triaged::store::{Content, Location, Policy, Store};
@@ -160,8 +161,8 @@ async fn start_with(read_timeout: Duration, tickets: bool) -> Server {
     let source = Arc::new(StoreSource::open(&path, SlaConfig::default()).expect("source"));
     let metrics = Metrics::default();
     let health = {
-        let (source, metrics) = (source.clone(), metrics.clone());
-        Box::new(move || source.health(&metrics))
+        let (board, metrics) = (HealthBoard::default(), metrics.clone());
+        Box::new(move || triaged::http::health(&board, &metrics))
     };
     let mut app = App::new(metrics.clone(), source, health, clock);
     app.read_timeout = read_timeout;

@@ -144,6 +144,9 @@ pub struct RateLimit {
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub path: PathBuf,
+    /// How long a write waits for a lock another process holds before the store counts as
+    /// unavailable (and the daemon waits it out).
+    pub busy_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -1195,8 +1198,18 @@ impl Validator<'_> {
         });
 
         // [store]
+        let busy_timeout = self.duration(&store.busy_timeout, crate::store::DEFAULT_BUSY_TIMEOUT);
+        if busy_timeout.is_zero()
+            && let Some(v) = &store.busy_timeout
+        {
+            self.err(
+                v,
+                "busy_timeout must be more than 0: a write would fail at the first lock another task holds",
+            );
+        }
         let store = StoreConfig {
             path: self.resolve(&store.path),
+            busy_timeout,
         };
 
         // [support]

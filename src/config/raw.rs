@@ -135,6 +135,7 @@ pub struct RateLimit {
 #[serde(deny_unknown_fields)]
 pub struct Store {
     pub path: String,
+    pub busy_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,6 +48,8 @@ pub struct Watcher {
     /// Where a complete pass over the folder is told (keyed `mailbox.key(folder)` of the
     /// configured folder name).
     pub synced: crate::outbox::SyncMarks,
+    /// How an unavailable store is waited out: fetching stops, the connection stays.
+    pub store_wait: crate::notices::StoreWait,
 }
 
 /// What the watcher knows about filing email into folders (kept across reconnects).
@@ -276,12 +278,21 @@ impl Watcher {
                 .uid_validity
                 .ok_or_else(|| anyhow!("Server sent no UIDVALIDITY for {folder}"))?;
             let pass_began = self.pipeline.clock.now();
-            let state = self
-                .checkpoint(&mut session, &key, uidvalidity, mbox.uid_next)
-                .await?;
-            self.sync(&mut session, &key, state).await?;
-            self.apply_flags(&mut session, &key, uidvalidity, &caps)
-                .await?;
+            let synced = self
+                .sync_folder(&mut session, &key, uidvalidity, mbox.uid_next, &caps)
+                .await;
+            if let Err(e) = synced {
+                // The store is unavailable (locked, disk full): fetch nothing until it takes
+                // writes again, then sync from the checkpoint, which moved only with what
+                // was recorded. Any other error ends the session, as ever.
+                let retry = self.store_wait.failed(&e).ok_or(e)?;
+                session = self.wait_for_store(session, retry, cancel).await?;
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+                continue;
+            }
+            self.store_wait.worked();
             self.synced
                 .read_through(&self.mailbox.key(&self.folder), pass_began);
             *failures = 0;
@@ -311,6 +322,55 @@ impl Watcher {
                 // Best effort: the connection is dropped either way.
                 let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
                 return Ok(());
+            }
+        }
+    }
+
+    /// Everything above the checkpoint fetched and recorded, and flags applied.
+    async fn sync_folder(
+        &mut self,
+        session: &mut ImapSession,
+        key: &str,
+        uidvalidity: u32,
+        uid_next: Option<u32>,
+        caps: &Caps,
+    ) -> Result<()> {
+        let state = self.checkpoint(session, key, uidvalidity, uid_next).await?;
+        self.sync(session, key, state).await?;
+        self.apply_flags(session, key, uidvalidity, caps).await
+    }
+
+    /// Wait until the store takes a write again, first `retry`, then on the store's backoff;
+    /// meanwhile the connection is kept alive (a NOOP every `liveness_interval`), so a server
+    /// that drops it is still noticed. Returns at once when cancelled.
+    async fn wait_for_store(
+        &mut self,
+        mut session: ImapSession,
+        mut retry: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<ImapSession> {
+        loop {
+            let mut left = retry;
+            while !left.is_zero() {
+                let step = left.min(self.mailbox.liveness_interval);
+                tokio::select! {
+                    () = tokio::time::sleep(step) => {}
+                    () = cancel.cancelled() => return Ok(session),
+                }
+                left = left.saturating_sub(step);
+                if !left.is_zero() {
+                    live(
+                        &self.mailbox,
+                        "Checking the connection (NOOP)",
+                        session.noop(),
+                    )
+                    .await?;
+                }
+            }
+            // Whether recording works is said by the sync that follows, not by this probe.
+            match self.pipeline.store.probe(self.pipeline.clock.now()) {
+                Ok(()) => return Ok(session),
+                Err(e) => retry = self.store_wait.failed(&e).ok_or(e)?,
             }
         }
     }

@@ -10,9 +10,11 @@
 //! stop at a limit in an index's order; the counts the status command, `/metrics` and the
 //! status page show are kept in the `tally` table by triggers (migration 8).
 
+mod faults;
 mod notices;
 mod schema;
 
+pub use faults::{DEFAULT_BUSY_TIMEOUT, Unavailable};
 pub use notices::{ClaimedNotice, HealthFacts, NewNotice, NoticeRow};
 
 use std::path::Path;
@@ -239,15 +241,23 @@ pub struct TicketEvent {
 pub type Counts = Vec<(String, i64)>;
 
 impl Store {
-    /// Open (creating if needed) and migrate the database at `path`.
+    /// Open (creating if needed) and migrate the database at `path`, waiting at most
+    /// [`DEFAULT_BUSY_TIMEOUT`] for a lock another connection holds.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with(path, DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// [`Store::open`] with `busy_timeout` (`[store] busy_timeout`): how long a statement
+    /// waits for a lock another connection holds before failing with
+    /// [`Unavailable::Locked`].
+    pub fn open_with(path: &Path, busy_timeout: Duration) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("Creating directory {}", dir.display()))?;
         }
         let conn = Connection::open(path)
             .with_context(|| format!("Opening database {}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(10))
+        conn.busy_timeout(busy_timeout)
             .context("Setting busy timeout")?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .context("Enabling WAL")?;
@@ -262,15 +272,26 @@ impl Store {
         Ok(store)
     }
 
+    /// Bring the schema up to date. A store that is up to date is only read: opening it
+    /// takes no write lock, so a lock another process holds (or a full disk) does not stop a
+    /// task from starting; its writes will wait.
     fn migrate(&mut self) -> Result<()> {
+        let known = schema::MIGRATIONS.len() as i64;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .context("Reading schema version")?;
+        if version == known {
+            return Ok(());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context("Starting migration")?;
+        // Read again under the write lock: another task may have migrated meanwhile.
         let version: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .context("Reading schema version")?;
-        let known = schema::MIGRATIONS.len() as i64;
         if version > known {
             anyhow::bail!(
                 "Database schema version {version} is newer than this triaged knows ({known}): upgrade triaged"
@@ -283,6 +304,12 @@ impl Store {
         tx.pragma_update(None, "user_version", known)
             .context("Writing schema version")?;
         tx.commit().context("Committing migrations")
+    }
+
+    /// Write (and commit) one small row: whether the store takes writes again after it was
+    /// [`Unavailable`]. A read would pass on a full disk or beside another process's lock.
+    pub fn probe(&self, now: i64) -> Result<()> {
+        self.set_kv("store.probed_at", &now.to_string())
     }
 
     pub fn folder_state(&self, folder: &str) -> Result<Option<FolderState>> {
