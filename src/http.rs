@@ -253,7 +253,7 @@ pub fn serve_apart(
     })
 }
 
-/// Serve `listener` until `cancel`; requests in flight then get [`SHUTDOWN_GRACE`] to finish.
+/// Serve `listener` until `cancel`; requests in flight then get `SHUTDOWN_GRACE` to finish.
 pub async fn serve(listener: TcpListener, app: Arc<App>, cancel: CancellationToken) {
     let mut builder = http1::Builder::new();
     builder

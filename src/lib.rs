@@ -18,7 +18,8 @@
 //! - [`guard`]: may an automatic reply go out at all? (pure; a reason code for every "no")
 //! - [`score`]: keyword/regex rules from TOML -> priority, tones, hits (pure).
 //! - [`tickets`]: ticket tags, states and what moves them, roles, staff commands, the
-//!   acknowledgement decision and the follow-up policy (pure). [`sla`]: business hours in a
+//!   acknowledgement decision (with the loop breaker: what looks like a loop is held for staff,
+//!   not refused) and the follow-up policy (pure). [`sla`]: business hours in a
 //!   time zone with holidays, DST-correct (pure): promises, follow-up due times and
 //!   customer-facing hours are computed on it.
 //! - [`store`]: SQLite (WAL, STRICT tables, versioned migrations); the per-email transaction,
@@ -31,7 +32,10 @@
 //!   (and scoring of a long text) runs on the blocking pool under a deadline (`too_costly`), and
 //!   each batch's start is noted first so an email that kills the process twice is skipped
 //!   (`crashed_during_triage`).
-//! - [`outbox`]: worker that renders and sends due rows, retrying 4xx, failing 5xx; at most once.
+//! - [`outbox`]: worker that renders and sends due rows, a few SMTP transactions in flight
+//!   (`[outbox] concurrency`, rate limits counting those in flight), retrying 4xx, failing
+//!   5xx; exactly once where a witness copy of each email can be seen (`[outbox] witness`), at
+//!   most once where none can.
 //! - [`smtp`]: lettre's SMTP client on our own pooled connections (TCP_NODELAY, a deadline on
 //!   every step and transaction) and errors classified by reply code. [`headers`]: the header
 //!   fields we write, folded and encoded so a hostile subject, name or Message-ID cannot make a
@@ -56,7 +60,8 @@
 //! Crash safety: the checkpoint moves in the same transaction that records the email, so a
 //! crash re-fetches at most what was not recorded; Message-IDs are unique, so nothing is
 //! triaged twice; outbox rows are unique per (ticket, kind, sequence) and are claimed before
-//! sending, so no acknowledgement or follow-up is sent twice.
+//! sending, so no acknowledgement or follow-up is sent twice; a send a crash interrupted is
+//! settled by its witness copy, or sent again when none came (without a witness: never).
 
 pub mod alerts;
 pub mod clock;

@@ -776,14 +776,14 @@ pub fn sort(error: SendError, from: &str, to: &[&str]) -> SendError {
     }
 }
 
-/// The pure part of [`classify`]: the reply code (when the server answered), its text, and
+/// The pure part of `classify`: the reply code (when the server answered), its text, and
 /// whether lettre called it permanent. Pushback (pause all sending, then retry) is what the
 /// provider says about our account or our rate, never about one recipient, and it is read
 /// only from the reply's own words and codes: never from an address or a domain name in it
 /// (a customer at `corporate.example` or `wascl.example` is no rate limit).
 ///
 /// In order:
-/// 1. A provider's known throttling or quota wording ([`provider_throttling`]).
+/// 1. A provider's known throttling or quota wording (`provider_throttling`).
 /// 2. 421: the server closes the channel (Gmail's 4.7.28 rate limits, Yahoo's `[TSS04]`
 ///    deferrals, a server shutting down): come back later.
 /// 3. The enhanced status code (RFC 3463): a 4xx about the recipient (x.1.x but the sender's
