@@ -269,11 +269,28 @@ pub async fn run_with(
 /// [`crate::store::Unavailable`] store; any other error is returned.
 async fn open_store(store: &StoreConfig, board: &HealthBoard, task: &str) -> Result<Store> {
     let mut waits = StoreWait::new(board, task, store);
+    open_waiting(store, &mut waits, None).await
+}
+
+/// Open the store, and with `probe_at` commit a small write at that time too (a store that
+/// takes writes again), waiting out an unavailable store on `waits`; any other error is
+/// returned.
+async fn open_waiting(
+    store: &StoreConfig,
+    waits: &mut StoreWait,
+    probe_at: Option<i64>,
+) -> Result<Store> {
     loop {
         let (path, busy) = (store.path.clone(), store.busy_timeout);
-        let opened = tokio::task::spawn_blocking(move || Store::open_with(&path, busy))
-            .await
-            .context("Opening the store")?;
+        let opened = tokio::task::spawn_blocking(move || {
+            let s = Store::open_with(&path, busy)?;
+            if let Some(now) = probe_at {
+                s.probe(now)?;
+            }
+            Ok::<_, anyhow::Error>(s)
+        })
+        .await
+        .context("Opening the store")?;
         match opened {
             Ok(s) => {
                 waits.worked();
@@ -339,30 +356,7 @@ impl OutboxTask {
 
     /// A store that takes writes again: opened, and a write committed.
     async fn reopen(&self, waits: &mut StoreWait) -> Result<Store> {
-        loop {
-            let (path, busy) = (
-                self.config.store.path.clone(),
-                self.config.store.busy_timeout,
-            );
-            let now = self.clock.now();
-            let probed = tokio::task::spawn_blocking(move || {
-                let s = Store::open_with(&path, busy)?;
-                s.probe(now)?;
-                Ok::<_, anyhow::Error>(s)
-            })
-            .await
-            .context("Opening the store")?;
-            match probed {
-                Ok(s) => {
-                    waits.worked();
-                    return Ok(s);
-                }
-                Err(e) => match waits.failed(&e) {
-                    Some(retry) => tokio::time::sleep(retry).await,
-                    None => return Err(e),
-                },
-            }
-        }
+        open_waiting(&self.config.store, waits, Some(self.clock.now())).await
     }
 }
 

@@ -9,7 +9,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::MailStack;
-use daemon::{Daemon, DaemonConfig, Target, count, customer_email, sent, wait_until, write_config};
+use daemon::{
+    Daemon, DaemonConfig, Target, count, customer_email, free_port, http_get, sent, wait_until,
+    write_config,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -258,36 +261,6 @@ fn common_refused_ts(stack: &MailStack) -> Vec<f64> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v["ts"].as_f64())
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// GET `path` from the daemon's status server: (status, body); status 0 when it cannot be
-/// reached.
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    );
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_string())
 }
 
 /// The subjects of what the SMTP server accepted for `rcpt`.

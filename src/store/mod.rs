@@ -836,8 +836,10 @@ impl Store {
 
     /// Settle sends a crash interrupted (`unconfirmed`) whose copy has not come: when
     /// `settled` — the mailbox was read through from `grace` after their recovery on — each
-    /// goes again (`pending`, due now, attempts kept) if the witness is known to work (one of
-    /// the last 20 sent emails was seen), else it becomes `uncertain` (never sent again).
+    /// goes again (`pending`, due now, attempts kept) if copies are known to arrive (one was
+    /// seen within a week), or becomes `uncertain` (never sent again) if they are known not to
+    /// (an email sent more than `grace` ago, the folders read through since, and no copy ever
+    /// seen); until one or the other is known, it waits.
     /// `settled(t)`: every watched folder was read completely by a pass that began at or after
     /// `t`. Returns (sent again, given up), and when the next row may settle.
     pub fn resolve_unconfirmed(
@@ -855,15 +857,6 @@ impl Store {
         if rows.is_empty() {
             return Ok((0, 0, None));
         }
-        let works: bool = self
-            .conn
-            .query_row(
-                "SELECT count(*) > 0 FROM (SELECT witnessed_at FROM outbox WHERE state = 'sent'
-                                           ORDER BY id DESC LIMIT 20) WHERE witnessed_at > 0",
-                [],
-                |r| r.get(0),
-            )
-            .context("Checking that copies arrive")?;
         let tx = self.conn.transaction().context("Starting transaction")?;
         let (mut again, mut given_up, mut next) = (0, 0, None::<i64>);
         for (id, since) in rows {
@@ -871,6 +864,32 @@ impl Store {
             if now < from || !settled(from) {
                 next = Some(next.map_or(from, |n| n.min(from)).max(now + 1));
                 continue;
+            }
+            // Copies are known to arrive: one was seen (within a week). Known not to: an email
+            // sent long enough ago for its copy to have been read, and none ever seen.
+            // Neither yet (nothing sent since the witness was configured): wait.
+            let works = tx
+                .prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+                .query_row([WITNESS_SEEN], |r| r.get::<_, String>(0))
+                .optional()
+                .context("Reading when a copy was last seen")?
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|t| t >= now - 7 * 86_400);
+            if !works {
+                let sent_before: Vec<i64> = tx
+                    .prepare_cached(
+                        "SELECT sent_at FROM outbox WHERE state = 'sent' ORDER BY id DESC LIMIT 200",
+                    )?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()
+                    .context("Reading recent sends")?;
+                let failing = sent_before
+                    .iter()
+                    .any(|t| *t + grace <= now && settled(*t + grace));
+                if !failing {
+                    next = Some(next.map_or(now + 1, |n| n.min(now + 1)));
+                    continue;
+                }
             }
             if works {
                 tx.execute(
@@ -1874,6 +1893,11 @@ fn witness_in(tx: &Connection, message_id: &str, now: i64) -> Result<()> {
         params![id, now],
     )
     .context("Recording the copy of a sent email")?;
+    tx.prepare_cached(
+        "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![WITNESS_SEEN, now.to_string()])
+    .context("Noting that copies arrive")?;
     // A send that ended without an answer (a crash, a timeout after the data went) and is
     // waiting to go again went out after all.
     let attempts: u32 = tx.query_row("SELECT attempts FROM outbox WHERE id = ?1", [id], |r| {
@@ -1888,6 +1912,9 @@ fn witness_in(tx: &Connection, message_id: &str, now: i64) -> Result<()> {
     }
     Ok(())
 }
+
+/// The store key holding when a copy of our own email was last seen (copies arrive).
+const WITNESS_SEEN: &str = "witness.seen_at";
 
 /// Record an accepted send in `tx`: the row, its ticket, and the send log the rate limits count.
 fn sent_in(tx: &Connection, id: i64, now_ms: i64, promised: Option<i64>) -> Result<()> {

@@ -153,6 +153,10 @@ impl T {
             .expect("ticket")
     }
 
+    fn conn_exec(&self, sql: &str) {
+        self.store.conn().execute_batch(sql).expect(sql);
+    }
+
     fn count(&self, sql: &str) -> i64 {
         self.store
             .conn()
@@ -2009,9 +2013,11 @@ fn a_send_a_crash_interrupted_is_settled_by_its_copy_or_sent_again() {
             Role::Robot,
         )
     };
-    // One sent and seen: the witness works.
+    // One sent before and seen: the witness works.
     let a = claim(&mut t);
-    t.store.mark_sent(a.id, NOW * 1000, None).expect("sent");
+    t.store
+        .mark_sent(a.id, (NOW - 10) * 1000, None)
+        .expect("sent");
     own(&mut t, 10, &a.out_message_id);
     // Two in flight when the process dies.
     let (b, c) = (claim(&mut t), claim(&mut t));
@@ -2045,6 +2051,23 @@ fn a_send_a_crash_interrupted_is_settled_by_its_copy_or_sent_again() {
         .resolve_unconfirmed(120, |t| t <= NOW + 100, NOW + 200)
         .expect("resolve");
     assert_eq!((again, given_up), (0, 0), "not read through since");
+    // ... nor, were no copy ever seen, while copies are not known to arrive or not (an email
+    // sent long ago with no copy: known not to) ...
+    t.conn_exec("DELETE FROM kv WHERE key = 'witness.seen_at'");
+    let (again, given_up, _) = t
+        .store
+        .resolve_unconfirmed(120, |_| true, NOW + 200)
+        .expect("resolve");
+    assert_eq!(
+        (again, given_up),
+        (0, 1),
+        "copies are known not to arrive: uncertain"
+    );
+    t.conn_exec(&format!(
+        "INSERT INTO kv (key, value) VALUES ('witness.seen_at', '{NOW}');
+         UPDATE outbox SET state = 'unconfirmed', updated_at = {NOW} WHERE id = {};",
+        c.id
+    ));
     // ... then it goes again, once, with its attempts.
     let (again, given_up, next) = t
         .store
@@ -2059,6 +2082,19 @@ fn a_send_a_crash_interrupted_is_settled_by_its_copy_or_sent_again() {
     assert_eq!(
         (c2.id, c2.attempts, c2.out_message_id.as_str()),
         (c.id, 2, c.out_message_id.as_str())
+    );
+    // Before anything was sent, nothing is known: the interrupted send waits.
+    let mut t = T::new();
+    t.put(1, &email("w1@x", "w@x.example", "Help"), Priority::Normal);
+    claim(&mut t);
+    t.store
+        .recover_interrupted_sends(NOW, true)
+        .expect("recover");
+    assert_eq!(
+        t.store
+            .resolve_unconfirmed(120, |_| true, NOW + 200)
+            .expect("resolve"),
+        (0, 0, Some(NOW + 201))
     );
     // Where no copy ever arrives, a crash leaves the send uncertain, never sent twice.
     let mut t = T::new();
