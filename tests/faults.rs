@@ -52,29 +52,12 @@ fn config(stack: &MailStack, port: u16, store: Option<&Path>) -> DaemonConfig {
 
 /// What the SMTP server accepted for `rcpt`.
 fn received_by(stack: &MailStack, rcpt: &str) -> usize {
-    stack
-        .smtp_received()
-        .iter()
-        .filter(|m| {
-            m["rcpt_tos"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|a| a.as_str() == Some(rcpt)))
-        })
-        .count()
+    stack.subjects_to(|a| a == rcpt).len()
 }
 
 /// Subjects of staff mail the SMTP server accepted.
 fn staff_subjects(stack: &MailStack) -> Vec<String> {
-    stack
-        .smtp_received()
-        .iter()
-        .filter(|m| {
-            m["rcpt_tos"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|a| a.as_str() == Some("staff@example.test")))
-        })
-        .filter_map(|m| m["subject"].as_str().map(str::to_string))
-        .collect()
+    stack.subjects_to(|a| a == "staff@example.test")
 }
 
 fn deliver(stack: &MailStack, customer: &str, n: usize) {

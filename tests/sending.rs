@@ -265,16 +265,7 @@ fn common_refused_ts(stack: &MailStack) -> Vec<f64> {
 
 /// The subjects of what the SMTP server accepted for `rcpt`.
 fn subjects_to(stack: &MailStack, rcpt: &str) -> Vec<String> {
-    stack
-        .smtp_received()
-        .iter()
-        .filter(|m| {
-            m["rcpt_tos"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|t| t == rcpt))
-        })
-        .map(|m| m["subject"].as_str().unwrap_or_default().to_string())
-        .collect()
+    stack.subjects_to(|a| a == rcpt)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,21 @@ const CALM: (&str, &str) = (
     "Hello, where do I change my avatar? Thanks.",
 );
 
+/// One urgent and one calm customer email, Message-IDs `{id}0@c` and `{id}1@c`.
+fn deliver_urgent_and_calm(stack: &MailStack, id: &str) {
+    for (i, (subject, body)) in [URGENT, CALM].into_iter().enumerate() {
+        stack.deliver(
+            "support@example.test",
+            &customer_email(
+                &format!("customer+{i}@example.test"),
+                &format!("{id}{i}@c"),
+                subject,
+                body,
+            ),
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_custom_keywords_priorities_go_into_folders_and_it_is_said_once() {
     let stack = MailStack::start_with(StackOptions {
@@ -41,17 +56,7 @@ async fn without_custom_keywords_priorities_go_into_folders_and_it_is_said_once(
         "[flags]\nkeyword_fallback = \"folders\"\n",
     );
     let mut d = Daemon::start(&cfg);
-    for (i, (subject, body)) in [URGENT, CALM].into_iter().enumerate() {
-        stack.deliver(
-            "support@example.test",
-            &customer_email(
-                &format!("customer+{i}@example.test"),
-                &format!("k{i}@c"),
-                subject,
-                body,
-            ),
-        );
-    }
+    deliver_urgent_and_calm(&stack, "k");
     assert!(
         wait_until(WAIT, || flagged(&cfg, 2)),
         "not flagged:\n{}",
@@ -103,17 +108,7 @@ async fn without_move_a_move_is_copy_delete_and_expunge() {
         "[flags.folders]\nurgent = \"Escalated\"\n",
     );
     let d = Daemon::start(&cfg);
-    for (i, (subject, body)) in [URGENT, CALM].into_iter().enumerate() {
-        stack.deliver(
-            "support@example.test",
-            &customer_email(
-                &format!("customer+{i}@example.test"),
-                &format!("m{i}@c"),
-                subject,
-                body,
-            ),
-        );
-    }
+    deliver_urgent_and_calm(&stack, "m");
     assert!(
         wait_until(WAIT, || flagged(&cfg, 2)),
         "not flagged:\n{}",
@@ -212,17 +207,7 @@ async fn moves_land_in(separator: &'static str, prefix: &'static str, expected: 
         "[flags.folders]\nurgent = \"Triage/Urgent\"\n",
     );
     let mut d = Daemon::start(&cfg);
-    for (i, (subject, body)) in [URGENT, CALM].into_iter().enumerate() {
-        stack.deliver(
-            "support@example.test",
-            &customer_email(
-                &format!("customer+{i}@example.test"),
-                &format!("s{i}@c"),
-                subject,
-                body,
-            ),
-        );
-    }
+    deliver_urgent_and_calm(&stack, "s");
     assert!(
         wait_until(WAIT, || flagged(&cfg, 2)),
         "not flagged:\n{}",

@@ -661,6 +661,20 @@ service submission-login {{
         read_jsonl(&self.path("received.jsonl"))
     }
 
+    /// The subjects of what the SMTP server accepted for a recipient `rcpt` says yes to,
+    /// oldest first.
+    pub fn subjects_to(&self, rcpt: impl Fn(&str) -> bool) -> Vec<String> {
+        self.smtp_received()
+            .iter()
+            .filter(|m| {
+                m["rcpt_tos"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|a| a.as_str().is_some_and(&rcpt)))
+            })
+            .map(|m| m["subject"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// How many commands the SMTP server refused (fault modes).
     pub fn smtp_refused_count(&self) -> usize {
         self.smtp_refusals().len()
