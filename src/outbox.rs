@@ -79,33 +79,53 @@ pub struct Outbox {
     pub synced: SyncMarks,
 }
 
-/// How far each watched folder has been read: the start of its latest complete pass. Copies
-/// that prove an email went out ([`crate::config::Witness`]) arrive in those folders, so an
-/// interrupted send whose copy is not there once every folder was read through after its
-/// grace period did not go out.
+/// How far each watched folder has been read. Copies that prove an email went out
+/// ([`crate::config::Witness`]) arrive in those folders, so an interrupted send whose copy is
+/// not there once every folder was read through after its grace period did not go out. A
+/// folder is read through as of `t` when a complete pass over it began at or after `t`, or
+/// when its watcher waits in IDLE now (it has read all there is: new mail would wake it).
 #[derive(Debug, Clone, Default)]
-pub struct SyncMarks(Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>);
+pub struct SyncMarks(Arc<std::sync::Mutex<std::collections::BTreeMap<String, Mark>>>);
+
+/// One folder's mark: when its latest complete pass began (seconds), and whether its watcher
+/// waits in IDLE with nothing unread.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    pass_began: i64,
+    idle: bool,
+}
 
 impl SyncMarks {
+    fn with(&self, folder: &str, f: impl FnOnce(&mut Mark)) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(folder.to_string()).or_insert(Mark {
+            pass_began: i64::MIN,
+            idle: false,
+        }));
+    }
+
     /// A folder to wait for (before its first pass: nothing settles until it has read).
     pub fn watch(&self, folder: &str) {
-        self.0
-            .lock()
-            .expect("sync marks")
-            .entry(folder.to_string())
-            .or_insert(i64::MIN);
+        self.with(folder, |_| {});
     }
 
     /// `folder` was read through by a pass that began at `started` (seconds).
     pub fn read_through(&self, folder: &str, started: i64) {
-        let mut m = self.0.lock().expect("sync marks");
-        let e = m.entry(folder.to_string()).or_insert(i64::MIN);
-        *e = (*e).max(started);
+        self.with(folder, |m| m.pass_began = m.pass_began.max(started));
     }
 
-    /// Every watched folder was read through by a pass that began at or after `t`.
+    /// `folder`'s watcher waits in IDLE (`true`) with everything read, or has stopped waiting.
+    pub fn idle(&self, folder: &str, idle: bool) {
+        self.with(folder, |m| m.idle = idle);
+    }
+
+    /// Every watched folder was read through as of `t`.
     pub fn all_since(&self, t: i64) -> bool {
-        self.0.lock().expect("sync marks").values().all(|s| *s >= t)
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .all(|m| m.idle || m.pass_began >= t)
     }
 }
 
@@ -1025,6 +1045,27 @@ impl lettre::message::header::Header for Raw {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folders_are_read_through_by_a_later_pass_or_while_idle() {
+        let marks = SyncMarks::default();
+        marks.watch("INBOX");
+        marks.watch("Sent");
+        assert!(!marks.all_since(100), "nothing read yet");
+        marks.read_through("INBOX", 90);
+        marks.read_through("Sent", 120);
+        assert!(!marks.all_since(100), "INBOX's pass began before");
+        marks.idle("INBOX", true);
+        assert!(
+            marks.all_since(100),
+            "INBOX waits in IDLE with nothing unread"
+        );
+        marks.idle("INBOX", false);
+        assert!(!marks.all_since(100), "woken: new mail may be unread");
+        marks.read_through("INBOX", 101);
+        assert!(marks.all_since(100));
+        assert!(!marks.all_since(121));
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

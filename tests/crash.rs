@@ -195,3 +195,81 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
         )
     );
 }
+
+/// A send cut off by a kill on a quiet mailbox (nothing else arrives to make the daemon read
+/// its folder again) is settled after the grace period all the same: the watcher waiting in
+/// IDLE has read everything, no copy is there, so the email goes again, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_off_on_a_quiet_mailbox_goes_again_once() {
+    let stack = MailStack::start();
+    let t = Target::of(&stack);
+    let cfg = write_config(&t, "", "", "witness = \"bcc\"\nwitness_grace = \"2s\"");
+    let first = customer_email(
+        "ada@example.test",
+        "quiet-1@customers.example.test",
+        "Order not arrived",
+        "My order has not arrived.",
+    );
+    stack.deliver("support@example.test", &first);
+    let mut d = Daemon::start(&cfg);
+    // One acknowledgement goes out and its copy is seen: copies are known to arrive.
+    let witnessed = || {
+        count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE kind = 'ack' AND witnessed_at > 0",
+        )
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || witnessed() == 1),
+        "{}",
+        d.log_text()
+    );
+    // The next one hangs at the end of its data, and the process is killed there.
+    stack.set_smtp_mode("hang_data");
+    stack.deliver(
+        "support@example.test",
+        &customer_email(
+            "bob@example.test",
+            "quiet-2@customers.example.test",
+            "Refund",
+            "Where is my refund?",
+        ),
+    );
+    let hanging = || {
+        stack
+            .smtp_refusals()
+            .iter()
+            .any(|r| r["mode"] == "hang_data")
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), hanging),
+        "{}",
+        d.log_text()
+    );
+    d.kill();
+    stack.set_smtp_mode("accept");
+
+    let mut d = Daemon::start(&cfg);
+    let to_bob = || stack.subjects_to(|a| a == "bob@example.test").len();
+    assert!(
+        wait_until(Duration::from_secs(60), || to_bob() == 1),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || witnessed() == 2),
+        "{}",
+        d.log_text()
+    );
+    assert!(d.terminate().success());
+    assert_eq!(to_bob(), 1);
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT attempts FROM outbox o JOIN messages m ON m.id = o.message_row
+             WHERE o.kind = 'ack' AND m.sender = 'bob@example.test'"
+        ),
+        2,
+        "sent again after the kill"
+    );
+}

@@ -314,7 +314,12 @@ impl Watcher {
                 continue;
             }
             session = if caps.idle {
-                Self::idle(&self.mailbox, session, cancel, &source).await?
+                // Waiting in IDLE with nothing unread: read through, for as long as it lasts.
+                let marked = self.mailbox.key(&self.folder);
+                self.synced.idle(&marked, true);
+                let waited = Self::idle(&self.mailbox, session, cancel, &source).await;
+                self.synced.idle(&marked, false);
+                waited?
             } else {
                 Self::poll(&self.mailbox, session, cancel, &source).await?
             };
