@@ -48,6 +48,8 @@
 //!   after the first's are keyed `NAME:FOLDER`). [`clock`]: the only clock read.
 //! - [`wording`]: times, ages and table cells as people read them, and customer text made safe
 //!   for a terminal or a plain-text staff email (a leaf: the core and the CLI both use it).
+//! - [`units`]: durations (`1h30m`) and sizes (`25MB`) as written in config files and staff
+//!   commands (a leaf).
 //! - [`logs`]: the filter that keeps the IMAP/SMTP/TLS crates' wire logging (passwords, tokens,
 //!   customer email) out of the log at any `RUST_LOG`.
 //! - [`reload`]: SIGHUP re-reads the config; tasks take the new one between units of work.
@@ -89,6 +91,7 @@ pub mod templates;
 pub mod tickets;
 pub mod tools;
 pub mod tune;
+pub mod units;
 pub mod wording;
 
 #[cfg(test)]

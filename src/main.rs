@@ -479,7 +479,7 @@ fn main() -> ExitCode {
                 TicketAction::Close { id } => t::command(&config, &id, C::Close, now),
                 TicketAction::Reopen { id } => t::command(&config, &id, C::Reopen, now),
                 TicketAction::Snooze { id, duration } => {
-                    match triaged::config::parse_duration(&duration) {
+                    match triaged::units::parse_duration(&duration) {
                         Ok(d) if !d.is_zero() => t::command(&config, &id, C::Snooze(d), now),
                         Ok(_) => Err(anyhow::anyhow!("snooze for how long? e.g. 3d or 4h")),
                         Err(e) => Err(anyhow::anyhow!(e)),

@@ -279,7 +279,7 @@ pub fn staff_command(body: &str) -> Option<Command> {
     match (cmd.as_str(), arg) {
         ("#close", None) => Some(Command::Close),
         ("#reopen", None) => Some(Command::Reopen),
-        ("#snooze", Some(d)) => crate::config::parse_duration(d)
+        ("#snooze", Some(d)) => crate::units::parse_duration(d)
             .ok()
             .filter(|d| !d.is_zero())
             .map(Command::Snooze),

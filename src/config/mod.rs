@@ -3,7 +3,6 @@
 //! Every problem is reported at once as a [`Diagnostic`] (`file:line:col: message`). Paths in the
 //! file are relative to the directory of the config file.
 
-mod duration;
 mod notify;
 mod raw;
 mod secret;
@@ -15,12 +14,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-pub use duration::parse_duration;
 pub use secret::{
     Credential, Fetched, Login, OAuthMechanism, Secret, SecretSource, sasl_token_response,
 };
 
 use crate::diag::Diagnostic;
+use crate::units::{parse_duration, parse_size};
 use crate::score::{Priority, RuleSet, Thresholds};
 use crate::sla::{Calendar, CalendarField, RawCalendar, to_ts};
 use crate::templates::Templates;
@@ -1671,25 +1670,6 @@ const MIN_MESSAGE_SIZE: usize = 1024;
 const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 /// `[mailbox] batch_size` at most: emails fetched (and held) per IMAP round trip.
 const MAX_BATCH_SIZE: usize = 1000;
-
-/// Sizes like `25MB`, `512KB`, `1000` (bytes). Binary multiples.
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size: use e.g. \"25MB\" or \"512KB\""))?;
-    let mult = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1024,
-        "M" | "MB" | "MIB" => 1024 * 1024,
-        "G" | "GB" | "GIB" => 1024 * 1024 * 1024,
-        _ => return Err(format!("{s:?} has an unknown unit: use B, KB, MB or GB")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
 
 /// The files in `dir` with extension `ext`, sorted by name.
 fn list_files(dir: &Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {

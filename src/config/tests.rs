@@ -386,12 +386,7 @@ fn broken_rules_and_templates_are_reported_with_their_files() {
 }
 
 #[test]
-fn sizes_and_loopback() {
-    assert_eq!(parse_size("25MB"), Ok(25 * 1024 * 1024));
-    assert_eq!(parse_size("512 KB"), Ok(512 * 1024));
-    assert_eq!(parse_size("100"), Ok(100));
-    assert!(parse_size("lots").is_err());
-    assert!(parse_size("5 parsecs").is_err());
+fn loopback() {
     for (host, want) in [
         ("127.0.0.1", true),
         ("127.1.2.3", true),

@@ -18,7 +18,7 @@ use super::{
     Group, History, Inner, Matcher, Negation, Pattern, RegexScan, Rule, RuleSet, Scan, Signal,
     Source, Thresholds, score, text_email,
 };
-use crate::config::parse_duration;
+use crate::units::parse_duration;
 use crate::diag::Diagnostic;
 use crate::parse::Address;
 

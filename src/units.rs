@@ -1,5 +1,6 @@
-//! Human durations in config: `250ms`, `90s`, `5m`, `2h`, `3d`, `1w`, or combinations like
-//! `1h30m`.
+//! Units people write in config files and commands: durations (`250ms`, `90s`, `5m`, `2h`,
+//! `3d`, `1w`, or combinations like `1h30m`) and sizes (`25MB`, `512KB`). A leaf: the config,
+//! the rules and staff commands all read these.
 
 use std::time::Duration;
 
@@ -42,6 +43,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total))
 }
 
+/// Sizes like `25MB`, `512KB`, `1000` (bytes). Binary multiples.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: use e.g. \"25MB\" or \"512KB\""))?;
+    let mult = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1024,
+        "M" | "MB" | "MIB" => 1024 * 1024,
+        "G" | "GB" | "GIB" => 1024 * 1024 * 1024,
+        _ => return Err(format!("{s:?} has an unknown unit: use B, KB, MB or GB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +92,14 @@ mod tests {
         }
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("25MB"), Ok(25 * 1024 * 1024));
+        assert_eq!(parse_size("512 KB"), Ok(512 * 1024));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
     }
 }
