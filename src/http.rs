@@ -453,8 +453,7 @@ pub fn escape_html(s: &str) -> String {
 /// The SLA clock in the digest's words: "reply due in 3h", "reply late by 1d 2h".
 fn sla_words(t: &OpenTicket, now: i64) -> String {
     match t.due {
-        Some(d) if d > now => format!("reply due in {}", age(now, d)),
-        Some(d) => format!("reply late by {}", age(d, now)),
+        Some(d) => crate::wording::reply_due(d, now),
         None if t.ticket.state == "snoozed" => {
             format!("snoozed until {}", when(t.ticket.snoozed_until))
         }

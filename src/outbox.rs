@@ -38,6 +38,7 @@ use crate::smtp::{SendError, Sender};
 use crate::store::{ClaimedNotice, OutboxItem, Store};
 use crate::templates::{MailContext, Templates};
 use crate::tickets::{self, Followup};
+use crate::wording;
 
 /// Everything the worker needs besides the store.
 pub struct Outbox {
@@ -824,20 +825,24 @@ pub fn queue_report(
             let why = match r.state.as_str() {
                 "pending" if paused.is_some() => "provider pushback: sending paused".to_string(),
                 "pending" if r.due_at > now && r.attempts > 0 => {
-                    format!("retry in {} after: {}", span(r.due_at - now), r.last_error)
+                    format!(
+                        "retry in {} after: {}",
+                        wording::span(r.due_at - now),
+                        r.last_error
+                    )
                 }
                 "pending" if r.due_at == i64::MAX => "never: no business hours ahead".to_string(),
                 "pending" if r.due_at > now && !r.last_error.is_empty() => {
-                    format!("{} (in {})", r.last_error, span(r.due_at - now))
+                    format!("{} (in {})", r.last_error, wording::span(r.due_at - now))
                 }
                 "pending" if r.due_at > now => format!(
                     "scheduled {} (in {})",
                     crate::tools::tickets::when(r.due_at),
-                    span(r.due_at - now)
+                    wording::span(r.due_at - now)
                 ),
                 "pending" if limited.is_some() => format!(
                     "rate limit: next send in {}",
-                    span((limited.unwrap_or(now_ms) - now_ms + 999) / 1000)
+                    wording::span((limited.unwrap_or(now_ms) - now_ms + 999) / 1000)
                 ),
                 "pending" => "due now".to_string(),
                 "sending" => "being sent".to_string(),
@@ -876,7 +881,7 @@ pub fn queue_report(
             out,
             "rate limit: {used} of {} sent in the last {}",
             l.max,
-            describe(l.per).trim_start_matches("within ")
+            wording::within(l.per).trim_start_matches("within ")
         );
     }
     if let Some(until) = paused {
@@ -962,35 +967,11 @@ pub fn decide_held(
     })
 }
 
-/// `45s`, `12m`, `3h 5m`, `2d 4h`: a wait, roughly.
-fn span(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{}m", (s + 59) / 60),
-        3600..86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
-    }
-}
-
 /// Exponential backoff with jitter: initial × 2^(attempt-1), capped, ±20 %.
 pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
     let exp = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
     let base = exp.min(max).as_secs_f64();
     Duration::from_secs_f64(base * (0.8 + 0.4 * fastrand::f64()))
-}
-
-/// A reply time an honest human would write.
-pub fn describe(d: Duration) -> String {
-    let s = d.as_secs();
-    let (n, unit) = if s.is_multiple_of(86_400) && s >= 86_400 {
-        (s / 86_400, "day")
-    } else if s.is_multiple_of(3600) && s >= 3600 {
-        (s / 3600, "hour")
-    } else {
-        (s.div_ceil(60).max(1), "minute")
-    };
-    format!("within {n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Text from customer input for a header or template: no control characters.
@@ -1091,7 +1072,7 @@ mod tests {
             (5400, "within 90 minutes"),
         ];
         for (secs, want) in cases {
-            assert_eq!(describe(Duration::from_secs(secs)), want);
+            assert_eq!(wording::within(Duration::from_secs(secs)), want);
         }
     }
 

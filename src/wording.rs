@@ -1,6 +1,7 @@
 //! Shared wording for people (a leaf: it imports nothing of this crate, so the pure core may use
-//! it): times and ages as staff read them, table cells cut to width, and customer text made safe
-//! to show on a terminal or in a plain-text staff email.
+//! it): times, ages, waits and the SLA clock as staff read them, the reply time a customer is
+//! promised, table cells cut to width, and customer text made safe to show on a terminal or in
+//! a plain-text staff email.
 //!
 //! Customer-controlled text (a subject, a sender's name, an excerpt, the words a rule matched)
 //! can carry ESC sequences that recolour, retitle or clear the operator's terminal, BEL, NUL,
@@ -27,6 +28,48 @@ pub fn age(t: i64, now: i64) -> String {
         0..3600 => format!("{}m", s / 60),
         3600..86_400 => format!("{}h", s / 3600),
         _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// `45s`, `12m`, `3h 5m`, `2d 4h`: a wait, roughly.
+pub fn span(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{}m", (s + 59) / 60),
+        3600..86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// A reply time an honest human would write: "within 8 hours", "within 90 minutes".
+pub fn within(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = if s.is_multiple_of(86_400) && s >= 86_400 {
+        (s / 86_400, "day")
+    } else if s.is_multiple_of(3600) && s >= 3600 {
+        (s / 3600, "hour")
+    } else {
+        (s.div_ceil(60).max(1), "minute")
+    };
+    format!("within {n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The SLA clock in a sentence (digest, status page): "reply due in 3h", "reply late by 1d 2h".
+pub fn reply_due(due: i64, now: i64) -> String {
+    if due > now {
+        format!("reply due in {}", age(now, due))
+    } else {
+        format!("reply late by {}", age(due, now))
+    }
+}
+
+/// The SLA clock in a table cell (`triaged tickets`): `in 3h`, `late 1d 2h`, `-` (nothing due).
+pub fn sla_cell(due: Option<i64>, now: i64) -> String {
+    match due {
+        None => "-".into(),
+        Some(d) if d >= now => format!("in {}", age(now, d)),
+        Some(d) => format!("late {}", age(d, now)),
     }
 }
 
@@ -114,6 +157,17 @@ pub fn json(s: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sla_clocks_read_naturally() {
+        assert_eq!(sla_cell(None, 0), "-");
+        assert_eq!(sla_cell(Some(3 * 3600), 0), "in 3h");
+        assert_eq!(sla_cell(Some(0), 26 * 3600), "late 1d 2h");
+        assert_eq!(reply_due(3 * 3600, 0), "reply due in 3h");
+        assert_eq!(reply_due(0, 26 * 3600), "reply late by 1d 2h");
+        assert_eq!(span(45), "45 s");
+        assert_eq!(span(3 * 3600 + 300), "3h 5m");
+    }
 
     #[test]
     fn ages_and_times_read_naturally() {

@@ -19,11 +19,11 @@ pub use secret::{
 };
 
 use crate::diag::Diagnostic;
-use crate::units::{parse_duration, parse_size};
 use crate::score::{Priority, RuleSet, Thresholds};
 use crate::sla::{Calendar, CalendarField, RawCalendar, to_ts};
 use crate::templates::Templates;
 use crate::tickets::{Followup, FollowupSwitches};
+use crate::units::{parse_duration, parse_size};
 
 /// How a connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,7 +283,7 @@ impl SlaConfig {
     /// without.
     pub fn promise(&self, start: i64, target: Duration, now: i64) -> String {
         if !self.business_hours {
-            return crate::outbox::describe(target);
+            return crate::wording::within(target);
         }
         let deadline = self.promised_deadline(start, target, now);
         self.calendar.promise(to_ts(deadline), to_ts(now))

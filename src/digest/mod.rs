@@ -371,10 +371,8 @@ fn reasons(
         t.last_customer_at,
     ) {
         let soon = cfg.due_soon.as_secs() as i64;
-        if due <= at {
-            out.push((1, format!("reply late by {}", age(due, at))));
-        } else if due - at <= soon {
-            out.push((1, format!("reply due in {}", age(at, due))));
+        if due <= at || due - at <= soon {
+            out.push((1, crate::wording::reply_due(due, at)));
         }
     }
     if waits {

@@ -18,9 +18,9 @@ use super::{
     Group, History, Inner, Matcher, Negation, Pattern, RegexScan, Rule, RuleSet, Scan, Signal,
     Source, Thresholds, score, text_email,
 };
-use crate::units::parse_duration;
 use crate::diag::Diagnostic;
 use crate::parse::Address;
+use crate::units::parse_duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1864,7 +1864,7 @@ fn held_because(
         format!(
             "held: reply {} with the same words from {domain} {} (loop_burst = {}): a mail loop?",
             same_pattern + 1,
-            crate::outbox::describe(policy.loop_window),
+            crate::wording::within(policy.loop_window),
             policy.loop_burst
         )
     } else {

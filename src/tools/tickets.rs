@@ -83,7 +83,7 @@ pub fn list(
             age(t.created_at, now),
             t.messages,
             answered,
-            sla_clock(due(&config.sla, t), now),
+            crate::wording::sla_cell(due(&config.sla, t), now),
             cell(&t.customer, 30),
             cell(&t.subject, 40),
             one_line(&t.intents)
@@ -122,15 +122,6 @@ pub fn due(sla: &crate::config::SlaConfig, t: &TicketRow) -> Option<i64> {
     .filter(|d| *d != i64::MAX)
 }
 
-/// `in 3h`, `late 1d 2h`, `-`: the SLA clock of a ticket.
-fn sla_clock(due: Option<i64>, now: i64) -> String {
-    match due {
-        None => "-".into(),
-        Some(d) if d >= now => format!("in {}", age(now, d)),
-        Some(d) => format!("late {}", age(d, now)),
-    }
-}
-
 fn header(t: &TicketRow, due: Option<i64>, now: i64) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "ticket    {}", t.tag);
@@ -161,7 +152,12 @@ fn header(t: &TicketRow, due: Option<i64>, now: i64) -> String {
         }
     );
     if let Some(d) = due {
-        let _ = writeln!(out, "reply due {} ({})", when(d), sla_clock(Some(d), now));
+        let _ = writeln!(
+            out,
+            "reply due {} ({})",
+            when(d),
+            crate::wording::sla_cell(Some(d), now)
+        );
     }
     let _ = writeln!(out, "emails    {}", t.messages);
     if !t.intents.is_empty() {
@@ -231,17 +227,5 @@ pub fn command(config: &Config, tag: &str, cmd: Command, now: i64) -> Result<Str
             s.as_str()
         )),
         None => anyhow::bail!("No ticket {tag}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sla_clocks_read_naturally() {
-        assert_eq!(sla_clock(None, 0), "-");
-        assert_eq!(sla_clock(Some(3 * 3600), 0), "in 3h");
-        assert_eq!(sla_clock(Some(0), 26 * 3600), "late 1d 2h");
     }
 }
