@@ -34,10 +34,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::alerts::Condition;
 use crate::clock::Clock;
-use crate::config::SlaConfig;
 use crate::metrics::{LiveFacts, Metrics};
 use crate::notices::HealthBoard;
 use crate::score::Priority;
+use crate::sla::SlaConfig;
 use crate::store::{Store, TicketRow};
 use crate::tools::tickets::{age, clip, when};
 

@@ -27,13 +27,13 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::Condition;
 use crate::clock::Clock;
 use crate::config::{
-    AckConfig, FollowupConfig, MailboxConfig, OutboxConfig, RateLimit, SlaConfig, Witness,
-    mailbox_of_key,
+    AckConfig, FollowupConfig, MailboxConfig, OutboxConfig, RateLimit, Witness, mailbox_of_key,
 };
 use crate::guard::LOOP_HEADER;
 use crate::headers;
 use crate::notices::compose_notice;
 use crate::score::Priority;
+use crate::sla::SlaConfig;
 use crate::smtp::{SendError, Sender};
 use crate::store::{ClaimedNotice, OutboxItem, Store};
 use crate::templates::{MailContext, Templates};

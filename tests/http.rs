@@ -10,12 +10,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use triaged::clock::Clock;
-use triaged::config::{FollowupConfig, SlaConfig};
+use triaged::config::FollowupConfig;
 use triaged::http::{App, StoreSource, serve};
 use triaged::metrics::{Metrics, WaitMode};
 use triaged::notices::HealthBoard;
 use triaged::parse::{ParseLimits, parse};
 use triaged::score::{Priority, Verdict};
+use triaged::sla::SlaConfig;
 use triaged::store::{Content, Location, Policy, Store};
 use triaged::tickets::Role;
 

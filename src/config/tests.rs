@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::sla::to_ts;
 
 const MINIMAL: &str = r#"
 [mailbox]

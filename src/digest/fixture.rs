@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::{
     Context, Digest, DigestConfig, HitFact, OutFact, Schedule, Snapshot, TicketFacts, build,
 };
-use crate::config::SlaConfig;
 use crate::score::Priority;
+use crate::sla::SlaConfig;
 use crate::sla::{Calendar, RawCalendar};
 use crate::tickets::State;
 

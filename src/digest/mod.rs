@@ -25,8 +25,8 @@ pub use fixture::samples;
 pub use render::{RenderedMail, render};
 pub use schedule::{QuietHours, Schedule};
 
-use crate::config::SlaConfig;
 use crate::score::Priority;
+use crate::sla::SlaConfig;
 use crate::sla::to_ts;
 use crate::tickets::State;
 use crate::wording::{age, one_line};

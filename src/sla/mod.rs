@@ -41,6 +41,7 @@
 
 mod promise;
 mod raw;
+mod targets;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +54,7 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 
 pub use raw::{CalendarError, CalendarField, RawCalendar, time_zone};
+pub use targets::{SlaConfig, default_targets};
 
 /// How many local days any search looks ahead before it answers "never": ten years, far beyond
 /// any SLA, small enough that a broken calendar costs milliseconds, not a hung worker.

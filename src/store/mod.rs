@@ -25,10 +25,11 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::config::{Config, FollowupConfig, SlaConfig};
+use crate::config::{Config, FollowupConfig};
 use crate::guard::Refusal;
 use crate::parse::Email;
 use crate::score::{History, Priority, Verdict};
+use crate::sla::SlaConfig;
 use crate::tickets::{
     self, AckDecision, AckFacts, Event, Followup, FollowupAction, FollowupFacts, Role, State,
 };

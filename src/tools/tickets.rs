@@ -106,7 +106,7 @@ pub fn list(
 
 /// When staff owe `t` a reply, on the configured business clock.
 /// When staff owe `t` a reply on the SLA clock (`None`: it does not wait for them).
-pub fn due(sla: &crate::config::SlaConfig, t: &TicketRow) -> Option<i64> {
+pub fn due(sla: &crate::sla::SlaConfig, t: &TicketRow) -> Option<i64> {
     let state = State::parse(&t.state)?;
     let p = Priority::ALL
         .into_iter()
