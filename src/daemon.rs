@@ -11,9 +11,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::{Config, Credential, Login, StoreConfig};
+use crate::health::HealthBoard;
 use crate::http;
 use crate::imap::{self, Watcher};
-use crate::notices::{self, HealthBoard, StoreWait};
+use crate::notices::{self, StoreWait};
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 use crate::reload::Hangups;

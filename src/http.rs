@@ -34,8 +34,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::alerts::Condition;
 use crate::clock::Clock;
+use crate::health::HealthBoard;
 use crate::metrics::{LiveFacts, Metrics};
-use crate::notices::HealthBoard;
 use crate::score::Priority;
 use crate::sla::SlaConfig;
 use crate::store::{Store, TicketRow};

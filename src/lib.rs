@@ -74,6 +74,7 @@ pub mod digest;
 pub mod eval;
 pub mod guard;
 pub mod headers;
+pub mod health;
 pub mod http;
 pub mod imap;
 pub mod logs;

@@ -68,7 +68,7 @@ pub struct Outbox {
     /// Domain of our Message-IDs.
     pub domain: String,
     /// Where SMTP trouble is reported for health alerts.
-    pub health: crate::notices::HealthBoard,
+    pub health: crate::health::HealthBoard,
     /// While our SMTP account (its login or our sender address) is refused, all sending
     /// waits (not persisted: a restart tries at once).
     pub account_hold: AccountHold,

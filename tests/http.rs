@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use triaged::clock::Clock;
 use triaged::config::FollowupConfig;
+use triaged::health::HealthBoard;
 use triaged::http::{App, StoreSource, serve};
 use triaged::metrics::{Metrics, WaitMode};
-use triaged::notices::HealthBoard;
 use triaged::parse::{ParseLimits, parse};
 use triaged::score::{Priority, Verdict};
 use triaged::sla::SlaConfig;

@@ -1,9 +1,9 @@
 //! Digests for staff: what needs a human now, most important first, each entry saying why.
 //!
 //! Building a digest is a pure function of a store snapshot, the time and the configuration
-//! ([`build`]); [`render`] turns it into the plain-text and HTML bodies with the operator's
-//! templates. The daemon's scheduler ([`crate::notices`]) decides when, queues it durably and
-//! the outbox sends it.
+//! ([`build`]); the staff-mail side ([`crate::notices::render`]) turns it into the plain-text
+//! and HTML bodies with the operator's templates. The daemon's scheduler ([`crate::notices`])
+//! decides when, queues it durably and the outbox sends it.
 //!
 //! Every ticket appears once, in the first section it qualifies for, in this order: urgent; SLA
 //! late or about to be; angry, abusive or threatening; repeat contact; VIP customer; oldest
@@ -11,7 +11,6 @@
 //! that applies, so nothing is hidden by the ordering.
 
 pub mod fixture;
-mod render;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
@@ -22,7 +21,6 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use fixture::samples;
-pub use render::{RenderedMail, render};
 pub use schedule::{QuietHours, Schedule};
 
 use crate::score::Priority;

@@ -17,7 +17,7 @@ use super::folders::{self, Hierarchy};
 use super::{IO_TIMEOUT, ImapSession, ImapStream, connect, io};
 use crate::alerts::Condition;
 use crate::config::{FlagsConfig, Login, MailboxConfig, Start};
-use crate::notices::HealthBoard;
+use crate::health::HealthBoard;
 use crate::pipeline::{Fetched, Pipeline};
 use crate::score::Priority;
 use crate::store::{FlagTask, FolderState};

@@ -4,7 +4,7 @@
 //! alert and incident exactly once) for the outbox to send.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -13,111 +13,21 @@ use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub mod render;
+
+pub use render::RenderedMail;
+
 use crate::alerts::{
-    AlertConfig, AlertMail, Condition, HealthAction, HealthMail, Incident, Pending, health_step,
+    AlertConfig, AlertMail, Condition, HealthAction, HealthMail, Pending, health_step,
 };
 use crate::clock::Clock;
 use crate::config::{Config, StoreConfig};
-use crate::digest::{self, Digest, DigestConfig, RenderedMail};
+use crate::digest::{self, Digest, DigestConfig};
+use crate::health::HealthBoard;
 use crate::reload::Live;
 use crate::score::RuleSet;
 use crate::store::{ClaimedNotice, NewNotice, Store, Unavailable};
 use crate::templates::Templates;
-
-/// Per (condition, source): the failure reported, or `None` for fine.
-type Reports = BTreeMap<(Condition, String), Option<String>>;
-
-/// Problems other tasks report (IMAP login and connection per folder watcher, SMTP, the store
-/// per task), read by the health monitor and by `/healthz`. A condition fails while any
-/// source reports it failing.
-#[derive(Debug, Clone, Default)]
-pub struct HealthBoard {
-    state: Arc<Mutex<Reports>>,
-    changed: Arc<Notify>,
-    /// The open incidents as the health monitor last read them: what `/healthz` reports
-    /// without reading the store (which may be locked).
-    incidents: Arc<Mutex<Vec<Incident>>>,
-}
-
-impl HealthBoard {
-    /// `c` is failing for `source`, with what the server said. Returns whether this is news:
-    /// no source reported `c` failing with this `detail` before.
-    pub fn fail(&self, c: Condition, source: &str, detail: impl Into<String>) -> bool {
-        let detail = detail.into();
-        let mut s = self.lock();
-        let news = !s
-            .iter()
-            .any(|((k, _), v)| *k == c && v.as_deref() == Some(detail.as_str()));
-        Self::set(&mut s, &self.changed, c, source, Some(detail));
-        news
-    }
-
-    /// `c` works for `source`. Returns whether `c` was failing and now works for every source.
-    pub fn ok(&self, c: Condition, source: &str) -> bool {
-        let mut s = self.lock();
-        let failing = |s: &Reports| s.iter().any(|((k, _), v)| *k == c && v.is_some());
-        let before = failing(&s);
-        Self::set(&mut s, &self.changed, c, source, None);
-        before && !failing(&s)
-    }
-
-    fn set(s: &mut Reports, changed: &Notify, c: Condition, source: &str, v: Option<String>) {
-        let key = (c, source.to_string());
-        if s.get(&key) != Some(&v) {
-            s.insert(key, v);
-            changed.notify_one();
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Reports> {
-        // Every update is one insert: a panic elsewhere leaves nothing half done.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Per condition: the first failure any source reports, or `None` when all are fine.
-    fn snapshot(&self) -> BTreeMap<Condition, Option<String>> {
-        let s = self.lock();
-        let mut out: BTreeMap<Condition, Option<String>> = BTreeMap::new();
-        for ((c, _), v) in s.iter() {
-            let entry = out.entry(*c).or_insert(None);
-            if entry.is_none() {
-                entry.clone_from(v);
-            }
-        }
-        out
-    }
-
-    /// The different failures sources report for `c` now (empty: fine).
-    pub fn failures(&self, c: Condition) -> Vec<String> {
-        let s = self.lock();
-        let mut out: Vec<String> = Vec::new();
-        for ((k, _), v) in s.iter() {
-            if let (true, Some(v)) = (*k == c, v)
-                && !out.contains(v)
-            {
-                out.push(v.clone());
-            }
-        }
-        out
-    }
-
-    /// The open incidents, as last read from the store.
-    pub fn incidents(&self) -> Vec<Incident> {
-        self.incidents
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn set_incidents(&self, open: Vec<Incident>) {
-        *self.incidents.lock().unwrap_or_else(|e| e.into_inner()) = open;
-    }
-
-    #[cfg(test)]
-    pub(crate) fn set_incidents_for_test(&self, open: Vec<Incident>) {
-        self.set_incidents(open);
-    }
-}
 
 /// The longest wait between two tries of an unavailable store.
 pub const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -234,7 +144,7 @@ pub fn build_digest(
 
 /// Render a digest with the configured templates.
 pub fn render_digest(templates: &Templates, d: &Digest) -> Result<RenderedMail> {
-    digest::render(templates, "digest", &d.subject, d).context("Rendering the digest template")
+    render::render(templates, "digest", &d.subject, d).context("Rendering the digest template")
 }
 
 /// Build, render and queue digest `d` for `slot` as of `now` (or record it as empty). Returns
@@ -416,7 +326,7 @@ pub async fn health_monitor(
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(next) => {}
             () = moved.moved() => {}
-            () = board.changed.notified() => {}
+            () = board.changed() => {}
             r = live.changed() => if r.is_err() { return },
         }
     }
@@ -541,7 +451,7 @@ impl Check<'_> {
     fn record(&mut self, action: &HealthAction) -> Result<()> {
         let now = self.clock.now();
         let mail = HealthMail::new(action, now);
-        let r = digest::render(&self.config.templates, "health", &mail.subject, &mail)
+        let r = render::render(&self.config.templates, "health", &mail.subject, &mail)
             .context("Rendering the health template")?;
         let due = self.alerts.quiet.as_ref().map_or(now, |q| q.defer(now));
         let notice = NewNotice {
@@ -587,7 +497,7 @@ pub fn compose_notice(
     let (subject, text, html) = if n.kind == "alert" {
         anyhow::ensure!(!n.alerts.is_empty(), "no readable alert in this batch");
         let mail = AlertMail::new(n.alerts.clone(), n.held);
-        let r = digest::render(templates, "alert", &mail.subject, &mail)
+        let r = render::render(templates, "alert", &mail.subject, &mail)
             .context("Rendering the alert template")?;
         (r.subject, r.text, r.html)
     } else {
