@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Credential, Login, StoreConfig};
 use crate::health::HealthBoard;
 use crate::http;
-use crate::imap::{self, Watcher};
+use crate::imap::Watcher;
 use crate::notices::{self, StoreWait};
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
@@ -70,7 +70,7 @@ pub async fn run_with(
     let tls = config
         .mailboxes
         .iter()
-        .map(|m| imap::tls_config(m.ca_file.as_deref()))
+        .map(|m| crate::tls::tls_config(m.ca_file.as_deref()))
         .collect::<Result<Vec<_>>>()?;
     // A port in use is a set-up mistake: said before anything runs.
     let http_listener = match &config.http {

@@ -10,6 +10,8 @@
 use lettre::message::header::{Header, HeaderName, HeaderValue, Headers};
 use lettre::message::{Mailbox, Mailboxes};
 
+use crate::guard::LOOP_HEADER;
+
 /// RFC 5322 2.1.1: lines SHOULD be no longer than this (without the CRLF).
 pub const FOLD_AT: usize = 78;
 /// RFC 5322 2.1.1: lines MUST be no longer than this.
@@ -298,6 +300,47 @@ pub fn msg_id_problem(id: &str) -> Option<String> {
         let shown: String = id.chars().take(40).collect();
         format!("not a msg-id: {shown:?}")
     })
+}
+
+/// The headers every email we write carries, so no auto-responder answers it and our own
+/// watcher knows it when it comes back: `Auto-Submitted` (`auto-replied` for customers,
+/// `auto-generated` for staff mail), `X-Auto-Response-Suppress`, `Precedence` and the loop
+/// marker (`marker`: the ticket tag, or the kind of staff mail).
+pub fn robot_headers(
+    b: lettre::message::MessageBuilder,
+    auto_submitted: &str,
+    precedence: &str,
+    marker: &str,
+) -> lettre::message::MessageBuilder {
+    b.header(raw_header("Auto-Submitted", auto_submitted))
+        .header(raw_header("X-Auto-Response-Suppress", "All"))
+        .header(raw_header("Precedence", precedence))
+        .header(raw_header(LOOP_HEADER, marker))
+}
+
+/// A header whose name is a constant and whose value is ours (encoded by lettre if needed).
+#[derive(Clone)]
+struct Raw(HeaderValue);
+
+fn raw_header(name: &'static str, value: &str) -> Raw {
+    Raw(HeaderValue::new(
+        HeaderName::new_from_ascii_str(name),
+        value.to_string(),
+    ))
+}
+
+impl lettre::message::header::Header for Raw {
+    fn name() -> HeaderName {
+        // Not used for insertion: `display` carries the real name. lettre calls `name()` only
+        // to look headers up by type, which we never do for these.
+        HeaderName::new_from_ascii_str("X-Triaged-Raw")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(raw_header("X-Triaged-Raw", s))
+    }
+    fn display(&self) -> HeaderValue {
+        self.0.clone()
+    }
 }
 
 #[cfg(test)]

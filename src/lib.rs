@@ -90,6 +90,7 @@ pub mod smtp;
 pub mod store;
 pub mod templates;
 pub mod tickets;
+pub mod tls;
 pub mod tools;
 pub mod tune;
 pub mod units;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lettre::Message;
-use lettre::message::header::{self, HeaderName, HeaderValue};
+use lettre::message::header;
 use lettre::message::{Mailbox, MultiPart};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -29,7 +29,6 @@ use crate::clock::Clock;
 use crate::config::{
     AckConfig, FollowupConfig, MailboxConfig, OutboxConfig, RateLimit, Witness, mailbox_of_key,
 };
-use crate::guard::LOOP_HEADER;
 use crate::headers;
 use crate::notices::compose_notice;
 use crate::score::Priority;
@@ -758,7 +757,7 @@ impl Outbox {
                 .map_or_else(|| from.clone(), |a| Mailbox::new(None, a));
             b = b.bcc(own);
         }
-        b = robot_headers(b, "auto-replied", "auto_reply", &item.ticket_tag);
+        b = headers::robot_headers(b, "auto-replied", "auto_reply", &item.ticket_tag);
         if let Some(id) = &thread.in_reply_to {
             b = b.in_reply_to(format!("<{id}>"));
         }
@@ -837,7 +836,7 @@ pub fn queue_report(
                 }
                 "pending" if r.due_at > now => format!(
                     "scheduled {} (in {})",
-                    crate::tools::tickets::when(r.due_at),
+                    crate::wording::when(r.due_at),
                     wording::span(r.due_at - now)
                 ),
                 "pending" if limited.is_some() => format!(
@@ -980,47 +979,6 @@ fn clean(s: &str) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The headers every email we write carries, so no auto-responder answers it and our own
-/// watcher knows it when it comes back: `Auto-Submitted` (`auto-replied` for customers,
-/// `auto-generated` for staff mail), `X-Auto-Response-Suppress`, `Precedence` and the loop
-/// marker (`marker`: the ticket tag, or the kind of staff mail).
-pub(crate) fn robot_headers(
-    b: lettre::message::MessageBuilder,
-    auto_submitted: &str,
-    precedence: &str,
-    marker: &str,
-) -> lettre::message::MessageBuilder {
-    b.header(raw_header("Auto-Submitted", auto_submitted))
-        .header(raw_header("X-Auto-Response-Suppress", "All"))
-        .header(raw_header("Precedence", precedence))
-        .header(raw_header(LOOP_HEADER, marker))
-}
-
-/// A header whose name is a constant and whose value is ours (encoded by lettre if needed).
-#[derive(Clone)]
-struct Raw(HeaderValue);
-
-fn raw_header(name: &'static str, value: &str) -> Raw {
-    Raw(HeaderValue::new(
-        HeaderName::new_from_ascii_str(name),
-        value.to_string(),
-    ))
-}
-
-impl lettre::message::header::Header for Raw {
-    fn name() -> HeaderName {
-        // Not used for insertion: `display` carries the real name. lettre calls `name()` only
-        // to look headers up by type, which we never do for these.
-        HeaderName::new_from_ascii_str("X-Triaged-Raw")
-    }
-    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(raw_header("X-Triaged-Raw", s))
-    }
-    fn display(&self) -> HeaderValue {
-        self.0.clone()
-    }
 }
 
 #[cfg(test)]

@@ -260,7 +260,7 @@ impl Sender {
         let security = match cfg.tls {
             config::Tls::Implicit => Security::Implicit {
                 connector: tokio_rustls::TlsConnector::from(
-                    crate::imap::tls_config(cfg.ca_file.as_deref())
+                    crate::tls::tls_config(cfg.ca_file.as_deref())
                         .context("Preparing TLS for SMTP")?,
                 ),
                 name: rustls_pki_types::ServerName::try_from(cfg.host.clone()).map_err(|e| {

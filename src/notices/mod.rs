@@ -343,7 +343,7 @@ fn observe_store(
     let h = &alerts.health;
     // A held acknowledgement is a live problem until staff decide, or it is too old to send.
     let f = store.health_facts(now, now - max_age.as_secs() as i64)?;
-    let age = |t: i64| crate::tools::tickets::age(t, now);
+    let age = |t: i64| crate::wording::age(t, now);
     let mut out = BTreeMap::new();
     let backlog_age = h.backlog_age.as_secs() as i64;
     let backlog = match f.oldest_due {
@@ -366,7 +366,7 @@ fn observe_store(
                 Some(t) if t >= started => format!(
                     "no email received for {} (the last at {})",
                     age(t),
-                    crate::tools::tickets::when(t)
+                    crate::wording::when(t)
                 ),
                 _ => format!(
                     "no email received since triaged started {} ago",
@@ -527,7 +527,7 @@ pub fn compose_notice(
             n.created_at
         )))
         .date_now();
-    b = crate::outbox::robot_headers(b, "auto-generated", "bulk", &n.kind);
+    b = crate::headers::robot_headers(b, "auto-generated", "bulk", &n.kind);
     for r in &n.recipients {
         let a: lettre::Address = r
             .parse()
