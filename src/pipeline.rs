@@ -11,9 +11,6 @@ use crate::score::{History, Verdict};
 use crate::store::{Content, Location, Policy, Recorded, Store};
 use crate::tickets;
 
-/// The default of `[mailbox] triage_timeout`.
-pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// A message as fetched from a folder. `raw` is `None` when it was too large to download.
 pub struct Fetched<'a> {
     pub folder: &'a str,
@@ -78,7 +75,7 @@ impl Pipeline {
             staff_folder,
             live: None,
             metrics: crate::metrics::Metrics::default(),
-            deadline: DEFAULT_DEADLINE,
+            deadline: crate::config::DEFAULT_TRIAGE_TIMEOUT,
             starts: Default::default(),
         }
     }

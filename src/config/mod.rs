@@ -336,6 +336,11 @@ pub struct Config {
 
 /// The port `[http]` listens on unless told otherwise.
 pub const DEFAULT_HTTP_PORT: u16 = 9465;
+/// The default of `[mailbox] triage_timeout`: parsing and scoring one email in the daemon.
+pub const DEFAULT_TRIAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of `[store] busy_timeout`: how long a statement waits for a lock another
+/// connection holds.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `[ack] max_unanswered_auto`: the default, and the most the store reads per email.
 const DEFAULT_UNANSWERED_AUTO: u32 = 3;
@@ -828,7 +833,7 @@ impl Validator<'_> {
                 "liveness_timeout must be between 1s and 10m: it is how long the IMAP server may take to answer a check (default 30s)",
             );
         }
-        let triage_timeout = self.duration(&m.triage_timeout, crate::pipeline::DEFAULT_DEADLINE);
+        let triage_timeout = self.duration(&m.triage_timeout, DEFAULT_TRIAGE_TIMEOUT);
         if let Some(at) = &m.triage_timeout
             && (triage_timeout < Duration::from_millis(1)
                 || triage_timeout > Duration::from_secs(600))
@@ -1085,7 +1090,7 @@ impl Validator<'_> {
         });
 
         // [store]
-        let busy_timeout = self.duration(&store.busy_timeout, crate::store::DEFAULT_BUSY_TIMEOUT);
+        let busy_timeout = self.duration(&store.busy_timeout, DEFAULT_BUSY_TIMEOUT);
         if busy_timeout.is_zero()
             && let Some(v) = &store.busy_timeout
         {

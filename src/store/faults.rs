@@ -4,10 +4,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-/// How long a statement waits for a lock another connection holds, unless `[store]
-/// busy_timeout` says otherwise.
-pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The store cannot be used for now, for a reason that passes (or that an operator fixes
 /// without restarting us): the daemon waits it out — stops fetching, holds sending and its
 /// timers, retries — instead of ending. Every other store error (a defect, a corrupt file, a

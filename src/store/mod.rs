@@ -14,7 +14,7 @@ mod faults;
 mod notices;
 mod schema;
 
-pub use faults::{DEFAULT_BUSY_TIMEOUT, Unavailable};
+pub use faults::Unavailable;
 pub use notices::{ClaimedNotice, HealthFacts, NewNotice, NoticeRow};
 
 use std::path::Path;
@@ -243,9 +243,9 @@ pub type Counts = Vec<(String, i64)>;
 
 impl Store {
     /// Open (creating if needed) and migrate the database at `path`, waiting at most
-    /// [`DEFAULT_BUSY_TIMEOUT`] for a lock another connection holds.
+    /// [`crate::config::DEFAULT_BUSY_TIMEOUT`] for a lock another connection holds.
     pub fn open(path: &Path) -> Result<Store> {
-        Store::open_with(path, DEFAULT_BUSY_TIMEOUT)
+        Store::open_with(path, crate::config::DEFAULT_BUSY_TIMEOUT)
     }
 
     /// [`Store::open`] with `busy_timeout` (`[store] busy_timeout`): how long a statement
