@@ -59,6 +59,22 @@ fn keep_alive(tcp: &TcpStream) {
     }
 }
 
+/// SELECT `folder` with [`IO_TIMEOUT`]; a NO is [`ImapError::NoSuchFolder`].
+pub async fn select(session: &mut ImapSession, folder: &str) -> Result<async_imap::types::Mailbox> {
+    match tokio::time::timeout(IO_TIMEOUT, session.select(folder)).await {
+        Ok(Err(async_imap::error::Error::No(said))) => Err(ImapError::NoSuchFolder {
+            folder: folder.to_string(),
+            said,
+        }
+        .into()),
+        Ok(r) => r.with_context(|| format!("Selecting {folder}")),
+        Err(_) => bail!(
+            "Selecting {folder}: no answer from the server in {}s",
+            IO_TIMEOUT.as_secs()
+        ),
+    }
+}
+
 /// Await an IMAP operation with [`IO_TIMEOUT`].
 pub async fn io<T, E>(what: &str, fut: impl Future<Output = Result<T, E>>) -> Result<T>
 where
@@ -73,18 +89,42 @@ where
     }
 }
 
-/// The server refused our credentials (as opposed to not answering): a health alert of its
-/// own, because waiting will not fix it.
-#[derive(Debug)]
-pub struct LoginRefused(pub String);
-
-impl std::fmt::Display for LoginRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// The IMAP failures callers branch on; any other error (wrapped in `anyhow`) is the
+/// connection: it may pass, so it is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    /// The server refused our credentials (as opposed to not answering): a health alert of
+    /// its own, because waiting will not fix it.
+    #[error("{0}")]
+    LoginRefused(String),
+    /// The password or token could not be read (its file, command or token endpoint).
+    #[error("Reading the IMAP {noun}: {detail}")]
+    Credential { noun: &'static str, detail: String },
+    /// SELECT answered NO: the folder does not exist, or this account may not open it.
+    #[error("Selecting {folder}: the server has no such folder or refuses it ({said})")]
+    NoSuchFolder { folder: String, said: String },
 }
 
-impl std::error::Error for LoginRefused {}
+/// What an IMAP error means for whoever watches the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The login was refused or the credential is unreadable: an operator must act.
+    Login,
+    /// The folder cannot be selected.
+    Folder,
+    /// The connection: refused, dropped, timed out, or a protocol error.
+    Connection,
+}
+
+impl Failure {
+    pub fn of(e: &anyhow::Error) -> Failure {
+        match e.downcast_ref::<ImapError>() {
+            Some(ImapError::LoginRefused(_) | ImapError::Credential { .. }) => Failure::Login,
+            Some(ImapError::NoSuchFolder { .. }) => Failure::Folder,
+            None => Failure::Connection,
+        }
+    }
+}
 
 /// Connect, secure and log in: LOGIN with a password, or SASL XOAUTH2/OAUTHBEARER with an
 /// access token (whichever `cfg.credential` names). Errors are one readable line.
@@ -170,7 +210,7 @@ pub async fn connect(
             cfg.username,
             IO_TIMEOUT.as_secs()
         ),
-        Ok(Err((e, _))) => Err(LoginRefused(format!(
+        Ok(Err((e, _))) => Err(ImapError::LoginRefused(format!(
             "Logging in to {addr} as {} failed: {e} ({hint})",
             cfg.username
         ))
@@ -214,6 +254,31 @@ async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_told_apart_through_any_context() {
+        let refused: anyhow::Error = ImapError::LoginRefused("Logging in failed".into()).into();
+        assert_eq!(Failure::of(&refused.context("Connecting")), Failure::Login);
+        let unreadable: anyhow::Error = ImapError::Credential {
+            noun: "password",
+            detail: "no such file".into(),
+        }
+        .into();
+        assert_eq!(
+            unreadable.to_string(),
+            "Reading the IMAP password: no such file"
+        );
+        assert_eq!(Failure::of(&unreadable), Failure::Login);
+        let folder: anyhow::Error = ImapError::NoSuchFolder {
+            folder: "Support".into(),
+            said: "Mailbox doesn't exist: Support".into(),
+        }
+        .into();
+        assert_eq!(Failure::of(&folder), Failure::Folder);
+        // Text that merely reads like a login problem is still the connection.
+        let other = anyhow::anyhow!("Reading the IMAP greeting: connection reset");
+        assert_eq!(Failure::of(&other), Failure::Connection);
+    }
 
     #[tokio::test]
     async fn the_imap_socket_keeps_alive_with_our_intervals() {

@@ -172,9 +172,6 @@ impl Keywords {
 /// Gmail's `[Gmail]/Sent Mail` or Microsoft's `Sent Items`.
 pub const SENT_AUTO: &str = "auto";
 
-/// The context of every error reading the credential (a login problem, not a connection one).
-const CREDENTIAL_CONTEXT: &str = "Reading the IMAP";
-
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
@@ -204,11 +201,8 @@ impl Watcher {
             if let Err(e) = result {
                 self.metrics.imap_state(&source, false);
                 // A refused login or an unreadable password will not fix itself; anything
-                // else is the connection.
-                let refused = e.downcast_ref::<super::LoginRefused>().is_some()
-                    || e.chain()
-                        .any(|c| c.to_string().starts_with(CREDENTIAL_CONTEXT));
-                if refused {
+                // else (a folder that cannot be selected too) is the connection's condition.
+                if super::Failure::of(&e) == super::Failure::Login {
                     // The server answered: the connection is fine, the credentials are not.
                     self.health.ok(Condition::ImapConnection, &source);
                     self.health
@@ -263,7 +257,7 @@ impl Watcher {
         // Healthy once the folder is selected and synced (below); a folder that cannot be
         // selected keeps its connection problem.
         loop {
-            let mbox = io(&format!("Selecting {folder}"), session.select(&folder)).await?;
+            let mbox = super::select(&mut session, &folder).await?;
             caps.keywords = Keywords::from_permanent_flags(&mbox.permanent_flags);
             caps.flagged = mbox.permanent_flags.is_empty()
                 || mbox
@@ -897,16 +891,22 @@ async fn log_in(
     login: &Login,
     folder: &str,
 ) -> Result<ImapSession> {
-    let context = || format!("{CREDENTIAL_CONTEXT} {}", login.credential.noun());
-    let first = login.get().await.with_context(context)?;
+    let unreadable = |e: anyhow::Error| super::ImapError::Credential {
+        noun: login.credential.noun(),
+        detail: format!("{e:#}"),
+    };
+    let first = login.get().await.map_err(unreadable)?;
     match connect(mailbox, tls, &first.secret).await {
-        Err(e) if !first.fresh && e.downcast_ref::<super::LoginRefused>().is_some() => {
+        Err(e)
+            if !first.fresh
+                && matches!(e.downcast_ref(), Some(super::ImapError::LoginRefused(_))) =>
+        {
             tracing::info!(
                 folder = folder,
                 "IMAP refused the cached token; fetching a new one"
             );
             login.forget(&first.secret).await;
-            let again = login.get().await.with_context(context)?;
+            let again = login.get().await.map_err(unreadable)?;
             connect(mailbox, tls, &again.secret).await
         }
         r => r,
