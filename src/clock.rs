@@ -1,10 +1,19 @@
-//! The one place the wall clock is read. Tests move time with [`Clock::advance`].
+//! The one place the wall clock is read (tests move time with [`Clock::advance`]), and the one
+//! backoff every retry waits by.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
+
+/// Exponential backoff with jitter: `initial` x 2^(attempt-1), capped at `max`, +-20 %. The
+/// outbox's retries, the IMAP reconnects and the waits for an unavailable store all use it.
+pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let base = exp.min(max).as_secs_f64();
+    Duration::from_secs_f64(base * (0.8 + 0.4 * fastrand::f64()))
+}
 
 /// Seconds since the Unix epoch, plus an offset that tests may move forward.
 #[derive(Debug, Clone)]
@@ -76,6 +85,19 @@ impl ClockWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let i = Duration::from_secs(10);
+        let m = Duration::from_secs(300);
+        for (attempt, base) in [(1, 10.0), (2, 20.0), (3, 40.0), (10, 300.0), (40, 300.0)] {
+            let d = backoff(i, m, attempt).as_secs_f64();
+            assert!(
+                d >= base * 0.8 - 1e-9 && d <= base * 1.2 + 1e-9,
+                "attempt {attempt}: {d}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn advance_moves_clones_and_wakes_watchers() {

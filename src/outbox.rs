@@ -543,7 +543,11 @@ impl Outbox {
                 }
                 if !more.is_empty() {
                     let attempt = more.iter().map(|(_, a)| *a).max().unwrap_or(1);
-                    let delay = backoff(self.policy.retry_initial, self.policy.retry_max, attempt);
+                    let delay = crate::clock::backoff(
+                        self.policy.retry_initial,
+                        self.policy.retry_max,
+                        attempt,
+                    );
                     tracing::warn!(kind = %n.kind, key = %n.key, attempt, retry_in_s = delay.as_secs(), error = %e, "Staff email failed; will retry");
                     store.notice_retry(
                         &ids(&more),
@@ -653,7 +657,7 @@ impl Outbox {
             Err(SendError::Transient(e)) => {
                 self.metrics.send_failed("transient");
                 self.health.fail(Condition::Smtp, SMTP, e.clone());
-                let delay = backoff(
+                let delay = crate::clock::backoff(
                     self.policy.retry_initial,
                     self.policy.retry_max,
                     item.attempts,
@@ -966,13 +970,6 @@ pub fn decide_held(
     })
 }
 
-/// Exponential backoff with jitter: initial × 2^(attempt-1), capped, ±20 %.
-pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
-    let exp = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let base = exp.min(max).as_secs_f64();
-    Duration::from_secs_f64(base * (0.8 + 0.4 * fastrand::f64()))
-}
-
 /// Text from customer input for a header or template: no control characters.
 fn clean(s: &str) -> String {
     s.replace(|c: char| c.is_control(), " ")
@@ -1004,19 +1001,6 @@ mod tests {
         marks.read_through("INBOX", 101);
         assert!(marks.all_since(100));
         assert!(!marks.all_since(121));
-    }
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let i = Duration::from_secs(10);
-        let m = Duration::from_secs(300);
-        for (attempt, base) in [(1, 10.0), (2, 20.0), (3, 40.0), (10, 300.0), (40, 300.0)] {
-            let d = backoff(i, m, attempt).as_secs_f64();
-            assert!(
-                d >= base * 0.8 - 1e-9 && d <= base * 1.2 + 1e-9,
-                "attempt {attempt}: {d}"
-            );
-        }
     }
 
     #[test]

@@ -175,12 +175,9 @@ pub const SENT_AUTO: &str = "auto";
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
-/// Jittered exponential backoff for reconnects: 1 s, 2 s, 4 s … capped at 5 min, ±25 %.
+/// Reconnects back off: 1 s, 2 s, 4 s … capped at 5 min ([`crate::clock::backoff`]).
 pub fn backoff_delay(failures: u32) -> Duration {
-    let base = BACKOFF_MIN
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(BACKOFF_MAX);
-    base.mul_f64(0.75 + 0.5 * fastrand::f64())
+    crate::clock::backoff(BACKOFF_MIN, BACKOFF_MAX, failures)
 }
 
 impl Watcher {
@@ -1078,10 +1075,10 @@ mod tests {
         for failures in 1..40 {
             let d = backoff_delay(failures);
             assert!(
-                d >= Duration::from_millis(750) && d <= Duration::from_secs(375),
+                d >= Duration::from_millis(800) && d <= Duration::from_secs(360),
                 "{failures}: {d:?}"
             );
         }
-        assert!(backoff_delay(30) >= Duration::from_secs(225));
+        assert!(backoff_delay(30) >= Duration::from_secs(240));
     }
 }

@@ -32,13 +32,10 @@ use crate::templates::Templates;
 /// The longest wait between two tries of an unavailable store.
 pub const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Jittered exponential backoff for an unavailable store: 1 s, 2 s, 4 s … capped at
-/// [`STORE_RETRY_MAX`], ±20 %.
+/// An unavailable store is tried again after 1 s, 2 s, 4 s … capped at [`STORE_RETRY_MAX`]
+/// ([`crate::clock::backoff`]).
 pub fn store_retry_delay(failures: u32) -> Duration {
-    let base = Duration::from_secs(1)
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(STORE_RETRY_MAX);
-    base.mul_f64(0.8 + 0.4 * fastrand::f64())
+    crate::clock::backoff(Duration::from_secs(1), STORE_RETRY_MAX, failures)
 }
 
 /// How one task waits out an [`Unavailable`] store: the first task to meet a cause logs it in
