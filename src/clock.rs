@@ -46,6 +46,11 @@ impl Clock {
     }
 
     /// Now, in milliseconds since the Unix epoch.
+    /// The time `now` (seconds since the epoch) as the `Date:` header of the mail we write.
+    pub fn system_time(secs: i64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+    }
+
     pub fn now_ms(&self) -> i64 {
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -492,7 +492,13 @@ impl Outbox {
     /// was claimed before the SMTP transaction began).
     async fn deliver_notice(&self, store: &mut Store, n: ClaimedNotice) -> Result<()> {
         let now = self.clock.now();
-        let msg = match compose_notice(&n, &self.templates, &self.from, &self.domain) {
+        let msg = match compose_notice(
+            &n,
+            &self.templates,
+            &self.from,
+            &self.domain,
+            self.clock.now(),
+        ) {
             Ok(m) => m,
             Err(e) => {
                 let err = format!("cannot build the email: {e:#}");
@@ -752,7 +758,7 @@ impl Outbox {
                 &tickets::reply_subject(&item.subject, &item.ticket_tag),
             ))
             .message_id(Some(format!("<{}>", item.out_message_id)))
-            .date_now();
+            .date(Clock::system_time(self.clock.now()));
         // The witness: an envelope-only copy to the mailbox's own address, taken by the server
         // in this very transaction (lettre leaves the Bcc header out of the email).
         if self.policy.witness == Witness::Bcc {

@@ -490,6 +490,7 @@ pub fn compose_notice(
     templates: &Templates,
     from: &Mailbox,
     domain: &str,
+    now: i64,
 ) -> Result<Message> {
     let (subject, text, html) = if n.kind == "alert" {
         anyhow::ensure!(!n.alerts.is_empty(), "no readable alert in this batch");
@@ -523,7 +524,7 @@ pub fn compose_notice(
             n.ids.first().copied().unwrap_or(0),
             n.created_at
         )))
-        .date_now();
+        .date(Clock::system_time(now));
     b = crate::headers::robot_headers(b, "auto-generated", "bulk", &n.kind);
     for r in &n.recipients {
         let a: lettre::Address = r
@@ -538,6 +539,35 @@ pub fn compose_notice(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staff_mail_is_dated_by_the_injected_clock() {
+        let notice = ClaimedNotice {
+            ids: vec![7],
+            kind: "digest".into(),
+            key: "digest:team:1".into(),
+            recipients: vec!["staff@example.test".into()],
+            subject: "[triaged] team digest".into(),
+            text: "nothing waiting".into(),
+            html: "<p>nothing waiting</p>".into(),
+            alerts: Vec::new(),
+            held: false,
+            attempts: 1,
+            row_attempts: vec![1],
+            created_at: 1_700_000_000,
+        };
+        let from: Mailbox = "triaged <support@example.test>".parse().expect("address");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let templates = Templates::load(&dir, &["digest", "alert", "health"]).expect("templates");
+        // 2030-01-01 00:00:00 UTC: not the wall clock of any test run.
+        let msg = compose_notice(&notice, &templates, &from, "example.test", 1_893_456_000)
+            .expect("composes");
+        let raw = String::from_utf8(msg.formatted()).expect("ascii");
+        assert!(
+            raw.contains("Date: Tue, 01 Jan 2030 00:00:00 +0000"),
+            "{raw}"
+        );
+    }
     use rusqlite::ffi;
 
     fn store_config() -> StoreConfig {

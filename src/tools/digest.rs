@@ -155,6 +155,7 @@ pub fn send_now(config: &Config, name: Option<&str>, now: i64) -> Result<String>
             &config.templates,
             &config.smtp.from,
             &config.support.domain,
+            now,
         )?;
         match rt.block_on(sender.send(&msg)) {
             Ok(()) => {
