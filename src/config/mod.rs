@@ -69,8 +69,6 @@ pub struct MailboxConfig {
     pub username: String,
     /// A password or an OAuth2 token command.
     pub credential: Credential,
-    /// The first of `folders` (the one folder of a mailbox that watches one).
-    pub folder: String,
     /// The folders watched for customer mail, each by a connection of its own.
     pub folders: Vec<String>,
     /// The support account's Sent folder, watched for staff replies (none: not watched).
@@ -414,9 +412,8 @@ pub const MAX_SEND_CONCURRENCY: u32 = 32;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
-    /// The first (or only) mailbox.
-    pub mailbox: MailboxConfig,
-    /// Every mailbox, the first included; they share the store and the outbox.
+    /// Every mailbox, never none; they share the store and the outbox. The first is
+    /// [`Config::mailbox`].
     pub mailboxes: Vec<MailboxConfig>,
     pub smtp: SmtpConfig,
     pub store: StoreConfig,
@@ -497,6 +494,13 @@ impl Config {
 }
 
 impl Config {
+    /// The first (or only) mailbox: the one whose folders keep their plain names in the store.
+    pub fn mailbox(&self) -> &MailboxConfig {
+        // Infallible: a Config is only made by validation, which refuses one without a
+        // mailbox, and nothing removes one.
+        &self.mailboxes[0]
+    }
+
     /// What the guard needs to know about our own addresses.
     pub fn guard_config(&self) -> crate::guard::GuardConfig {
         crate::guard::GuardConfig {

@@ -66,10 +66,10 @@ fn errors(config: &str) -> Vec<String> {
 fn example_config_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/triaged.toml");
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(c.mailbox.tls, Tls::Implicit);
-    assert_eq!(c.mailbox.port, 993);
+    assert_eq!(c.mailbox().tls, Tls::Implicit);
+    assert_eq!(c.mailbox().port, 993);
     assert_eq!(
-        c.mailbox.credential,
+        c.mailbox().credential,
         Credential::Password(SecretSource::Env("TRIAGED_IMAP_PASSWORD".into()))
     );
     assert!(c.rules.len() > 5, "the default rule pack is loaded");
@@ -80,9 +80,9 @@ fn example_config_is_valid() {
 fn minimal_config_gets_defaults() {
     let (_d, path) = setup(MINIMAL);
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(c.mailbox.port, 143);
-    assert_eq!(c.mailbox.folder, "INBOX");
-    assert_eq!(c.mailbox.start, Start::New);
+    assert_eq!(c.mailbox().port, 143);
+    assert_eq!(c.mailbox().folders, ["INBOX"]);
+    assert_eq!(c.mailbox().start, Start::New);
     assert_eq!(c.smtp.port, 25);
     assert!(c.smtp.rate_limits.is_empty());
     assert_eq!(c.smtp.pushback_pause, Duration::from_secs(300));
@@ -329,7 +329,7 @@ fn oauth_credentials() {
     let (_d, path) = setup(&config);
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(
-        c.mailbox.credential,
+        c.mailbox().credential,
         Credential::Token {
             mechanism: OAuthMechanism::Xoauth2,
             command: "oauth2 get imap".into(),
@@ -347,7 +347,7 @@ fn oauth_credentials() {
     let (_d, path) = setup(&bearer);
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(matches!(
-        c.mailbox.credential,
+        c.mailbox().credential,
         Credential::Token { mechanism: OAuthMechanism::Oauthbearer, lifetime, .. } if lifetime == Duration::from_secs(1800)
     ));
 }
@@ -693,11 +693,11 @@ fn one_mailbox_or_several() {
     let (_d, path) = setup(MINIMAL);
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(c.mailboxes.len(), 1);
-    assert_eq!(c.mailbox.name, "main");
-    assert_eq!(c.mailbox.folders, ["INBOX"]);
-    assert_eq!(c.mailbox.address, "support@example.test");
-    assert_eq!(c.mailbox.from, None);
-    assert_eq!(c.mailbox.key("INBOX"), "INBOX");
+    assert_eq!(c.mailbox().name, "main");
+    assert_eq!(c.mailbox().folders, ["INBOX"]);
+    assert_eq!(c.mailbox().address, "support@example.test");
+    assert_eq!(c.mailbox().from, None);
+    assert_eq!(c.mailbox().key("INBOX"), "INBOX");
 
     // [[mailbox]] twice: names, folder lists, addresses; the second's address becomes a
     // support address, and its folders are stored as NAME:FOLDER.
@@ -709,9 +709,12 @@ fn one_mailbox_or_several() {
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
     let names: Vec<&str> = c.mailboxes.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["main", "billing"]);
-    assert_eq!(c.mailbox.name, "main", "Config.mailbox is the first");
-    assert_eq!(c.mailbox.folders, ["INBOX", "Escalations"]);
-    assert_eq!(c.mailbox.folder, "INBOX");
+    assert_eq!(
+        c.mailbox().name,
+        "main",
+        "Config::mailbox() is the first of the list"
+    );
+    assert_eq!(c.mailbox().folders, ["INBOX", "Escalations"]);
     let billing = &c.mailboxes[1];
     assert_eq!(billing.username, "billing@example.test");
     assert_eq!(billing.folders, ["Invoices"]);
@@ -722,8 +725,8 @@ fn one_mailbox_or_several() {
         Some("Support <billing@example.test>"),
         "the mailbox address with [smtp] from's display name"
     );
-    assert_eq!(c.mailbox.address, "support@example.test");
-    assert_eq!(c.mailbox.from, None);
+    assert_eq!(c.mailbox().address, "support@example.test");
+    assert_eq!(c.mailbox().from, None);
     assert_eq!(
         c.support.addresses,
         ["support@example.test", "billing@example.test"]
@@ -733,7 +736,7 @@ fn one_mailbox_or_several() {
             .support_addresses
             .contains(&"billing@example.test".to_string())
     );
-    assert_eq!(c.mailbox.key("Escalations"), "Escalations");
+    assert_eq!(c.mailbox().key("Escalations"), "Escalations");
     assert_eq!(billing.key("Invoices"), "billing:Invoices");
     // And back: a key names its mailbox; a plain one is the first's.
     for (key, want) in [
@@ -752,9 +755,9 @@ fn one_mailbox_or_several() {
     let (_d, path) = setup(&config);
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(c.mailboxes.len(), 1);
-    assert_eq!(c.mailbox.name, "desk");
+    assert_eq!(c.mailbox().name, "desk");
     assert_eq!(
-        c.mailbox.key("INBOX"),
+        c.mailbox().key("INBOX"),
         "INBOX",
         "the first keeps plain names"
     );

@@ -135,7 +135,6 @@ impl Validator<'_> {
             // Filled in once [support] and [smtp] are read.
             address: String::new(),
             from: None,
-            folder: folders.first().cloned().unwrap_or_else(|| "INBOX".into()),
             folders,
             sent_folder: m.sent_folder.filter(|f| !f.is_empty()),
             poll_interval: timing.poll_interval,

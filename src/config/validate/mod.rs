@@ -62,11 +62,13 @@ impl Validator<'_> {
                 alerts: alerts.as_ref(),
             },
         );
-        match (smtp, scoring.rules, templates, mailboxes.first().cloned()) {
-            (Some(smtp), Some(rules), Some(templates), Some(mailbox)) if self.errors.is_empty() => {
+        match (smtp, scoring.rules, templates) {
+            // No mailbox is an error (see `mailboxes`); said again so that it cannot slip.
+            (Some(smtp), Some(rules), Some(templates))
+                if self.errors.is_empty() && !mailboxes.is_empty() =>
+            {
                 Ok(Config {
                     path: self.path.to_path_buf(),
-                    mailbox,
                     mailboxes,
                     smtp,
                     store,
