@@ -5,6 +5,7 @@
 //! file are relative to the directory of the config file.
 
 mod duration;
+mod keys;
 mod raw;
 mod secret;
 mod validate;
@@ -478,12 +479,29 @@ impl Config {
         }
     }
 
-    /// [`Config::load`] on the calling thread.
+    /// [`Config::load`] on the calling thread; the problems sorted by file, line and column.
     fn load_here(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+        Config::load_unsorted(path).map_err(|mut problems| {
+            // Stable: problems about a whole file (line 0) keep their order, first.
+            problems.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+            problems
+        })
+    }
+
+    fn load_unsorted(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+        use serde::Deserialize;
+
         let source = crate::diag::read_limited(path, "config file", MAX_CONFIG_BYTES)
             .map_err(|d| vec![d])?;
-        let raw: raw::Root =
-            toml::from_str(&source).map_err(|e| vec![Diagnostic::from_toml(path, &source, &e)])?;
+        let toml_error = |e: toml::de::Error| vec![Diagnostic::from_toml(path, &source, &e)];
+        let document = toml::de::DeTable::parse(&source).map_err(toml_error)?;
+        // Every unknown key at once; serde would stop at the first.
+        let unknown = raw::shape().unknown_keys(path, &source, document.get_ref());
+        if !unknown.is_empty() {
+            return Err(unknown);
+        }
+        let raw =
+            raw::Root::deserialize(toml::de::Deserializer::from(document)).map_err(toml_error)?;
         validate::Validator {
             path,
             source: &source,
