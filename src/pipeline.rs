@@ -67,7 +67,7 @@ impl Pipeline {
             thresholds: config.thresholds,
             guard: config.guard_config(),
             limits: ParseLimits {
-                max_size: config.mailbox.max_message_size,
+                max_size: config.mailbox().max_message_size,
             },
             policy: Policy::from_config(config),
             clock,

@@ -1,11 +1,53 @@
-//! The TOML schema exactly as written by the operator. Unknown keys are errors.
+//! The TOML schema exactly as written by the operator. Unknown keys are errors: all of a file's
+//! are found by walking [`shape`] (see [`super::keys`]) before serde, which stops at the first.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::keys::Shape;
 use crate::score::Priority;
+
+/// The tables of the file: which keys hold tables, and of which struct. A struct added for a
+/// table is named here too (`every_table_of_the_example_is_walked` fails otherwise).
+pub fn shape() -> Shape {
+    let per_priority = Shape::of::<PerPriority>;
+    Shape::of::<Root>()
+        .with("mailbox", Shape::of::<Mailbox>())
+        .with(
+            "smtp",
+            Shape::of::<Smtp>().with("rate_limits", Shape::of::<RateLimit>()),
+        )
+        .with("store", Shape::of::<Store>())
+        .with("support", Shape::of::<Support>())
+        .with("ack", Shape::of::<Ack>().with("reply_time", per_priority()))
+        .with(
+            "flags",
+            Shape::of::<Flags>()
+                .with("priority_keywords", per_priority())
+                .with("folders", per_priority()),
+        )
+        .with(
+            "scoring",
+            Shape::of::<Scoring>().with("thresholds", Shape::of::<Thresholds>()),
+        )
+        .with("templates", Shape::of::<Templates>())
+        .with("outbox", Shape::of::<Outbox>())
+        .with(
+            "sla",
+            Shape::of::<Sla>()
+                .with("first_response", per_priority())
+                .with("next_response", per_priority()),
+        )
+        .with("followups", Shape::of::<Followups>())
+        .with("digest", Shape::of::<Digest>())
+        .with(
+            "alerts",
+            Shape::of::<Alerts>().with("health", Shape::of::<Health>()),
+        )
+        .with("http", Shape::of::<Http>())
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -67,10 +67,10 @@ fn errors(config: &str) -> Vec<String> {
 fn example_config_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/triaged.toml");
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(c.mailbox.tls, Tls::Implicit);
-    assert_eq!(c.mailbox.port, 993);
+    assert_eq!(c.mailbox().tls, Tls::Implicit);
+    assert_eq!(c.mailbox().port, 993);
     assert_eq!(
-        c.mailbox.credential,
+        c.mailbox().credential,
         Credential::Password(SecretSource::Env("TRIAGED_IMAP_PASSWORD".into()))
     );
     assert!(c.rules.len() > 5, "the default rule pack is loaded");
@@ -81,9 +81,9 @@ fn example_config_is_valid() {
 fn minimal_config_gets_defaults() {
     let (_d, path) = setup(MINIMAL);
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(c.mailbox.port, 143);
-    assert_eq!(c.mailbox.folder, "INBOX");
-    assert_eq!(c.mailbox.start, Start::New);
+    assert_eq!(c.mailbox().port, 143);
+    assert_eq!(c.mailbox().folders, ["INBOX"]);
+    assert_eq!(c.mailbox().start, Start::New);
     assert_eq!(c.smtp.port, 25);
     assert!(c.smtp.rate_limits.is_empty());
     assert_eq!(c.smtp.pushback_pause, Duration::from_secs(300));
@@ -330,7 +330,7 @@ fn oauth_credentials() {
     let (_d, path) = setup(&config);
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(
-        c.mailbox.credential,
+        c.mailbox().credential,
         Credential::Token {
             mechanism: OAuthMechanism::Xoauth2,
             command: "oauth2 get imap".into(),
@@ -348,7 +348,7 @@ fn oauth_credentials() {
     let (_d, path) = setup(&bearer);
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(matches!(
-        c.mailbox.credential,
+        c.mailbox().credential,
         Credential::Token { mechanism: OAuthMechanism::Oauthbearer, lifetime, .. } if lifetime == Duration::from_secs(1800)
     ));
 }
@@ -689,11 +689,11 @@ fn one_mailbox_or_several() {
     let (_d, path) = setup(MINIMAL);
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(c.mailboxes.len(), 1);
-    assert_eq!(c.mailbox.name, "main");
-    assert_eq!(c.mailbox.folders, ["INBOX"]);
-    assert_eq!(c.mailbox.address, "support@example.test");
-    assert_eq!(c.mailbox.from, None);
-    assert_eq!(c.mailbox.key("INBOX"), "INBOX");
+    assert_eq!(c.mailbox().name, "main");
+    assert_eq!(c.mailbox().folders, ["INBOX"]);
+    assert_eq!(c.mailbox().address, "support@example.test");
+    assert_eq!(c.mailbox().from, None);
+    assert_eq!(c.mailbox().key("INBOX"), "INBOX");
 
     // [[mailbox]] twice: names, folder lists, addresses; the second's address becomes a
     // support address, and its folders are stored as NAME:FOLDER.
@@ -705,9 +705,12 @@ fn one_mailbox_or_several() {
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
     let names: Vec<&str> = c.mailboxes.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["main", "billing"]);
-    assert_eq!(c.mailbox.name, "main", "Config.mailbox is the first");
-    assert_eq!(c.mailbox.folders, ["INBOX", "Escalations"]);
-    assert_eq!(c.mailbox.folder, "INBOX");
+    assert_eq!(
+        c.mailbox().name,
+        "main",
+        "Config::mailbox() is the first of the list"
+    );
+    assert_eq!(c.mailbox().folders, ["INBOX", "Escalations"]);
     let billing = &c.mailboxes[1];
     assert_eq!(billing.username, "billing@example.test");
     assert_eq!(billing.folders, ["Invoices"]);
@@ -718,8 +721,8 @@ fn one_mailbox_or_several() {
         Some("Support <billing@example.test>"),
         "the mailbox address with [smtp] from's display name"
     );
-    assert_eq!(c.mailbox.address, "support@example.test");
-    assert_eq!(c.mailbox.from, None);
+    assert_eq!(c.mailbox().address, "support@example.test");
+    assert_eq!(c.mailbox().from, None);
     assert_eq!(
         c.support.addresses,
         ["support@example.test", "billing@example.test"]
@@ -729,7 +732,7 @@ fn one_mailbox_or_several() {
             .support_addresses
             .contains(&"billing@example.test".to_string())
     );
-    assert_eq!(c.mailbox.key("Escalations"), "Escalations");
+    assert_eq!(c.mailbox().key("Escalations"), "Escalations");
     assert_eq!(billing.key("Invoices"), "billing:Invoices");
     // And back: a key names its mailbox; a plain one is the first's.
     for (key, want) in [
@@ -748,9 +751,9 @@ fn one_mailbox_or_several() {
     let (_d, path) = setup(&config);
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(c.mailboxes.len(), 1);
-    assert_eq!(c.mailbox.name, "desk");
+    assert_eq!(c.mailbox().name, "desk");
     assert_eq!(
-        c.mailbox.key("INBOX"),
+        c.mailbox().key("INBOX"),
         "INBOX",
         "the first keeps plain names"
     );
@@ -866,4 +869,117 @@ fn a_digest_lists_at_most_500_per_section() {
             "{errs:?}"
         );
     }
+}
+
+/// Each problem with the test directory's path cut: `DIR/triaged.toml:3:1: ...`.
+fn problems(dir: &Path, path: &Path) -> Vec<String> {
+    Config::load(path)
+        .expect_err("config must be refused")
+        .iter()
+        .map(|e| e.to_string().replace(&dir.display().to_string(), "DIR"))
+        .collect()
+}
+
+#[test]
+fn every_unknown_key_of_a_file_is_reported_in_order() {
+    // Typos in [mailbox], [store] (two, the later one first alphabetically, as the parsed
+    // table holds them), an inline rate limit, a nested table, a [[digest]], a whole table.
+    let config = MINIMAL
+        .replace(
+            "password_env = \"PW\"",
+            "password_env = \"PW\"\nfolderz = \"x\"",
+        )
+        .replace("[store]", "[store]\nzpath = 1\napath = 2")
+        .replace(
+            "from = \"Support <support@example.test>\"",
+            "from = \"Support <support@example.test>\"\nrate_limits = [{ max = 1, per = \"1m\", burst = 2 }]",
+        )
+        + "\n[sla]\ntimezone = \"UTC\"\n[sla.first_response]\nurgnet = \"1h\"\n\
+           \n[[digest]]\nname = \"d\"\nto = [\"lead@example.test\"]\ntimes = [\"09:00\"]\nsend_emtpy = true\n\
+           \n[storee]\npath = \"x\"\n";
+    let (d, path) = setup(&config);
+    let got = problems(d.path(), &path);
+    let want = [
+        "DIR/triaged.toml:7:1: unknown field `folderz`, expected one of `name`, `address`, `host`",
+        "DIR/triaged.toml:13:39: unknown field `burst`, expected `max` or `per`",
+        "DIR/triaged.toml:16:1: unknown field `zpath`, expected `path` or `busy_timeout`",
+        "DIR/triaged.toml:17:1: unknown field `apath`, expected `path` or `busy_timeout`",
+        "DIR/triaged.toml:27:1: unknown field `urgnet`, expected one of `urgent`, `high`, `normal`, `low`",
+        "DIR/triaged.toml:33:1: unknown field `send_emtpy`, expected one of `name`, `to`, `times`",
+        "DIR/triaged.toml:35:2: unknown field `storee`, expected one of `mailbox`, `smtp`, `store`",
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (got, want) in got.iter().zip(want) {
+        assert!(got.starts_with(want), "want {want:?}\n got {got:?}");
+    }
+}
+
+#[test]
+fn problems_in_several_files_are_sorted_by_file_and_line() {
+    // [flags] is written first but checked late; rules and templates are checked between the
+    // config's sections; a threshold problem has no line. Sorted: by file (rules/, templates/,
+    // triaged.toml), then by line, the whole-file problem first.
+    let config = format!(
+        "[flags.priority_keywords]\nurgent = \"very urgent\"\n{}\n[scoring.thresholds]\nhigh = 9.0\n",
+        MINIMAL.replace(
+            "password_env = \"PW\"",
+            "password_env = \"PW\"\nstart = \"yesterday\""
+        )
+    );
+    let (d, path) = setup(&config);
+    std::fs::write(
+        d.path().join("rules/b.toml"),
+        "[[rule]]\nid = \"bad\"\nregex = \"(unclosed\"\nweight = 1.0\n",
+    )
+    .expect("write");
+    std::fs::write(d.path().join("templates/ack.txt"), "Hi {{ customer_name ").expect("write");
+    let got = problems(d.path(), &path);
+    let want = [
+        "DIR/rules/b.toml:3:",
+        "DIR/templates/ack.txt:1:",
+        "DIR/triaged.toml: [scoring.thresholds] must satisfy urgent >= high >= normal",
+        "DIR/triaged.toml:2:10: \"very urgent\" is not a valid IMAP keyword",
+        "DIR/triaged.toml:9:9: unknown start \"yesterday\"",
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (got, want) in got.iter().zip(want) {
+        assert!(got.starts_with(want), "want {want:?}\n got {got:?}");
+    }
+}
+
+/// The walk knows every table: a key added to any table of the example config (which shows
+/// every table) is reported by it, where it was written, and the example has none of its own.
+/// A table whose struct is missing from `raw::shape` fails here.
+#[test]
+fn every_table_of_the_example_is_walked() {
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/triaged.toml"))
+            .expect("read the example");
+    let unknown = |source: &str| {
+        let doc = toml::de::DeTable::parse(source).expect("the example parses");
+        raw::shape().unknown_keys(Path::new("x.toml"), source, doc.get_ref())
+    };
+    assert_eq!(unknown(&example), vec![]);
+    let lines: Vec<&str> = example.lines().collect();
+    // Their keys are the operator's (days of the week), checked by the calendar.
+    let free = ["[sla.hours]", "[followups.hours]"];
+    let mut walked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with('[') || free.contains(line) {
+            continue;
+        }
+        let mut edited = lines.clone();
+        edited.insert(i + 1, "bogus_key = 1");
+        let got: Vec<String> = unknown(&edited.join("\n"))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let want = format!("x.toml:{}:1: unknown field `bogus_key`", i + 2);
+        assert!(
+            got.len() == 1 && got[0].starts_with(&want),
+            "{line}: {got:?}"
+        );
+        walked += 1;
+    }
+    assert!(walked >= 15, "{walked} tables");
 }

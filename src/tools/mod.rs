@@ -23,7 +23,7 @@ use crate::wording;
 pub fn explain(config: &Config, path: &Path, json: bool, now: i64) -> Result<String> {
     let raw = std::fs::read(path).with_context(|| format!("Reading {}", path.display()))?;
     let limits = ParseLimits {
-        max_size: config.mailbox.max_message_size,
+        max_size: config.mailbox().max_message_size,
     };
     let email = match parse::parse(&raw, &limits) {
         Ok(e) => e,

@@ -5,8 +5,9 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use toml::Spanned;
 
-use super::{Validator, raw};
+use super::Validator;
 use crate::alerts::{AlertConfig, HealthConfig};
+use crate::config::{SupportConfig, raw};
 use crate::diag::Diagnostic;
 use crate::digest::{DigestConfig, QuietHours, Schedule};
 use crate::score::Priority;
@@ -22,7 +23,7 @@ impl Validator<'_> {
         &mut self,
         section: &str,
         to: &[Spanned<String>],
-        support: &super::SupportConfig,
+        support: &SupportConfig,
     ) -> Vec<String> {
         if to.is_empty() {
             self.errors.push(Diagnostic::file(
@@ -96,27 +97,14 @@ impl Validator<'_> {
     pub(super) fn digests(
         &mut self,
         raw: Vec<raw::Digest>,
-        support: &super::SupportConfig,
+        support: &SupportConfig,
         default_tz: &TimeZone,
     ) -> Vec<DigestConfig> {
         let mut out: Vec<DigestConfig> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         for d in raw {
-            let name = d.name.get_ref().trim().to_string();
+            let name = self.digest_name(&d.name, &mut names);
             let section = format!("[[digest]] {name:?}");
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                self.err(&d.name, "digest name must be letters, digits, '-' or '_' (it names the digest in subjects and on the command line)");
-            } else if names.contains(&name) {
-                self.err(
-                    &d.name,
-                    format!("a digest named {name:?} already exists: give each a different name"),
-                );
-            }
-            names.push(name.clone());
             let to = self.staff_recipients(&section, &d.to, support);
             let tz = self.zone(&section, &d.timezone, default_tz);
             let schedule = match Schedule::parse(tz.clone(), d.times.get_ref(), &d.days) {
@@ -127,19 +115,7 @@ impl Validator<'_> {
                 }
             };
             let quiet = self.quiet(&section, &d.quiet_hours, &tz);
-            let mut priorities = Vec::new();
-            for p in &d.priorities {
-                match Priority::ALL.iter().find(|x| x.as_str() == p.get_ref()) {
-                    Some(x) => priorities.push(*x),
-                    None => self.err(
-                        p,
-                        format!(
-                            "{section} unknown priority {:?}: use urgent, high, normal or low",
-                            p.get_ref()
-                        ),
-                    ),
-                }
-            }
+            let priorities = self.priorities(&section, &d.priorities);
             let due_soon = self.duration(&d.due_soon, Duration::from_secs(2 * 3600));
             let repeat_window = self.duration(&d.repeat_window, Duration::from_secs(7 * 86_400));
             let period = d
@@ -192,10 +168,46 @@ impl Validator<'_> {
         out
     }
 
+    /// A digest's name: letters, digits, '-' and '_', and not one of `names` (those before).
+    fn digest_name(&mut self, at: &Spanned<String>, names: &mut Vec<String>) -> String {
+        let name = at.get_ref().trim().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.err(at, "digest name must be letters, digits, '-' or '_' (it names the digest in subjects and on the command line)");
+        } else if names.contains(&name) {
+            self.err(
+                at,
+                format!("a digest named {name:?} already exists: give each a different name"),
+            );
+        }
+        names.push(name.clone());
+        name
+    }
+
+    fn priorities(&mut self, section: &str, written: &[Spanned<String>]) -> Vec<Priority> {
+        let mut priorities = Vec::new();
+        for p in written {
+            match Priority::ALL.iter().find(|x| x.as_str() == p.get_ref()) {
+                Some(x) => priorities.push(*x),
+                None => self.err(
+                    p,
+                    format!(
+                        "{section} unknown priority {:?}: use urgent, high, normal or low",
+                        p.get_ref()
+                    ),
+                ),
+            }
+        }
+        priorities
+    }
+
     pub(super) fn alerts(
         &mut self,
         raw: Option<raw::Alerts>,
-        support: &super::SupportConfig,
+        support: &SupportConfig,
         default_tz: &TimeZone,
     ) -> Option<AlertConfig> {
         let a = raw?;
