@@ -5,17 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::sync::Notify;
+use tokio_rustls::rustls::ClientConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::{Config, Credential, Login, StoreConfig};
+use crate::config::{Config, Credential, Login, MailboxConfig, StoreConfig};
 use crate::health::HealthBoard;
 use crate::http;
-use crate::imap::Watcher;
+use crate::imap::{Account, Watcher};
 use crate::notices::{self, StoreWait};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Shared};
 use crate::pipeline::Pipeline;
 use crate::reload::Hangups;
 use crate::smtp::Sender;
@@ -90,159 +90,91 @@ pub async fn run_with(
             _ => return Err(e),
         }
     }
-    let wake = Arc::new(Notify::new());
-    let metrics = crate::metrics::Metrics::default();
     // The configuration in force; SIGHUP publishes a new one (crate::reload).
     let (live_tx, live) = tokio::sync::watch::channel(Arc::new(config.clone()));
+    let shared = Shared {
+        health: health.clone(),
+        live: Some(live.clone()),
+        ..Shared::default()
+    };
+    // A store handle per watcher (one per folder of each mailbox, and one for its Sent
+    // folder), for the snooze, digest and health tasks, and for the status page.
+    let folders: usize = config
+        .mailboxes
+        .iter()
+        .map(|m| watched_folders(m).len())
+        .sum();
+    let wanted = folders + 3 + usize::from(config.http.is_some());
+    let mut stores = Vec::with_capacity(wanted);
+    for _ in 0..wanted {
+        stores.push(starting!(open_store(&config.store, &health, "start"))?);
+    }
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-
-    // One watcher (own connection, own store handle) per folder of each mailbox, and one for
-    // the mailbox's Sent folder when configured, whose mail is staff's and is never flagged.
-    // A mailbox's watchers share its Login (one token cache per account).
-    let mut watchers = Vec::new();
-    let synced = crate::outbox::SyncMarks::default();
-    for (mailbox, tls) in config.mailboxes.iter().zip(tls) {
-        let mut folders: Vec<(String, bool)> =
-            mailbox.folders.iter().map(|f| (f.clone(), false)).collect();
-        if let Some(sent) = &mailbox.sent_folder {
-            folders.push((sent.clone(), true));
-        }
-        let login = Login::new(mailbox.credential.clone());
-        for (folder, staff_folder) in folders {
-            let store = starting!(open_store(&config.store, &health, "start"))?;
-            let mut pipeline = Pipeline::new(&config, clock.clone(), store, staff_folder);
-            pipeline.limits.max_size = mailbox.max_message_size;
-            pipeline.deadline = mailbox.triage_timeout;
-            pipeline.live = Some(live.clone());
-            pipeline.metrics = metrics.clone();
-            let mut flags = config.flags.clone();
-            if staff_folder {
-                flags.enabled = false;
-            }
-            synced.watch(&mailbox.key(&folder));
-            watchers.push(Watcher {
-                synced: synced.clone(),
-                store_wait: StoreWait::new(&health, mailbox.key(&folder), &config.store),
-                folder,
-                mailbox: mailbox.clone(),
-                flags,
-                tls: tls.clone(),
-                login: login.clone(),
-                pipeline,
-                outbox_wake: wake.clone(),
-                health: health.clone(),
-                resolved: None,
-                told_fallback: false,
-                moves: Default::default(),
-                metrics: metrics.clone(),
-            });
-        }
-    }
-    let snooze_store = starting!(open_store(&config.store, &health, "start"))?;
-    let digest_store = starting!(open_store(&config.store, &health, "start"))?;
-    let health_store = starting!(open_store(&config.store, &health, "start"))?;
-    let http_source = match &config.http {
-        Some(_) => Some(Arc::new(http::StoreSource::new(
-            starting!(open_store(&config.store, &health, "start"))?,
-            config.sla.clone(),
-        ))),
-        None => None,
-    };
-    for watcher in watchers {
+    for watcher in watchers(&config, tls, &mut stores, &clock, &shared) {
         tracker.spawn(watcher.run(cancel.child_token()));
     }
+    let mut store = || stores.pop().expect("a store was opened for each task");
+    let stop = || cancel.child_token();
     tracker.spawn(wake_snoozed(
-        snooze_store,
+        store(),
         live.clone(),
         StoreWait::new(&health, "snooze", &config.store),
         clock.clone(),
-        cancel.child_token(),
+        stop(),
     ));
     tracker.spawn(notices::digest_scheduler(
         live.clone(),
-        digest_store,
+        store(),
         health.clone(),
         clock.clone(),
-        wake.clone(),
-        cancel.child_token(),
+        shared.wake.clone(),
+        stop(),
     ));
     tracker.spawn(notices::health_monitor(
         live.clone(),
-        health_store,
+        store(),
         health.clone(),
         clock.clone(),
-        wake.clone(),
-        cancel.child_token(),
+        shared.wake.clone(),
+        stop(),
     ));
     tracker.spawn(crate::reload::on_sighup(
         config.path.clone(),
         live_tx,
-        metrics.clone(),
+        shared.metrics.clone(),
         hangups,
-        cancel.child_token(),
+        stop(),
     ));
-    if let (Some(h), Some(listener), Some(source)) = (&config.http, http_listener, http_source) {
-        // /healthz reads only what the tasks report (in memory): it answers at once whatever
-        // the store does.
-        let health_check: http::HealthCheck = {
-            let (b, m) = (health.clone(), metrics.clone());
-            Box::new(move || http::health(&b, &m))
-        };
-        let app = Arc::new(http::App::new(
-            metrics.clone(),
-            source.clone(),
-            health_check,
-            clock.clone(),
-        ));
+    if let (Some(h), Some(listener)) = (&config.http, http_listener) {
+        let source = Arc::new(http::StoreSource::new(store(), config.sla.clone()));
         tracing::info!(listen = %h.listen, "HTTP: /healthz, /metrics and the status page");
-        // On a thread and runtime of its own: store calls block this runtime's workers
-        // (up to the busy timeout each), and /healthz must answer whatever the store does.
-        let listener = listener
-            .into_std()
-            .context("Handing the [http] listener to its own runtime")?;
-        let cancel_http = cancel.child_token();
-        tracker.spawn(async move {
-            let served =
-                tokio::task::spawn_blocking(move || http::serve_apart(listener, app, cancel_http));
-            match served.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "HTTP server stopped"),
-                Err(e) => tracing::error!(error = %e, "HTTP server failed"),
-            }
-        });
-        // The status page's SLA clocks follow a reload.
-        let mut live = live.clone();
-        let cancel = cancel.child_token();
-        tracker.spawn(async move {
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    r = live.changed() => if r.is_err() { return },
-                }
-                source.set_sla(live.borrow_and_update().sla.clone());
-            }
-        });
+        serve_http(&tracker, listener, source, &shared, &clock, &cancel)?;
     }
     let outbox = OutboxTask {
         config: config.clone(),
         sender,
         clock: clock.clone(),
-        wake,
-        health: health.clone(),
-        live: live.clone(),
-        metrics: metrics.clone(),
-        synced,
+        shared,
     };
-    let mut outbox_task = tracker.spawn(outbox.run(outbox_store, cancel.child_token()));
+    let outbox_task = tracker.spawn(outbox.run(outbox_store, cancel.child_token()));
     tracker.close();
     tracing::info!(config = %config.path.display(), store = %config.store.path.display(), "triaged running");
+    until_stopped(shutdown, outbox_task, cancel, tracker).await
+}
 
-    // The watchers never give up (they reconnect, and wait for the store); the outbox waits
-    // for an unavailable store too, and ends early only on any other store error, which is
-    // not something to limp on with.
+/// Run until `shutdown` resolves or the outbox ends, then stop every task (waiting at most
+/// [`SHUTDOWN_GRACE`]). The watchers never give up (they reconnect, and wait for the store);
+/// the outbox waits for an unavailable store too, and ends early only on any other store
+/// error, which is not something to limp on with.
+async fn until_stopped(
+    shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    mut outbox_task: tokio::task::JoinHandle<Result<()>>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) -> Result<()> {
     let outcome = tokio::select! {
-        () = &mut shutdown => {
+        () = shutdown => {
             tracing::info!("Stopping");
             Ok(())
         }
@@ -264,6 +196,104 @@ pub async fn run_with(
     }
     tracing::info!("Stopped");
     outcome
+}
+
+/// The folders one mailbox is watched in: its folders, and its Sent folder when set.
+fn watched_folders(mailbox: &MailboxConfig) -> Vec<(String, bool)> {
+    let mut folders: Vec<(String, bool)> =
+        mailbox.folders.iter().map(|f| (f.clone(), false)).collect();
+    if let Some(sent) = &mailbox.sent_folder {
+        folders.push((sent.clone(), true));
+    }
+    folders
+}
+
+/// One watcher (own connection, own store handle from `stores`) per folder of each mailbox,
+/// and one for the mailbox's Sent folder when configured, whose mail is staff's and is never
+/// flagged. A mailbox's watchers share its account (one token cache per account).
+fn watchers(
+    config: &Config,
+    tls: Vec<Arc<ClientConfig>>,
+    stores: &mut Vec<Store>,
+    clock: &Clock,
+    shared: &Shared,
+) -> Vec<Watcher> {
+    let mut out = Vec::new();
+    for (mailbox, tls) in config.mailboxes.iter().zip(tls) {
+        let account = Account {
+            mailbox: mailbox.clone(),
+            tls,
+            login: Login::new(mailbox.credential.clone()),
+        };
+        for (folder, staff_folder) in watched_folders(mailbox) {
+            let store = stores.pop().expect("a store was opened for each watcher");
+            let mut pipeline = Pipeline::new(config, clock.clone(), store, staff_folder);
+            pipeline.limits.max_size = mailbox.max_message_size;
+            pipeline.deadline = mailbox.triage_timeout;
+            pipeline.live = shared.live.clone();
+            pipeline.metrics = shared.metrics.clone();
+            out.push(Watcher::new(
+                config,
+                &account,
+                folder,
+                staff_folder,
+                pipeline,
+                shared,
+            ));
+        }
+    }
+    out
+}
+
+/// Serve `/healthz`, `/metrics` and the status page on a thread and runtime of their own:
+/// store calls block this runtime's workers (up to the busy timeout each), and `/healthz` must
+/// answer whatever the store does. The status page's SLA clocks follow a reload.
+fn serve_http(
+    tracker: &TaskTracker,
+    listener: tokio::net::TcpListener,
+    source: Arc<http::StoreSource>,
+    shared: &Shared,
+    clock: &Clock,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    // /healthz reads only what the tasks report (in memory).
+    let health_check: http::HealthCheck = {
+        let (b, m) = (shared.health.clone(), shared.metrics.clone());
+        Box::new(move || http::health(&b, &m))
+    };
+    let app = Arc::new(http::App::new(
+        shared.metrics.clone(),
+        source.clone(),
+        health_check,
+        clock.clone(),
+    ));
+    let listener = listener
+        .into_std()
+        .context("Handing the [http] listener to its own runtime")?;
+    let cancel_http = cancel.child_token();
+    tracker.spawn(async move {
+        let served =
+            tokio::task::spawn_blocking(move || http::serve_apart(listener, app, cancel_http));
+        match served.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "HTTP server stopped"),
+            Err(e) => tracing::error!(error = %e, "HTTP server failed"),
+        }
+    });
+    let Some(mut live) = shared.live.clone() else {
+        return Ok(());
+    };
+    let cancel = cancel.child_token();
+    tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                r = live.changed() => if r.is_err() { return },
+            }
+            source.set_sla(live.borrow_and_update().sla.clone());
+        }
+    });
+    Ok(())
 }
 
 /// Open the store (on the blocking pool: it may wait up to the busy timeout), waiting out an
@@ -312,17 +342,13 @@ struct OutboxTask {
     config: Config,
     sender: Sender,
     clock: Clock,
-    wake: Arc<Notify>,
-    health: HealthBoard,
-    live: crate::reload::Live,
-    metrics: crate::metrics::Metrics,
-    /// How far the watchers have read (for settling sends a crash or a store fault cut off).
-    synced: crate::outbox::SyncMarks,
+    /// The daemon's wake-up, health board, reload channel, counters and read marks.
+    shared: Shared,
 }
 
 impl OutboxTask {
     async fn run(self, store: Store, cancel: CancellationToken) -> Result<()> {
-        let mut waits = StoreWait::new(&self.health, "outbox", &self.config.store);
+        let mut waits = StoreWait::new(&self.shared.health, "outbox", &self.config.store);
         let mut store = Some(store);
         loop {
             let store = match store.take() {
@@ -332,15 +358,13 @@ impl OutboxTask {
                     () = cancel.cancelled() => return Ok(()),
                 },
             };
-            let outbox = Outbox {
-                wake: self.wake.clone(),
-                health: self.health.clone(),
-                // A fresh receiver sees a configuration reloaded meanwhile as news.
-                live: Some(self.live.clone()),
-                metrics: self.metrics.clone(),
-                synced: self.synced.clone(),
-                ..Outbox::new(&self.config, self.sender.clone(), self.clock.clone())
-            };
+            // A fresh receiver sees a configuration reloaded meanwhile as news.
+            let outbox = Outbox::new(
+                &self.config,
+                self.sender.clone(),
+                self.clock.clone(),
+                &self.shared,
+            );
             let e = match outbox.run(store, cancel.clone()).await {
                 Ok(()) => return Ok(()),
                 Err(e) => e,

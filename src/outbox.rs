@@ -39,44 +39,60 @@ use crate::templates::{MailContext, Templates};
 use crate::tickets::{self, Followup};
 use crate::wording;
 
-/// Everything the worker needs besides the store.
-pub struct Outbox {
-    pub sender: Sender,
-    pub templates: Templates,
-    pub ack: AckConfig,
-    /// Business time: what acknowledgements and holding notes promise.
-    pub sla: SlaConfig,
-    /// Follow-up settings: customer-facing hours, the survey link.
-    pub followups: FollowupConfig,
-    pub policy: OutboxConfig,
-    /// `[smtp] from`: staff mail, and customer mail of a mailbox without an `address`.
-    pub from: Mailbox,
-    /// The mailboxes (the first one first): an email is answered from the one it arrived in.
-    pub mailboxes: Vec<MailboxConfig>,
-    pub clock: Clock,
-    /// Poked by the fetcher when it queued something.
+/// What the daemon's tasks share: the outbox's wake-up, the health board, the reload channel,
+/// the counters and the watchers' read marks. `Default` gives fresh ones (tools and tests).
+#[derive(Clone, Default)]
+pub struct Shared {
+    /// Poked when something was queued for the outbox.
     pub wake: Arc<Notify>,
-    /// Provider sending limits.
-    pub rate_limits: Vec<RateLimit>,
-    /// How long to pause all sending when the provider pushes back.
-    pub pushback_pause: Duration,
-    /// At most this many alert emails an hour (`[alerts] max_per_hour`).
-    pub alerts_per_hour: u32,
-    /// `[alerts] quiet_hours`: alerts and health notes wait for their end.
-    pub alerts_quiet: Option<crate::digest::QuietHours>,
-    /// Domain of our Message-IDs.
-    pub domain: String,
-    /// Where SMTP trouble is reported for health alerts.
+    /// Where trouble is reported for health alerts and `/healthz`.
     pub health: crate::health::HealthBoard,
-    /// While our SMTP account (its login or our sender address) is refused, all sending
-    /// waits (not persisted: a restart tries at once).
-    pub account_hold: AccountHold,
     /// Where a reloaded configuration arrives (none: fixed).
     pub live: Option<crate::reload::Live>,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     /// How far the watchers have read their folders (for settling interrupted sends).
     pub synced: SyncMarks,
+}
+
+/// Everything the worker needs besides the store.
+pub struct Outbox {
+    sender: Sender,
+    templates: Templates,
+    ack: AckConfig,
+    /// Business time: what acknowledgements and holding notes promise.
+    sla: SlaConfig,
+    /// Follow-up settings: customer-facing hours, the survey link.
+    followups: FollowupConfig,
+    policy: OutboxConfig,
+    /// `[smtp] from`: staff mail, and customer mail of a mailbox without an `address`.
+    from: Mailbox,
+    /// The mailboxes (the first one first): an email is answered from the one it arrived in.
+    mailboxes: Vec<MailboxConfig>,
+    clock: Clock,
+    /// Poked by the fetcher when it queued something.
+    wake: Arc<Notify>,
+    /// Provider sending limits.
+    rate_limits: Vec<RateLimit>,
+    /// How long to pause all sending when the provider pushes back.
+    pushback_pause: Duration,
+    /// At most this many alert emails an hour (`[alerts] max_per_hour`).
+    alerts_per_hour: u32,
+    /// `[alerts] quiet_hours`: alerts and health notes wait for their end.
+    alerts_quiet: Option<crate::digest::QuietHours>,
+    /// Domain of our Message-IDs.
+    domain: String,
+    /// Where SMTP trouble is reported for health alerts.
+    health: crate::health::HealthBoard,
+    /// While our SMTP account (its login or our sender address) is refused, all sending
+    /// waits (not persisted: a restart tries at once).
+    account_hold: AccountHold,
+    /// Where a reloaded configuration arrives (none: fixed).
+    live: Option<crate::reload::Live>,
+    /// Counters for `/metrics`.
+    metrics: crate::metrics::Metrics,
+    /// How far the watchers have read their folders (for settling interrupted sends).
+    synced: SyncMarks,
 }
 
 /// How far each watched folder has been read. Copies that prove an email went out
@@ -177,9 +193,14 @@ struct Hold {
 }
 
 impl Outbox {
-    /// The worker as `config` sets it up, sending with `sender` on `clock`; its wake-up,
-    /// health board, reload channel and metrics are fresh (the daemon passes its shared ones).
-    pub fn new(config: &crate::config::Config, sender: Sender, clock: Clock) -> Outbox {
+    /// The worker as `config` sets it up, sending with `sender` on `clock`, with what the
+    /// daemon's tasks share (`Shared::default()`: fresh ones).
+    pub fn new(
+        config: &crate::config::Config,
+        sender: Sender,
+        clock: Clock,
+        shared: &Shared,
+    ) -> Outbox {
         Outbox {
             sender,
             templates: config.templates.clone(),
@@ -190,17 +211,17 @@ impl Outbox {
             from: config.smtp.from.clone(),
             mailboxes: config.mailboxes.clone(),
             clock,
-            wake: Arc::default(),
+            wake: shared.wake.clone(),
             rate_limits: config.smtp.rate_limits.clone(),
             pushback_pause: config.smtp.pushback_pause,
             alerts_per_hour: config.alerts.as_ref().map_or(10, |a| a.max_per_hour),
             alerts_quiet: config.alerts.as_ref().and_then(|a| a.quiet.clone()),
             domain: config.support.domain.clone(),
-            health: Default::default(),
+            health: shared.health.clone(),
             account_hold: Default::default(),
-            live: None,
-            metrics: Default::default(),
-            synced: Default::default(),
+            live: shared.live.clone(),
+            metrics: shared.metrics.clone(),
+            synced: shared.synced.clone(),
         }
     }
 

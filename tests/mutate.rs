@@ -226,7 +226,7 @@ fn mutated_mail_is_recorded_and_every_ack_composes_within_smtp_limits() {
     let mut pipeline = Pipeline::new(&config, clock.clone(), store, false);
     let mut outbox_store = Store::open(&config.store.path).expect("store");
     let sender = triaged::smtp::Sender::new(&config.smtp).expect("sender");
-    let outbox = Outbox::new(&config, sender, clock.clone());
+    let outbox = Outbox::new(&config, sender, clock.clone(), &Default::default());
     let seeds = seeds();
     let mut mutator = Mutator {
         rng: fastrand::Rng::with_seed(seed),

@@ -26,7 +26,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 
 pub use folders::Hierarchy;
-pub use watch::{Moves, Watcher, new_mail_announced};
+pub use watch::{Account, Moves, Watcher, new_mail_announced};
 
 use crate::config::{Credential, MailboxConfig, OAuthMechanism, Secret, Tls, sasl_token_response};
 

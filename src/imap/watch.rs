@@ -16,40 +16,88 @@ use tokio_util::sync::CancellationToken;
 use super::folders::{self, Hierarchy};
 use super::{IO_TIMEOUT, ImapSession, ImapStream, connect, io};
 use crate::alerts::Condition;
-use crate::config::{FlagsConfig, Login, MailboxConfig, Start};
+use crate::config::{Config, FlagsConfig, Login, MailboxConfig, Start};
 use crate::health::HealthBoard;
+use crate::notices::StoreWait;
+use crate::outbox::Shared;
 use crate::pipeline::{Fetched, Pipeline};
 use crate::score::Priority;
 use crate::store::{FlagTask, FolderState};
+
+/// One IMAP account as its watchers share it: the mailbox's settings, its TLS roots and its
+/// login (one token cache per account).
+#[derive(Clone)]
+pub struct Account {
+    pub mailbox: MailboxConfig,
+    pub tls: Arc<ClientConfig>,
+    pub login: Login,
+}
 
 /// Watches one folder until cancelled.
 pub struct Watcher {
     /// The folder this watcher owns (one of the mailbox's folders, or its Sent folder), as IMAP
     /// names it. The store, health board, metrics and logs know it by `mailbox.key(folder)`.
-    pub folder: String,
-    pub mailbox: MailboxConfig,
-    pub flags: FlagsConfig,
-    pub tls: Arc<ClientConfig>,
+    folder: String,
+    mailbox: MailboxConfig,
+    flags: FlagsConfig,
+    tls: Arc<ClientConfig>,
     /// The account's password or token (shared with the mailbox's other watchers).
-    pub login: Login,
-    pub pipeline: Pipeline,
+    login: Login,
+    pipeline: Pipeline,
     /// Poked after something was queued for the outbox.
-    pub outbox_wake: Arc<Notify>,
+    outbox_wake: Arc<Notify>,
     /// Where login and connection trouble is reported for health alerts.
-    pub health: HealthBoard,
+    health: HealthBoard,
     /// The folder `SENT_AUTO` stands for, once found.
-    pub resolved: Option<String>,
+    resolved: Option<String>,
     /// The keyword fallback was announced (once per run, not per reconnect).
-    pub told_fallback: bool,
+    told_fallback: bool,
     /// Connection state and IDLE/poll for `/metrics`.
-    pub metrics: crate::metrics::Metrics,
+    metrics: crate::metrics::Metrics,
     /// Where moved email goes on this server, and the folders it refused.
-    pub moves: Moves,
+    moves: Moves,
     /// Where a complete pass over the folder is told (keyed `mailbox.key(folder)` of the
     /// configured folder name).
-    pub synced: crate::outbox::SyncMarks,
+    synced: crate::outbox::SyncMarks,
     /// How an unavailable store is waited out: fetching stops, the connection stays.
-    pub store_wait: crate::notices::StoreWait,
+    store_wait: StoreWait,
+}
+
+impl Watcher {
+    /// A watcher of `folder` of `account`'s mailbox — its Sent folder when `staff_folder`, whose
+    /// mail is staff's and is never flagged — triaging through `pipeline` and reporting to what
+    /// the daemon's tasks share.
+    pub fn new(
+        config: &Config,
+        account: &Account,
+        folder: String,
+        staff_folder: bool,
+        pipeline: Pipeline,
+        shared: &Shared,
+    ) -> Watcher {
+        let key = account.mailbox.key(&folder);
+        shared.synced.watch(&key);
+        let mut flags = config.flags.clone();
+        if staff_folder {
+            flags.enabled = false;
+        }
+        Watcher {
+            store_wait: StoreWait::new(&shared.health, key, &config.store),
+            synced: shared.synced.clone(),
+            folder,
+            mailbox: account.mailbox.clone(),
+            flags,
+            tls: account.tls.clone(),
+            login: account.login.clone(),
+            pipeline,
+            outbox_wake: shared.wake.clone(),
+            health: shared.health.clone(),
+            resolved: None,
+            told_fallback: false,
+            moves: Moves::default(),
+            metrics: shared.metrics.clone(),
+        }
+    }
 }
 
 /// What the watcher knows about filing email into folders (kept across reconnects).
