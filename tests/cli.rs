@@ -402,7 +402,7 @@ fn tune_fits_weights_that_the_config_can_include() {
     );
     let file = std::fs::read_to_string(&weights).expect("weights written");
     assert!(
-        file.contains("[weights]") && file.contains("\"outage\" = "),
+        file.contains("[weights]") && file.contains("\noutage = "),
         "{file}"
     );
 

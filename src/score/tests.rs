@@ -893,6 +893,40 @@ fn large_keyword_sets_use_an_nfa_and_still_match() {
 }
 
 #[test]
+fn a_written_weights_file_reads_back() {
+    let r = rules(
+        "[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\n\n[[rule]]\nid = \"learned.refund.rule.a\"\nkeywords = [\"y\"]\nweight = 1.0\n",
+    );
+    let th = Thresholds {
+        urgent: 6.0004,
+        high: 3.5,
+        normal: 1.25,
+        ..Thresholds::DEFAULT
+    };
+    let text = weights_file(
+        "tuned on tickets\nsecond line",
+        &th,
+        &[("learned.refund.rule.a".into(), -0.5), ("a".into(), 2.0004)],
+    );
+    assert!(
+        text.starts_with("# tuned on tickets\n# second line\n"),
+        "{text}"
+    );
+    let d = tempfile::tempdir().expect("tempdir");
+    let path = d.path().join("weights.toml");
+    std::fs::write(&path, &text).expect("write");
+    let (tuned, read) = load_weights(&path, &r).expect("reads back");
+    let read = read.expect("thresholds written");
+    assert_eq!((read.urgent, read.high, read.normal), (6.0, 3.5, 1.25));
+    let weights: Vec<(&str, f64)> = tuned
+        .rules()
+        .iter()
+        .map(|r| (r.id.as_str(), r.weight))
+        .collect();
+    assert_eq!(weights, vec![("a", 2.0), ("learned.refund.rule.a", -0.5)]);
+}
+
+#[test]
 fn weights_file_errors_are_located_even_in_a_large_file() {
     let r = rules("[[rule]]\nid = \"a\"\nkeywords = [\"x\"]\nweight = 1.0\n");
     let d = tempfile::tempdir().expect("tempdir");

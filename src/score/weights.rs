@@ -92,19 +92,44 @@ pub fn load_weights(
     Ok((tuned, thresholds))
 }
 
-/// The text of a weights file; `note` becomes comment lines at the top.
+/// The text of a weights file; `note` becomes comment lines at the top. Written with `toml`
+/// (numbers to three decimals, rules in the order given), so any rule id is quoted as TOML
+/// reads it back.
 pub fn weights_file(note: &str, thresholds: &Thresholds, weights: &[(String, f64)]) -> String {
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        thresholds: Levels,
+        weights: InOrder<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Levels {
+        urgent: f64,
+        high: f64,
+        normal: f64,
+    }
+    struct InOrder<'a>(&'a [(String, f64)]);
+    impl serde::Serialize for InOrder<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|(id, w)| (id, round3(*w))))
+        }
+    }
+    let file = File {
+        thresholds: Levels {
+            urgent: round3(thresholds.urgent),
+            high: round3(thresholds.high),
+            normal: round3(thresholds.normal),
+        },
+        weights: InOrder(weights),
+    };
     let mut out = String::new();
     for line in note.lines() {
         let _ = writeln!(out, "# {line}");
     }
-    let _ = writeln!(
-        out,
-        "\n[thresholds]\nurgent = {:.3}\nhigh = {:.3}\nnormal = {:.3}\n\n[weights]",
-        thresholds.urgent, thresholds.high, thresholds.normal
-    );
-    for (id, w) in weights {
-        let _ = writeln!(out, "{id:?} = {w:.3}");
-    }
+    out.push('\n');
+    out.push_str(&toml::to_string(&file).expect("numbers and strings always serialize"));
     out
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
