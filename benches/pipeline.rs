@@ -26,9 +26,9 @@
 
 #[path = "support/bigstore.rs"]
 mod bigstore;
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
-#[path = "../tests/daemon/mod.rs"]
+#[path = "../tests/it/daemon/mod.rs"]
 mod daemon;
 
 use std::time::{Duration, Instant};

@@ -3,9 +3,9 @@
 //!
 //! `--keep-running` leaves the daemon and the stack up until Ctrl-C.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
-#[path = "../tests/daemon/config.rs"]
+#[path = "../tests/it/daemon/config.rs"]
 mod config;
 
 use std::path::Path;

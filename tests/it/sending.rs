@@ -2,14 +2,12 @@
 //! survive a restart; stale mail is never acknowledged; provider pushback pauses all sending
 //! and it resumes without loss or duplicates.
 
-mod common;
-mod daemon;
-
+use crate::daemon;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::MailStack;
-use daemon::{
+use crate::common::MailStack;
+use crate::daemon::{
     Daemon, DaemonConfig, Target, count, customer_email, free_port, http_get, sent, wait_until,
     write_config,
 };

@@ -3,11 +3,9 @@
 //! due two working days later arrives in the customer's INBOX within seconds, and a restart in
 //! between changes nothing.
 
-mod common;
-mod daemon;
-
-use common::MailStack;
-use daemon::{
+use crate::common::MailStack;
+use crate::daemon;
+use crate::daemon::{
     InProcess, Target, WAIT, count, email, header, in_process_config, text_of, until, write_config,
 };
 use triaged::clock::Clock;

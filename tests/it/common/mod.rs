@@ -5,6 +5,8 @@
 //! servers check bearer tokens against (IMAP XOAUTH2/OAUTHBEARER, SMTP AUTH XOAUTH2/OAUTHBEARER).
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -519,7 +521,7 @@ service submission-login {{
     }
 
     fn start_smtp(&self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/common/smtp_server.py");
         let err = std::fs::File::create(self.path("smtp.stderr")).expect("stderr file");
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.arg(script)
@@ -630,7 +632,7 @@ service submission-login {{
         w.write_all(b"QUIT\r\n").ok();
     }
 
-    /// How the SMTP server answers from its next command on (tests/support/smtp_server.py):
+    /// How the SMTP server answers from its next command on (common/smtp_server.py):
     /// `accept`; `tempfail` (451), `ratelimit` (421), `permfail` (550 5.1.1) on every RCPT;
     /// `sender_refused`: every MAIL FROM refused as an address the account may not send as
     /// (`553 5.7.1 <addr>: Sender address rejected: not owned by user addr`), until the mode

@@ -2,14 +2,12 @@
 //! all acknowledged, while robots answering our acknowledgements from a new address each time
 //! are held after what the loop breaker allows, with one staff alert, until staff decide.
 
-mod common;
-mod daemon;
-
+use crate::daemon;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::MailStack;
-use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
+use crate::common::MailStack;
+use crate::daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -1,8 +1,7 @@
 //! The guard and the parser over real-world mail (../shared/eval/mime): no robot is ever
 //! answered, at most one human is refused, and nothing crashes.
 
-mod common;
-
+use crate::common;
 use std::collections::BTreeMap;
 
 use triaged::guard::{self, GuardConfig};

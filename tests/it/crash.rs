@@ -4,14 +4,11 @@
 //! its witness (the copy the SMTP server delivered to the support mailbox in the same
 //! transaction), or sent again when there is none.
 
-mod common;
-mod daemon;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::MailStack;
-use daemon::{Daemon, Target, count, customer_email, sent, wait_until, write_config};
+use crate::common::MailStack;
+use crate::daemon::{Daemon, Target, count, customer_email, sent, wait_until, write_config};
 
 const EMAILS: usize = 300;
 

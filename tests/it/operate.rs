@@ -4,13 +4,11 @@
 //! working); metrics, the status page and JSON logs; and no secret or customer text in the log,
 //! even at `RUST_LOG=trace`.
 
-mod common;
-mod daemon;
-
+use crate::daemon;
 use std::time::Duration;
 
-use common::{MailStack, StackOptions};
-use daemon::{
+use crate::common::{MailStack, StackOptions};
+use crate::daemon::{
     Daemon, Target, count, customer_email, own_rules_and_templates, wait_until, write_config,
 };
 

@@ -1,13 +1,13 @@
 //! End to end against a real Dovecot and a real SMTP server on loopback: the daemon binary
 //! watches the support INBOX, acknowledges customers, flags mail, and survives server trouble.
 
-mod common;
-mod daemon;
-
+use crate::daemon;
 use std::time::Duration;
 
-use common::{MailStack, StackOptions};
-use daemon::{Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config};
+use crate::common::{MailStack, StackOptions};
+use crate::daemon::{
+    Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config,
+};
 
 fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
     let head = raw.split("\r\n\r\n").next().unwrap_or(raw);

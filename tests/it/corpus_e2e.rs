@@ -3,14 +3,14 @@
 //! recorded reason; every malformed email is recorded without a crash and without stalling the
 //! mail after it.
 
-mod common;
-mod daemon;
-
+use crate::common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::MailStack;
-use daemon::{Daemon, Target, count, customer_email, db, recorded, wait_until, write_config};
+use crate::common::MailStack;
+use crate::daemon::{
+    Daemon, Target, count, customer_email, db, recorded, wait_until, write_config,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {

@@ -4,11 +4,9 @@
 //! (and stop working when revoked), keywords can be forbidden, and the Gmail-style special-use
 //! Sent folder is listed with `\Sent`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{MailStack, SPECIAL_SENT, SmtpAuth, StackOptions};
+use crate::common::{MailStack, SPECIAL_SENT, SmtpAuth, StackOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lmtp_delivery_smtp_faults_and_restart() {

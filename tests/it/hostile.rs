@@ -1,20 +1,19 @@
 //! One hostile or odd email never stalls, kills or silences the daemon. The generated hostile
-//! set (tests/support/hostile.rs: deep HTML, wide tables, unterminated MIME, negation floods,
+//! set (tests/it/common/hostile.rs: deep HTML, wide tables, unterminated MIME, negation floods,
 //! long headers, mangled addresses, ...) goes through the real daemon on the real stack under
 //! a 3 GB address-space limit: the daemon stays up, every hostile email is recorded (triaged,
 //! or skipped with its reason), and a normal email delivered right after is acknowledged within
 //! 5 s. Then the two backstops: an email over the time budget (`too_costly`), and a poison
 //! message that two earlier runs died on (`crashed_during_triage`), each flagged for staff.
 
-mod common;
-mod daemon;
-#[path = "support/hostile.rs"]
-mod hostile;
+use crate::common::hostile;
 
 use std::time::{Duration, Instant};
 
-use common::MailStack;
-use daemon::{Daemon, DaemonConfig, Target, count, customer_email, db, wait_until, write_config};
+use crate::common::MailStack;
+use crate::daemon::{
+    Daemon, DaemonConfig, Target, count, customer_email, db, wait_until, write_config,
+};
 
 /// The address space the daemon gets: a small VPS, or a systemd `MemoryMax`.
 const MEMORY_LIMIT_KIB: u64 = 3_000_000;

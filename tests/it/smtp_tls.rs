@@ -2,11 +2,9 @@
 //! and STARTTLS, the server's certificate checked against the stack's CA; several sends on
 //! one pooled connection and at the same time.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{MailStack, StackOptions};
+use crate::common::{MailStack, StackOptions};
 use lettre::Message;
 use triaged::config::{SmtpConfig, Tls};
 use triaged::smtp::Sender;

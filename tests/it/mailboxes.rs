@@ -4,13 +4,13 @@
 //! From the mailbox it arrived in; billing's checkpoint is stored as `billing:INBOX`; a restart
 //! triages and acknowledges nothing twice.
 
-mod common;
-mod daemon;
-
+use crate::daemon;
 use std::time::Duration;
 
-use common::MailStack;
-use daemon::{Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config};
+use crate::common::MailStack;
+use crate::daemon::{
+    Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -4,13 +4,11 @@
 //! counts, once per slot across a restart; a refused IMAP login raises one health alert and, once
 //! fixed, one recovery note.
 
-mod common;
-mod daemon;
-
+use crate::daemon;
 use std::time::{Duration, Instant};
 
-use common::MailStack;
-use daemon::{
+use crate::common::MailStack;
+use crate::daemon::{
     InProcess, Target, WAIT, count, email, header, in_process_config, text_of, until, write_config,
 };
 use triaged::clock::Clock;

@@ -10,8 +10,7 @@
 //! stopping early after TRIAGED_MUTATION_SECS (default 60) seconds. TRIAGED_MUTATION_SEED picks
 //! another sequence (default 1); a failure prints the seed and the mutant's number.
 
-#[path = "support/hostile.rs"]
-mod hostile;
+use crate::common::hostile;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -6,15 +6,13 @@
 //! Every input is generated here. The 30 s bound is a hang check (the child is killed when it
 //! passes), not a timing test: each case takes well under a second in release.
 
-mod common;
-mod daemon;
-
+use crate::daemon;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::MailStack;
-use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
+use crate::common::MailStack;
+use crate::daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
 const HANG: Duration = Duration::from_secs(30);
 

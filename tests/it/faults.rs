@@ -5,14 +5,11 @@
 //! time the daemon keeps running, says what is wrong once, reports it on `/healthz` as a store
 //! problem, and afterwards every email is triaged and acknowledged exactly once.
 
-mod common;
-mod daemon;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{MailStack, StackOptions};
-use daemon::{
+use crate::common::{MailStack, StackOptions};
+use crate::daemon::{
     Daemon, DaemonConfig, Target, catches_signal, count, customer_email, free_port, http_get,
     wait_until, write_config,
 };

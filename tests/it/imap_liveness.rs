@@ -6,9 +6,7 @@
 //! proxy or a load balancer in front of a hung server would), so neither TCP keepalive nor an
 //! error from the socket can find it: only the daemon's own checks.
 
-mod common;
-mod daemon;
-
+use crate::daemon;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,8 +14,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use common::{MailStack, StackOptions};
-use daemon::{Daemon, Target, customer_email, write_config};
+use crate::common::{MailStack, StackOptions};
+use crate::daemon::{Daemon, Target, customer_email, write_config};
 
 const WAIT: Duration = Duration::from_secs(30);
 
