@@ -26,8 +26,11 @@
 
 #[path = "support/bigstore.rs"]
 mod bigstore;
+// The harness of the integration tests (tests/it), of which this uses a part.
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/it/daemon/mod.rs"]
 mod daemon;
 

@@ -3,8 +3,11 @@
 //!
 //! `--keep-running` leaves the daemon and the stack up until Ctrl-C.
 
+// The harness of the integration tests (tests/it), of which this uses a part.
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/it/daemon/config.rs"]
 mod config;
 

@@ -1,11 +1,12 @@
 //! The guard and the parser over real-world mail (../shared/eval/mime): no robot is ever
 //! answered, at most one human is refused, and nothing crashes.
 
-use crate::common;
 use std::collections::BTreeMap;
 
 use triaged::guard::{self, GuardConfig};
 use triaged::parse::{self, ParseLimits};
+
+use crate::common;
 
 fn cfg() -> GuardConfig {
     GuardConfig {

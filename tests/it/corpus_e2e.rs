@@ -3,10 +3,10 @@
 //! recorded reason; every malformed email is recorded without a crash and without stalling the
 //! mail after it.
 
-use crate::common;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::common;
 use crate::common::MailStack;
 use crate::daemon::{
     Daemon, Target, count, customer_email, db, recorded, wait_until, write_config,

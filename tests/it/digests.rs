@@ -4,23 +4,18 @@
 //! counts, once per slot across a restart; a refused IMAP login raises one health alert and, once
 //! fixed, one recovery note.
 
-use crate::daemon;
 use std::time::{Duration, Instant};
 
-use crate::common::MailStack;
-use crate::daemon::{
-    InProcess, Target, WAIT, count, email, header, in_process_config, text_of, until, write_config,
-};
 use triaged::clock::Clock;
 
-const STAFF: &str = "staff@example.test";
+use crate::common::MailStack;
+use crate::daemon;
+use crate::daemon::{
+    InProcess, Target, WAIT, count, email, header, in_process_config, logging, text_of, until,
+    write_config,
+};
 
-fn logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,triaged=debug")
-        .with_test_writer()
-        .try_init();
-}
+const STAFF: &str = "staff@example.test";
 
 /// A team digest every day at `at` (UTC); alerts for rules marked `alert = true` (the default
 /// pack marks security, legal threats and data loss).

@@ -1,10 +1,10 @@
 //! End to end against a real Dovecot and a real SMTP server on loopback: the daemon binary
 //! watches the support INBOX, acknowledges customers, flags mail, and survives server trouble.
 
-use crate::daemon;
 use std::time::Duration;
 
 use crate::common::{MailStack, StackOptions};
+use crate::daemon;
 use crate::daemon::{
     Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config,
 };

@@ -3,12 +3,14 @@
 //! due two working days later arrives in the customer's INBOX within seconds, and a restart in
 //! between changes nothing.
 
+use triaged::clock::Clock;
+
 use crate::common::MailStack;
 use crate::daemon;
 use crate::daemon::{
-    InProcess, Target, WAIT, count, email, header, in_process_config, text_of, until, write_config,
+    InProcess, Target, WAIT, count, email, header, in_process_config, logging, text_of, until,
+    write_config,
 };
-use triaged::clock::Clock;
 
 /// Business hours (the default Monday to Friday 09:00-17:00) in Berlin; every priority gets
 /// the same 8 business hours, so the wording does not depend on how the rules score.
@@ -29,10 +31,7 @@ verify_after = "16h"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,triaged=debug")
-        .with_test_writer()
-        .try_init();
+    logging();
     let stack = MailStack::start();
     let target = Target::of(&stack);
     let cfg = write_config(&target, "sent_folder = \"Sent\"", "", POLICY);

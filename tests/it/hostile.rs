@@ -6,11 +6,10 @@
 //! 5 s. Then the two backstops: an email over the time budget (`too_costly`), and a poison
 //! message that two earlier runs died on (`crashed_during_triage`), each flagged for staff.
 
-use crate::common::hostile;
-
 use std::time::{Duration, Instant};
 
 use crate::common::MailStack;
+use crate::common::hostile;
 use crate::daemon::{
     Daemon, DaemonConfig, Target, count, customer_email, db, wait_until, write_config,
 };

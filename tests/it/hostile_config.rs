@@ -6,12 +6,12 @@
 //! Every input is generated here. The 30 s bound is a hang check (the child is killed when it
 //! passes), not a timing test: each case takes well under a second in release.
 
-use crate::daemon;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::MailStack;
+use crate::daemon;
 use crate::daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
 const HANG: Duration = Duration::from_secs(30);

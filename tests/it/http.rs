@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-
 use triaged::clock::Clock;
 use triaged::config::{FollowupConfig, SlaConfig};
 use triaged::http::{App, StoreSource, serve};

@@ -6,7 +6,6 @@
 //! proxy or a load balancer in front of a hung server would), so neither TCP keepalive nor an
 //! error from the socket can find it: only the daemon's own checks.
 
-use crate::daemon;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::common::{MailStack, StackOptions};
-use crate::daemon::{Daemon, Target, customer_email, write_config};
+use crate::daemon;
+use crate::daemon::{Daemon, Target, customer_email, free_port, write_config};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -153,10 +153,7 @@ async fn a_connection_blackholed_between_polls_is_found_reported_and_replaced() 
 async fn blackholed(opts: StackOptions, poll_interval: &str) {
     let stack = MailStack::start_with(opts);
     let proxy = Proxy::start(stack.imap_port).await;
-    let http = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let http = free_port();
     let interval = Duration::from_secs(2);
     let timeout = Duration::from_secs(2);
     let cfg = write_config(

@@ -2,11 +2,11 @@
 //! all acknowledged, while robots answering our acknowledgements from a new address each time
 //! are held after what the loop breaker allows, with one staff alert, until staff decide.
 
-use crate::daemon;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::common::MailStack;
+use crate::daemon;
 use crate::daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
 const WAIT: Duration = Duration::from_secs(60);

@@ -4,10 +4,10 @@
 //! From the mailbox it arrived in; billing's checkpoint is stored as `billing:INBOX`; a restart
 //! triages and acknowledges nothing twice.
 
-use crate::daemon;
 use std::time::Duration;
 
 use crate::common::MailStack;
+use crate::daemon;
 use crate::daemon::{
     Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config,
 };

@@ -10,8 +10,6 @@
 //! stopping early after TRIAGED_MUTATION_SECS (default 60) seconds. TRIAGED_MUTATION_SEED picks
 //! another sequence (default 1); a failure prints the seed and the mutant's number.
 
-use crate::common::hostile;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,6 +18,8 @@ use triaged::config::Config;
 use triaged::outbox::Outbox;
 use triaged::pipeline::{Fetched, Pipeline};
 use triaged::store::Store;
+
+use crate::common::{corpus, hostile};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -58,7 +58,7 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         "auto/autoreply",
         "spam",
     ] {
-        out.extend(emails_in(&repo().join("../shared/eval/mime").join(sub), 15));
+        out.extend(emails_in(&corpus::mime_dir(sub), 15));
     }
     // The hostile shapes, cut down to their first 20 KB (the mutator grows them again).
     for case in hostile::cases(1) {

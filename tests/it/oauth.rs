@@ -4,10 +4,10 @@
 //! 365: it logs in with XOAUTH2 to both; when the IMAP token is revoked it fetches a new one and
 //! carries on; when no valid token can be had, it says so in one line and alerts staff.
 
-use crate::daemon;
 use std::time::Duration;
 
 use crate::common::{MailStack, StackOptions};
+use crate::daemon;
 use crate::daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
 /// A config whose IMAP and SMTP logins are XOAUTH2 with tokens read from two files.

@@ -4,12 +4,13 @@
 //! working); metrics, the status page and JSON logs; and no secret or customer text in the log,
 //! even at `RUST_LOG=trace`.
 
-use crate::daemon;
 use std::time::Duration;
 
 use crate::common::{MailStack, StackOptions};
+use crate::daemon;
 use crate::daemon::{
-    Daemon, Target, count, customer_email, own_rules_and_templates, wait_until, write_config,
+    Daemon, Target, count, customer_email, free_port, own_rules_and_templates, wait_until,
+    write_config,
 };
 
 fn priority_of(cfg: &daemon::DaemonConfig, message_id: &str) -> String {
@@ -176,10 +177,7 @@ async fn get(port: u16, path: &str) -> (u16, String) {
 async fn metrics_status_page_and_json_logs_from_the_running_daemon() {
     let stack = MailStack::start();
     let t = Target::of(&stack);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let cfg = write_config(
         &t,
         "",

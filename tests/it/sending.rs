@@ -2,11 +2,11 @@
 //! survive a restart; stale mail is never acknowledged; provider pushback pauses all sending
 //! and it resumes without loss or duplicates.
 
-use crate::daemon;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::common::MailStack;
+use crate::daemon;
 use crate::daemon::{
     Daemon, DaemonConfig, Target, count, customer_email, free_port, http_get, sent, wait_until,
     write_config,

@@ -2,10 +2,10 @@
 //! MOVE, a Sent folder with a Gmail-style name found through SPECIAL-USE. Each against the real
 //! Dovecot of the test stack, with the real binary.
 
-use crate::daemon;
 use std::time::Duration;
 
 use crate::common::{MailStack, StackOptions};
+use crate::daemon;
 use crate::daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use crate::common::{MailStack, StackOptions};
 use lettre::Message;
 use triaged::config::{SmtpConfig, Tls};
 use triaged::smtp::Sender;
+
+use crate::common::{MailStack, StackOptions};
 
 fn config(stack: &MailStack, tls: Tls) -> SmtpConfig {
     SmtpConfig {

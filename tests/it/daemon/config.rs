@@ -1,6 +1,5 @@
 //! A config for a triaged daemon that talks to a test mail stack. Shared by the integration
 //! tests, the benchmark and the demo.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -13,6 +13,16 @@ use crate::common::Fetched;
 /// How long any one wait may take.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// Log the in-process daemon into the test's captured output. One subscriber serves the whole
+/// process, and every integration test runs in this one: the first call installs it, later calls
+/// find it there (same filter for all).
+pub fn logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,triaged=debug")
+        .with_test_writer()
+        .try_init();
+}
+
 /// The config at `cfg`, loaded, with the IMAP password from `password_command` (in-process, the
 /// daemon does not see the variables a child process would get).
 pub fn in_process_config(cfg: &DaemonConfig, password_command: &str) -> Config {

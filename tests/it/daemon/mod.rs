@@ -1,6 +1,5 @@
 //! Running the real `triaged` binary against a test mail stack: config, start, stop, kill, and
 //! reading its store.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,9 +12,7 @@ mod config;
 #[path = "inproc.rs"]
 mod inproc;
 pub use config::{DaemonConfig, Target, write_config};
-#[allow(unused_imports)]
 pub use config::{copy_dir, own_rules_and_templates, repo};
-#[allow(unused_imports)]
 pub use inproc::*;
 
 /// A running `triaged run`.
@@ -221,12 +218,10 @@ pub fn customer_email(from: &str, message_id: &str, subject: &str, body: &str) -
     .into_bytes()
 }
 
-/// A loopback port free right now.
+/// A loopback port free right now, never handed out before in this process (for the daemon's
+/// status server).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    crate::common::free_ports(1)[0]
 }
 
 /// GET `path` from the daemon's status server: (status, body); status 0 when it cannot be
