@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use crate::common;
 use crate::common::MailStack;
-use crate::daemon::{
-    Daemon, Target, count, customer_email, db, recorded, wait_until, write_config,
-};
+use crate::daemon::{Daemon, DaemonConfig, count, customer_email, db, recorded, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
@@ -19,14 +17,11 @@ async fn robots_get_no_ack_and_malformed_mail_does_not_stall() {
         return;
     };
     let stack = MailStack::start();
-    let t = Target::of(&stack);
     // No limit may hide a guard failure: breaker and per-sender limit out of the way.
-    let cfg = write_config(
-        &t,
-        "",
-        "circuit_breaker_per_minute = 100000\nper_sender_limit = 100000",
-        "",
-    );
+    let cfg = DaemonConfig::of(&stack)
+        .circuit_breaker(100_000)
+        .per_sender_limit(100_000)
+        .write();
 
     // A non-null envelope sender for everything: the guard must recognise robots from the
     // message itself, not from a Return-Path: <> that the MTA added.

@@ -8,21 +8,19 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::common::MailStack;
-use crate::daemon::{Daemon, Target, count, customer_email, sent, wait_until, write_config};
+use crate::daemon::{Daemon, DaemonConfig, count, customer_email, sent, wait_until};
 
 const EMAILS: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
     let stack = MailStack::start();
-    let t = Target::of(&stack);
     // Small batches so kills land between batches as well as inside them.
-    let cfg = write_config(
-        &t,
-        "batch_size = 25",
-        "circuit_breaker_per_minute = 100000",
-        "witness = \"bcc\"\nwitness_grace = \"2s\"",
-    );
+    let cfg = DaemonConfig::of(&stack)
+        .batch_size(25)
+        .circuit_breaker(100_000)
+        .witness_bcc(Some("2s"))
+        .write();
     let backlog: Vec<Vec<u8>> = (0..EMAILS)
         .map(|i| {
             customer_email(
@@ -211,8 +209,7 @@ async fn sigkill_during_backlog_loses_nothing_and_sends_nothing_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_cut_off_on_a_quiet_mailbox_goes_again_once() {
     let stack = MailStack::start();
-    let t = Target::of(&stack);
-    let cfg = write_config(&t, "", "", "witness = \"bcc\"\nwitness_grace = \"2s\"");
+    let cfg = DaemonConfig::of(&stack).witness_bcc(Some("2s")).write();
     let first = customer_email(
         "ada@example.test",
         "quiet-1@customers.example.test",

@@ -10,16 +10,13 @@ use triaged::clock::Clock;
 
 use crate::common::MailStack;
 use crate::daemon;
-use crate::daemon::{
-    InProcess, Target, WAIT, count, email, header, in_process_config, logging, text_of, until,
-    write_config,
-};
+use crate::daemon::{DaemonConfig, InProcess, WAIT, count, email, header, logging, text_of, until};
 
 const STAFF: &str = "staff@example.test";
 
-/// A team digest every day at `at` (UTC); alerts for rules marked `alert = true` (the default
-/// pack marks security, legal threats and data loss).
-fn staff_mail(at: &str) -> String {
+/// A team digest every day at `at` (UTC). With `staff_alerts`, alerts for rules marked
+/// `alert = true` (the default pack marks security, legal threats and data loss).
+fn digest(at: &str) -> String {
     format!(
         r#"
 [[digest]]
@@ -28,9 +25,6 @@ to = ["staff@example.test"]
 times = ["{at}"]
 timezone = "UTC"
 repeat_count = 2
-
-[alerts]
-to = ["staff@example.test"]
 "#
     )
 }
@@ -57,8 +51,12 @@ async fn one_alert_within_seconds_and_the_digest_at_its_time_urgent_first() {
     logging();
     let stack = MailStack::start();
     let (time_of_day, slot) = digest_slot();
-    let cfg = write_config(&Target::of(&stack), "", "", &staff_mail(&time_of_day));
-    let config = in_process_config(&cfg, "echo pw");
+    let cfg = DaemonConfig::of(&stack)
+        .password_command("echo pw")
+        .staff_alerts()
+        .raw(&digest(&time_of_day))
+        .write();
+    let config = cfg.load();
     // The real time, so the server's arrival stamps and the daemon agree; the test then moves
     // the clock to the digest's time.
     let clock = Clock::system();
@@ -278,10 +276,15 @@ async fn one_alert_within_seconds_and_the_digest_at_its_time_urgent_first() {
 async fn a_refused_login_alerts_once_and_its_recovery_once() {
     logging();
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", &staff_mail("09:00"));
-    let password = cfg.dir.path().join("password");
+    let b = DaemonConfig::of(&stack);
+    let password = b.dir().join("password");
     std::fs::write(&password, "wrong").expect("password file");
-    let config = in_process_config(&cfg, &format!("cat {}", password.display()));
+    let cfg = b
+        .password_command(&format!("cat {}", password.display()))
+        .staff_alerts()
+        .raw(&digest("09:00"))
+        .write();
+    let config = cfg.load();
     let clock = Clock::system();
     let d = InProcess::start(&config, &clock);
 

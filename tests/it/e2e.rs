@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use crate::common::{MailStack, StackOptions};
 use crate::daemon;
-use crate::daemon::{
-    Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config,
-};
+use crate::daemon::{Daemon, DaemonConfig, count, customer_email, recorded, sent, wait_until};
 
 fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
     let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
@@ -21,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 async fn acknowledged_threaded_and_flagged(opts: StackOptions) {
     let stack = MailStack::start_with(opts);
-    let cfg = write_config(&Target::of(&stack), "", "", "");
+    let cfg = DaemonConfig::of(&stack).write();
     let d = Daemon::start(&cfg);
     // Wait for the first sync so the email below arrives while the daemon is waiting.
     assert!(
@@ -138,7 +136,7 @@ async fn customer_gets_one_threaded_ack_when_polling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_tempfail_retries_until_recovery_and_permfail_is_final() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
+    let cfg = DaemonConfig::of(&stack).write();
     stack.set_smtp_mode("tempfail");
     let d = Daemon::start(&cfg);
     stack.deliver(
@@ -205,7 +203,7 @@ async fn smtp_tempfail_retries_until_recovery_and_permfail_is_final() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imap_restart_mid_idle_reconnects_and_picks_up_mail() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
+    let cfg = DaemonConfig::of(&stack).write();
     let d = Daemon::start(&cfg);
     stack.deliver(
         "support@example.test",
@@ -237,7 +235,7 @@ async fn imap_restart_mid_idle_reconnects_and_picks_up_mail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
+    let cfg = DaemonConfig::of(&stack).write();
     let mut d = Daemon::start(&cfg);
     assert!(
         wait_until(WAIT, || d.log_text().contains("IMAP connected")),
@@ -252,11 +250,9 @@ async fn sigterm_stops_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_one_clear_line_and_keeps_retrying() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
-    let text = std::fs::read_to_string(&cfg.path)
-        .expect("read")
-        .replace("TRIAGED_TEST_IMAP_PASSWORD", "TRIAGED_TEST_WRONG_PW");
-    std::fs::write(&cfg.path, text).expect("write");
+    let cfg = DaemonConfig::of(&stack)
+        .password_env("TRIAGED_TEST_WRONG_PW")
+        .write();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
         .args(["run", "--config"])
         .arg(&cfg.path)
@@ -291,7 +287,7 @@ async fn wrong_password_is_one_clear_line_and_keeps_retrying() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uidvalidity_change_resyncs_without_a_second_ack() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
+    let cfg = DaemonConfig::of(&stack).write();
     let d = Daemon::start(&cfg);
     stack.deliver(
         "support@example.test",
@@ -341,12 +337,9 @@ async fn uidvalidity_change_resyncs_without_a_second_ack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn urgent_mail_is_flagged_and_moved_to_its_folder() {
     let stack = MailStack::start();
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "",
-        "[flags.folders]\nurgent = \"Triage/Urgent\"\n",
-    );
+    let cfg = DaemonConfig::of(&stack)
+        .urgent_folder("Triage/Urgent")
+        .write();
     let d = Daemon::start(&cfg);
     stack.deliver(
         "support@example.test",
@@ -404,13 +397,7 @@ async fn urgent_mail_is_flagged_and_moved_to_its_folder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implicit_tls_with_a_private_ca() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
-    let text = std::fs::read_to_string(&cfg.path).expect("read").replace(
-        &format!("port = {}\ntls = \"starttls\"", stack.imap_port),
-        &format!("port = {}\ntls = \"implicit\"", stack.imaps_port),
-    );
-    assert!(text.contains("tls = \"implicit\""));
-    std::fs::write(&cfg.path, text).expect("write");
+    let cfg = DaemonConfig::of(&stack).imap_implicit_tls().write();
     let d = Daemon::start(&cfg);
     stack.deliver(
         "support@example.test",
@@ -442,7 +429,7 @@ async fn staff_replies_answer_tickets_and_customers_reopen_them() {
             &customer_email("support@example.test", "old@s", "Old", "An old reply"),
         )
         .await;
-    let cfg = write_config(&Target::of(&stack), "sent_folder = \"Sent\"", "", "");
+    let cfg = DaemonConfig::of(&stack).sent_folder("Sent").write();
     let d = Daemon::start(&cfg);
     let state = || {
         daemon::db(&cfg)

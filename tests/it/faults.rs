@@ -10,41 +10,20 @@ use std::time::{Duration, Instant};
 
 use crate::common::{MailStack, StackOptions};
 use crate::daemon::{
-    Daemon, DaemonConfig, Target, catches_signal, count, customer_email, free_port, http_get,
-    wait_until, write_config,
+    ConfigBuilder, Daemon, DaemonConfig, catches_signal, count, customer_email, free_port,
+    http_get, wait_until,
 };
 
 /// The longest any one awaited event may take.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A config with the status server on `port`, health alerts to staff after 1 s, a 500 ms
-/// busy timeout and `store` (default: in the config's directory).
-fn config(stack: &MailStack, port: u16, store: Option<&Path>) -> DaemonConfig {
-    let cfg = write_config(
-        &Target::of(stack),
-        "",
-        "",
-        &format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n\n[alerts]\nto = [\"staff@example.test\"]\n\n[alerts.health]\nafter = \"1s\"\n"
-        ),
-    );
-    let mut text = std::fs::read_to_string(&cfg.path).expect("config");
-    text = text.replace("[store]\n", "[store]\nbusy_timeout = \"500ms\"\n");
-    let cfg = match store {
-        Some(path) => {
-            text = text.replace(
-                &format!("path = \"{}\"", cfg.store.display()),
-                &format!("path = \"{}\"", path.display()),
-            );
-            DaemonConfig {
-                store: path.to_path_buf(),
-                ..cfg
-            }
-        }
-        None => cfg,
-    };
-    std::fs::write(&cfg.path, text).expect("config");
-    cfg
+/// A config with the status server on `port`, health alerts to staff after 1 s and a 500 ms
+/// busy timeout.
+fn config(stack: &MailStack, port: u16) -> ConfigBuilder {
+    DaemonConfig::of(stack)
+        .http(port)
+        .health_alerts("1s")
+        .busy_timeout("500ms")
 }
 
 /// What the SMTP server accepted for `rcpt`.
@@ -116,14 +95,9 @@ fn healthz_names_the_store(port: u16, cause: &str) -> String {
 async fn a_store_locked_past_the_busy_timeout_is_waited_out_and_nothing_is_lost() {
     let stack = MailStack::start();
     let port = free_port();
-    let cfg = config(&stack, port, None);
     // Long retries: the first customer's acknowledgement waits, due, in the outbox when the
     // lock comes, so the outbox meets the lock with nothing in flight.
-    let text = std::fs::read_to_string(&cfg.path).expect("config").replace(
-        "retry_initial = \"1s\"\nretry_max = \"2s\"",
-        "retry_initial = \"5s\"\nretry_max = \"5s\"",
-    );
-    std::fs::write(&cfg.path, text).expect("config");
+    let cfg = config(&stack, port).retries("5s", "5s").write();
     let mut d = Daemon::start(&cfg);
     d.await_log(&["IMAP connected"], WAIT);
 
@@ -275,7 +249,7 @@ async fn a_full_disk_under_the_store_is_waited_out_and_nothing_is_lost() {
         return;
     };
     let store = fs.at.join("triaged.sqlite");
-    let cfg = config(&stack, port, Some(&store));
+    let cfg = config(&stack, port).store(&store).write();
     let mut d = Daemon::start(&cfg);
     d.await_log(&["IMAP connected"], WAIT);
     // One email before: the store has its tables and some history.
@@ -327,8 +301,8 @@ async fn sighup_while_starting_is_a_reload_once_running() {
         oauth: true,
         ..Default::default()
     });
-    let cfg = write_config(&Target::of(&stack), "", "", "");
-    let dir = cfg.dir.path();
+    let b = DaemonConfig::of(&stack);
+    let dir = b.dir().to_path_buf();
     let (token, started, release) = (
         dir.join("smtp-token"),
         dir.join("token-started"),
@@ -347,13 +321,9 @@ async fn sighup_while_starting_is_a_reload_once_running() {
         release = release.display(),
         token = token.display()
     );
-    let text = std::fs::read_to_string(&cfg.path).expect("config").replace(
-        "from = \"Example Support",
-        &format!(
-            "username = \"support@example.test\"\ntoken_command = {command:?}\nfrom = \"Example Support"
-        ),
-    );
-    std::fs::write(&cfg.path, text).expect("config");
+    let cfg = b
+        .smtp_token_command("support@example.test", &command)
+        .write();
 
     let spawned = Instant::now();
     let mut d = Daemon::start(&cfg);

@@ -7,10 +7,7 @@ use triaged::clock::Clock;
 
 use crate::common::MailStack;
 use crate::daemon;
-use crate::daemon::{
-    InProcess, Target, WAIT, count, email, header, in_process_config, logging, text_of, until,
-    write_config,
-};
+use crate::daemon::{DaemonConfig, InProcess, WAIT, count, email, header, logging, text_of, until};
 
 /// Business hours (the default Monday to Friday 09:00-17:00) in Berlin; every priority gets
 /// the same 8 business hours, so the wording does not depend on how the rules score.
@@ -33,9 +30,12 @@ verify_after = "16h"
 async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
     logging();
     let stack = MailStack::start();
-    let target = Target::of(&stack);
-    let cfg = write_config(&target, "sent_folder = \"Sent\"", "", POLICY);
-    let config = in_process_config(&cfg, "echo pw");
+    let cfg = DaemonConfig::of(&stack)
+        .sent_folder("Sent")
+        .password_command("echo pw")
+        .raw(POLICY)
+        .write();
+    let config = cfg.load();
 
     // The daemon's clock starts at 09:29 on a Monday in Berlin at least a week ago.
     let (day, monday) = daemon::past_monday("Europe/Berlin", 9, 29);

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::MailStack;
 use crate::common::hostile;
-use crate::daemon::{
-    Daemon, DaemonConfig, Target, count, customer_email, db, wait_until, write_config,
-};
+use crate::daemon::{Daemon, DaemonConfig, count, customer_email, db, wait_until};
 
 /// The address space the daemon gets: a small VPS, or a systemd `MemoryMax`.
 const MEMORY_LIMIT_KIB: u64 = 3_000_000;
@@ -59,8 +57,7 @@ fn acknowledged(stack: &MailStack, id: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_mail_is_recorded_and_the_next_customer_is_answered() {
     let stack = MailStack::start();
-    let t = Target::of(&stack);
-    let cfg = write_config(&t, "", "circuit_breaker_per_minute = 100000", "");
+    let cfg = DaemonConfig::of(&stack).circuit_breaker(100_000).write();
     let cases = hostile::cases(1);
     // An explicit envelope sender: some From lines are not addresses an MTA would take.
     for case in &cases {
@@ -158,9 +155,8 @@ async fn hostile_mail_is_recorded_and_the_next_customer_is_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_over_the_time_budget_is_skipped_and_flagged_and_triage_goes_on() {
     let stack = MailStack::start();
-    let t = Target::of(&stack);
     // A budget no 4 MB email can meet, so the backstop itself is what is tested.
-    let cfg = write_config(&t, "triage_timeout = \"1ms\"", "", "");
+    let cfg = DaemonConfig::of(&stack).triage_timeout("1ms").write();
     let big = hostile::cases(1)
         .into_iter()
         .find(|c| c.name == "one-huge-line")
@@ -204,8 +200,7 @@ async fn an_email_over_the_time_budget_is_skipped_and_flagged_and_triage_goes_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_is_skipped_not_refetched_forever() {
     let stack = MailStack::start();
-    let t = Target::of(&stack);
-    let cfg = write_config(&t, "", "", "");
+    let cfg = DaemonConfig::of(&stack).write();
     // A first run creates the store and the folder's checkpoint, with nothing to do.
     let mut d = Daemon::start(&cfg);
     let ready = wait_until(Duration::from_secs(30), || {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::MailStack;
 use crate::daemon;
-use crate::daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
+use crate::daemon::{Daemon, DaemonConfig, count, customer_email, wait_until};
 
 const HANG: Duration = Duration::from_secs(30);
 
@@ -314,7 +314,7 @@ fn check_accepts_what_is_large_but_within_the_limits() {
 /// A daemon on the real mail stack with rules and templates of its own to break.
 struct Running {
     stack: MailStack,
-    cfg: daemon::DaemonConfig,
+    cfg: DaemonConfig,
     daemon: Daemon,
     rules: PathBuf,
     templates: PathBuf,
@@ -323,8 +323,8 @@ struct Running {
 impl Running {
     fn start() -> Running {
         let stack = MailStack::start();
-        let cfg = write_config(&Target::of(&stack), "", "", "");
-        let (rules, templates) = daemon::own_rules_and_templates(&cfg);
+        let cfg = DaemonConfig::of(&stack).own_rules_and_templates().write();
+        let (rules, templates) = (cfg.rules(), cfg.templates());
         let daemon = Daemon::start(&cfg);
         Running {
             stack,

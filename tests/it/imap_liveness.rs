@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::common::{MailStack, StackOptions};
 use crate::daemon;
-use crate::daemon::{Daemon, Target, customer_email, free_port, write_config};
+use crate::daemon::{Daemon, DaemonConfig, customer_email, free_port};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -156,22 +156,12 @@ async fn blackholed(opts: StackOptions, poll_interval: &str) {
     let http = free_port();
     let interval = Duration::from_secs(2);
     let timeout = Duration::from_secs(2);
-    let cfg = write_config(
-        &Target {
-            imap_port: proxy.port,
-            smtp_port: stack.smtp_port,
-            ca_file: stack.ca_file.clone(),
-        },
-        "liveness_interval = \"2s\"\nliveness_timeout = \"2s\"",
-        "",
-        &format!("[http]\nlisten = \"127.0.0.1:{http}\"\n"),
-    );
-    let text = std::fs::read_to_string(&cfg.path).expect("config");
-    let text = text.replace(
-        "poll_interval = \"1s\"",
-        &format!("poll_interval = \"{poll_interval}\""),
-    );
-    std::fs::write(&cfg.path, text).expect("config");
+    let cfg = DaemonConfig::of(&stack)
+        .imap_port(proxy.port)
+        .liveness("2s", "2s")
+        .set("mailbox", "poll_interval", poll_interval)
+        .http(http)
+        .write();
     let mut d = Daemon::start(&cfg);
     stack.deliver(
         "support@example.test",

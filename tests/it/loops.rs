@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::common::MailStack;
 use crate::daemon;
-use crate::daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
+use crate::daemon::{Daemon, DaemonConfig, count, customer_email, wait_until};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -56,7 +56,7 @@ fn person(i: usize) -> Vec<u8> {
 async fn a_surge_of_300_different_customers_is_acknowledged_every_one() {
     let stack = MailStack::start();
     // The acknowledgement and outbox settings as shipped (the witness too).
-    let cfg = write_config(&Target::of(&stack), "", "", "witness = \"bcc\"");
+    let cfg = DaemonConfig::of(&stack).witness_bcc(None).write();
     let d = Daemon::start(&cfg);
     stack.deliver_many(
         "support@example.test",
@@ -105,12 +105,10 @@ fn acks_to(stack: &MailStack, domain: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robots_answering_from_new_addresses_are_held_with_one_alert_until_staff_decide() {
     let stack = MailStack::start();
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "",
-        "witness = \"bcc\"\n\n[alerts]\nto = [\"staff@example.test\"]\n\n[alerts.health]\nafter = \"1s\"\n",
-    );
+    let cfg = DaemonConfig::of(&stack)
+        .witness_bcc(None)
+        .health_alerts("1s")
+        .write();
     let d = Daemon::start(&cfg);
     // Two auto-responders without any auto-reply header or thread, each writing from a new
     // address for every acknowledgement it gets: one answers "Re: <our subject>" (our ticket

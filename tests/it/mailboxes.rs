@@ -8,32 +8,9 @@ use std::time::Duration;
 
 use crate::common::MailStack;
 use crate::daemon;
-use crate::daemon::{
-    Daemon, Target, count, customer_email, recorded, sent, wait_until, write_config,
-};
+use crate::daemon::{Daemon, DaemonConfig, count, customer_email, recorded, sent, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// The second mailbox: another account on the same server, answering as other@.
-fn billing(t: &Target) -> String {
-    format!(
-        r#"
-[[mailbox]]
-name = "billing"
-address = "other@example.test"
-host = "127.0.0.1"
-port = {imap}
-tls = "starttls"
-ca_file = "{ca}"
-username = "other@example.test"
-password_env = "TRIAGED_TEST_IMAP_PASSWORD"
-poll_interval = "1s"
-start = "all"
-"#,
-        imap = t.imap_port,
-        ca = t.ca_file.display(),
-    )
-}
 
 /// The From of an email: (display name, address).
 fn from(raw: &[u8]) -> (String, String) {
@@ -67,7 +44,7 @@ fn to(to: &str, from: &str, id: &str, subject: &str) -> Vec<u8> {
 }
 
 /// (folder, uid) of every recorded email, by folder key and UID.
-fn locations(cfg: &daemon::DaemonConfig) -> Vec<(String, i64)> {
+fn locations(cfg: &DaemonConfig) -> Vec<(String, i64)> {
     let db = daemon::db(cfg);
     let mut st = db
         .prepare("SELECT folder, uid FROM messages ORDER BY folder, uid")
@@ -78,7 +55,7 @@ fn locations(cfg: &daemon::DaemonConfig) -> Vec<(String, i64)> {
         .expect("rows")
 }
 
-fn checkpoints(cfg: &daemon::DaemonConfig) -> Vec<(String, i64)> {
+fn checkpoints(cfg: &DaemonConfig) -> Vec<(String, i64)> {
     let db = daemon::db(cfg);
     let mut st = db
         .prepare("SELECT folder, last_uid FROM folder_state ORDER BY folder")
@@ -92,15 +69,10 @@ fn checkpoints(cfg: &daemon::DaemonConfig) -> Vec<(String, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_mailboxes_in_one_daemon() {
     let stack = MailStack::start();
-    let t = Target::of(&stack);
-    let cfg = write_config(&t, "name = \"main\"", "", &billing(&t));
-    // The helper writes one [mailbox] table; two make it an array of tables.
-    let config = std::fs::read_to_string(&cfg.path).expect("config");
-    std::fs::write(
-        &cfg.path,
-        config.replacen("\n[mailbox]\n", "\n[[mailbox]]\n", 1),
-    )
-    .expect("config");
+    let cfg = DaemonConfig::of(&stack)
+        .mailbox_name("main")
+        .another_mailbox("billing", "other@example.test")
+        .write();
 
     // One customer email into each mailbox, waiting before the daemon starts.
     stack.deliver(

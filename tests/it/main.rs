@@ -4,7 +4,7 @@
 //! - `common`: the real mail stack on loopback (Dovecot, the SMTP server, the OAuth endpoint),
 //!   an IMAP client to look into it, the shared evaluation corpus, generated hostile emails.
 //! - `daemon`: the real `triaged` binary (or the daemon in this process) against that stack,
-//!   with its config written by `daemon::write_config`.
+//!   with its config built by name (`DaemonConfig::of(&stack).sent_folder("Sent").write()`).
 //! - one module per area below. Run one area with `cargo test --test it sending::`.
 
 mod common;

@@ -7,18 +7,12 @@
 use std::time::Duration;
 
 use crate::common::{MailStack, StackOptions};
-use crate::daemon;
-use crate::daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
+use crate::daemon::{ConfigBuilder, Daemon, DaemonConfig, count, customer_email, wait_until};
 
-/// A config whose IMAP and SMTP logins are XOAUTH2 with tokens read from two files.
-fn oauth_config(
-    stack: &MailStack,
-    extra: &str,
-) -> (daemon::DaemonConfig, std::path::PathBuf, std::path::PathBuf) {
-    let t = Target::of(stack);
-    let cfg = write_config(&t, "", "", extra);
-    let imap_token = cfg.dir.path().join("imap-token");
-    let smtp_token = cfg.dir.path().join("smtp-token");
+/// The config of `b` with IMAP and SMTP logins by XOAUTH2, with tokens read from two files.
+fn oauth_config(b: ConfigBuilder) -> (DaemonConfig, std::path::PathBuf, std::path::PathBuf) {
+    let imap_token = b.dir().join("imap-token");
+    let smtp_token = b.dir().join("smtp-token");
     // The token command counts its runs, as a real helper's refreshes would show.
     let command = |file: &std::path::Path| {
         format!(
@@ -27,20 +21,10 @@ fn oauth_config(
             file = file.display()
         )
     };
-    let text = std::fs::read_to_string(&cfg.path)
-        .expect("config")
-        .replace(
-            "password_env = \"TRIAGED_TEST_IMAP_PASSWORD\"",
-            &format!("auth = \"xoauth2\"\ntoken_command = {:?}", command(&imap_token)),
-        )
-        .replace(
-            "from = \"Example Support",
-            &format!(
-                "username = \"support@example.test\"\ntoken_command = {:?}\nfrom = \"Example Support",
-                command(&smtp_token)
-            ),
-        );
-    std::fs::write(&cfg.path, text).expect("config");
+    let cfg = b
+        .imap_token_command(&command(&imap_token))
+        .smtp_token_command("support@example.test", &command(&smtp_token))
+        .write();
     (cfg, imap_token, smtp_token)
 }
 
@@ -65,7 +49,7 @@ fn runs(token_file: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
-fn acked(cfg: &daemon::DaemonConfig) -> i64 {
+fn acked(cfg: &DaemonConfig) -> i64 {
     count(
         cfg,
         "SELECT count(*) FROM outbox WHERE kind = 'ack' AND state = 'sent'",
@@ -78,7 +62,7 @@ async fn xoauth2_logins_and_a_revoked_token_is_replaced() {
         oauth: true,
         ..Default::default()
     });
-    let (cfg, imap_token, smtp_token) = oauth_config(&stack, "");
+    let (cfg, imap_token, smtp_token) = oauth_config(DaemonConfig::of(&stack));
     let t1 = stack.issue_token("support@example.test");
     let s1 = stack.issue_token("support@example.test");
     std::fs::write(&imap_token, format!("{t1}\n")).expect("token");
@@ -168,10 +152,7 @@ async fn a_token_that_stays_refused_is_one_clear_line_and_a_health_alert() {
         oauth: true,
         ..Default::default()
     });
-    let (cfg, imap_token, smtp_token) = oauth_config(
-        &stack,
-        "[alerts]\nto = [\"staff@example.test\"]\n\n[alerts.health]\nafter = \"1s\"\n",
-    );
+    let (cfg, imap_token, smtp_token) = oauth_config(DaemonConfig::of(&stack).health_alerts("1s"));
     // The IMAP grant is gone: the helper prints a token the server refuses. SMTP is fine.
     let dead = stack.issue_token("support@example.test");
     stack.revoke_token(&dead);

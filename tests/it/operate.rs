@@ -8,12 +8,9 @@ use std::time::Duration;
 
 use crate::common::{MailStack, StackOptions};
 use crate::daemon;
-use crate::daemon::{
-    Daemon, Target, count, customer_email, free_port, own_rules_and_templates, wait_until,
-    write_config,
-};
+use crate::daemon::{Daemon, DaemonConfig, count, customer_email, free_port, wait_until};
 
-fn priority_of(cfg: &daemon::DaemonConfig, message_id: &str) -> String {
+fn priority_of(cfg: &DaemonConfig, message_id: &str) -> String {
     daemon::db(cfg)
         .query_row(
             "SELECT priority FROM messages WHERE message_id = ?1",
@@ -26,10 +23,9 @@ fn priority_of(cfg: &daemon::DaemonConfig, message_id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_a_good_change_and_refuses_a_bad_one() {
     let stack = MailStack::start();
-    let t = Target::of(&stack);
-    let cfg = write_config(&t, "", "", "");
     // Rules and templates of its own, to edit.
-    let (rules, templates) = own_rules_and_templates(&cfg);
+    let cfg = DaemonConfig::of(&stack).own_rules_and_templates().write();
+    let (rules, templates) = (cfg.rules(), cfg.templates());
 
     let mut d = Daemon::start(&cfg);
     let deliver = |n: u32| {
@@ -176,14 +172,8 @@ async fn get(port: u16, path: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_status_page_and_json_logs_from_the_running_daemon() {
     let stack = MailStack::start();
-    let t = Target::of(&stack);
     let port = free_port();
-    let cfg = write_config(
-        &t,
-        "",
-        "",
-        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
+    let cfg = DaemonConfig::of(&stack).http(port).write();
     let log = cfg.dir.path().join("json.log");
     let mut d = Daemon::start_with_args(&cfg, &log, &["--log-format", "json"]);
     let emails = [
@@ -326,31 +316,18 @@ async fn rust_log_trace_logs_no_password_token_or_customer_text() {
     // Both ways round: IMAP LOGIN with a password and SMTP AUTH XOAUTH2 with a token, then IMAP
     // AUTHENTICATE XOAUTH2 with a token and SMTP AUTH PLAIN with the password.
     for (round, imap_token) in [(1, false), (2, true)] {
-        let cfg = write_config(&Target::of(&stack), "", "", "");
+        let b = DaemonConfig::of(&stack);
         let token = stack.issue_token(user);
-        let token_file = cfg.dir.path().join("token");
+        let token_file = b.dir().join("token");
         std::fs::write(&token_file, format!("{token}\n")).expect("token");
-        let token_command = format!("token_command = \"cat {}\"", token_file.display());
-        let mut text = std::fs::read_to_string(&cfg.path).expect("config");
-        if imap_token {
-            text = text
-                .replace(
-                    "password_env = \"TRIAGED_TEST_IMAP_PASSWORD\"",
-                    &format!("auth = \"xoauth2\"\n{token_command}"),
-                )
-                .replace(
-                    "from = \"Example Support",
-                    &format!(
-                        "username = \"{user}\"\npassword_env = \"TRIAGED_TEST_SMTP_PASSWORD\"\nfrom = \"Example Support"
-                    ),
-                );
+        let token_command = format!("cat {}", token_file.display());
+        let cfg = if imap_token {
+            b.imap_token_command(&token_command)
+                .smtp_password_env(user, "TRIAGED_TEST_SMTP_PASSWORD")
         } else {
-            text = text.replace(
-                "from = \"Example Support",
-                &format!("username = \"{user}\"\n{token_command}\nfrom = \"Example Support"),
-            );
+            b.smtp_token_command(user, &token_command)
         }
-        std::fs::write(&cfg.path, text).expect("config");
+        .write();
         let log = cfg.dir.path().join("trace.log");
         let mut d = Daemon::start_with_env(
             &cfg,

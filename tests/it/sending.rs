@@ -8,22 +8,10 @@ use std::time::Duration;
 use crate::common::MailStack;
 use crate::daemon;
 use crate::daemon::{
-    Daemon, DaemonConfig, Target, count, customer_email, free_port, http_get, sent, wait_until,
-    write_config,
+    Daemon, DaemonConfig, count, customer_email, free_port, http_get, sent, wait_until,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Add lines to the [smtp] section of a written config.
-fn smtp_lines(cfg: &DaemonConfig, lines: &str) {
-    let text = std::fs::read_to_string(&cfg.path).expect("read");
-    let text = text.replacen(
-        "timeout = \"10s\"\n",
-        &format!("timeout = \"10s\"\n{lines}\n"),
-        1,
-    );
-    std::fs::write(&cfg.path, text).expect("write");
-}
 
 fn urgent(i: usize) -> Vec<u8> {
     customer_email(
@@ -54,8 +42,7 @@ fn received_ids(stack: &MailStack) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_holds_the_outbox_and_sends_urgent_first() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
-    smtp_lines(&cfg, "rate_limits = [{ max = 3, per = \"3s\" }]");
+    let cfg = DaemonConfig::of(&stack).smtp_rate_limit(3, "3s").write();
     // A backlog: normal mail first, urgent mail last.
     let mut mails: Vec<Vec<u8>> = (0..6).map(normal).collect();
     mails.extend((0..3).map(urgent));
@@ -102,8 +89,7 @@ async fn rate_limit_holds_the_outbox_and_sends_urgent_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_counters_survive_a_restart() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
-    smtp_lines(&cfg, "rate_limits = [{ max = 2, per = \"1h\" }]");
+    let cfg = DaemonConfig::of(&stack).smtp_rate_limit(2, "1h").write();
     let mut d = Daemon::start(&cfg);
     stack.deliver_many("support@example.test", &[normal(0), normal(1)]);
     assert!(
@@ -149,7 +135,7 @@ async fn rate_limit_counters_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_backlog_gets_no_acknowledgements_and_is_all_flagged() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "max_age = \"2d\"", "");
+    let cfg = DaemonConfig::of(&stack).max_age("2d").write();
     let old: Vec<Vec<u8>> = (0..300).map(normal).collect();
     // Arrived ten days before the test; the Date headers say today, which must not matter.
     let arrived = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(240);
@@ -198,8 +184,7 @@ async fn a_stale_backlog_gets_no_acknowledgements_and_is_all_flagged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_pushback_pauses_all_sending_then_resumes_without_loss_or_duplicates() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
-    smtp_lines(&cfg, "pushback_pause = \"2s\"");
+    let cfg = DaemonConfig::of(&stack).pushback_pause("2s").write();
     stack.set_smtp_mode("ratelimit");
     stack.deliver_many(
         "support@example.test",
@@ -270,16 +255,12 @@ fn subjects_to(stack: &MailStack, rcpt: &str) -> Vec<String> {
 async fn a_refused_sender_holds_all_sending_alerts_staff_once_and_loses_nothing() {
     let stack = MailStack::start();
     let port = free_port();
-    // [outbox] keys first (they follow its other keys), then whole sections.
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "",
-        &format!(
-            "account_retry = \"2s\"\nmax_attempts = 2\n\n[alerts]\nto = [\"staff@example.test\"]\n\n\
-             [alerts.health]\nafter = \"1s\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n"
-        ),
-    );
+    let cfg = DaemonConfig::of(&stack)
+        .account_retry("2s")
+        .max_attempts(2)
+        .health_alerts("1s")
+        .http(port)
+        .write();
     // The account may not send as support@: every MAIL FROM is refused, as Postfix does.
     stack.set_smtp_mode("sender_refused");
     stack.deliver_many(
@@ -467,7 +448,7 @@ fn ids_of(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
 async fn a_2000_character_subject_and_a_300_character_message_id_get_an_ack_a_strict_server_takes()
 {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
+    let cfg = DaemonConfig::of(&stack).write();
     // Refuses any line over 998 octets, as strict servers do.
     stack.set_smtp_mode("strict");
     // One unbroken run of 2,000 characters, a 300-octet Message-ID, and a long References chain.
@@ -589,7 +570,7 @@ fn ack_decision(cfg: &DaemonConfig, message_id: &str) -> String {
 async fn a_robot_that_answers_every_ack_is_acknowledged_three_times_until_staff_reply() {
     let stack = MailStack::start();
     // A per-sender limit out of the way: only the loop rule may stop it.
-    let cfg = write_config(&Target::of(&stack), "", "per_sender_limit = 100", "");
+    let cfg = DaemonConfig::of(&stack).per_sender_limit(100).write();
     let d = Daemon::start(&cfg);
     let robot = "other@example.test";
     let mut n = 0;
@@ -677,23 +658,6 @@ async fn a_robot_that_answers_every_ack_is_acknowledged_three_times_until_staff_
     );
 }
 
-/// A config with `smtp` in place of the [smtp] timeout line, retries without end, and health
-/// alerts after 1 s on the status server at `port`.
-fn config_with_health(stack: &MailStack, port: u16, smtp: &str) -> DaemonConfig {
-    let cfg = write_config(
-        &Target::of(stack),
-        "",
-        "",
-        &format!(
-            "max_attempts = 100\n\n[alerts]\nto = [\"staff@example.test\"]\n\n\
-             [alerts.health]\nafter = \"1s\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n"
-        ),
-    );
-    let text = std::fs::read_to_string(&cfg.path).expect("read");
-    std::fs::write(&cfg.path, text.replacen("timeout = \"10s\"\n", smtp, 1)).expect("write");
-    cfg
-}
-
 /// The hangs of the test server in `mode`.
 fn hangs(stack: &MailStack, mode: &str) -> usize {
     stack
@@ -707,11 +671,14 @@ fn hangs(stack: &MailStack, mode: &str) -> usize {
 async fn a_server_that_stops_answering_mid_transaction_is_timed_out_retried_and_answered_once() {
     let stack = MailStack::start();
     let port = free_port();
-    let cfg = config_with_health(
-        &stack,
-        port,
-        "timeout = \"1s\"\ntransaction_timeout = \"2s\"\n",
-    );
+    // Retries without end, SMTP steps timed out quickly, health alerts after 1 s.
+    let cfg = DaemonConfig::of(&stack)
+        .max_attempts(100)
+        .health_alerts("1s")
+        .http(port)
+        .set("smtp", "timeout", "1s")
+        .set("smtp", "transaction_timeout", "2s")
+        .write();
     // The server greets, takes EHLO and MAIL FROM, then says nothing more.
     stack.set_smtp_mode("hang_rcpt");
     stack.deliver_many(
@@ -806,7 +773,7 @@ async fn a_server_that_stops_answering_mid_transaction_is_timed_out_retried_and_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_4xx_to_one_customer_at_corporate_example_delays_only_that_customer() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "", "", "");
+    let cfg = DaemonConfig::of(&stack).write();
     // Gmail's words for a full mailbox, to a domain that spells "rate", with "quota" in the
     // reply: about this recipient only, so no pause (pushback_pause stays at 5 minutes).
     let ana = "ana@corporate.example";

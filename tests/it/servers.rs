@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use crate::common::{MailStack, StackOptions};
 use crate::daemon;
-use crate::daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
+use crate::daemon::{Daemon, DaemonConfig, count, customer_email, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn flagged(cfg: &daemon::DaemonConfig, n: i64) -> bool {
+fn flagged(cfg: &DaemonConfig, n: i64) -> bool {
     count(
         cfg,
         "SELECT count(*) FROM messages WHERE flags_state = 'done'",
@@ -47,12 +47,7 @@ async fn without_custom_keywords_priorities_go_into_folders_and_it_is_said_once(
         keywords: false,
         ..Default::default()
     });
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "",
-        "[flags]\nkeyword_fallback = \"folders\"\n",
-    );
+    let cfg = DaemonConfig::of(&stack).keyword_fallback("folders").write();
     let mut d = Daemon::start(&cfg);
     deliver_urgent_and_calm(&stack, "k");
     assert!(
@@ -99,12 +94,7 @@ async fn without_move_a_move_is_copy_delete_and_expunge() {
         moves: false,
         ..Default::default()
     });
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "",
-        "[flags.folders]\nurgent = \"Escalated\"\n",
-    );
+    let cfg = DaemonConfig::of(&stack).urgent_folder("Escalated").write();
     let d = Daemon::start(&cfg);
     deliver_urgent_and_calm(&stack, "m");
     assert!(
@@ -133,7 +123,7 @@ async fn without_move_a_move_is_copy_delete_and_expunge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sent_folder_auto_finds_the_gmail_style_sent_folder() {
     let stack = MailStack::start();
-    let cfg = write_config(&Target::of(&stack), "sent_folder = \"auto\"", "", "");
+    let cfg = DaemonConfig::of(&stack).sent_folder("auto").write();
     let d = Daemon::start(&cfg);
     stack.deliver(
         "support@example.test",
@@ -198,12 +188,9 @@ async fn moves_land_in(separator: &'static str, prefix: &'static str, expected: 
         prefix,
         ..Default::default()
     });
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "",
-        "[flags.folders]\nurgent = \"Triage/Urgent\"\n",
-    );
+    let cfg = DaemonConfig::of(&stack)
+        .urgent_folder("Triage/Urgent")
+        .write();
     let mut d = Daemon::start(&cfg);
     deliver_urgent_and_calm(&stack, "s");
     assert!(
@@ -277,12 +264,9 @@ async fn a_folder_that_cannot_be_created_is_reported_once_and_triage_goes_on() {
         create_folders: false,
         ..Default::default()
     });
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "",
-        "[flags.folders]\nurgent = \"Triage/Urgent\"\n",
-    );
+    let cfg = DaemonConfig::of(&stack)
+        .urgent_folder("Triage/Urgent")
+        .write();
     let mut d = Daemon::start(&cfg);
     // One at a time, so each is its own batch and its own try at the folder.
     for i in 0..3 {

@@ -23,15 +23,12 @@ pub fn logging() {
         .try_init();
 }
 
-/// The config at `cfg`, loaded, with the IMAP password from `password_command` (in-process, the
-/// daemon does not see the variables a child process would get).
-pub fn in_process_config(cfg: &DaemonConfig, password_command: &str) -> Config {
-    let text = std::fs::read_to_string(&cfg.path).expect("config").replace(
-        "password_env = \"TRIAGED_TEST_IMAP_PASSWORD\"",
-        &format!("password_command = {password_command:?}"),
-    );
-    std::fs::write(&cfg.path, text).expect("config");
-    Config::load(&cfg.path).unwrap_or_else(|e| panic!("{e:?}"))
+impl DaemonConfig {
+    /// The config, loaded, for a daemon in this process (build it with `password_command`:
+    /// in-process, the daemon does not see the variables a child process would get).
+    pub fn load(&self) -> Config {
+        Config::load(&self.path).unwrap_or_else(|e| panic!("{e:?}"))
+    }
 }
 
 /// 09:29 (or `hour:minute`) on a Monday in `zone` at least a week ago: every real arrival time

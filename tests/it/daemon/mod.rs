@@ -11,8 +11,7 @@ use rusqlite::Connection;
 mod config;
 #[path = "inproc.rs"]
 mod inproc;
-pub use config::{DaemonConfig, Target, write_config};
-pub use config::{copy_dir, own_rules_and_templates, repo};
+pub use config::{ConfigBuilder, DaemonConfig, copy_dir, repo};
 pub use inproc::*;
 
 /// A running `triaged run`.
