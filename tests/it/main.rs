@@ -16,6 +16,7 @@ mod corpus_e2e;
 mod crash;
 mod digests;
 mod e2e;
+mod explain_golden;
 mod faults;
 mod followups;
 mod hostile;
