@@ -1,6 +1,6 @@
 //! Hostile and odd emails, generated (never stored): each one a way a single email has cost
 //! the daemon its memory, its CPU or an acknowledgement. Shared by the hostile-mail test
-//! (tests/hostile.rs), the per-email cost bench (benches/hostile.rs) and the mutation test.
+//! (tests/it/hostile.rs), the per-email cost bench (benches/hostile.rs) and the mutation test.
 //!
 //! Every case is a complete RFC 5322 message from a distinct customer address
 //! (`hostile-N@example.test`), so each one opens its own ticket when it survives to triage.
