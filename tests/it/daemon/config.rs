@@ -68,6 +68,24 @@ fn render(out: &mut String, header: &str, table: &Table) {
     }
 }
 
+/// A mailbox of `user` on the stack's Dovecot (STARTTLS, the password from the environment,
+/// polled every second, from the first email on).
+fn server_mailbox(imap_port: u16, ca_file: &Path, user: &str) -> Table {
+    [
+        ("host", toml::Value::from("127.0.0.1")),
+        ("port", i64::from(imap_port).into()),
+        ("tls", "starttls".into()),
+        ("ca_file", ca_file.display().to_string().into()),
+        ("username", user.into()),
+        ("password_env", "TRIAGED_TEST_IMAP_PASSWORD".into()),
+        ("poll_interval", "1s".into()),
+        ("start", "all".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -78,60 +96,43 @@ impl ConfigBuilder {
     fn new(stack: &MailStack) -> ConfigBuilder {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = dir.path().join("triaged.sqlite");
-        let mut b = ConfigBuilder {
+        ConfigBuilder {
             dir,
             imaps_port: stack.imaps_port,
-            mailboxes: vec![Vec::new()],
+            mailboxes: vec![server_mailbox(
+                stack.imap_port,
+                &stack.ca_file,
+                "support@example.test",
+            )],
             tables: Vec::new(),
             own_rules_and_templates: false,
             raw: String::new(),
-        };
-        let mailbox = b.server_mailbox(stack.imap_port, &stack.ca_file, "support@example.test");
-        b.mailboxes[0] = mailbox;
-        b.set("smtp", "host", "127.0.0.1")
-            .set("smtp", "port", i64::from(stack.smtp_port))
-            .set("smtp", "tls", "none")
-            .set("smtp", "from", "Example Support <support@example.test>")
-            .set("smtp", "timeout", "10s")
-            .set("store", "path", store.display().to_string())
-            .set("support", "addresses", vec!["support@example.test"])
-            .set("support", "staff", vec![STAFF])
-            .set("support", "domain", "support.example.test")
-            .table("ack")
-            .set(
-                "scoring",
-                "rules",
-                repo().join("config/rules").display().to_string(),
-            )
-            .set(
-                "templates",
-                "dir",
-                repo().join("templates").display().to_string(),
-            )
-            .set("outbox", "retry_initial", "1s")
-            .set("outbox", "retry_max", "2s")
-            // The witness copies (README "What it guarantees") are emails of their own in the
-            // support INBOX; tests that count emails do without them unless they ask for one.
-            .set("outbox", "witness", "none")
-    }
-
-    /// A mailbox of `user` on the stack's Dovecot (STARTTLS, the password from the environment,
-    /// polled every second, from the first email on).
-    fn server_mailbox(&self, imap_port: u16, ca_file: &Path, user: &str) -> Table {
-        let mut t = Table::new();
-        for (k, v) in [
-            ("host", toml::Value::from("127.0.0.1")),
-            ("port", i64::from(imap_port).into()),
-            ("tls", "starttls".into()),
-            ("ca_file", ca_file.display().to_string().into()),
-            ("username", user.into()),
-            ("password_env", "TRIAGED_TEST_IMAP_PASSWORD".into()),
-            ("poll_interval", "1s".into()),
-            ("start", "all".into()),
-        ] {
-            set_in(&mut t, k, v);
         }
-        t
+        .set("smtp", "host", "127.0.0.1")
+        .set("smtp", "port", i64::from(stack.smtp_port))
+        .set("smtp", "tls", "none")
+        .set("smtp", "from", "Example Support <support@example.test>")
+        .set("smtp", "timeout", "10s")
+        .set("store", "path", store.display().to_string())
+        .set("support", "addresses", vec!["support@example.test"])
+        .set("support", "staff", vec![STAFF])
+        .set("support", "domain", "support.example.test")
+        .table("ack")
+        .set(
+            "scoring",
+            "rules",
+            repo().join("config/rules").display().to_string(),
+        )
+        .set(
+            "templates",
+            "dir",
+            repo().join("templates").display().to_string(),
+        )
+        .set("outbox", "retry_initial", "1s")
+        .set("outbox", "retry_max", "2s")
+        // The witness copies (README "What it guarantees") are emails of their own in the
+        // support INBOX; tests that count emails do without them unless they ask for one.
+        .set("outbox", "witness", "none")
     }
 
     /// The config's directory (exists already: files a command in the config reads can go
@@ -237,7 +238,7 @@ impl ConfigBuilder {
         };
         let port = get("port").as_integer().expect("a port") as u16;
         let ca_file = PathBuf::from(get("ca_file").as_str().expect("a path"));
-        let mut t = self.server_mailbox(port, &ca_file, user);
+        let mut t = server_mailbox(port, &ca_file, user);
         t.insert(0, ("address".to_string(), user.into()));
         t.insert(0, ("name".to_string(), name.into()));
         self.mailboxes.push(t);
