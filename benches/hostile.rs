@@ -1,5 +1,5 @@
 //! The per-email cost ceiling, run with `cargo bench --bench hostile`: every generated hostile
-//! email (tests/support/hostile.rs) through the pure stages the daemon runs for it — parse,
+//! email (tests/it/common/hostile.rs) through the pure stages the daemon runs for it — parse,
 //! guard, score with the shipped default pack — printing, per email, the time and the extra
 //! peak memory it cost, and the worst case over the set against the ceiling in README.md.
 //!
@@ -15,7 +15,7 @@ use triaged::guard::{self, GuardConfig};
 use triaged::parse::{self, ParseLimits};
 use triaged::score::{History, RuleSet, Thresholds, score};
 
-#[path = "../tests/support/hostile.rs"]
+#[path = "../tests/it/common/hostile.rs"]
 mod hostile;
 
 /// The ceiling this bench checks the worst case against (README.md, "Budgets").

@@ -26,15 +26,18 @@
 
 #[path = "support/bigstore.rs"]
 mod bigstore;
-#[path = "../tests/common/mod.rs"]
+// The harness of the integration tests (tests/it), of which this uses a part.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
-#[path = "../tests/daemon/mod.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/daemon/mod.rs"]
 mod daemon;
 
 use std::time::{Duration, Instant};
 
 use common::MailStack;
-use daemon::{Daemon, Target, count, customer_email, wait_until, write_config};
+use daemon::{Daemon, DaemonConfig, count, customer_email, wait_until};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -47,12 +50,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn latency(n: usize) {
     let stack = MailStack::start();
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "circuit_breaker_per_minute = 100000",
-        "",
-    );
+    let cfg = DaemonConfig::of(&stack).circuit_breaker(100_000).write();
     let d = Daemon::start(&cfg);
     assert!(
         wait_until(Duration::from_secs(30), || d
@@ -106,12 +104,7 @@ fn backlog(m: usize, sink: bool) {
     if sink {
         stack.set_smtp_mode("sink");
     }
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "circuit_breaker_per_minute = 100000",
-        "",
-    );
+    let cfg = DaemonConfig::of(&stack).circuit_breaker(100_000).write();
     let mails: Vec<Vec<u8>> = (0..m)
         .map(|i| {
             customer_email(
@@ -174,12 +167,7 @@ fn now_secs() -> i64 {
 /// flagged.
 fn store_triage(history: usize, m: usize) {
     let stack = MailStack::start();
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "circuit_breaker_per_minute = 100000",
-        "",
-    );
+    let cfg = DaemonConfig::of(&stack).circuit_breaker(100_000).write();
     let filled = Instant::now();
     bigstore::fill(&cfg.store, history, now_secs());
     let fill_time = filled.elapsed();
@@ -301,15 +289,11 @@ fn idle(history: usize, secs: u64) {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let cfg = write_config(
-        &Target::of(&stack),
-        "",
-        "",
-        &format!(
-            "\n[alerts]\nto = [\"staff@example.test\"]\n\n[alerts.health]\nenabled = true\n\n\
-             [http]\nlisten = \"127.0.0.1:{port}\"\n"
-        ),
-    );
+    let cfg = DaemonConfig::of(&stack)
+        .staff_alerts()
+        .set("alerts.health", "enabled", true)
+        .http(port)
+        .write();
     bigstore::fill(&cfg.store, history, now_secs());
     let digest = digest_ms(&cfg.store);
     let mut d = Daemon::start(&cfg);

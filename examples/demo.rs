@@ -3,16 +3,19 @@
 //!
 //! `--keep-running` leaves the daemon and the stack up until Ctrl-C.
 
-#[path = "../tests/common/mod.rs"]
+// The harness of the integration tests (tests/it), of which this uses a part.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
-#[path = "../tests/daemon/config.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/daemon/config.rs"]
 mod config;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::MailStack;
-use config::{Target, write_config};
+use config::DaemonConfig;
 use triaged::clock::Clock;
 use triaged::config::Config;
 
@@ -34,34 +37,19 @@ fn main() -> anyhow::Result<()> {
 async fn demo(keep_running: bool) -> anyhow::Result<()> {
     println!("Starting a local mail stack (Dovecot + SMTP on loopback) ...");
     let stack = MailStack::start();
-    let t = Target::of(&stack);
     // Staff get a morning digest and instant alerts (the security scare raises one).
     // And the monitoring endpoint: /healthz, /metrics and the status page.
     let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let staff_mail = format!(
-        r#"
-[[digest]]
-name = "team"
-to = ["staff@example.test"]
-times = ["09:00"]
-
-[alerts]
-to = ["staff@example.test"]
-
-[http]
-listen = "127.0.0.1:{http_port}"
-"#
-    );
-    let cfg = write_config(&t, "", "", &staff_mail);
-    // The demo runs the daemon in this process: read the password from a command instead of the
-    // environment variable the test config names.
-    let text = std::fs::read_to_string(&cfg.path)?.replace(
-        "password_env = \"TRIAGED_TEST_IMAP_PASSWORD\"",
-        "password_command = \"echo pw\"",
-    );
-    std::fs::write(&cfg.path, text)?;
+    let cfg = DaemonConfig::of(&stack)
+        // The demo runs the daemon in this process: the password from a command instead of
+        // the environment variable the test config names.
+        .password_command("echo pw")
+        .staff_alerts()
+        .http(http_port)
+        .raw("[[digest]]\nname = \"team\"\nto = [\"staff@example.test\"]\ntimes = [\"09:00\"]\n")
+        .write();
     println!(
         "  IMAP 127.0.0.1:{} (STARTTLS), SMTP 127.0.0.1:{}, config {}",
         stack.imap_port,

@@ -3,7 +3,7 @@
 # backlog, the witness on): every run must end with every customer acknowledged exactly once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --locked --test crash --no-run >/dev/null 2>&1
+cargo test --locked --test it --no-run >/dev/null 2>&1
 for seed in $(seq 1 "${SEEDS:-10}"); do
-    CRASH_SEED=$seed cargo test --locked --test crash -- --nocapture 2>&1 | grep -E "crash test|test result"
+    CRASH_SEED=$seed cargo test --locked --test it -- crash:: --nocapture 2>&1 | grep -E "crash test|test result"
 done

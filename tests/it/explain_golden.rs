@@ -1,0 +1,148 @@
+//! Golden files for `triaged explain`: every `tests/golden/explain/NAME.eml` is explained with
+//! the shipped config and rules, and the output must equal `NAME.expected` beside it, byte for
+//! byte. On a mismatch the actual output is written to `NAME.actual` beside the fixture (so the
+//! difference is one `diff -u` away) and the test fails naming each file. When the change is
+//! meant, bless it: `TRIAGED_BLESS=1 cargo test --test it explain_golden` overwrites the
+//! `.expected` files with what explain prints now (review them with `git diff`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where the fixtures are, relative to the repository (explain prints the path it was given).
+const DIR: &str = "tests/golden/explain";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped config/triaged.toml, with its rules and templates named by absolute path and
+/// the store in `dir`, where there is none: the history line does not depend on the machine.
+fn config_in(dir: &Path) -> PathBuf {
+    let repo = repo();
+    let text = std::fs::read_to_string(repo.join("config/triaged.toml")).expect("shipped config");
+    let mut config: toml::Table = toml::from_str(&text).expect("shipped config parses");
+    let mut set = |table: &str, key: &str, value: PathBuf| {
+        config
+            .entry(table)
+            .or_insert_with(|| toml::Table::new().into())
+            .as_table_mut()
+            .expect("a table")
+            .insert(key.into(), value.display().to_string().into());
+    };
+    set("scoring", "rules", repo.join("config/rules"));
+    set("templates", "dir", repo.join("templates"));
+    set("store", "path", dir.join("none.sqlite"));
+    let path = dir.join("triaged.toml");
+    std::fs::write(&path, toml::to_string(&config).expect("toml")).expect("write config");
+    path
+}
+
+/// What `triaged explain FIXTURE` prints, run from the repository root.
+fn explain(config: &Path, fixture: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args(["explain", fixture, "--config"])
+        .arg(config)
+        .current_dir(repo())
+        .output()
+        .expect("run triaged");
+    assert!(
+        out.status.success(),
+        "triaged explain {fixture}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("explain prints UTF-8")
+}
+
+/// The first line where `expected` and `actual` differ: (line number, expected, actual).
+fn first_difference(expected: &str, actual: &str) -> (usize, String, String) {
+    let (mut e, mut a) = (expected.lines(), actual.lines());
+    for n in 1.. {
+        match (e.next(), a.next()) {
+            (Some(x), Some(y)) if x == y => continue,
+            (None, None) => break,
+            (x, y) => {
+                let show =
+                    |l: Option<&str>| l.map_or("(end of output)".into(), |l| format!("{l:?}"));
+                return (n, show(x), show(y));
+            }
+        }
+    }
+    // Same lines, so the difference is in the line endings or a final newline.
+    (0, format!("{expected:?}"), format!("{actual:?}"))
+}
+
+#[test]
+fn explain_output_matches_the_golden_files() {
+    let bless = std::env::var("TRIAGED_BLESS").is_ok_and(|v| v == "1");
+    let dir = repo().join(DIR);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("fixture directory")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".eml").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 6,
+        "expected the fixtures in {}, found {names:?}",
+        dir.display()
+    );
+    // An expected file without its email would never be checked.
+    for e in std::fs::read_dir(&dir)
+        .expect("fixture directory")
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".expected") {
+            assert!(
+                names.iter().any(|n| n == stem),
+                "{DIR}/{name} has no {stem}.eml beside it"
+            );
+        }
+    }
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config_in(tmp.path());
+    let mut failures = Vec::new();
+    for name in &names {
+        let actual = explain(&config, &format!("{DIR}/{name}.eml"));
+        let expected_path = dir.join(format!("{name}.expected"));
+        let actual_path = dir.join(format!("{name}.actual"));
+        if bless {
+            std::fs::write(&expected_path, &actual).expect("write expected");
+            let _ = std::fs::remove_file(&actual_path);
+            continue;
+        }
+        match std::fs::read_to_string(&expected_path) {
+            Ok(expected) if expected == actual => {
+                // A leftover from an earlier failure would mislead.
+                let _ = std::fs::remove_file(&actual_path);
+            }
+            expected => {
+                std::fs::write(&actual_path, &actual).expect("write actual");
+                let why = match expected {
+                    Ok(expected) => {
+                        let (line, e, a) = first_difference(&expected, &actual);
+                        format!("line {line}: expected {e}\n                 actual   {a}")
+                    }
+                    Err(e) => format!("no {name}.expected ({e})"),
+                };
+                failures.push(format!(
+                    "{DIR}/{name}.eml: {why}\n    diff -u {DIR}/{name}.expected {DIR}/{name}.actual"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "triaged explain differs from the golden file for {} of {} emails (actual output \
+         written beside each):\n{}\nIf the change is meant: TRIAGED_BLESS=1 cargo test --test it \
+         explain_golden, then review git diff {DIR}",
+        failures.len(),
+        names.len(),
+        failures.join("\n")
+    );
+}
