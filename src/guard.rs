@@ -3,7 +3,7 @@
 //!
 //! The checks are the union of what RFC 3834, Sieve vacation, RT, osTicket, Zammad, FreeScout and
 //! Znuny look at, plus sender display names and subject prefixes, because many real bounces carry
-//! no header signal at all (see `tests/corpus.rs`).
+//! no header signal at all (see `tests/it/corpus.rs`).
 
 use crate::parse::{Address, Email};
 
