@@ -7,7 +7,7 @@
 //! No policy lives here: what an email does to its ticket, whether it is acknowledged, which
 //! follow-ups a change queues or cancels, are decided by the pure functions of
 //! [`crate::tickets`]; the store reads the facts they need, calls them and writes what they
-//! return. Priorities, ticket states and outbox kinds are typed in rows ([`rows`]) and kept
+//! return. Priorities, ticket states and outbox kinds are typed in rows (`rows`) and kept
 //! valid by `CHECK` constraints.
 //!
 //! One file per thing kept, each with its own `impl Store`:
