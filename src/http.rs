@@ -39,6 +39,7 @@ use crate::metrics::{LiveFacts, Metrics};
 use crate::score::Priority;
 use crate::sla::SlaConfig;
 use crate::store::{Store, TicketRow};
+use crate::tickets::State;
 use crate::tools::tickets::{age, clip, when};
 
 /// Largest request head (request line and headers) read; hyper's minimum is 8 KiB.
@@ -223,14 +224,6 @@ impl StatusSource for StoreSource {
             open: list.open,
         })
     }
-}
-
-/// A stored priority name; an unknown one is listed as normal (as `triaged tickets` does).
-fn priority(s: &str) -> Priority {
-    Priority::ALL
-        .into_iter()
-        .find(|p| p.as_str() == s)
-        .unwrap_or(Priority::Normal)
 }
 
 /// [`serve`] on a runtime of its own, on the calling thread (the daemon gives it one of the
@@ -454,7 +447,7 @@ pub fn escape_html(s: &str) -> String {
 fn sla_words(t: &OpenTicket, now: i64) -> String {
     match t.due {
         Some(d) => crate::wording::reply_due(d, now),
-        None if t.ticket.state == "snoozed" => {
+        None if t.ticket.state == State::Snoozed => {
             format!("snoozed until {}", when(t.ticket.snoozed_until))
         }
         None => "waiting for the customer".into(),
@@ -515,10 +508,7 @@ pub fn status_page(health: &Health, tickets: &OpenTickets, now: i64) -> String {
         out.push_str("</ul></div>\n");
     }
     let group = |p: Priority| -> Vec<&OpenTicket> {
-        listed
-            .iter()
-            .filter(|t| priority(&t.ticket.priority) == p)
-            .collect()
+        listed.iter().filter(|t| t.ticket.priority == p).collect()
     };
     // Listed, or counted open: a ticket that arrived between the two reads is not lost.
     let open_in = |p: Priority| -> usize {
@@ -589,7 +579,7 @@ fn row(out: &mut String, t: &OpenTicket, now: i64) {
         if late { " class=\"late\"" } else { "" },
         escape_html(&k.tag),
         escape_html(&clip(&k.customer, 80)),
-        escape_html(&k.state),
+        escape_html(k.state.as_str()),
         age(k.created_at, now),
         escape_html(&sla_words(t, now)),
     );
@@ -603,16 +593,16 @@ mod tests {
 
     fn ticket(
         tag: &str,
-        priority: &str,
-        state: &str,
+        priority: Priority,
+        state: State,
         subject: &str,
         due: Option<i64>,
     ) -> OpenTicket {
         OpenTicket {
             ticket: TicketRow {
                 tag: tag.into(),
-                state: state.into(),
-                priority: priority.into(),
+                state,
+                priority,
                 customer: "ada@example.test".into(),
                 subject: subject.into(),
                 created_at: NOW - 2 * 3600,
@@ -631,7 +621,7 @@ mod tests {
     fn all_listed(tickets: &[OpenTicket]) -> OpenTickets {
         let mut open = BTreeMap::new();
         for t in tickets {
-            *open.entry(priority(&t.ticket.priority)).or_default() += 1;
+            *open.entry(t.ticket.priority).or_default() += 1;
         }
         OpenTickets {
             listed: tickets.to_vec(),
@@ -699,27 +689,39 @@ mod tests {
     #[test]
     fn sla_clock_reads_like_the_digest() {
         for (due, state, words) in [
-            (Some(NOW + 80 * 60), "new", "reply due in 1h"),
+            (Some(NOW + 80 * 60), State::New, "reply due in 1h"),
             (
                 Some(NOW - (2 * 86_400 + 3 * 3600)),
-                "new",
+                State::New,
                 "reply late by 2d 3h",
             ),
-            (Some(NOW), "new", "reply late by 0m"),
-            (None, "answered", "waiting for the customer"),
-            (None, "snoozed", "snoozed until -"),
+            (Some(NOW), State::New, "reply late by 0m"),
+            (None, State::Answered, "waiting for the customer"),
+            (None, State::Snoozed, "snoozed until -"),
         ] {
-            let t = ticket("T-1", "high", state, "s", due);
-            assert_eq!(sla_words(&t, NOW), words, "{due:?} {state}");
+            let t = ticket("T-1", Priority::High, state, "s", due);
+            assert_eq!(sla_words(&t, NOW), words, "{due:?} {state:?}");
         }
     }
 
     #[test]
     fn page_groups_by_priority_highlights_late_and_escapes() {
         let tickets = [
-            ticket("T-2", "urgent", "new", "<b>down</b>", Some(NOW - 60)),
-            ticket("T-3", "low", "acknowledged", "", Some(NOW + 3600)),
-            ticket("T-1", "high", "answered", "invoice", None),
+            ticket(
+                "T-2",
+                Priority::Urgent,
+                State::New,
+                "<b>down</b>",
+                Some(NOW - 60),
+            ),
+            ticket(
+                "T-3",
+                Priority::Low,
+                State::Acknowledged,
+                "",
+                Some(NOW + 3600),
+            ),
+            ticket("T-1", Priority::High, State::Answered, "invoice", None),
         ];
         let page = status_page(&Health::default(), &all_listed(&tickets), NOW);
         let urgent = page.find("<h2>urgent (1)").expect("urgent group");
@@ -743,7 +745,15 @@ mod tests {
         // The store lists the first PAGE_ROWS_PER_GROUP and counts the rest.
         let many = OpenTickets {
             listed: (0..PAGE_ROWS_PER_GROUP)
-                .map(|i| ticket(&format!("T-{i}"), "normal", "new", "x", Some(NOW - 1)))
+                .map(|i| {
+                    ticket(
+                        &format!("T-{i}"),
+                        Priority::Normal,
+                        State::New,
+                        "x",
+                        Some(NOW - 1),
+                    )
+                })
                 .collect(),
             open: [(Priority::Normal, PAGE_ROWS_PER_GROUP as i64 + 7)].into(),
         };

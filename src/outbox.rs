@@ -31,10 +31,9 @@ use crate::config::{
 };
 use crate::headers;
 use crate::notices::compose_notice;
-use crate::score::Priority;
 use crate::sla::SlaConfig;
 use crate::smtp::{SendError, Sender};
-use crate::store::{ClaimedNotice, OutboxItem, Store};
+use crate::store::{ClaimedNotice, OutboxItem, OutboxKind, Store};
 use crate::templates::{MailContext, Templates};
 use crate::tickets::{self, Followup};
 use crate::wording;
@@ -418,8 +417,7 @@ impl Outbox {
 
     /// A follow-up is due, but customers are not written to at this hour.
     fn outside_customer_hours(&self, item: &OutboxItem) -> bool {
-        Followup::parse(&item.kind).is_some()
-            && !self.followups.send_hours.is_open(self.clock.timestamp())
+        item.kind.followup().is_some() && !self.followups.send_hours.is_open(self.clock.timestamp())
     }
 
     /// Take up a reloaded configuration (templates, acknowledgement, SLA, follow-up and alert
@@ -630,7 +628,7 @@ impl Outbox {
                 self.health.ok(Condition::Smtp, SMTP);
                 self.account_hold.clear();
                 store.mark_sent(item.id, self.clock.now_ms(), promised)?;
-                if item.kind == "ack" {
+                if item.kind == OutboxKind::Ack {
                     let ms = (self.clock.now_ms() - item.received_at * 1000).max(0);
                     self.metrics.ack_sent(Duration::from_millis(ms as u64));
                 }
@@ -710,12 +708,9 @@ impl Outbox {
             .and_then(|m| m.from.clone())
             .unwrap_or_else(|| self.from.clone());
         let support_address = mailbox.map(|m| m.address.clone()).unwrap_or_default();
-        let priority = Priority::ALL
-            .into_iter()
-            .find(|p| p.as_str() == item.priority)
-            .unwrap_or(Priority::Normal);
+        let priority = item.priority;
         let now = self.clock.now();
-        let followup = Followup::parse(&item.kind);
+        let followup = item.kind.followup();
         let template: &str = match followup {
             Some(f) => f.as_str(),
             None => &self.ack.template,
@@ -739,12 +734,12 @@ impl Outbox {
             item.recipient_name.clone()
         };
         let ctx = MailContext {
-            kind: item.kind.clone(),
+            kind: item.kind.as_str().to_string(),
             customer_name: clean(&customer_name),
             customer_email: item.recipient.clone(),
             ticket: item.ticket_tag.clone(),
             subject: clean(&item.subject),
-            priority: item.priority.clone(),
+            priority: item.priority.as_str().to_string(),
             tones: item
                 .tones
                 .split(',')
@@ -886,7 +881,7 @@ pub fn queue_report(
             };
             QueueLine {
                 id: r.id,
-                kind: r.kind,
+                kind: r.kind.as_str().to_string(),
                 ticket: r.ticket,
                 priority: r.priority.as_str().to_string(),
                 state: r.state,

@@ -33,7 +33,8 @@ pub fn role_of(guard: Result<(), Refusal>, in_sent_folder: bool) -> Role {
 /// `new` (no acknowledgement yet) -> `acknowledged` (waiting for staff) -> `answered` (waiting
 /// for the customer) -> `closed`; a customer who writes to an answered, snoozed or closed ticket
 /// makes it `reopened` (waiting for staff again). Staff can snooze a ticket until a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum State {
     New,
     Acknowledged,
@@ -660,6 +661,171 @@ impl Fnv64 {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
+    }
+}
+
+// What one email does to its ticket, and the priority order (pure). The store reads the
+// ticket an email joins, calls these, and writes what they return.
+
+/// A priority as a rank, 0 (urgent) to 3 (low): the order in which the outbox sends and the
+/// ticket lists list. (The store's ticket-list index spells the same order in SQL.)
+pub fn rank(p: crate::score::Priority) -> i64 {
+    use crate::score::Priority;
+    match p {
+        Priority::Urgent => 0,
+        Priority::High => 1,
+        Priority::Normal => 2,
+        Priority::Low => 3,
+    }
+}
+
+/// The priority of rank `rank` ([`rank`]'s inverse); `None` for a number that is no rank.
+pub fn priority_at(rank: i64) -> Option<crate::score::Priority> {
+    crate::score::Priority::ALL
+        .into_iter()
+        .find(|p| self::rank(*p) == rank)
+}
+
+/// The ticket's priority after its customer writes again in an email of priority `written`:
+/// a customer who writes again, angrier, raises it; a calmer email never lowers it (the
+/// problem is as urgent as it was).
+pub fn escalated(
+    current: crate::score::Priority,
+    written: crate::score::Priority,
+) -> crate::score::Priority {
+    if rank(written) < rank(current) {
+        written
+    } else {
+        current
+    }
+}
+
+/// The rating a customer's email gives when it answers the survey: a lone number
+/// ([`survey_rating`]) in a ticket that is closed and whose survey went out. Such an email is
+/// the survey's answer, not a reopening; anything else is a message like any other.
+pub fn survey_answer(body: &str, state: State, survey_sent: bool) -> Option<u8> {
+    if state != State::Closed || !survey_sent {
+        return None;
+    }
+    survey_rating(body)
+}
+
+/// The ticket an email joins, as it stands before the email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Joined {
+    pub state: State,
+    pub priority: crate::score::Priority,
+    /// Its satisfaction survey went out.
+    pub survey_sent: bool,
+}
+
+/// What the store knows of an email when it decides what the email does to a ticket.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailFacts<'a> {
+    pub role: Role,
+    /// The ticket it joins (by thread, by tag, or the one a bounce returns), if any.
+    pub joined: Option<Joined>,
+    /// The guard let it through: it may open a ticket.
+    pub may_open: bool,
+    /// The verdict's priority.
+    pub priority: crate::score::Priority,
+    /// What it says (a survey answer is a lone number).
+    pub body: &'a str,
+}
+
+/// How the ticket row changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketWrite {
+    /// No ticket: it joins none and may not open one.
+    None,
+    /// It opens a ticket, `new`, at this priority.
+    Open(crate::score::Priority),
+    /// It joins the ticket and leaves the row as it is (a robot's email, a survey answer).
+    Join,
+    /// The customer wrote again: the ticket's priority after it ([`escalated`]).
+    CustomerWrote(crate::score::Priority),
+    /// Staff wrote: their last word, and the first response if this is it.
+    StaffWrote,
+}
+
+/// The event an email causes on its ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailEvent {
+    /// It opened the ticket: logged as `opened`; the follow-ups of a new ticket apply.
+    Opened,
+    /// The ticket moves by this event ([`next_state`]).
+    Moves(Event),
+}
+
+/// What an email does to the ticket it joins or opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketEffect {
+    pub write: TicketWrite,
+    /// `None`: the ticket does not move (a robot's email, a survey answer, no ticket).
+    pub event: Option<EmailEvent>,
+    /// The survey answer it gives ([`survey_answer`]).
+    pub rating: Option<u8>,
+    /// The command staff give in it ([`staff_command`]), carried out after the event.
+    pub command: Option<Command>,
+}
+
+/// What an email does to its ticket. A customer's email joins the ticket and raises its
+/// priority, or opens a new one; a lone number answering the survey of a closed ticket is
+/// noted and moves nothing; staff answer (an email of theirs in the Sent folder that joins
+/// nothing opens a ticket it answers at once) and may give a command; a robot's email (an
+/// auto-reply, a bounce) is kept with its ticket and moves nothing.
+pub fn email_effect(f: &EmailFacts<'_>) -> TicketEffect {
+    let rating = match (f.role, f.joined) {
+        (Role::Customer, Some(j)) => survey_answer(f.body, j.state, j.survey_sent),
+        _ => None,
+    };
+    let write = match (f.joined, f.role) {
+        (Some(_), _) if rating.is_some() => TicketWrite::Join,
+        (Some(j), Role::Customer) => TicketWrite::CustomerWrote(escalated(j.priority, f.priority)),
+        (Some(_), Role::Robot) => TicketWrite::Join,
+        (Some(_), Role::Staff) => TicketWrite::StaffWrote,
+        (None, _) if f.may_open => TicketWrite::Open(f.priority),
+        (None, _) => TicketWrite::None,
+    };
+    let event = match (write, f.role) {
+        (TicketWrite::None, _) | (_, Role::Robot) => None,
+        (_, Role::Customer) if rating.is_some() => None,
+        (TicketWrite::Open(_), Role::Customer) => Some(EmailEvent::Opened),
+        (_, Role::Customer) => Some(EmailEvent::Moves(Event::CustomerWrote)),
+        (_, Role::Staff) => Some(EmailEvent::Moves(Event::StaffReplied)),
+    };
+    let command = match (write, f.role) {
+        (TicketWrite::None, _) => None,
+        (_, Role::Staff) => staff_command(f.body),
+        _ => None,
+    };
+    TicketEffect {
+        write,
+        event,
+        rating,
+        command,
+    }
+}
+
+/// When the waiting an email causes began, the start of the follow-ups' due times: a
+/// customer's email from when it arrived (no later than now, should the server's arrival
+/// stamp run ahead of our clock), anything else from now.
+pub fn waiting_since(role: Role, received_at: i64, now: i64) -> i64 {
+    match role {
+        Role::Customer => received_at.min(now),
+        Role::Staff | Role::Robot => now,
+    }
+}
+
+/// The event and the end of the snooze (0: none) of a staff command given at `now`.
+pub fn command_event(cmd: Command, now: i64) -> (Event, i64) {
+    match cmd {
+        Command::Close => (Event::Close, 0),
+        Command::Reopen => (Event::Reopen, 0),
+        Command::Snooze(d) => (
+            Event::Snooze,
+            now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        ),
     }
 }
 
@@ -1324,6 +1490,190 @@ mod tests {
         ];
         for (name, f, want) in cases {
             assert_eq!(ack_decision(&f).code(), want, "{name}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod email_effect_tests {
+    use super::*;
+    use crate::score::Priority::{self, High, Low, Normal, Urgent};
+
+    #[test]
+    fn ranks_order_urgent_first_and_read_back() {
+        assert_eq!(Priority::ALL.map(rank), [0, 1, 2, 3]);
+        for p in Priority::ALL {
+            assert_eq!(priority_at(rank(p)), Some(p));
+        }
+        assert_eq!(priority_at(4), None);
+        assert_eq!(priority_at(-1), None);
+    }
+
+    #[test]
+    fn a_customer_writing_again_raises_the_priority_never_lowers_it() {
+        for (current, written, after) in [
+            (Normal, Urgent, Urgent),
+            (Low, High, High),
+            (High, Normal, High),
+            (Urgent, Low, Urgent),
+            (Normal, Normal, Normal),
+        ] {
+            assert_eq!(
+                escalated(current, written),
+                after,
+                "{current:?} + {written:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lone_number_answers_the_survey_of_a_closed_ticket_only() {
+        for (body, state, sent, want) in [
+            ("4", State::Closed, true, Some(4)),
+            ("5/5", State::Closed, true, Some(5)),
+            ("4", State::Closed, false, None),
+            ("4", State::Answered, true, None),
+            ("4", State::Reopened, true, None),
+            ("4 things are still broken", State::Closed, true, None),
+        ] {
+            assert_eq!(
+                survey_answer(body, state, sent),
+                want,
+                "{body:?} {state:?} {sent}"
+            );
+        }
+    }
+
+    fn joined(state: State, priority: Priority) -> Option<Joined> {
+        Some(Joined {
+            state,
+            priority,
+            survey_sent: true,
+        })
+    }
+
+    #[test]
+    fn what_an_email_does_to_its_ticket() {
+        use EmailEvent::{Moves, Opened};
+        let closed = joined(State::Closed, Normal);
+        let open = joined(State::Acknowledged, High);
+        let effect = |role, joined, may_open, body| {
+            email_effect(&EmailFacts {
+                role,
+                joined,
+                may_open,
+                priority: Urgent,
+                body,
+            })
+        };
+        let want = |write, event, rating| TicketEffect {
+            write,
+            event,
+            rating,
+            command: None,
+        };
+        #[rustfmt::skip]
+        let cases = [
+            ("a new customer opens a ticket",
+             effect(Role::Customer, None, true, "help"),
+             want(TicketWrite::Open(Urgent), Some(Opened), None)),
+            ("a refused email opens none",
+             effect(Role::Customer, None, false, "help"),
+             want(TicketWrite::None, None, None)),
+            ("a customer writes again, angrier",
+             effect(Role::Customer, open, true, "still down"),
+             want(TicketWrite::CustomerWrote(Urgent), Some(Moves(Event::CustomerWrote)), None)),
+            ("a customer writes to a closed ticket: it reopens",
+             effect(Role::Customer, closed, true, "it broke again"),
+             want(TicketWrite::CustomerWrote(Urgent), Some(Moves(Event::CustomerWrote)), None)),
+            ("a lone number answers the survey",
+             effect(Role::Customer, closed, true, "4"),
+             want(TicketWrite::Join, None, Some(4))),
+            ("a lone number in an open ticket is a message",
+             effect(Role::Customer, open, true, "4"),
+             want(TicketWrite::CustomerWrote(Urgent), Some(Moves(Event::CustomerWrote)), None)),
+            ("staff answer",
+             effect(Role::Staff, open, false, "fixed"),
+             want(TicketWrite::StaffWrote, Some(Moves(Event::StaffReplied)), None)),
+            ("staff write a lone number: no survey answer",
+             effect(Role::Staff, closed, false, "4"),
+             want(TicketWrite::StaffWrote, Some(Moves(Event::StaffReplied)), None)),
+            ("staff mail in Sent that joins nothing opens a ticket it answers",
+             effect(Role::Staff, None, true, "hi"),
+             want(TicketWrite::Open(Urgent), Some(Moves(Event::StaffReplied)), None)),
+            ("a robot's email is kept with its ticket",
+             effect(Role::Robot, open, false, "auto-reply"),
+             want(TicketWrite::Join, None, None)),
+            ("a robot's email that joins nothing",
+             effect(Role::Robot, None, false, "bounce"),
+             want(TicketWrite::None, None, None)),
+        ];
+        for (name, got, want) in cases {
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_calmer_reply_keeps_the_ticket_urgent() {
+        let got = email_effect(&EmailFacts {
+            role: Role::Customer,
+            joined: joined(State::Acknowledged, Urgent),
+            may_open: true,
+            priority: Low,
+            body: "thanks, any news?",
+        });
+        assert_eq!(got.write, TicketWrite::CustomerWrote(Urgent));
+    }
+
+    #[test]
+    fn staff_give_commands_by_email_customers_do_not() {
+        let effect = |role, joined, may_open| {
+            email_effect(&EmailFacts {
+                role,
+                joined,
+                may_open,
+                priority: Normal,
+                body: "#close\nThanks, all done.",
+            })
+            .command
+        };
+        let open = joined(State::Answered, Normal);
+        assert_eq!(effect(Role::Staff, open, false), Some(Command::Close));
+        assert_eq!(effect(Role::Staff, None, true), Some(Command::Close));
+        assert_eq!(effect(Role::Staff, None, false), None, "no ticket");
+        assert_eq!(effect(Role::Customer, open, true), None);
+        assert_eq!(effect(Role::Robot, open, false), None);
+    }
+
+    #[test]
+    fn a_customer_waits_from_arrival_anyone_else_from_now() {
+        let now = 1_800_000_000;
+        for (role, received, want) in [
+            (Role::Customer, now - 600, now - 600),
+            (Role::Customer, now + 600, now),
+            (Role::Staff, now - 600, now),
+            (Role::Robot, now - 600, now),
+        ] {
+            assert_eq!(
+                waiting_since(role, received, now),
+                want,
+                "{role:?} {received}"
+            );
+        }
+    }
+
+    #[test]
+    fn staff_commands_move_the_ticket() {
+        let now = 1_800_000_000;
+        for (cmd, want) in [
+            (Command::Close, (Event::Close, 0)),
+            (Command::Reopen, (Event::Reopen, 0)),
+            (
+                Command::Snooze(Duration::from_secs(3 * 86_400)),
+                (Event::Snooze, now + 3 * 86_400),
+            ),
+        ] {
+            assert_eq!(command_event(cmd, now), want, "{cmd:?}");
         }
     }
 }

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{Store, parse_priority};
+use super::{OutboxKind, Store};
 use crate::alerts::{AlertConfig, AlertFacts, Condition, Incident};
 use crate::digest::{HitFact, OutFact, QuietHours, Snapshot, TicketFacts};
+use crate::score::Priority;
 use crate::tickets::State;
 
 /// A staff email to queue.
@@ -233,126 +234,12 @@ impl Store {
             )
             .context("Holding alerts for quiet hours")?;
         }
-        let alerts_due: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM notices WHERE kind = 'alert' AND state = 'pending' AND due_at <= ?1",
-                [now],
-                |r| r.get(0),
-            )
-            .context("Counting due alerts")?;
-        if alerts_due > 0 {
-            let (sent, first): (i64, Option<i64>) = tx
-                .query_row(
-                    "SELECT count(DISTINCT batch), min(sent_at) FROM notices
-                     WHERE kind = 'alert' AND state = 'sent' AND sent_at > ?1",
-                    [now - 3600],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .context("Counting alert emails")?;
-            if sent >= i64::from(alerts_per_hour) {
-                let free_at = first.unwrap_or(now) + 3600;
-                tx.execute(
-                    "UPDATE notices SET due_at = ?2, updated_at = ?1,
-                            last_error = 'waiting for the alert rate limit'
-                     WHERE kind = 'alert' AND state = 'pending' AND due_at <= ?1",
-                    params![now, free_at.max(now + 1)],
-                )
-                .context("Holding alerts back")?;
-            } else {
-                let rows: Vec<(i64, String, String, String, i64, i64, u32)> = {
-                    let mut stmt = tx
-                        .prepare(
-                            "SELECT id, key, recipients, detail, due_at, created_at, attempts FROM notices
-                             WHERE kind = 'alert' AND state = 'pending' AND due_at <= ?1 ORDER BY id",
-                        )
-                        .context("Preparing alert claim")?;
-                    stmt.query_map([now], |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                        ))
-                    })
-                    .context("Reading alerts")?
-                    .collect::<rusqlite::Result<_>>()
-                    .context("Reading alerts")?
-                };
-                let batch = rows[0].0;
-                let mut alerts = Vec::new();
-                let mut held = false;
-                for (id, _, _, detail, due_at, created_at, attempts) in &rows {
-                    // Moved later before any attempt: rate limit or quiet hours (a retry
-                    // after an SMTP error moves it too, but is not "held").
-                    held |= *attempts == 0 && due_at > created_at;
-                    match serde_json::from_str::<AlertFacts>(detail) {
-                        Ok(f) => alerts.push(f),
-                        Err(e) => {
-                            tracing::error!(notice = id, error = %e, "Unreadable alert facts; sending the others")
-                        }
-                    }
-                    tx.execute(
-                        "UPDATE notices SET state = 'sending', attempts = attempts + 1, batch = ?2, updated_at = ?3
-                         WHERE id = ?1",
-                        params![id, batch, now],
-                    )
-                    .context("Claiming alert")?;
-                }
-                tx.commit().context("Committing claim")?;
-                let first = &rows[0];
-                return Ok(Some(ClaimedNotice {
-                    ids: rows.iter().map(|r| r.0).collect(),
-                    kind: "alert".into(),
-                    key: first.1.clone(),
-                    recipients: split(&first.2),
-                    subject: String::new(),
-                    text: String::new(),
-                    html: String::new(),
-                    alerts,
-                    held,
-                    attempts: first.6 + 1,
-                    row_attempts: rows.iter().map(|r| r.6 + 1).collect(),
-                    created_at: first.5,
-                }));
-            }
-        }
-        let row = tx
-            .query_row(
-                "SELECT id, kind, key, recipients, subject, body_text, body_html, attempts, created_at FROM notices
-                 WHERE kind != 'alert' AND state = 'pending' AND due_at <= ?1
-                 ORDER BY CASE kind WHEN 'health' THEN 0 ELSE 1 END, due_at, id LIMIT 1",
-                [now],
-                |r| {
-                    Ok(ClaimedNotice {
-                        ids: vec![r.get(0)?],
-                        kind: r.get(1)?,
-                        key: r.get(2)?,
-                        recipients: split(&r.get::<_, String>(3)?),
-                        subject: r.get(4)?,
-                        text: r.get(5)?,
-                        html: r.get(6)?,
-                        alerts: Vec::new(),
-                        held: false,
-                        attempts: r.get::<_, u32>(7)? + 1,
-                        row_attempts: vec![r.get::<_, u32>(7)? + 1],
-                        created_at: r.get(8)?,
-                    })
-                },
-            )
-            .optional()
-            .context("Reading staff mail")?;
-        if let Some(n) = &row {
-            tx.execute(
-                "UPDATE notices SET state = 'sending', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
-                params![n.ids[0], now],
-            )
-            .context("Claiming staff mail")?;
-        }
+        let claimed = match claim_alerts(&tx, now, alerts_per_hour)? {
+            Some(alerts) => Some(alerts),
+            None => claim_one(&tx, now)?,
+        };
         tx.commit().context("Committing claim")?;
-        Ok(row)
+        Ok(claimed)
     }
 
     /// Record an accepted send of staff mail (and log it for the rate limits, as a negative id).
@@ -583,217 +470,398 @@ impl Store {
         contacts_since: i64,
         rule_themes: &HashMap<String, String>,
     ) -> Result<Snapshot> {
-        let c = &self.conn;
-        let mut stmt = c
-            .prepare(
-                "SELECT t.id, t.tag, t.customer, t.subject, t.state, t.priority, t.created_at,
-                        t.first_response_at, t.last_customer_at
-                 FROM tickets t
-                 WHERE t.state IN ('new', 'acknowledged', 'reopened')
-                    OR t.id IN (SELECT ticket_id FROM outbox
-                                WHERE (kind != 'ack' AND state = 'pending')
-                                   OR (state IN ('failed', 'uncertain') AND updated_at >= ?1))
-                    OR t.id IN (SELECT ticket_id FROM ticket_events WHERE event = 'bounced' AND at >= ?1)
-                 ORDER BY t.id",
-            )
-            .context("Preparing digest tickets")?;
-        type Row = (i64, String, String, String, String, String, i64, i64, i64);
-        let rows: Vec<Row> = stmt
-            .query_map([since], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ))
-            })
-            .context("Reading digest tickets")?
-            .collect::<rusqlite::Result<_>>()
-            .context("Reading digest tickets")?;
-        let mut tickets = Vec::with_capacity(rows.len());
-        for (
-            id,
-            tag,
-            customer,
-            subject,
-            state,
-            priority,
-            created_at,
-            first_response_at,
-            last_customer_at,
-        ) in rows
-        {
-            // The customer's emails in this ticket, newest first.
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT id, sender_name, tones, intents, excerpt FROM messages
-                     WHERE ticket_id = ?1 AND sender = ?2 AND status = 'triaged' AND role IN ('customer', '')
-                     ORDER BY received_at DESC, id DESC",
-                )
-                .context("Preparing ticket emails")?;
-            let emails: Vec<(i64, String, String, String, String)> = stmt
-                .query_map(params![id, customer], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .context("Reading ticket emails")?
-                .collect::<rusqlite::Result<_>>()
-                .context("Reading ticket emails")?;
-            let union = |i: usize| {
-                let mut v: Vec<String> = emails
-                    .iter()
-                    .flat_map(|e| {
-                        let s = if i == 0 { &e.2 } else { &e.3 };
-                        s.split(',')
-                            .filter(|x| !x.is_empty())
-                            .map(str::to_string)
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
-                v.sort();
-                v.dedup();
-                v
-            };
-            let (tones, intents) = (union(0), union(1));
-            let latest = emails.first();
-            let hits: Vec<HitFact> = match latest {
-                Some(e) => c
-                    .prepare_cached(
-                        "SELECT rule, matched, weight FROM hits WHERE message_row = ?1 ORDER BY weight DESC, rowid",
-                    )
-                    .context("Preparing hits")?
-                    .query_map([e.0], |r| {
-                        Ok(HitFact {
-                            rule: r.get(0)?,
-                            matched: r.get(1)?,
-                            weight: r.get(2)?,
-                        })
-                    })
-                    .context("Reading hits")?
-                    .collect::<rusqlite::Result<_>>()
-                    .context("Reading hits")?,
-                None => Vec::new(),
-            };
-            let contacts: Vec<i64> = c
-                .prepare_cached(
-                    "SELECT received_at FROM messages
-                     WHERE sender = ?1 AND status = 'triaged' AND role IN ('customer', '') AND received_at >= ?2
-                     ORDER BY received_at",
-                )
-                .context("Preparing contacts")?
-                .query_map(params![customer, contacts_since], |r| r.get(0))
-                .context("Reading contacts")?
-                .collect::<rusqlite::Result<_>>()
-                .context("Reading contacts")?;
-            let out: Vec<(String, String, i64, String)> = c
-                .prepare_cached(
-                    "SELECT kind, state, due_at, last_error FROM outbox
-                     WHERE ticket_id = ?1 AND ((kind != 'ack' AND state = 'pending')
-                        OR (state IN ('failed', 'uncertain') AND updated_at >= ?2))
-                     ORDER BY id",
-                )
-                .context("Preparing ticket outbox")?
-                .query_map(params![id, since], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .context("Reading ticket outbox")?
-                .collect::<rusqlite::Result<_>>()
-                .context("Reading ticket outbox")?;
-            let mut followups = Vec::new();
-            let mut failed_deliveries = Vec::new();
-            for (kind, state, due_at, error) in out {
-                let fact = OutFact {
-                    kind: kind.clone(),
-                    state: state.clone(),
-                    due_at,
-                    error,
-                };
-                // An acknowledgement that failed is a delivery problem; a follow-up that
-                // failed or waits is a follow-up matter.
-                if kind == "ack" {
-                    failed_deliveries.push(fact);
-                } else {
-                    followups.push(fact);
-                }
-            }
-            let bounces: Vec<(i64, String)> = c
-                .prepare_cached(
-                    "SELECT at, detail FROM ticket_events WHERE ticket_id = ?1 AND event = 'bounced' AND at >= ?2",
-                )
-                .context("Preparing bounces")?
-                .query_map(params![id, since], |r| Ok((r.get(0)?, r.get(1)?)))
-                .context("Reading bounces")?
-                .collect::<rusqlite::Result<_>>()
-                .context("Reading bounces")?;
-            for (at, detail) in bounces {
-                failed_deliveries.push(OutFact {
-                    kind: "email".into(),
-                    state: "bounced".into(),
-                    due_at: at,
-                    error: detail,
-                });
-            }
-            tickets.push(TicketFacts {
-                tag,
-                customer_name: latest.map(|e| e.1.clone()).unwrap_or_default(),
-                customer,
-                subject,
-                state: State::parse(&state).unwrap_or(State::Acknowledged),
-                priority: parse_priority(&priority).unwrap_or(crate::score::Priority::Normal),
-                created_at,
-                first_response_at,
-                last_customer_at,
-                tones,
-                intents,
-                hits,
-                excerpt: latest.map(|e| e.4.clone()).unwrap_or_default(),
-                contacts,
-                followups,
-                failed_deliveries,
-            });
-        }
-
-        // Customer emails (those that opened or joined a ticket as the customer) for themes.
-        let mut stmt = c
-            .prepare(
-                "SELECT m.id, m.received_at, m.intents FROM messages m JOIN tickets t ON t.id = m.ticket_id
-                 WHERE m.status = 'triaged' AND m.sender = t.customer AND m.role IN ('customer', '')
-                   AND m.received_at >= ?1",
-            )
-            .context("Preparing theme emails")?;
-        let emails: Vec<(i64, i64, String)> = stmt
-            .query_map([messages_since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .context("Reading theme emails")?
-            .collect::<rusqlite::Result<_>>()
-            .context("Reading theme emails")?;
-        let mut hits_stmt = c
-            .prepare_cached("SELECT rule FROM hits WHERE message_row = ?1")
-            .context("Preparing theme hits")?;
-        let mut messages = Vec::with_capacity(emails.len());
-        for (row, at, intents) in emails {
-            let mut themes: Vec<String> = intents
-                .split(',')
-                .filter(|x| !x.is_empty())
-                .map(str::to_string)
-                .collect();
-            if !rule_themes.is_empty() {
-                let rules: Vec<String> = hits_stmt
-                    .query_map([row], |r| r.get(0))
-                    .context("Reading theme hits")?
-                    .collect::<rusqlite::Result<_>>()
-                    .context("Reading theme hits")?;
-                themes.extend(rules.iter().filter_map(|r| rule_themes.get(r).cloned()));
-            }
-            themes.sort();
-            themes.dedup();
-            messages.push((at, themes));
-        }
+        let tickets = digest_tickets(&self.conn, since)?
+            .into_iter()
+            .map(|head| ticket_facts(&self.conn, head, since, contacts_since))
+            .collect::<Result<_>>()?;
+        let messages = theme_emails(&self.conn, messages_since, rule_themes)?;
         Ok(Snapshot { tickets, messages })
     }
+}
+
+/// Every due alert, claimed as one email; `None` when none is due, or when the alert emails of
+/// the last hour reached `per_hour` (the due ones then wait until the hour frees up).
+fn claim_alerts(
+    tx: &rusqlite::Transaction<'_>,
+    now: i64,
+    per_hour: u32,
+) -> Result<Option<ClaimedNotice>> {
+    let due: i64 = tx
+        .query_row(
+            "SELECT count(*) FROM notices WHERE kind = 'alert' AND state = 'pending' AND due_at <= ?1",
+            [now],
+            |r| r.get(0),
+        )
+        .context("Counting due alerts")?;
+    if due == 0 {
+        return Ok(None);
+    }
+    let (sent, first): (i64, Option<i64>) = tx
+        .query_row(
+            "SELECT count(DISTINCT batch), min(sent_at) FROM notices
+             WHERE kind = 'alert' AND state = 'sent' AND sent_at > ?1",
+            [now - 3600],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .context("Counting alert emails")?;
+    if sent >= i64::from(per_hour) {
+        let free_at = first.unwrap_or(now) + 3600;
+        tx.execute(
+            "UPDATE notices SET due_at = ?2, updated_at = ?1,
+                    last_error = 'waiting for the alert rate limit'
+             WHERE kind = 'alert' AND state = 'pending' AND due_at <= ?1",
+            params![now, free_at.max(now + 1)],
+        )
+        .context("Holding alerts back")?;
+        return Ok(None);
+    }
+    let rows = due_alerts(tx, now)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let batch = first.id;
+    let mut alerts = Vec::new();
+    let mut held = false;
+    for a in &rows {
+        // Moved later before any attempt: rate limit or quiet hours (a retry after an SMTP
+        // error moves it too, but is not "held").
+        held |= a.attempts == 0 && a.due_at > a.created_at;
+        match serde_json::from_str::<AlertFacts>(&a.detail) {
+            Ok(f) => alerts.push(f),
+            Err(e) => {
+                tracing::error!(notice = a.id, error = %e, "Unreadable alert facts; sending the others")
+            }
+        }
+        tx.execute(
+            "UPDATE notices SET state = 'sending', attempts = attempts + 1, batch = ?2, updated_at = ?3
+             WHERE id = ?1",
+            params![a.id, batch, now],
+        )
+        .context("Claiming alert")?;
+    }
+    Ok(Some(ClaimedNotice {
+        ids: rows.iter().map(|r| r.id).collect(),
+        kind: "alert".into(),
+        key: first.key.clone(),
+        recipients: split(&first.recipients),
+        subject: String::new(),
+        text: String::new(),
+        html: String::new(),
+        alerts,
+        held,
+        attempts: first.attempts + 1,
+        row_attempts: rows.iter().map(|r| r.attempts + 1).collect(),
+        created_at: first.created_at,
+    }))
+}
+
+/// A due alert, as it waits in `notices`.
+struct DueAlert {
+    id: i64,
+    key: String,
+    recipients: String,
+    /// Its facts (JSON), rendered when sent.
+    detail: String,
+    due_at: i64,
+    created_at: i64,
+    attempts: u32,
+}
+
+fn due_alerts(tx: &rusqlite::Transaction<'_>, now: i64) -> Result<Vec<DueAlert>> {
+    let mut stmt = tx
+        .prepare(
+            "SELECT id, key, recipients, detail, due_at, created_at, attempts FROM notices
+             WHERE kind = 'alert' AND state = 'pending' AND due_at <= ?1 ORDER BY id",
+        )
+        .context("Preparing alert claim")?;
+    stmt.query_map([now], |r| {
+        Ok(DueAlert {
+            id: r.get(0)?,
+            key: r.get(1)?,
+            recipients: r.get(2)?,
+            detail: r.get(3)?,
+            due_at: r.get(4)?,
+            created_at: r.get(5)?,
+            attempts: r.get(6)?,
+        })
+    })
+    .context("Reading alerts")?
+    .collect::<rusqlite::Result<_>>()
+    .context("Reading alerts")
+}
+
+/// The next due digest or health note (health first), claimed.
+fn claim_one(tx: &rusqlite::Transaction<'_>, now: i64) -> Result<Option<ClaimedNotice>> {
+    let row = tx
+        .query_row(
+            "SELECT id, kind, key, recipients, subject, body_text, body_html, attempts, created_at FROM notices
+             WHERE kind != 'alert' AND state = 'pending' AND due_at <= ?1
+             ORDER BY CASE kind WHEN 'health' THEN 0 ELSE 1 END, due_at, id LIMIT 1",
+            [now],
+            |r| {
+                Ok(ClaimedNotice {
+                    ids: vec![r.get(0)?],
+                    kind: r.get(1)?,
+                    key: r.get(2)?,
+                    recipients: split(&r.get::<_, String>(3)?),
+                    subject: r.get(4)?,
+                    text: r.get(5)?,
+                    html: r.get(6)?,
+                    alerts: Vec::new(),
+                    held: false,
+                    attempts: r.get::<_, u32>(7)? + 1,
+                    row_attempts: vec![r.get::<_, u32>(7)? + 1],
+                    created_at: r.get(8)?,
+                })
+            },
+        )
+        .optional()
+        .context("Reading staff mail")?;
+    if let Some(n) = &row {
+        tx.execute(
+            "UPDATE notices SET state = 'sending', attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+            params![n.ids[0], now],
+        )
+        .context("Claiming staff mail")?;
+    }
+    Ok(row)
+}
+
+/// A ticket a digest shows, as its row says.
+struct DigestTicket {
+    id: i64,
+    tag: String,
+    customer: String,
+    subject: String,
+    state: State,
+    priority: Priority,
+    created_at: i64,
+    first_response_at: i64,
+    last_customer_at: i64,
+}
+
+/// The tickets a digest shows: waiting for staff, with follow-ups pending, or with anything
+/// that failed or bounced since `since`.
+fn digest_tickets(c: &Connection, since: i64) -> Result<Vec<DigestTicket>> {
+    let mut stmt = c
+        .prepare(
+            "SELECT t.id, t.tag, t.customer, t.subject, t.state, t.priority, t.created_at,
+                    t.first_response_at, t.last_customer_at
+             FROM tickets t
+             WHERE t.state IN ('new', 'acknowledged', 'reopened')
+                OR t.id IN (SELECT ticket_id FROM outbox
+                            WHERE (kind != 'ack' AND state = 'pending')
+                               OR (state IN ('failed', 'uncertain') AND updated_at >= ?1))
+                OR t.id IN (SELECT ticket_id FROM ticket_events WHERE event = 'bounced' AND at >= ?1)
+             ORDER BY t.id",
+        )
+        .context("Preparing digest tickets")?;
+    stmt.query_map([since], |r| {
+        Ok(DigestTicket {
+            id: r.get(0)?,
+            tag: r.get(1)?,
+            customer: r.get(2)?,
+            subject: r.get(3)?,
+            state: r.get(4)?,
+            priority: r.get(5)?,
+            created_at: r.get(6)?,
+            first_response_at: r.get(7)?,
+            last_customer_at: r.get(8)?,
+        })
+    })
+    .context("Reading digest tickets")?
+    .collect::<rusqlite::Result<_>>()
+    .context("Reading digest tickets")
+}
+
+/// A customer's email in a ticket, as a digest reads it.
+struct CustomerEmail {
+    row: i64,
+    sender_name: String,
+    tones: String,
+    intents: String,
+    excerpt: String,
+}
+
+/// What a digest says of one ticket: its customer's emails (tones and intents of all, the
+/// latest's hits and excerpt), how often the customer wrote, and what waits or went wrong.
+fn ticket_facts(
+    c: &Connection,
+    t: DigestTicket,
+    since: i64,
+    contacts_since: i64,
+) -> Result<TicketFacts> {
+    // The customer's emails in this ticket, newest first.
+    let emails: Vec<CustomerEmail> = c
+        .prepare_cached(
+            "SELECT id, sender_name, tones, intents, excerpt FROM messages
+             WHERE ticket_id = ?1 AND sender = ?2 AND status = 'triaged' AND role IN ('customer', '')
+             ORDER BY received_at DESC, id DESC",
+        )
+        .context("Preparing ticket emails")?
+        .query_map(params![t.id, t.customer], |r| {
+            Ok(CustomerEmail {
+                row: r.get(0)?,
+                sender_name: r.get(1)?,
+                tones: r.get(2)?,
+                intents: r.get(3)?,
+                excerpt: r.get(4)?,
+            })
+        })
+        .context("Reading ticket emails")?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading ticket emails")?;
+    let union = |of: fn(&CustomerEmail) -> &str| {
+        let mut v: Vec<String> = emails.iter().flat_map(|e| split(of(e))).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let latest = emails.first();
+    let hits = match latest {
+        Some(e) => hits_of(c, e.row)?,
+        None => Vec::new(),
+    };
+    let contacts: Vec<i64> = c
+        .prepare_cached(
+            "SELECT received_at FROM messages
+             WHERE sender = ?1 AND status = 'triaged' AND role IN ('customer', '') AND received_at >= ?2
+             ORDER BY received_at",
+        )
+        .context("Preparing contacts")?
+        .query_map(params![t.customer, contacts_since], |r| r.get(0))
+        .context("Reading contacts")?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading contacts")?;
+    let (followups, failed_deliveries) = ticket_trouble(c, t.id, since)?;
+    Ok(TicketFacts {
+        tag: t.tag,
+        customer_name: latest.map(|e| e.sender_name.clone()).unwrap_or_default(),
+        customer: t.customer,
+        subject: t.subject,
+        state: t.state,
+        priority: t.priority,
+        created_at: t.created_at,
+        first_response_at: t.first_response_at,
+        last_customer_at: t.last_customer_at,
+        tones: union(|e| &e.tones),
+        intents: union(|e| &e.intents),
+        hits,
+        excerpt: latest.map(|e| e.excerpt.clone()).unwrap_or_default(),
+        contacts,
+        followups,
+        failed_deliveries,
+    })
+}
+
+/// The rule hits of the email `row`, strongest first.
+fn hits_of(c: &Connection, row: i64) -> Result<Vec<HitFact>> {
+    c.prepare_cached(
+        "SELECT rule, matched, weight FROM hits WHERE message_row = ?1 ORDER BY weight DESC, rowid",
+    )
+    .context("Preparing hits")?
+    .query_map([row], |r| {
+        Ok(HitFact {
+            rule: r.get(0)?,
+            matched: r.get(1)?,
+            weight: r.get(2)?,
+        })
+    })
+    .context("Reading hits")?
+    .collect::<rusqlite::Result<_>>()
+    .context("Reading hits")
+}
+
+/// A ticket's follow-ups that wait or failed, and its deliveries that failed (an
+/// acknowledgement, or a bounce) since `since`.
+fn ticket_trouble(c: &Connection, id: i64, since: i64) -> Result<(Vec<OutFact>, Vec<OutFact>)> {
+    let out: Vec<(OutboxKind, String, i64, String)> = c
+        .prepare_cached(
+            "SELECT kind, state, due_at, last_error FROM outbox
+             WHERE ticket_id = ?1 AND ((kind != 'ack' AND state = 'pending')
+                OR (state IN ('failed', 'uncertain') AND updated_at >= ?2))
+             ORDER BY id",
+        )
+        .context("Preparing ticket outbox")?
+        .query_map(params![id, since], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .context("Reading ticket outbox")?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading ticket outbox")?;
+    let mut followups = Vec::new();
+    let mut failed_deliveries = Vec::new();
+    for (kind, state, due_at, error) in out {
+        let fact = OutFact {
+            kind: kind.as_str().to_string(),
+            state,
+            due_at,
+            error,
+        };
+        // An acknowledgement that failed is a delivery problem; a follow-up that failed or
+        // waits is a follow-up matter.
+        match kind {
+            OutboxKind::Ack => failed_deliveries.push(fact),
+            OutboxKind::Followup(_) => followups.push(fact),
+        }
+    }
+    let bounces: Vec<(i64, String)> = c
+        .prepare_cached(
+            "SELECT at, detail FROM ticket_events WHERE ticket_id = ?1 AND event = 'bounced' AND at >= ?2",
+        )
+        .context("Preparing bounces")?
+        .query_map(params![id, since], |r| Ok((r.get(0)?, r.get(1)?)))
+        .context("Reading bounces")?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading bounces")?;
+    for (at, detail) in bounces {
+        failed_deliveries.push(OutFact {
+            kind: "email".into(),
+            state: "bounced".into(),
+            due_at: at,
+            error: detail,
+        });
+    }
+    Ok((followups, failed_deliveries))
+}
+
+/// Customer emails since `since` (those that opened or joined a ticket as the customer), each
+/// with its themes: its intents, and the themes of the rules it hit (`rule_themes`).
+fn theme_emails(
+    c: &Connection,
+    since: i64,
+    rule_themes: &HashMap<String, String>,
+) -> Result<Vec<(i64, Vec<String>)>> {
+    let emails: Vec<(i64, i64, String)> = c
+        .prepare(
+            "SELECT m.id, m.received_at, m.intents FROM messages m JOIN tickets t ON t.id = m.ticket_id
+             WHERE m.status = 'triaged' AND m.sender = t.customer AND m.role IN ('customer', '')
+               AND m.received_at >= ?1",
+        )
+        .context("Preparing theme emails")?
+        .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .context("Reading theme emails")?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading theme emails")?;
+    let mut hits = c
+        .prepare_cached("SELECT rule FROM hits WHERE message_row = ?1")
+        .context("Preparing theme hits")?;
+    let mut messages = Vec::with_capacity(emails.len());
+    for (row, at, intents) in emails {
+        let mut themes = split(&intents);
+        if !rule_themes.is_empty() {
+            let rules: Vec<String> = hits
+                .query_map([row], |r| r.get(0))
+                .context("Reading theme hits")?
+                .collect::<rusqlite::Result<_>>()
+                .context("Reading theme hits")?;
+            themes.extend(rules.iter().filter_map(|r| rule_themes.get(r).cloned()));
+        }
+        themes.sort();
+        themes.dedup();
+        messages.push((at, themes));
+    }
+    Ok(messages)
 }
 
 fn split(s: &str) -> Vec<String> {

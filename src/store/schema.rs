@@ -1,9 +1,28 @@
-//! Versioned migrations, applied in order inside one transaction each. Never edit a released
+//! Versioned migrations, applied in order inside one transaction. Never edit a released
 //! migration: append a new one.
 
-pub const MIGRATIONS: &[&str] = &[
+use anyhow::{Context, Result};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+/// One step of the schema.
+pub enum Migration {
+    /// Statements run as they are.
+    Sql(&'static str),
+    /// Checks first (`SELECT`s that name a problem in their first column; any row stops the
+    /// migration with what it says), then tables made anew from these `CREATE TABLE`s of
+    /// `NAME_new` (SQLite cannot add a constraint to a table): each keeps its name, its rows
+    /// and its indexes and triggers ([`rebuild`]).
+    Rebuild {
+        checks: &'static [&'static str],
+        tables: &'static [(&'static str, &'static str)],
+    },
+}
+
+use Migration::{Rebuild, Sql};
+
+pub const MIGRATIONS: &[Migration] = &[
     // 1: the backbone.
-    r#"
+    Sql(r#"
 CREATE TABLE folder_state (
     folder       TEXT    NOT NULL PRIMARY KEY,
     uidvalidity  INTEGER NOT NULL,
@@ -80,10 +99,10 @@ CREATE TABLE outbox (
 ) STRICT;
 CREATE INDEX outbox_due ON outbox(state, priority_rank, due_at);
 CREATE INDEX outbox_recipient ON outbox(recipient, created_at);
-"#,
+"#),
     // 2: sending discipline: every accepted send (for rate windows that survive restarts) and
     // small durable flags such as a provider-imposed pause.
-    r#"
+    Sql(r#"
 CREATE TABLE send_log (
     at_ms      INTEGER NOT NULL,
     outbox_id  INTEGER NOT NULL
@@ -94,16 +113,16 @@ CREATE TABLE kv (
     key    TEXT NOT NULL PRIMARY KEY,
     value  TEXT NOT NULL
 ) STRICT;
-"#,
+"#),
     // 3: the sender's earlier contacts, for the history signals of scoring; the intents a
     // verdict found (cancel, refund, ...), which later stages route on.
-    r#"
+    Sql(r#"
 CREATE INDEX messages_sender ON messages(sender, received_at);
 ALTER TABLE messages ADD COLUMN intents TEXT NOT NULL DEFAULT '';  -- comma-separated
-"#,
+"#),
     // 4: the ticket lifecycle: when staff first answered, the last word of each side, snoozes,
     // and a log of every state change with what caused it.
-    r#"
+    Sql(r#"
 ALTER TABLE tickets ADD COLUMN first_response_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tickets ADD COLUMN last_customer_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tickets ADD COLUMN last_staff_at INTEGER NOT NULL DEFAULT 0;
@@ -123,15 +142,15 @@ CREATE TABLE ticket_events (
     detail       TEXT    NOT NULL DEFAULT ''  -- who or what: the sender, 'cli', an email command
 ) STRICT;
 CREATE INDEX ticket_events_ticket ON ticket_events(ticket_id, at);
-"#,
+"#),
     // 5: a follow-up cancelled while the outbox has it claimed (`sending`) keeps the reason
     // here; a retry or deferral then cancels it instead of putting it back in the queue.
-    r#"
+    Sql(r#"
 ALTER TABLE outbox ADD COLUMN cancel_reason TEXT NOT NULL DEFAULT '';
-"#,
+"#),
     // 6: staff mail: digests, instant alerts and health alerts, queued durably and sent by the
     // outbox; health incidents; the start of each email for digests and alerts.
-    r#"
+    Sql(r#"
 ALTER TABLE messages ADD COLUMN excerpt TEXT NOT NULL DEFAULT '';
 ALTER TABLE messages ADD COLUMN role TEXT NOT NULL DEFAULT '';  -- customer | staff | robot ('' before 6)
 
@@ -163,11 +182,11 @@ CREATE TABLE incidents (
     detail       TEXT    NOT NULL DEFAULT '',
     resolved_at  INTEGER NOT NULL DEFAULT 0
 ) STRICT;
-"#,
+"#),
     // 7: emails whose triage started and was not recorded yet, with the daemon run that
     // started it: a start by another run means the one before died on this email (a poison
     // message), counted in `crashes`. The row goes in the transaction that records the email.
-    r#"
+    Sql(r#"
 CREATE TABLE triage_starts (
     folder       TEXT    NOT NULL,
     uidvalidity  INTEGER NOT NULL,
@@ -177,12 +196,12 @@ CREATE TABLE triage_starts (
     started_at   INTEGER NOT NULL,
     PRIMARY KEY (folder, uidvalidity, uid)
 ) STRICT;
-"#,
+"#),
     // 8: flat cost (issue 15): every statement run per email or per timer reads through an
     // index, and the counts the status command, /metrics and the status page show are kept in
     // `tally` by triggers, in the transaction that changes the rows (so they cannot drift).
-    // The rank expression is the one the ticket lists order by (`store::PRIORITY_RANK`).
-    r#"
+    // The rank expression is the one the ticket lists order by (`store::tickets::TICKET_RANK`).
+    Sql(r#"
 CREATE INDEX messages_processed ON messages(processed_at);   -- health: last email, breaker skips
 CREATE INDEX messages_received ON messages(received_at);     -- digest: the themes' emails
 CREATE INDEX outbox_pending ON outbox(state, due_at, kind);  -- next due, backlog, /metrics depth
@@ -268,14 +287,261 @@ END;
 CREATE TRIGGER tally_tickets_delete AFTER DELETE ON tickets BEGIN
     UPDATE tally SET n = n - 1 WHERE what = 'tickets' AND key = OLD.state || ':' || OLD.priority;
 END;
-"#,
+"#),
     // 9: acknowledgements held for staff (state `held`) when they look like a mail loop: the
     // loop pattern of the email each answers (`tickets::loop_pattern`), counted per window.
     // When the copy that proves an email went out was seen (`witnessed_at`); a send
     // interrupted by a crash waits for it as `unconfirmed`.
-    r#"
+    Sql(r#"
 ALTER TABLE outbox ADD COLUMN pattern TEXT;
 CREATE INDEX outbox_pattern ON outbox(pattern, created_at) WHERE pattern IS NOT NULL;
 ALTER TABLE outbox ADD COLUMN witnessed_at INTEGER NOT NULL DEFAULT 0;
+"#),
+    // 10: priorities (and the outbox's priority ranks), ticket states and outbox kinds are
+    // typed in rows (`store::rows`); these constraints keep every other value out, so reading
+    // one back cannot meet a name it does not know. No version of triaged wrote another
+    // value: one found here came from a hand edit, and the migration stops and says where
+    // instead of guessing what it meant.
+    Rebuild {
+        checks: &[
+            "SELECT 'tickets.priority holds ' || quote(priority) || ' (' || count(*) || ' rows)'
+             FROM tickets WHERE priority NOT IN ('urgent', 'high', 'normal', 'low') GROUP BY priority",
+            "SELECT 'tickets.state holds ' || quote(state) || ' (' || count(*) || ' rows)' FROM tickets
+             WHERE state NOT IN ('new', 'acknowledged', 'answered', 'reopened', 'snoozed', 'closed')
+             GROUP BY state",
+            "SELECT 'messages.priority holds ' || quote(priority) || ' (' || count(*) || ' rows)'
+             FROM messages WHERE priority NOT IN ('', 'urgent', 'high', 'normal', 'low') GROUP BY priority",
+            "SELECT 'outbox.kind holds ' || quote(kind) || ' (' || count(*) || ' rows)' FROM outbox
+             WHERE kind NOT IN ('ack', 'holding', 'verify', 'survey') GROUP BY kind",
+            "SELECT 'outbox.priority_rank holds ' || priority_rank || ' (' || count(*) || ' rows)'
+             FROM outbox WHERE priority_rank NOT IN (0, 1, 2, 3, 10, 11, 12, 13) GROUP BY priority_rank",
+            "SELECT 'ticket_events.from_state holds ' || quote(from_state) || ' (' || count(*) || ' rows)'
+             FROM ticket_events
+             WHERE from_state NOT IN ('', 'new', 'acknowledged', 'answered', 'reopened', 'snoozed', 'closed')
+             GROUP BY from_state",
+            "SELECT 'ticket_events.to_state holds ' || quote(to_state) || ' (' || count(*) || ' rows)'
+             FROM ticket_events
+             WHERE to_state NOT IN ('new', 'acknowledged', 'answered', 'reopened', 'snoozed', 'closed')
+             GROUP BY to_state",
+        ],
+        tables: &[
+            (
+                "tickets",
+                r#"
+CREATE TABLE tickets_new (
+    id                 INTEGER NOT NULL PRIMARY KEY,
+    tag                TEXT    NOT NULL UNIQUE,
+    customer           TEXT    NOT NULL,
+    subject            TEXT    NOT NULL DEFAULT '',
+    state              TEXT    NOT NULL DEFAULT 'new'
+        CHECK (state IN ('new', 'acknowledged', 'answered', 'reopened', 'snoozed', 'closed')),
+    priority           TEXT    NOT NULL DEFAULT 'normal'
+        CHECK (priority IN ('urgent', 'high', 'normal', 'low')),
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    first_response_at  INTEGER NOT NULL DEFAULT 0,
+    last_customer_at   INTEGER NOT NULL DEFAULT 0,
+    last_staff_at      INTEGER NOT NULL DEFAULT 0,
+    snoozed_until      INTEGER NOT NULL DEFAULT 0,
+    closed_at          INTEGER NOT NULL DEFAULT 0
+) STRICT;
 "#,
+            ),
+            (
+                "messages",
+                r#"
+CREATE TABLE messages_new (
+    id            INTEGER NOT NULL PRIMARY KEY,
+    -- Message-ID (synthesized when missing) for mail that parsed; a location key otherwise.
+    dedup_key     TEXT    NOT NULL UNIQUE,
+    message_id    TEXT    NOT NULL DEFAULT '',
+    folder        TEXT    NOT NULL,
+    uidvalidity   INTEGER NOT NULL,
+    uid           INTEGER NOT NULL,
+    ticket_id     INTEGER REFERENCES tickets(id),
+    status        TEXT    NOT NULL,              -- triaged | skipped
+    skip_reason   TEXT    NOT NULL DEFAULT '',   -- code, when skipped
+    skip_detail   TEXT    NOT NULL DEFAULT '',
+    ack           TEXT    NOT NULL DEFAULT '',   -- queued, or the code of why not
+    sender        TEXT    NOT NULL DEFAULT '',   -- reply address
+    sender_name   TEXT    NOT NULL DEFAULT '',
+    subject       TEXT    NOT NULL DEFAULT '',
+    refs          TEXT    NOT NULL DEFAULT '',   -- References of a reply to this email, space-separated
+    score         REAL    NOT NULL DEFAULT 0,
+    priority      TEXT    NOT NULL DEFAULT ''    -- '' when skipped
+        CHECK (priority IN ('', 'urgent', 'high', 'normal', 'low')),
+    tones         TEXT    NOT NULL DEFAULT '',   -- comma-separated
+    size          INTEGER NOT NULL DEFAULT 0,
+    received_at   INTEGER NOT NULL,
+    processed_at  INTEGER NOT NULL,
+    flags_state   TEXT    NOT NULL DEFAULT 'pending', -- pending | done
+    intents       TEXT    NOT NULL DEFAULT '',   -- comma-separated
+    excerpt       TEXT    NOT NULL DEFAULT '',
+    role          TEXT    NOT NULL DEFAULT '',   -- customer | staff | robot ('' before 6)
+    UNIQUE (folder, uidvalidity, uid)
+) STRICT;
+"#,
+            ),
+            (
+                "outbox",
+                r#"
+CREATE TABLE outbox_new (
+    id              INTEGER NOT NULL PRIMARY KEY,
+    kind            TEXT    NOT NULL CHECK (kind IN ('ack', 'holding', 'verify', 'survey')),
+    ticket_id       INTEGER NOT NULL REFERENCES tickets(id),
+    message_row     INTEGER NOT NULL REFERENCES messages(id),
+    seq             INTEGER NOT NULL DEFAULT 0,
+    recipient       TEXT    NOT NULL,
+    priority_rank   INTEGER NOT NULL             -- 0 urgent .. 3 low; follow-ups 10 + that
+        CHECK (priority_rank IN (0, 1, 2, 3, 10, 11, 12, 13)),
+    out_message_id  TEXT    NOT NULL UNIQUE,
+    due_at          INTEGER NOT NULL,
+    state           TEXT    NOT NULL DEFAULT 'pending', -- pending | sending | sent | failed | uncertain | cancelled | held | unconfirmed
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT    NOT NULL DEFAULT '',
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    sent_at         INTEGER NOT NULL DEFAULT 0,
+    cancel_reason   TEXT    NOT NULL DEFAULT '',
+    pattern         TEXT,
+    witnessed_at    INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (ticket_id, kind, seq)
+) STRICT;
+"#,
+            ),
+            (
+                "ticket_events",
+                r#"
+CREATE TABLE ticket_events_new (
+    id           INTEGER NOT NULL PRIMARY KEY,
+    ticket_id    INTEGER NOT NULL REFERENCES tickets(id),
+    at           INTEGER NOT NULL,
+    event        TEXT    NOT NULL,            -- customer_wrote | staff_replied | ack_sent | close | ... | opened
+    from_state   TEXT    NOT NULL DEFAULT ''  -- '' for `opened`
+        CHECK (from_state IN ('', 'new', 'acknowledged', 'answered', 'reopened', 'snoozed', 'closed')),
+    to_state     TEXT    NOT NULL
+        CHECK (to_state IN ('new', 'acknowledged', 'answered', 'reopened', 'snoozed', 'closed')),
+    message_row  INTEGER REFERENCES messages(id),
+    detail       TEXT    NOT NULL DEFAULT ''  -- who or what: the sender, 'cli', an email command
+) STRICT;
+"#,
+            ),
+        ],
+    },
 ];
+
+/// Bring the schema of `conn` up to date. A store that is up to date is only read: opening it
+/// takes no write lock, so a lock another process holds (or a full disk) does not stop a task
+/// from starting; its writes will wait.
+///
+/// Foreign keys are off while migrating (a table made anew is dropped and renamed under the
+/// rows that point at it) and checked before the commit; the caller turns them on.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .context("Reading schema version")?;
+    if version == known {
+        return Ok(());
+    }
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .context("Disabling foreign keys for the migration")?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("Starting migration")?;
+    // Read again under the write lock: another task may have migrated meanwhile.
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .context("Reading schema version")?;
+    if version > known {
+        anyhow::bail!(
+            "Database schema version {version} is newer than this triaged knows ({known}): upgrade triaged"
+        );
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        apply(&tx, m).with_context(|| format!("Applying migration {}", i + 1))?;
+    }
+    let broken: Vec<String> = tx
+        .prepare("PRAGMA foreign_key_check")?
+        .query_map([], |r| {
+            Ok(format!(
+                "{}.{}",
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()
+        .context("Checking foreign keys")?;
+    if !broken.is_empty() {
+        anyhow::bail!(
+            "Migrating the store left rows pointing at rows that do not exist: {}",
+            broken.join(", ")
+        );
+    }
+    tx.pragma_update(None, "user_version", known)
+        .context("Writing schema version")?;
+    tx.commit().context("Committing migrations")
+}
+
+/// Apply one migration in `tx`.
+pub(super) fn apply(tx: &Transaction<'_>, m: &Migration) -> Result<()> {
+    match m {
+        Sql(sql) => tx.execute_batch(sql).context("Running its statements"),
+        Rebuild { checks, tables } => {
+            let mut problems = Vec::new();
+            for check in *checks {
+                let mut stmt = tx.prepare(check).context("Preparing a check")?;
+                let found = stmt
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .context("Checking the rows")?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .context("Checking the rows")?;
+                problems.extend(found);
+            }
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "{}: no version of triaged writes these, so they were edited by hand; set each to a name this version knows and start again",
+                    problems.join("; ")
+                );
+            }
+            for (table, create) in *tables {
+                rebuild(tx, table, create).with_context(|| format!("Rebuilding {table}"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Make `table` anew from `create` (a `CREATE TABLE {table}_new` with every column `table`
+/// has): its rows copied by column name, the old table dropped, the new one renamed, and the
+/// old one's indexes and triggers created again as they were. Rows keep their ids, so what
+/// points at them still does. The counts the triggers keep do not move: the copy goes into a
+/// table without triggers, and dropping a table fires none.
+fn rebuild(tx: &Transaction<'_>, table: &str, create: &str) -> Result<()> {
+    let kept: Vec<String> = tx
+        .prepare(
+            "SELECT sql FROM sqlite_schema
+             WHERE tbl_name = ?1 AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY rowid",
+        )?
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading its indexes and triggers")?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading its columns")?;
+    let columns = columns.join(", ");
+    tx.execute_batch(create).context("Creating the new table")?;
+    tx.execute_batch(&format!(
+        "INSERT INTO {table}_new ({columns}) SELECT {columns} FROM {table};
+         DROP TABLE {table};
+         ALTER TABLE {table}_new RENAME TO {table};"
+    ))
+    .context("Moving the rows")?;
+    for sql in kept {
+        tx.execute_batch(&sql)
+            .with_context(|| format!("Creating again: {sql}"))?;
+    }
+    Ok(())
+}

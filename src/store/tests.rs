@@ -1,9 +1,13 @@
 use std::time::Duration;
 
+use super::record::{LOOP_ANSWER, LOOP_SENT, LOOP_TICKETS};
 use super::*;
-use crate::parse::Address;
-use crate::score::Verdict;
-use crate::tickets::Role;
+use crate::config::FollowupConfig;
+use crate::guard::Refusal;
+use crate::parse::{Address, Email};
+use crate::score::{Priority, Verdict};
+use crate::sla::SlaConfig;
+use crate::tickets::{self, Followup, Role, State};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -83,7 +87,11 @@ struct T {
 
 impl T {
     fn new() -> T {
-        let dir = tempfile::tempdir().expect("tempdir");
+        T::open_in(tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// The store `s.sqlite` in `dir` (made if there is none).
+    fn open_in(dir: tempfile::TempDir) -> T {
         let store = Store::open(&dir.path().join("s.sqlite")).expect("open");
         T {
             _dir: dir,
@@ -1105,7 +1113,7 @@ fn a_followup_cancelled_mid_send_is_not_retried_and_a_late_ack_moves_the_holding
     // The outbox claims the resolution check ...
     t.make_due("kind = 'verify'");
     let verify = t.store.claim_next_due(NOW).expect("claim").expect("verify");
-    assert_eq!(verify.kind, "verify");
+    assert_eq!(verify.kind, OutboxKind::Followup(Followup::Verify));
     // ... and while it is being sent, staff answer again: that check is superseded, a new one
     // is queued, and when the first attempt fails it is cancelled, not put back.
     let mut again = email("s2@x", "alice@support.example", "Re: Broken");
@@ -2738,4 +2746,5 @@ fn the_loop_rule_reads_through_indexes() {
     }
 }
 
+mod migration;
 mod plans;

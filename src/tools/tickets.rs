@@ -78,8 +78,8 @@ pub fn list(
             out,
             "{:<8} {:<12} {:<7} {:>7} {:>6} {:>8}  {:<13} {:<30} {:<40} {}",
             t.tag,
-            t.state,
-            t.priority,
+            t.state.as_str(),
+            t.priority.as_str(),
             age(t.created_at, now),
             t.messages,
             answered,
@@ -104,17 +104,11 @@ pub fn list(
     Ok(out)
 }
 
-/// When staff owe `t` a reply, on the configured business clock.
 /// When staff owe `t` a reply on the SLA clock (`None`: it does not wait for them).
 pub fn due(sla: &crate::sla::SlaConfig, t: &TicketRow) -> Option<i64> {
-    let state = State::parse(&t.state)?;
-    let p = Priority::ALL
-        .into_iter()
-        .find(|p| p.as_str() == t.priority)
-        .unwrap_or(Priority::Normal);
     sla.response_due(
-        state,
-        p,
+        t.state,
+        t.priority,
         t.created_at,
         t.first_response_at,
         t.last_customer_at,
@@ -125,11 +119,11 @@ pub fn due(sla: &crate::sla::SlaConfig, t: &TicketRow) -> Option<i64> {
 fn header(t: &TicketRow, due: Option<i64>, now: i64) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "ticket    {}", t.tag);
-    let _ = writeln!(out, "state     {}", t.state);
-    if t.state == "snoozed" {
+    let _ = writeln!(out, "state     {}", t.state.as_str());
+    if t.state == State::Snoozed {
         let _ = writeln!(out, "until     {}", when(t.snoozed_until));
     }
-    let _ = writeln!(out, "priority  {}", t.priority);
+    let _ = writeln!(out, "priority  {}", t.priority.as_str());
     let _ = writeln!(out, "customer  {}", one_line(&t.customer));
     let _ = writeln!(out, "subject   {}", one_line(&t.subject));
     let _ = writeln!(
@@ -181,10 +175,11 @@ pub fn show(config: &Config, tag: &str, json: bool, now: i64) -> Result<String> 
     let mut out = header(&t, due(&config.sla, &t), now);
     let _ = writeln!(out, "\nhistory");
     for e in &events {
-        let change = if e.from_state.is_empty() || e.from_state == e.to_state {
-            e.to_state.clone()
-        } else {
-            format!("{} -> {}", e.from_state, e.to_state)
+        let change = match e.from_state {
+            Some(from) if from != e.to_state => {
+                format!("{} -> {}", from.as_str(), e.to_state.as_str())
+            }
+            _ => e.to_state.as_str().to_string(),
         };
         let about = if e.subject.is_empty() {
             String::new()

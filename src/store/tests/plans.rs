@@ -94,7 +94,7 @@ fn tag_of(r: &Recorded) -> String {
 }
 
 /// What the daemon does for a fetch batch of emails and on its timers, in the order it does.
-fn workload(t: &mut T) {
+pub(super) fn workload(t: &mut T) {
     let run = "run-1";
     let window = 30 * 86_400;
     t.store
@@ -324,7 +324,7 @@ fn workload(t: &mut T) {
 
 /// A year of mail before `NOW - 30 days`, closed and sent long ago, from other customers,
 /// and a busy last day of acknowledgements to them: nothing the workload needs to read.
-fn fill_history(conn: &Connection) {
+pub(super) fn fill_history(conn: &Connection) {
     let base = NOW - 400 * 86_400;
     let day = NOW - 20 * 3600;
     conn.execute_batch(&format!(
@@ -611,10 +611,8 @@ fn ticket_lists_walk_an_index_in_their_order_and_stop_at_the_limit() {
             assert!(bad.is_empty(), "{sql}: {bad:?}");
         }
         // The same rows and count as sorting the whole table.
-        let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-        let wanted = |state: &str, p: &str| {
-            (names.is_empty() || names.contains(&state))
-                && priority.is_none_or(|want| want.as_str() == p)
+        let wanted = |state: State, p: Priority| {
+            (states.is_empty() || states.contains(&state)) && priority.is_none_or(|want| want == p)
         };
         let mut all: Vec<(i64, i64, i64, String)> = {
             let mut stmt = t
@@ -624,26 +622,19 @@ fn ticket_lists_walk_an_index_in_their_order_and_stop_at_the_limit() {
                 .expect("prep");
             stmt.query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, Priority>(0)?,
                     r.get(1)?,
                     r.get(2)?,
                     r.get(3)?,
-                    r.get::<_, String>(4)?,
+                    r.get::<_, State>(4)?,
                 ))
             })
             .expect("q")
             .collect::<rusqlite::Result<Vec<_>>>()
             .expect("rows")
             .into_iter()
-            .filter(|(p, _, _, _, state)| wanted(state, p))
-            .map(|(p, created, id, tag, _)| {
-                (
-                    rank(parse_priority(&p).unwrap_or(Priority::Normal)),
-                    created,
-                    id,
-                    tag,
-                )
-            })
+            .filter(|(p, _, _, _, state)| wanted(*state, *p))
+            .map(|(p, created, id, tag, _)| (tickets::rank(p), created, id, tag))
             .collect()
         };
         all.sort();
@@ -657,7 +648,11 @@ fn ticket_lists_walk_an_index_in_their_order_and_stop_at_the_limit() {
             let page_tags: Vec<String> = page.rows.iter().map(|r| r.tag.clone()).collect();
             let first_of_each: Vec<String> = Priority::ALL
                 .iter()
-                .filter_map(|p| all.iter().find(|r| r.0 == rank(*p)).map(|r| r.3.clone()))
+                .filter_map(|p| {
+                    all.iter()
+                        .find(|r| r.0 == tickets::rank(*p))
+                        .map(|r| r.3.clone())
+                })
                 .collect();
             assert_eq!(page_tags, first_of_each);
             assert_eq!(page.open.values().sum::<i64>(), all.len() as i64);
