@@ -454,59 +454,74 @@ fn sla_words(t: &OpenTicket, now: i64) -> String {
     }
 }
 
-const STYLE: &str = "
-body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;padding:12px;max-width:1100px;color:#1d1d1f;background:#fff}
-h1{font-size:1.3em;margin:.2em 0}
-h2{font-size:1.05em;margin:1.4em 0 .4em;text-transform:capitalize}
-.meta,.more,.muted{color:#666}
-.health{padding:.5em .8em;border-radius:6px;margin:.5em 0}
-.ok{background:#e7f6ec;color:#135d2b}
-.bad{background:#fdecea;color:#8a1c12}
-.bad ul{margin:.3em 0 0;padding-left:1.2em}
-table{border-collapse:collapse;width:100%;table-layout:fixed}
-th:nth-child(1){width:5.5em}th:nth-child(2){width:24%}th:nth-child(4){width:8.5em}th:nth-child(5){width:4.5em}th:nth-child(6){width:13em}
-th,td{text-align:left;padding:.35em .5em;border-bottom:1px solid #e5e5e5;vertical-align:top}
-th{font-size:.85em;color:#666;font-weight:600}
-td{overflow-wrap:anywhere}td.state,td.age,td.sla{overflow-wrap:normal;white-space:nowrap}
-td.tag,td.age{white-space:nowrap}
-tr.late td{background:#fff4f2}
-tr.late td.sla{color:#b3261e;font-weight:600}
-@media (max-width:640px){
- thead{display:none}
- table,tbody,tr,td{display:block;width:auto}
- tr{border-bottom:1px solid #ddd;padding:.4em 0}
- td{border:0;padding:.1em .2em}
- td::before{content:attr(data-label) ': ';color:#666;font-size:.85em}
- td.subject::before,td.tag::before{content:none}
- td.subject{font-weight:600}
- td.state,td.age{display:inline-block;margin-right:1em}
- tr.late{border-left:4px solid #b3261e;padding-left:.4em;background:#fff4f2}
+/// The status page's template (minijinja, HTML auto-escaped). Built in: the page is the
+/// daemon's own, not one of the operator's templates.
+const STATUS_TEMPLATE: &str = include_str!("status.html");
+
+/// What the status page shows.
+#[derive(serde::Serialize)]
+struct StatusView<'a> {
+    problems: &'a [String],
+    open: usize,
+    late: usize,
+    /// More tickets are open than listed: the late count is of those listed.
+    partial: bool,
+    as_of: String,
+    groups: Vec<GroupView>,
 }
-";
+
+#[derive(serde::Serialize)]
+struct GroupView {
+    name: &'static str,
+    total: usize,
+    rows: Vec<RowView>,
+    more: usize,
+}
+
+#[derive(serde::Serialize)]
+struct RowView {
+    late: bool,
+    tag: String,
+    customer: String,
+    /// Empty: "(no subject)".
+    subject: String,
+    state: &'static str,
+    age: String,
+    sla: String,
+}
 
 /// The status page: health, then open tickets grouped by priority, late ones highlighted.
 /// Each group lists what `tickets.listed` holds of it (the oldest [`PAGE_ROWS_PER_GROUP`]) and
 /// counts the rest; late tickets are counted among those listed.
 pub fn status_page(health: &Health, tickets: &OpenTickets, now: i64) -> String {
-    let listed = &tickets.listed;
-    let mut out = String::with_capacity(4096 + listed.len().min(1000) * 400);
-    out.push_str(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta http-equiv=\"refresh\" content=\"60\">\n\
-         <title>triaged — status</title>\n<style>",
-    );
-    out.push_str(STYLE);
-    out.push_str("</style></head>\n<body>\n<header><h1>triaged — status</h1>\n");
-    if health.is_ok() {
-        out.push_str("<p class=\"health ok\">Mailbox healthy</p>\n");
-    } else {
-        out.push_str("<div class=\"health bad\">Mailbox needs attention:<ul>\n");
-        for p in &health.problems {
-            let _ = writeln!(out, "<li>{}</li>", escape_html(p));
+    let view = status_view(health, tickets, now);
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    // Escaped as the rest of this module escapes (`&#39;`, `/` as is).
+    env.set_formatter(|out, _state, value| {
+        if value.is_safe() {
+            out.write_str(&value.to_string())?;
+        } else {
+            out.write_str(&escape_html(&value.to_string()))?;
         }
-        out.push_str("</ul></div>\n");
-    }
+        Ok(())
+    });
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.set_fuel(Some(crate::templates::FUEL));
+    env.template_from_str(STATUS_TEMPLATE)
+        .and_then(|t| t.render(&view))
+        .unwrap_or_else(|e| {
+            // The template is ours and tested; say so rather than serve nothing.
+            format!(
+                "<!doctype html><p>The status page failed: {}</p>",
+                escape_html(&e.to_string())
+            )
+        })
+}
+
+fn status_view<'a>(health: &'a Health, tickets: &OpenTickets, now: i64) -> StatusView<'a> {
+    let listed = &tickets.listed;
     let group = |p: Priority| -> Vec<&OpenTicket> {
         listed.iter().filter(|t| t.ticket.priority == p).collect()
     };
@@ -520,69 +535,46 @@ pub fn status_page(health: &Health, tickets: &OpenTickets, now: i64) -> String {
         .iter()
         .filter(|t| t.due.is_some_and(|d| d <= now))
         .count();
-    let _ = writeln!(
-        out,
-        "<p class=\"meta\">{open} open ticket{}, {late} late{} · as of {}</p>\n</header>\n<main>",
-        if open == 1 { "" } else { "s" },
-        if open > listed.len() {
-            " among those listed"
-        } else {
-            ""
-        },
-        when(now)
-    );
-    if open == 0 {
-        out.push_str("<p>No open tickets.</p>\n");
+    let groups = Priority::ALL
+        .into_iter()
+        .filter(|p| open_in(*p) > 0)
+        .map(|p| {
+            let rows = group(p);
+            let total = open_in(p);
+            let shown = rows.len().min(PAGE_ROWS_PER_GROUP);
+            GroupView {
+                name: p.as_str(),
+                total,
+                rows: rows.iter().take(shown).map(|t| row(t, now)).collect(),
+                more: total - shown,
+            }
+        })
+        .collect();
+    StatusView {
+        problems: &health.problems,
+        open,
+        late,
+        partial: open > listed.len(),
+        as_of: when(now),
+        groups,
     }
-    for p in Priority::ALL {
-        let rows = group(p);
-        let total = open_in(p);
-        if total == 0 {
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "<section><h2>{} ({total})</h2>\n<table><thead><tr><th>Ticket</th><th>Customer</th>\
-             <th>Subject</th><th>State</th><th>Age</th><th>Reply</th></tr></thead><tbody>",
-            p.as_str(),
-        );
-        let shown = rows.len().min(PAGE_ROWS_PER_GROUP);
-        for t in rows.iter().take(shown) {
-            row(&mut out, t, now);
-        }
-        out.push_str("</tbody></table>\n");
-        if total > shown {
-            let _ = writeln!(out, "<p class=\"more\">and {} more</p>", total - shown);
-        }
-        out.push_str("</section>\n");
-    }
-    out.push_str("</main>\n</body></html>\n");
-    out
 }
 
-fn row(out: &mut String, t: &OpenTicket, now: i64) {
+fn row(t: &OpenTicket, now: i64) -> RowView {
     let k = &t.ticket;
-    let late = t.due.is_some_and(|d| d <= now);
-    let subject = if k.subject.trim().is_empty() {
-        "<span class=\"muted\">(no subject)</span>".to_string()
-    } else {
-        escape_html(&clip(&k.subject, 160))
-    };
-    let _ = writeln!(
-        out,
-        "<tr{}><td class=\"tag\" data-label=\"Ticket\">{}</td>\
-         <td data-label=\"Customer\">{}</td>\
-         <td class=\"subject\" data-label=\"Subject\">{subject}</td>\
-         <td class=\"state\" data-label=\"State\">{}</td>\
-         <td class=\"age\" data-label=\"Age\">{}</td>\
-         <td class=\"sla\" data-label=\"Reply\">{}</td></tr>",
-        if late { " class=\"late\"" } else { "" },
-        escape_html(&k.tag),
-        escape_html(&clip(&k.customer, 80)),
-        escape_html(k.state.as_str()),
-        age(k.created_at, now),
-        escape_html(&sla_words(t, now)),
-    );
+    RowView {
+        late: t.due.is_some_and(|d| d <= now),
+        tag: k.tag.clone(),
+        customer: clip(&k.customer, 80),
+        subject: if k.subject.trim().is_empty() {
+            String::new()
+        } else {
+            clip(&k.subject, 160)
+        },
+        state: k.state.as_str(),
+        age: age(k.created_at, now),
+        sla: sla_words(t, now),
+    }
 }
 
 #[cfg(test)]
