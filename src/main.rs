@@ -499,7 +499,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             };
             let args = data.parse().and_then(|(source, columns, map)| {
-                Ok(triaged::tools::EvalArgs {
+                Ok(triaged::tools::eval::EvalArgs {
                     source,
                     columns,
                     map,
@@ -510,7 +510,7 @@ fn main() -> ExitCode {
                     json,
                 })
             });
-            report(args.and_then(|a| triaged::tools::eval(&config, &a)))
+            report(args.and_then(|a| triaged::tools::eval::eval(&config, &a)))
         }
         Command::Tune {
             data,
@@ -532,7 +532,7 @@ fn main() -> ExitCode {
             };
             let args = data
                 .parse()
-                .map(|(source, columns, map)| triaged::tools::TuneArgs {
+                .map(|(source, columns, map)| triaged::tools::tune::TuneArgs {
                     source,
                     columns,
                     map,
@@ -553,7 +553,7 @@ fn main() -> ExitCode {
                         .collect::<Vec<_>>()
                         .join(" "),
                 });
-            report(args.and_then(|a| triaged::tools::tune(&config, &a)))
+            report(args.and_then(|a| triaged::tools::tune::tune(&config, &a)))
         }
     }
 }
@@ -768,7 +768,7 @@ fn explain(config: &std::path::Path, file: &std::path::Path, json: bool) -> Exit
     let Some(config) = load(config) else {
         return ExitCode::FAILURE;
     };
-    report(triaged::tools::explain(
+    report(triaged::tools::explain::explain(
         &config,
         file,
         json,
