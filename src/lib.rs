@@ -40,9 +40,10 @@
 //!   every step and transaction) and errors classified by reply code. [`headers`]: the header
 //!   fields we write, folded and encoded so a hostile subject, name or Message-ID cannot make a
 //!   line a server refuses. [`templates`]: minijinja templates.
-//! - [`tools`]: operator tools without a server (`explain`, `eval`, `tune`). [`eval`]: labelled
-//!   data and metrics. [`tune`]: logistic regression, TF-IDF, cross-validation, phrase evidence,
-//!   and keyword rules learned from labelled text (`tune --learn`).
+//! - [`tools`]: operator tools without a server, a file each (`check`, `status`, `explain`,
+//!   `eval`, `tune`, `tickets`, `digest`, `init`; `main.rs` parses and dispatches). [`eval`]:
+//!   labelled data and metrics. [`tune`]: logistic regression, TF-IDF, cross-validation, phrase
+//!   evidence, and keyword rules learned from labelled text (`tune --learn`).
 //! - [`daemon`]: wires the tasks under one cancellation token: a watcher per folder of each
 //!   mailbox (`[[mailbox]]`; all share the store and the outbox, and each mailbox's folders
 //!   after the first's are keyed `NAME:FOLDER`). [`clock`]: the only clock read.
