@@ -448,7 +448,7 @@ struct ToneArgs {
 }
 
 fn main() -> ExitCode {
-    let (cli, config_given) = parse();
+    let cli = parse();
     init_logging(cli.log_format);
     // A panic inside a parser is caught and the email recorded; say so in one log line instead
     // of a multi-line backtrace. Its message can quote the input (a bad string slice shows the
@@ -461,15 +461,13 @@ fn main() -> ExitCode {
         );
         tracing::debug!("internal panic: {info}");
     }));
-    dispatch(&cli.config, config_given, cli.command)
+    dispatch(&cli.config, cli.command)
 }
 
-/// The command line, and whether it named a configuration file (`--config` is global, but
-/// `init` writes a configuration and reads none).
-fn parse() -> (Cli, bool) {
-    // `init` has a `--config` of its own, hidden, so the global one is not in its help; it is
-    // refused (`init_takes_no_config`).
-    let command = Cli::command().mut_subcommand("init", |init| {
+/// The commands and their arguments. `init` has a `--config` of its own, hidden, so the global
+/// one is not in its help.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("init", |init| {
         init.arg(
             clap::Arg::new("config")
                 .long("config")
@@ -478,14 +476,32 @@ fn parse() -> (Cli, bool) {
                 .value_parser(clap::value_parser!(PathBuf))
                 .hide(true),
         )
-    });
-    let matches = command.get_matches();
+    })
+}
+
+/// The command line, or clap's message and exit code.
+fn parse() -> Cli {
+    parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// The command line's commands and arguments. `--config` is global, but `init` writes a
+/// configuration and reads none: there it is refused as it was before it became global.
+fn parse_from(
+    args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+) -> Result<Cli, clap::Error> {
+    let mut command = command();
+    let matches = command.try_get_matches_from_mut(args)?;
     let given = |m: &clap::ArgMatches| m.value_source("config") == Some(ValueSource::CommandLine);
-    let init_given = matches.subcommand_matches("init").is_some_and(given);
-    match Cli::from_arg_matches(&matches) {
-        Ok(cli) => (cli, given(&matches) || init_given),
-        Err(e) => e.exit(),
+    if let Some(init) = matches.subcommand_matches("init")
+        && (given(&matches) || given(init))
+    {
+        let message = "unexpected argument '--config' found";
+        return Err(match command.find_subcommand_mut("init") {
+            Some(init) => init.error(ErrorKind::UnknownArgument, message),
+            None => command.error(ErrorKind::UnknownArgument, message),
+        });
     }
+    Cli::from_arg_matches(&matches)
 }
 
 fn init_logging(format: LogFormat) {
@@ -515,15 +531,10 @@ fn init_logging(format: LogFormat) {
 
 /// Run the command with the configuration at `path` (loaded first, except for `init` and
 /// `run`).
-fn dispatch(path: &Path, config_given: bool, command: Command) -> ExitCode {
+fn dispatch(path: &Path, command: Command) -> ExitCode {
     let now = || Clock::system().now();
     match command {
-        Command::Init { dir, force } => {
-            if config_given {
-                init_takes_no_config();
-            }
-            report(tools::init::init(&dir, force))
-        }
+        Command::Init { dir, force } => report(tools::init::init(&dir, force)),
         Command::Run => run(path),
         Command::Check => with_config(path, |c| Ok(tools::check::report(path, c, now()))),
         Command::Status => with_config(path, |c| {
@@ -577,17 +588,6 @@ fn dispatch(path: &Path, config_given: bool, command: Command) -> ExitCode {
             let args = args.parse()?;
             tools::tune::tune(c, &args)
         }),
-    }
-}
-
-/// `init --config`: refused as it was before `--config` became global (clap's wording, exit 2).
-fn init_takes_no_config() -> ! {
-    let mut command = Cli::command();
-    command.build();
-    let message = "unexpected argument '--config' found";
-    match command.find_subcommand_mut("init") {
-        Some(init) => init.error(ErrorKind::UnknownArgument, message).exit(),
-        None => command.error(ErrorKind::UnknownArgument, message).exit(),
     }
 }
 
@@ -747,6 +747,108 @@ async fn shutdown_signal() {
         _ => {
             // Without signal handlers, Ctrl-C through tokio is the fallback.
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Result<Cli, clap::Error> {
+        parse_from(std::iter::once("triaged").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn config_is_taken_before_or_after_the_command_and_defaults_to_the_example() {
+        for args in [
+            &["run", "--config", "x.toml"][..],
+            &["-c", "x.toml", "check"],
+            &["status", "-c", "x.toml"],
+            &["queue", "cancel", "7", "--config", "x.toml"],
+            &["ticket", "-c", "x.toml", "show", "T-1"],
+            &[
+                "eval", "--data", "d.csv", "--text", "t", "--label", "l", "-c", "x.toml",
+            ],
+        ] {
+            let cli = parsed(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(cli.config, Path::new("x.toml"), "{args:?}");
+        }
+        let cli = parsed(&["check"]).expect("check");
+        assert_eq!(cli.config, Path::new("config/triaged.toml"));
+    }
+
+    #[test]
+    fn init_refuses_a_config_wherever_it_stands() {
+        for args in [
+            &["init", "dir", "--config", "x.toml"][..],
+            &["init", "-c", "x.toml", "dir"],
+            &["--config", "x.toml", "init", "dir"],
+        ] {
+            let err = parsed(args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} accepted"));
+            assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{args:?}");
+            assert!(err.to_string().contains("'--config'"), "{err}");
+        }
+        let cli = parsed(&["init", "dir", "--force"]).expect("init");
+        assert!(matches!(cli.command, Command::Init { force: true, .. }));
+        let mut all = command();
+        all.build();
+        let mut help = |name: &str| {
+            all.find_subcommand_mut(name)
+                .map(|c| c.render_help().to_string())
+                .unwrap_or_default()
+        };
+        let init = help("init");
+        assert!(
+            init.contains("--force") && init.contains("--log-format"),
+            "{init}"
+        );
+        assert!(!init.contains("--config"), "{init}");
+        assert!(help("check").contains("--config"));
+    }
+
+    #[test]
+    fn tickets_state_and_priority_take_the_documented_values() {
+        let cli = parsed(&["tickets", "--state", "open", "--priority", "high"]).expect("tickets");
+        let Command::Tickets {
+            state, priority, ..
+        } = cli.command
+        else {
+            panic!("not tickets");
+        };
+        let open = state.map(StateArg::states).unwrap_or_default();
+        assert_eq!(open.len(), State::ALL.len() - 1);
+        assert!(!open.contains(&State::Closed));
+        assert_eq!(priority.map(Priority::from), Some(Priority::High));
+        for s in State::ALL {
+            let cli = parsed(&["tickets", "--state", s.as_str()]).expect("a state");
+            let Command::Tickets { state, .. } = cli.command else {
+                panic!("not tickets");
+            };
+            assert_eq!(state.map(StateArg::states), Some(vec![s]));
+        }
+        for p in Priority::ALL {
+            let cli = parsed(&["tickets", "--priority", p.as_str()]).expect("a priority");
+            let Command::Tickets { priority, .. } = cli.command else {
+                panic!("not tickets");
+            };
+            assert_eq!(priority.map(Priority::from), Some(p));
+        }
+        for bad in [
+            &["tickets", "--state", "bogus"][..],
+            &["tickets", "--priority", "bogus"],
+        ] {
+            let err = parsed(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert_eq!(err.kind(), ErrorKind::InvalidValue, "{bad:?}");
         }
     }
 }
