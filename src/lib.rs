@@ -41,9 +41,10 @@
 //!   fields we write, folded and encoded so a hostile subject, name or Message-ID cannot make a
 //!   line a server refuses. [`templates`]: minijinja templates.
 //! - [`tools`]: operator tools without a server, a file each (`check`, `status`, `explain`,
-//!   `eval`, `tune`, `tickets`, `digest`, `init`; `main.rs` parses and dispatches). [`eval`]:
-//!   labelled data and metrics. [`tune`]: logistic regression, TF-IDF, cross-validation, phrase
-//!   evidence, and keyword rules learned from labelled text (`tune --learn`).
+//!   `eval`, `tune`, `tickets`, `digest`, `init`; `main.rs` parses and dispatches). [`tune`]:
+//!   keyword rules learned from labelled text (`tune --learn`). The offline numerics (labelled
+//!   data and metrics, logistic regression, TF-IDF, cross-validation, phrase evidence) are the
+//!   `triaged-tune` crate (`crates/tune`), which knows nothing of the daemon.
 //! - [`daemon`]: wires the tasks under one cancellation token: a watcher per folder of each
 //!   mailbox (`[[mailbox]]`; all share the store and the outbox, and each mailbox's folders
 //!   after the first's are keyed `NAME:FOLDER`). [`clock`]: the only clock read.
@@ -72,7 +73,6 @@ pub mod config;
 pub mod daemon;
 pub mod diag;
 pub mod digest;
-pub mod eval;
 pub mod guard;
 pub mod headers;
 pub mod health;

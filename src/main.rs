@@ -405,25 +405,25 @@ struct DataArgs {
 }
 
 type Data = (
-    triaged::eval::Source,
-    triaged::eval::Columns,
-    Option<triaged::eval::LabelMap>,
+    triaged_tune::eval::Source,
+    triaged_tune::eval::Columns,
+    Option<triaged_tune::eval::LabelMap>,
 );
 
 impl DataArgs {
     fn parse(self) -> anyhow::Result<Data> {
-        let mut source = triaged::eval::Source::from_path(&self.data)?;
+        let mut source = triaged_tune::eval::Source::from_path(&self.data)?;
         source.header = self.header.parse()?;
-        let columns = triaged::eval::Columns {
+        let columns = triaged_tune::eval::Columns {
             text: self.text,
             label: self.label,
             filter: self
                 .filter
                 .iter()
-                .map(|f| triaged::eval::Columns::parse_filter(f))
+                .map(|f| triaged_tune::eval::Columns::parse_filter(f))
                 .collect::<anyhow::Result<_>>()?,
             split: match &self.part {
-                Some(p) => Some(triaged::eval::Split {
+                Some(p) => Some(triaged_tune::eval::Split {
                     part: p.parse()?,
                     test_share: self.test_share,
                     seed: self.split_seed,

@@ -9,12 +9,12 @@ use crate::score::{self, History};
 /// What `triaged eval` compares the rules against.
 #[derive(Debug, Clone)]
 pub struct EvalArgs {
-    pub source: crate::eval::Source,
-    pub columns: crate::eval::Columns,
+    pub source: triaged_tune::eval::Source,
+    pub columns: triaged_tune::eval::Columns,
     /// Gold label -> class; without it the gold labels are the classes.
-    pub map: Option<crate::eval::LabelMap>,
+    pub map: Option<triaged_tune::eval::LabelMap>,
     /// Predicted priority -> class (e.g. `urgent=high` for a three-level data set).
-    pub predicted_map: Option<crate::eval::LabelMap>,
+    pub predicted_map: Option<triaged_tune::eval::LabelMap>,
     /// Tone mode: these tone labels (or intents) make a prediction positive.
     pub tones: Vec<String>,
     /// Tone mode: the gold class that counts as positive; every other class is "other".
@@ -28,7 +28,7 @@ pub struct EvalArgs {
 /// per-class precision/recall/F1 and macro-F1. Priority mode predicts the priority; tone mode
 /// predicts `positive` when any of the given tones or intents is present.
 pub fn eval(config: &Config, args: &EvalArgs) -> Result<String> {
-    let mut data = crate::eval::load(&args.source, &args.columns)?;
+    let mut data = triaged_tune::eval::load(&args.source, &args.columns)?;
     let mut rows = std::mem::take(&mut data.rows);
     let dropped = match &args.map {
         Some(map) => map.apply(&mut rows)?,
@@ -85,7 +85,7 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<String> {
     } else {
         args.map.as_ref().map(|m| m.classes())
     };
-    let mut report = crate::eval::evaluate(&gold, &predicted, classes.as_deref())?;
+    let mut report = triaged_tune::eval::evaluate(&gold, &predicted, classes.as_deref())?;
     if tone_mode {
         report = report.with_positive(&positive)?;
     }
@@ -112,11 +112,11 @@ pub fn eval(config: &Config, args: &EvalArgs) -> Result<String> {
     ))
 }
 
-fn part_note(args: &EvalArgs, data: &crate::eval::Dataset) -> String {
+fn part_note(args: &EvalArgs, data: &triaged_tune::eval::Dataset) -> String {
     match &args.columns.split {
         Some(s) => format!(
             "; {} part of a {:.0}/{:.0} split, seed {}: {} rows in the other part",
-            if s.part == crate::eval::Part::Test {
+            if s.part == triaged_tune::eval::Part::Test {
                 "test"
             } else {
                 "train"
@@ -134,8 +134,8 @@ fn part_note(args: &EvalArgs, data: &crate::eval::Dataset) -> String {
 fn eval_intents(
     config: &Config,
     args: &EvalArgs,
-    rows: &[crate::eval::Row],
-    data: &crate::eval::Dataset,
+    rows: &[triaged_tune::eval::Row],
+    data: &triaged_tune::eval::Dataset,
     dropped: usize,
 ) -> Result<String> {
     let classes: Vec<String> = match &args.map {
@@ -162,7 +162,7 @@ fn eval_intents(
             .intents
         })
         .collect();
-    let report = crate::eval::evaluate_sets(&gold, &predicted, &classes)?;
+    let report = triaged_tune::eval::evaluate_sets(&gold, &predicted, &classes)?;
     if args.json {
         let mut v = report.to_json();
         v["file"] = args.source.path.display().to_string().into();

@@ -18,10 +18,10 @@ use std::collections::HashMap;
 
 use anyhow::{Result, ensure};
 
-use super::cv;
-use super::logreg::{self, ClassWeight, FitOptions};
-use super::sparse::{Matrix, SparseVec};
-use super::tfidf;
+use triaged_tune::cv;
+use triaged_tune::logreg::{self, ClassWeight, FitOptions};
+use triaged_tune::sparse::{Matrix, SparseVec};
+use triaged_tune::tfidf;
 
 /// The largest evidence one learned phrase carries, either way: twice the bar.
 pub const MAX_EVIDENCE: f64 = 2.0;

@@ -8,9 +8,9 @@ use anyhow::Result;
 
 use super::{TuneArgs, held_out_rows, row_email, rule_features, with_learned};
 use crate::config::Config;
-use crate::eval::Row;
 use crate::score::{self, History, RuleSet, Verdict};
 use crate::tune::learn::{self, LearnedLabel};
+use triaged_tune::eval::Row;
 
 /// Each label learned (a tone, or an intent) and which rows have it.
 type Labels = Vec<(String, Vec<bool>)>;
@@ -86,7 +86,7 @@ fn labels(args: &TuneArgs, rows: &[Row]) -> Result<(&'static str, Labels)> {
         };
         classes.sort();
         classes.dedup();
-        classes.retain(|c| c != crate::eval::NONE);
+        classes.retain(|c| c != triaged_tune::eval::NONE);
         let labels = classes
             .into_iter()
             .map(|c| {
@@ -215,7 +215,11 @@ fn write_figures(
                     yes_no(has(if learned_file { both } else { pack }, learned_only))
                 })
                 .collect();
-            let r = crate::eval::evaluate(&gold, &predicted, Some(&["yes".into(), "no".into()]))?;
+            let r = triaged_tune::eval::evaluate(
+                &gold,
+                &predicted,
+                Some(&["yes".into(), "no".into()]),
+            )?;
             let c = r
                 .class("yes")
                 .map_or((0.0, 0.0, 0.0), |c| (c.precision, c.recall, c.f1));

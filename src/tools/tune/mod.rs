@@ -12,17 +12,17 @@ use anyhow::Result;
 
 use super::row_email;
 use crate::config::Config;
-use crate::eval::Row;
 use crate::score::{self, History};
-use crate::tune::phrases::Candidate;
-use crate::tune::sparse::{Matrix, SparseVec};
+use triaged_tune::eval::Row;
+use triaged_tune::phrases::Candidate;
+use triaged_tune::sparse::{Matrix, SparseVec};
 
 /// What `triaged tune` fits the rule weights to.
 #[derive(Debug, Clone)]
 pub struct TuneArgs {
-    pub source: crate::eval::Source,
-    pub columns: crate::eval::Columns,
-    pub map: Option<crate::eval::LabelMap>,
+    pub source: triaged_tune::eval::Source,
+    pub columns: triaged_tune::eval::Columns,
+    pub map: Option<triaged_tune::eval::LabelMap>,
     /// Classes from least to most urgent; defaults to the priority names present.
     pub order: Vec<String>,
     pub folds: usize,
@@ -58,7 +58,7 @@ pub struct TuneArgs {
 /// data says the rules miss, and write a weights file the config can include. With tones: tone
 /// mode; with `--learn` and tones or intents: learned keyword rules.
 pub fn tune(config: &Config, args: &TuneArgs) -> Result<String> {
-    let data = crate::eval::load(&args.source, &args.columns)?;
+    let data = triaged_tune::eval::load(&args.source, &args.columns)?;
     let mut rows = data.rows;
     if let Some(map) = &args.map {
         map.apply(&mut rows)?;
@@ -118,7 +118,7 @@ fn candidate_phrases(
     in_class: &[bool],
 ) -> Result<Vec<Candidate>> {
     use crate::score::Matcher;
-    use crate::tune::phrases;
+    use triaged_tune::phrases;
     let keywords: Vec<&str> = config
         .rules
         .rules()
@@ -190,16 +190,16 @@ fn held_out_rows(args: &TuneArgs) -> Result<Option<Vec<Row>>> {
     let Some(split) = args
         .columns
         .split
-        .filter(|s| s.part == crate::eval::Part::Train)
+        .filter(|s| s.part == triaged_tune::eval::Part::Train)
     else {
         return Ok(None);
     };
     let mut cols = args.columns.clone();
-    cols.split = Some(crate::eval::Split {
-        part: crate::eval::Part::Test,
+    cols.split = Some(triaged_tune::eval::Split {
+        part: triaged_tune::eval::Part::Test,
         ..split
     });
-    let mut test = crate::eval::load(&args.source, &cols)?.rows;
+    let mut test = triaged_tune::eval::load(&args.source, &cols)?.rows;
     if let Some(map) = &args.map {
         map.apply(&mut test)?;
     }
@@ -214,7 +214,7 @@ fn tfidf_out_of_fold<M, T>(
     fit: impl Fn(&Matrix, &[usize]) -> Result<M>,
     predict: impl Fn(&M, &SparseVec) -> T,
 ) -> Result<Vec<T>> {
-    use crate::tune::{cv, tfidf};
+    use triaged_tune::{cv, tfidf};
     cv::out_of_fold(
         folds,
         |train| {

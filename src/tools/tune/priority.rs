@@ -13,12 +13,13 @@ use super::{
     with_learned, write_candidates,
 };
 use crate::config::Config;
-use crate::eval::{Report, Row};
 use crate::score::{self, History, Priority, Rule, Thresholds};
+use crate::tune::learn;
 use crate::tune::learn::{LEARNED_PREFIX, LearnOptions};
-use crate::tune::logreg::{self, OrdinalModel};
-use crate::tune::sparse::{Matrix, SparseVec};
-use crate::tune::{cv, learn};
+use triaged_tune::cv;
+use triaged_tune::eval::{Report, Row};
+use triaged_tune::logreg::{self, OrdinalModel};
+use triaged_tune::sparse::{Matrix, SparseVec};
 
 /// Each row's distinct terms, and the learned phrases with the rows they occur in
 /// (`learn::priority_phrases`).
@@ -64,8 +65,8 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row]) -> Result<Stri
 
     let gold: Vec<&str> = y.iter().map(|&c| order[c].as_str()).collect();
     let tuned_pred: Vec<&str> = oof.iter().map(|&c| order[c].as_str()).collect();
-    let shipped_report = crate::eval::evaluate(&gold, &shipped, Some(&order))?;
-    let tuned_report = crate::eval::evaluate(&gold, &tuned_pred, Some(&order))?;
+    let shipped_report = triaged_tune::eval::evaluate(&gold, &shipped, Some(&order))?;
+    let tuned_report = triaged_tune::eval::evaluate(&gold, &tuned_pred, Some(&order))?;
     let mut summary = vec![
         ("rules, shipped weights".to_string(), shipped_report.clone()),
         (
@@ -242,7 +243,7 @@ impl Fitter<'_> {
         let gold: Vec<usize> = idx.iter().map(|&i| self.y[i]).collect();
         let pred: Vec<usize> = idx.iter().map(|&i| m.predict(&self.x.rows()[i])).collect();
         let names = |v: &[usize]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
-        Ok(crate::eval::evaluate(&names(&gold), &names(&pred), None)?.macro_f1)
+        Ok(triaged_tune::eval::evaluate(&names(&gold), &names(&pred), None)?.macro_f1)
     }
 
     /// L2 chosen by inner cross-validation over `rows` only.
@@ -294,7 +295,7 @@ fn yardstick(
     let p: Vec<&str> = pred.iter().map(|&c| order[c].as_str()).collect();
     Ok((
         format!("TF-IDF + logistic regression ({k_folds}-fold, out of fold)"),
-        crate::eval::evaluate(gold, &p, Some(order))?,
+        triaged_tune::eval::evaluate(gold, &p, Some(order))?,
     ))
 }
 
@@ -491,7 +492,7 @@ fn priority_held_out(
     let summary = [
         (
             "configured rules".to_string(),
-            crate::eval::evaluate(
+            triaged_tune::eval::evaluate(
                 &gold,
                 &predict(&config.rules, &config.thresholds),
                 Some(order),
@@ -499,7 +500,7 @@ fn priority_held_out(
         ),
         (
             "tuned rules + learned phrases".to_string(),
-            crate::eval::evaluate(&gold, &predict(&tuned, thresholds), Some(order))?,
+            triaged_tune::eval::evaluate(&gold, &predict(&tuned, thresholds), Some(order))?,
         ),
     ];
     priority_table(&mut out, &order[order.len() - 1], &summary);

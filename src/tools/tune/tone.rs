@@ -7,9 +7,9 @@ use anyhow::Result;
 
 use super::{TuneArgs, candidate_phrases, rule_features, tfidf_out_of_fold, write_candidates};
 use crate::config::Config;
-use crate::eval::{Report, Row};
-use crate::tune::logreg::{self, BinaryModel};
-use crate::tune::{cv, sparse::Matrix};
+use triaged_tune::eval::{Report, Row};
+use triaged_tune::logreg::{self, BinaryModel};
+use triaged_tune::{cv, sparse::Matrix};
 
 /// Tone mode of `tune`: how well the tone rules find the positive class, how well a logistic
 /// regression over the same rule hits could (out of fold), a TF-IDF yardstick, the rules that
@@ -52,12 +52,12 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row]) -> Result<Stri
     })?;
     let report = |pred: &[bool]| {
         let named: Vec<&str> = pred.iter().map(|&b| name(b)).collect();
-        crate::eval::evaluate(&gold, &named, Some(&classes))
+        triaged_tune::eval::evaluate(&gold, &named, Some(&classes))
     };
     let mut summary = vec![
         (
             format!("tone rules ({})", args.tones.join(",")),
-            crate::eval::evaluate(&gold, &shipped, Some(&classes))?,
+            triaged_tune::eval::evaluate(&gold, &shipped, Some(&classes))?,
         ),
         (
             format!(
