@@ -22,8 +22,7 @@
 //!   hostile subject, name or Message-ID cannot make a line a server refuses.
 //! - [`metrics`]: counters, Prometheus text. [`logs`]: the filter that keeps the IMAP/SMTP/TLS
 //!   crates' wire logging (passwords, tokens, customer email) out of the log at any `RUST_LOG`.
-//!   [`tls`]: the TLS client configuration IMAP and SMTP share. [`eval`]: labelled data and
-//!   metrics.
+//!   [`tls`]: the TLS client configuration IMAP and SMTP share.
 //!
 //! **The pure core** (values and `now` in, values out; no I/O, no wiring, no clock reads):
 //! - [`guard`]: may an automatic reply go out at all? (a reason code for every "no")
@@ -74,9 +73,12 @@
 //!   after the first's are keyed `NAME:FOLDER`). [`clock`]: the only clock read, and the one
 //!   backoff.
 //!
-//! **Operator tools**: [`tools`] (commands without a server: `explain`, `eval`, `tune`,
-//! `tickets`, `digest --preview`, `init`) over [`tune`] (logistic regression, TF-IDF,
-//! cross-validation, phrase evidence, keyword rules learned from labelled text).
+//! **Operator tools**: [`tools`], a file per command that needs no server (`check`,
+//! `status`, `explain`, `eval`, `tune`, `tickets`, `digest`, `init`; `main.rs` parses and
+//! dispatches), over [`tune`] (keyword rules learned from labelled text, `tune --learn`). The
+//! offline numerics (labelled data and metrics, logistic regression, TF-IDF, cross-validation,
+//! phrase evidence) are the `triaged-tune` crate (`crates/tune`), which knows nothing of the
+//! daemon.
 //!
 //! Crash safety: the checkpoint moves in the same transaction that records the email, so a
 //! crash re-fetches at most what was not recorded; Message-IDs are unique, so nothing is
@@ -90,7 +92,6 @@ pub mod config;
 pub mod daemon;
 pub mod diag;
 pub mod digest;
-pub mod eval;
 pub mod guard;
 pub mod headers;
 pub mod health;

@@ -1,16 +1,21 @@
 //! The `triaged` command line: parse arguments, start logging, dispatch, map errors to exit codes.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use triaged::clock::Clock;
 use triaged::config::Config;
+use triaged::score::Priority;
+use triaged::tickets::State;
+use triaged::tools;
 
 /// Support-mailbox daemon: triages customer email over IMAP, acknowledges it safely over SMTP,
 /// and records every decision in SQLite.
@@ -19,9 +24,18 @@ use triaged::config::Config;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The configuration file (every command but init).
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "config/triaged.toml",
+        help_heading = "Global options"
+    )]
+    config: PathBuf,
     /// Log lines as text for people ("human"), or one JSON object per line for log shippers
     /// ("json"). Logs go to stderr; RUST_LOG sets the level (default info).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, help_heading = "Global options")]
     log_format: LogFormat,
 }
 
@@ -43,11 +57,7 @@ enum Command {
     ///
     /// A store that is locked by another process, or on a full disk, does not end it: it says
     /// so once, stops fetching and sending, and carries on when the store works again.
-    Run {
-        /// The configuration file.
-        #[arg(long, short, default_value = "config/triaged.toml")]
-        config: PathBuf,
-    },
+    Run,
     /// Write a commented starter configuration, the default rules and the templates into DIR,
     /// and print the next commands.
     ///
@@ -60,11 +70,7 @@ enum Command {
         force: bool,
     },
     /// Validate the configuration, rules and templates; print every problem as file:line:col.
-    Check {
-        /// The configuration file.
-        #[arg(long, short, default_value = "config/triaged.toml")]
-        config: PathBuf,
-    },
+    Check,
     /// Show the outbox: what waits to be sent and why (scheduled, retry after an error, rate
     /// limit, provider pushback), and what failed or may not have gone out.
     ///
@@ -79,9 +85,6 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// The configuration file.
-        #[arg(long, short, global = true, default_value = "config/triaged.toml")]
-        config: PathBuf,
     },
     /// Explain how an email scores: every rule hit, its weight, the running score.
     ///
@@ -90,9 +93,6 @@ enum Command {
     Explain {
         /// The email, as an .eml file (RFC 5322).
         file: PathBuf,
-        /// The configuration file.
-        #[arg(long, short, default_value = "config/triaged.toml")]
-        config: PathBuf,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -124,9 +124,6 @@ enum Command {
         intents: bool,
         #[command(flatten)]
         tone: ToneArgs,
-        /// The configuration file (its rules and thresholds are evaluated).
-        #[arg(long, short, default_value = "config/triaged.toml")]
-        config: PathBuf,
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
@@ -148,78 +145,26 @@ enum Command {
     ///     --tone angry,frustrated --positive negative --learn-as negative
     ///     --learn config/rules/learned-tone.toml
     #[command(verbatim_doc_comment)]
-    Tune {
-        #[command(flatten)]
-        data: DataArgs,
-        /// The classes from least to most urgent (default: the priority names low, normal,
-        /// high, urgent that occur).
-        #[arg(long, value_delimiter = ',')]
-        order: Vec<String>,
-        /// Cross-validation folds.
-        #[arg(long, default_value_t = 5)]
-        folds: usize,
-        /// Seed for the folds.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Write the weights file here (priority mode).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Also fit a TF-IDF + logistic-regression text model, for comparison.
-        #[arg(long)]
-        yardstick: bool,
-        /// Learn keyword rules from the data and write them to this rules file: with --tone NAME
-        /// --positive CLASS, phrases whose evidence gives the tone NAME; with --intents, phrases
-        /// for each intent; otherwise (priorities, with --out) phrases with weights fitted
-        /// beside the rules' weights. Figures are measured through the rule engine on the test
-        /// part when --part train is given.
-        #[arg(long)]
-        learn: Option<PathBuf>,
-        /// With --learn: gold classes (after --map) are intents, or "none".
-        #[arg(long, requires = "learn")]
-        intents: bool,
-        /// With --learn: phrases kept per label (the configured rules that fired are weighed
-        /// besides, in tone and intent mode).
-        #[arg(long, default_value_t = 150)]
-        max_rules: usize,
-        /// With --learn: a phrase must occur in at least this many rows.
-        #[arg(long, default_value_t = 3, requires = "learn")]
-        min_df: usize,
-        /// With --learn in tone mode: the tone the learned rules attach (default: the first
-        /// --tone), e.g. `negative` beside the pack's angry/frustrated.
-        #[arg(long, requires = "learn")]
-        learn_as: Option<String>,
-        #[command(flatten)]
-        tone: ToneArgs,
-        /// The configuration file (its rules are tuned).
-        #[arg(long, short, default_value = "config/triaged.toml")]
-        config: PathBuf,
-    },
+    Tune(TuneCli),
     /// List tickets, most urgent and oldest first.
     Tickets {
-        /// Only tickets in this state: new, acknowledged, answered, reopened, snoozed, closed,
-        /// or open (everything not closed).
-        #[arg(long)]
-        state: Option<String>,
-        /// Only tickets of this priority: urgent, high, normal, low.
-        #[arg(long)]
-        priority: Option<String>,
+        /// Only tickets in this state, or open (everything not closed).
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        /// Only tickets of this priority.
+        #[arg(long, value_enum)]
+        priority: Option<PriorityArg>,
         /// List at most this many (0: all). Default: 100 in a table, all in JSON.
         #[arg(long)]
         limit: Option<usize>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// The configuration file.
-        #[arg(long, short, default_value = "config/triaged.toml")]
-        config: PathBuf,
     },
     /// Show one ticket and its history, or close, snooze or reopen it.
     Ticket {
         #[command(subcommand)]
         action: TicketAction,
-        /// The configuration file.
-        #[arg(long, short, global = true, default_value = "config/triaged.toml")]
-        config: PathBuf,
     },
     /// Preview the next digest from the current store (nothing is sent), or send one now.
     ///
@@ -250,17 +195,10 @@ enum Command {
         /// Also write the HTML version of the preview to this file.
         #[arg(long, requires = "preview")]
         html: Option<PathBuf>,
-        /// The configuration file.
-        #[arg(long, short, default_value = "config/triaged.toml")]
-        config: PathBuf,
     },
     /// Print what the store holds: messages by priority or skip reason, acknowledgement
     /// decisions, outbox states.
-    Status {
-        /// The configuration file.
-        #[arg(long, short, default_value = "config/triaged.toml")]
-        config: PathBuf,
-    },
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -288,6 +226,58 @@ enum QueueAction {
     },
 }
 
+/// `tickets --state`: a ticket state, or `open`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StateArg {
+    New,
+    Acknowledged,
+    Answered,
+    Reopened,
+    Snoozed,
+    Closed,
+    // Everything not closed.
+    Open,
+}
+
+impl StateArg {
+    /// The states the filter lets through.
+    fn states(self) -> Vec<State> {
+        let one = |s| vec![s];
+        match self {
+            StateArg::New => one(State::New),
+            StateArg::Acknowledged => one(State::Acknowledged),
+            StateArg::Answered => one(State::Answered),
+            StateArg::Reopened => one(State::Reopened),
+            StateArg::Snoozed => one(State::Snoozed),
+            StateArg::Closed => one(State::Closed),
+            StateArg::Open => State::ALL
+                .into_iter()
+                .filter(|s| *s != State::Closed)
+                .collect(),
+        }
+    }
+}
+
+/// `tickets --priority`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PriorityArg {
+    Urgent,
+    High,
+    Normal,
+    Low,
+}
+
+impl From<PriorityArg> for Priority {
+    fn from(p: PriorityArg) -> Priority {
+        match p {
+            PriorityArg::Urgent => Priority::Urgent,
+            PriorityArg::High => Priority::High,
+            PriorityArg::Normal => Priority::Normal,
+            PriorityArg::Low => Priority::Low,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum TicketAction {
     /// The ticket, its state and every change with what caused it.
@@ -304,6 +294,79 @@ enum TicketAction {
     Snooze { id: String, duration: String },
     /// Reopen the ticket (waiting for staff again).
     Reopen { id: String },
+}
+
+/// `triaged tune`'s arguments.
+#[derive(clap::Args)]
+struct TuneCli {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The classes from least to most urgent (default: the priority names low, normal,
+    /// high, urgent that occur).
+    #[arg(long, value_delimiter = ',')]
+    order: Vec<String>,
+    /// Cross-validation folds.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Seed for the folds.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the weights file here (priority mode).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also fit a TF-IDF + logistic-regression text model, for comparison.
+    #[arg(long)]
+    yardstick: bool,
+    /// Learn keyword rules from the data and write them to this rules file: with --tone NAME
+    /// --positive CLASS, phrases whose evidence gives the tone NAME; with --intents, phrases
+    /// for each intent; otherwise (priorities, with --out) phrases with weights fitted
+    /// beside the rules' weights. Figures are measured through the rule engine on the test
+    /// part when --part train is given.
+    #[arg(long)]
+    learn: Option<PathBuf>,
+    /// With --learn: gold classes (after --map) are intents, or "none".
+    #[arg(long, requires = "learn")]
+    intents: bool,
+    /// With --learn: phrases kept per label (the configured rules that fired are weighed
+    /// besides, in tone and intent mode).
+    #[arg(long, default_value_t = 150)]
+    max_rules: usize,
+    /// With --learn: a phrase must occur in at least this many rows.
+    #[arg(long, default_value_t = 3, requires = "learn")]
+    min_df: usize,
+    /// With --learn in tone mode: the tone the learned rules attach (default: the first
+    /// --tone), e.g. `negative` beside the pack's angry/frustrated.
+    #[arg(long, requires = "learn")]
+    learn_as: Option<String>,
+    #[command(flatten)]
+    tone: ToneArgs,
+}
+
+impl TuneCli {
+    fn parse(self) -> anyhow::Result<tools::tune::TuneArgs> {
+        let (source, columns, map) = self.data.parse()?;
+        Ok(tools::tune::TuneArgs {
+            source,
+            columns,
+            map,
+            order: self.order,
+            folds: self.folds,
+            out: self.out,
+            yardstick: self.yardstick,
+            seed: self.seed,
+            tones: self.tone.tone,
+            positive: self.tone.positive,
+            learn: self.learn,
+            intents: self.intents,
+            max_rules: self.max_rules,
+            min_df: self.min_df,
+            learn_as: self.learn_as,
+            command: std::env::args()
+                .map(|a| if a.contains(' ') { format!("{a:?}") } else { a })
+                .collect::<Vec<_>>()
+                .join(" "),
+        })
+    }
 }
 
 /// Labelled data for eval and tune.
@@ -342,25 +405,25 @@ struct DataArgs {
 }
 
 type Data = (
-    triaged::eval::Source,
-    triaged::eval::Columns,
-    Option<triaged::eval::LabelMap>,
+    triaged_tune::eval::Source,
+    triaged_tune::eval::Columns,
+    Option<triaged_tune::eval::LabelMap>,
 );
 
 impl DataArgs {
     fn parse(self) -> anyhow::Result<Data> {
-        let mut source = triaged::eval::Source::from_path(&self.data)?;
+        let mut source = triaged_tune::eval::Source::from_path(&self.data)?;
         source.header = self.header.parse()?;
-        let columns = triaged::eval::Columns {
+        let columns = triaged_tune::eval::Columns {
             text: self.text,
             label: self.label,
             filter: self
                 .filter
                 .iter()
-                .map(|f| triaged::eval::Columns::parse_filter(f))
+                .map(|f| triaged_tune::eval::Columns::parse_filter(f))
                 .collect::<anyhow::Result<_>>()?,
             split: match &self.part {
-                Some(p) => Some(triaged::eval::Split {
+                Some(p) => Some(triaged_tune::eval::Split {
                     part: p.parse()?,
                     test_share: self.test_share,
                     seed: self.split_seed,
@@ -385,7 +448,63 @@ struct ToneArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
+    init_logging(cli.log_format);
+    // A panic inside a parser is caught and the email recorded; say so in one log line instead
+    // of a multi-line backtrace. Its message can quote the input (a bad string slice shows the
+    // string), so the customer's text goes no higher than debug.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::error!(
+            at,
+            "internal panic (caught; the daemon continues where it can; RUST_LOG=debug shows its message)"
+        );
+        tracing::debug!("internal panic: {info}");
+    }));
+    dispatch(&cli.config, cli.command)
+}
+
+/// The commands and their arguments. `init` has a `--config` of its own, hidden, so the global
+/// one is not in its help.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("init", |init| {
+        init.arg(
+            clap::Arg::new("config")
+                .long("config")
+                .short('c')
+                .value_name("CONFIG")
+                .value_parser(clap::value_parser!(PathBuf))
+                .hide(true),
+        )
+    })
+}
+
+/// The command line, or clap's message and exit code.
+fn parse() -> Cli {
+    parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// The command line's commands and arguments. `--config` is global, but `init` writes a
+/// configuration and reads none: there it is refused as it was before it became global.
+fn parse_from(
+    args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+) -> Result<Cli, clap::Error> {
+    let mut command = command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    let given = |m: &clap::ArgMatches| m.value_source("config") == Some(ValueSource::CommandLine);
+    if let Some(init) = matches.subcommand_matches("init")
+        && (given(&matches) || given(init))
+    {
+        let message = "unexpected argument '--config' found";
+        return Err(match command.find_subcommand_mut("init") {
+            Some(init) => init.error(ErrorKind::UnknownArgument, message),
+            None => command.error(ErrorKind::UnknownArgument, message),
+        });
+    }
+    Cli::from_arg_matches(&matches)
+}
+
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -393,7 +512,7 @@ fn main() -> ExitCode {
     // Whatever RUST_LOG says, the IMAP/SMTP/TLS crates never log the wire (passwords, tokens,
     // customer email): the cap is a second filter over the RUST_LOG one.
     let cap = triaged::logs::wire_cap();
-    match cli.log_format {
+    match format {
         LogFormat::Human => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .finish()
@@ -408,157 +527,80 @@ fn main() -> ExitCode {
             .with(cap)
             .init(),
     }
-    // A panic inside a parser is caught and the email recorded; say so in one log line instead
-    // of a multi-line backtrace. Its message can quote the input (a bad string slice shows the
-    // string), so the customer's text goes no higher than debug.
-    std::panic::set_hook(Box::new(|info| {
-        let at = info.location().map(|l| l.to_string()).unwrap_or_default();
-        tracing::error!(
-            at,
-            "internal panic (caught; the daemon continues where it can; RUST_LOG=debug shows its message)"
-        );
-        tracing::debug!("internal panic: {info}");
-    }));
-    match cli.command {
-        Command::Init { dir, force } => report(triaged::tools::init::init(&dir, force)),
-        Command::Check { config } => check(&config),
-        Command::Run { config } => run(&config),
-        Command::Status { config } => status(&config),
-        Command::Queue {
-            action,
-            due,
-            json,
-            config,
-        } => queue(&config, action, due, json),
-        Command::Explain { file, config, json } => explain(&config, &file, json),
+}
+
+/// Run the command with the configuration at `path` (loaded first, except for `init` and
+/// `run`).
+fn dispatch(path: &Path, command: Command) -> ExitCode {
+    let now = || Clock::system().now();
+    match command {
+        Command::Init { dir, force } => report(tools::init::init(&dir, force)),
+        Command::Run => run(path),
+        Command::Check => with_config(path, |c| Ok(tools::check::report(path, c, now()))),
+        Command::Status => with_config(path, |c| {
+            triaged::store::Store::open(&c.store.path).and_then(|s| tools::status::report(&s))
+        }),
+        Command::Queue { action, due, json } => with_config(path, |c| queue(c, action, due, json)),
+        Command::Explain { file, json } => {
+            with_config(path, |c| tools::explain::explain(c, &file, json, now()))
+        }
         Command::Digest {
             preview,
             send_now: _,
             name,
             at,
             html,
-            config,
-        } => {
-            let Some(config) = load(&config) else {
-                return ExitCode::FAILURE;
-            };
-            let now = Clock::system().now();
-            report(if preview {
-                triaged::tools::digest::preview(
-                    &config,
-                    name.as_deref(),
-                    at.as_deref(),
-                    html.as_deref(),
-                    now,
-                )
+        } => with_config(path, |c| {
+            if preview {
+                tools::digest::preview(c, name.as_deref(), at.as_deref(), html.as_deref(), now())
             } else {
-                triaged::tools::digest::send_now(&config, name.as_deref(), now)
-            })
-        }
+                tools::digest::send_now(c, name.as_deref(), now())
+            }
+        }),
         Command::Tickets {
             state,
             priority,
             limit,
             json,
-            config,
-        } => {
-            let Some(config) = load(&config) else {
-                return ExitCode::FAILURE;
-            };
-            report(tickets_list(&config, state, priority, limit, json))
-        }
-        Command::Ticket { action, config } => {
-            let Some(config) = load(&config) else {
-                return ExitCode::FAILURE;
-            };
-            let now = Clock::system().now();
-            use triaged::tickets::Command as C;
-            use triaged::tools::tickets as t;
-            report(match action {
-                TicketAction::Show { id, json } => t::show(&config, &id, json, now),
-                TicketAction::Close { id } => t::command(&config, &id, C::Close, now),
-                TicketAction::Reopen { id } => t::command(&config, &id, C::Reopen, now),
-                TicketAction::Snooze { id, duration } => {
-                    match triaged::units::parse_duration(&duration) {
-                        Ok(d) if !d.is_zero() => t::command(&config, &id, C::Snooze(d), now),
-                        Ok(_) => Err(anyhow::anyhow!("snooze for how long? e.g. 3d or 4h")),
-                        Err(e) => Err(anyhow::anyhow!(e)),
-                    }
-                }
-            })
-        }
+        } => with_config(path, |c| tickets_list(c, state, priority, limit, json)),
+        Command::Ticket { action } => with_config(path, |c| ticket(c, action, now())),
         Command::Eval {
             data,
             predicted_map,
             intents,
             tone,
-            config,
             json,
-        } => {
-            let Some(config) = load(&config) else {
-                return ExitCode::FAILURE;
+        } => with_config(path, |c| {
+            let (source, columns, map) = data.parse()?;
+            let args = tools::eval::EvalArgs {
+                source,
+                columns,
+                map,
+                predicted_map: predicted_map.map(|m| m.parse()).transpose()?,
+                tones: tone.tone,
+                positive: tone.positive,
+                intents,
+                json,
             };
-            let args = data.parse().and_then(|(source, columns, map)| {
-                Ok(triaged::tools::EvalArgs {
-                    source,
-                    columns,
-                    map,
-                    predicted_map: predicted_map.map(|m| m.parse()).transpose()?,
-                    tones: tone.tone,
-                    positive: tone.positive,
-                    intents,
-                    json,
-                })
-            });
-            report(args.and_then(|a| triaged::tools::eval(&config, &a)))
-        }
-        Command::Tune {
-            data,
-            order,
-            folds,
-            seed,
-            out,
-            yardstick,
-            learn,
-            intents,
-            max_rules,
-            min_df,
-            learn_as,
-            tone,
-            config,
-        } => {
-            let Some(config) = load(&config) else {
-                return ExitCode::FAILURE;
-            };
-            let args = data
-                .parse()
-                .map(|(source, columns, map)| triaged::tools::TuneArgs {
-                    source,
-                    columns,
-                    map,
-                    order,
-                    folds,
-                    out,
-                    yardstick,
-                    seed,
-                    tones: tone.tone,
-                    positive: tone.positive,
-                    learn,
-                    intents,
-                    max_rules,
-                    min_df,
-                    learn_as,
-                    command: std::env::args()
-                        .map(|a| if a.contains(' ') { format!("{a:?}") } else { a })
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                });
-            report(args.and_then(|a| triaged::tools::tune(&config, &a)))
-        }
+            tools::eval::eval(c, &args)
+        }),
+        Command::Tune(args) => with_config(path, |c| {
+            let args = args.parse()?;
+            tools::tune::tune(c, &args)
+        }),
     }
 }
 
-fn load(path: &std::path::Path) -> Option<Config> {
+/// Load the configuration, then print the tool's report; or print every problem of the
+/// configuration.
+fn with_config(path: &Path, tool: impl FnOnce(&Config) -> anyhow::Result<String>) -> ExitCode {
+    match load(path) {
+        Some(config) => report(tool(&config)),
+        None => ExitCode::FAILURE,
+    }
+}
+
+fn load(path: &Path) -> Option<Config> {
     match Config::load(path) {
         Ok(c) => Some(c),
         Err(errors) => {
@@ -575,105 +617,7 @@ fn load(path: &std::path::Path) -> Option<Config> {
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    let Some(c) = load(path) else {
-        return ExitCode::FAILURE;
-    };
-    let followups: Vec<&str> = c
-        .followups
-        .enabled()
-        .into_iter()
-        .map(|f| f.as_str())
-        .collect();
-    let clock = if c.sla.business_hours {
-        format!(
-            "business hours in {}",
-            c.sla.calendar.time_zone().iana_name().unwrap_or("?")
-        )
-    } else {
-        "round-the-clock SLA (no [sla])".to_string()
-    };
-    let place = |m: &triaged::config::MailboxConfig| {
-        format!(
-            "{}@{}:{}/{}",
-            m.username,
-            m.host,
-            m.port,
-            m.folders.join(",")
-        )
-    };
-    let mailboxes = match c.mailboxes.as_slice() {
-        [one] => format!("mailbox {}", place(one)),
-        all => format!("{} mailboxes", all.len()),
-    };
-    println!(
-        "{}: OK ({} rules in {} files, template {:?}, follow-ups: {}, {clock}, {mailboxes})",
-        path.display(),
-        c.rules.len(),
-        c.rule_files.len(),
-        c.ack.template,
-        if followups.is_empty() {
-            "none".to_string()
-        } else {
-            followups.join(", ")
-        },
-    );
-    if c.mailboxes.len() > 1 {
-        for m in &c.mailboxes {
-            let from = m.from.as_ref().unwrap_or(&c.smtp.from);
-            println!(
-                "  mailbox {:?} {}{}: for {}, answered from {from}",
-                m.name,
-                place(m),
-                m.sent_folder
-                    .as_ref()
-                    .map(|s| format!(" (sent: {s})"))
-                    .unwrap_or_default(),
-                m.address,
-            );
-        }
-    }
-    let now = Clock::system().now();
-    for d in &c.digests {
-        let next = d.next_send(now);
-        println!(
-            "  digest {:?} to {}: next {}",
-            d.name,
-            d.to.join(", "),
-            triaged::sla::to_ts(next)
-                .to_zoned(d.schedule.tz.clone())
-                .strftime("%a %Y-%m-%d %H:%M %Z")
-        );
-    }
-    if let Some(a) = &c.alerts {
-        let rules: Vec<&str> = c
-            .rules
-            .rules()
-            .iter()
-            .filter(|r| r.alert)
-            .map(|r| r.id.as_str())
-            .collect();
-        println!(
-            "  alerts to {}: rules {} and intents {}; at most {} an hour; health alerts {}",
-            a.to.join(", "),
-            if rules.is_empty() {
-                "-".to_string()
-            } else {
-                rules.join(", ")
-            },
-            if a.intents.is_empty() {
-                "-".to_string()
-            } else {
-                a.intents.join(", ")
-            },
-            a.max_per_hour,
-            if a.health.enabled { "on" } else { "off" }
-        );
-    }
-    ExitCode::SUCCESS
-}
-
-fn run(path: &std::path::Path) -> ExitCode {
+fn run(path: &Path) -> ExitCode {
     // The runtime, and at once SIGHUP's handler, before anything that takes time (loading the
     // configuration, a token command): without it a SIGHUP ends the process. One that arrives
     // before the daemon runs is taken as "reload once running" (triaged::reload::Hangups).
@@ -708,120 +652,63 @@ fn run(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn status(path: &std::path::Path) -> ExitCode {
-    let Some(config) = load(path) else {
-        return ExitCode::FAILURE;
-    };
-    let result = triaged::store::Store::open(&config.store.path).and_then(|s| s.summary());
-    match result {
-        Ok((messages, acks, outbox)) => {
-            for (title, rows) in [
-                ("messages", messages),
-                ("acknowledgement decisions", acks),
-                ("outbox", outbox),
-            ] {
-                println!("{title}:");
-                if rows.is_empty() {
-                    println!("  (none)");
-                }
-                for (k, n) in rows {
-                    println!("  {:<28} {n:>7}", triaged::wording::one_line(&k));
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {}", shown(&e));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn queue(path: &std::path::Path, action: Option<QueueAction>, due: bool, json: bool) -> ExitCode {
-    let Some(config) = load(path) else {
-        return ExitCode::FAILURE;
-    };
+fn queue(
+    config: &Config,
+    action: Option<QueueAction>,
+    due: bool,
+    json: bool,
+) -> anyhow::Result<String> {
     let clock = Clock::system();
-    let out = match action {
-        None => triaged::outbox::queue_report(&config, &clock, due, json),
-        Some(QueueAction::Cancel { id }) => triaged::outbox::cancel_row(&config, &clock, id),
+    match action {
+        None => triaged::outbox::queue_report(config, &clock, due, json),
+        Some(QueueAction::Cancel { id }) => triaged::outbox::cancel_row(config, &clock, id),
         Some(QueueAction::Release { id, .. }) => {
-            triaged::outbox::decide_held(&config, &clock, id, true)
+            triaged::outbox::decide_held(config, &clock, id, true)
         }
         Some(QueueAction::Drop { id, .. }) => {
-            triaged::outbox::decide_held(&config, &clock, id, false)
-        }
-    };
-    match out {
-        Ok(report) => {
-            print!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {}", shown(&e));
-            ExitCode::FAILURE
+            triaged::outbox::decide_held(config, &clock, id, false)
         }
     }
-}
-
-fn explain(config: &std::path::Path, file: &std::path::Path, json: bool) -> ExitCode {
-    let Some(config) = load(config) else {
-        return ExitCode::FAILURE;
-    };
-    report(triaged::tools::explain(
-        &config,
-        file,
-        json,
-        Clock::system().now(),
-    ))
 }
 
 fn tickets_list(
     config: &Config,
-    state: Option<String>,
-    priority: Option<String>,
+    state: Option<StateArg>,
+    priority: Option<PriorityArg>,
     limit: Option<usize>,
     json: bool,
 ) -> anyhow::Result<String> {
-    use triaged::tickets::State;
-    let now = Clock::system().now();
-    let priority = match priority.as_deref() {
-        None => None,
-        Some(p) => Some(
-            triaged::score::Priority::ALL
-                .into_iter()
-                .find(|x| x.as_str() == p)
-                .ok_or_else(|| {
-                    anyhow::anyhow!("unknown priority {p:?}: use urgent, high, normal or low")
-                })?,
-        ),
-    };
-    let names = || {
-        State::ALL
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let states: Vec<State> = match state.as_deref() {
-        None => Vec::new(),
-        // Everything that is not closed.
-        Some("open") => State::ALL
-            .into_iter()
-            .filter(|s| *s != State::Closed)
-            .collect(),
-        Some(s) => vec![
-            State::parse(s)
-                .ok_or_else(|| anyhow::anyhow!("unknown state {s:?}: use open, {}", names()))?,
-        ],
-    };
+    let states = state.map(StateArg::states).unwrap_or_default();
     // A table is read by a person: the most pressing first. JSON is read by a program: all.
     let limit = match (limit, json) {
         (Some(0), _) | (None, true) => None,
         (Some(n), _) => Some(n),
-        (None, false) => Some(triaged::tools::tickets::DEFAULT_LIMIT),
+        (None, false) => Some(tools::tickets::DEFAULT_LIMIT),
     };
-    triaged::tools::tickets::list(config, &states, priority, limit, json, now)
+    let now = Clock::system().now();
+    tools::tickets::list(
+        config,
+        &states,
+        priority.map(Priority::from),
+        limit,
+        json,
+        now,
+    )
+}
+
+fn ticket(config: &Config, action: TicketAction, now: i64) -> anyhow::Result<String> {
+    use tools::tickets as t;
+    use triaged::tickets::Command as C;
+    match action {
+        TicketAction::Show { id, json } => t::show(config, &id, json, now),
+        TicketAction::Close { id } => t::command(config, &id, C::Close, now),
+        TicketAction::Reopen { id } => t::command(config, &id, C::Reopen, now),
+        TicketAction::Snooze { id, duration } => match triaged::units::parse_duration(&duration) {
+            Ok(d) if !d.is_zero() => t::command(config, &id, C::Snooze(d), now),
+            Ok(_) => Err(anyhow::anyhow!("snooze for how long? e.g. 3d or 4h")),
+            Err(e) => Err(anyhow::anyhow!(e)),
+        },
+    }
 }
 
 /// An error chain for the terminal: it may quote an email (a subject, a parse problem), so its
@@ -860,6 +747,108 @@ async fn shutdown_signal() {
         _ => {
             // Without signal handlers, Ctrl-C through tokio is the fallback.
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Result<Cli, clap::Error> {
+        parse_from(std::iter::once("triaged").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn config_is_taken_before_or_after_the_command_and_defaults_to_the_example() {
+        for args in [
+            &["run", "--config", "x.toml"][..],
+            &["-c", "x.toml", "check"],
+            &["status", "-c", "x.toml"],
+            &["queue", "cancel", "7", "--config", "x.toml"],
+            &["ticket", "-c", "x.toml", "show", "T-1"],
+            &[
+                "eval", "--data", "d.csv", "--text", "t", "--label", "l", "-c", "x.toml",
+            ],
+        ] {
+            let cli = parsed(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(cli.config, Path::new("x.toml"), "{args:?}");
+        }
+        let cli = parsed(&["check"]).expect("check");
+        assert_eq!(cli.config, Path::new("config/triaged.toml"));
+    }
+
+    #[test]
+    fn init_refuses_a_config_wherever_it_stands() {
+        for args in [
+            &["init", "dir", "--config", "x.toml"][..],
+            &["init", "-c", "x.toml", "dir"],
+            &["--config", "x.toml", "init", "dir"],
+        ] {
+            let err = parsed(args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} accepted"));
+            assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{args:?}");
+            assert!(err.to_string().contains("'--config'"), "{err}");
+        }
+        let cli = parsed(&["init", "dir", "--force"]).expect("init");
+        assert!(matches!(cli.command, Command::Init { force: true, .. }));
+        let mut all = command();
+        all.build();
+        let mut help = |name: &str| {
+            all.find_subcommand_mut(name)
+                .map(|c| c.render_help().to_string())
+                .unwrap_or_default()
+        };
+        let init = help("init");
+        assert!(
+            init.contains("--force") && init.contains("--log-format"),
+            "{init}"
+        );
+        assert!(!init.contains("--config"), "{init}");
+        assert!(help("check").contains("--config"));
+    }
+
+    #[test]
+    fn tickets_state_and_priority_take_the_documented_values() {
+        let cli = parsed(&["tickets", "--state", "open", "--priority", "high"]).expect("tickets");
+        let Command::Tickets {
+            state, priority, ..
+        } = cli.command
+        else {
+            panic!("not tickets");
+        };
+        let open = state.map(StateArg::states).unwrap_or_default();
+        assert_eq!(open.len(), State::ALL.len() - 1);
+        assert!(!open.contains(&State::Closed));
+        assert_eq!(priority.map(Priority::from), Some(Priority::High));
+        for s in State::ALL {
+            let cli = parsed(&["tickets", "--state", s.as_str()]).expect("a state");
+            let Command::Tickets { state, .. } = cli.command else {
+                panic!("not tickets");
+            };
+            assert_eq!(state.map(StateArg::states), Some(vec![s]));
+        }
+        for p in Priority::ALL {
+            let cli = parsed(&["tickets", "--priority", p.as_str()]).expect("a priority");
+            let Command::Tickets { priority, .. } = cli.command else {
+                panic!("not tickets");
+            };
+            assert_eq!(priority.map(Priority::from), Some(p));
+        }
+        for bad in [
+            &["tickets", "--state", "bogus"][..],
+            &["tickets", "--priority", "bogus"],
+        ] {
+            let err = parsed(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert_eq!(err.kind(), ErrorKind::InvalidValue, "{bad:?}");
         }
     }
 }

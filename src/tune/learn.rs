@@ -18,10 +18,10 @@ use std::collections::HashMap;
 
 use anyhow::{Result, ensure};
 
-use super::cv;
-use super::logreg::{self, ClassWeight, FitOptions};
-use super::sparse::{Matrix, SparseVec};
-use super::tfidf;
+use triaged_tune::cv;
+use triaged_tune::logreg::{self, ClassWeight, FitOptions};
+use triaged_tune::sparse::{Matrix, SparseVec};
+use triaged_tune::tfidf;
 
 /// The largest evidence one learned phrase carries, either way: twice the bar.
 pub const MAX_EVIDENCE: f64 = 2.0;
@@ -160,6 +160,45 @@ pub fn learn_label_with_rules(
         t.sort();
         t.dedup();
     }
+    let df = row_counts(&terms, y);
+    let (vocab, rules) = candidates(&df, pos, neg, opts);
+    let fit = |x: &Matrix, y: &[bool]| fit_balanced(x, y, opts.l2);
+    let first = fit(&term_matrix(&terms, &vocab)?, y)?;
+    let kept = keep(&vocab, &first.weights, &df, rules, opts.max_rules);
+    let x = term_matrix(&terms, &kept)?;
+    let model = fit(&x, y)?;
+    let sums = decision_sums(&x, y, &model, pos.min(neg), fit)?;
+    let bar = best_bar(&sums, y, pos)?;
+    let mut phrases: Vec<Phrase> = kept
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| model.weights[*i].abs() > 1e-6 * bar)
+        .map(|(i, t)| {
+            let (a, b) = df[t.as_str()];
+            Phrase {
+                phrase: t.clone(),
+                // A phrase that decides alone reads as 2 (not 63): the same verdicts but
+                // for rows where strong phrases for and against meet.
+                evidence: (model.weights[i] / bar).clamp(-MAX_EVIDENCE, MAX_EVIDENCE),
+                in_class: a,
+                in_other: b,
+            }
+        })
+        .collect();
+    phrases.sort_by(|a, b| {
+        b.evidence
+            .total_cmp(&a.evidence)
+            .then(a.phrase.cmp(&b.phrase))
+    });
+    Ok(LearnedLabel {
+        phrases,
+        rows_in_class: pos,
+        rows_other: neg,
+    })
+}
+
+/// For each term, the rows with the label and the other rows it occurs in.
+fn row_counts<'a>(terms: &'a [Vec<String>], y: &[bool]) -> HashMap<&'a str, (usize, usize)> {
     let mut df: HashMap<&str, (usize, usize)> = HashMap::new();
     for (t, &yy) in terms.iter().zip(y) {
         for term in t {
@@ -167,7 +206,23 @@ pub fn learn_label_with_rules(
             if yy { e.0 += 1 } else { e.1 += 1 }
         }
     }
-    // Rank by smoothed log-odds of the label given the phrase, times √df.
+    df
+}
+
+/// Whether a term is the feature of a configured rule, not a phrase.
+fn is_rule(t: &str) -> bool {
+    t.starts_with(RULE_FEATURE)
+}
+
+/// The terms worth a first fit: every configured rule seen in `min_df` rows, then the phrases
+/// seen as often by smoothed log-odds of the label given the phrase, times √df (at most
+/// `3 × max_rules` of them); and how many of them are rules (they come first).
+fn candidates(
+    df: &HashMap<&str, (usize, usize)>,
+    pos: usize,
+    neg: usize,
+    opts: &LearnOptions,
+) -> (Vec<String>, usize) {
     let prior = (pos as f64 + 1.0) / (neg as f64 + 1.0);
     let mut cands: Vec<(&str, f64)> = df
         .iter()
@@ -178,7 +233,6 @@ pub fn learn_label_with_rules(
         })
         .collect();
     // The configured rules are few and always weighed; phrases compete for the rest.
-    let is_rule = |t: &str| t.starts_with(RULE_FEATURE);
     cands.sort_by(|a, b| {
         is_rule(b.0)
             .cmp(&is_rule(a.0))
@@ -187,59 +241,73 @@ pub fn learn_label_with_rules(
     });
     let rules = cands.iter().filter(|c| is_rule(c.0)).count();
     cands.truncate(rules + opts.max_rules.saturating_mul(3).max(1));
-    let vocab: Vec<String> = cands.iter().map(|(t, _)| t.to_string()).collect();
-    let matrix = |vocab: &[String]| -> Result<Matrix> {
-        let index: HashMap<&str, usize> = vocab
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.as_str(), i))
-            .collect();
-        let rows: Vec<SparseVec> = terms
-            .iter()
-            .map(|t| {
-                SparseVec::from_pairs(
-                    t.iter()
-                        .filter_map(|x| index.get(x.as_str()).map(|&i| (i, 1.0)))
-                        .collect(),
-                )
-            })
-            .collect();
-        Matrix::new(rows, vocab.len())
-    };
-    let fit = |x: &Matrix, y: &[bool]| -> Result<logreg::BinaryModel> {
-        logreg::fit_binary(
-            x,
-            y,
-            &FitOptions {
-                l2: opts.l2,
-                class_weight: ClassWeight::Balanced,
-                ..FitOptions::default()
-            },
-        )
-    };
-    let first = fit(&matrix(&vocab)?, y)?;
+    (cands.iter().map(|(t, _)| t.to_string()).collect(), rules)
+}
+
+/// Each row's terms as a 0/1 row over `vocab`.
+fn term_matrix(terms: &[Vec<String>], vocab: &[String]) -> Result<Matrix> {
+    let index: HashMap<&str, usize> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
+    let rows: Vec<SparseVec> = terms
+        .iter()
+        .map(|t| {
+            SparseVec::from_pairs(
+                t.iter()
+                    .filter_map(|x| index.get(x.as_str()).map(|&i| (i, 1.0)))
+                    .collect(),
+            )
+        })
+        .collect();
+    Matrix::new(rows, vocab.len())
+}
+
+/// An L2 logistic regression with the classes weighed evenly.
+fn fit_balanced(x: &Matrix, y: &[bool], l2: f64) -> Result<logreg::BinaryModel> {
+    logreg::fit_binary(
+        x,
+        y,
+        &FitOptions {
+            l2,
+            class_weight: ClassWeight::Balanced,
+            ..FitOptions::default()
+        },
+    )
+}
+
+/// The terms kept after the first fit: every rule, then the phrases with the largest
+/// |w| × √df until `rules + max_rules`. Mostly phrases for the label: a phrase against it only
+/// counts where one for it fired, and words of the other class ("boarding") say little about
+/// mail from another domain, so at most a quarter speak against it.
+fn keep(
+    vocab: &[String],
+    weights: &[f64],
+    df: &HashMap<&str, (usize, usize)>,
+    rules: usize,
+    max_rules: usize,
+) -> Vec<String> {
     let mut ranked: Vec<(usize, f64)> = vocab
         .iter()
         .enumerate()
         .map(|(i, t)| {
             let (a, b) = df[t.as_str()];
-            (i, first.weights[i].abs() * ((a + b) as f64).sqrt())
+            (i, weights[i].abs() * ((a + b) as f64).sqrt())
         })
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    // Mostly phrases for the label: a phrase against it only counts where one for it fired,
-    // and words of the other class ("boarding") say little about mail from another domain.
-    let max_against = opts.max_rules / 4;
+    let max_against = max_rules / 4;
     let mut kept: Vec<String> = vocab.iter().filter(|t| is_rule(t)).cloned().collect();
     let mut against = 0;
     for &(i, _) in &ranked {
-        if kept.len() == rules + opts.max_rules {
+        if kept.len() == rules + max_rules {
             break;
         }
         if is_rule(&vocab[i]) {
             continue;
         }
-        if first.weights[i] < 0.0 {
+        if weights[i] < 0.0 {
             if against == max_against {
                 continue;
             }
@@ -247,33 +315,44 @@ pub fn learn_label_with_rules(
         }
         kept.push(vocab[i].clone());
     }
-    let x = matrix(&kept)?;
-    let model = fit(&x, y)?;
-    // Decision values Σw of the rows under the kept phrases (the bias is constant), each from
-    // a model that did not see the row when there is data enough for folds: a threshold
-    // chosen in-sample sits too high, since a phrase fitted to a row speaks louder for it.
-    let sums: Vec<f64> = if pos.min(neg) >= 5 * OOF_MIN_PER_FOLD {
-        let labels: Vec<usize> = y.iter().map(|&b| usize::from(b)).collect();
-        let folds = cv::stratified_folds(&labels, 5, 1)?;
-        cv::out_of_fold(
-            &folds,
-            |train| {
-                let yt: Vec<bool> = train.iter().map(|&i| y[i]).collect();
-                fit(&x.select(train)?, &yt)
-            },
-            |m, rows| {
-                // On the final model's scale: the label is given where Σw + bias_fold > 0.
-                Ok(rows
-                    .iter()
-                    .map(|&i| m.decision(&x.rows()[i]) - model.bias)
-                    .collect())
-            },
-        )?
-    } else {
-        x.rows().iter().map(|r| r.dot(&model.weights)).collect()
-    };
-    // Best F1 threshold on Σw (the bias is constant), among thresholds above 0: an empty text
-    // (Σw = 0) never gets the label.
+    kept
+}
+
+/// Decision values Σw of the rows under the kept phrases (the bias is constant), each from a
+/// model that did not see the row when there is data enough for folds (`smaller`: the rows of
+/// the smaller side): a threshold chosen in-sample sits too high, since a phrase fitted to a
+/// row speaks louder for it.
+fn decision_sums(
+    x: &Matrix,
+    y: &[bool],
+    model: &logreg::BinaryModel,
+    smaller: usize,
+    fit: impl Fn(&Matrix, &[bool]) -> Result<logreg::BinaryModel>,
+) -> Result<Vec<f64>> {
+    if smaller < 5 * OOF_MIN_PER_FOLD {
+        return Ok(x.rows().iter().map(|r| r.dot(&model.weights)).collect());
+    }
+    let labels: Vec<usize> = y.iter().map(|&b| usize::from(b)).collect();
+    let folds = cv::stratified_folds(&labels, 5, 1)?;
+    cv::out_of_fold(
+        &folds,
+        |train| {
+            let yt: Vec<bool> = train.iter().map(|&i| y[i]).collect();
+            fit(&x.select(train)?, &yt)
+        },
+        |m, rows| {
+            // On the final model's scale: the label is given where Σw + bias_fold > 0.
+            Ok(rows
+                .iter()
+                .map(|&i| m.decision(&x.rows()[i]) - model.bias)
+                .collect())
+        },
+    )
+}
+
+/// The threshold on Σw with the best F1 (`pos`: rows with the label), among thresholds above
+/// 0: an empty text (Σw = 0) never gets the label.
+fn best_bar(sums: &[f64], y: &[bool], pos: usize) -> Result<f64> {
     let mut order: Vec<usize> = (0..sums.len()).collect();
     order.sort_by(|&a, &b| sums[b].total_cmp(&sums[a]));
     let (mut tp, mut fp) = (0usize, 0usize);
@@ -304,33 +383,7 @@ pub fn learn_label_with_rules(
         best.1.is_finite() && best.1 > 0.0,
         "no phrase speaks for the label: nothing to learn"
     );
-    let bar = best.1;
-    let mut phrases: Vec<Phrase> = kept
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| model.weights[*i].abs() > 1e-6 * bar)
-        .map(|(i, t)| {
-            let (a, b) = df[t.as_str()];
-            Phrase {
-                phrase: t.clone(),
-                // A phrase that decides alone reads as 2 (not 63): the same verdicts but
-                // for rows where strong phrases for and against meet.
-                evidence: (model.weights[i] / bar).clamp(-MAX_EVIDENCE, MAX_EVIDENCE),
-                in_class: a,
-                in_other: b,
-            }
-        })
-        .collect();
-    phrases.sort_by(|a, b| {
-        b.evidence
-            .total_cmp(&a.evidence)
-            .then(a.phrase.cmp(&b.phrase))
-    });
-    Ok(LearnedLabel {
-        phrases,
-        rows_in_class: pos,
-        rows_other: neg,
-    })
+    Ok(best.1)
 }
 
 /// Candidate phrases for a priority (classes `0..k`, least urgent first): those that speak

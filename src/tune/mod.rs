@@ -1,33 +1,10 @@
-//! # tune — fitting rule weights and thresholds to labelled mail
+//! # tune — the rule engine's side of tuning
 //!
-//! Pure math for `triaged tune`: plain data in, plain data out, no I/O, no clock, no randomness
-//! beyond explicit seeds, so every figure it reports can be reproduced.
-//!
-//! - [`sparse`]: sparse rows ([`sparse::SparseVec`]) and the dataset ([`sparse::Matrix`]).
-//! - [`logreg`]: L2-regularised logistic regression — binary, multinomial (softmax) and
-//!   ordinal (cumulative logit). The ordinal model *is* the rule engine's shape: one weight per
-//!   rule, summed, and increasing thresholds; fit it on rule-hit rows to tune the rules.
-//! - [`tfidf`]: the tokenizer (aligned with how rule keywords match) and TF-IDF features for
-//!   the text-classifier yardstick (TF-IDF + multinomial LR) reported beside the rules.
-//! - [`cv`]: stratified folds, out-of-fold predictions (no metric is measured on data a model
-//!   was fitted to), and λ selection by nested CV.
-//! - [`phrases`]: keywords the rules miss, ranked by Monroe et al.'s "Fightin' Words" z-score.
-//! - [`learn`]: learned keyword rules: a sparse logistic regression over 1–3-grams written as
-//!   keyword rules with `evidence` (`tune --learn`).
-//! - `lbfgs` (private): the box-constrained L-BFGS minimiser behind all three fitters.
-//!
-//! Typical flow: folds = `cv::stratified_folds`; for the rules, `cv::out_of_fold` with a
-//! `train` that runs `cv::select_l2` on its rows and then `logreg::fit_ordinal`; for the
-//! yardstick, `out_of_fold` with a `train` that fits `tfidf::Tfidf` and
-//! `logreg::fit_multinomial` on its rows only; finally `phrases::fightin_words` per class on all
-//! rows (it reports evidence, not a score, so it needs no held-out data).
+//! The numerics of `triaged tune` and `triaged eval` (labelled data and metrics, logistic
+//! regression, TF-IDF, cross-validation, phrase evidence) live in the `triaged-tune` crate
+//! (`crates/tune`), which knows nothing of the rules. What needs the rule engine stays here:
+//! [`learn`], keyword rules learned from labelled text (`tune --learn`): a sparse logistic
+//! regression over 1–3-grams, written as keyword rules with `evidence`, its phrases normalised
+//! as the rules match.
 
-pub mod cv;
 pub mod learn;
-pub mod logreg;
-pub mod phrases;
-pub mod sparse;
-pub mod tfidf;
-
-mod lbfgs;
-mod rng;

@@ -149,8 +149,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::tune::logreg::{FitOptions, fit_ordinal};
-    use crate::tune::sparse::{Matrix, SparseVec};
+    use crate::logreg::{FitOptions, fit_ordinal};
+    use crate::sparse::{Matrix, SparseVec};
 
     #[test]
     fn stratified_folds_balance_classes_and_sizes() {

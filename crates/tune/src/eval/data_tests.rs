@@ -1,4 +1,5 @@
-//! The loader and metrics on the real third-party files in `../shared/eval/data` (read in place,
+//! The loader and metrics on the real third-party files in `../shared/eval/data`, beside the
+//! repository (read in place,
 //! never copied into the repository). The expected counts are those in that folder's README.
 //! A missing file fails the test unless `TRIAGED_ALLOW_MISSING_EVAL=1`, so a moved data folder
 //! cannot turn these tests into silent passes.
@@ -10,7 +11,7 @@ use super::*;
 
 fn data_file(name: &str) -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/eval/data")
+        .join("../../../shared/eval/data")
         .join(name);
     if path.exists() {
         return Some(path);

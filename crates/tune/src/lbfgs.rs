@@ -83,36 +83,24 @@ where
                 break;
             }
         }
-        let mut step = if history.is_empty() {
+        let step = if history.is_empty() {
             (1.0 / inf_norm(&d)).min(1.0)
         } else {
             1.0
         };
-        let mut accepted = None;
-        for _ in 0..50 {
-            for i in 0..n {
-                xn[i] = (x[i] + step * d[i]).clamp(lower[i], upper[i]);
-            }
-            let moved: f64 = (0..n).map(|i| g[i] * (xn[i] - x[i])).sum();
-            let value = f(&xn, &mut gn);
-            if value.is_finite() && moved < 0.0 && value <= fx + 1e-4 * moved {
-                accepted = Some(value);
-                break;
-            }
-            // Minimum of the quadratic through f(x), the slope and f(x + step d), kept within
-            // [0.1, 0.5] of the current step so a bad fit cannot stall or overshoot.
-            let shrink = if value.is_finite() {
-                let denom = 2.0 * (value - fx - slope * step);
-                if denom > 0.0 {
-                    (-slope * step / denom).clamp(0.1, 0.5)
-                } else {
-                    0.5
-                }
-            } else {
-                0.1
-            };
-            step *= shrink;
-        }
+        let accepted = line_search(
+            &mut f,
+            &Here {
+                x: &x,
+                g: &g,
+                fx,
+                d: &d,
+                slope,
+            },
+            step,
+            (lower, upper),
+            (&mut xn, &mut gn),
+        );
         let Some(value) = accepted else {
             if history.is_empty() {
                 // Not even a tiny steepest-descent step lowers f: we are at the limit of
@@ -125,22 +113,7 @@ where
         };
         iterations += 1;
 
-        let s: Vec<f64> = (0..n).map(|i| xn[i] - x[i]).collect();
-        let y: Vec<f64> = (0..n).map(|i| gn[i] - g[i]).collect();
-        let sy = dot(&s, &y);
-        let yy = dot(&y, &y);
-        // Skip pairs without positive curvature: they would make the inverse Hessian indefinite.
-        if sy > 1e-12 * yy.max(f64::MIN_POSITIVE) && sy > 0.0 {
-            if history.len() == opts.memory {
-                history.pop_front();
-            }
-            history.push_back(Pair {
-                s,
-                y,
-                rho: 1.0 / sy,
-                gamma: sy / yy,
-            });
-        }
+        remember(&mut history, opts.memory, (&x, &g), (&xn, &gn));
         let decrease = fx - value;
         std::mem::swap(&mut x, &mut xn);
         std::mem::swap(&mut g, &mut gn);
@@ -158,6 +131,83 @@ where
         value: fx,
         iterations,
         converged,
+    }
+}
+
+/// Where a line search starts: the point, its gradient and value, the search direction and
+/// the slope `g·d` along it.
+struct Here<'a> {
+    x: &'a [f64],
+    g: &'a [f64],
+    fx: f64,
+    d: &'a [f64],
+    slope: f64,
+}
+
+/// Backtracking from `step` along `d`, each trial projected into the box `(lower, upper)`,
+/// until the Armijo test passes (at most 50 trials): the value there, with the point and its
+/// gradient in `next`; `None` when no trial passed.
+fn line_search<F>(
+    f: &mut F,
+    here: &Here,
+    mut step: f64,
+    (lower, upper): (&[f64], &[f64]),
+    (xn, gn): (&mut [f64], &mut [f64]),
+) -> Option<f64>
+where
+    F: FnMut(&[f64], &mut [f64]) -> f64,
+{
+    let Here { x, g, fx, d, slope } = *here;
+    for _ in 0..50 {
+        for i in 0..x.len() {
+            xn[i] = (x[i] + step * d[i]).clamp(lower[i], upper[i]);
+        }
+        let moved: f64 = (0..x.len()).map(|i| g[i] * (xn[i] - x[i])).sum();
+        let value = f(xn, gn);
+        if value.is_finite() && moved < 0.0 && value <= fx + 1e-4 * moved {
+            return Some(value);
+        }
+        // Minimum of the quadratic through f(x), the slope and f(x + step d), kept within
+        // [0.1, 0.5] of the current step so a bad fit cannot stall or overshoot.
+        let shrink = if value.is_finite() {
+            let denom = 2.0 * (value - fx - slope * step);
+            if denom > 0.0 {
+                (-slope * step / denom).clamp(0.1, 0.5)
+            } else {
+                0.5
+            }
+        } else {
+            0.1
+        };
+        step *= shrink;
+    }
+    None
+}
+
+/// Keep the step from `x` to `xn` and the change of gradient from `g` to `gn` (at most
+/// `memory` pairs, the oldest dropped), unless the pair lacks positive curvature: it would
+/// make the inverse Hessian indefinite.
+fn remember(
+    history: &mut VecDeque<Pair>,
+    memory: usize,
+    (x, g): (&[f64], &[f64]),
+    (xn, gn): (&[f64], &[f64]),
+) {
+    let n = x.len();
+    let s: Vec<f64> = (0..n).map(|i| xn[i] - x[i]).collect();
+    let y: Vec<f64> = (0..n).map(|i| gn[i] - g[i]).collect();
+    let sy = dot(&s, &y);
+    let yy = dot(&y, &y);
+    if sy > 1e-12 * yy.max(f64::MIN_POSITIVE) && sy > 0.0 {
+        if history.len() == memory {
+            history.pop_front();
+        }
+        history.push_back(Pair {
+            s,
+            y,
+            rho: 1.0 / sy,
+            gamma: sy / yy,
+        });
     }
 }
 

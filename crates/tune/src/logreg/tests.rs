@@ -1,5 +1,5 @@
 use super::*;
-use crate::tune::rng::SplitMix64;
+use crate::rng::SplitMix64;
 
 fn dense_rows(rng: &mut SplitMix64, n: usize, nf: usize) -> Vec<Vec<f64>> {
     (0..n)

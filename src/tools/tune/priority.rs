@@ -1,0 +1,618 @@
+//! Priority mode of `triaged tune`: the rules' weights and the thresholds fitted to labelled
+//! priorities (ordinal logistic regression over rule hits, L2 chosen by inner cross-validation),
+//! with `--learn` phrases fitted beside them; the weights file and the learned phrases' file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::{
+    TuneArgs, candidate_phrases, held_out_rows, row_email, rule_features, tfidf_out_of_fold,
+    with_learned, write_candidates,
+};
+use crate::config::Config;
+use crate::score::{self, History, Priority, Rule, Thresholds};
+use crate::tune::learn;
+use crate::tune::learn::{LEARNED_PREFIX, LearnOptions};
+use triaged_tune::cv;
+use triaged_tune::eval::{Report, Row};
+use triaged_tune::logreg::{self, OrdinalModel};
+use triaged_tune::sparse::{Matrix, SparseVec};
+
+/// Each row's distinct terms, and the learned phrases with the rows they occur in
+/// (`learn::priority_phrases`).
+type Phrases = (Vec<Vec<String>>, Vec<(String, usize)>);
+
+/// Fit the weights and thresholds to `rows`, report them beside the shipped ones, and write
+/// the weights file (`--out`) and the learned phrases (`--learn`).
+pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row]) -> Result<String> {
+    let order = class_order(rows, &args.order)?;
+    let k = order.len();
+    let y: Vec<usize> = rows
+        .iter()
+        .map(|r| order.iter().position(|c| *c == r.label).unwrap_or(0))
+        .collect();
+    let rules = config.rules.rules();
+
+    let (x, verdicts) = rule_features(config, rows)?;
+    let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
+    let learned = args
+        .learn
+        .as_ref()
+        .map(|_| learn_phrases(args, &texts, &y, k));
+    let x = match &learned {
+        None => x,
+        Some(phrases) => with_phrases(&x, rules, phrases)?,
+    };
+    let shipped: Vec<String> = verdicts
+        .iter()
+        .map(|v| priority_class(v.priority, &order))
+        .collect();
+    let folds = cv::stratified_folds(&y, args.folds, args.seed)?;
+    let fitter = Fitter {
+        x: &x,
+        y: &y,
+        k,
+        inner_k: args.folds.clamp(2, 3),
+        seed: args.seed,
+    };
+    let oof = fitter.out_of_fold(&folds)?;
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let choice = fitter.select_l2(&all)?;
+    let model = fitter.fit(choice.l2, &all)?;
+
+    let gold: Vec<&str> = y.iter().map(|&c| order[c].as_str()).collect();
+    let tuned_pred: Vec<&str> = oof.iter().map(|&c| order[c].as_str()).collect();
+    let shipped_report = triaged_tune::eval::evaluate(&gold, &shipped, Some(&order))?;
+    let tuned_report = triaged_tune::eval::evaluate(&gold, &tuned_pred, Some(&order))?;
+    let mut summary = vec![
+        ("rules, shipped weights".to_string(), shipped_report.clone()),
+        (
+            if learned.is_some() {
+                // The phrases were chosen on every row: the folds then only refit weights.
+                format!(
+                    "rules + phrases, tuned ({}-fold; phrases chosen on all rows: optimistic)",
+                    args.folds
+                )
+            } else {
+                format!("rules, tuned weights ({}-fold, out of fold)", args.folds)
+            },
+            tuned_report.clone(),
+        ),
+    ];
+    if args.yardstick {
+        summary.push(yardstick(&texts, &folds, &y, &order, &gold, args.folds)?);
+    }
+
+    let th = &config.thresholds;
+    let (scale, tuned_th) = scaled_thresholds(th, &model, k);
+    let tuned_weights: Vec<(String, f64)> = rules
+        .iter()
+        .zip(&model.weights)
+        .filter(|(r, w)| **w != 0.0 || r.weight != 0.0)
+        .filter(|(r, _)| learned.is_none() || !r.id.starts_with(LEARNED_PREFIX))
+        .map(|(r, w)| (r.id.clone(), w * scale))
+        .collect();
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} rows, classes {} (least urgent first), {}-fold cross-validation, seed {}\n",
+        args.source.path.display(),
+        rows.len(),
+        order.join(" < "),
+        args.folds,
+        args.seed
+    );
+    priority_table(&mut out, &order[k - 1], &summary);
+    let _ = writeln!(
+        out,
+        "\nTuned (fitted on all rows, L2 {}; scaled to the configured threshold gap):",
+        choice.l2
+    );
+    write_tuned(&mut out, th, &tuned_th, rules, &x, &model, scale);
+
+    // What the data says the rules miss, for the most and least urgent class.
+    for class in [k - 1, 0] {
+        let in_class: Vec<bool> = y.iter().map(|&c| c == class).collect();
+        let cands = candidate_phrases(config, &texts, &in_class)?;
+        write_candidates(&mut out, &order[class], &cands);
+    }
+
+    if let Some(path) = &args.out {
+        let fit = Figures {
+            rows: rows.len(),
+            order: &order,
+            tuned_macro_f1: tuned_report.macro_f1,
+            shipped_macro_f1: shipped_report.macro_f1,
+        };
+        write_weights_file(path, args, &fit, &tuned_th, &tuned_weights)?;
+        let _ = writeln!(out, "\nWrote {}", path.display());
+    }
+    if let (Some(file), Some((_, phrases))) = (&args.learn, &learned) {
+        let weighted = learned_weights(phrases, &model.weights[rules.len()..], scale);
+        write_learned_file(file, args, rows.len(), &weighted)?;
+        let _ = writeln!(out, "Wrote {} ({} phrases)", file.display(), weighted.len());
+        let map: BTreeMap<String, f64> = tuned_weights.iter().cloned().collect();
+        out.push_str(&priority_held_out(
+            config, args, file, &map, &tuned_th, &order,
+        )?);
+    }
+    Ok(out)
+}
+
+/// With `--learn`: the phrases that speak for the most or least urgent class, to be fitted
+/// beside the rules (columns after the rules').
+fn learn_phrases(args: &TuneArgs, texts: &[String], y: &[usize], k: usize) -> Phrases {
+    learn::priority_phrases(
+        texts,
+        y,
+        k,
+        &LearnOptions {
+            max_rules: args.max_rules,
+            min_df: args.min_df.max(1),
+            ..Default::default()
+        },
+    )
+}
+
+/// The learned phrases with their fitted weights (`weights`: the phrases' columns), scaled;
+/// those too light to matter left out.
+fn learned_weights(
+    phrases: &[(String, usize)],
+    weights: &[f64],
+    scale: f64,
+) -> Vec<(String, f64, usize)> {
+    phrases
+        .iter()
+        .enumerate()
+        .map(|(j, (p, df))| (p.clone(), weights[j] * scale, *df))
+        .filter(|(_, w, _)| w.abs() >= 0.005)
+        .collect()
+}
+
+/// The rule-hit matrix with the learned phrases as further columns. Rules of an earlier
+/// learned file (`learned.*`, about to be replaced) are no features: the new phrases stand in
+/// their place.
+fn with_phrases(x: &Matrix, rules: &[Rule], (terms, phrases): &Phrases) -> Result<Matrix> {
+    let earlier: Vec<bool> = rules
+        .iter()
+        .map(|r| r.id.starts_with(LEARNED_PREFIX))
+        .collect();
+    let index: std::collections::HashMap<&str, usize> = phrases
+        .iter()
+        .enumerate()
+        .map(|(j, (p, _))| (p.as_str(), rules.len() + j))
+        .collect();
+    let rows: Vec<SparseVec> = x
+        .rows()
+        .iter()
+        .zip(terms)
+        .map(|(r, t)| {
+            let mut pairs: Vec<(usize, f64)> = r
+                .entries()
+                .iter()
+                .copied()
+                .filter(|&(i, _)| !earlier[i])
+                .collect();
+            pairs.extend(
+                t.iter()
+                    .filter_map(|w| index.get(w.as_str()).map(|&j| (j, 1.0))),
+            );
+            SparseVec::from_pairs(pairs)
+        })
+        .collect();
+    Matrix::new(rows, rules.len() + phrases.len())
+}
+
+/// The ordinal fit over the rule hits `x` of the rows' classes `y` (`0..k`, least urgent
+/// first), its cuts moved to where macro-F1 is best.
+struct Fitter<'a> {
+    x: &'a Matrix,
+    y: &'a [usize],
+    k: usize,
+    /// Folds of the inner cross-validation that chooses L2.
+    inner_k: usize,
+    seed: u64,
+}
+
+impl Fitter<'_> {
+    fn fit(&self, l2: f64, idx: &[usize]) -> Result<OrdinalModel> {
+        let sub = self.x.select(idx)?;
+        let ys: Vec<usize> = idx.iter().map(|&i| self.y[i]).collect();
+        let mut m = logreg::fit_ordinal(
+            &sub,
+            &ys,
+            self.k,
+            &logreg::FitOptions {
+                l2,
+                class_weight: logreg::ClassWeight::Balanced,
+                ..Default::default()
+            },
+        )?;
+        let scores: Vec<f64> = sub.rows().iter().map(|r| m.score(r)).collect();
+        m.cuts = best_cuts(&scores, &ys, m.cuts.clone());
+        Ok(m)
+    }
+
+    /// Regularisation is chosen by macro-F1, the figure reported, not by accuracy (which a
+    /// model predicting only the largest class can score well on).
+    fn macro_f1(&self, m: &OrdinalModel, idx: &[usize]) -> Result<f64> {
+        let gold: Vec<usize> = idx.iter().map(|&i| self.y[i]).collect();
+        let pred: Vec<usize> = idx.iter().map(|&i| m.predict(&self.x.rows()[i])).collect();
+        let names = |v: &[usize]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        Ok(triaged_tune::eval::evaluate(&names(&gold), &names(&pred), None)?.macro_f1)
+    }
+
+    /// L2 chosen by inner cross-validation over `rows` only.
+    fn select_l2(&self, rows: &[usize]) -> Result<cv::L2Choice> {
+        cv::select_l2(
+            &cv::L2_GRID,
+            self.y,
+            rows,
+            self.inner_k,
+            self.seed,
+            |l2, idx| self.fit(l2, idx),
+            |m, idx| self.macro_f1(m, idx),
+        )
+    }
+
+    /// Each row's class predicted by a model that did not see it (L2 chosen on the training
+    /// folds alone).
+    fn out_of_fold(&self, folds: &[usize]) -> Result<Vec<usize>> {
+        cv::out_of_fold(
+            folds,
+            |train| {
+                let choice = self.select_l2(train)?;
+                self.fit(choice.l2, train)
+            },
+            |m, test| Ok(test.iter().map(|&i| m.predict(&self.x.rows()[i])).collect()),
+        )
+    }
+}
+
+/// The TF-IDF + multinomial logistic regression yardstick's row of the summary.
+fn yardstick(
+    texts: &[String],
+    folds: &[usize],
+    y: &[usize],
+    order: &[String],
+    gold: &[&str],
+    k_folds: usize,
+) -> Result<(String, Report)> {
+    let k = order.len();
+    let pred = tfidf_out_of_fold(
+        texts,
+        folds,
+        |m, train| {
+            let ys: Vec<usize> = train.iter().map(|&i| y[i]).collect();
+            logreg::fit_multinomial(m, &ys, k, &logreg::FitOptions::default())
+        },
+        |model, x| model.predict(x),
+    )?;
+    let p: Vec<&str> = pred.iter().map(|&c| order[c].as_str()).collect();
+    Ok((
+        format!("TF-IDF + logistic regression ({k_folds}-fold, out of fold)"),
+        triaged_tune::eval::evaluate(gold, &p, Some(order))?,
+    ))
+}
+
+/// The fitted cuts as thresholds, and the factor that scales the fitted scores so the gap
+/// between the two lowest cuts matches the configured normal..high gap: the numbers then read
+/// like the shipped ones.
+fn scaled_thresholds(th: &Thresholds, model: &OrdinalModel, k: usize) -> (f64, Thresholds) {
+    let gap = (model.cuts.get(1).copied().unwrap_or(model.cuts[0] + 1.0) - model.cuts[0]).max(1e-9);
+    let scale = (th.high - th.normal).max(1e-9) / gap;
+    let cut = |j: usize| model.cuts.get(j).map(|c| c * scale);
+    let tuned = match k {
+        2 => Thresholds {
+            urgent: th.urgent.max(model.cuts[0] * scale),
+            high: th.high.max(model.cuts[0] * scale),
+            normal: model.cuts[0] * scale,
+            no_evidence: th.no_evidence,
+        },
+        3 => {
+            let (n, h) = (cut(0).unwrap_or(0.0), cut(1).unwrap_or(0.0));
+            Thresholds {
+                urgent: h + (th.urgent - th.high),
+                high: h,
+                normal: n,
+                no_evidence: th.no_evidence,
+            }
+        }
+        _ => Thresholds {
+            normal: cut(k - 3).unwrap_or(0.0),
+            high: cut(k - 2).unwrap_or(0.0),
+            urgent: cut(k - 1).unwrap_or(0.0),
+            no_evidence: th.no_evidence,
+        },
+    };
+    (scale, tuned)
+}
+
+/// The tuned thresholds beside the configured ones, and each rule's weight, shipped and tuned,
+/// with the rows it hit (rules that neither hit nor weigh are left out).
+fn write_tuned(
+    out: &mut String,
+    th: &Thresholds,
+    tuned_th: &Thresholds,
+    rules: &[Rule],
+    x: &Matrix,
+    model: &OrdinalModel,
+    scale: f64,
+) {
+    let _ = writeln!(
+        out,
+        "  thresholds  urgent {:.2}  high {:.2}  normal {:.2}   (configured {} / {} / {})",
+        tuned_th.urgent, tuned_th.high, tuned_th.normal, th.urgent, th.high, th.normal
+    );
+    let hit_counts: Vec<usize> = (0..rules.len())
+        .map(|i| x.rows().iter().filter(|r| r.get(i) != 0.0).count())
+        .collect();
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>8} {:>8} {:>6}",
+        "rule", "shipped", "tuned", "rows"
+    );
+    for (i, r) in rules.iter().enumerate() {
+        if hit_counts[i] == 0 && r.weight == 0.0 {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {:<22} {:>8.2} {:>8.2} {:>6}",
+            r.id,
+            r.weight,
+            model.weights[i] * scale,
+            hit_counts[i]
+        );
+    }
+}
+
+/// What the weights file's note says about the fit.
+struct Figures<'a> {
+    rows: usize,
+    order: &'a [String],
+    tuned_macro_f1: f64,
+    shipped_macro_f1: f64,
+}
+
+/// `--out`: the tuned thresholds and weights as a weights file, with a note on where they
+/// come from and how to include them.
+fn write_weights_file(
+    path: &Path,
+    args: &TuneArgs,
+    fit: &Figures,
+    thresholds: &Thresholds,
+    weights: &[(String, f64)],
+) -> Result<()> {
+    let note = format!(
+        "Written by `triaged tune` from {} ({} rows, classes {}).\n\
+         Cross-validated macro-F1: {:.3} with these weights, {:.3} with the rule files' own.\n\
+         Include it with `weights = \"{}\"` under [scoring] in triaged.toml; its thresholds\n\
+         replace [scoring.thresholds]. Rules not listed keep their weight.",
+        args.source.path.display(),
+        fit.rows,
+        fit.order.join(" < "),
+        fit.tuned_macro_f1,
+        fit.shipped_macro_f1,
+        path.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let text = score::weights_file(&note, thresholds, weights);
+    std::fs::write(path, text).with_context(|| format!("Writing {}", path.display()))
+}
+
+/// `--learn`: the learned phrases with their scaled weights as keyword rules.
+fn write_learned_file(
+    file: &Path,
+    args: &TuneArgs,
+    rows: usize,
+    weighted: &[(String, f64, usize)],
+) -> Result<()> {
+    let header = format!(
+        "Learned priority phrases, written by `triaged tune --learn` from {} ({} rows),\n\
+         fitted beside the rules' weights and thresholds in {}: use the two together.\n\
+         Each phrase is a keyword rule whose weight adds to the score like any rule's.",
+        args.source.path.display(),
+        rows,
+        args.out
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    let text = learn::write_priority_rules(&header, weighted, rows);
+    std::fs::write(file, text).with_context(|| format!("Writing {}", file.display()))
+}
+
+/// The classes of `rows` from least to most urgent.
+fn class_order(rows: &[Row], order: &[String]) -> Result<Vec<String>> {
+    let present: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+    let order: Vec<String> = if order.is_empty() {
+        let by_priority = ["low", "normal", "high", "urgent"];
+        if let Some(odd) = present.iter().find(|c| !by_priority.contains(c)) {
+            anyhow::bail!(
+                "Class {odd:?} is not a priority name: say how the classes rank with --order, least urgent first (e.g. --order low,medium,high), or map them with --map"
+            );
+        }
+        by_priority
+            .iter()
+            .filter(|c| present.contains(*c))
+            .map(|c| c.to_string())
+            .collect()
+    } else {
+        order.to_vec()
+    };
+    if let Some(missing) = present.iter().find(|c| !order.iter().any(|o| o == *c)) {
+        anyhow::bail!("Class {missing:?} is not in --order {}", order.join(","));
+    }
+    anyhow::ensure!(
+        order.len() >= 2,
+        "Need at least two classes to fit, found {}",
+        order.len()
+    );
+    Ok(order)
+}
+
+/// With `--part train`: the configured rules and the tuned rules with the learned phrases, as
+/// the daemon would load them, on the test part.
+fn priority_held_out(
+    config: &Config,
+    args: &TuneArgs,
+    learned: &Path,
+    weights: &BTreeMap<String, f64>,
+    thresholds: &Thresholds,
+    order: &[String],
+) -> Result<String> {
+    let Some(test) = held_out_rows(args)? else {
+        return Ok(String::new());
+    };
+    let tuned = with_learned(config, learned)?
+        .with_weights(weights)
+        .map_err(|unknown| anyhow::anyhow!("weights for unknown rules: {}", unknown.join(", ")))?;
+    let history = History::default();
+    let gold: Vec<&str> = test.iter().map(|r| r.label.as_str()).collect();
+    let predict = |rules: &score::RuleSet, th: &Thresholds| -> Vec<String> {
+        test.iter()
+            .map(|r| {
+                priority_class(
+                    score::score(&row_email(&r.texts), rules, th, &history, 0).priority,
+                    order,
+                )
+            })
+            .collect()
+    };
+    let mut out = format!(
+        "\nOn the held-out test part ({} rows), through the rule engine:\n",
+        test.len()
+    );
+    let summary = [
+        (
+            "configured rules".to_string(),
+            triaged_tune::eval::evaluate(
+                &gold,
+                &predict(&config.rules, &config.thresholds),
+                Some(order),
+            )?,
+        ),
+        (
+            "tuned rules + learned phrases".to_string(),
+            triaged_tune::eval::evaluate(&gold, &predict(&tuned, thresholds), Some(order))?,
+        ),
+    ];
+    priority_table(&mut out, &order[order.len() - 1], &summary);
+    Ok(out)
+}
+
+/// Macro-F1 and the most urgent class's precision and recall, a row per model.
+fn priority_table(out: &mut String, top: &str, summary: &[(String, Report)]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "{:<52} {:>8} {:>9} {:>9}",
+        "",
+        "macro-F1",
+        &format!("{top} P"),
+        &format!("{top} R")
+    );
+    for (name, r) in summary {
+        let s = r.class(top);
+        let _ = writeln!(
+            out,
+            "{name:<52} {:>8.3} {:>9.3} {:>9.3}",
+            r.macro_f1,
+            s.map_or(0.0, |s| s.precision),
+            s.map_or(0.0, |s| s.recall)
+        );
+    }
+}
+
+/// Cut points that maximise macro-F1 on the given scores (coordinate ascent from the fitted
+/// cuts over score quantiles): the likelihood fit places cuts for calibrated probabilities,
+/// while a priority is judged by how well each class is found.
+fn best_cuts(scores: &[f64], y: &[usize], start: Vec<f64>) -> Vec<f64> {
+    let k = start.len() + 1;
+    let mut sorted: Vec<f64> = scores.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let candidates: Vec<f64> = (1..50)
+        .map(|q| sorted[(sorted.len() - 1) * q / 50])
+        .chain(start.iter().copied())
+        .collect();
+    let macro_f1 = |cuts: &[f64]| -> f64 {
+        let mut tp = vec![0usize; k];
+        let mut pred = vec![0usize; k];
+        let mut gold = vec![0usize; k];
+        for (s, &g) in scores.iter().zip(y) {
+            let p = cuts.iter().filter(|c| *s >= **c).count();
+            pred[p] += 1;
+            gold[g] += 1;
+            tp[p] += usize::from(p == g);
+        }
+        let f1: f64 = (0..k)
+            .map(|c| {
+                let (p, r) = (
+                    tp[c] as f64 / pred[c].max(1) as f64,
+                    tp[c] as f64 / gold[c].max(1) as f64,
+                );
+                if p + r > 0.0 {
+                    2.0 * p * r / (p + r)
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        f1 / k as f64
+    };
+    let mut cuts = start;
+    let mut best = macro_f1(&cuts);
+    for _ in 0..3 {
+        for j in 0..cuts.len() {
+            for &c in &candidates {
+                let lo = if j == 0 {
+                    f64::NEG_INFINITY
+                } else {
+                    cuts[j - 1]
+                };
+                let hi = cuts.get(j + 1).copied().unwrap_or(f64::INFINITY);
+                if c <= lo || c >= hi {
+                    continue;
+                }
+                let mut trial = cuts.clone();
+                trial[j] = c;
+                let f = macro_f1(&trial);
+                if f > best {
+                    best = f;
+                    cuts = trial;
+                }
+            }
+        }
+    }
+    cuts
+}
+
+/// A priority as one of the data's classes: the nearest one at or below it in urgency order.
+fn priority_class(p: Priority, order: &[String]) -> String {
+    let rank = |name: &str| match name {
+        "low" => Some(0),
+        "normal" | "medium" => Some(1),
+        "high" => Some(2),
+        "urgent" | "critical" => Some(3),
+        _ => None,
+    };
+    let want = match p {
+        Priority::Low => 0,
+        Priority::Normal => 1,
+        Priority::High => 2,
+        Priority::Urgent => 3,
+    };
+    order
+        .iter()
+        .rev()
+        .find(|c| rank(c).is_some_and(|r| r <= want))
+        .or(order.first())
+        .cloned()
+        .unwrap_or_default()
+}
