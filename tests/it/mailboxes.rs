@@ -258,3 +258,37 @@ async fn two_mailboxes_in_one_daemon() {
     );
     assert!(d.terminate().success(), "{}", d.log_text());
 }
+
+/// A configured folder the server does not have: its watcher says so in one line (a typed
+/// "no such folder", not a bare connection error), `/healthz` names the folder, it retries with
+/// backoff, and the mailbox's other folders are watched, triaged and acknowledged as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_the_server_does_not_have_is_named_and_the_others_are_watched() {
+    let stack = MailStack::start();
+    let port = daemon::free_port();
+    let cfg = DaemonConfig::of(&stack)
+        .set(
+            "mailbox",
+            "folders",
+            toml::Value::Array(vec!["INBOX".into(), "Nowhere".into()]),
+        )
+        .http(port)
+        .write();
+    let mut d = Daemon::start(&cfg);
+    let line = d.await_log(&["no such folder"], WAIT);
+    assert!(line.contains("Nowhere"), "{line}");
+    stack.deliver(
+        "support@example.test",
+        &to(
+            "support@example.test",
+            "ada@example.test",
+            "nowhere-1@example.test",
+            "Wrong amount",
+        ),
+    );
+    assert!(wait_until(WAIT, || recorded(&cfg) == 1 && sent(&cfg) == 1));
+    let (status, body) = daemon::http_get(port, "/healthz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("IMAP Nowhere"), "{body}");
+    d.terminate();
+}
