@@ -114,40 +114,27 @@ pub async fn run_with(
     for watcher in watchers(&config, tls, &mut stores, &clock, &shared) {
         tracker.spawn(watcher.run(cancel.child_token()));
     }
-    let mut store = || stores.pop().expect("a store was opened for each task");
-    let stop = || cancel.child_token();
-    tracker.spawn(wake_snoozed(
-        store(),
-        live.clone(),
-        StoreWait::new(&health, "snooze", &config.store),
-        clock.clone(),
-        stop(),
-    ));
-    tracker.spawn(notices::digest_scheduler(
-        live.clone(),
-        store(),
-        health.clone(),
-        clock.clone(),
-        shared.wake.clone(),
-        stop(),
-    ));
-    tracker.spawn(notices::health_monitor(
-        live.clone(),
-        store(),
-        health.clone(),
-        clock.clone(),
-        shared.wake.clone(),
-        stop(),
-    ));
+    spawn_timers(
+        &tracker,
+        &config,
+        &live,
+        &mut stores,
+        &clock,
+        &shared,
+        &cancel,
+    );
     tracker.spawn(crate::reload::on_sighup(
         config.path.clone(),
         live_tx,
         shared.metrics.clone(),
         hangups,
-        stop(),
+        cancel.child_token(),
     ));
     if let (Some(h), Some(listener)) = (&config.http, http_listener) {
-        let source = Arc::new(http::StoreSource::new(store(), config.sla.clone()));
+        let store = stores
+            .pop()
+            .expect("a store was opened for the status page");
+        let source = Arc::new(http::StoreSource::new(store, config.sla.clone()));
         tracing::info!(listen = %h.listen, "HTTP: /healthz, /metrics and the status page");
         serve_http(&tracker, listener, source, &shared, &clock, &cancel)?;
     }
@@ -161,6 +148,43 @@ pub async fn run_with(
     tracker.close();
     tracing::info!(config = %config.path.display(), store = %config.store.path.display(), "triaged running");
     until_stopped(shutdown, outbox_task, cancel, tracker).await
+}
+
+/// The tasks that run on timers, each with its own store handle from `stores`: snoozed
+/// tickets woken, digests sent on schedule, health watched.
+fn spawn_timers(
+    tracker: &TaskTracker,
+    config: &Config,
+    live: &crate::reload::Live,
+    stores: &mut Vec<Store>,
+    clock: &Clock,
+    shared: &Shared,
+    cancel: &CancellationToken,
+) {
+    let mut store = || stores.pop().expect("a store was opened for each task");
+    tracker.spawn(wake_snoozed(
+        store(),
+        live.clone(),
+        StoreWait::new(&shared.health, "snooze", &config.store),
+        clock.clone(),
+        cancel.child_token(),
+    ));
+    tracker.spawn(notices::digest_scheduler(
+        live.clone(),
+        store(),
+        shared.health.clone(),
+        clock.clone(),
+        shared.wake.clone(),
+        cancel.child_token(),
+    ));
+    tracker.spawn(notices::health_monitor(
+        live.clone(),
+        store(),
+        shared.health.clone(),
+        clock.clone(),
+        shared.wake.clone(),
+        cancel.child_token(),
+    ));
 }
 
 /// Run until `shutdown` resolves or the outbox ends, then stop every task (waiting at most

@@ -159,12 +159,21 @@ impl Metrics {
     /// Every family in the Prometheus text exposition format 0.0.4, with `live` from the store.
     pub fn render(&self, live: &LiveFacts) -> String {
         let mut out = String::with_capacity(4096);
+        self.render_traffic(&mut out);
+        self.render_imap(&mut out);
+        self.render_live(&mut out, live);
+        out
+    }
+
+    /// Emails seen, triaged and skipped, acknowledgements and their latency, send failures,
+    /// rule hits.
+    fn render_traffic(&self, out: &mut String) {
         let i = &self.inner;
         // Known label values are listed at 0 from the start, so a rate over them works before
         // the first event.
         let priorities = ["urgent", "high", "normal", "low"];
         counter(
-            &mut out,
+            out,
             "triaged_emails_seen_total",
             "Emails fetched from IMAP, by folder.",
             "mailbox",
@@ -172,7 +181,7 @@ impl Metrics {
             &[],
         );
         counter(
-            &mut out,
+            out,
             "triaged_emails_triaged_total",
             "Emails scored, by the priority they got.",
             "priority",
@@ -180,7 +189,7 @@ impl Metrics {
             &priorities,
         );
         counter(
-            &mut out,
+            out,
             "triaged_emails_skipped_total",
             "Emails not triaged, by reason.",
             "reason",
@@ -189,21 +198,21 @@ impl Metrics {
         );
         let acks = lock(&i.ack_latency);
         family(
-            &mut out,
+            out,
             "triaged_acks_sent_total",
             "Acknowledgements sent.",
             "counter",
         );
         let _ = writeln!(out, "triaged_acks_sent_total {}", acks.count);
         histogram(
-            &mut out,
+            out,
             "triaged_ack_latency_seconds",
             "Time from the customer's email arriving to its acknowledgement being sent.",
             &acks,
         );
         drop(acks);
         counter(
-            &mut out,
+            out,
             "triaged_send_failures_total",
             "Failed SMTP sends, by kind (transient, pushback, permanent, account: our login refused).",
             "kind",
@@ -211,23 +220,28 @@ impl Metrics {
             &["transient", "pushback", "permanent", "account"],
         );
         counter(
-            &mut out,
+            out,
             "triaged_rule_hits_total",
             "Scoring rule matches, by rule id.",
             "rule",
             &lock(&i.rule_hits),
             &[],
         );
+    }
+
+    /// Per IMAP source: connected, and waiting in IDLE or polling.
+    fn render_imap(&self, out: &mut String) {
+        let i = &self.inner;
         let imap = lock(&i.imap).clone();
         family(
-            &mut out,
+            out,
             "triaged_imap_connected",
             "1 while the IMAP source is connected, 0 otherwise.",
             "gauge",
         );
         for (source, s) in &imap {
             sample(
-                &mut out,
+                out,
                 "triaged_imap_connected",
                 "source",
                 source,
@@ -235,7 +249,7 @@ impl Metrics {
             );
         }
         family(
-            &mut out,
+            out,
             "triaged_imap_idle",
             "1 while the IMAP source waits with IDLE, 0 while it polls.",
             "gauge",
@@ -243,7 +257,7 @@ impl Metrics {
         for (source, s) in &imap {
             if let Some(mode) = s.mode {
                 sample(
-                    &mut out,
+                    out,
                     "triaged_imap_idle",
                     "source",
                     source,
@@ -251,8 +265,14 @@ impl Metrics {
                 );
             }
         }
+    }
+
+    /// What the store knows now (outbox, open tickets), reloads and the start time.
+    fn render_live(&self, out: &mut String, live: &LiveFacts) {
+        let i = &self.inner;
+        let priorities = ["urgent", "high", "normal", "low"];
         gauge_family(
-            &mut out,
+            out,
             "triaged_outbox_depth",
             "Outbox rows waiting to be sent, by kind.",
             "kind",
@@ -260,7 +280,7 @@ impl Metrics {
             &["ack"],
         );
         family(
-            &mut out,
+            out,
             "triaged_outbox_oldest_due_seconds",
             "How long the oldest due outbox row has waited (0: none is due).",
             "gauge",
@@ -271,7 +291,7 @@ impl Metrics {
             live.oldest_due_seconds.max(0)
         );
         gauge_family(
-            &mut out,
+            out,
             "triaged_open_tickets",
             "Tickets not closed, by priority.",
             "priority",
@@ -279,7 +299,7 @@ impl Metrics {
             &priorities,
         );
         counter(
-            &mut out,
+            out,
             "triaged_config_reloads_total",
             "Configuration reloads, by result (ok, refused).",
             "result",
@@ -287,13 +307,12 @@ impl Metrics {
             &["ok", "refused"],
         );
         family(
-            &mut out,
+            out,
             "triaged_start_time_seconds",
             "When the daemon started, seconds since the Unix epoch.",
             "gauge",
         );
         let _ = writeln!(out, "triaged_start_time_seconds {}", live.start_time);
-        out
     }
 }
 

@@ -229,20 +229,7 @@ impl Outbox {
     /// in flight when cancellation arrives are finished and recorded (the caller bounds how long
     /// it waits), so no row is left half-recorded.
     pub async fn run(mut self, mut store: Store, cancel: CancellationToken) -> Result<()> {
-        let witness = self.policy.witness != Witness::Off;
-        let recovered = store.recover_interrupted_sends(self.clock.now(), witness)?;
-        if recovered > 0 && witness {
-            tracing::warn!(
-                rows = recovered,
-                grace_s = self.policy.witness_grace.as_secs(),
-                "Outbox rows were interrupted mid-send by a crash; each is sent again unless its copy arrives"
-            );
-        } else if recovered > 0 {
-            tracing::warn!(
-                rows = recovered,
-                "Outbox rows were interrupted mid-send by a crash; marked uncertain, not resent"
-            );
-        }
+        self.recover(&mut store)?;
         // When sends a crash interrupted (this time or before) may next be settled (none: there
         // are none).
         let mut settle_at = Some(i64::MIN);
@@ -269,65 +256,13 @@ impl Outbox {
             let now = self.clock.now();
             if now.saturating_sub(swept_at) >= 60 {
                 swept_at = now;
-                let n = store.expire_held(now - self.ack.max_age.as_secs() as i64, now)?;
-                if n > 0 {
-                    tracing::warn!(
-                        rows = n,
-                        "Held acknowledgements no one released within [ack] max_age: never sent"
-                    );
-                }
+                self.expire_held(&mut store, now)?;
             }
             if settle_at.is_some_and(|t| now >= t) {
-                let synced = &self.synced;
-                let (again, given_up, next) = store.resolve_unconfirmed(
-                    self.policy.witness_grace.as_secs() as i64,
-                    |t| synced.all_since(t),
-                    now,
-                )?;
-                if again > 0 {
-                    tracing::warn!(
-                        rows = again,
-                        "No copy came of emails a crash interrupted: sending them again"
-                    );
-                }
-                if given_up > 0 {
-                    tracing::warn!(
-                        rows = given_up,
-                        "No copy of sent email arrives in the watched folders (see [outbox] witness): emails a crash interrupted are not sent again"
-                    );
-                }
-                settle_at = next;
+                settle_at = self.settle_interrupted(&mut store, now)?;
             }
             let now_ms = self.clock.now_ms();
-            let busy = in_flight.len() as u32;
-            // Only rows that are due can be held back.
-            let due_now = store.next_due_at()?.is_some_and(|due| due <= now_ms / 1000);
-            let hold = if due_now {
-                self.hold(&store, now_ms, busy)?
-            } else {
-                None
-            };
-            // Between two tries of a refused account nothing is held, but sending has not
-            // resumed until one goes through.
-            let retrying =
-                hold.is_none() && holding.is_some_and(|h| h.account) && self.account_hold.refused();
-            // A limit that only the sends in flight fill is no hold worth a line.
-            let quiet = hold.is_some_and(|h| h.reason == "rate limit")
-                && busy > 0
-                && self.hold(&store, now_ms, 0)?.is_none();
-            if hold.map(|h| h.reason) != holding.map(|h| h.reason) && !retrying && !quiet {
-                match (hold, holding) {
-                    (Some(h), _) => tracing::warn!(
-                        reason = h.reason,
-                        resume_in_s = (h.until_ms - now_ms) / 1000,
-                        "Sending held back"
-                    ),
-                    (None, Some(h)) => tracing::info!(reason = h.reason, "Sending resumed"),
-                    (None, None) => {}
-                }
-                holding = hold;
-            }
-            if let Some(h) = hold {
+            if let Some(h) = self.held_back(&store, now_ms, in_flight.len() as u32, &mut holding)? {
                 let wait = Duration::from_millis((h.until_ms - now_ms).clamp(1, 3_600_000) as u64);
                 tokio::select! {
                     () = cancel.cancelled() => {}
@@ -389,18 +324,7 @@ impl Outbox {
                     }
                 }
                 None => {
-                    let wait = match store.next_due_at()? {
-                        Some(due) => {
-                            Duration::from_secs((due - self.clock.now()).clamp(0, 3600) as u64)
-                        }
-                        None => Duration::from_secs(3600),
-                    };
-                    // Sends a crash interrupted are looked at again each second until settled.
-                    let wait = if settle_at.is_some() {
-                        wait.min(Duration::from_secs(1))
-                    } else {
-                        wait
-                    };
+                    let wait = self.idle_wait(&store, settle_at.is_some())?;
                     tokio::select! {
                         () = cancel.cancelled() => {}
                         () = self.wake.notified() => {}
@@ -413,6 +337,115 @@ impl Outbox {
                 }
             }
         }
+    }
+
+    /// How long to wait with nothing to send: until the next row falls due (at most an hour),
+    /// and at most a second while sends a crash interrupted wait to be settled.
+    fn idle_wait(&self, store: &Store, settling: bool) -> Result<Duration> {
+        let wait = match store.next_due_at()? {
+            Some(due) => Duration::from_secs((due - self.clock.now()).clamp(0, 3600) as u64),
+            None => Duration::from_secs(3600),
+        };
+        Ok(if settling {
+            wait.min(Duration::from_secs(1))
+        } else {
+            wait
+        })
+    }
+
+    /// Sends a crash cut off: settled by their witness copy later, or marked uncertain where
+    /// no copy can be seen.
+    fn recover(&self, store: &mut Store) -> Result<()> {
+        let witness = self.policy.witness != Witness::Off;
+        let recovered = store.recover_interrupted_sends(self.clock.now(), witness)?;
+        if recovered > 0 && witness {
+            tracing::warn!(
+                rows = recovered,
+                grace_s = self.policy.witness_grace.as_secs(),
+                "Outbox rows were interrupted mid-send by a crash; each is sent again unless its copy arrives"
+            );
+        } else if recovered > 0 {
+            tracing::warn!(
+                rows = recovered,
+                "Outbox rows were interrupted mid-send by a crash; marked uncertain, not resent"
+            );
+        }
+        Ok(())
+    }
+
+    /// Held acknowledgements whose email is older than `[ack] max_age` are never sent.
+    fn expire_held(&self, store: &mut Store, now: i64) -> Result<()> {
+        let n = store.expire_held(now - self.ack.max_age.as_secs() as i64, now)?;
+        if n > 0 {
+            tracing::warn!(
+                rows = n,
+                "Held acknowledgements no one released within [ack] max_age: never sent"
+            );
+        }
+        Ok(())
+    }
+
+    /// Settle what a crash interrupted as far as the witness copies allow; returns when to
+    /// look again (none: nothing is left to settle).
+    fn settle_interrupted(&self, store: &mut Store, now: i64) -> Result<Option<i64>> {
+        let synced = &self.synced;
+        let (again, given_up, next) = store.resolve_unconfirmed(
+            self.policy.witness_grace.as_secs() as i64,
+            |t| synced.all_since(t),
+            now,
+        )?;
+        if again > 0 {
+            tracing::warn!(
+                rows = again,
+                "No copy came of emails a crash interrupted: sending them again"
+            );
+        }
+        if given_up > 0 {
+            tracing::warn!(
+                rows = given_up,
+                "No copy of sent email arrives in the watched folders (see [outbox] witness): emails a crash interrupted are not sent again"
+            );
+        }
+        Ok(next)
+    }
+
+    /// Why sending is held back now (none: it may go on), with `busy` sends in flight; a change
+    /// from `holding` (the last hold) is logged once.
+    fn held_back(
+        &self,
+        store: &Store,
+        now_ms: i64,
+        busy: u32,
+        holding: &mut Option<Hold>,
+    ) -> Result<Option<Hold>> {
+        // Only rows that are due can be held back.
+        let due_now = store.next_due_at()?.is_some_and(|due| due <= now_ms / 1000);
+        let hold = if due_now {
+            self.hold(store, now_ms, busy)?
+        } else {
+            None
+        };
+        // Between two tries of a refused account nothing is held, but sending has not
+        // resumed until one goes through.
+        let retrying =
+            hold.is_none() && holding.is_some_and(|h| h.account) && self.account_hold.refused();
+        // A limit that only the sends in flight fill is no hold worth a line.
+        let quiet = hold.is_some_and(|h| h.reason == "rate limit")
+            && busy > 0
+            && self.hold(store, now_ms, 0)?.is_none();
+        if hold.map(|h| h.reason) != holding.map(|h| h.reason) && !retrying && !quiet {
+            match (hold, *holding) {
+                (Some(h), _) => tracing::warn!(
+                    reason = h.reason,
+                    resume_in_s = (h.until_ms - now_ms) / 1000,
+                    "Sending held back"
+                ),
+                (None, Some(h)) => tracing::info!(reason = h.reason, "Sending resumed"),
+                (None, None) => {}
+            }
+            *holding = hold;
+        }
+        Ok(hold)
     }
 
     /// A follow-up is due, but customers are not written to at this hour.
@@ -847,38 +880,7 @@ pub fn queue_report(
         .into_iter()
         .map(|r| {
             let due = r.state == "pending" && r.due_at <= now;
-            let why = match r.state.as_str() {
-                "pending" if paused.is_some() => "provider pushback: sending paused".to_string(),
-                "pending" if r.due_at > now && r.attempts > 0 => {
-                    format!(
-                        "retry in {} after: {}",
-                        wording::span(r.due_at - now),
-                        r.last_error
-                    )
-                }
-                "pending" if r.due_at == i64::MAX => "never: no business hours ahead".to_string(),
-                "pending" if r.due_at > now && !r.last_error.is_empty() => {
-                    format!("{} (in {})", r.last_error, wording::span(r.due_at - now))
-                }
-                "pending" if r.due_at > now => format!(
-                    "scheduled {} (in {})",
-                    crate::wording::when(r.due_at),
-                    wording::span(r.due_at - now)
-                ),
-                "pending" if limited.is_some() => format!(
-                    "rate limit: next send in {}",
-                    wording::span((limited.unwrap_or(now_ms) - now_ms + 999) / 1000)
-                ),
-                "pending" => "due now".to_string(),
-                "sending" => "being sent".to_string(),
-                "uncertain" => "interrupted mid-send by a crash; not resent".to_string(),
-                "held" if r.due_at < oldest => format!("{}; too old to send now", r.last_error),
-                "held" => format!(
-                    "{}; `triaged queue release {}` or `drop {}`",
-                    r.last_error, r.id, r.id
-                ),
-                _ => format!("failed: {}", r.last_error),
-            };
+            let why = waiting_because(&r, now_ms, paused, limited, oldest);
             QueueLine {
                 id: r.id,
                 kind: r.kind.as_str().to_string(),
@@ -945,6 +947,51 @@ pub fn queue_report(
         });
     }
     Ok(out)
+}
+
+/// Why a row of `triaged queue` waits, in words: `paused` (provider pushback) and `limited`
+/// (rate limit) until when in milliseconds, `oldest` the due time before which a held row is
+/// too old to send.
+fn waiting_because(
+    r: &crate::store::QueueRow,
+    now_ms: i64,
+    paused: Option<i64>,
+    limited: Option<i64>,
+    oldest: i64,
+) -> String {
+    let now = now_ms / 1000;
+    match r.state.as_str() {
+        "pending" if paused.is_some() => "provider pushback: sending paused".to_string(),
+        "pending" if r.due_at > now && r.attempts > 0 => {
+            format!(
+                "retry in {} after: {}",
+                wording::span(r.due_at - now),
+                r.last_error
+            )
+        }
+        "pending" if r.due_at == i64::MAX => "never: no business hours ahead".to_string(),
+        "pending" if r.due_at > now && !r.last_error.is_empty() => {
+            format!("{} (in {})", r.last_error, wording::span(r.due_at - now))
+        }
+        "pending" if r.due_at > now => format!(
+            "scheduled {} (in {})",
+            crate::wording::when(r.due_at),
+            wording::span(r.due_at - now)
+        ),
+        "pending" if limited.is_some() => format!(
+            "rate limit: next send in {}",
+            wording::span((limited.unwrap_or(now_ms) - now_ms + 999) / 1000)
+        ),
+        "pending" => "due now".to_string(),
+        "sending" => "being sent".to_string(),
+        "uncertain" => "interrupted mid-send by a crash; not resent".to_string(),
+        "held" if r.due_at < oldest => format!("{}; too old to send now", r.last_error),
+        "held" => format!(
+            "{}; `triaged queue release {}` or `drop {}`",
+            r.last_error, r.id, r.id
+        ),
+        _ => format!("failed: {}", r.last_error),
+    }
 }
 
 /// `triaged queue cancel ID`: cancel one pending row, kept with who cancelled it.

@@ -214,7 +214,27 @@ pub fn snapshot() -> Snapshot {
     ];
     t.excerpt = "Writing again: the tracking page has said 'label created' for five days.".into();
     tickets.push(t);
+    quieter_tickets(&mut tickets);
+    // Themes: since Friday 15:00 against the 66 hours before it.
+    let mut messages = Vec::new();
+    let mut add = |when: &str, themes: &[&str], n: usize| {
+        for _ in 0..n {
+            messages.push((berlin(when), strings(themes)));
+        }
+    };
+    add("2026-11-21 10:00", &["access"], 6);
+    add("2026-11-19 10:00", &["access"], 2);
+    add("2026-11-22 12:00", &["billing"], 3);
+    add("2026-11-18 12:00", &["billing"], 3);
+    add("2026-11-23 08:10", &["outage"], 1);
+    add("2026-11-19 12:00", &["refund"], 2);
+    add("2026-11-10 12:00", &["refund"], 9); // before both periods: not counted
+    Snapshot { tickets, messages }
+}
 
+/// The VIP, the question, the bounced acknowledgement, the failed follow-up and the one with
+/// nothing remarkable.
+fn quieter_tickets(tickets: &mut Vec<TicketFacts>) {
     let mut t = ticket(T {
         tag: "T-1037",
         name: "Helen Park",
@@ -289,22 +309,6 @@ pub fn snapshot() -> Snapshot {
         created: "2026-11-23 08:40",
     });
     tickets.push(t);
-
-    // Themes: since Friday 15:00 against the 66 hours before it.
-    let mut messages = Vec::new();
-    let mut add = |when: &str, themes: &[&str], n: usize| {
-        for _ in 0..n {
-            messages.push((berlin(when), strings(themes)));
-        }
-    };
-    add("2026-11-21 10:00", &["access"], 6);
-    add("2026-11-19 10:00", &["access"], 2);
-    add("2026-11-22 12:00", &["billing"], 3);
-    add("2026-11-18 12:00", &["billing"], 3);
-    add("2026-11-23 08:10", &["outage"], 1);
-    add("2026-11-19 12:00", &["refund"], 2);
-    add("2026-11-10 12:00", &["refund"], 9); // before both periods: not counted
-    Snapshot { tickets, messages }
 }
 
 /// The fixture digest, and an empty one, for lint renders and golden tests.
