@@ -6,14 +6,14 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSetBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::forms;
 use super::meta::{self, Expr};
-use super::text::{is_word_char, normalise, split_words};
+use super::text::{normalise, split_words};
+use super::words::Phrases;
 use super::{
     Group, History, Inner, Matcher, Negation, Pattern, RegexScan, Rule, RuleSet, Scan, Signal,
     Source, Thresholds, score, text_email,
@@ -120,18 +120,22 @@ pub const MAX_EXAMPLES: usize = 10_000;
 pub const MAX_NEGATION_PHRASES: usize = 100;
 /// Bytes in one rule file.
 pub const MAX_RULE_FILE_BYTES: u64 = 16 << 20;
-/// Keyword automata: a DFA (the fastest to scan with) while the phrases of a source add up to
-/// at most this many bytes; a contiguous NFA above that. A DFA's table grows with states x
-/// byte classes: at this limit (~15,000 phrases) `check` takes 0.3 s and 60 MB, and a DFA of
-/// 1 MB of phrases 1.3 s and 165 MB; the NFA of 1 MB builds in 0.3 s and scans ~25% slower
-/// (measured in release; the shipped pack's 6 KB stays a DFA).
-const DFA_MAX_PATTERN_BYTES: usize = 256 << 10;
 
 /// Where a diagnostic points: a file's text and a span in it.
 #[derive(Clone)]
 struct Loc {
     file: usize,
     span: Range<usize>,
+}
+
+/// A gap phrase of a rule: where the keyword matcher finds the places to try its regex.
+struct GapAnchor {
+    /// The forms of its first word.
+    anchors: Vec<String>,
+    /// Its index in the rule's `gaps`.
+    gap: usize,
+    /// [`forms::later_words`]: per later word, what the regex accepts there.
+    later: Vec<Vec<String>>,
 }
 
 /// A rule between parsing and compiling.
@@ -141,9 +145,8 @@ struct Pending {
     id_loc: Loc,
     /// The `keywords`, `regex`, `senders`, `signal` or `meta` value.
     matcher_loc: Loc,
-    keywords: Vec<(String, bool, bool)>,
-    /// Per gap phrase: the forms of its first word and its index in the rule's `gaps`.
-    gap_anchors: Vec<(Vec<String>, usize)>,
+    keywords: Vec<String>,
+    gap_anchors: Vec<GapAnchor>,
     meta: Option<(Expr<String>, Loc)>,
     group: Option<(String, Loc)>,
     examples: Vec<(String, bool, Loc)>,
@@ -963,8 +966,8 @@ fn compile_rule(
     let forms = r.forms.as_ref().is_some_and(|f| *f.get_ref());
 
     let mut keywords = Vec::new();
-    // Gap phrases: (regex, the forms of the first word).
-    let mut gap_patterns: Vec<(String, Vec<String>)> = Vec::new();
+    // Gap phrases: (regex, the forms of the first word, what each later word may be).
+    let mut gap_patterns: Vec<(String, Vec<String>, Vec<Vec<String>>)> = Vec::new();
     let mut meta_expr = None;
     let matcher = match kind {
         "keywords" => {
@@ -1016,6 +1019,7 @@ fn compile_rule(
                         gap_patterns.push((
                             forms::gap_regex(&parts, forms),
                             forms::anchor_words(&parts, forms),
+                            forms::later_words(&parts, forms),
                         ));
                         seen.push(norm);
                         continue;
@@ -1025,7 +1029,7 @@ fn compile_rule(
                 let variants = if forms {
                     match forms::phrase_forms(&norm) {
                         Ok(v) => v,
-                        // Too many combinations for the automaton: matched by the rule's
+                        // Too many combinations for the matcher: matched by the rule's
                         // regex instead, one alternation per word.
                         Err(_) => {
                             let parts: Vec<forms::Part> = norm
@@ -1035,6 +1039,7 @@ fn compile_rule(
                             gap_patterns.push((
                                 forms::gap_regex(&parts, true),
                                 forms::anchor_words(&parts, true),
+                                forms::later_words(&parts, true),
                             ));
                             seen.push(norm);
                             continue;
@@ -1049,13 +1054,11 @@ fn compile_rule(
                     if i > 0 && (distinct.contains(&v) || !l.count_phrase(&at(k.span()))) {
                         continue;
                     }
-                    let left = v.chars().next().is_some_and(is_word_char);
-                    let right = v.chars().last().is_some_and(is_word_char);
                     if i > 0 {
                         distinct.insert(v.clone());
                         generated.insert(v.clone());
                     }
-                    keywords.push((v, left, right));
+                    keywords.push(v);
                 }
                 seen.push(norm);
             }
@@ -1256,7 +1259,7 @@ fn compile_rule(
     // anchored engine it runs as.
     let mut gaps = Vec::new();
     let mut gap_anchors = Vec::new();
-    for (pattern, anchors) in gap_patterns {
+    for (pattern, anchors, later) in gap_patterns {
         match l.compile_regex(&pattern) {
             Ok(_) => match regex_automata::meta::Regex::builder()
                 .configure(
@@ -1265,7 +1268,11 @@ fn compile_rule(
                 .build(&pattern)
             {
                 Ok(re) => {
-                    gap_anchors.push((anchors, gaps.len()));
+                    gap_anchors.push(GapAnchor {
+                        anchors,
+                        gap: gaps.len(),
+                        later,
+                    });
                     gaps.push(re);
                 }
                 Err(e) => l.err(
@@ -1315,11 +1322,42 @@ fn compile_rule(
     })
 }
 
-/// One source's phrases while building: the texts, their pattern info, and an index by
-/// (bounds, text) so a phrase shared by rules is one pattern.
-type PhraseTable = (Vec<String>, Vec<Pattern>, HashMap<String, usize>);
+/// One source's phrases while building.
+#[derive(Default)]
+struct PhraseTable {
+    phrases: Vec<String>,
+    /// Per phrase: the rules it serves.
+    patterns: Vec<Pattern>,
+    /// Phrase -> its index, so a phrase shared by rules is one pattern.
+    index: HashMap<String, usize>,
+    /// Per gap phrase reading this source ([`Pattern::gaps`] point here): what each later
+    /// word may be ([`GapAnchor::later`]).
+    later: Vec<Vec<Vec<String>>>,
+    /// (rule, gap) -> its place in `later`.
+    gap_index: HashMap<(usize, usize), usize>,
+}
 
-/// Compile automata and regex sets for checked rules. An error names the rule (an index
+/// What a keyword matcher is built from: the phrases, and the words the gap tests name.
+type PhrasesKey = (Vec<String>, Vec<String>);
+
+impl PhraseTable {
+    /// The pattern of `phrase`, added if it is new.
+    fn pattern(&mut self, phrase: &str) -> usize {
+        if let Some(&p) = self.index.get(phrase) {
+            return p;
+        }
+        self.phrases.push(phrase.to_string());
+        self.patterns.push(Pattern {
+            rules: Vec::new(),
+            gaps: Vec::new(),
+        });
+        self.index
+            .insert(phrase.to_string(), self.phrases.len() - 1);
+        self.phrases.len() - 1
+    }
+}
+
+/// Compile keyword matchers and regex sets for checked rules. An error names the rule (an index
 /// into `pending`) it is best reported at.
 fn build(
     pending: &[Pending],
@@ -1344,38 +1382,27 @@ fn build(
             }
             match &rule.matcher {
                 Matcher::Keywords(_) => {
-                    let (pats, info, by_text) = phrases.entry(s.clone()).or_default();
-                    // Bounds are part of the pattern: the same text with other bounds is
-                    // another pattern.
-                    let mut index = |phrase: &str, left: bool, right: bool| {
-                        let key = format!("{}{}{phrase}", u8::from(left), u8::from(right));
-                        *by_text.entry(key).or_insert_with(|| {
-                            pats.push(phrase.to_string());
-                            info.push(Pattern {
-                                left,
-                                right,
-                                rules: Vec::new(),
-                                gaps: Vec::new(),
-                            });
-                            pats.len() - 1
-                        })
-                    };
-                    let mut wanted = Vec::new();
-                    for (phrase, left, right) in keywords {
-                        wanted.push((index(phrase, *left, *right), None));
-                    }
-                    for (anchors, g) in gap_anchors {
-                        for word in anchors {
-                            let left = word.chars().next().is_some_and(is_word_char);
-                            let right = word.chars().last().is_some_and(is_word_char);
-                            wanted.push((index(word, left, right), Some(*g)));
+                    let t = phrases.entry(s.clone()).or_default();
+                    for phrase in keywords {
+                        let p = t.pattern(phrase);
+                        if !t.patterns[p].rules.contains(&i) {
+                            t.patterns[p].rules.push(i);
                         }
                     }
-                    for (p, gap) in wanted {
-                        match gap {
-                            None if !info[p].rules.contains(&i) => info[p].rules.push(i),
-                            Some(g) if !info[p].gaps.contains(&(i, g)) => info[p].gaps.push((i, g)),
-                            _ => {}
+                    for a in gap_anchors {
+                        let need = *t.gap_index.entry((i, a.gap)).or_insert(t.later.len());
+                        if need == t.later.len() {
+                            t.later.push(a.later.clone());
+                        }
+                        for word in &a.anchors {
+                            let p = t.pattern(word);
+                            if !t.patterns[p]
+                                .gaps
+                                .iter()
+                                .any(|&(r, g, _)| (r, g) == (i, a.gap))
+                            {
+                                t.patterns[p].gaps.push((i, a.gap, need));
+                            }
                         }
                     }
                 }
@@ -1397,31 +1424,50 @@ fn build(
         out_rules.push(rule.clone());
     }
     // Rules read `text` (subject and body) unless told otherwise, so sources mostly have the
-    // same phrases: each distinct list is compiled once, and the automaton (cheap to clone)
-    // shared.
+    // same phrases: each distinct list is compiled once, and shared.
     let mut scans: Vec<Scan> = Vec::new();
-    let mut compiled: Vec<(Vec<String>, AhoCorasick)> = Vec::new();
-    for (source, (pats, patterns, _)) in phrases {
-        let automaton = match compiled.iter().find(|(p, _)| *p == pats) {
+    // (phrases, words the gap tests name) -> their matcher.
+    let mut compiled: Vec<(PhrasesKey, Arc<Phrases>)> = Vec::new();
+    for (source, t) in phrases {
+        let words: Vec<String> = t.later.iter().flatten().flatten().cloned().collect();
+        let key = (t.phrases, words);
+        let matcher = match compiled.iter().find(|(k, _)| *k == key) {
             Some((_, a)) => a.clone(),
             None => {
-                let a = keyword_automaton(&pats).map_err(|e| {
-                    let first = patterns.first().and_then(|p| p.rules.first()).copied();
+                let a = Phrases::new(&key.0, &key.1).map(Arc::new).map_err(|e| {
+                    let first = t.patterns.first().and_then(|p| p.rules.first()).copied();
                     (
                         first.unwrap_or(0),
                         format!("cannot compile the keywords for {}: {e}", source.name()),
                     )
                 })?;
-                compiled.push((pats, a.clone()));
+                compiled.push((key, a.clone()));
                 a
             }
         };
+        let gap_needs = t
+            .later
+            .iter()
+            .map(|words| {
+                words
+                    .iter()
+                    .map(|forms| forms.iter().map(|f| matcher.last_token(f)).collect())
+                    .collect()
+            })
+            .collect();
         scans.push(Scan {
             source,
-            automaton,
-            patterns,
+            phrases: matcher,
+            patterns: t.patterns,
+            gap_needs,
         });
     }
+    let sender_and_signal_rules = out_rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.matcher, Matcher::Senders(_) | Matcher::Signal { .. }))
+        .map(|(i, _)| i)
+        .collect();
     let mut regex_scans: Vec<RegexScan> = Vec::new();
     let mut compiled: Vec<(Vec<String>, regex::RegexSet)> = Vec::new();
     for (source, (pats, rules)) in regexes {
@@ -1443,25 +1489,11 @@ fn build(
             scans,
             regex_scans,
             meta_order,
+            sender_and_signal_rules,
             headers,
             history_window_secs,
         }),
     })
-}
-
-/// One automaton for every phrase of a source: a DFA while the phrases are small enough for
-/// its table (see [`DFA_MAX_PATTERN_BYTES`]), a contiguous NFA otherwise.
-fn keyword_automaton(pats: &[String]) -> Result<AhoCorasick, aho_corasick::BuildError> {
-    let bytes: usize = pats.iter().map(String::len).sum();
-    let kind = if bytes <= DFA_MAX_PATTERN_BYTES {
-        AhoCorasickKind::DFA
-    } else {
-        AhoCorasickKind::ContiguousNFA
-    };
-    AhoCorasickBuilder::new()
-        .match_kind(MatchKind::Standard)
-        .kind(Some(kind))
-        .build(pats)
 }
 
 fn regex_set(pats: &[String]) -> Result<regex::RegexSet, regex::Error> {
