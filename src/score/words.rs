@@ -180,19 +180,16 @@ fn tokenize_ascii(b: &[u8], mut each: impl FnMut(usize, usize, bool, u8)) {
         let m = masks(b, at);
         let mut starts = (m.word & !((m.word << 1) | carry)) | m.other;
         carry = m.word >> 63;
-        // Bit 64 + i: byte `at + i` is a space (the block before below).
-        let spaces = (u128::from(m.space) << 64) | u128::from(spaces_before);
+        // Bit i: the byte one (two) before byte `at + i` is a space.
+        let one = (m.space << 1) | (spaces_before >> 63);
+        let two = (m.space << 2) | (spaces_before >> 62);
+        let (spaced, apart) = (one & !two, one & two);
         spaces_before = m.space;
         while starts != 0 {
             let bit = starts.trailing_zeros() as usize;
             starts &= starts - 1;
             let start = at + bit;
-            // The two bytes before the token: bit 1 the one just before.
-            let join = match (spaces >> (62 + bit)) as u8 & 3 {
-                0 | 1 => JOINED,
-                2 => SPACED,
-                _ => APART,
-            };
+            let join = (spaced >> bit & 1) as u8 * SPACED + (apart >> bit & 1) as u8 * APART;
             if m.other >> bit & 1 == 1 {
                 each(start, start + 1, false, join);
                 continue;
