@@ -456,17 +456,56 @@ impl<'e> Texts<'e> {
 }
 
 /// One counted occurrence of a rule.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Occurrence {
     source: usize,
     start: usize,
     end: usize,
 }
 
+/// A rule's counted occurrences. Most rules count once (`max_hits = 1`), so the first is held
+/// in place and only further ones take the heap: a hundred hits are not a hundred allocations.
+#[derive(Debug, Clone, Default)]
+struct Occurrences {
+    first: Option<Occurrence>,
+    more: Vec<Occurrence>,
+}
+
+impl Occurrences {
+    const NONE: Occurrences = Occurrences {
+        first: None,
+        more: Vec::new(),
+    };
+
+    fn first(&self) -> Option<&Occurrence> {
+        self.first.as_ref()
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Occurrence> {
+        self.first.iter().chain(&self.more)
+    }
+
+    fn push(&mut self, o: Occurrence) {
+        if self.first.is_none() {
+            self.first = Some(o);
+        } else {
+            self.more.push(o);
+        }
+    }
+}
+
 /// Per rule: what was found.
 #[derive(Debug, Clone, Default)]
 struct Found {
-    occurrences: Vec<Occurrence>,
+    occurrences: Occurrences,
     /// Occurrences looked at, counted or not (negated, overlapping): bounded by
     /// [`examine_budget`], so a flood of negated matches costs no more than a full rule.
     examined: u32,
@@ -486,7 +525,7 @@ struct Founds {
 
 /// What an untouched rule found: nothing.
 static NOTHING: Found = Found {
-    occurrences: Vec::new(),
+    occurrences: Occurrences::NONE,
     examined: 0,
     fired: None,
 };
@@ -794,14 +833,15 @@ struct Tally<'a> {
 
 /// Weights and labels of every rule that fired, in rule order.
 fn weigh<'a>(inner: &'a Inner, texts: &Texts, sources: &[&Source], found: &Founds) -> Tally<'a> {
+    let touched = found.touched_in_order();
     let mut t = Tally {
-        hits: Vec::new(),
+        hits: Vec::with_capacity(touched.len()),
         group_sums: vec![0.0f64; inner.groups.len()],
         tones: BTreeSet::new(),
         intents: BTreeSet::new(),
         evidence: Default::default(),
     };
-    for r in found.touched_in_order() {
+    for r in touched {
         let (rule, f) = (&inner.rules[r], found.get(r));
         let (target, matched, count) = if let Some(first) = f.occurrences.first() {
             let src = sources[first.source];
