@@ -11,7 +11,8 @@
 //! BENCH_SCORING_ONLY=default skips the generated-rule sets; BENCH_SCORING_RULES=a.toml,b.toml
 //! also measures the default pack with those files (learned packs from `triaged tune --learn`).
 //! Each set's line is followed by the resident memory its loading added (VmRSS before and
-//! after, so an upper bound on the compiled rules' own size).
+//! after, so an upper bound on the compiled rules' own size; a set loaded after another may
+//! reuse memory the earlier one freed, and show less).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

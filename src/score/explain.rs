@@ -47,50 +47,60 @@ pub fn explain_text(v: &Verdict, rules: &RuleSet, th: &Thresholds) -> String {
         let _ = writeln!(out, "\nNo rule matched.");
         return out;
     }
-    let rows: Vec<[String; 6]> = {
-        let mut running = 0.0;
-        v.hits
-            .iter()
-            .map(|h| {
-                running += h.weight;
-                let rule = rules.rules().iter().find(|r| r.id == h.rule);
-                let labels: Vec<String> = rule
-                    .map(|r| {
-                        let evidence = r
-                            .evidence
-                            .map(|e| format!("({})", signed2(e * f64::from(h.count))))
-                            .unwrap_or_default();
-                        r.tone
-                            .iter()
-                            .map(|t| format!("tone:{t}{evidence}"))
-                            .chain(r.intent.iter().map(|i| format!("intent:{i}{evidence}")))
-                            .chain(r.group.map(|g| format!("group:{}", rules.groups()[g].id)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                [
-                    h.rule.clone(),
-                    h.target.clone(),
-                    format!("{:?}", h.matched),
-                    if h.count > 1 {
-                        format!("{}x{}", signed(h.weight / f64::from(h.count)), h.count)
-                    } else {
-                        signed(h.weight)
-                    },
-                    format!("{running:.1}"),
-                    labels.join(" "),
-                ]
-            })
-            .collect()
-    };
+    out.push('\n');
+    write_table(&mut out, &hit_rows(v, rules));
+    write_evidence(&mut out, v);
+    write_caps(&mut out, v);
+    out
+}
+
+/// Per hit: rule, target, matched text, weight, running score, labels.
+fn hit_rows(v: &Verdict, rules: &RuleSet) -> Vec<[String; 6]> {
+    let mut running = 0.0;
+    v.hits
+        .iter()
+        .map(|h| {
+            running += h.weight;
+            let rule = rules.rules().iter().find(|r| r.id == h.rule);
+            let labels: Vec<String> = rule
+                .map(|r| {
+                    let evidence = r
+                        .evidence
+                        .map(|e| format!("({})", signed2(e * f64::from(h.count))))
+                        .unwrap_or_default();
+                    r.tone
+                        .iter()
+                        .map(|t| format!("tone:{t}{evidence}"))
+                        .chain(r.intent.iter().map(|i| format!("intent:{i}{evidence}")))
+                        .chain(r.group.map(|g| format!("group:{}", rules.groups()[g].id)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            [
+                h.rule.clone(),
+                h.target.clone(),
+                format!("{:?}", h.matched),
+                if h.count > 1 {
+                    format!("{}x{}", signed(h.weight / f64::from(h.count)), h.count)
+                } else {
+                    signed(h.weight)
+                },
+                format!("{running:.1}"),
+                labels.join(" "),
+            ]
+        })
+        .collect()
+}
+
+/// The rows under a header, in columns (numbers right-aligned).
+fn write_table(out: &mut String, rows: &[[String; 6]]) {
     let header = ["rule", "target", "matched", "weight", "score", "labels"];
     let mut widths = header.map(str::len);
-    for r in &rows {
+    for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    out.push('\n');
     let line = |cells: [&str; 6]| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
@@ -111,40 +121,49 @@ pub fn explain_text(v: &Verdict, rules: &RuleSet, th: &Thresholds) -> String {
         s.trim_end().to_string()
     };
     let _ = writeln!(out, "{}", line(header));
-    for r in &rows {
+    for r in rows {
         let _ = writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
     }
-    if !v.evidence.is_empty() {
-        out.push('\n');
-        for e in &v.evidence {
-            let _ = writeln!(
-                out,
-                "{} {}: evidence {:.2} {} {} ({})",
-                e.kind,
-                e.label,
-                e.sum,
-                if e.given { ">=" } else { "<" },
-                super::EVIDENCE_BAR,
-                if e.given { "given" } else { "not given" }
-            );
-        }
+}
+
+/// Each label that rules with evidence spoke for, and whether it reached the bar.
+fn write_evidence(out: &mut String, v: &Verdict) {
+    if v.evidence.is_empty() {
+        return;
     }
-    if !v.caps.is_empty() {
-        out.push('\n');
-        let mut score: f64 = v.hits.iter().map(|h| h.weight).sum();
-        for c in &v.caps {
-            score += c.capped - c.raw;
-            let _ = writeln!(
-                out,
-                "cap: group {} added {:.1}, capped to {:.1} ({}) -> score {score:.1}",
-                c.group,
-                c.raw,
-                c.capped,
-                signed(c.capped - c.raw)
-            );
-        }
+    out.push('\n');
+    for e in &v.evidence {
+        let _ = writeln!(
+            out,
+            "{} {}: evidence {:.2} {} {} ({})",
+            e.kind,
+            e.label,
+            e.sum,
+            if e.given { ">=" } else { "<" },
+            super::EVIDENCE_BAR,
+            if e.given { "given" } else { "not given" }
+        );
     }
-    out
+}
+
+/// Each group cap that changed the score, and the score after it.
+fn write_caps(out: &mut String, v: &Verdict) {
+    if v.caps.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let mut score: f64 = v.hits.iter().map(|h| h.weight).sum();
+    for c in &v.caps {
+        score += c.capped - c.raw;
+        let _ = writeln!(
+            out,
+            "cap: group {} added {:.1}, capped to {:.1} ({}) -> score {score:.1}",
+            c.group,
+            c.raw,
+            c.capped,
+            signed(c.capped - c.raw)
+        );
+    }
 }
 
 /// The verdict with every hit and the rule behind it, for machines.

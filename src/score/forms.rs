@@ -1,5 +1,5 @@
 //! Word families and gap phrases for keyword rules, expanded when the rules are loaded so that
-//! matching stays one automaton pass (and a regex for gap phrases).
+//! matching stays one pass of the keyword matcher (and a regex for gap phrases).
 //!
 //! - `forms = true`: every content word of a keyword also matches its regular English
 //!   inflections — `refund` → refunds, refunded, refunding; `charge` → charges, charged,
@@ -17,7 +17,7 @@
 /// Longest gap in words.
 pub const MAX_GAP: usize = 8;
 
-/// Most forms one keyword expands to in the automaton; a phrase with more combinations (three
+/// Most forms one keyword expands to in the keyword matcher; a phrase with more combinations (three
 /// or more inflectable words) is matched by a regex with one alternation per word instead.
 pub const MAX_FORMS: usize = 128;
 
@@ -250,7 +250,7 @@ pub fn phrase_forms(phrase: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// The forms of a gap phrase's first word: where the keyword automaton finds the places to try
+/// The forms of a gap phrase's first word: where the keyword matcher finds the places to try
 /// the phrase's regex (anchored there), so gap phrases cost nothing on text without them.
 pub fn anchor_words(parts: &[Part], forms: bool) -> Vec<String> {
     match parts.first() {
@@ -258,6 +258,22 @@ pub fn anchor_words(parts: &[Part], forms: bool) -> Vec<String> {
         Some(Part::Word(w)) => vec![w.clone()],
         _ => Vec::new(),
     }
+}
+
+/// Per word of a gap phrase after the first, the texts its regex accepts there (its forms when
+/// `forms`). Each is preceded by a space and followed by a space or a word boundary, so in
+/// ASCII text one of them stands as whole words wherever the regex matches: a text without any
+/// of them needs no regex search.
+pub fn later_words(parts: &[Part], forms: bool) -> Vec<Vec<String>> {
+    parts
+        .iter()
+        .skip(1)
+        .filter_map(|p| match p {
+            Part::Word(w) if forms => Some(word_forms(w)),
+            Part::Word(w) => Some(vec![w.clone()]),
+            Part::Gap(_) => None,
+        })
+        .collect()
 }
 
 /// The regex for a gap phrase: its words (with their forms when `forms`), and up to N words

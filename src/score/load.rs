@@ -6,14 +6,14 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSetBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::forms;
 use super::meta::{self, Expr};
-use super::text::{is_word_char, normalise, split_words};
+use super::text::{normalise, split_words};
+use super::words::Phrases;
 use super::{
     Group, History, Inner, Matcher, Negation, Pattern, RegexScan, Rule, RuleSet, Scan, Signal,
     Source, Thresholds, score, text_email,
@@ -120,18 +120,22 @@ pub const MAX_EXAMPLES: usize = 10_000;
 pub const MAX_NEGATION_PHRASES: usize = 100;
 /// Bytes in one rule file.
 pub const MAX_RULE_FILE_BYTES: u64 = 16 << 20;
-/// Keyword automata: a DFA (the fastest to scan with) while the phrases of a source add up to
-/// at most this many bytes; a contiguous NFA above that. A DFA's table grows with states x
-/// byte classes: at this limit (~15,000 phrases) `check` takes 0.3 s and 60 MB, and a DFA of
-/// 1 MB of phrases 1.3 s and 165 MB; the NFA of 1 MB builds in 0.3 s and scans ~25% slower
-/// (measured in release; the shipped pack's 6 KB stays a DFA).
-const DFA_MAX_PATTERN_BYTES: usize = 256 << 10;
 
 /// Where a diagnostic points: a file's text and a span in it.
 #[derive(Clone)]
 struct Loc {
     file: usize,
     span: Range<usize>,
+}
+
+/// A gap phrase of a rule: where the keyword matcher finds the places to try its regex.
+struct GapAnchor {
+    /// The forms of its first word.
+    anchors: Vec<String>,
+    /// Its index in the rule's `gaps`.
+    gap: usize,
+    /// [`forms::later_words`]: per later word, what the regex accepts there.
+    later: Vec<Vec<String>>,
 }
 
 /// A rule between parsing and compiling.
@@ -141,9 +145,8 @@ struct Pending {
     id_loc: Loc,
     /// The `keywords`, `regex`, `senders`, `signal` or `meta` value.
     matcher_loc: Loc,
-    keywords: Vec<(String, bool, bool)>,
-    /// Per gap phrase: the forms of its first word and its index in the rule's `gaps`.
-    gap_anchors: Vec<(Vec<String>, usize)>,
+    keywords: Vec<String>,
+    gap_anchors: Vec<GapAnchor>,
     meta: Option<(Expr<String>, Loc)>,
     group: Option<(String, Loc)>,
     examples: Vec<(String, bool, Loc)>,
@@ -390,146 +393,216 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
         regex_budget_said: false,
         examples: 0,
     };
-    let mut rules_read = 0usize;
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut groups: Vec<(Group, Loc)> = Vec::new();
-    let mut group_index: HashMap<String, usize> = HashMap::new();
-    let mut groups_read = 0usize;
+    let mut read = Read::default();
     for (fi, &file) in files.iter().enumerate() {
-        let source = match crate::diag::read_limited(file, "rule file", MAX_RULE_FILE_BYTES) {
-            Ok(s) => s,
-            Err(d) => {
-                l.errors.push(d);
-                l.sources.push(String::new());
-                l.lines.push(crate::diag::Lines::default());
-                continue;
-            }
+        let Some(raw) = read_file(&mut l, fi, file) else {
+            continue;
         };
-        let parsed: Result<RawFile, _> = toml::from_str(&source);
-        l.lines.push(crate::diag::Lines::new(&source));
-        l.sources.push(source);
-        let raw = match parsed {
-            Ok(r) => r,
-            Err(e) => {
-                let d = Diagnostic::from_toml(file, &l.sources[fi], &e);
-                l.errors.push(d);
-                continue;
-            }
-        };
-        let at = |span: Range<usize>| Loc { file: fi, span };
-        let negation = raw.negation.map(|n| {
-            let span = n.span();
-            let n = n.into_inner();
-            let mut phrases = Vec::new();
-            if let Some(p) = n.phrases.get(MAX_NEGATION_PHRASES) {
-                l.err(
-                    &at(p.span()),
-                    format!("[negation] lists more than {MAX_NEGATION_PHRASES} phrases (the limit; each is checked before every match): keep the few that negate"),
-                );
-            }
-            for p in n.phrases.iter().take(MAX_NEGATION_PHRASES) {
-                let norm = normalise(p.get_ref());
-                if norm.chars().count() > MAX_KEYWORD_CHARS {
-                    l.err(
-                        &at(p.span()),
-                        format!("a negation phrase is longer than {MAX_KEYWORD_CHARS} characters (the limit): use a few words"),
-                    );
-                    continue;
-                }
-                let words = split_words(&norm);
-                if words.is_empty() {
-                    l.err(&at(p.span()), "a negation phrase needs at least one word");
-                } else {
-                    phrases.push(words);
-                }
-            }
-            if phrases.is_empty() {
-                l.err(
-                    &at(span),
-                    "[negation] phrases is empty: list words such as \"not\", \"no\"",
-                );
-            }
-            let window = match n.window {
-                Some(w) if !(1..=10).contains(w.get_ref()) => {
-                    l.err(&at(w.span()), "negation window must be 1 to 10 words");
-                    NEGATION_WINDOW
-                }
-                Some(w) => *w.get_ref() as usize,
-                None => NEGATION_WINDOW,
-            };
-            Arc::new(Negation { phrases, window })
-        });
-        for g in raw.group {
-            if groups_read == MAX_GROUPS {
-                l.err(
-                    &at(g.get_ref().id.span()),
-                    format!("more than {MAX_GROUPS} groups in all rule files (the limit; this is group {}): a group caps a few related rules", MAX_GROUPS + 1),
-                );
-            }
-            groups_read += 1;
-            if groups_read > MAX_GROUPS {
-                continue;
-            }
-            let g = g.into_inner();
-            let id = g.id.get_ref().clone();
-            if !is_id(&id) {
-                l.err(
-                    &at(g.id.span()),
-                    format!("group id {id:?} must be lower-case letters, digits, '_', '.', '-'"),
-                );
-            }
-            if g.min.is_none() && g.max.is_none() {
-                l.err(
-                    &at(g.id.span()),
-                    format!("group {id:?} needs min or max (what is it capping?)"),
-                );
-            }
-            if let (Some(min), Some(max)) = (&g.min, &g.max)
-                && min.get_ref() > max.get_ref()
-            {
-                l.err(&at(min.span()), format!("group {id:?}: min is above max"));
-            }
-            if let Some((_, first)) = group_index.get(&id).map(|&i| &groups[i]) {
-                let (line, _) = l.line_col(first);
-                let msg = format!(
-                    "duplicate group id {id:?} (first defined at {}:{line})",
-                    files[first.file].display()
-                );
-                l.err(&at(g.id.span()), msg);
-                continue;
-            }
-            group_index.insert(id.clone(), groups.len());
-            groups.push((
-                Group {
-                    id,
-                    description: g.description,
-                    min: g.min.map(|v| *v.get_ref()),
-                    max: g.max.map(|v| *v.get_ref()),
-                },
-                at(g.id.span()),
-            ));
+        let negation = raw.negation.map(|n| file_negation(&mut l, fi, n));
+        read_groups(&mut l, fi, raw.group, &mut read);
+        read_rules(&mut l, fi, raw.rule, negation.as_ref(), &mut read);
+    }
+    let Read {
+        mut pending,
+        groups,
+        group_index,
+        ..
+    } = read;
+    drop_duplicate_ids(&mut l, &mut pending);
+    resolve_groups(&mut l, &mut pending, &group_index);
+    let deps = resolve_meta(&mut l, &mut pending);
+    let meta_order = order_meta(&mut l, &pending, &deps);
+    check_useful(&mut l, &pending, &deps);
+    if !l.errors.is_empty() {
+        return Err(l.errors);
+    }
+    let set = match build(
+        &pending,
+        groups.iter().map(|(g, _)| g.clone()).collect(),
+        meta_order,
+    ) {
+        Ok(s) => s,
+        Err((at, msg)) => {
+            let loc = pending[at].matcher_loc.clone();
+            l.err(&loc, msg);
+            return Err(l.errors);
         }
-        for spanned in raw.rule {
-            if rules_read == MAX_RULES {
-                l.err(
-                    &at(spanned.get_ref().id.span()),
-                    format!("more than {MAX_RULES} rules in all rule files (the limit; this is rule {}): merge rules that share a weight and labels into one with several keywords", MAX_RULES + 1),
-                );
-            }
-            rules_read += 1;
-            if rules_read > MAX_RULES {
-                // Said once, above; the rest is not compiled.
-                continue;
-            }
-            let rule_loc = at(spanned.span());
-            let r = spanned.into_inner();
-            if let Some(p) = compile_rule(&mut l, fi, rule_loc, r, negation.as_ref()) {
-                pending.push(p);
-            }
+    };
+    check_examples(&mut l, &pending, &set);
+    if l.errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(l.errors)
+    }
+}
+
+/// What the rule files held, read so far.
+#[derive(Default)]
+struct Read {
+    pending: Vec<Pending>,
+    groups: Vec<(Group, Loc)>,
+    /// Group id -> its place in `groups`.
+    group_index: HashMap<String, usize>,
+    /// Rules and groups seen, kept or not, against [`MAX_RULES`] and [`MAX_GROUPS`].
+    rules_read: usize,
+    groups_read: usize,
+}
+
+/// Read and parse rule file `fi`; `None` (said) when it cannot be read or is not TOML.
+fn read_file(l: &mut Loader<'_>, fi: usize, file: &Path) -> Option<RawFile> {
+    let source = match crate::diag::read_limited(file, "rule file", MAX_RULE_FILE_BYTES) {
+        Ok(s) => s,
+        Err(d) => {
+            l.errors.push(d);
+            l.sources.push(String::new());
+            l.lines.push(crate::diag::Lines::default());
+            return None;
+        }
+    };
+    let parsed: Result<RawFile, _> = toml::from_str(&source);
+    l.lines.push(crate::diag::Lines::new(&source));
+    l.sources.push(source);
+    match parsed {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let d = Diagnostic::from_toml(file, &l.sources[fi], &e);
+            l.errors.push(d);
+            None
         }
     }
+}
 
-    // Ids are unique across files.
+/// A file's `[negation]` section.
+fn file_negation(l: &mut Loader<'_>, fi: usize, n: Spanned<RawNegation>) -> Arc<Negation> {
+    let at = |span: Range<usize>| Loc { file: fi, span };
+    let span = n.span();
+    let n = n.into_inner();
+    let mut phrases = Vec::new();
+    if let Some(p) = n.phrases.get(MAX_NEGATION_PHRASES) {
+        l.err(
+            &at(p.span()),
+            format!("[negation] lists more than {MAX_NEGATION_PHRASES} phrases (the limit; each is checked before every match): keep the few that negate"),
+        );
+    }
+    for p in n.phrases.iter().take(MAX_NEGATION_PHRASES) {
+        let norm = normalise(p.get_ref());
+        if norm.chars().count() > MAX_KEYWORD_CHARS {
+            l.err(
+                &at(p.span()),
+                format!("a negation phrase is longer than {MAX_KEYWORD_CHARS} characters (the limit): use a few words"),
+            );
+            continue;
+        }
+        let words = split_words(&norm);
+        if words.is_empty() {
+            l.err(&at(p.span()), "a negation phrase needs at least one word");
+        } else {
+            phrases.push(words);
+        }
+    }
+    if phrases.is_empty() {
+        l.err(
+            &at(span),
+            "[negation] phrases is empty: list words such as \"not\", \"no\"",
+        );
+    }
+    let window = match n.window {
+        Some(w) if !(1..=10).contains(w.get_ref()) => {
+            l.err(&at(w.span()), "negation window must be 1 to 10 words");
+            NEGATION_WINDOW
+        }
+        Some(w) => *w.get_ref() as usize,
+        None => NEGATION_WINDOW,
+    };
+    Arc::new(Negation { phrases, window })
+}
+
+/// A file's `[[group]]`s, within [`MAX_GROUPS`]; ids are unique across files.
+fn read_groups(l: &mut Loader<'_>, fi: usize, raw: Vec<Spanned<RawGroup>>, read: &mut Read) {
+    let at = |span: Range<usize>| Loc { file: fi, span };
+    for g in raw {
+        if read.groups_read == MAX_GROUPS {
+            l.err(
+                &at(g.get_ref().id.span()),
+                format!("more than {MAX_GROUPS} groups in all rule files (the limit; this is group {}): a group caps a few related rules", MAX_GROUPS + 1),
+            );
+        }
+        read.groups_read += 1;
+        if read.groups_read > MAX_GROUPS {
+            continue;
+        }
+        let g = g.into_inner();
+        let id = g.id.get_ref().clone();
+        if !is_id(&id) {
+            l.err(
+                &at(g.id.span()),
+                format!("group id {id:?} must be lower-case letters, digits, '_', '.', '-'"),
+            );
+        }
+        if g.min.is_none() && g.max.is_none() {
+            l.err(
+                &at(g.id.span()),
+                format!("group {id:?} needs min or max (what is it capping?)"),
+            );
+        }
+        if let (Some(min), Some(max)) = (&g.min, &g.max)
+            && min.get_ref() > max.get_ref()
+        {
+            l.err(&at(min.span()), format!("group {id:?}: min is above max"));
+        }
+        if let Some((_, first)) = read.group_index.get(&id).map(|&i| &read.groups[i]) {
+            let (line, _) = l.line_col(first);
+            let msg = format!(
+                "duplicate group id {id:?} (first defined at {}:{line})",
+                l.files[first.file].display()
+            );
+            l.err(&at(g.id.span()), msg);
+            continue;
+        }
+        read.group_index.insert(id.clone(), read.groups.len());
+        read.groups.push((
+            Group {
+                id,
+                description: g.description,
+                min: g.min.map(|v| *v.get_ref()),
+                max: g.max.map(|v| *v.get_ref()),
+            },
+            at(g.id.span()),
+        ));
+    }
+}
+
+/// A file's `[[rule]]`s, within [`MAX_RULES`], each parsed and checked on its own.
+fn read_rules(
+    l: &mut Loader<'_>,
+    fi: usize,
+    raw: Vec<Spanned<RawRule>>,
+    negation: Option<&Arc<Negation>>,
+    read: &mut Read,
+) {
+    let at = |span: Range<usize>| Loc { file: fi, span };
+    for spanned in raw {
+        if read.rules_read == MAX_RULES {
+            l.err(
+                &at(spanned.get_ref().id.span()),
+                format!("more than {MAX_RULES} rules in all rule files (the limit; this is rule {}): merge rules that share a weight and labels into one with several keywords", MAX_RULES + 1),
+            );
+        }
+        read.rules_read += 1;
+        if read.rules_read > MAX_RULES {
+            // Said once, above; the rest is not compiled.
+            continue;
+        }
+        let rule_loc = at(spanned.span());
+        let r = spanned.into_inner();
+        if let Some(p) = compile_rule(l, fi, rule_loc, r, negation) {
+            read.pending.push(p);
+        }
+    }
+}
+
+/// Ids are unique across files: a repeat is said and dropped.
+fn drop_duplicate_ids(l: &mut Loader<'_>, pending: &mut Vec<Pending>) {
     let mut first_at: HashMap<String, usize> = HashMap::new();
     let mut keep = vec![true; pending.len()];
     for (i, p) in pending.iter().enumerate() {
@@ -540,7 +613,7 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
                 let msg = format!(
                     "duplicate rule id {:?} (first defined at {}:{line})",
                     p.rule.id,
-                    files[first.file].display()
+                    l.files[first.file].display()
                 );
                 let loc = p.id_loc.clone();
                 l.err(&loc, msg);
@@ -553,13 +626,14 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
     }
     let mut it = keep.iter();
     pending.retain(|_| *it.next().unwrap_or(&false));
-    let index: HashMap<String, usize> = pending
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.rule.id.clone(), i))
-        .collect();
+}
 
-    // Groups resolve.
+/// Each rule's group, by id.
+fn resolve_groups(
+    l: &mut Loader<'_>,
+    pending: &mut [Pending],
+    group_index: &HashMap<String, usize>,
+) {
     for p in pending.iter_mut() {
         if let Some((name, loc)) = p.group.clone() {
             match group_index.get(&name).copied() {
@@ -574,8 +648,16 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
             }
         }
     }
+}
 
-    // Meta references resolve, have no cycles, and can be true.
+/// Meta references resolve to rules, refer not to their own rule, and can be true. Returns per
+/// rule the rules its meta expression uses.
+fn resolve_meta(l: &mut Loader<'_>, pending: &mut [Pending]) -> Vec<Vec<usize>> {
+    let index: HashMap<String, usize> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.rule.id.clone(), i))
+        .collect();
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); pending.len()];
     for i in 0..pending.len() {
         let Some((expr, loc)) = pending[i].meta.clone() else {
@@ -605,7 +687,12 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
             ),
         }
     }
-    let meta_order = match topo_order(&pending, &deps) {
+    deps
+}
+
+/// Meta rules in an order that evaluates each after the ones it uses; a cycle is said.
+fn order_meta(l: &mut Loader<'_>, pending: &[Pending], deps: &[Vec<usize>]) -> Vec<usize> {
+    match topo_order(pending, deps) {
         Ok(order) => order,
         Err(cycle) => {
             let names: Vec<&str> = cycle.iter().map(|&i| pending[i].rule.id.as_str()).collect();
@@ -620,9 +707,11 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
             );
             Vec::new()
         }
-    };
+    }
+}
 
-    // A rule must be able to change something.
+/// A rule must be able to change something: a weight, a label, or a meta rule using it.
+fn check_useful(l: &mut Loader<'_>, pending: &[Pending], deps: &[Vec<usize>]) {
     let mut used = vec![false; pending.len()];
     for &d in deps.iter().flatten() {
         used[d] = true;
@@ -640,34 +729,20 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
             );
         }
     }
+}
 
-    if !l.errors.is_empty() {
-        return Err(l.errors);
-    }
-    let set = match build(
-        &pending,
-        groups.iter().map(|(g, _)| g.clone()).collect(),
-        meta_order,
-    ) {
-        Ok(s) => s,
-        Err((at, msg)) => {
-            let loc = pending[at].matcher_loc.clone();
-            l.err(&loc, msg);
-            return Err(l.errors);
-        }
-    };
-
-    // Inline examples, scored by the whole set (meta rules see the rules they combine).
+/// Inline examples, scored by the whole set (meta rules see the rules they combine).
+fn check_examples(l: &mut Loader<'_>, pending: &[Pending], set: &RuleSet) {
     let th = Thresholds {
         urgent: f64::INFINITY,
         high: f64::INFINITY,
         normal: f64::INFINITY,
         no_evidence: super::Priority::Low,
     };
-    for p in &pending {
+    for p in pending {
         for (example, should, loc) in &p.examples {
             let email = example_email(&p.rule, example);
-            let v = score(&email, &set, &th, &History::default(), 0);
+            let v = score(&email, set, &th, &History::default(), 0);
             let fired = v.hits.iter().any(|h| h.rule == p.rule.id);
             if fired != *should {
                 let msg = if *should {
@@ -684,11 +759,6 @@ pub fn load_rules(files: &[&Path]) -> Result<RuleSet, Vec<Diagnostic>> {
                 l.err(loc, msg);
             }
         }
-    }
-    if l.errors.is_empty() {
-        Ok(set)
-    } else {
-        Err(l.errors)
     }
 }
 
@@ -771,6 +841,25 @@ fn topo_order(pending: &[Pending], deps: &[Vec<usize>]) -> Result<Vec<usize>, Ve
     Ok(out)
 }
 
+/// The rule being compiled: its file (for locations) and its id (for messages).
+struct RuleAt<'a> {
+    fi: usize,
+    id: &'a str,
+}
+
+impl RuleAt<'_> {
+    fn at(&self, span: Range<usize>) -> Loc {
+        Loc {
+            file: self.fi,
+            span,
+        }
+    }
+}
+
+/// A gap phrase before its regex is compiled: the regex, the forms of its first word, and
+/// what each later word may be.
+type GapPattern = (String, Vec<String>, Vec<Vec<String>>);
+
 /// Parse and check one rule. `None` when it has errors (already reported).
 fn compile_rule(
     l: &mut Loader<'_>,
@@ -779,511 +868,46 @@ fn compile_rule(
     r: RawRule,
     negation: Option<&Arc<Negation>>,
 ) -> Option<Pending> {
-    let at = |span: Range<usize>| Loc { file: fi, span };
     let errors_before = l.errors.len();
     let id = r.id.get_ref().clone();
+    let ra = RuleAt { fi, id: &id };
     if !is_id(&id) {
         l.err(
-            &at(r.id.span()),
+            &ra.at(r.id.span()),
             format!("rule id {id:?} must be lower-case letters, digits, '_', '.', '-' (and not and/or/not/of)"),
         );
     }
-    let weight = match &r.weight {
-        Some(w) if !w.get_ref().is_finite() => {
-            l.err(
-                &at(w.span()),
-                format!("rule {id:?}: weight must be a finite number"),
-            );
-            0.0
-        }
-        Some(w) => *w.get_ref(),
-        None => 0.0,
-    };
-    let max_hits = match &r.max_hits {
-        Some(m) if !(1..=1000).contains(m.get_ref()) => {
-            l.err(
-                &at(m.span()),
-                format!("rule {id:?}: max_hits must be 1 to 1000"),
-            );
-            1
-        }
-        Some(m) => *m.get_ref() as u32,
-        None => 1,
-    };
-    let label = |l: &mut Loader<'_>, what: &str, v: &Option<Spanned<String>>| -> Option<String> {
-        let v = v.as_ref()?;
-        if is_label(v.get_ref()) {
-            Some(v.get_ref().clone())
-        } else {
-            l.err(
-                &at(v.span()),
-                format!(
-                    "rule {id:?}: {what} {:?} must be lower-case letters, digits, '-' or '_'",
-                    v.get_ref()
-                ),
-            );
-            None
-        }
-    };
-    let tone = label(l, "tone", &r.tone);
-    let intent = label(l, "intent", &r.intent);
-
-    // Exactly one way to match.
-    let kinds: Vec<(&str, Range<usize>)> = [
-        r.keywords.as_ref().map(|k| ("keywords", k.span())),
-        r.regex.as_ref().map(|k| ("regex", k.span())),
-        r.senders.as_ref().map(|k| ("senders", k.span())),
-        r.signal.as_ref().map(|k| ("signal", k.span())),
-        r.meta.as_ref().map(|k| ("meta", k.span())),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if kinds.is_empty() {
-        l.err(
-            &rule_loc,
-            format!("rule {id:?} needs one of keywords, regex, senders, signal or meta"),
-        );
-        return None;
-    }
-    if kinds.len() > 1 {
-        let names: Vec<&str> = kinds.iter().map(|k| k.0).collect();
-        l.err(
-            &at(kinds[1].1.clone()),
-            format!("rule {id:?} has {}; use exactly one", names.join(" and ")),
-        );
-        return None;
-    }
-    let kind = kinds[0].0;
-    let matcher_loc = at(kinds[0].1.clone());
-
-    // Where it looks: only keywords and regex read text.
-    let mut sources: Vec<Source> = Vec::new();
-    if matches!(kind, "keywords" | "regex") {
-        match &r.targets {
-            None => sources.extend([Source::Subject, Source::Body]),
-            Some(list) if list.get_ref().is_empty() => l.err(
-                &at(list.span()),
-                format!("rule {id:?}: `in` is empty; use e.g. [\"text\"] or [\"subject\"]"),
-            ),
-            Some(list) => {
-                for t in list.get_ref() {
-                    match parse_source(t.get_ref()) {
-                        Ok(ss) => {
-                            for s in ss {
-                                if !sources.contains(&s) {
-                                    sources.push(s);
-                                }
-                            }
-                        }
-                        Err(msg) => l.err(&at(t.span()), format!("rule {id:?}: {msg}")),
-                    }
-                }
-            }
-        }
-    } else if let Some(t) = &r.targets {
-        l.err(
-            &at(t.span()),
-            format!("rule {id:?}: `in` applies to keywords and regex rules only"),
-        );
-    }
-    let only_for = |l: &mut Loader<'_>, name: &str, span: Option<Range<usize>>, ok: bool| {
-        if let (Some(span), false) = (span, ok) {
-            l.err(
-                &at(span),
-                format!("rule {id:?}: {name} does not apply to a {kind} rule"),
-            );
-        }
-    };
-    let text_rule = matches!(kind, "keywords" | "regex");
-    only_for(
-        l,
-        "negation",
-        r.negation.as_ref().map(|n| n.span()),
-        text_rule,
-    );
-    only_for(
-        l,
-        "max_hits",
-        r.max_hits.as_ref().map(|n| n.span()),
-        text_rule,
-    );
-    only_for(
-        l,
-        "at_least",
-        r.at_least.as_ref().map(|n| n.span()),
-        kind == "signal",
-    );
-    only_for(
-        l,
-        "at_most",
-        r.at_most.as_ref().map(|n| n.span()),
-        kind == "signal",
-    );
-    only_for(
-        l,
-        "forms",
-        r.forms.as_ref().map(|n| n.span()),
-        kind == "keywords",
-    );
-    // Negation is for urgency and tone words ("not urgent", "not happy"). A rule with an
-    // intent names a topic, and a topic is still the topic when negated ("I have not
-    // received a refund"): such rules are immune unless they say `negation = true`.
-    let negation = match (&r.negation, text_rule) {
-        (Some(b), _) if !*b.get_ref() => None,
-        (Some(b), _) if negation.is_none() => {
-            l.err(
-                &at(b.span()),
-                format!("rule {id:?}: negation = true, but this file has no [negation] phrases"),
-            );
-            None
-        }
-        (Some(_), true) => negation.cloned(),
-        (None, true) if intent.is_none() => negation.cloned(),
-        _ => None,
-    };
-    let evidence = match &r.evidence {
-        Some(e) if !e.get_ref().is_finite() => {
-            l.err(
-                &at(e.span()),
-                format!("rule {id:?}: evidence must be a finite number"),
-            );
-            None
-        }
-        Some(e) if tone.is_some() == intent.is_some() => {
-            l.err(
-                &at(e.span()),
-                format!("rule {id:?}: evidence counts towards one label: give the rule a tone or an intent, not both or neither"),
-            );
-            None
-        }
-        Some(e) => Some(*e.get_ref()),
-        None => None,
-    };
+    let weight = rule_weight(l, &ra, &r);
+    let max_hits = rule_max_hits(l, &ra, &r);
+    let tone = rule_label(l, &ra, "tone", &r.tone);
+    let intent = rule_label(l, &ra, "intent", &r.intent);
+    let (kind, matcher_loc) = matcher_kind(l, &ra, &rule_loc, &r)?;
+    let sources = rule_sources(l, &ra, &r, kind);
+    check_applies(l, &ra, &r, kind);
+    let negation = rule_negation(l, &ra, &r, kind, intent.is_some(), negation);
+    let evidence = rule_evidence(l, &ra, &r, tone.is_some(), intent.is_some());
     let forms = r.forms.as_ref().is_some_and(|f| *f.get_ref());
 
     let mut keywords = Vec::new();
-    // Gap phrases: (regex, the forms of the first word).
-    let mut gap_patterns: Vec<(String, Vec<String>)> = Vec::new();
+    let mut gap_patterns: Vec<GapPattern> = Vec::new();
     let mut meta_expr = None;
     let matcher = match kind {
-        "keywords" => {
-            let list = r.keywords.as_ref()?;
-            if list.get_ref().is_empty() {
-                l.err(&at(list.span()), format!("rule {id:?}: keywords is empty"));
-            }
-            let mut seen = Vec::new();
-            let mut distinct = HashSet::new();
-            let mut generated = HashSet::new();
-            for k in list.get_ref() {
-                if !l.count_phrase(&at(k.span())) {
-                    break;
-                }
-                let norm = normalise(k.get_ref().trim());
-                if norm.is_empty() {
-                    l.err(&at(k.span()), format!("rule {id:?}: empty keyword"));
-                    continue;
-                }
-                let chars = norm.chars().count();
-                if chars > MAX_KEYWORD_CHARS {
-                    l.err(
-                        &at(k.span()),
-                        format!("rule {id:?}: keyword is {chars} characters long; the limit is {MAX_KEYWORD_CHARS} (a keyword is a phrase: for longer text use a regex or a few shorter keywords)"),
-                    );
-                    continue;
-                }
-                if !distinct.insert(norm.clone()) {
-                    let msg = if generated.contains(&norm) {
-                        format!(
-                            "rule {id:?}: keyword {:?} is already a form of an earlier keyword (forms = true): leave it out",
-                            k.get_ref()
-                        )
-                    } else {
-                        format!("rule {id:?}: keyword {:?} is listed twice", k.get_ref())
-                    };
-                    l.err(&at(k.span()), msg);
-                    continue;
-                }
-                match forms::parse_gaps(&norm) {
-                    Err(msg) => {
-                        l.err(
-                            &at(k.span()),
-                            format!("rule {id:?}: keyword {norm:?}: {msg}"),
-                        );
-                        continue;
-                    }
-                    Ok(Some(parts)) => {
-                        gap_patterns.push((
-                            forms::gap_regex(&parts, forms),
-                            forms::anchor_words(&parts, forms),
-                        ));
-                        seen.push(norm);
-                        continue;
-                    }
-                    Ok(None) => {}
-                }
-                let variants = if forms {
-                    match forms::phrase_forms(&norm) {
-                        Ok(v) => v,
-                        // Too many combinations for the automaton: matched by the rule's
-                        // regex instead, one alternation per word.
-                        Err(_) => {
-                            let parts: Vec<forms::Part> = norm
-                                .split(' ')
-                                .map(|w| forms::Part::Word(w.into()))
-                                .collect();
-                            gap_patterns.push((
-                                forms::gap_regex(&parts, true),
-                                forms::anchor_words(&parts, true),
-                            ));
-                            seen.push(norm);
-                            continue;
-                        }
-                    }
-                } else {
-                    vec![norm.clone()]
-                };
-                for (i, v) in variants.into_iter().enumerate() {
-                    // A generated form counts against the limits like a written keyword; one
-                    // that another keyword of the rule already lists is that keyword.
-                    if i > 0 && (distinct.contains(&v) || !l.count_phrase(&at(k.span()))) {
-                        continue;
-                    }
-                    let left = v.chars().next().is_some_and(is_word_char);
-                    let right = v.chars().last().is_some_and(is_word_char);
-                    if i > 0 {
-                        distinct.insert(v.clone());
-                        generated.insert(v.clone());
-                    }
-                    keywords.push((v, left, right));
-                }
-                seen.push(norm);
-            }
-            Matcher::Keywords(seen)
-        }
-        "regex" => {
-            let re = r.regex.as_ref()?;
-            if !l.count_phrase(&at(re.span())) {
-                return None;
-            }
-            match l.compile_regex(re.get_ref()) {
-                Ok(compiled) => {
-                    if compiled.is_match("") {
-                        l.err(
-                            &at(re.span()),
-                            format!(
-                                "rule {id:?}: regex matches empty text, so it would hit every email"
-                            ),
-                        );
-                    }
-                    if let Some(c) = uppercase_literal(re.get_ref()) {
-                        l.err(
-                            &at(re.span()),
-                            format!("rule {id:?}: regex has upper-case {c:?}, but text is matched in lower case, so that part can never match; write it in lower case"),
-                        );
-                    }
-                    Matcher::Regex(compiled)
-                }
-                // Earlier regexes used the budget up, and that was said at the first one over;
-                // the rule stays (meta rules may name it) but is never built: the load fails.
-                Err(None) => Matcher::Keywords(Vec::new()),
-                Err(Some(e)) => {
-                    let span = match e.offset {
-                        Some(off) => offset_in_value(&l.sources[fi], &re.span(), re.get_ref(), off),
-                        None => re.span(),
-                    };
-                    l.err(
-                        &at(span),
-                        format!("rule {id:?}: regex does not compile: {}", e.message),
-                    );
-                    return None;
-                }
-            }
-        }
-        "senders" => {
-            let list = r.senders.as_ref()?;
-            if list.get_ref().is_empty() {
-                l.err(&at(list.span()), format!("rule {id:?}: senders is empty"));
-            }
-            let mut out = Vec::new();
-            for s in list.get_ref() {
-                if !l.count_phrase(&at(s.span())) {
-                    break;
-                }
-                let v = s
-                    .get_ref()
-                    .trim()
-                    .trim_start_matches('@')
-                    .to_ascii_lowercase();
-                let ok = match v.rsplit_once('@') {
-                    Some((local, domain)) => !local.is_empty() && domain.contains('.'),
-                    None => v.contains('.') && !v.starts_with('.'),
-                };
-                if !ok || v.contains(char::is_whitespace) {
-                    l.err(
-                        &at(s.span()),
-                        format!(
-                            "rule {id:?}: {:?} is neither an address nor a domain",
-                            s.get_ref()
-                        ),
-                    );
-                }
-                out.push(v);
-            }
-            Matcher::Senders(out)
-        }
-        "signal" => {
-            let name = r.signal.as_ref()?;
-            let within = match &r.within {
-                Some(w) => match parse_duration(w.get_ref()) {
-                    Ok(d) => Some(d.as_secs() as i64),
-                    Err(e) => {
-                        l.err(&at(w.span()), format!("rule {id:?}: within: {e}"));
-                        None
-                    }
-                },
-                None => None,
-            };
-            let signal = match name.get_ref().as_str() {
-                "caps_ratio" => Signal::CapsRatio {
-                    min_letters: r
-                        .min_letters
-                        .as_ref()
-                        .map_or(20, |m| (*m.get_ref()).max(0) as usize),
-                },
-                "punctuation_run" => Signal::PunctuationRun,
-                "words" => Signal::Words,
-                "earlier_contacts" => Signal::EarlierContacts {
-                    within_secs: within.unwrap_or(7 * 86_400),
-                },
-                "reply_to_answered" => Signal::ReplyToAnswered,
-                other => {
-                    l.err(
-                        &at(name.span()),
-                        format!("rule {id:?}: unknown signal {other:?}; use caps_ratio, punctuation_run, words, earlier_contacts or reply_to_answered"),
-                    );
-                    return None;
-                }
-            };
-            if r.within.is_some() && !matches!(signal, Signal::EarlierContacts { .. }) {
-                l.err(
-                    &at(r.within.as_ref()?.span()),
-                    format!("rule {id:?}: within applies to earlier_contacts only"),
-                );
-            }
-            if r.min_letters.is_some() && !matches!(signal, Signal::CapsRatio { .. }) {
-                l.err(
-                    &at(r.min_letters.as_ref()?.span()),
-                    format!("rule {id:?}: min_letters applies to caps_ratio only"),
-                );
-            }
-            let at_least = r.at_least.as_ref().map(|v| *v.get_ref());
-            let at_most = r.at_most.as_ref().map(|v| *v.get_ref());
-            match (at_least, at_most) {
-                (None, None) => l.err(
-                    &at(name.span()),
-                    format!("rule {id:?}: a signal rule needs at_least and/or at_most"),
-                ),
-                (Some(a), Some(b)) if a > b => l.err(
-                    &at(r.at_least.as_ref()?.span()),
-                    format!("rule {id:?} can never fire: at_least {a} is above at_most {b}"),
-                ),
-                (Some(a), _) if matches!(signal, Signal::CapsRatio { .. }) && a > 1.0 => l.err(
-                    &at(r.at_least.as_ref()?.span()),
-                    format!("rule {id:?} can never fire: caps_ratio is a share between 0 and 1"),
-                ),
-                _ => {}
-            }
-            Matcher::Signal {
-                signal,
-                at_least,
-                at_most,
-            }
-        }
+        "keywords" => keywords_matcher(l, &ra, &r, forms, &mut keywords, &mut gap_patterns)?,
+        "regex" => regex_matcher(l, &ra, &r)?,
+        "senders" => senders_matcher(l, &ra, &r)?,
+        "signal" => signal_matcher(l, &ra, &r)?,
         _ => {
-            let src = r.meta.as_ref()?;
-            // The span covers the quotes; offsets inside the expression start one later.
-            let inner_start = src.span().start + 1;
-            // Parsed first, so that a nesting too deep is named where it happens.
-            match meta::parse(src.get_ref()) {
-                Ok(_) if src.get_ref().chars().count() > MAX_META_CHARS => {
-                    l.err(
-                        &at(src.span()),
-                        format!("rule {id:?}: meta is longer than {MAX_META_CHARS} characters (the limit): combine fewer rules, or name a part as a meta rule of its own"),
-                    );
-                    return None;
-                }
-                Ok(e) => {
-                    meta_expr = Some((e, at(src.span())));
-                }
-                Err(e) => {
-                    let off = inner_start + e.offset;
-                    l.err(
-                        &at(off..off + 1),
-                        format!("rule {id:?}: meta: {}", e.message),
-                    );
-                    return None;
-                }
-            }
+            meta_expr = Some(meta_matcher(l, &ra, &r)?);
             // Resolved once every file is read.
             Matcher::Meta(Expr::And(Vec::new()))
         }
     };
-
-    let mut examples = Vec::new();
-    if let Some(ex) = &r.examples {
-        let all = ex
-            .matches
-            .iter()
-            .map(|e| (e, true))
-            .chain(ex.no_match.iter().map(|e| (e, false)));
-        for (e, should) in all {
-            l.examples += 1;
-            if l.examples == MAX_EXAMPLES + 1 {
-                l.err(
-                    &at(e.span()),
-                    format!("more than {MAX_EXAMPLES} inline examples in all rule files (the limit; each is scored by the whole pack): keep a few telling ones per rule"),
-                );
-            }
-            if l.examples > MAX_EXAMPLES {
-                break;
-            }
-            examples.push((e.get_ref().clone(), should, at(e.span())));
-        }
-    }
-    // Gap phrases: one regex for the rule, bounded by the regex budget like any regex.
-    // Each is compiled once for the regex budget's accounting and its errors, then as the
-    // anchored engine it runs as.
-    let mut gaps = Vec::new();
-    let mut gap_anchors = Vec::new();
-    for (pattern, anchors) in gap_patterns {
-        match l.compile_regex(&pattern) {
-            Ok(_) => match regex_automata::meta::Regex::builder()
-                .configure(
-                    regex_automata::meta::Config::new().nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
-                )
-                .build(&pattern)
-            {
-                Ok(re) => {
-                    gap_anchors.push((anchors, gaps.len()));
-                    gaps.push(re);
-                }
-                Err(e) => l.err(
-                    &matcher_loc,
-                    format!("rule {id:?}: a gap phrase does not compile: {e}"),
-                ),
-            },
-            Err(None) => {}
-            Err(Some(e)) => l.err(
-                &matcher_loc,
-                format!("rule {id:?}: a gap phrase does not compile: {}", e.message),
-            ),
-        }
-    }
+    let examples = rule_examples(l, &ra, &r);
+    let (gaps, gap_anchors) = compile_gaps(l, &ra, &matcher_loc, gap_patterns);
     if l.errors.len() > errors_before {
         return None;
     }
-    let (line, _) = l.line_col(&at(r.id.span()));
+    let (line, _) = l.line_col(&ra.at(r.id.span()));
     Some(Pending {
         rule: Rule {
             id: id.clone(),
@@ -1303,82 +927,656 @@ fn compile_rule(
         },
         gap_anchors,
         loc: rule_loc,
-        id_loc: at(r.id.span()),
+        id_loc: ra.at(r.id.span()),
         matcher_loc,
         keywords,
         meta: meta_expr,
         group: r
             .group
             .as_ref()
-            .map(|g| (g.get_ref().clone(), at(g.span()))),
+            .map(|g| (g.get_ref().clone(), ra.at(g.span()))),
         examples,
     })
 }
 
-/// One source's phrases while building: the texts, their pattern info, and an index by
-/// (bounds, text) so a phrase shared by rules is one pattern.
-type PhraseTable = (Vec<String>, Vec<Pattern>, HashMap<String, usize>);
+fn rule_weight(l: &mut Loader<'_>, ra: &RuleAt<'_>, r: &RawRule) -> f64 {
+    let id = ra.id;
+    match &r.weight {
+        Some(w) if !w.get_ref().is_finite() => {
+            l.err(
+                &ra.at(w.span()),
+                format!("rule {id:?}: weight must be a finite number"),
+            );
+            0.0
+        }
+        Some(w) => *w.get_ref(),
+        None => 0.0,
+    }
+}
 
-/// Compile automata and regex sets for checked rules. An error names the rule (an index
+fn rule_max_hits(l: &mut Loader<'_>, ra: &RuleAt<'_>, r: &RawRule) -> u32 {
+    let id = ra.id;
+    match &r.max_hits {
+        Some(m) if !(1..=1000).contains(m.get_ref()) => {
+            l.err(
+                &ra.at(m.span()),
+                format!("rule {id:?}: max_hits must be 1 to 1000"),
+            );
+            1
+        }
+        Some(m) => *m.get_ref() as u32,
+        None => 1,
+    }
+}
+
+/// A tone or intent, if it is a valid label.
+fn rule_label(
+    l: &mut Loader<'_>,
+    ra: &RuleAt<'_>,
+    what: &str,
+    v: &Option<Spanned<String>>,
+) -> Option<String> {
+    let id = ra.id;
+    let v = v.as_ref()?;
+    if is_label(v.get_ref()) {
+        Some(v.get_ref().clone())
+    } else {
+        l.err(
+            &ra.at(v.span()),
+            format!(
+                "rule {id:?}: {what} {:?} must be lower-case letters, digits, '-' or '_'",
+                v.get_ref()
+            ),
+        );
+        None
+    }
+}
+
+/// How the rule matches (exactly one of keywords, regex, senders, signal, meta) and where
+/// that is written.
+fn matcher_kind(
+    l: &mut Loader<'_>,
+    ra: &RuleAt<'_>,
+    rule_loc: &Loc,
+    r: &RawRule,
+) -> Option<(&'static str, Loc)> {
+    let id = ra.id;
+    let kinds: Vec<(&'static str, Range<usize>)> = [
+        r.keywords.as_ref().map(|k| ("keywords", k.span())),
+        r.regex.as_ref().map(|k| ("regex", k.span())),
+        r.senders.as_ref().map(|k| ("senders", k.span())),
+        r.signal.as_ref().map(|k| ("signal", k.span())),
+        r.meta.as_ref().map(|k| ("meta", k.span())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if kinds.is_empty() {
+        l.err(
+            rule_loc,
+            format!("rule {id:?} needs one of keywords, regex, senders, signal or meta"),
+        );
+        return None;
+    }
+    if kinds.len() > 1 {
+        let names: Vec<&str> = kinds.iter().map(|k| k.0).collect();
+        l.err(
+            &ra.at(kinds[1].1.clone()),
+            format!("rule {id:?} has {}; use exactly one", names.join(" and ")),
+        );
+        return None;
+    }
+    Some((kinds[0].0, ra.at(kinds[0].1.clone())))
+}
+
+/// Where it looks: only keywords and regex read text.
+fn rule_sources(l: &mut Loader<'_>, ra: &RuleAt<'_>, r: &RawRule, kind: &str) -> Vec<Source> {
+    let id = ra.id;
+    let mut sources: Vec<Source> = Vec::new();
+    if matches!(kind, "keywords" | "regex") {
+        match &r.targets {
+            None => sources.extend([Source::Subject, Source::Body]),
+            Some(list) if list.get_ref().is_empty() => l.err(
+                &ra.at(list.span()),
+                format!("rule {id:?}: `in` is empty; use e.g. [\"text\"] or [\"subject\"]"),
+            ),
+            Some(list) => {
+                for t in list.get_ref() {
+                    match parse_source(t.get_ref()) {
+                        Ok(ss) => {
+                            for s in ss {
+                                if !sources.contains(&s) {
+                                    sources.push(s);
+                                }
+                            }
+                        }
+                        Err(msg) => l.err(&ra.at(t.span()), format!("rule {id:?}: {msg}")),
+                    }
+                }
+            }
+        }
+    } else if let Some(t) = &r.targets {
+        l.err(
+            &ra.at(t.span()),
+            format!("rule {id:?}: `in` applies to keywords and regex rules only"),
+        );
+    }
+    sources
+}
+
+/// Settings written for a kind of rule they do not apply to.
+fn check_applies(l: &mut Loader<'_>, ra: &RuleAt<'_>, r: &RawRule, kind: &str) {
+    let id = ra.id;
+    let text_rule = matches!(kind, "keywords" | "regex");
+    let settings = [
+        ("negation", r.negation.as_ref().map(|n| n.span()), text_rule),
+        ("max_hits", r.max_hits.as_ref().map(|n| n.span()), text_rule),
+        (
+            "at_least",
+            r.at_least.as_ref().map(|n| n.span()),
+            kind == "signal",
+        ),
+        (
+            "at_most",
+            r.at_most.as_ref().map(|n| n.span()),
+            kind == "signal",
+        ),
+        (
+            "forms",
+            r.forms.as_ref().map(|n| n.span()),
+            kind == "keywords",
+        ),
+    ];
+    for (name, span, ok) in settings {
+        if let (Some(span), false) = (span, ok) {
+            l.err(
+                &ra.at(span),
+                format!("rule {id:?}: {name} does not apply to a {kind} rule"),
+            );
+        }
+    }
+}
+
+/// The negation guard the rule uses, if any. Negation is for urgency and tone words ("not
+/// urgent", "not happy"). A rule with an intent names a topic, and a topic is still the topic
+/// when negated ("I have not received a refund"): such rules are immune unless they say
+/// `negation = true`.
+fn rule_negation(
+    l: &mut Loader<'_>,
+    ra: &RuleAt<'_>,
+    r: &RawRule,
+    kind: &str,
+    has_intent: bool,
+    negation: Option<&Arc<Negation>>,
+) -> Option<Arc<Negation>> {
+    let id = ra.id;
+    let text_rule = matches!(kind, "keywords" | "regex");
+    match (&r.negation, text_rule) {
+        (Some(b), _) if !*b.get_ref() => None,
+        (Some(b), _) if negation.is_none() => {
+            l.err(
+                &ra.at(b.span()),
+                format!("rule {id:?}: negation = true, but this file has no [negation] phrases"),
+            );
+            None
+        }
+        (Some(_), true) => negation.cloned(),
+        (None, true) if !has_intent => negation.cloned(),
+        _ => None,
+    }
+}
+
+fn rule_evidence(
+    l: &mut Loader<'_>,
+    ra: &RuleAt<'_>,
+    r: &RawRule,
+    has_tone: bool,
+    has_intent: bool,
+) -> Option<f64> {
+    let id = ra.id;
+    match &r.evidence {
+        Some(e) if !e.get_ref().is_finite() => {
+            l.err(
+                &ra.at(e.span()),
+                format!("rule {id:?}: evidence must be a finite number"),
+            );
+            None
+        }
+        Some(e) if has_tone == has_intent => {
+            l.err(
+                &ra.at(e.span()),
+                format!("rule {id:?}: evidence counts towards one label: give the rule a tone or an intent, not both or neither"),
+            );
+            None
+        }
+        Some(e) => Some(*e.get_ref()),
+        None => None,
+    }
+}
+
+/// A keyword rule: its phrases (with their forms) go to `keywords`, its gap phrases (and
+/// phrases with too many forms) to `gap_patterns`; the matcher lists the keywords as written.
+fn keywords_matcher(
+    l: &mut Loader<'_>,
+    ra: &RuleAt<'_>,
+    r: &RawRule,
+    forms: bool,
+    keywords: &mut Vec<String>,
+    gap_patterns: &mut Vec<GapPattern>,
+) -> Option<Matcher> {
+    let id = ra.id;
+    let list = r.keywords.as_ref()?;
+    if list.get_ref().is_empty() {
+        l.err(
+            &ra.at(list.span()),
+            format!("rule {id:?}: keywords is empty"),
+        );
+    }
+    let mut seen = Vec::new();
+    let mut distinct = HashSet::new();
+    let mut generated = HashSet::new();
+    for k in list.get_ref() {
+        if !l.count_phrase(&ra.at(k.span())) {
+            break;
+        }
+        let Some(norm) = checked_keyword(l, ra, k, &distinct, &generated) else {
+            continue;
+        };
+        distinct.insert(norm.clone());
+        match forms::parse_gaps(&norm) {
+            Err(msg) => {
+                l.err(
+                    &ra.at(k.span()),
+                    format!("rule {id:?}: keyword {norm:?}: {msg}"),
+                );
+                continue;
+            }
+            Ok(Some(parts)) => {
+                gap_patterns.push(gap_pattern(&parts, forms));
+                seen.push(norm);
+                continue;
+            }
+            Ok(None) => {}
+        }
+        let variants = if forms {
+            match forms::phrase_forms(&norm) {
+                Ok(v) => v,
+                // Too many combinations for the matcher: matched by the rule's regex instead,
+                // one alternation per word.
+                Err(_) => {
+                    let parts: Vec<forms::Part> = norm
+                        .split(' ')
+                        .map(|w| forms::Part::Word(w.into()))
+                        .collect();
+                    gap_patterns.push(gap_pattern(&parts, true));
+                    seen.push(norm);
+                    continue;
+                }
+            }
+        } else {
+            vec![norm.clone()]
+        };
+        for (i, v) in variants.into_iter().enumerate() {
+            // A generated form counts against the limits like a written keyword; one that
+            // another keyword of the rule already lists is that keyword.
+            if i > 0 && (distinct.contains(&v) || !l.count_phrase(&ra.at(k.span()))) {
+                continue;
+            }
+            if i > 0 {
+                distinct.insert(v.clone());
+                generated.insert(v.clone());
+            }
+            keywords.push(v);
+        }
+        seen.push(norm);
+    }
+    Some(Matcher::Keywords(seen))
+}
+
+/// A keyword normalised, or `None` (said) when it is empty, too long, or already there.
+fn checked_keyword(
+    l: &mut Loader<'_>,
+    ra: &RuleAt<'_>,
+    k: &Spanned<String>,
+    distinct: &HashSet<String>,
+    generated: &HashSet<String>,
+) -> Option<String> {
+    let id = ra.id;
+    let norm = normalise(k.get_ref().trim());
+    if norm.is_empty() {
+        l.err(&ra.at(k.span()), format!("rule {id:?}: empty keyword"));
+        return None;
+    }
+    let chars = norm.chars().count();
+    if chars > MAX_KEYWORD_CHARS {
+        l.err(
+            &ra.at(k.span()),
+            format!("rule {id:?}: keyword is {chars} characters long; the limit is {MAX_KEYWORD_CHARS} (a keyword is a phrase: for longer text use a regex or a few shorter keywords)"),
+        );
+        return None;
+    }
+    if distinct.contains(&norm) {
+        let msg = if generated.contains(&norm) {
+            format!(
+                "rule {id:?}: keyword {:?} is already a form of an earlier keyword (forms = true): leave it out",
+                k.get_ref()
+            )
+        } else {
+            format!("rule {id:?}: keyword {:?} is listed twice", k.get_ref())
+        };
+        l.err(&ra.at(k.span()), msg);
+        return None;
+    }
+    Some(norm)
+}
+
+fn gap_pattern(parts: &[forms::Part], forms: bool) -> GapPattern {
+    (
+        forms::gap_regex(parts, forms),
+        forms::anchor_words(parts, forms),
+        forms::later_words(parts, forms),
+    )
+}
+
+fn regex_matcher(l: &mut Loader<'_>, ra: &RuleAt<'_>, r: &RawRule) -> Option<Matcher> {
+    let id = ra.id;
+    let re = r.regex.as_ref()?;
+    if !l.count_phrase(&ra.at(re.span())) {
+        return None;
+    }
+    match l.compile_regex(re.get_ref()) {
+        Ok(compiled) => {
+            if compiled.is_match("") {
+                l.err(
+                    &ra.at(re.span()),
+                    format!("rule {id:?}: regex matches empty text, so it would hit every email"),
+                );
+            }
+            if let Some(c) = uppercase_literal(re.get_ref()) {
+                l.err(
+                    &ra.at(re.span()),
+                    format!("rule {id:?}: regex has upper-case {c:?}, but text is matched in lower case, so that part can never match; write it in lower case"),
+                );
+            }
+            Some(Matcher::Regex(compiled))
+        }
+        // Earlier regexes used the budget up, and that was said at the first one over; the
+        // rule stays (meta rules may name it) but is never built: the load fails.
+        Err(None) => Some(Matcher::Keywords(Vec::new())),
+        Err(Some(e)) => {
+            let span = match e.offset {
+                Some(off) => offset_in_value(&l.sources[ra.fi], &re.span(), re.get_ref(), off),
+                None => re.span(),
+            };
+            l.err(
+                &ra.at(span),
+                format!("rule {id:?}: regex does not compile: {}", e.message),
+            );
+            None
+        }
+    }
+}
+
+fn senders_matcher(l: &mut Loader<'_>, ra: &RuleAt<'_>, r: &RawRule) -> Option<Matcher> {
+    let id = ra.id;
+    let list = r.senders.as_ref()?;
+    if list.get_ref().is_empty() {
+        l.err(
+            &ra.at(list.span()),
+            format!("rule {id:?}: senders is empty"),
+        );
+    }
+    let mut out = Vec::new();
+    for s in list.get_ref() {
+        if !l.count_phrase(&ra.at(s.span())) {
+            break;
+        }
+        let v = s
+            .get_ref()
+            .trim()
+            .trim_start_matches('@')
+            .to_ascii_lowercase();
+        let ok = match v.rsplit_once('@') {
+            Some((local, domain)) => !local.is_empty() && domain.contains('.'),
+            None => v.contains('.') && !v.starts_with('.'),
+        };
+        if !ok || v.contains(char::is_whitespace) {
+            l.err(
+                &ra.at(s.span()),
+                format!(
+                    "rule {id:?}: {:?} is neither an address nor a domain",
+                    s.get_ref()
+                ),
+            );
+        }
+        out.push(v);
+    }
+    Some(Matcher::Senders(out))
+}
+
+fn signal_matcher(l: &mut Loader<'_>, ra: &RuleAt<'_>, r: &RawRule) -> Option<Matcher> {
+    let id = ra.id;
+    let name = r.signal.as_ref()?;
+    let within = match &r.within {
+        Some(w) => match parse_duration(w.get_ref()) {
+            Ok(d) => Some(d.as_secs() as i64),
+            Err(e) => {
+                l.err(&ra.at(w.span()), format!("rule {id:?}: within: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let signal = match name.get_ref().as_str() {
+        "caps_ratio" => Signal::CapsRatio {
+            min_letters: r
+                .min_letters
+                .as_ref()
+                .map_or(20, |m| (*m.get_ref()).max(0) as usize),
+        },
+        "punctuation_run" => Signal::PunctuationRun,
+        "words" => Signal::Words,
+        "earlier_contacts" => Signal::EarlierContacts {
+            within_secs: within.unwrap_or(7 * 86_400),
+        },
+        "reply_to_answered" => Signal::ReplyToAnswered,
+        other => {
+            l.err(
+                &ra.at(name.span()),
+                format!("rule {id:?}: unknown signal {other:?}; use caps_ratio, punctuation_run, words, earlier_contacts or reply_to_answered"),
+            );
+            return None;
+        }
+    };
+    if r.within.is_some() && !matches!(signal, Signal::EarlierContacts { .. }) {
+        l.err(
+            &ra.at(r.within.as_ref()?.span()),
+            format!("rule {id:?}: within applies to earlier_contacts only"),
+        );
+    }
+    if r.min_letters.is_some() && !matches!(signal, Signal::CapsRatio { .. }) {
+        l.err(
+            &ra.at(r.min_letters.as_ref()?.span()),
+            format!("rule {id:?}: min_letters applies to caps_ratio only"),
+        );
+    }
+    let at_least = r.at_least.as_ref().map(|v| *v.get_ref());
+    let at_most = r.at_most.as_ref().map(|v| *v.get_ref());
+    match (at_least, at_most) {
+        (None, None) => l.err(
+            &ra.at(name.span()),
+            format!("rule {id:?}: a signal rule needs at_least and/or at_most"),
+        ),
+        (Some(a), Some(b)) if a > b => l.err(
+            &ra.at(r.at_least.as_ref()?.span()),
+            format!("rule {id:?} can never fire: at_least {a} is above at_most {b}"),
+        ),
+        (Some(a), _) if matches!(signal, Signal::CapsRatio { .. }) && a > 1.0 => l.err(
+            &ra.at(r.at_least.as_ref()?.span()),
+            format!("rule {id:?} can never fire: caps_ratio is a share between 0 and 1"),
+        ),
+        _ => {}
+    }
+    Some(Matcher::Signal {
+        signal,
+        at_least,
+        at_most,
+    })
+}
+
+/// A meta rule's expression with the rule names still unresolved, and where it is written.
+fn meta_matcher(l: &mut Loader<'_>, ra: &RuleAt<'_>, r: &RawRule) -> Option<(Expr<String>, Loc)> {
+    let id = ra.id;
+    let src = r.meta.as_ref()?;
+    // The span covers the quotes; offsets inside the expression start one later.
+    let inner_start = src.span().start + 1;
+    // Parsed first, so that a nesting too deep is named where it happens.
+    match meta::parse(src.get_ref()) {
+        Ok(_) if src.get_ref().chars().count() > MAX_META_CHARS => {
+            l.err(
+                &ra.at(src.span()),
+                format!("rule {id:?}: meta is longer than {MAX_META_CHARS} characters (the limit): combine fewer rules, or name a part as a meta rule of its own"),
+            );
+            None
+        }
+        Ok(e) => Some((e, ra.at(src.span()))),
+        Err(e) => {
+            let off = inner_start + e.offset;
+            l.err(
+                &ra.at(off..off + 1),
+                format!("rule {id:?}: meta: {}", e.message),
+            );
+            None
+        }
+    }
+}
+
+/// The rule's inline examples (text, whether it must match, where), within [`MAX_EXAMPLES`].
+fn rule_examples(l: &mut Loader<'_>, ra: &RuleAt<'_>, r: &RawRule) -> Vec<(String, bool, Loc)> {
+    let mut examples = Vec::new();
+    let Some(ex) = &r.examples else {
+        return examples;
+    };
+    let all = ex
+        .matches
+        .iter()
+        .map(|e| (e, true))
+        .chain(ex.no_match.iter().map(|e| (e, false)));
+    for (e, should) in all {
+        l.examples += 1;
+        if l.examples == MAX_EXAMPLES + 1 {
+            l.err(
+                &ra.at(e.span()),
+                format!("more than {MAX_EXAMPLES} inline examples in all rule files (the limit; each is scored by the whole pack): keep a few telling ones per rule"),
+            );
+        }
+        if l.examples > MAX_EXAMPLES {
+            break;
+        }
+        examples.push((e.get_ref().clone(), should, ra.at(e.span())));
+    }
+    examples
+}
+
+/// Gap phrases: one regex each, bounded by the regex budget like any regex. Each is compiled
+/// once for the regex budget's accounting and its errors, then as the anchored engine it runs
+/// as.
+fn compile_gaps(
+    l: &mut Loader<'_>,
+    ra: &RuleAt<'_>,
+    matcher_loc: &Loc,
+    gap_patterns: Vec<GapPattern>,
+) -> (Vec<regex_automata::meta::Regex>, Vec<GapAnchor>) {
+    let id = ra.id;
+    let mut gaps = Vec::new();
+    let mut gap_anchors = Vec::new();
+    for (pattern, anchors, later) in gap_patterns {
+        match l.compile_regex(&pattern) {
+            Ok(_) => match regex_automata::meta::Regex::builder()
+                .configure(
+                    regex_automata::meta::Config::new().nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
+                )
+                .build(&pattern)
+            {
+                Ok(re) => {
+                    gap_anchors.push(GapAnchor {
+                        anchors,
+                        gap: gaps.len(),
+                        later,
+                    });
+                    gaps.push(re);
+                }
+                Err(e) => l.err(
+                    matcher_loc,
+                    format!("rule {id:?}: a gap phrase does not compile: {e}"),
+                ),
+            },
+            Err(None) => {}
+            Err(Some(e)) => l.err(
+                matcher_loc,
+                format!("rule {id:?}: a gap phrase does not compile: {}", e.message),
+            ),
+        }
+    }
+    (gaps, gap_anchors)
+}
+
+/// One source's phrases while building.
+#[derive(Default)]
+struct PhraseTable {
+    phrases: Vec<String>,
+    /// Per phrase: the rules it serves.
+    patterns: Vec<Pattern>,
+    /// Phrase -> its index, so a phrase shared by rules is one pattern.
+    index: HashMap<String, usize>,
+    /// Per gap phrase reading this source ([`Pattern::gaps`] point here): what each later
+    /// word may be ([`GapAnchor::later`]).
+    later: Vec<Vec<Vec<String>>>,
+    /// (rule, gap) -> its place in `later`.
+    gap_index: HashMap<(usize, usize), usize>,
+}
+
+/// What a keyword matcher is built from: the phrases, and the words the gap tests name.
+type PhrasesKey = (Vec<String>, Vec<String>);
+
+impl PhraseTable {
+    /// The pattern of `phrase`, added if it is new.
+    fn pattern(&mut self, phrase: &str) -> usize {
+        if let Some(&p) = self.index.get(phrase) {
+            return p;
+        }
+        self.phrases.push(phrase.to_string());
+        self.patterns.push(Pattern {
+            rules: Vec::new(),
+            gaps: Vec::new(),
+        });
+        self.index
+            .insert(phrase.to_string(), self.phrases.len() - 1);
+        self.phrases.len() - 1
+    }
+}
+
+/// Compile keyword matchers and regex sets for checked rules. An error names the rule (an index
 /// into `pending`) it is best reported at.
 fn build(
     pending: &[Pending],
     groups: Vec<super::Group>,
     meta_order: Vec<usize>,
 ) -> Result<RuleSet, (usize, String)> {
-    let rules = pending
-        .iter()
-        .map(|p| (&p.rule, &p.keywords, &p.gap_anchors));
-    let mut out_rules = Vec::new();
-    // Per source: phrase -> pattern (bounds, rules).
+    // Per source: the phrases and the regexes reading it.
     let mut phrases: BTreeMap<Source, PhraseTable> = BTreeMap::new();
     let mut regexes: BTreeMap<Source, (Vec<String>, Vec<usize>)> = BTreeMap::new();
     let mut headers = Vec::new();
     let mut history_window_secs = 0;
-    for (i, (rule, keywords, gap_anchors)) in rules.enumerate() {
-        for s in &rule.sources {
+    for (i, p) in pending.iter().enumerate() {
+        for s in &p.rule.sources {
             if let Source::Header(h) = s
                 && !headers.contains(h)
             {
                 headers.push(h.clone());
             }
-            match &rule.matcher {
-                Matcher::Keywords(_) => {
-                    let (pats, info, by_text) = phrases.entry(s.clone()).or_default();
-                    // Bounds are part of the pattern: the same text with other bounds is
-                    // another pattern.
-                    let mut index = |phrase: &str, left: bool, right: bool| {
-                        let key = format!("{}{}{phrase}", u8::from(left), u8::from(right));
-                        *by_text.entry(key).or_insert_with(|| {
-                            pats.push(phrase.to_string());
-                            info.push(Pattern {
-                                left,
-                                right,
-                                rules: Vec::new(),
-                                gaps: Vec::new(),
-                            });
-                            pats.len() - 1
-                        })
-                    };
-                    let mut wanted = Vec::new();
-                    for (phrase, left, right) in keywords {
-                        wanted.push((index(phrase, *left, *right), None));
-                    }
-                    for (anchors, g) in gap_anchors {
-                        for word in anchors {
-                            let left = word.chars().next().is_some_and(is_word_char);
-                            let right = word.chars().last().is_some_and(is_word_char);
-                            wanted.push((index(word, left, right), Some(*g)));
-                        }
-                    }
-                    for (p, gap) in wanted {
-                        match gap {
-                            None if !info[p].rules.contains(&i) => info[p].rules.push(i),
-                            Some(g) if !info[p].gaps.contains(&(i, g)) => info[p].gaps.push((i, g)),
-                            _ => {}
-                        }
-                    }
-                }
+            match &p.rule.matcher {
+                Matcher::Keywords(_) => phrases.entry(s.clone()).or_default().add(i, p),
                 Matcher::Regex(re) => {
                     let (pats, idx) = regexes.entry(s.clone()).or_default();
                     pats.push(re.as_str().to_string());
@@ -1390,38 +1588,105 @@ fn build(
         if let Matcher::Signal {
             signal: Signal::EarlierContacts { within_secs },
             ..
-        } = &rule.matcher
+        } = &p.rule.matcher
         {
             history_window_secs = history_window_secs.max(*within_secs);
         }
-        out_rules.push(rule.clone());
     }
-    // Rules read `text` (subject and body) unless told otherwise, so sources mostly have the
-    // same phrases: each distinct list is compiled once, and the automaton (cheap to clone)
-    // shared.
+    let out_rules: Vec<Rule> = pending.iter().map(|p| p.rule.clone()).collect();
+    let sender_and_signal_rules = out_rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.matcher, Matcher::Senders(_) | Matcher::Signal { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    Ok(RuleSet {
+        inner: Arc::new(Inner {
+            rules: out_rules,
+            groups,
+            scans: keyword_scans(phrases)?,
+            regex_scans: regex_scans(pending, regexes)?,
+            meta_order,
+            sender_and_signal_rules,
+            headers,
+            history_window_secs,
+        }),
+    })
+}
+
+impl PhraseTable {
+    /// Rule `i`'s keywords and the anchors of its gap phrases.
+    fn add(&mut self, i: usize, p: &Pending) {
+        for phrase in &p.keywords {
+            let at = self.pattern(phrase);
+            if !self.patterns[at].rules.contains(&i) {
+                self.patterns[at].rules.push(i);
+            }
+        }
+        for a in &p.gap_anchors {
+            let need = *self.gap_index.entry((i, a.gap)).or_insert(self.later.len());
+            if need == self.later.len() {
+                self.later.push(a.later.clone());
+            }
+            for word in &a.anchors {
+                let at = self.pattern(word);
+                let gaps = &mut self.patterns[at].gaps;
+                if !gaps.iter().any(|&(r, g, _)| (r, g) == (i, a.gap)) {
+                    gaps.push((i, a.gap, need));
+                }
+            }
+        }
+    }
+}
+
+/// One keyword matcher per source. Rules read `text` (subject and body) unless told otherwise,
+/// so sources mostly have the same phrases: each distinct list is compiled once, and shared.
+fn keyword_scans(phrases: BTreeMap<Source, PhraseTable>) -> Result<Vec<Scan>, (usize, String)> {
     let mut scans: Vec<Scan> = Vec::new();
-    let mut compiled: Vec<(Vec<String>, AhoCorasick)> = Vec::new();
-    for (source, (pats, patterns, _)) in phrases {
-        let automaton = match compiled.iter().find(|(p, _)| *p == pats) {
+    // (phrases, words the gap tests name) -> their matcher.
+    let mut compiled: Vec<(PhrasesKey, Arc<Phrases>)> = Vec::new();
+    for (source, t) in phrases {
+        let words: Vec<String> = t.later.iter().flatten().flatten().cloned().collect();
+        let key = (t.phrases, words);
+        let matcher = match compiled.iter().find(|(k, _)| *k == key) {
             Some((_, a)) => a.clone(),
             None => {
-                let a = keyword_automaton(&pats).map_err(|e| {
-                    let first = patterns.first().and_then(|p| p.rules.first()).copied();
+                let a = Phrases::new(&key.0, &key.1).map(Arc::new).map_err(|e| {
+                    let first = t.patterns.first().and_then(|p| p.rules.first()).copied();
                     (
                         first.unwrap_or(0),
                         format!("cannot compile the keywords for {}: {e}", source.name()),
                     )
                 })?;
-                compiled.push((pats, a.clone()));
+                compiled.push((key, a.clone()));
                 a
             }
         };
+        let gap_needs = t
+            .later
+            .iter()
+            .map(|words| {
+                words
+                    .iter()
+                    .map(|forms| forms.iter().map(|f| matcher.last_token(f)).collect())
+                    .collect()
+            })
+            .collect();
         scans.push(Scan {
             source,
-            automaton,
-            patterns,
+            phrases: matcher,
+            patterns: t.patterns,
+            gap_needs,
         });
     }
+    Ok(scans)
+}
+
+/// One regex set per source; sources with the same regexes share one.
+fn regex_scans(
+    pending: &[Pending],
+    regexes: BTreeMap<Source, (Vec<String>, Vec<usize>)>,
+) -> Result<Vec<RegexScan>, (usize, String)> {
     let mut regex_scans: Vec<RegexScan> = Vec::new();
     let mut compiled: Vec<(Vec<String>, regex::RegexSet)> = Vec::new();
     for (source, (pats, rules)) in regexes {
@@ -1436,32 +1701,7 @@ fn build(
         };
         regex_scans.push(RegexScan { source, set, rules });
     }
-    Ok(RuleSet {
-        inner: Arc::new(Inner {
-            rules: out_rules,
-            groups,
-            scans,
-            regex_scans,
-            meta_order,
-            headers,
-            history_window_secs,
-        }),
-    })
-}
-
-/// One automaton for every phrase of a source: a DFA while the phrases are small enough for
-/// its table (see [`DFA_MAX_PATTERN_BYTES`]), a contiguous NFA otherwise.
-fn keyword_automaton(pats: &[String]) -> Result<AhoCorasick, aho_corasick::BuildError> {
-    let bytes: usize = pats.iter().map(String::len).sum();
-    let kind = if bytes <= DFA_MAX_PATTERN_BYTES {
-        AhoCorasickKind::DFA
-    } else {
-        AhoCorasickKind::ContiguousNFA
-    };
-    AhoCorasickBuilder::new()
-        .match_kind(MatchKind::Standard)
-        .kind(Some(kind))
-        .build(pats)
+    Ok(regex_scans)
 }
 
 fn regex_set(pats: &[String]) -> Result<regex::RegexSet, regex::Error> {

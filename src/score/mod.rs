@@ -1,8 +1,8 @@
 //! Scoring: operator-written rules from TOML, compiled once, applied to every email by a pure
 //! function of (email, rules, thresholds, customer history, now).
 //!
-//! A rule looks for keywords (compiled together into one Aho-Corasick automaton per text
-//! source), a regex (pre-filtered with one `RegexSet` per source), sender addresses, a
+//! A rule looks for keywords (all phrases of one text source found together, word by word:
+//! `words`), a regex (pre-filtered with one `RegexSet` per source), sender addresses, a
 //! structural signal (share of capitals, `!!!` runs, length, earlier contacts, a reply to an
 //! answered ticket), or combines other rules (`meta`: and/or/not, `2 of [...]`). A rule that fires
 //! adds `weight` once, or once per occurrence up to `max_hits`; groups cap what their rules add
@@ -16,11 +16,11 @@ mod load;
 pub mod meta;
 pub mod text;
 mod weights;
+mod words;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexSet};
 
 use crate::parse::Email;
@@ -151,7 +151,7 @@ impl Signal {
 /// How a rule decides that it fired.
 #[derive(Debug, Clone)]
 pub enum Matcher {
-    /// Phrases on word boundaries; they live in the rule set's automata.
+    /// Phrases on word boundaries; they live in the rule set's keyword matchers.
     Keywords(Vec<String>),
     Regex(Regex),
     /// Sender addresses (`ceo@example.com`) or domains (`example.com`, which also covers its
@@ -208,7 +208,7 @@ pub struct Rule {
     /// [`EVIDENCE_BAR`] (learned rules: a linear model, readable rule by rule).
     pub evidence: Option<f64>,
     /// Keyword phrases with gaps (`locked ~2 out`), each a regex tried, anchored, where the
-    /// keyword automaton finds its first word.
+    /// keyword matcher finds its first word (and the text has the words the rest needs).
     pub gaps: Vec<regex_automata::meta::Regex>,
 }
 
@@ -226,22 +226,24 @@ pub struct LabelEvidence {
     pub given: bool,
 }
 
-/// Where the keywords of one source are found: one automaton for every phrase of every rule.
+/// Where the keywords of one source are found: every phrase of every rule, matched word by word.
 #[derive(Debug, Clone)]
 struct Scan {
     source: Source,
-    automaton: AhoCorasick,
-    /// Per pattern: whether it needs a word boundary on the left/right, and the rules it serves.
+    phrases: Arc<words::Phrases>,
+    /// Per pattern: the rules it serves.
     patterns: Vec<Pattern>,
+    /// Per gap phrase: per word after its first, the token ids one of which a text must have
+    /// for the phrase's regex to match (see [`forms::later_words`]).
+    gap_needs: Vec<Vec<Vec<u32>>>,
 }
 
 #[derive(Debug, Clone)]
 struct Pattern {
-    left: bool,
-    right: bool,
     rules: Vec<usize>,
-    /// (rule, index into its `gaps`): gap phrases starting with this word.
-    gaps: Vec<(usize, usize)>,
+    /// (rule, index into its `gaps`, index into the scan's `gap_needs`): gap phrases starting
+    /// with this word.
+    gaps: Vec<(usize, usize, usize)>,
 }
 
 /// The regex rules reading one source, pre-filtered together.
@@ -260,6 +262,8 @@ struct Inner {
     regex_scans: Vec<RegexScan>,
     /// Meta rules, each after the meta rules it uses.
     meta_order: Vec<usize>,
+    /// Sender and signal rules, in rule order.
+    sender_and_signal_rules: Vec<usize>,
     /// Header names some rule reads.
     headers: Vec<String>,
     /// The longest `earlier_contacts` window, so the store knows how far back to look.
@@ -375,23 +379,26 @@ impl RuleSet {
 }
 
 /// The normalised texts of one email that the rule set reads.
-struct Texts {
+struct Texts<'e> {
     subject: String,
     body: String,
     from: String,
     from_address: String,
     from_domain: String,
     headers: Vec<(String, String)>,
-    /// Upper-case letters and letters in subject and body as written (own words only).
-    caps: (usize, usize),
-    /// The longest run of `!`/`?` in subject or body.
-    punctuation_run: usize,
+    /// Subject and body (own words only) as written, for the signals that read them so.
+    raw: (&'e str, std::borrow::Cow<'e, str>),
+    /// Upper-case letters and letters in subject and body as written, counted when a rule
+    /// first asks.
+    caps: std::cell::OnceCell<(usize, usize)>,
+    /// The longest run of `!`/`?` in subject or body, measured when a rule first asks.
+    punctuation_run: std::cell::OnceCell<usize>,
     /// Words in the body, counted when a rule first asks.
     words: std::cell::OnceCell<usize>,
 }
 
-impl Texts {
-    fn new(email: &Email, rules: &Inner) -> Texts {
+impl<'e> Texts<'e> {
+    fn new(email: &'e Email, rules: &Inner) -> Texts<'e> {
         let own = text::own_words(&email.body_text);
         let (from, from_address, from_domain) = match email.from.as_ref() {
             Some(a) => (
@@ -425,11 +432,9 @@ impl Texts {
             from_address,
             from_domain,
             headers,
-            caps: {
-                let (a, b) = (text::caps_counts(&email.subject), text::caps_counts(&own));
-                (a.0 + b.0, a.1 + b.1)
-            },
-            punctuation_run: text::punctuation_run(&email.subject).max(text::punctuation_run(&own)),
+            raw: (&email.subject, own),
+            caps: std::cell::OnceCell::new(),
+            punctuation_run: std::cell::OnceCell::new(),
             words: std::cell::OnceCell::new(),
         }
     }
@@ -451,17 +456,56 @@ impl Texts {
 }
 
 /// One counted occurrence of a rule.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Occurrence {
     source: usize,
     start: usize,
     end: usize,
 }
 
+/// A rule's counted occurrences. Most rules count once (`max_hits = 1`), so the first is held
+/// in place and only further ones take the heap: a hundred hits are not a hundred allocations.
+#[derive(Debug, Clone, Default)]
+struct Occurrences {
+    first: Option<Occurrence>,
+    more: Vec<Occurrence>,
+}
+
+impl Occurrences {
+    const NONE: Occurrences = Occurrences {
+        first: None,
+        more: Vec::new(),
+    };
+
+    fn first(&self) -> Option<&Occurrence> {
+        self.first.as_ref()
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Occurrence> {
+        self.first.iter().chain(&self.more)
+    }
+
+    fn push(&mut self, o: Occurrence) {
+        if self.first.is_none() {
+            self.first = Some(o);
+        } else {
+            self.more.push(o);
+        }
+    }
+}
+
 /// Per rule: what was found.
 #[derive(Debug, Clone, Default)]
 struct Found {
-    occurrences: Vec<Occurrence>,
+    occurrences: Occurrences,
     /// Occurrences looked at, counted or not (negated, overlapping): bounded by
     /// [`examine_budget`], so a flood of negated matches costs no more than a full rule.
     examined: u32,
@@ -475,11 +519,13 @@ struct Founds {
     /// Per rule: its place in `list`, or `u32::MAX`.
     slot: Vec<u32>,
     list: Vec<Found>,
+    /// The rules in `list`, in its order.
+    touched: Vec<usize>,
 }
 
 /// What an untouched rule found: nothing.
 static NOTHING: Found = Found {
-    occurrences: Vec::new(),
+    occurrences: Occurrences::NONE,
     examined: 0,
     fired: None,
 };
@@ -489,6 +535,7 @@ impl Founds {
         Founds {
             slot: vec![u32::MAX; rules],
             list: Vec::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -504,8 +551,17 @@ impl Founds {
             // Fewer rules than u32::MAX: the loader holds them in memory.
             self.slot[r] = self.list.len() as u32;
             self.list.push(Found::default());
+            self.touched.push(r);
         }
         &mut self.list[self.slot[r] as usize]
+    }
+
+    /// The rules that found something (or looked), in rule order: the others have nothing to
+    /// add, and a large pack has many.
+    fn touched_in_order(&self) -> Vec<usize> {
+        let mut rules = self.touched.clone();
+        rules.sort_unstable();
+        rules
     }
 }
 
@@ -553,14 +609,20 @@ fn add(found: &mut Found, rule: &Rule, text: &str, source: usize, start: usize, 
 fn signal_value(signal: &Signal, t: &Texts, history: &History, now: i64) -> f64 {
     match signal {
         Signal::CapsRatio { min_letters } => {
-            let (upper, letters) = t.caps;
+            let (upper, letters) = *t.caps.get_or_init(|| {
+                let (a, b) = (text::caps_counts(t.raw.0), text::caps_counts(&t.raw.1));
+                (a.0 + b.0, a.1 + b.1)
+            });
             if letters < *min_letters.max(&1) {
                 0.0
             } else {
                 upper as f64 / letters as f64
             }
         }
-        Signal::PunctuationRun => t.punctuation_run as f64,
+        Signal::PunctuationRun => *t
+            .punctuation_run
+            .get_or_init(|| text::punctuation_run(t.raw.0).max(text::punctuation_run(&t.raw.1)))
+            as f64,
         Signal::Words => *t.words.get_or_init(|| text::word_count(&t.body)) as f64,
         Signal::EarlierContacts { within_secs } => history
             .earlier_contacts
@@ -617,42 +679,65 @@ pub fn score(
     let inner = &*rules.inner;
     let texts = Texts::new(email, inner);
     let mut found = Founds::new(inner.rules.len());
+    // Occurrences name their text by its place in this list: keyword sources, then regex ones.
     let sources: Vec<&Source> = inner
         .scans
         .iter()
         .map(|s| &s.source)
         .chain(inner.regex_scans.iter().map(|s| &s.source))
         .collect();
-    let source_index = |s: &Source| sources.iter().position(|x| *x == s).unwrap_or(0);
+    find_keywords(inner, &texts, &mut found);
+    find_regexes(inner, &texts, &sources, &mut found);
+    fire_senders_and_signals(inner, &texts, history, now, &mut found);
+    fire_meta(inner, &mut found);
+    let mut tally = weigh(inner, &texts, &sources, &found);
+    let evidence = give_evidence(tally.evidence, &mut tally.tones, &mut tally.intents);
+    let weighed = tally.hits.iter().any(|h| h.weight != 0.0);
+    let (score, caps) = apply_caps(inner, &tally.hits, &tally.group_sums);
+    Verdict {
+        score,
+        priority: if weighed {
+            thresholds.priority(score)
+        } else {
+            thresholds.no_evidence
+        },
+        tones: tally.tones.into_iter().collect(),
+        intents: tally.intents.into_iter().collect(),
+        hits: tally.hits,
+        caps,
+        evidence,
+    }
+}
 
-    // Keywords: one pass of one automaton per source.
+/// Keywords: each source's text cut into words once, its phrases followed word by word; a gap
+/// phrase's regex is tried, anchored, where its first word is found, unless the text lacks
+/// a word the rest of the phrase needs.
+fn find_keywords(inner: &Inner, texts: &Texts, found: &mut Founds) {
+    let mut matches = Vec::new();
+    let mut present = words::Present::default();
     for (si, scan) in inner.scans.iter().enumerate() {
         let text = texts.get(&scan.source);
         if text.is_empty() {
             continue;
         }
-        for m in scan.automaton.find_overlapping_iter(text) {
-            let p = &scan.patterns[m.pattern().as_usize()];
-            if !text::on_boundaries(text, m.start(), m.end(), p.left, p.right) {
-                continue;
-            }
+        matches.clear();
+        scan.phrases.find(text, &mut present, |p, start, end| {
+            matches.push((p, start, end))
+        });
+        for &(pattern, start, end) in &matches {
+            let p = &scan.patterns[pattern];
             for &r in &p.rules {
-                add(
-                    found.entry(r),
-                    &inner.rules[r],
-                    text,
-                    si,
-                    m.start(),
-                    m.end(),
-                );
+                add(found.entry(r), &inner.rules[r], text, si, start, end);
             }
-            for &(r, g) in &p.gaps {
+            for &(r, g, need) in &p.gaps {
                 let rule = &inner.rules[r];
-                if done(found.get(r), rule) {
+                if done(found.get(r), rule)
+                    || !scan.gap_needs[need].iter().all(|ids| present.any(ids))
+                {
                     continue;
                 }
                 let input = regex_automata::Input::new(text)
-                    .range(m.start()..)
+                    .range(start..)
                     .anchored(regex_automata::Anchored::Yes);
                 if let Some(hit) = rule.gaps[g].search(&input) {
                     add(found.entry(r), rule, text, si, hit.start(), hit.end());
@@ -660,13 +745,16 @@ pub fn score(
             }
         }
     }
-    // Regexes: the set says which can match; only those are run.
+}
+
+/// Regexes: the set says which can match; only those are run.
+fn find_regexes(inner: &Inner, texts: &Texts, sources: &[&Source], found: &mut Founds) {
     for scan in &inner.regex_scans {
         let text = texts.get(&scan.source);
         if text.is_empty() {
             continue;
         }
-        let si = source_index(&scan.source);
+        let si = sources.iter().position(|x| **x == scan.source).unwrap_or(0);
         for i in scan.set.matches(text).iter() {
             let r = scan.rules[i];
             let rule = &inner.rules[r];
@@ -680,9 +768,17 @@ pub fn score(
             }
         }
     }
-    // Senders and signals.
-    for (r, rule) in inner.rules.iter().enumerate() {
-        match &rule.matcher {
+}
+
+fn fire_senders_and_signals(
+    inner: &Inner,
+    texts: &Texts,
+    history: &History,
+    now: i64,
+    found: &mut Founds,
+) {
+    for &r in &inner.sender_and_signal_rules {
+        match &inner.rules[r].matcher {
             Matcher::Senders(list) => {
                 if let Some(who) = sender_matches(list, &texts.from_address, &texts.from_domain) {
                     found.entry(r).fired = Some(who);
@@ -693,7 +789,7 @@ pub fn score(
                 at_least,
                 at_most,
             } => {
-                let v = signal_value(signal, &texts, history, now);
+                let v = signal_value(signal, texts, history, now);
                 if at_least.is_none_or(|min| v >= min) && at_most.is_none_or(|max| v <= max) {
                     found.entry(r).fired = Some(format!("{}={}", signal.name(), number(v)));
                 }
@@ -701,7 +797,10 @@ pub fn score(
             _ => {}
         }
     }
-    // Meta rules, each after the ones it uses.
+}
+
+/// Meta rules, each after the ones it uses.
+fn fire_meta(inner: &Inner, found: &mut Founds) {
     for &r in &inner.meta_order {
         if let Matcher::Meta(expr) = &inner.rules[r].matcher {
             let fired = |i: &usize| {
@@ -719,15 +818,31 @@ pub fn score(
             }
         }
     }
+}
 
-    // Weights, group caps, labels.
-    let mut hits = Vec::new();
-    let mut group_sums = vec![0.0f64; inner.groups.len()];
-    let mut tones = BTreeSet::new();
-    let mut intents = BTreeSet::new();
-    let mut evidence: std::collections::BTreeMap<(&'static str, &str), f64> = Default::default();
-    for (r, rule) in inner.rules.iter().enumerate() {
-        let f = found.get(r);
+/// What the rules that fired add up to, before group caps and the evidence bar.
+struct Tally<'a> {
+    hits: Vec<Hit>,
+    /// Per group: what its rules added.
+    group_sums: Vec<f64>,
+    tones: BTreeSet<String>,
+    intents: BTreeSet<String>,
+    /// (kind, label) -> evidence summed.
+    evidence: std::collections::BTreeMap<(&'static str, &'a str), f64>,
+}
+
+/// Weights and labels of every rule that fired, in rule order.
+fn weigh<'a>(inner: &'a Inner, texts: &Texts, sources: &[&Source], found: &Founds) -> Tally<'a> {
+    let touched = found.touched_in_order();
+    let mut t = Tally {
+        hits: Vec::with_capacity(touched.len()),
+        group_sums: vec![0.0f64; inner.groups.len()],
+        tones: BTreeSet::new(),
+        intents: BTreeSet::new(),
+        evidence: Default::default(),
+    };
+    for r in touched {
+        let (rule, f) = (&inner.rules[r], found.get(r));
         let (target, matched, count) = if let Some(first) = f.occurrences.first() {
             let src = sources[first.source];
             let text = texts.get(src);
@@ -748,21 +863,21 @@ pub fn score(
         };
         let weight = rule.weight * f64::from(count);
         if let Some(g) = rule.group {
-            group_sums[g] += weight;
+            t.group_sums[g] += weight;
         }
         match (rule.evidence, &rule.tone, &rule.intent) {
-            (Some(e), Some(t), _) => {
-                *evidence.entry(("tone", t)).or_default() += e * f64::from(count)
+            (Some(e), Some(l), _) => {
+                *t.evidence.entry(("tone", l)).or_default() += e * f64::from(count)
             }
             (Some(e), _, Some(i)) => {
-                *evidence.entry(("intent", i)).or_default() += e * f64::from(count)
+                *t.evidence.entry(("intent", i)).or_default() += e * f64::from(count)
             }
             _ => {
-                tones.extend(rule.tone.iter().cloned());
-                intents.extend(rule.intent.iter().cloned());
+                t.tones.extend(rule.tone.iter().cloned());
+                t.intents.extend(rule.intent.iter().cloned());
             }
         }
-        hits.push(Hit {
+        t.hits.push(Hit {
             rule: rule.id.clone(),
             target,
             matched,
@@ -770,7 +885,17 @@ pub fn score(
             weight,
         });
     }
-    let evidence: Vec<LabelEvidence> = evidence
+    t
+}
+
+/// Labels whose evidence reaches the bar join the tones or intents; every label spoken for is
+/// listed with its sum.
+fn give_evidence(
+    evidence: std::collections::BTreeMap<(&'static str, &str), f64>,
+    tones: &mut BTreeSet<String>,
+    intents: &mut BTreeSet<String>,
+) -> Vec<LabelEvidence> {
+    evidence
         .into_iter()
         .map(|((kind, label), sum)| {
             // Sums of a few learned weights: a hair under the bar by rounding is at the bar.
@@ -788,8 +913,11 @@ pub fn score(
                 given,
             }
         })
-        .collect();
-    let weighed = hits.iter().any(|h| h.weight != 0.0);
+        .collect()
+}
+
+/// The score: the hits' weights with each group's sum clamped, and the caps that changed it.
+fn apply_caps(inner: &Inner, hits: &[Hit], group_sums: &[f64]) -> (f64, Vec<CapApplied>) {
     let mut score: f64 = hits.iter().map(|h| h.weight).sum();
     let mut caps = Vec::new();
     for (g, group) in inner.groups.iter().enumerate() {
@@ -808,19 +936,7 @@ pub fn score(
     }
     // -0.0 reads oddly in logs and tables.
     let score = if score == 0.0 { 0.0 } else { score };
-    Verdict {
-        score,
-        priority: if weighed {
-            thresholds.priority(score)
-        } else {
-            thresholds.no_evidence
-        },
-        tones: tones.into_iter().collect(),
-        intents: intents.into_iter().collect(),
-        hits,
-        caps,
-        evidence,
-    }
+    (score, caps)
 }
 
 /// An email holding only `subject` and `body` (for `triaged eval`, `tune`, and rule examples).
