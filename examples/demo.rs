@@ -57,24 +57,7 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
         cfg.path.display()
     );
 
-    let mail_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mail");
-    let mut files: Vec<_> = std::fs::read_dir(&mail_dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    files.sort();
-    for f in &files {
-        let raw = std::fs::read(f)?;
-        // A bounce arrives from the null sender, as MTAs send them.
-        if f.file_name()
-            .is_some_and(|n| n.to_string_lossy().contains("bounce"))
-        {
-            stack.deliver_from("", "support@example.test", &raw);
-        } else {
-            stack.deliver("support@example.test", &raw);
-        }
-    }
+    let files = deliver_samples(&stack)?;
     println!(
         "Delivered {} sample emails to support@example.test. Starting triaged ...\n",
         files.len()
@@ -95,32 +78,9 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
         let _ = stop_rx.await;
     }));
 
-    // Wait until every email is recorded and the outbox has nothing left to send.
     let store = cfg.store.clone();
-    let expected = files.len() as i64;
     let started = Instant::now();
-    let done = loop {
-        let settled = query_i64(&store, "SELECT count(*) FROM messages") == expected
-            && query_i64(
-                &store,
-                "SELECT count(*) FROM outbox WHERE kind = 'ack' AND state IN ('pending', 'sending')",
-            ) == 0
-            && query_i64(
-                &store,
-                "SELECT count(*) FROM messages WHERE flags_state = 'pending'",
-            ) == 0
-            && query_i64(
-                &store,
-                "SELECT count(*) FROM notices WHERE kind = 'alert' AND state IN ('pending', 'sending')",
-            ) == 0;
-        if settled {
-            break true;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let done = settled(&store, files.len() as i64).await;
     println!(
         "\n=== What triaged did ({} ms) ===\n",
         started.elapsed().as_millis()
@@ -130,6 +90,82 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
     }
     print_summary(&store)?;
 
+    print_mailboxes(&stack).await;
+    println!(
+        "\n=== The next staff digest (triaged digest --preview; not sent) ===\n\n{}",
+        triaged::tools::digest::preview(&preview_config, None, None, None, Clock::system().now())?
+    );
+
+    print_monitoring(http_port).await?;
+
+    if keep_running {
+        println!(
+            "\nStatus page: http://127.0.0.1:{http_port}/  (health: /healthz, metrics: /metrics)"
+        );
+        println!(
+            "\nThe daemon keeps running. Deliver more mail, e.g. with swaks or python's smtplib.LMTP to 127.0.0.1:{}; read it over IMAP at 127.0.0.1:{} as support@example.test / pw. Ctrl-C stops.",
+            stack.lmtp_port, stack.imap_port
+        );
+        tokio::signal::ctrl_c().await?;
+    }
+    let _ = stop_tx.send(());
+    daemon.await??;
+    Ok(())
+}
+
+/// Deliver every sample email of examples/mail to support@ (a bounce from the null sender, as
+/// MTAs send them); returns their files.
+fn deliver_samples(stack: &MailStack) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mail_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mail");
+    let mut files: Vec<_> = std::fs::read_dir(&mail_dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    for f in &files {
+        let raw = std::fs::read(f)?;
+        // A bounce arrives from the null sender, as MTAs send them.
+        if f.file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("bounce"))
+        {
+            stack.deliver_from("", "support@example.test", &raw);
+        } else {
+            stack.deliver("support@example.test", &raw);
+        }
+    }
+    Ok(files)
+}
+
+/// Wait until every email is recorded and the outbox has nothing left to send (at most 30 s).
+async fn settled(store: &Path, expected: i64) -> bool {
+    let started = Instant::now();
+    loop {
+        let settled = query_i64(store, "SELECT count(*) FROM messages") == expected
+            && query_i64(
+                store,
+                "SELECT count(*) FROM outbox WHERE kind = 'ack' AND state IN ('pending', 'sending')",
+            ) == 0
+            && query_i64(
+                store,
+                "SELECT count(*) FROM messages WHERE flags_state = 'pending'",
+            ) == 0
+            && query_i64(
+                store,
+                "SELECT count(*) FROM notices WHERE kind = 'alert' AND state IN ('pending', 'sending')",
+            ) == 0;
+        if settled {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The acknowledgements customers got, the keywords staff see, the alerts staff got.
+async fn print_mailboxes(stack: &MailStack) {
     let acks = stack.fetch_all("customer@example.test", "INBOX").await;
     println!(
         "\nAcknowledgements in the customers' mailbox (customer@example.test): {}",
@@ -172,12 +208,10 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
             parsed.as_ref().and_then(|p| p.subject()).unwrap_or("")
         );
     }
-    println!(
-        "\n=== The next staff digest (triaged digest --preview; not sent) ===\n\n{}",
-        triaged::tools::digest::preview(&preview_config, None, None, None, Clock::system().now())?
-    );
+}
 
-    // What monitoring sees: a few lines of /metrics, and the status page saved to a file.
+/// What monitoring sees: a few lines of /metrics, and the status page saved to a file.
+async fn print_monitoring(http_port: u16) -> anyhow::Result<()> {
     let metrics = http_get(http_port, "/metrics").await?;
     println!("\n=== Monitoring: GET http://127.0.0.1:{http_port}/metrics (excerpt) ===");
     for line in metrics.lines().filter(|l| {
@@ -203,18 +237,6 @@ async fn demo(keep_running: bool) -> anyhow::Result<()> {
         page_file.display()
     );
 
-    if keep_running {
-        println!(
-            "\nStatus page: http://127.0.0.1:{http_port}/  (health: /healthz, metrics: /metrics)"
-        );
-        println!(
-            "\nThe daemon keeps running. Deliver more mail, e.g. with swaks or python's smtplib.LMTP to 127.0.0.1:{}; read it over IMAP at 127.0.0.1:{} as support@example.test / pw. Ctrl-C stops.",
-            stack.lmtp_port, stack.imap_port
-        );
-        tokio::signal::ctrl_c().await?;
-    }
-    let _ = stop_tx.send(());
-    daemon.await??;
     Ok(())
 }
 
