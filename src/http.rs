@@ -490,26 +490,37 @@ struct RowView {
     sla: String,
 }
 
+/// The status page's template, compiled once (the page is asked for every few seconds).
+fn status_env() -> &'static minijinja::Environment<'static> {
+    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+        // Escaped as the rest of this module escapes (`&#39;`, `/` as is).
+        env.set_formatter(|out, _state, value| {
+            if value.is_safe() {
+                out.write_str(&value.to_string())?;
+            } else {
+                out.write_str(&escape_html(&value.to_string()))?;
+            }
+            Ok(())
+        });
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.set_fuel(Some(crate::templates::FUEL));
+        // A template that does not compile shows as the failure text of every render.
+        let _ = env.add_template("status", STATUS_TEMPLATE);
+        env
+    })
+}
+
 /// The status page: health, then open tickets grouped by priority, late ones highlighted.
 /// Each group lists what `tickets.listed` holds of it (the oldest [`PAGE_ROWS_PER_GROUP`]) and
 /// counts the rest; late tickets are counted among those listed.
 pub fn status_page(health: &Health, tickets: &OpenTickets, now: i64) -> String {
     let view = status_view(health, tickets, now);
-    let mut env = minijinja::Environment::new();
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    // Escaped as the rest of this module escapes (`&#39;`, `/` as is).
-    env.set_formatter(|out, _state, value| {
-        if value.is_safe() {
-            out.write_str(&value.to_string())?;
-        } else {
-            out.write_str(&escape_html(&value.to_string()))?;
-        }
-        Ok(())
-    });
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.set_keep_trailing_newline(true);
-    env.set_fuel(Some(crate::templates::FUEL));
-    env.template_from_str(STATUS_TEMPLATE)
+    status_env()
+        .get_template("status")
         .and_then(|t| t.render(&view))
         .unwrap_or_else(|e| {
             // The template is ours and tested; say so rather than serve nothing.

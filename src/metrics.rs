@@ -85,6 +85,10 @@ fn bump(family: &Mutex<BTreeMap<String, u64>>, label: &str) {
     }
 }
 
+/// The priorities, listed at 0 from the start (known label values), so a rate over them works
+/// before the first event.
+const PRIORITIES: [&str; 4] = ["urgent", "high", "normal", "low"];
+
 impl Metrics {
     /// An email was fetched from `mailbox` (the IMAP folder).
     pub fn email_seen(&self, mailbox: &str) {
@@ -169,9 +173,6 @@ impl Metrics {
     /// rule hits.
     fn render_traffic(&self, out: &mut String) {
         let i = &self.inner;
-        // Known label values are listed at 0 from the start, so a rate over them works before
-        // the first event.
-        let priorities = ["urgent", "high", "normal", "low"];
         counter(
             out,
             "triaged_emails_seen_total",
@@ -186,7 +187,7 @@ impl Metrics {
             "Emails scored, by the priority they got.",
             "priority",
             &lock(&i.triaged),
-            &priorities,
+            &PRIORITIES,
         );
         counter(
             out,
@@ -270,7 +271,6 @@ impl Metrics {
     /// What the store knows now (outbox, open tickets), reloads and the start time.
     fn render_live(&self, out: &mut String, live: &LiveFacts) {
         let i = &self.inner;
-        let priorities = ["urgent", "high", "normal", "low"];
         gauge_family(
             out,
             "triaged_outbox_depth",
@@ -296,7 +296,7 @@ impl Metrics {
             "Tickets not closed, by priority.",
             "priority",
             &live.open_tickets,
-            &priorities,
+            &PRIORITIES,
         );
         counter(
             out,
