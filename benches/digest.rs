@@ -71,6 +71,8 @@ fn main() {
                 role: Role::Customer,
                 bounced: &[],
                 alert: &[],
+                route: None,
+                asks: &[],
             };
             // Spread over the last ten days.
             let t = now - (n - i) as i64 * 864_000 / n as i64;

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The pure core: decisions that take values and `now` and return values.
-const CORE: &[&str] = &["guard", "score", "tickets", "sla", "digest", "alerts"];
+const CORE: &[&str] = &[
+    "guard", "score", "route", "tickets", "sla", "digest", "alerts",
+];
 
 /// Modules that do I/O or wire tasks together: the core reaches none of them.
 const IO_OR_WIRING: &[&str] = &[

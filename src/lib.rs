@@ -27,6 +27,8 @@
 //! **The pure core** (values and `now` in, values out; no I/O, no wiring, no clock reads):
 //! - [`guard`]: may an automatic reply go out at all? (a reason code for every "no")
 //! - [`score`]: keyword/regex rules from TOML -> priority, tones, intents, hits.
+//! - [`route`]: the team a customer's email goes to and why (`[[team]]`), and the clarifying
+//!   questions its acknowledgement asks (`[[ask]]`).
 //! - [`tickets`]: ticket tags, states and what moves them, roles, staff commands, the
 //!   acknowledgement decision (with the loop breaker: what looks like a loop is held for staff,
 //!   not refused) and the follow-up policy.
@@ -104,6 +106,7 @@ pub mod outbox;
 pub mod parse;
 pub mod pipeline;
 pub mod reload;
+pub mod route;
 pub mod score;
 pub mod sla;
 pub mod smtp;

@@ -58,6 +58,8 @@ pub struct Shared {
 pub struct Outbox {
     sender: Sender,
     templates: Templates,
+    /// Teams (what an acknowledgement says of the ticket's team) and the questions it asks.
+    routing: crate::route::Routing,
     ack: AckConfig,
     /// Business time: what acknowledgements and holding notes promise.
     sla: SlaConfig,
@@ -203,6 +205,7 @@ impl Outbox {
         Outbox {
             sender,
             templates: config.templates.clone(),
+            routing: config.routing.clone(),
             ack: config.ack.clone(),
             sla: config.sla.clone(),
             followups: config.followups.clone(),
@@ -462,6 +465,7 @@ impl Outbox {
         }
         let c = live.borrow_and_update().clone();
         self.templates = c.templates.clone();
+        self.routing = c.routing.clone();
         self.ack = c.ack.clone();
         self.sla = c.sla.clone();
         self.followups = c.followups.clone();
@@ -732,6 +736,38 @@ impl Outbox {
         Ok(())
     }
 
+    /// The ticket's team (when it is still configured) and, for an acknowledgement, its
+    /// questions rendered: each `[[ask]]` decided when the email was recorded that the
+    /// configuration still has. A question that does not render is left out, and said.
+    fn with_team_and_questions(
+        &self,
+        mut ctx: MailContext,
+        item: &OutboxItem,
+        ack: bool,
+    ) -> MailContext {
+        if let Some(team) = self.routing.team(&item.team) {
+            ctx.team = team.name.clone();
+            ctx.team_description = clean(&team.description);
+        }
+        if !ack {
+            return ctx;
+        }
+        for id in split_list(&item.asks) {
+            let Some(ask) = self.routing.asks.iter().find(|a| a.id == id) else {
+                tracing::info!(ticket = %item.ticket_tag, ask = %id, "Question left out: [[ask]] {id:?} is no longer configured");
+                continue;
+            };
+            match crate::templates::render_inline(&ask.question, &ctx) {
+                Ok(q) if !q.is_empty() => ctx.questions.push(q),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(ticket = %item.ticket_tag, ask = %id, error = %e, "Question left out: it does not render");
+                }
+            }
+        }
+        ctx
+    }
+
     /// Build the email for an outbox row: the acknowledgement or a follow-up; with the time an
     /// acknowledgement promises. It is From the mailbox the customer's email arrived in (the
     /// row's message says where), so whoever wrote to billing@ hears back from billing@.
@@ -773,16 +809,16 @@ impl Outbox {
             ticket: item.ticket_tag.clone(),
             subject: clean(&item.subject),
             priority: item.priority.as_str().to_string(),
-            tones: item
-                .tones
-                .split(',')
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .collect(),
+            tones: split_list(&item.tones),
             reply_time,
             survey_url: self.followups.survey_url.clone(),
             support_address,
+            intents: split_list(&item.intents),
+            team: String::new(),
+            team_description: String::new(),
+            questions: Vec::new(),
         };
+        let ctx = self.with_team_and_questions(ctx, item, followup.is_none());
         let body = self
             .templates
             .render(template, &ctx)
@@ -1037,6 +1073,14 @@ pub fn decide_held(
         ),
         (false, _) => format!("{dropped} dropped: never sent\n"),
     })
+}
+
+/// The items of a comma-separated column (tones, intents, ask ids).
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Text from customer input for a header or template: no control characters.

@@ -49,6 +49,8 @@ pub struct Pipeline {
     pub metrics: crate::metrics::Metrics,
     /// Longest the costly stages may take for one email ([`Pipeline::process_bounded`]).
     pub deadline: std::time::Duration,
+    /// Teams and clarifying questions (`[[team]]`, `[[ask]]`).
+    pub routing: crate::route::Routing,
     /// Crashes counted per UID of the batch being triaged ([`Pipeline::begin_batch`]).
     starts: std::collections::BTreeMap<u32, u32>,
 }
@@ -70,6 +72,7 @@ impl Pipeline {
                 max_size: config.mailbox().max_message_size,
             },
             policy: Policy::from_config(config),
+            routing: config.routing.clone(),
             clock,
             store,
             staff_folder,
@@ -89,6 +92,7 @@ impl Pipeline {
         }
         let config = live.borrow_and_update().clone();
         self.rules = config.rules.clone();
+        self.routing = config.routing.clone();
         self.thresholds = config.thresholds;
         self.guard = config.guard_config();
         self.policy = Policy::from_config(&config);
@@ -299,6 +303,28 @@ impl Pipeline {
         Ok(out)
     }
 
+    /// A customer's email: its team and why, and the questions its acknowledgement asks
+    /// (`[[ask]]` ids), read from the subject and the customer's own words.
+    fn route(
+        &self,
+        email: &crate::parse::Email,
+        verdict: &Verdict,
+    ) -> (Option<crate::route::Routed>, Vec<String>) {
+        let route = self.routing.route(verdict, &self.rules);
+        let text = format!(
+            "{}\n{}",
+            email.subject,
+            crate::score::text::own_words(&email.body_text)
+        );
+        let asks = self
+            .routing
+            .questions(verdict, route.as_ref().map(|r| r.team.as_str()), &text)
+            .into_iter()
+            .map(|a| a.id.clone())
+            .collect();
+        (route, asks)
+    }
+
     /// Record a triaged email with what it causes.
     fn finish(
         &mut self,
@@ -324,6 +350,10 @@ impl Pipeline {
             }
             _ => Vec::new(),
         };
+        let (route, asks) = match role {
+            tickets::Role::Customer => self.route(&email, &verdict),
+            _ => (None, Vec::new()),
+        };
         let content = Content::Triaged {
             email: &email,
             verdict: &verdict,
@@ -331,6 +361,8 @@ impl Pipeline {
             role,
             bounced: &bounced,
             alert: &alert,
+            route: route.as_ref(),
+            asks: &asks,
         };
         let received_at = m.arrived_at.unwrap_or(now);
         let out = self

@@ -58,6 +58,16 @@ pub struct MailContext {
     /// The survey link (`[followups] survey_url`); empty when customers reply with a number.
     pub survey_url: String,
     pub support_address: String,
+    /// Intents the rules found (`billing`, `cancel`, …), sorted.
+    pub intents: Vec<String>,
+    /// The team the ticket is routed to (`[[team]] name`); empty: none.
+    pub team: String,
+    /// That team's `description`, to follow "We have passed your message to": "our billing
+    /// specialists, who can check the charges on your account"; empty: no team.
+    pub team_description: String,
+    /// Clarifying questions (`[[ask]]`), rendered, at most two; empty: none apply.
+    /// (Acknowledgements.)
+    pub questions: Vec<String>,
 }
 
 impl MailContext {
@@ -74,8 +84,30 @@ impl MailContext {
             reply_time: "within 8 hours".into(),
             survey_url: String::new(),
             support_address: "support@example.com".into(),
+            intents: vec!["billing".into()],
+            team: "billing".into(),
+            team_description: "our billing specialists, who can check the charges on your account"
+                .into(),
+            questions: vec!["Could you send us the invoice or order number?".into()],
         }
     }
+}
+
+/// Bytes a rendered `[[ask]]` question may take.
+pub const MAX_QUESTION_OUTPUT: usize = 1024;
+
+/// Render a template written inline in the configuration (an `[[ask]]` question) with `ctx`,
+/// within [`FUEL`] and [`MAX_QUESTION_OUTPUT`], undefined variables refused: the same
+/// discipline as the template files.
+pub fn render_inline<C: Serialize>(source: &str, ctx: &C) -> Result<String, String> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    env.add_template("inline", source)
+        .map_err(|e| RenderError::Template(e).message())?;
+    render_part(&env, "inline", ctx, MAX_QUESTION_OUTPUT)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| e.message())
 }
 
 /// Rendered text and HTML bodies.
@@ -268,9 +300,16 @@ fn samples(name: &str) -> Vec<minijinja::Value> {
             sample.kind = name.to_string();
             let mut with_link = sample.clone();
             with_link.survey_url = "https://survey.example.com/t-1000".into();
+            // No team and nothing to ask: today's acknowledgement.
+            let mut plain = sample.clone();
+            plain.team.clear();
+            plain.team_description.clear();
+            plain.questions.clear();
+            plain.intents.clear();
             vec![
                 Value::from_serialize(&sample),
                 Value::from_serialize(&with_link),
+                Value::from_serialize(&plain),
             ]
         }
     }

@@ -320,6 +320,8 @@ pub struct Config {
     pub alerts: Option<crate::alerts::AlertConfig>,
     /// `[http]`: health, metrics and the status page (`None`: off).
     pub http: Option<HttpConfig>,
+    /// `[[team]]` and `[[ask]]`: where tickets go, and what acknowledgements ask.
+    pub routing: crate::route::Routing,
 }
 
 /// The port `[http]` listens on unless told otherwise.

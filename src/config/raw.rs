@@ -42,6 +42,8 @@ pub fn shape() -> Shape {
         )
         .with("followups", Shape::of::<Followups>())
         .with("digest", Shape::of::<Digest>())
+        .with("team", Shape::of::<Team>())
+        .with("ask", Shape::of::<Ask>())
         .with(
             "alerts",
             Shape::of::<Alerts>().with("health", Shape::of::<Health>()),
@@ -67,6 +69,43 @@ pub struct Root {
     pub digest: Vec<Digest>,
     pub alerts: Option<Alerts>,
     pub http: Option<Http>,
+    #[serde(default)]
+    pub team: Vec<Team>,
+    #[serde(default)]
+    pub ask: Vec<Ask>,
+}
+
+/// `[[team]]`: who handles what, and what the customer is told about them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    pub name: Spanned<String>,
+    pub description: Spanned<String>,
+    #[serde(default)]
+    pub staff: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub intents: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<String>>,
+    pub default: Option<Spanned<bool>>,
+    pub folder: Option<Spanned<String>>,
+    pub folder_mode: Option<Spanned<String>>,
+    #[serde(default)]
+    pub alert_to: Vec<Spanned<String>>,
+}
+
+/// `[[ask]]`: a clarifying question, and the evidence that makes it unnecessary.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ask {
+    pub id: Spanned<String>,
+    pub question: Spanned<String>,
+    #[serde(default)]
+    pub intents: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub teams: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub unless: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +365,8 @@ pub struct Digest {
     pub oldest: Option<usize>,
     pub max_per_section: Option<Spanned<i64>>,
     pub period: Option<Spanned<String>>,
+    #[serde(default)]
+    pub teams: Vec<Spanned<String>>,
 }
 
 /// `[alerts]`.

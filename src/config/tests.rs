@@ -983,3 +983,142 @@ fn every_table_of_the_example_is_walked() {
     }
     assert!(walked >= 15, "{walked} tables");
 }
+
+/// Rules with the intents the team tests route on.
+const ROUTE_RULES: &str = r#"
+[[rule]]
+id = "charged-twice"
+keywords = ["charged twice"]
+weight = 3.0
+intent = "billing"
+
+[[rule]]
+id = "down"
+keywords = ["down"]
+weight = 5.0
+intent = "outage"
+"#;
+
+#[test]
+fn teams_and_questions_are_read() {
+    let (d, path) = setup(&with_staff(
+        r#"
+[[team]]
+name = "billing"
+description = "our billing specialists, who can check the charges on your account"
+staff = ["lead@elsewhere.test"]
+rules = ["charged-twice"]
+intents = ["billing"]
+folder = "Teams/Billing"
+folder_mode = "copy"
+alert_to = ["lead@elsewhere.test"]
+
+[[team]]
+name = "general"
+description = "our support team"
+staff = ["lead@elsewhere.test"]
+default = true
+
+[[ask]]
+id = "invoice"
+question = "Could you send {{ team_description }} the invoice or order number?"
+intents = ["billing"]
+unless = ['(?i)\binvoice\s*\d+']
+
+[[digest]]
+name = "billing"
+to = ["lead@elsewhere.test"]
+times = ["09:00"]
+teams = ["billing"]
+"#,
+    ));
+    std::fs::write(d.path().join("rules/a.toml"), ROUTE_RULES).expect("write");
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    let r = &c.routing;
+    assert_eq!(r.teams.len(), 2);
+    let billing = r.team("billing").expect("billing");
+    assert_eq!(billing.rules, ["charged-twice"]);
+    assert_eq!(
+        billing.folder,
+        Some(crate::route::TeamFolder {
+            name: "Teams/Billing".into(),
+            copy: true
+        })
+    );
+    assert_eq!(billing.alert_to, ["lead@elsewhere.test"]);
+    assert!(r.team("general").expect("general").default);
+    assert_eq!(r.asks.len(), 1);
+    assert_eq!(c.digests[0].teams, ["billing"]);
+}
+
+#[test]
+fn team_and_question_problems_are_reported_where_written() {
+    let (d, path) = setup(&with_staff(
+        r#"
+[[team]]
+name = "billing"
+description = "our billing specialists"
+staff = []
+intents = ["biling"]
+rules = ["no-such-rule"]
+default = true
+
+[[team]]
+name = "Tech Team"
+description = "our engineers"
+staff = ["customer@gmail.test"]
+default = true
+folder_mode = "shove"
+
+[[ask]]
+id = "invoice"
+question = "Could you send the {{ invoice_number }}?"
+teams = ["billnig"]
+unless = ['(unclosed']
+
+[[ask]]
+id = "nothing"
+question = "{% if %}"
+
+[[digest]]
+name = "d"
+to = ["lead@elsewhere.test"]
+times = ["09:00"]
+teams = ["sales"]
+"#,
+    ));
+    std::fs::write(d.path().join("rules/a.toml"), ROUTE_RULES).expect("write");
+    let errs: Vec<String> = Config::load(&path)
+        .expect_err("refused")
+        .iter()
+        .map(|e| e.to_string().replace(&path.display().to_string(), "CONFIG"))
+        .collect();
+    let has = |at: &str, words: &str| {
+        assert!(
+            errs.iter().any(|e| e.starts_with(at) && e.contains(words)),
+            "no {at} {words:?} in {errs:#?}"
+        );
+    };
+    let line = |n: usize| format!("CONFIG:{}:", n + 19);
+    // Line numbers within the extra text, after MINIMAL and its staff line.
+    has(&line(3), "has no staff");
+    has(
+        &line(6),
+        "no rule has intent \"biling\" (the rules give: billing, outage)",
+    );
+    has(&line(7), "no rule has rule \"no-such-rule\"");
+    has(&line(11), "team name must be lower-case");
+    has(&line(13), "\"customer@gmail.test\" is not staff");
+    has(&line(14), "is the default team already");
+    has(&line(15), "folder_mode \"shove\": use \"move\" or \"copy\"");
+    has(&line(15), "folder_mode without folder");
+    has(&line(19), "question does not render");
+    has(
+        &line(20),
+        "no [[team]] is named \"billnig\" (teams: billing)",
+    );
+    has(&line(21), "unless pattern does not compile");
+    has(&line(24), "applies to nothing");
+    has(&line(25), "question does not render");
+    has(&line(31), "no [[team]] is named \"sales\"");
+}

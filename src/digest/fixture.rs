@@ -53,6 +53,7 @@ pub fn config() -> DigestConfig {
         send_empty: false,
         intents: Vec::new(),
         priorities: Vec::new(),
+        teams: Vec::new(),
         due_soon: Duration::from_secs(2 * 3600),
         repeat_count: 3,
         repeat_window: Duration::from_secs(7 * 86_400),

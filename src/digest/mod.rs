@@ -45,6 +45,8 @@ pub struct DigestConfig {
     pub intents: Vec<String>,
     /// Only tickets of these priorities (empty: all).
     pub priorities: Vec<Priority>,
+    /// Only tickets routed to these teams (`[[team]]` names; empty: all).
+    pub teams: Vec<String>,
     /// A reply due within this is "about to breach".
     pub due_soon: Duration,
     /// This many emails from one customer within `repeat_window` make a repeat contact.

@@ -82,6 +82,13 @@ pub struct OutboxItem {
     /// Where the customer's email was found (a folder key such as `INBOX` or `billing:INBOX`):
     /// the mailbox whose address answers it.
     pub folder: String,
+    /// Intents of the customer's email, comma-separated.
+    pub intents: String,
+    /// The ticket's team now (`[[team]]` name; empty: none).
+    pub team: String,
+    /// The clarifying questions decided for the customer's email (`[[ask]]` ids),
+    /// comma-separated.
+    pub asks: String,
 }
 
 /// An outbox row as `triaged queue` shows it.
@@ -225,7 +232,8 @@ impl Store {
         let item = tx
             .query_row(
                 "SELECT o.id, o.kind, o.attempts, o.recipient, m.sender_name, o.out_message_id, t.tag,
-                        m.subject, t.priority, m.message_id, m.refs, m.tones, m.received_at, m.folder
+                        m.subject, t.priority, m.message_id, m.refs, m.tones, m.received_at, m.folder,
+                        m.intents, t.team, m.asks
                  FROM outbox o INDEXED BY outbox_due
                  JOIN messages m ON m.id = o.message_row JOIN tickets t ON t.id = o.ticket_id
                  WHERE o.state = 'pending' AND o.due_at <= ?1
@@ -247,6 +255,9 @@ impl Store {
                         tones: r.get(11)?,
                         received_at: r.get(12)?,
                         folder: r.get(13)?,
+                        intents: r.get(14)?,
+                        team: r.get(15)?,
+                        asks: r.get(16)?,
                     })
                 },
             )

@@ -18,6 +18,7 @@ use super::{OutboxKind, Store, notices};
 use crate::config::{Config, FollowupConfig};
 use crate::guard::Refusal;
 use crate::parse::Email;
+use crate::route::Routed;
 use crate::score::{History, Verdict};
 use crate::sla::SlaConfig;
 use crate::tickets::{
@@ -45,6 +46,10 @@ pub enum Content<'a> {
         bounced: &'a [String],
         /// Why this email raises an instant alert to staff (empty: it does not).
         alert: &'a [String],
+        /// The team a customer's email is routed to, and why (`None`: no team applies).
+        route: Option<&'a Routed>,
+        /// The clarifying questions (`[[ask]]` ids) its acknowledgement asks.
+        asks: &'a [String],
     },
     /// Could not be triaged (too large, unparseable, over its budget).
     Skipped {
@@ -200,6 +205,8 @@ struct Mail<'a> {
     bounced: &'a [String],
     /// Why it raises an instant alert to staff (empty: it does not).
     alert: &'a [String],
+    route: Option<&'a Routed>,
+    asks: &'a [String],
     /// The reply address (lower-cased) and a name to greet.
     sender: String,
     sender_name: String,
@@ -255,6 +262,8 @@ fn record_in(
             role,
             bounced,
             alert,
+            route,
+            asks,
         } => {
             let (sender, sender_name) = sender_of(email);
             let mail = Mail {
@@ -265,6 +274,8 @@ fn record_in(
                 role: *role,
                 bounced,
                 alert,
+                route: *route,
+                asks,
                 sender,
                 sender_name,
                 received_at,
@@ -306,6 +317,7 @@ fn record_triaged(
     let ticket = write_ticket(tx, effect.write, joins, customer, subject, now)?;
     let row = insert_message(tx, mail, ticket.as_ref().map(|t| t.0), ack.decision, now)?;
     if let Some(t) = &ticket {
+        route_ticket(tx, mail, t.0, row, now)?;
         move_ticket(tx, mail, t, row, &effect, &ack, policy, now)?;
         alert_staff(tx, mail, t, policy, now)?;
     }
@@ -321,6 +333,38 @@ fn record_triaged(
         ack: ack.decision.code().to_string(),
         outbox,
     })
+}
+
+/// A customer's email routes a ticket that has no team yet (a new one, or one opened before
+/// teams were configured); a ticket's team is never changed by a later email, only by staff
+/// (`#team`, `triaged ticket route`).
+fn route_ticket(
+    tx: &Connection,
+    mail: &Mail<'_>,
+    ticket_id: i64,
+    row: i64,
+    now: i64,
+) -> Result<()> {
+    let Some(route) = mail.route.filter(|_| mail.role == Role::Customer) else {
+        return Ok(());
+    };
+    let changed = tx
+        .prepare_cached(
+            "UPDATE tickets SET team = ?2, route_reason = ?3 WHERE id = ?1 AND team = ''",
+        )?
+        .execute(params![ticket_id, route.team, route.reason])
+        .context("Routing the ticket")?;
+    if changed > 0 {
+        note_event(
+            tx,
+            ticket_id,
+            "routed",
+            now,
+            Some(row),
+            &format!("{}: {}", route.team, route.reason),
+        )?;
+    }
+    Ok(())
 }
 
 /// What [`record_in`] says of an email recorded as skipped.
@@ -562,9 +606,9 @@ fn insert_message(
     tx.execute(
         "INSERT INTO messages (dedup_key, message_id, folder, uidvalidity, uid, ticket_id, status, ack, sender,
                                sender_name, subject, refs, score, priority, tones, size, received_at, processed_at,
-                               intents, excerpt, role)
+                               intents, excerpt, role, asks)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'triaged', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?20)",
+                 ?20, ?21)",
         params![
             email.message_id,
             email.message_id,
@@ -586,6 +630,7 @@ fn insert_message(
             verdict.intents.join(","),
             excerpt(&email.body_text),
             role_name(mail.role),
+            mail.asks.join(","),
         ],
     )
     .context("Recording message")?;

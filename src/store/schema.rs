@@ -428,6 +428,15 @@ CREATE TABLE ticket_events_new (
             ),
         ],
     },
+    // 11: teams (`[[team]]`): the team a ticket is routed to and why (the evidence, or who
+    // re-routed it); the clarifying questions (`[[ask]]` ids) decided for an email, which its
+    // acknowledgement asks.
+    Sql(r#"
+ALTER TABLE tickets ADD COLUMN team TEXT NOT NULL DEFAULT '';
+ALTER TABLE tickets ADD COLUMN route_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN asks TEXT NOT NULL DEFAULT '';  -- comma-separated [[ask]] ids
+CREATE INDEX tickets_team ON tickets(team, state) WHERE team != '';
+"#),
 ];
 
 /// Bring the schema of `conn` up to date. A store that is up to date is only read: opening it

@@ -144,6 +144,8 @@ impl T {
             role,
             bounced: &self.bounced,
             alert: &self.alert,
+            route: None,
+            asks: &[],
         };
         self.store
             .record(&at, &content, received, &self.policy, self.now)
@@ -1241,6 +1243,8 @@ impl T {
             role,
             bounced: &[],
             alert: &self.alert,
+            route: None,
+            asks: &[],
         };
         self.store
             .record(&at, &content, received, &self.policy, self.now)
@@ -2493,6 +2497,8 @@ fn mailboxes_share_the_store_apart_by_folder_key() {
         role: Role::Customer,
         bounced: &[],
         alert: &[],
+        route: None,
+        asks: &[],
     };
     let r = t
         .store

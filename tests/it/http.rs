@@ -139,6 +139,8 @@ fn fill(store: &mut Store, now: i64) {
             role: Role::Customer,
             bounced: &[],
             alert: &[],
+            route: None,
+            asks: &[],
         };
         store
             .record(&at, &content, now - ago, &policy, now - ago)

@@ -10,6 +10,7 @@ mod http;
 mod mailbox;
 mod notify;
 mod outbox;
+mod routing;
 mod scoring;
 mod sla;
 mod smtp;
@@ -48,12 +49,13 @@ impl Validator<'_> {
         let sla = self.sla(raw.sla.as_ref());
         let followups = self.followups(raw.followups.unwrap_or_default(), raw.sla.as_ref(), &sla);
         let staff_tz = sla.calendar.time_zone().clone();
-        let digests = self.digests(raw.digest, &support, &staff_tz);
+        let scoring = self.scoring(raw.scoring.unwrap_or_default());
+        let routing = self.routing(raw.team, raw.ask, &support, scoring.rules.as_ref());
+        let digests = self.digests(raw.digest, &support, &staff_tz, &routing);
         let alerts = self.alerts(raw.alerts, &support, &staff_tz);
         let http = self.http(raw.http);
         let flags = self.flags(raw.flags.unwrap_or_default());
         let outbox = self.outbox(raw.outbox.unwrap_or_default(), &mailboxes, smtp.as_ref());
-        let scoring = self.scoring(raw.scoring.unwrap_or_default());
         let templates = self.templates(
             raw.templates,
             &templates::Users {
@@ -86,6 +88,7 @@ impl Validator<'_> {
                     digests,
                     alerts,
                     http,
+                    routing,
                 })
             }
             _ => Err(self.errors),

@@ -10,6 +10,7 @@ use crate::alerts::{AlertConfig, HealthConfig};
 use crate::config::{SupportConfig, raw};
 use crate::diag::Diagnostic;
 use crate::digest::{DigestConfig, QuietHours, Schedule};
+use crate::route::Routing;
 use crate::score::Priority;
 
 /// `[[digest]] max_per_section` at most.
@@ -19,16 +20,27 @@ impl Validator<'_> {
     /// Staff recipients: email addresses, never a support address (a loop), always staff (listed
     /// in `[support] staff` or at a support address's domain), so nothing here reaches a
     /// customer.
-    fn staff_recipients(
+    pub(super) fn staff_recipients(
         &mut self,
         section: &str,
+        to: &[Spanned<String>],
+        support: &SupportConfig,
+    ) -> Vec<String> {
+        self.staff_addresses(section, "to", to, support)
+    }
+
+    /// [`Validator::staff_recipients`] for a list named `key`.
+    pub(super) fn staff_addresses(
+        &mut self,
+        section: &str,
+        key: &str,
         to: &[Spanned<String>],
         support: &SupportConfig,
     ) -> Vec<String> {
         if to.is_empty() {
             self.errors.push(Diagnostic::file(
                 self.path,
-                format!("{section} to is empty: list the staff addresses to send it to"),
+                format!("{section} {key} is empty: list the staff addresses to send it to"),
             ));
         }
         let domains: Vec<&str> = support
@@ -42,7 +54,7 @@ impl Validator<'_> {
             if support.addresses.contains(&v) {
                 self.err(
                     a,
-                    format!("{section} to = {v:?} is a support address: triaged would read its own mail; send it to staff"),
+                    format!("{section} {key} = {v:?} is a support address: triaged would read its own mail; send it to staff"),
                 );
             } else if !support.staff.contains(&v)
                 && !v
@@ -51,7 +63,7 @@ impl Validator<'_> {
             {
                 self.err(
                     a,
-                    format!("{section} to = {v:?} is not staff: add it to [support] staff (digests and alerts never go to customers)"),
+                    format!("{section} {key} = {v:?} is not staff: add it to [support] staff (digests and alerts never go to customers)"),
                 );
             }
             out.push(v);
@@ -99,6 +111,7 @@ impl Validator<'_> {
         raw: Vec<raw::Digest>,
         support: &SupportConfig,
         default_tz: &TimeZone,
+        routing: &Routing,
     ) -> Vec<DigestConfig> {
         let mut out: Vec<DigestConfig> = Vec::new();
         let mut names: Vec<String> = Vec::new();
@@ -116,6 +129,7 @@ impl Validator<'_> {
             };
             let quiet = self.quiet(&section, &d.quiet_hours, &tz);
             let priorities = self.priorities(&section, &d.priorities);
+            let teams = self.digest_teams(&section, &d.teams, routing);
             let due_soon = self.duration(&d.due_soon, Duration::from_secs(2 * 3600));
             let repeat_window = self.duration(&d.repeat_window, Duration::from_secs(7 * 86_400));
             let period = d
@@ -151,6 +165,7 @@ impl Validator<'_> {
                 send_empty: d.send_empty.unwrap_or(false),
                 intents: d.intents,
                 priorities,
+                teams,
                 due_soon,
                 repeat_count: d.repeat_count.unwrap_or(3).max(2),
                 repeat_window,
@@ -185,6 +200,36 @@ impl Validator<'_> {
         }
         names.push(name.clone());
         name
+    }
+
+    /// `teams = [...]`: each a `[[team]]`.
+    fn digest_teams(
+        &mut self,
+        section: &str,
+        written: &[Spanned<String>],
+        routing: &Routing,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in written {
+            let v = t.get_ref().trim().to_string();
+            if routing.team(&v).is_none() {
+                let names: Vec<&str> = routing.teams.iter().map(|t| t.name.as_str()).collect();
+                self.err(
+                    t,
+                    format!(
+                        "{section}: no [[team]] is named {v:?} (teams: {})",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                );
+            } else if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+        out
     }
 
     fn priorities(&mut self, section: &str, written: &[Spanned<String>]) -> Vec<Priority> {
