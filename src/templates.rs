@@ -110,6 +110,68 @@ pub fn render_inline<C: Serialize>(source: &str, ctx: &C) -> Result<String, Stri
         .map_err(|e| e.message())
 }
 
+/// Width the `wrap` filter breaks lines at when the template names none: RFC 5322's
+/// recommended line length for email text.
+pub const WRAP_WIDTH: usize = 78;
+
+/// The `wrap` filter of the templates (`{% filter wrap %}...{% endfilter %}`, or
+/// `wrap(72)`): lines longer than the width broken between words (see [`wrap`]), so a long
+/// subject, team description or question does not make a line run off a plain-text reader's
+/// screen. HTML-safe input stays safe.
+fn wrap_filter(value: &minijinja::Value, width: Option<usize>) -> minijinja::Value {
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string);
+    let out = wrap(&text, width.unwrap_or(WRAP_WIDTH));
+    if value.is_safe() {
+        minijinja::Value::from_safe_string(out)
+    } else {
+        minijinja::Value::from(out)
+    }
+}
+
+/// `text` with each line longer than `width` characters broken at spaces, greedily. A line
+/// keeps its indentation on its continuation lines, and a list item (`- `, `* `) is indented
+/// under its text. A word longer than the width (a link) stays whole on a line of its own.
+/// Lines that fit are left exactly as written.
+pub fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / width.max(1));
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if line.chars().count() <= width {
+            out.push_str(line);
+            continue;
+        }
+        let body = line.trim_start_matches(' ');
+        let indent = line.len() - body.len();
+        let hanging = if body.starts_with("- ") || body.starts_with("* ") {
+            indent + 2
+        } else {
+            indent
+        };
+        out.push_str(&line[..indent]);
+        let mut used = indent;
+        let mut first = true;
+        for word in body.split(' ').filter(|w| !w.is_empty()) {
+            let n = word.chars().count();
+            if !first && used + 1 + n > width {
+                out.push('\n');
+                out.extend(std::iter::repeat_n(' ', hanging));
+                used = hanging;
+            } else if !first {
+                out.push(' ');
+                used += 1;
+            }
+            out.push_str(word);
+            used += n;
+            first = false;
+        }
+    }
+    out
+}
+
 /// Rendered text and HTML bodies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -139,6 +201,7 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
+        env.add_filter("wrap", wrap_filter);
         let mut errors = Vec::new();
         for name in names {
             for ext in ["txt", "html"] {
@@ -306,11 +369,24 @@ fn samples(name: &str) -> Vec<minijinja::Value> {
             plain.team_description.clear();
             plain.questions.clear();
             plain.intents.clear();
-            vec![
-                Value::from_serialize(&sample),
-                Value::from_serialize(&with_link),
-                Value::from_serialize(&plain),
-            ]
+            // Every other branch of an acknowledgement: two questions, a happy customer
+            // with a team, the meek customer, the customer who asks to leave.
+            let mut two = sample.clone();
+            two.questions
+                .push("Which address do you sign in with?".into());
+            let mut happy = sample.clone();
+            happy.tones = vec!["happy".into()];
+            happy.priority = "urgent".into();
+            let mut meek = plain.clone();
+            meek.tones = vec!["anxious".into(), "meek".into()];
+            let mut leaving = sample.clone();
+            leaving.intents = vec!["cancel".into()];
+            leaving.tones.clear();
+            leaving.questions.clear();
+            [sample, with_link, plain, two, happy, meek, leaving]
+                .iter()
+                .map(Value::from_serialize)
+                .collect()
         }
     }
 }
@@ -379,12 +455,14 @@ mod tests {
         let mut ctx = MailContext::sample();
         ctx.priority = "urgent".into();
         let r = t.render("ack", &ctx).expect("render");
+        // Where the lines break is the `wrap` filter's business.
+        let text = r.text.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
             r.text.contains("We're sorry you had to write to us"),
             "{}",
             r.text
         );
-        assert!(r.text.contains("We have marked it urgent."), "{}", r.text);
+        assert!(text.contains("We have marked it urgent."), "{}", r.text);
         assert!(
             r.text.contains("ticket T-1000")
                 && r.text.contains("[#T-1000]")
@@ -402,6 +480,195 @@ mod tests {
             r.text
         );
         assert!(!r.text.contains("urgent"), "{}", r.text);
+    }
+
+    /// The shipped acknowledgement in each of its shapes: the team and why, the questions
+    /// (none, one, two), the meek customer's invitation, the leaving customer's confirmation.
+    #[test]
+    fn shipped_ack_speaks_to_each_customer() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let t = Templates::load(&dir, &["ack"]).expect("shipped templates load");
+        // (text, HTML, both with each run of white space one space: where lines break)
+        let both = |ctx: &MailContext| {
+            let r = t.render("ack", ctx).expect("render");
+            let all = format!("{}\n{}", r.text, r.html);
+            let flat = all.split_whitespace().collect::<Vec<_>>().join(" ");
+            (r.text, r.html, flat)
+        };
+        let team = "We have passed your message to our billing";
+        let invite = "If there is anything else about this, however small, tell us";
+        let no_retention = "We will not try to talk you out of it.";
+
+        // A team and one question: asked in one sentence; the reply is welcome.
+        let sample = MailContext::sample();
+        let (text, html, _) = both(&sample);
+        assert!(text.contains(team) && html.contains(team), "{text}\n{html}");
+        assert!(!html.contains("pass it on"), "{html}");
+        assert!(
+            text.contains("one question: Could you send us the invoice or\norder number?"),
+            "{text}"
+        );
+        assert!(
+            text.contains("your reply to it joins the same ticket"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("no need to reply") && !html.contains("<li>"),
+            "{html}"
+        );
+
+        // Two questions: a list.
+        let mut two = sample.clone();
+        two.questions
+            .push("Which address do you sign in with?".into());
+        let (text, html, _) = both(&two);
+        assert!(
+            text.contains("two questions:\n- Could you send us the invoice or order number?\n- Which address do you sign in with?\n"),
+            "{text}"
+        );
+        assert!(
+            html.contains("<ul>\n<li>Could you send us the invoice or order number?</li>\n<li>Which address do you sign in with?</li>\n</ul>"),
+            "{html}"
+        );
+
+        // No team, no question: neither is mentioned, and no reply is needed.
+        let mut plain = sample.clone();
+        plain.team.clear();
+        plain.team_description.clear();
+        plain.questions.clear();
+        let (text, _, all) = both(&plain);
+        assert!(
+            !all.contains("passed your message") && !all.contains("question"),
+            "{all}"
+        );
+        assert!(text.ends_with("there is no need to reply to it."), "{text}");
+
+        // The meek customer is invited to say more, with or without a team.
+        let mut meek = plain.clone();
+        meek.tones = vec!["meek".into()];
+        let (text, html, _) = both(&meek);
+        assert!(
+            text.contains(&format!("{invite} - it helps us fix\nit properly.")),
+            "{text}"
+        );
+        assert!(
+            html.contains(&format!("{invite} &mdash; it helps us fix it properly.")),
+            "{html}"
+        );
+        assert!(
+            text.contains("your reply to it joins the same ticket"),
+            "{text}"
+        );
+        assert!(
+            !both(&sample).2.contains(invite),
+            "only the meek are invited"
+        );
+
+        // The leaving customer: confirmed, no retention, no apology; the promise stands.
+        let mut leaving = sample.clone();
+        leaving.intents = vec!["cancel".into(), "billing".into()];
+        leaving.tones = vec!["angry".into(), "happy".into(), "meek".into()];
+        leaving.priority = "urgent".into();
+        leaving.questions.clear();
+        let (_, _, all) = both(&leaving);
+        assert_eq!(
+            all.matches("we will carry it out as you asked").count(),
+            2,
+            "{all}"
+        );
+        assert_eq!(all.matches(no_retention).count(), 2, "{all}");
+        assert!(
+            !all.contains("sorry") && !all.contains("urgent") && !all.contains(invite),
+            "{all}"
+        );
+        assert!(
+            all.contains("A person from our team will reply within 8 hours."),
+            "{all}"
+        );
+        assert!(
+            all.contains(team),
+            "the team still says who handles it: {all}"
+        );
+        // A threat to leave is not leaving: the usual apology, no such promise.
+        let mut threat = sample.clone();
+        threat.intents = vec!["churn-risk".into()];
+        let (_, _, all) = both(&threat);
+        assert!(
+            all.contains("We're sorry you had to write") && !all.contains(no_retention),
+            "{all}"
+        );
+
+        // The happy customer with a team is not told "we will pass it on" twice.
+        let mut happy = sample.clone();
+        happy.tones = vec!["happy".into()];
+        let (text, _, _) = both(&happy);
+        assert!(
+            text.contains("as ticket T-1000.\n\nWe have passed your message to")
+                && !text.contains("pass it on"),
+            "{text}"
+        );
+        happy.team_description.clear();
+        assert!(both(&happy).0.contains("and we will pass it on."));
+    }
+
+    #[test]
+    fn customer_words_in_a_team_or_question_are_escaped_in_html_and_wrapped_in_text() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let t = Templates::load(&dir, &["ack"]).expect("shipped templates load");
+        let mut ctx = MailContext::sample();
+        ctx.team_description = "our <b>billing</b> & \"payments\" people".into();
+        ctx.questions = vec!["Is it <script>alert(1)</script>?".into()];
+        ctx.subject = "x".repeat(120);
+        let r = t.render("ack", &ctx).expect("render");
+        assert!(
+            r.html
+                .contains("our &lt;b&gt;billing&lt;&#x2f;b&gt; &amp; &quot;payments&quot; people")
+                && r.html.contains("Is it &lt;script&gt;")
+                && !r.html.contains("<script>")
+                && !r.html.contains("<b>"),
+            "{}",
+            r.html
+        );
+        // A word longer than a line keeps its own line; everything else fits in 78.
+        let long: Vec<&str> = r
+            .text
+            .lines()
+            .filter(|l| l.chars().count() > WRAP_WIDTH)
+            .collect();
+        assert_eq!(long, [format!("\"{}\"", "x".repeat(120))], "{}", r.text);
+    }
+
+    #[test]
+    fn wrap_breaks_only_long_lines_between_words() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("short line\n\nkept", 20, "short line\n\nkept"),
+            ("one two three four five", 10, "one two\nthree four\nfive"),
+            ("exactly ten", 11, "exactly ten"),
+            (
+                "  indented words wrap here",
+                14,
+                "  indented\n  words wrap\n  here",
+            ),
+            (
+                "- a list item that wraps",
+                12,
+                "- a list\n  item that\n  wraps",
+            ),
+            (
+                "see https://example.com/a/very/long/link ok",
+                12,
+                "see\nhttps://example.com/a/very/long/link\nok",
+            ),
+            (
+                "ünïcödé wörds ärë cöüntëd",
+                13,
+                "ünïcödé wörds\närë cöüntëd",
+            ),
+            ("", 5, ""),
+        ];
+        for (input, width, want) in cases {
+            assert_eq!(wrap(input, *width), *want, "{input:?} at {width}");
+        }
     }
 
     #[test]
