@@ -1122,3 +1122,181 @@ teams = ["sales"]
     has(&line(25), "question does not render");
     has(&line(31), "no [[team]] is named \"sales\"");
 }
+
+/// A verdict with these intents and nothing else (what routing and questions read).
+fn with_intents(intents: &[&str]) -> crate::score::Verdict {
+    crate::score::Verdict {
+        score: 1.0,
+        priority: Priority::Normal,
+        tones: Vec::new(),
+        intents: intents.iter().map(|s| s.to_string()).collect(),
+        hits: Vec::new(),
+        caps: Vec::new(),
+        evidence: Vec::new(),
+    }
+}
+
+#[test]
+fn the_example_routes_to_its_teams() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/triaged.toml");
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    let cases: &[(&[&str], &str)] = &[
+        (&["billing"], "billing"),
+        (&["refund"], "billing"),
+        (&["outage"], "technical"),
+        (&["data-loss"], "technical"),
+        (&["access"], "technical"),
+        // An outage that stops customers paying: the team written first.
+        (&["billing", "outage"], "technical"),
+        (&["cancel"], "care"),
+        (&["churn-risk"], "care"),
+        (&[], "care"),
+    ];
+    for (intents, team) in cases {
+        let routed = c
+            .routing
+            .route(&with_intents(intents), &c.rules)
+            .unwrap_or_else(|| panic!("{intents:?}: no team"));
+        assert_eq!(routed.team, *team, "{intents:?}: {}", routed.reason);
+    }
+    // Every team's staff is listed in [support] staff, so their own mail is known as staff's
+    // (validation would also take any address at a support address's domain).
+    for t in &c.routing.teams {
+        assert!(
+            t.staff.iter().all(|s| c.support.staff.contains(s)),
+            "{}: {:?}",
+            t.name,
+            t.staff
+        );
+    }
+}
+
+#[test]
+fn the_example_questions_are_asked_only_when_the_email_lacks_the_answer() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/triaged.toml");
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    // (intent, what the customer wrote, asked?)
+    let cases: &[(&str, &str, bool)] = &[
+        // The invoice or order number.
+        ("billing", "I was charged twice this month.", true),
+        (
+            "billing",
+            "My card statement shows two payments of 49.00 EUR on 28 November.",
+            true,
+        ),
+        ("refund", "I want my money back for my last order.", true),
+        (
+            "refund",
+            "I placed an order from 2023 and never got it, please refund.",
+            true,
+        ),
+        ("billing", "The invoice dated 03/03/2026 is wrong.", true),
+        ("billing", "You billed me 3 times for the same thing.", true),
+        ("billing", "Order 3 weeks ago, charged twice.", true),
+        ("billing", "Charged twice for invoice 2026-1183", false),
+        ("billing", "Invoice no. 4711 shows the wrong amount.", false),
+        (
+            "billing",
+            "invoice number INV-20417 was charged twice",
+            false,
+        ),
+        ("refund", "Please refund order #A1B2C3.", false),
+        ("refund", "My order number is 113-4567890-1234567.", false),
+        ("refund", "Order ID: 88231", false),
+        ("billing", "Receipt #99812 attached.", false),
+        ("billing", "About INV20417: the VAT is missing.", false),
+        ("billing", "The booking reference is ABC-12345.", false),
+        ("billing", "I paid the invoice\n2026-1183 twice.", false),
+        // Since when (and what they were doing).
+        ("outage", "The dashboard is down.", true),
+        (
+            "outage",
+            "Every checkout ends in a 502 error and none of our customers can pay.",
+            true,
+        ),
+        (
+            "outage",
+            "Since this is urgent, please call me on +49 30 1234567.",
+            true,
+        ),
+        (
+            "outage",
+            "Since you changed the layout nothing loads.",
+            true,
+        ),
+        (
+            "outage",
+            "Error 503 on every page for all 500 of our users.",
+            true,
+        ),
+        (
+            "outage",
+            "We are losing 12.50 EUR a minute, version 2.10 is affected.",
+            true,
+        ),
+        ("outage", "It may be down for everyone.", true),
+        ("outage", "The site has been down since 9.", false),
+        ("outage", "Down since yesterday!", false),
+        ("outage", "Ever since Monday the app crashes.", false),
+        ("outage", "It crashes since the update.", false),
+        ("outage", "It has been down since about 07:30.", false),
+        ("outage", "The API is down this morning.", false),
+        ("outage", "It went down last night.", false),
+        ("outage", "It crashed at 7:30 and again at 9.", false),
+        ("outage", "Nothing loads from around 9am.", false),
+        ("outage", "It has been broken since Tuesday.", false),
+        ("outage", "It was down on Friday too.", false),
+        ("outage", "The outage started on 28 November.", false),
+        ("outage", "Down since Dec 3rd.", false),
+        ("outage", "Unreachable since 2026-12-01.", false),
+        ("outage", "It went down two hours ago.", false),
+        (
+            "outage",
+            "The site has been down for the last 3 hours.",
+            false,
+        ),
+        ("outage", "It has been down for a few days now.", false),
+        ("outage", "The app was down all day.", false),
+        ("outage", "It stopped working when I clicked Pay.", false),
+        ("outage", "Everything crashes after the upgrade.", false),
+        ("outage", "Down over the weekend.", false),
+        // The address they sign in with.
+        ("access", "I can't log in to my account.", true),
+        (
+            "access",
+            "My email address changed last week and now I am locked out.",
+            true,
+        ),
+        (
+            "access",
+            "I wrote to @support on Twitter but I still cannot log in.",
+            true,
+        ),
+        (
+            "access",
+            "I can't log in as ada.lovelace+shop@example.co.uk.",
+            false,
+        ),
+        ("access", "Locked out. Username: ada_l", false),
+    ];
+    let asked = |intent: &str| match intent {
+        "billing" | "refund" => "invoice-number",
+        "outage" => "since-when",
+        "access" => "sign-in-address",
+        other => panic!("no question for {other}"),
+    };
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter(|(intent, text, want)| {
+            let qs = c.routing.questions(&with_intents(&[intent]), None, text);
+            qs.iter().any(|a| a.id == asked(intent)) != *want
+        })
+        .map(|(intent, text, want)| {
+            format!(
+                "{intent} {text:?}: {}",
+                if *want { "not asked" } else { "asked" }
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
