@@ -10,6 +10,7 @@
 mod common;
 mod daemon;
 
+mod acks_golden;
 mod cli;
 mod corpus;
 mod corpus_e2e;
