@@ -48,7 +48,9 @@ pub struct Team {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamFolder {
     pub name: String,
-    /// `true`: a copy is filed and the email stays where it arrived; `false`: it is moved.
+    /// `true`: a copy is filed, and the email is otherwise filed as without a team (it stays
+    /// where it arrived, or goes to its priority's folder); `false`: it is moved, and a
+    /// priority's folder is not used. (The watcher does this after setting the keywords.)
     pub copy: bool,
 }
 
