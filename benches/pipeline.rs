@@ -3,7 +3,9 @@
 //! - latency: one email at a time delivered over LMTP while the daemon waits in IDLE; time from
 //!   the end of delivery until the acknowledgement has been accepted by the SMTP server and
 //!   delivered into the customer's mailbox (the test server delivers over LMTP before it answers
-//!   250 and logs the message). p50/p90/p99/max over N emails.
+//!   250 and logs the message). p50/p90/p99/max over N emails. With teams and a clarifying
+//!   question configured (`[[team]]`, `[[ask]]`): each email is routed and its acknowledgement
+//!   asks one.
 //! - backlog: M emails waiting before the daemon starts; emails/s from start until all are
 //!   recorded and flagged, acknowledgements/s until all are sent, and the daemon's peak RSS
 //!   (VmHWM), for two backlog sizes so growth with size is visible; each size twice: with the
@@ -48,9 +50,41 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Teams and clarifying questions (issue 17) for the latency run: the email it sends
+/// ("Cannot log in") goes to the technical team by its intent, and its acknowledgement asks
+/// one question, rendered when the acknowledgement is written.
+const ROUTING: &str = r#"
+[[team]]
+name = "technical"
+description = "our technical team, who can look into the fault itself"
+staff = ["staff@example.test"]
+intents = ["access", "outage"]
+
+[[team]]
+name = "general"
+description = "our support team"
+staff = ["staff@example.test"]
+default = true
+
+[[ask]]
+id = "sign-in-address"
+question = "Which address do you sign in with, {{ customer_name }}?"
+intents = ["access"]
+unless = ['[\w.+-]+@[\w-]+\.[\w.]+']
+
+[[ask]]
+id = "since-when"
+question = "What were you doing when it stopped working, and since when?"
+intents = ["outage"]
+unless = ['(?i)\bsince\b']
+"#;
+
 fn latency(n: usize) {
     let stack = MailStack::start();
-    let cfg = DaemonConfig::of(&stack).circuit_breaker(100_000).write();
+    let cfg = DaemonConfig::of(&stack)
+        .circuit_breaker(100_000)
+        .raw(ROUTING)
+        .write();
     let d = Daemon::start(&cfg);
     assert!(
         wait_until(Duration::from_secs(30), || d
@@ -76,6 +110,13 @@ fn latency(n: usize) {
         assert!(ok, "no acknowledgement for email {i}:\n{}", d.log_text());
         samples.push(start.elapsed());
     }
+    // The run measured what it means to: routed, with the question decided.
+    let routed = count(
+        &cfg,
+        "SELECT count(*) FROM tickets t JOIN messages m ON m.ticket_id = t.id
+         WHERE t.team = 'technical' AND m.asks = 'sign-in-address'",
+    );
+    assert_eq!(routed, n as i64, "not every email was routed and asked");
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(

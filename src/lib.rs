@@ -48,7 +48,8 @@
 //! **I/O and wiring**:
 //! - [`imap`]: connection (TLS, STARTTLS, LOGIN/XOAUTH2, TCP keepalive), the watch loop
 //!   (checkpoint, batches, IDLE or poll with a liveness check, reconnect with backoff), flagging,
-//!   and moves into folders spelled as the server names them; failures typed
+//!   and moves into folders (a priority's, a team's: moved or copied) spelled as the server
+//!   names them; failures typed
 //!   ([`imap::ImapError`]).
 //! - [`pipeline`]: one email through parse -> guard -> score -> store; in the daemon parsing
 //!   (and scoring of a long text) runs on the blocking pool under a deadline (`too_costly`), and

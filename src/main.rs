@@ -88,8 +88,9 @@ enum Command {
     },
     /// Explain how an email scores: every rule hit, its weight, the running score.
     ///
-    /// Also the priority, tones and intents, group caps, and whether the email would be
-    /// acknowledged. Needs no server.
+    /// Also the priority, tones and intents, group caps, whether the email would be
+    /// acknowledged, the team it goes to and why ([[team]]), and the questions its
+    /// acknowledgement would ask ([[ask]]), or why none. Needs no server.
     Explain {
         /// The email, as an .eml file (RFC 5322).
         file: PathBuf,

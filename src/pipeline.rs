@@ -304,25 +304,17 @@ impl Pipeline {
     }
 
     /// A customer's email: its team and why, and the questions its acknowledgement asks
-    /// (`[[ask]]` ids), read from the subject and the customer's own words.
+    /// (`[[ask]]` ids), as [`crate::route::Routing::decide`] makes them (`triaged explain`
+    /// shows the same).
     fn route(
         &self,
         email: &crate::parse::Email,
         verdict: &Verdict,
     ) -> (Option<crate::route::Routed>, Vec<String>) {
-        let route = self.routing.route(verdict, &self.rules);
-        let text = format!(
-            "{}\n{}",
-            email.subject,
-            crate::score::text::own_words(&email.body_text)
-        );
-        let asks = self
+        let d = self
             .routing
-            .questions(verdict, route.as_ref().map(|r| r.team.as_str()), &text)
-            .into_iter()
-            .map(|a| a.id.clone())
-            .collect();
-        (route, asks)
+            .decide(verdict, &self.rules, &email.subject, &email.body_text);
+        (d.routed, d.asks.into_iter().map(|a| a.id.clone()).collect())
     }
 
     /// Record a triaged email with what it causes.

@@ -48,7 +48,9 @@ pub struct Team {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamFolder {
     pub name: String,
-    /// `true`: a copy is filed and the email stays where it arrived; `false`: it is moved.
+    /// `true`: a copy is filed, and the email is otherwise filed as without a team (it stays
+    /// where it arrived, or goes to its priority's folder); `false`: it is moved, and a
+    /// priority's folder is not used. (The watcher does this after setting the keywords.)
     pub copy: bool,
 }
 
@@ -177,35 +179,93 @@ impl Routing {
         })
     }
 
+    /// What routing makes of a customer's email with `verdict`, `subject` and `body` (its text
+    /// body as parsed): the team and why, and the questions its acknowledgement asks, whose
+    /// `unless` patterns read the subject and the customer's own words (quotes and signature
+    /// left out, as the rules read them). The pipeline records this and
+    /// `triaged explain` shows it: one function, so the two cannot differ.
+    pub fn decide(
+        &self,
+        verdict: &Verdict,
+        rules: &RuleSet,
+        subject: &str,
+        body: &str,
+    ) -> Decision<'_> {
+        let routed = self.route(verdict, rules);
+        let team = routed.as_ref().map(|r| r.team.as_str());
+        // The text is put together only when a question could be asked.
+        let applies = self.applies(verdict, team);
+        if applies.is_empty() {
+            return Decision {
+                routed,
+                asks: Vec::new(),
+                answered: Vec::new(),
+            };
+        }
+        let text = format!("{subject}\n{}", crate::score::text::own_words(body));
+        let (asks, answered) = self.sort_out(applies, &text);
+        Decision {
+            routed,
+            asks,
+            answered,
+        }
+    }
+
     /// The questions to ask about an email with `verdict`, routed to `team`, whose subject and
     /// own words (quotes and signature left out) are `text`: at most [`MAX_QUESTIONS`], in the
     /// order written.
     pub fn questions(&self, verdict: &Verdict, team: Option<&str>, text: &str) -> Vec<&Ask> {
-        let applies: Vec<usize> = (0..self.asks.len())
+        self.sort_out(self.applies(verdict, team), text).0
+    }
+
+    /// The questions `applies` (indices into `asks`, in order) sorted out by `text`: those to
+    /// ask (its answer is not in `text`; at most [`MAX_QUESTIONS`]) and those it answers.
+    fn sort_out(&self, applies: Vec<usize>, text: &str) -> (Vec<&Ask>, Vec<&Ask>) {
+        if applies.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        // One pass over the words for every pattern.
+        let matched = self
+            .unless
+            .as_ref()
+            .map(|u| (u.set.matches(head(text, MAX_ASK_TEXT)), &u.ranges));
+        let (answered, asks): (Vec<usize>, Vec<usize>) = applies.into_iter().partition(|&i| {
+            matched
+                .as_ref()
+                .is_some_and(|(m, ranges)| ranges[i].clone().any(|p| m.matched(p)))
+        });
+        let of = |ids: Vec<usize>, max: usize| ids.into_iter().take(max).map(|i| &self.asks[i]);
+        (
+            of(asks, MAX_QUESTIONS).collect(),
+            of(answered, usize::MAX).collect(),
+        )
+    }
+
+    /// The questions (indices into `asks`) that apply to an email with `verdict` routed to
+    /// `team`, before their `unless` patterns are read.
+    fn applies(&self, verdict: &Verdict, team: Option<&str>) -> Vec<usize> {
+        (0..self.asks.len())
             .filter(|&i| {
                 let a = &self.asks[i];
                 a.intents.iter().any(|x| verdict.intents.contains(x))
                     || team.is_some_and(|t| a.teams.iter().any(|x| x == t))
             })
-            .collect();
-        if applies.is_empty() {
-            return Vec::new();
-        }
-        // One pass over the words for every pattern.
-        let answered = self
-            .unless
-            .as_ref()
-            .map(|u| (u.set.matches(head(text, MAX_ASK_TEXT)), &u.ranges));
-        applies
-            .into_iter()
-            .filter(|&i| match &answered {
-                Some((m, ranges)) => !ranges[i].clone().any(|p| m.matched(p)),
-                None => true,
-            })
-            .take(MAX_QUESTIONS)
-            .map(|i| &self.asks[i])
             .collect()
     }
+}
+
+/// What [`Routing::decide`] makes of one customer's email.
+#[derive(Debug, Clone)]
+pub struct Decision<'a> {
+    /// The team and why; `None`: no team applies (none configured, no route matched and no
+    /// default team).
+    pub routed: Option<Routed>,
+    /// The questions its acknowledgement asks, in the order written, at most
+    /// [`MAX_QUESTIONS`] (unrendered: the outbox renders them when it writes the email).
+    pub asks: Vec<&'a Ask>,
+    /// Questions that apply but are not asked: one of their `unless` patterns found the answer
+    /// in the email.
+    pub answered: Vec<&'a Ask>,
 }
 
 /// `rule ID: "words"` (a meta rule or a signal names what it saw the same way).
@@ -402,6 +462,39 @@ intent = "outage"
                 .questions(&verdict(&[], &[]), None, "hello")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn decide_reads_the_subject_and_the_customers_own_words_and_says_what_was_answered() {
+        let rules = rules();
+        let routing = Routing::new(
+            vec![team("billing", &["charged-twice"], &["billing"], false)],
+            vec![
+                ask(
+                    "invoice",
+                    &["billing"],
+                    &[],
+                    &[r"(?i)\binvoice\W{0,3}\d{3,}"],
+                ),
+                ask("account", &[], &["billing"], &[r"@"]),
+            ],
+        )
+        .unwrap();
+        let v = verdict(&["billing"], &[("charged-twice", "charged twice")]);
+        let ids = |qs: &[&Ask]| qs.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+        // The number only in the quoted thread is not the customer's answer.
+        let d = routing.decide(&v, &rules, "Charged twice", "Help!\n> invoice 12345\n");
+        assert_eq!(d.routed.as_ref().map(|r| r.team.as_str()), Some("billing"));
+        assert_eq!(ids(&d.asks), ["invoice", "account"]);
+        assert!(d.answered.is_empty());
+        // In the subject it is.
+        let d = routing.decide(&v, &rules, "Charged twice, invoice 12345", "Help!");
+        assert_eq!(ids(&d.asks), ["account"]);
+        assert_eq!(ids(&d.answered), ["invoice"]);
+        // No team and no intent that asks: nothing, and nothing answered.
+        let d = routing.decide(&verdict(&[], &[]), &rules, "Hello", "a@b.example");
+        assert_eq!(d.routed, None);
+        assert!(d.asks.is_empty() && d.answered.is_empty());
     }
 
     #[test]

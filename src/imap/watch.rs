@@ -21,6 +21,7 @@ use crate::health::HealthBoard;
 use crate::notices::StoreWait;
 use crate::outbox::Shared;
 use crate::pipeline::{Fetched, Pipeline};
+use crate::route::TeamFolder;
 use crate::score::Priority;
 use crate::store::{FlagTask, FolderState};
 
@@ -103,8 +104,11 @@ impl Watcher {
 /// What the watcher knows about filing email into folders (kept across reconnects).
 #[derive(Debug, Default)]
 pub struct Moves {
-    /// The account's hierarchy, read at connect when any move is configured.
+    /// The account's hierarchy, read at connect when any move is configured (or before the
+    /// first move, when a reload configured one).
     hierarchy: Hierarchy,
+    /// `hierarchy` was read from the server on this connection.
+    discovered: bool,
     /// Server names of the folders that refused email, each reported once (until it works).
     refused: BTreeSet<String>,
     /// Configured names the server spells differently were said (once per run).
@@ -177,6 +181,8 @@ struct Caps {
     idle: bool,
     mv: bool,
     uidplus: bool,
+    /// NAMESPACE (RFC 2342): where the account's folders live.
+    namespace: bool,
     keywords: Keywords,
     /// `\Flagged` is among the folder's PERMANENTFLAGS (a read-only ACL can take it away).
     flagged: bool,
@@ -274,15 +280,16 @@ impl Watcher {
         self.health.ok(Condition::ImapLogin, &source);
         let caps = io("Reading CAPABILITY", session.capabilities()).await?;
         let special_use = caps.has_str("SPECIAL-USE") && caps.has_str("LIST-EXTENDED");
-        if self.flags.enabled && self.flags.may_move() {
-            self.moves.hierarchy =
-                folders::discover(&mut session, caps.has_str("NAMESPACE"), IO_TIMEOUT).await?;
-            self.tell_names();
+        let namespace = caps.has_str("NAMESPACE");
+        self.moves.discovered = false;
+        if self.flags.enabled && (self.flags.may_move() || self.team_folders()) {
+            self.discover(&mut session, namespace).await?;
         }
         let mut caps = Caps {
             idle: caps.has_str("IDLE"),
             mv: caps.has_str("MOVE"),
             uidplus: caps.has_str("UIDPLUS"),
+            namespace,
             keywords: Keywords::Any,
             flagged: true,
         };
@@ -603,49 +610,129 @@ impl Watcher {
                 })
                 .await?;
             }
-            let mut moves: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-            for t in &tasks {
-                let target = t.priority.and_then(|p| match caps.keywords {
-                    Keywords::Any => self.flags.folders.get(&p).cloned(),
-                    Keywords::Only(_) => self.flags.fallback_folder(p),
-                });
-                if let Some(target) = target {
-                    moves.entry(target).or_default().push(t.uid);
-                }
-            }
-            for (configured, uids) in &moves {
-                let target = self.moves.server_name(configured);
-                match move_to(session, folder, &target, uids, caps).await? {
-                    None => {
-                        if self.moves.refused.remove(&target) {
-                            tracing::info!(folder, target = %target, "Email is filed into {target} again");
-                        }
-                    }
-                    Some(r) => {
-                        let create = r
-                            .create
-                            .map(|a| format!("CREATE with \"{a}\" and "))
-                            .unwrap_or_default();
-                        let what = format!(
-                            "the server answered {create}{} with \"{}\"",
-                            r.command, r.answer
-                        );
-                        if self.moves.refused.insert(target.clone()) {
-                            tracing::warn!(
-                                folder,
-                                target = %target,
-                                emails = uids.len(),
-                                "Cannot file email into folder {target:?} (configured as {configured:?}): {what}; the emails stay in {folder} with their flags, and this is not said again until it works (check the name in [flags.folders] and the account's right to create folders)"
-                            );
-                        } else {
-                            tracing::debug!(folder, target = %target, emails = uids.len(), "Still cannot file email into {target}: {what}");
-                        }
-                    }
-                }
-            }
+            self.file(session, folder, &tasks, caps).await?;
         }
         let rows: Vec<i64> = tasks.iter().map(|t| t.row).collect();
         self.pipeline.store.mark_flagged(&rows)
+    }
+
+    /// Some `[[team]]` has a folder.
+    fn team_folders(&self) -> bool {
+        self.pipeline
+            .routing
+            .teams
+            .iter()
+            .any(|t| t.folder.is_some())
+    }
+
+    /// Read how the server names folders (NAMESPACE, else LIST's delimiter), and say once how
+    /// configured folders are spelled there.
+    async fn discover(&mut self, session: &mut ImapSession, namespace: bool) -> Result<()> {
+        self.moves.hierarchy = folders::discover(session, namespace, IO_TIMEOUT).await?;
+        self.moves.discovered = true;
+        self.tell_names();
+        Ok(())
+    }
+
+    /// File the flagged emails `tasks` of the selected `folder` into their team's folder
+    /// (`[[team]] folder`) and their priority's (`[flags.folders]`, the keyword fallback), as
+    /// [`filing`] decides. Copies first: a copy is taken where the email arrived, before a move
+    /// takes it away. A connection lost after a copy and before the pass is recorded files that
+    /// copy again on the next pass (a second copy, never a lost one).
+    async fn file(
+        &mut self,
+        session: &mut ImapSession,
+        folder: &str,
+        tasks: &[FlagTask],
+        caps: &Caps,
+    ) -> Result<()> {
+        let mut copies: BTreeMap<Target, Vec<u32>> = BTreeMap::new();
+        let mut moves: BTreeMap<Target, Vec<u32>> = BTreeMap::new();
+        for t in tasks {
+            let priority = t.priority.and_then(|p| match caps.keywords {
+                Keywords::Any => self.flags.folders.get(&p).cloned(),
+                Keywords::Only(_) => self.flags.fallback_folder(p),
+            });
+            let team = self
+                .pipeline
+                .routing
+                .team(&t.team)
+                .and_then(|team| Some((team.name.as_str(), team.folder.as_ref()?)));
+            let f = filing(priority, team);
+            if let Some(c) = f.copy {
+                copies.entry(c).or_default().push(t.uid);
+            }
+            if let Some(m) = f.mv {
+                moves.entry(m).or_default().push(t.uid);
+            }
+        }
+        if copies.is_empty() && moves.is_empty() {
+            return Ok(());
+        }
+        if !self.moves.discovered {
+            // A team folder a reload configured after this connection began.
+            self.discover(session, caps.namespace).await?;
+        }
+        for (target, uids) in &copies {
+            self.file_group(session, folder, target, uids, caps, true)
+                .await?;
+        }
+        for (target, uids) in &moves {
+            self.file_group(session, folder, target, uids, caps, false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Move (or copy) `uids` into `target`; a folder the server refuses is said once (until it
+    /// works again), and the emails stay where they are.
+    async fn file_group(
+        &mut self,
+        session: &mut ImapSession,
+        folder: &str,
+        target: &Target,
+        uids: &[u32],
+        caps: &Caps,
+        copy: bool,
+    ) -> Result<()> {
+        let configured = &target.configured;
+        let server = self.moves.server_name(configured);
+        let Some(r) = file_into(session, folder, &server, uids, caps, copy).await? else {
+            if self.moves.refused.remove(&server) {
+                tracing::info!(folder, target = %server, "Email is filed into {server} again");
+            }
+            return Ok(());
+        };
+        let create = r
+            .create
+            .map(|a| format!("CREATE with \"{a}\" and "))
+            .unwrap_or_default();
+        let what = format!(
+            "the server answered {create}{} with \"{}\"",
+            r.command, r.answer
+        );
+        let check = match &target.by {
+            By::Priority => "check the name in [flags.folders]".to_string(),
+            By::Team(name) => format!("check the folder of [[team]] {name:?}"),
+        };
+        let stay = if copy {
+            format!(
+                "no copy is filed, the emails are otherwise flagged and filed as usual from {folder}"
+            )
+        } else {
+            format!("the emails stay in {folder} with their flags")
+        };
+        if self.moves.refused.insert(server.clone()) {
+            tracing::warn!(
+                folder,
+                target = %server,
+                emails = uids.len(),
+                "Cannot file email into folder {server:?} (configured as {configured:?}): {what}; {stay}, and this is not said again until it works ({check} and the account's right to create folders)"
+            );
+        } else {
+            tracing::debug!(folder, target = %server, emails = uids.len(), "Still cannot file email into {server}: {what}");
+        }
+        Ok(())
     }
 
     /// Say once, at start-up, how priorities are shown where custom keywords are refused.
@@ -688,6 +775,13 @@ impl Watcher {
             Priority::ALL
                 .iter()
                 .filter_map(|p| self.flags.fallback_folder(*p)),
+        );
+        configured.extend(
+            self.pipeline
+                .routing
+                .teams
+                .iter()
+                .filter_map(|t| Some(t.folder.as_ref()?.name.clone())),
         );
         configured.sort();
         configured.dedup();
@@ -855,16 +949,77 @@ where
     }
 }
 
-/// Move `uids` of the selected `folder` into `target`, creating it first: MOVE, or where the
-/// server lacks it COPY, then `\Deleted` and UID EXPUNGE of just those emails (UIDPLUS).
-/// `Ok(Some(_))`: the server refused (a name it does not allow, no right to create, over
-/// quota); nothing was moved and the connection is fine. `Err`: the connection failed.
-async fn move_to(
+/// Where one email is filed once its keywords are set: its team's folder and its priority's.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Filing {
+    /// A copy goes here; the email stays (and may still be moved).
+    copy: Option<Target>,
+    /// The email is moved here.
+    mv: Option<Target>,
+}
+
+/// A folder as configured, and what configured it (named when the server refuses it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Target {
+    configured: String,
+    by: By,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum By {
+    /// `[flags.folders]` or the keyword fallback's `Triage/...`.
+    Priority,
+    /// `[[team]] folder` of this team.
+    Team(String),
+}
+
+/// Where an email is filed, given its priority's folder and its team's (name and folder).
+/// An email is in one place: a team folder to move to wins over the priority's (the team is
+/// the more specific, and who works the email). A team folder to copy to adds a copy and
+/// changes nothing else: the email stays where it arrived, or moves to its priority's folder
+/// (a copy into that same folder would only be a second one). Keywords are set either way.
+fn filing(priority: Option<String>, team: Option<(&str, &TeamFolder)>) -> Filing {
+    let by_priority = priority.map(|configured| Target {
+        configured,
+        by: By::Priority,
+    });
+    let Some((name, folder)) = team else {
+        return Filing {
+            copy: None,
+            mv: by_priority,
+        };
+    };
+    let by_team = Target {
+        configured: folder.name.clone(),
+        by: By::Team(name.to_string()),
+    };
+    if !folder.copy {
+        return Filing {
+            copy: None,
+            mv: Some(by_team),
+        };
+    }
+    let same = by_priority
+        .as_ref()
+        .is_some_and(|p| p.configured == by_team.configured);
+    Filing {
+        copy: (!same).then_some(by_team),
+        mv: by_priority,
+    }
+}
+
+/// Move `uids` of the selected `folder` into `target` (`copy`: copy them there), creating it
+/// first: MOVE, or where the server lacks it COPY, then `\Deleted` and UID EXPUNGE of just
+/// those emails (UIDPLUS); a copy is UID COPY. `Ok(Some(_))`: the server refused (a name it
+/// does not allow, no right to create, over quota); nothing was filed and the connection is
+/// fine. `Err`: the connection failed.
+async fn file_into(
     session: &mut ImapSession,
     folder: &str,
     target: &str,
     uids: &[u32],
     caps: &Caps,
+    copy: bool,
 ) -> Result<Option<MoveRefused>> {
     // CREATE fails harmlessly when the folder exists (its answer is kept for the report in
     // case the move fails too).
@@ -880,6 +1035,31 @@ async fn move_to(
             answer,
         }))
     };
+    if copy {
+        let mut set = uid_set(uids);
+        if !caps.mv {
+            // Without MOVE, an original marked \Deleted by a move an interruption cut short
+            // would be copied with that flag: those are left out.
+            let todo = io(
+                "Searching what is left to copy",
+                session.uid_search(format!("UID {set} UNDELETED")),
+            )
+            .await?;
+            if todo.is_empty() {
+                return Ok(None);
+            }
+            set = uid_set(&todo.into_iter().collect::<Vec<_>>());
+        }
+        return match io(
+            &format!("Copying to {target}"),
+            session.uid_copy(&set, target),
+        )
+        .await
+        {
+            Ok(()) => Ok(None),
+            Err(e) => refused(e, "COPY"),
+        };
+    }
     let set = uid_set(uids);
     if caps.mv {
         return match io(&format!("Moving to {target}"), session.uid_mv(&set, target)).await {
@@ -1078,6 +1258,68 @@ mod tests {
         ] {
             assert_eq!(server_words(raw), words, "{raw}");
         }
+    }
+
+    #[test]
+    fn a_team_folder_to_move_to_wins_and_one_to_copy_to_adds_a_copy() {
+        let folder = |name: &str, copy: bool| TeamFolder {
+            name: name.into(),
+            copy,
+        };
+        let priority = |f: &str| Target {
+            configured: f.into(),
+            by: By::Priority,
+        };
+        let team = |f: &str| Target {
+            configured: f.into(),
+            by: By::Team("billing".into()),
+        };
+        let urgent = || Some("Triage/Urgent".to_string());
+        // No team: the priority's folder, if any.
+        assert_eq!(
+            filing(urgent(), None),
+            Filing {
+                copy: None,
+                mv: Some(priority("Triage/Urgent"))
+            }
+        );
+        assert_eq!(filing(None, None), Filing::default());
+        // Move: the team's folder, whatever the priority's.
+        let billing = folder("Teams/Billing", false);
+        for p in [urgent(), None] {
+            assert_eq!(
+                filing(p, Some(("billing", &billing))),
+                Filing {
+                    copy: None,
+                    mv: Some(team("Teams/Billing"))
+                }
+            );
+        }
+        // Copy: a copy, and the email filed as without a team.
+        let billing = folder("Teams/Billing", true);
+        assert_eq!(
+            filing(urgent(), Some(("billing", &billing))),
+            Filing {
+                copy: Some(team("Teams/Billing")),
+                mv: Some(priority("Triage/Urgent"))
+            }
+        );
+        assert_eq!(
+            filing(None, Some(("billing", &billing))),
+            Filing {
+                copy: Some(team("Teams/Billing")),
+                mv: None
+            }
+        );
+        // A copy into the folder it moves to anyway would be a second one.
+        let same = folder("Triage/Urgent", true);
+        assert_eq!(
+            filing(urgent(), Some(("billing", &same))),
+            Filing {
+                copy: None,
+                mv: Some(priority("Triage/Urgent"))
+            }
+        );
     }
 
     #[test]

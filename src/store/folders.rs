@@ -28,6 +28,9 @@ pub struct FlagTask {
     pub skipped: bool,
     /// Our own email come back (the witness copy of what we sent): marked read, nothing else.
     pub own: bool,
+    /// The team of a customer's email (its ticket's `[[team]]`), whose folder it may be filed
+    /// into; empty: none (no team, or not a customer's email).
+    pub team: String,
 }
 
 impl Store {
@@ -153,14 +156,16 @@ impl Store {
     }
 
     /// Messages in this folder whose keywords are not set yet, oldest first: triaged ones
-    /// with their priority and tones, skipped ones to flag for staff, our own copies to mark
-    /// read.
+    /// with their priority and tones (and a customer's email its ticket's team), skipped ones
+    /// to flag for staff, our own copies to mark read.
     pub fn pending_flags(&self, folder: &str, uidvalidity: u32) -> Result<Vec<FlagTask>> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, uid, nullif(priority, ''), tones, status = 'skipped', ack = 'own_loop' FROM messages
-                 WHERE folder = ?1 AND uidvalidity = ?2 AND flags_state = 'pending' ORDER BY uid",
+                "SELECT m.id, m.uid, nullif(m.priority, ''), m.tones, m.status = 'skipped', m.ack = 'own_loop',
+                        CASE WHEN m.role = 'customer' THEN coalesce(t.team, '') ELSE '' END
+                 FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id
+                 WHERE m.folder = ?1 AND m.uidvalidity = ?2 AND m.flags_state = 'pending' ORDER BY m.uid",
             )
             .context("Preparing pending flags query")?;
         let rows = stmt
@@ -179,6 +184,7 @@ impl Store {
                         .collect(),
                     skipped: r.get(4)?,
                     own,
+                    team: r.get(6)?,
                 })
             })
             .context("Reading pending flags")?;

@@ -2752,5 +2752,66 @@ fn the_loop_rule_reads_through_indexes() {
     }
 }
 
+#[test]
+fn a_customers_flag_task_carries_its_tickets_team_and_no_other_does() {
+    let mut t = T::new();
+    let routed = crate::route::Routed {
+        team: "billing".into(),
+        reason: "intent refund".into(),
+    };
+    let record = |t: &mut T, uid: u32, e: &Email, role: Role, route: Option<&_>| {
+        let guard = match role {
+            Role::Customer => Ok(()),
+            _ => Err(Refusal::StaffSender),
+        };
+        let v = verdict(Priority::Normal);
+        let at = Location {
+            folder: "INBOX",
+            uidvalidity: 1,
+            uid,
+        };
+        let content = Content::Triaged {
+            email: e,
+            verdict: &v,
+            guard,
+            role,
+            bounced: &[],
+            alert: &[],
+            route,
+            asks: &[],
+        };
+        t.store
+            .record(&at, &content, NOW, &t.policy, NOW)
+            .expect("record");
+    };
+    record(
+        &mut t,
+        1,
+        &email("c1@x", "ada@example.com", "Charged twice"),
+        Role::Customer,
+        Some(&routed),
+    );
+    // Staff answer in the same folder: the ticket's team, but not their email's.
+    let mut reply = email("s1@x", "staff@example.test", "Re: Charged twice [#T-1001]");
+    reply.in_reply_to = vec!["c1@x".into()];
+    record(&mut t, 2, &reply, Role::Staff, None);
+    // A customer without a team.
+    record(
+        &mut t,
+        3,
+        &email("c2@x", "ben@example.com", "Hello"),
+        Role::Customer,
+        None,
+    );
+    assert_eq!(
+        t.count("SELECT count(*) FROM messages WHERE uid IN (1, 2) AND ticket_id = 1"),
+        2,
+        "the staff reply joined the ticket"
+    );
+    let tasks = t.store.pending_flags("INBOX", 1).expect("flags");
+    let teams: Vec<(u32, &str)> = tasks.iter().map(|f| (f.uid, f.team.as_str())).collect();
+    assert_eq!(teams, [(1, "billing"), (2, ""), (3, "")]);
+}
+
 mod migration;
 mod plans;

@@ -15,8 +15,47 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shipped config/triaged.toml, with its rules and templates named by absolute path and
-/// the store in `dir`, where there is none: the history line does not depend on the machine.
+/// The teams and questions the golden files are explained with (they replace any the shipped
+/// config has, so its examples can change without changing these files): a billing team, a
+/// technical one and no default team, so an email may go to a team by a rule, by an intent,
+/// or to none; questions by intent, by team, and one that names the customer.
+const ROUTING: &str = r#"
+[[team]]
+name = "billing"
+description = "our billing specialists, who can check the charges on your account"
+staff = ["alice@example.com"]
+rules = ["billing-error"]
+intents = ["billing", "refund"]
+folder = "Teams/Billing"
+
+[[team]]
+name = "technical"
+description = "our technical team, who can look into the fault itself"
+staff = ["bob@example.com"]
+intents = ["outage", "data-loss", "access"]
+
+[[ask]]
+id = "invoice"
+question = "Could you send us the invoice or order number, {{ customer_name }}?"
+intents = ["billing", "refund"]
+unless = ['(?i)\b(invoice|order)\W{0,3}(no\.?|number|#)?\W{0,3}[a-z]{0,4}-?\d{3,}']
+
+[[ask]]
+id = "since-when"
+question = "What were you doing when it stopped working, and since when?"
+intents = ["outage"]
+unless = ['(?i)\bsince\b', '(?i)\b\d{1,2}[:.]\d\d\b']
+
+[[ask]]
+id = "account"
+question = "Which email address is the account under?"
+teams = ["billing"]
+unless = ['[\w.+-]+@[\w-]+\.[\w.]+']
+"#;
+
+/// The shipped config/triaged.toml, with its rules and templates named by absolute path, the
+/// store in `dir`, where there is none (the history line does not depend on the machine), and
+/// [`ROUTING`]'s teams and questions.
 fn config_in(dir: &Path) -> PathBuf {
     let repo = repo();
     let text = std::fs::read_to_string(repo.join("config/triaged.toml")).expect("shipped config");
@@ -32,6 +71,10 @@ fn config_in(dir: &Path) -> PathBuf {
     set("scoring", "rules", repo.join("config/rules"));
     set("templates", "dir", repo.join("templates"));
     set("store", "path", dir.join("none.sqlite"));
+    let routing: toml::Table = toml::from_str(ROUTING).expect("the test's teams parse");
+    for key in ["team", "ask"] {
+        config.insert(key.into(), routing[key].clone());
+    }
     let path = dir.join("triaged.toml");
     std::fs::write(&path, toml::to_string(&config).expect("toml")).expect("write config");
     path
@@ -144,5 +187,66 @@ fn explain_output_matches_the_golden_files() {
         failures.len(),
         names.len(),
         failures.join("\n")
+    );
+}
+
+/// `--json` carries what the text shows: the team and why (or why none), each question
+/// rendered with its `[[ask]]` id, and the questions the email answers.
+#[test]
+fn explain_json_names_the_team_and_the_questions() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config_in(tmp.path());
+    let json = |name: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
+            .args([
+                "explain",
+                &format!("{DIR}/{name}.eml"),
+                "--json",
+                "--config",
+            ])
+            .arg(&config)
+            .current_dir(repo())
+            .output()
+            .expect("run triaged");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let v = json("charged-twice-no-invoice");
+    assert_eq!(v["route"]["team"], "billing", "{v}");
+    assert_eq!(
+        v["route"]["reason"],
+        "rule billing-error: \u{201c}charged twice\u{201d}"
+    );
+    assert_eq!(v["would_ask"][0]["id"], "invoice", "{v}");
+    assert_eq!(
+        v["would_ask"][0]["question"],
+        "Could you send us the invoice or order number, Lena Fischer?"
+    );
+    assert_eq!(v["would_ask"][1]["id"], "account", "{v}");
+    assert_eq!(v["answered"], serde_json::json!([]));
+
+    let v = json("refund-double-charge");
+    assert_eq!(v["answered"], serde_json::json!(["invoice"]), "{v}");
+    assert_eq!(v["would_ask"].as_array().map(Vec::len), Some(1), "{v}");
+
+    let v = json("polite-question");
+    assert_eq!(v["route"]["team"], serde_json::Value::Null, "{v}");
+    assert_eq!(
+        v["route"]["reason"],
+        "no route matched, and no default team"
+    );
+    assert_eq!(v["would_ask"], serde_json::json!([]));
+
+    let v = json("auto-reply");
+    assert_eq!(v["route"]["team"], serde_json::Value::Null, "{v}");
+    assert!(
+        v["route"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not a customer's email")),
+        "{v}"
     );
 }

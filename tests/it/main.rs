@@ -35,3 +35,4 @@ mod servers;
 mod smtp_connections;
 mod smtp_tls;
 mod stack_smoke;
+mod team_folders;
