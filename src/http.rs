@@ -615,6 +615,8 @@ mod tests {
                 last_customer_at: NOW - 2 * 3600,
                 messages: 1,
                 intents: String::new(),
+                team: String::new(),
+                route_reason: String::new(),
             },
             due,
         }

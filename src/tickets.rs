@@ -257,13 +257,16 @@ fn followup_changes(on: FollowupSwitches, f: &FollowupFacts) -> Vec<FollowupActi
     out
 }
 
-/// A command staff give in an email: a line `#close`, `#snooze 3d` or `#reopen` first in the
-/// body (blank lines before it are fine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A command staff give in an email: a line `#close`, `#snooze 3d`, `#reopen` or `#team NAME`
+/// first in the body (blank lines before it are fine).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Close,
     Snooze(Duration),
     Reopen,
+    /// Re-route the ticket to this team (lower-cased as written; whether a `[[team]]` has
+    /// that name is checked where the configuration is known: [`reroute`]).
+    Team(String),
 }
 
 /// The command at the top of `body`, or `None`. An unknown `#word` or a snooze without a valid
@@ -284,8 +287,62 @@ pub fn staff_command(body: &str) -> Option<Command> {
             .ok()
             .filter(|d| !d.is_zero())
             .map(Command::Snooze),
+        // Any name: one no team has is refused where the teams are known, and said so.
+        ("#team", Some(name)) => Some(Command::Team(name.to_lowercase())),
         _ => None,
     }
+}
+
+/// What re-routing a ticket to a team does ([`reroute`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reroute {
+    /// The ticket moves to the team.
+    Moves,
+    /// It is with that team already: nothing changes.
+    Already,
+    /// No `[[team]]` has that name: nothing changes, and staff are told.
+    Unknown,
+}
+
+/// Re-routing a ticket that is with team `current` (empty: none) to `wanted`, when the
+/// configured teams are `known`.
+pub fn reroute<'a>(
+    current: &str,
+    wanted: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Reroute {
+    if !known.into_iter().any(|k| k == wanted) {
+        Reroute::Unknown
+    } else if current == wanted {
+        Reroute::Already
+    } else {
+        Reroute::Moves
+    }
+}
+
+/// The history line of a re-route: `billing (was technical): #team from alice@example.com`.
+pub fn rerouted_detail(to: &str, was: &str, who: &str) -> String {
+    let was = if was.is_empty() { "none" } else { was };
+    format!("{to} (was {was}): {who}")
+}
+
+/// Why the ticket is with its team after staff re-routed it (the ticket's route reason).
+pub fn rerouted_reason(was: &str, who: &str) -> String {
+    if was.is_empty() {
+        format!("routed by {who}")
+    } else {
+        format!("re-routed from {was} by {who}")
+    }
+}
+
+/// Why a re-route to `wanted` was refused: no team has the name (`known`: the names there are).
+pub fn unknown_team(wanted: &str, known: &[&str]) -> String {
+    let teams = if known.is_empty() {
+        "no [[team]] is configured".to_string()
+    } else {
+        format!("teams: {}", known.join(", "))
+    };
+    format!("no [[team]] is named {wanted:?} ({teams})")
 }
 
 /// A survey answer: the first non-empty line is a single number from 1 to 5 (`4`, `4.`,
@@ -758,7 +815,7 @@ pub enum EmailEvent {
 }
 
 /// What an email does to the ticket it joins or opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketEffect {
     pub write: TicketWrite,
     /// `None`: the ticket does not move (a robot's email, a survey answer, no ticket).
@@ -817,15 +874,17 @@ pub fn waiting_since(role: Role, received_at: i64, now: i64) -> i64 {
     }
 }
 
-/// The event and the end of the snooze (0: none) of a staff command given at `now`.
-pub fn command_event(cmd: Command, now: i64) -> (Event, i64) {
+/// The event and the end of the snooze (0: none) of a staff command given at `now`; `None`
+/// for a command that moves no state (`#team`: [`reroute`]).
+pub fn command_event(cmd: &Command, now: i64) -> Option<(Event, i64)> {
     match cmd {
-        Command::Close => (Event::Close, 0),
-        Command::Reopen => (Event::Reopen, 0),
-        Command::Snooze(d) => (
+        Command::Close => Some((Event::Close, 0)),
+        Command::Reopen => Some((Event::Reopen, 0)),
+        Command::Snooze(d) => Some((
             Event::Snooze,
             now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-        ),
+        )),
+        Command::Team(_) => None,
     }
 }
 
@@ -1225,6 +1284,16 @@ mod tests {
                 Some(Command::Snooze(Duration::from_secs(5400))),
             ),
             ("#reopen", Some(Command::Reopen)),
+            ("#team billing", Some(Command::Team("billing".into()))),
+            (
+                "  #Team Billing\nShe asks about the invoice.",
+                Some(Command::Team("billing".into())),
+            ),
+            // A name no team has is still a command: refused and said so where the teams
+            // are known, never silently text.
+            ("#team billng", Some(Command::Team("billng".into()))),
+            ("#team", None),
+            ("#team billing please", None),
             ("#snooze", None),
             ("#snooze soon", None),
             ("#snooze 0s", None),
@@ -1673,7 +1742,48 @@ mod email_effect_tests {
                 (Event::Snooze, now + 3 * 86_400),
             ),
         ] {
-            assert_eq!(command_event(cmd, now), want, "{cmd:?}");
+            assert_eq!(command_event(&cmd, now), Some(want), "{cmd:?}");
         }
+        assert_eq!(command_event(&Command::Team("billing".into()), now), None);
+    }
+
+    #[test]
+    fn rerouting_needs_a_configured_team_and_a_change() {
+        let known = ["billing", "technical"];
+        for (current, wanted, want) in [
+            ("technical", "billing", Reroute::Moves),
+            ("", "billing", Reroute::Moves),
+            ("billing", "billing", Reroute::Already),
+            ("billing", "billng", Reroute::Unknown),
+            ("", "", Reroute::Unknown),
+        ] {
+            assert_eq!(
+                reroute(current, wanted, known),
+                want,
+                "{current:?} -> {wanted:?}"
+            );
+        }
+        assert_eq!(reroute("", "billing", []), Reroute::Unknown);
+        assert_eq!(
+            rerouted_detail("billing", "technical", "#team from alice@example.com"),
+            "billing (was technical): #team from alice@example.com"
+        );
+        assert_eq!(
+            rerouted_detail("billing", "", "cli"),
+            "billing (was none): cli"
+        );
+        assert_eq!(
+            rerouted_reason("technical", "cli (bob)"),
+            "re-routed from technical by cli (bob)"
+        );
+        assert_eq!(rerouted_reason("", "cli (bob)"), "routed by cli (bob)");
+        assert_eq!(
+            unknown_team("billng", &known),
+            "no [[team]] is named \"billng\" (teams: billing, technical)"
+        );
+        assert_eq!(
+            unknown_team("billing", &[]),
+            "no [[team]] is named \"billing\" (no [[team]] is configured)"
+        );
     }
 }

@@ -80,11 +80,12 @@ pub struct HealthFacts {
     pub held_why: Option<String>,
 }
 
-/// Queue the alert for a ticket, once per ticket. Returns whether it was new.
+/// Queue the alert for a ticket to staff `to`, once per ticket. Returns whether it was new.
 pub(super) fn queue_alert(
     tx: &rusqlite::Transaction<'_>,
     ticket_id: i64,
     facts: &AlertFacts,
+    to: &[String],
     cfg: &AlertConfig,
     now: i64,
 ) -> Result<bool> {
@@ -97,7 +98,7 @@ pub(super) fn queue_alert(
         .context("Preparing alert insert")?
         .execute(params![
             format!("alert:{}", facts.ticket),
-            cfg.to.join(","),
+            to.join(","),
             serde_json::to_string(facts).context("Encoding alert")?,
             ticket_id,
             due,
@@ -515,7 +516,13 @@ fn claim_alerts(
         .context("Holding alerts back")?;
         return Ok(None);
     }
-    let rows = due_alerts(tx, now)?;
+    let mut rows = due_alerts(tx, now)?;
+    let Some(recipients) = rows.first().map(|r| r.recipients.clone()) else {
+        return Ok(None);
+    };
+    // One email goes to one set of staff: alerts for a team with its own `alert_to` go
+    // apart from the rest (the next claim takes them).
+    rows.retain(|r| r.recipients == recipients);
     let Some(first) = rows.first() else {
         return Ok(None);
     };
