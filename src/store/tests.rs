@@ -2242,7 +2242,11 @@ fn digest_snapshot_describes_waiting_tickets_and_customer_themes() {
     assert_eq!(snap.tickets[1].contacts, [NOW - 600]);
 
     // Customer emails in the themes window, with intents and rule themes.
-    let mut messages = snap.messages.clone();
+    let mut messages: Vec<(i64, Vec<String>)> = snap
+        .messages
+        .iter()
+        .map(|m| (m.at, m.themes.clone()))
+        .collect();
     messages.sort();
     assert_eq!(
         messages,
@@ -2257,7 +2261,11 @@ fn digest_snapshot_describes_waiting_tickets_and_customer_themes() {
         .store
         .digest_snapshot(NOW - 60, NOW - 7200, NOW - 4000, &HashMap::new())
         .expect("snapshot");
-    let mut messages = bare.messages;
+    let mut messages: Vec<(i64, Vec<String>)> = bare
+        .messages
+        .into_iter()
+        .map(|m| (m.at, m.themes))
+        .collect();
     messages.sort();
     assert_eq!(
         messages,

@@ -373,3 +373,43 @@ fn a_team_with_its_own_alert_recipients_is_alerted_apart() {
     assert_eq!(second.recipients, [LEAD]);
     assert_eq!(tickets(&second), ["T-1002", "T-1003"]);
 }
+
+#[test]
+fn a_digest_reads_each_ticket_and_themed_email_with_its_team() {
+    let mut t = with_teams(T::new());
+    t.route = routed("billing", "intent refund");
+    t.put(
+        1,
+        &email("c1@x", "a@customer.example", "Refund"),
+        Priority::Normal,
+    );
+    t.route = None;
+    t.put(
+        2,
+        &email("c2@x", "b@customer.example", "Hello"),
+        Priority::Normal,
+    );
+    let policy = t.policy.clone();
+    t.store
+        .ticket_command(
+            "T-1002",
+            &tickets::Command::Team("technical".into()),
+            NOW,
+            "cli",
+            &policy,
+        )
+        .expect("route");
+    let snap = t
+        .store
+        .digest_snapshot(NOW - 60, NOW - 7200, NOW - 4000, &HashMap::new())
+        .expect("snapshot");
+    let teams: Vec<(&str, &str)> = snap
+        .tickets
+        .iter()
+        .map(|f| (f.tag.as_str(), f.team.as_str()))
+        .collect();
+    assert_eq!(teams, [("T-1001", "billing"), ("T-1002", "technical")]);
+    let mut themed: Vec<&str> = snap.messages.iter().map(|m| m.team.as_str()).collect();
+    themed.sort();
+    assert_eq!(themed, ["billing", "technical"], "the ticket's team now");
+}
