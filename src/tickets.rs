@@ -788,6 +788,9 @@ pub struct EmailFacts<'a> {
     pub priority: crate::score::Priority,
     /// What it says (a survey answer is a lone number).
     pub body: &'a str,
+    /// It is addressed (To or Cc) to the customer of the ticket it joins: a staff email that
+    /// is not is a note among staff.
+    pub to_customer: bool,
 }
 
 /// How the ticket row changes.
@@ -830,14 +833,19 @@ pub struct TicketEffect {
 /// priority, or opens a new one; a lone number answering the survey of a closed ticket is
 /// noted and moves nothing; staff answer (an email of theirs in the Sent folder that joins
 /// nothing opens a ticket it answers at once) and may give a command; a robot's email (an
-/// auto-reply, a bounce) is kept with its ticket and moves nothing.
+/// auto-reply, a bounce) is kept with its ticket and moves nothing. A `#team` re-route that
+/// staff send among themselves (not to the customer) answers no one: the ticket goes on
+/// waiting, with its new team.
 pub fn email_effect(f: &EmailFacts<'_>) -> TicketEffect {
     let rating = match (f.role, f.joined) {
         (Role::Customer, Some(j)) => survey_answer(f.body, j.state, j.survey_sent),
         _ => None,
     };
+    let staff_note = f.role == Role::Staff
+        && !f.to_customer
+        && matches!(staff_command(f.body), Some(Command::Team(_)));
     let write = match (f.joined, f.role) {
-        (Some(_), _) if rating.is_some() => TicketWrite::Join,
+        (Some(_), _) if rating.is_some() || staff_note => TicketWrite::Join,
         (Some(j), Role::Customer) => TicketWrite::CustomerWrote(escalated(j.priority, f.priority)),
         (Some(_), Role::Robot) => TicketWrite::Join,
         (Some(_), Role::Staff) => TicketWrite::StaffWrote,
@@ -846,6 +854,7 @@ pub fn email_effect(f: &EmailFacts<'_>) -> TicketEffect {
     };
     let event = match (write, f.role) {
         (TicketWrite::None, _) | (_, Role::Robot) => None,
+        (TicketWrite::Join, Role::Staff) => None,
         (_, Role::Customer) if rating.is_some() => None,
         (TicketWrite::Open(_), Role::Customer) => Some(EmailEvent::Opened),
         (_, Role::Customer) => Some(EmailEvent::Moves(Event::CustomerWrote)),
@@ -1633,6 +1642,7 @@ mod email_effect_tests {
                 may_open,
                 priority: Urgent,
                 body,
+                to_customer: true,
             })
         };
         let want = |write, event, rating| TicketEffect {
@@ -1690,6 +1700,7 @@ mod email_effect_tests {
             may_open: true,
             priority: Low,
             body: "thanks, any news?",
+            to_customer: false,
         });
         assert_eq!(got.write, TicketWrite::CustomerWrote(Urgent));
     }
@@ -1703,6 +1714,7 @@ mod email_effect_tests {
                 may_open,
                 priority: Normal,
                 body: "#close\nThanks, all done.",
+                to_customer: false,
             })
             .command
         };
@@ -1712,6 +1724,41 @@ mod email_effect_tests {
         assert_eq!(effect(Role::Staff, None, false), None, "no ticket");
         assert_eq!(effect(Role::Customer, open, true), None);
         assert_eq!(effect(Role::Robot, open, false), None);
+    }
+
+    #[test]
+    fn a_team_reroute_among_staff_answers_no_one() {
+        let effect = |body, to_customer| {
+            email_effect(&EmailFacts {
+                role: Role::Staff,
+                joined: joined(State::Acknowledged, Normal),
+                may_open: false,
+                priority: Normal,
+                body,
+                to_customer,
+            })
+        };
+        let team = Some(Command::Team("billing".into()));
+        // To support only: a note; the ticket waits on, with its new team.
+        let note = effect("#team billing\nThe charge, not the outage.", false);
+        assert_eq!(
+            (note.write, note.event, note.command),
+            (TicketWrite::Join, None, team.clone())
+        );
+        // Written to the customer too: an answer that also re-routes.
+        let reply = effect("#team billing\nHi Ada, billing will write to you.", true);
+        assert_eq!(
+            (reply.write, reply.event, reply.command),
+            (
+                TicketWrite::StaffWrote,
+                Some(EmailEvent::Moves(Event::StaffReplied)),
+                team
+            )
+        );
+        // Any other staff email answers, addressed to the customer or not (as before).
+        let close = effect("#close", false);
+        assert_eq!(close.write, TicketWrite::StaffWrote);
+        assert_eq!(effect("Fixed.", false).event, reply.event);
     }
 
     #[test]

@@ -320,6 +320,10 @@ fn record_triaged(
         may_open: mail.guard.is_ok(),
         priority: mail.verdict.priority,
         body: &mail.email.body_text,
+        to_customer: match (&thread.joined, mail.role) {
+            (Some((id, _)), Role::Staff) => to_customer(tx, mail.email, *id)?,
+            _ => false,
+        },
     });
     let ack = decide_ack(tx, mail, thread.joined.as_ref(), policy, now)?;
     let (customer, subject) = (&mail.sender, &mail.email.subject);
@@ -327,8 +331,9 @@ fn record_triaged(
     let ticket = write_ticket(tx, effect.write, joins, customer, subject, now)?;
     let row = insert_message(tx, mail, ticket.as_ref().map(|t| t.0), ack.decision, now)?;
     if let Some(t) = &ticket {
-        route_ticket(tx, mail, t.0, row, now)?;
         move_ticket(tx, mail, t, row, &effect, &ack, policy, now)?;
+        // After `opened` in the history; before the alert, which goes to the team's staff.
+        route_ticket(tx, mail, t.0, row, now)?;
         alert_staff(tx, mail, t, policy, now)?;
     }
     note_bounces(tx, mail, &thread.bounced, row, now)?;
@@ -343,6 +348,20 @@ fn record_triaged(
         ack: ack.decision.code().to_string(),
         outbox,
     })
+}
+
+/// Whether `email` is addressed (To or Cc) to the customer of ticket `ticket_id`.
+fn to_customer(tx: &Connection, email: &Email, ticket_id: i64) -> Result<bool> {
+    let customer: String = tx
+        .prepare_cached("SELECT customer FROM tickets WHERE id = ?1")?
+        .query_row([ticket_id], |r| r.get(0))
+        .context("Reading the ticket's customer")?;
+    Ok(!customer.is_empty()
+        && email
+            .to
+            .iter()
+            .chain(&email.cc)
+            .any(|a| a.email.eq_ignore_ascii_case(&customer)))
 }
 
 /// A customer's email routes a ticket that has no team yet (a new one, or one opened before

@@ -34,3 +34,4 @@ mod servers;
 mod smtp_connections;
 mod smtp_tls;
 mod stack_smoke;
+mod staff_teams;

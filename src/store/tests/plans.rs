@@ -167,6 +167,10 @@ pub(super) fn workload(t: &mut T) {
         &format!("Re: [#{ada}] Login"),
     );
     answer.body_text = "#team technical\nFixed, please try again.".into();
+    answer.to = vec![crate::parse::Address {
+        name: None,
+        email: "ada@w.example".into(),
+    }];
     record(t, 4, &answer, Role::Staff, false);
     let mut snooze = email(
         "w-s2@x",

@@ -105,12 +105,15 @@ fn a_ticket_keeps_its_first_route_and_staff_reroute_it_by_email() {
     t.put(2, &again, Priority::High);
     assert_eq!(t.team_of("T-1001").0, "billing");
 
-    // `#team technical` from staff: re-routed, logged with who and from where.
+    // `#team technical` from staff to support only: re-routed, logged with who and from
+    // where; a note among staff, so the ticket still waits for a reply.
+    let waiting = t.ticket("T-1001");
     t.staff_says(
         3,
         "T-1001",
         "#team technical\nThis is the outage, not the charge.",
     );
+    assert_eq!(t.ticket("T-1001"), waiting, "not answered by a note");
     assert_eq!(
         t.team_of("T-1001"),
         (
@@ -145,6 +148,26 @@ fn a_ticket_keeps_its_first_route_and_staff_reroute_it_by_email() {
     sly.body_text = "#team billing".into();
     t.put(6, &sly, Priority::Normal);
     assert_eq!(t.team_of("T-1001").0, "technical");
+
+    // Staff who write to the customer and re-route in the same email answer them too.
+    let mut answer = email("s7@x", ALICE, "Re: [#T-1001] Charged twice");
+    answer.to = vec![crate::parse::Address {
+        name: None,
+        email: "Ada@Customer.example".into(),
+    }];
+    answer.body_text = "#team billing\nHi Ada, our billing team will write to you.".into();
+    t.route = None;
+    t.put_as(
+        1,
+        7,
+        &answer,
+        Priority::Low,
+        NOW,
+        Err(Refusal::StaffSender),
+        Role::Staff,
+    );
+    assert_eq!(t.team_of("T-1001").0, "billing");
+    assert_eq!(t.ticket("T-1001").0, "answered");
 
     // The questions asked of each email are kept with it.
     let asked = t.store.ticket_questions("T-1001").expect("questions");
