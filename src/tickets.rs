@@ -336,13 +336,19 @@ pub fn rerouted_reason(was: &str, who: &str) -> String {
 }
 
 /// Why a re-route to `wanted` was refused: no team has the name (`known`: the names there are).
+/// The name as written, quoted with control characters escaped, and cut at 60 characters (it
+/// comes from an email: a line of the log and of the history stays one short line).
 pub fn unknown_team(wanted: &str, known: &[&str]) -> String {
     let teams = if known.is_empty() {
         "no [[team]] is configured".to_string()
     } else {
         format!("teams: {}", known.join(", "))
     };
-    format!("no [[team]] is named {wanted:?} ({teams})")
+    let mut shown: String = wanted.chars().take(60).collect();
+    if shown.len() < wanted.len() {
+        shown.push('\u{2026}');
+    }
+    format!("no [[team]] is named {shown:?} ({teams})")
 }
 
 /// A survey answer: the first non-empty line is a single number from 1 to 5 (`4`, `4.`,
@@ -1828,6 +1834,15 @@ mod email_effect_tests {
             unknown_team("billng", &known),
             "no [[team]] is named \"billng\" (teams: billing, technical)"
         );
+        let long = format!("{}\u{1b}[31m", "x".repeat(70));
+        assert_eq!(
+            unknown_team(&long, &known),
+            format!(
+                "no [[team]] is named \"{}\u{2026}\" (teams: billing, technical)",
+                "x".repeat(60)
+            )
+        );
+        assert!(unknown_team("a\u{1b}b", &[]).contains(r"a\u{1b}b"));
         assert_eq!(
             unknown_team("billing", &[]),
             "no [[team]] is named \"billing\" (no [[team]] is configured)"

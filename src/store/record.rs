@@ -763,7 +763,7 @@ fn said_reroute(
         Reroute::Unknown => {
             let known: Vec<&str> = policy.teams.keys().map(String::as_str).collect();
             let why = tickets::unknown_team(team, &known);
-            tracing::warn!(ticket = %tag, team, by = who, "Staff command #team refused, ticket unchanged: {why}");
+            tracing::warn!(ticket = %tag, by = who, "Staff command #team refused, ticket unchanged: {why}");
             let detail = format!("{who}: {why}");
             note_event(tx, ticket_id, "route_refused", now, Some(row), &detail)?;
         }
