@@ -467,6 +467,8 @@ struct StatusView<'a> {
     /// More tickets are open than listed: the late count is of those listed.
     partial: bool,
     as_of: String,
+    /// A listed ticket has a team: the tables have a team column.
+    teams: bool,
     groups: Vec<GroupView>,
 }
 
@@ -488,6 +490,8 @@ struct RowView {
     state: &'static str,
     age: String,
     sla: String,
+    /// Empty: none.
+    team: String,
 }
 
 /// The status page's template, compiled once (the page is asked for every few seconds).
@@ -567,6 +571,7 @@ fn status_view<'a>(health: &'a Health, tickets: &OpenTickets, now: i64) -> Statu
         late,
         partial: open > listed.len(),
         as_of: when(now),
+        teams: listed.iter().any(|t| !t.ticket.team.is_empty()),
         groups,
     }
 }
@@ -585,6 +590,7 @@ fn row(t: &OpenTicket, now: i64) -> RowView {
         state: k.state.as_str(),
         age: age(k.created_at, now),
         sla: sla_words(t, now),
+        team: clip(&k.team, 40),
     }
 }
 
@@ -615,6 +621,8 @@ mod tests {
                 last_customer_at: NOW - 2 * 3600,
                 messages: 1,
                 intents: String::new(),
+                team: String::new(),
+                route_reason: String::new(),
             },
             due,
         }
@@ -738,6 +746,34 @@ mod tests {
         assert_eq!(page.matches("<tr class=\"late\">").count(), 1);
         assert!(page.contains("3 open tickets, 1 late"));
         assert!(page.contains("Mailbox healthy"));
+    }
+
+    #[test]
+    fn a_team_column_shows_once_a_listed_ticket_has_a_team() {
+        let mut tickets = vec![
+            ticket("T-1", Priority::High, State::New, "charged twice", None),
+            ticket("T-2", Priority::High, State::New, "hello", None),
+        ];
+        let without = status_page(&Health::default(), &all_listed(&tickets), NOW);
+        assert!(!without.contains("Team") && !without.contains("nth-child(7)"));
+        tickets[0].ticket.team = "billing".into();
+        let with = status_page(&Health::default(), &all_listed(&tickets), NOW);
+        assert!(with.contains("<th>Reply</th><th>Team</th></tr>"), "{with}");
+        assert!(with.contains("th:nth-child(7){width:8em}"));
+        assert!(with.contains(r#"<td class="team" data-label="Team">billing</td></tr>"#));
+        assert!(with.contains(
+            r#"<td class="team" data-label="Team"><span class="muted">none</span></td></tr>"#
+        ));
+        // Only the column and its width are new: the rest of the page is the same.
+        let rest = with
+            .replace("th:nth-child(7){width:8em}\n", "")
+            .replace("<th>Team</th>", "")
+            .replace(r#"<td class="team" data-label="Team">billing</td>"#, "")
+            .replace(
+                r#"<td class="team" data-label="Team"><span class="muted">none</span></td>"#,
+                "",
+            );
+        assert_eq!(rest, without);
     }
 
     #[test]

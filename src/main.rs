@@ -155,6 +155,9 @@ enum Command {
         /// Only tickets of this priority.
         #[arg(long, value_enum)]
         priority: Option<PriorityArg>,
+        /// Only tickets with this team (a [[team]] name).
+        #[arg(long, value_name = "NAME")]
+        team: Option<String>,
         /// List at most this many (0: all). Default: 100 in a table, all in JSON.
         #[arg(long)]
         limit: Option<usize>,
@@ -162,7 +165,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one ticket and its history, or close, snooze or reopen it.
+    /// Show one ticket (its team and why, the questions asked, its history), or close, snooze,
+    /// reopen or re-route it.
     Ticket {
         #[command(subcommand)]
         action: TicketAction,
@@ -295,6 +299,10 @@ enum TicketAction {
     Snooze { id: String, duration: String },
     /// Reopen the ticket (waiting for staff again).
     Reopen { id: String },
+    /// Re-route the ticket to another team (a [[team]] name), e.g.
+    /// `triaged ticket route T-1042 billing`. Logged in its history as `routed`; staff can do
+    /// the same by email with a first line `#team billing`.
+    Route { id: String, team: String },
 }
 
 /// `triaged tune`'s arguments.
@@ -561,9 +569,12 @@ fn dispatch(path: &Path, command: Command) -> ExitCode {
         Command::Tickets {
             state,
             priority,
+            team,
             limit,
             json,
-        } => with_config(path, |c| tickets_list(c, state, priority, limit, json)),
+        } => with_config(path, |c| {
+            tickets_list(c, state, priority, team.as_deref(), limit, json)
+        }),
         Command::Ticket { action } => with_config(path, |c| ticket(c, action, now())),
         Command::Eval {
             data,
@@ -676,6 +687,7 @@ fn tickets_list(
     config: &Config,
     state: Option<StateArg>,
     priority: Option<PriorityArg>,
+    team: Option<&str>,
     limit: Option<usize>,
     json: bool,
 ) -> anyhow::Result<String> {
@@ -687,14 +699,13 @@ fn tickets_list(
         (None, false) => Some(tools::tickets::DEFAULT_LIMIT),
     };
     let now = Clock::system().now();
-    tools::tickets::list(
-        config,
-        &states,
-        priority.map(Priority::from),
-        limit,
-        json,
-        now,
-    )
+    let team = team.map(str::to_lowercase);
+    let filter = triaged::store::TicketFilter {
+        states: &states,
+        priority: priority.map(Priority::from),
+        team: team.as_deref(),
+    };
+    tools::tickets::list(config, &filter, limit, json, now)
 }
 
 fn ticket(config: &Config, action: TicketAction, now: i64) -> anyhow::Result<String> {
@@ -704,6 +715,9 @@ fn ticket(config: &Config, action: TicketAction, now: i64) -> anyhow::Result<Str
         TicketAction::Show { id, json } => t::show(config, &id, json, now),
         TicketAction::Close { id } => t::command(config, &id, C::Close, now),
         TicketAction::Reopen { id } => t::command(config, &id, C::Reopen, now),
+        TicketAction::Route { id, team } => {
+            t::command(config, &id, C::Team(team.to_lowercase()), now)
+        }
         TicketAction::Snooze { id, duration } => match triaged::units::parse_duration(&duration) {
             Ok(d) if !d.is_zero() => t::command(config, &id, C::Snooze(d), now),
             Ok(_) => Err(anyhow::anyhow!("snooze for how long? e.g. 3d or 4h")),
@@ -841,6 +855,22 @@ mod tests {
                 panic!("not tickets");
             };
             assert_eq!(priority.map(Priority::from), Some(p));
+        }
+        let cli = parsed(&["tickets", "--team", "billing"]).expect("a team");
+        let Command::Tickets { team, .. } = cli.command else {
+            panic!("not tickets");
+        };
+        assert_eq!(team.as_deref(), Some("billing"));
+        let cli = parsed(&["ticket", "route", "T-1042", "billing"]).expect("route");
+        let Command::Ticket {
+            action: TicketAction::Route { id, team },
+        } = cli.command
+        else {
+            panic!("not ticket route");
+        };
+        assert_eq!((id.as_str(), team.as_str()), ("T-1042", "billing"));
+        for incomplete in [&["tickets", "--team"][..], &["ticket", "route", "T-1042"]] {
+            assert!(parsed(incomplete).is_err(), "{incomplete:?} accepted");
         }
         for bad in [
             &["tickets", "--state", "bogus"][..],

@@ -257,13 +257,16 @@ fn followup_changes(on: FollowupSwitches, f: &FollowupFacts) -> Vec<FollowupActi
     out
 }
 
-/// A command staff give in an email: a line `#close`, `#snooze 3d` or `#reopen` first in the
-/// body (blank lines before it are fine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A command staff give in an email: a line `#close`, `#snooze 3d`, `#reopen` or `#team NAME`
+/// first in the body (blank lines before it are fine).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Close,
     Snooze(Duration),
     Reopen,
+    /// Re-route the ticket to this team (lower-cased as written; whether a `[[team]]` has
+    /// that name is checked where the configuration is known: [`reroute`]).
+    Team(String),
 }
 
 /// The command at the top of `body`, or `None`. An unknown `#word` or a snooze without a valid
@@ -284,8 +287,68 @@ pub fn staff_command(body: &str) -> Option<Command> {
             .ok()
             .filter(|d| !d.is_zero())
             .map(Command::Snooze),
+        // Any name: one no team has is refused where the teams are known, and said so.
+        ("#team", Some(name)) => Some(Command::Team(name.to_lowercase())),
         _ => None,
     }
+}
+
+/// What re-routing a ticket to a team does ([`reroute`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reroute {
+    /// The ticket moves to the team.
+    Moves,
+    /// It is with that team already: nothing changes.
+    Already,
+    /// No `[[team]]` has that name: nothing changes, and staff are told.
+    Unknown,
+}
+
+/// Re-routing a ticket that is with team `current` (empty: none) to `wanted`, when the
+/// configured teams are `known`.
+pub fn reroute<'a>(
+    current: &str,
+    wanted: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Reroute {
+    if !known.into_iter().any(|k| k == wanted) {
+        Reroute::Unknown
+    } else if current == wanted {
+        Reroute::Already
+    } else {
+        Reroute::Moves
+    }
+}
+
+/// The history line of a re-route: `billing (was technical): #team from alice@example.com`.
+pub fn rerouted_detail(to: &str, was: &str, who: &str) -> String {
+    let was = if was.is_empty() { "none" } else { was };
+    format!("{to} (was {was}): {who}")
+}
+
+/// Why the ticket is with its team after staff re-routed it (the ticket's route reason).
+pub fn rerouted_reason(was: &str, who: &str) -> String {
+    if was.is_empty() {
+        format!("routed by {who}")
+    } else {
+        format!("re-routed from {was} by {who}")
+    }
+}
+
+/// Why a re-route to `wanted` was refused: no team has the name (`known`: the names there are).
+/// The name as written, quoted with control characters escaped, and cut at 60 characters (it
+/// comes from an email: a line of the log and of the history stays one short line).
+pub fn unknown_team(wanted: &str, known: &[&str]) -> String {
+    let teams = if known.is_empty() {
+        "no [[team]] is configured".to_string()
+    } else {
+        format!("teams: {}", known.join(", "))
+    };
+    let mut shown: String = wanted.chars().take(60).collect();
+    if shown.len() < wanted.len() {
+        shown.push('\u{2026}');
+    }
+    format!("no [[team]] is named {shown:?} ({teams})")
 }
 
 /// A survey answer: the first non-empty line is a single number from 1 to 5 (`4`, `4.`,
@@ -731,6 +794,9 @@ pub struct EmailFacts<'a> {
     pub priority: crate::score::Priority,
     /// What it says (a survey answer is a lone number).
     pub body: &'a str,
+    /// It is addressed (To or Cc) to the customer of the ticket it joins: a staff email that
+    /// is not is a note among staff.
+    pub to_customer: bool,
 }
 
 /// How the ticket row changes.
@@ -758,7 +824,7 @@ pub enum EmailEvent {
 }
 
 /// What an email does to the ticket it joins or opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketEffect {
     pub write: TicketWrite,
     /// `None`: the ticket does not move (a robot's email, a survey answer, no ticket).
@@ -773,14 +839,19 @@ pub struct TicketEffect {
 /// priority, or opens a new one; a lone number answering the survey of a closed ticket is
 /// noted and moves nothing; staff answer (an email of theirs in the Sent folder that joins
 /// nothing opens a ticket it answers at once) and may give a command; a robot's email (an
-/// auto-reply, a bounce) is kept with its ticket and moves nothing.
+/// auto-reply, a bounce) is kept with its ticket and moves nothing. A `#team` re-route that
+/// staff send among themselves (not to the customer) answers no one: the ticket goes on
+/// waiting, with its new team.
 pub fn email_effect(f: &EmailFacts<'_>) -> TicketEffect {
     let rating = match (f.role, f.joined) {
         (Role::Customer, Some(j)) => survey_answer(f.body, j.state, j.survey_sent),
         _ => None,
     };
+    let staff_note = f.role == Role::Staff
+        && !f.to_customer
+        && matches!(staff_command(f.body), Some(Command::Team(_)));
     let write = match (f.joined, f.role) {
-        (Some(_), _) if rating.is_some() => TicketWrite::Join,
+        (Some(_), _) if rating.is_some() || staff_note => TicketWrite::Join,
         (Some(j), Role::Customer) => TicketWrite::CustomerWrote(escalated(j.priority, f.priority)),
         (Some(_), Role::Robot) => TicketWrite::Join,
         (Some(_), Role::Staff) => TicketWrite::StaffWrote,
@@ -789,6 +860,7 @@ pub fn email_effect(f: &EmailFacts<'_>) -> TicketEffect {
     };
     let event = match (write, f.role) {
         (TicketWrite::None, _) | (_, Role::Robot) => None,
+        (TicketWrite::Join, Role::Staff) => None,
         (_, Role::Customer) if rating.is_some() => None,
         (TicketWrite::Open(_), Role::Customer) => Some(EmailEvent::Opened),
         (_, Role::Customer) => Some(EmailEvent::Moves(Event::CustomerWrote)),
@@ -817,15 +889,17 @@ pub fn waiting_since(role: Role, received_at: i64, now: i64) -> i64 {
     }
 }
 
-/// The event and the end of the snooze (0: none) of a staff command given at `now`.
-pub fn command_event(cmd: Command, now: i64) -> (Event, i64) {
+/// The event and the end of the snooze (0: none) of a staff command given at `now`; `None`
+/// for a command that moves no state (`#team`: [`reroute`]).
+pub fn command_event(cmd: &Command, now: i64) -> Option<(Event, i64)> {
     match cmd {
-        Command::Close => (Event::Close, 0),
-        Command::Reopen => (Event::Reopen, 0),
-        Command::Snooze(d) => (
+        Command::Close => Some((Event::Close, 0)),
+        Command::Reopen => Some((Event::Reopen, 0)),
+        Command::Snooze(d) => Some((
             Event::Snooze,
             now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-        ),
+        )),
+        Command::Team(_) => None,
     }
 }
 
@@ -1225,6 +1299,16 @@ mod tests {
                 Some(Command::Snooze(Duration::from_secs(5400))),
             ),
             ("#reopen", Some(Command::Reopen)),
+            ("#team billing", Some(Command::Team("billing".into()))),
+            (
+                "  #Team Billing\nShe asks about the invoice.",
+                Some(Command::Team("billing".into())),
+            ),
+            // A name no team has is still a command: refused and said so where the teams
+            // are known, never silently text.
+            ("#team billng", Some(Command::Team("billng".into()))),
+            ("#team", None),
+            ("#team billing please", None),
             ("#snooze", None),
             ("#snooze soon", None),
             ("#snooze 0s", None),
@@ -1564,6 +1648,7 @@ mod email_effect_tests {
                 may_open,
                 priority: Urgent,
                 body,
+                to_customer: true,
             })
         };
         let want = |write, event, rating| TicketEffect {
@@ -1621,6 +1706,7 @@ mod email_effect_tests {
             may_open: true,
             priority: Low,
             body: "thanks, any news?",
+            to_customer: false,
         });
         assert_eq!(got.write, TicketWrite::CustomerWrote(Urgent));
     }
@@ -1634,6 +1720,7 @@ mod email_effect_tests {
                 may_open,
                 priority: Normal,
                 body: "#close\nThanks, all done.",
+                to_customer: false,
             })
             .command
         };
@@ -1643,6 +1730,41 @@ mod email_effect_tests {
         assert_eq!(effect(Role::Staff, None, false), None, "no ticket");
         assert_eq!(effect(Role::Customer, open, true), None);
         assert_eq!(effect(Role::Robot, open, false), None);
+    }
+
+    #[test]
+    fn a_team_reroute_among_staff_answers_no_one() {
+        let effect = |body, to_customer| {
+            email_effect(&EmailFacts {
+                role: Role::Staff,
+                joined: joined(State::Acknowledged, Normal),
+                may_open: false,
+                priority: Normal,
+                body,
+                to_customer,
+            })
+        };
+        let team = Some(Command::Team("billing".into()));
+        // To support only: a note; the ticket waits on, with its new team.
+        let note = effect("#team billing\nThe charge, not the outage.", false);
+        assert_eq!(
+            (note.write, note.event, note.command),
+            (TicketWrite::Join, None, team.clone())
+        );
+        // Written to the customer too: an answer that also re-routes.
+        let reply = effect("#team billing\nHi Ada, billing will write to you.", true);
+        assert_eq!(
+            (reply.write, reply.event, reply.command),
+            (
+                TicketWrite::StaffWrote,
+                Some(EmailEvent::Moves(Event::StaffReplied)),
+                team
+            )
+        );
+        // Any other staff email answers, addressed to the customer or not (as before).
+        let close = effect("#close", false);
+        assert_eq!(close.write, TicketWrite::StaffWrote);
+        assert_eq!(effect("Fixed.", false).event, reply.event);
     }
 
     #[test]
@@ -1673,7 +1795,57 @@ mod email_effect_tests {
                 (Event::Snooze, now + 3 * 86_400),
             ),
         ] {
-            assert_eq!(command_event(cmd, now), want, "{cmd:?}");
+            assert_eq!(command_event(&cmd, now), Some(want), "{cmd:?}");
         }
+        assert_eq!(command_event(&Command::Team("billing".into()), now), None);
+    }
+
+    #[test]
+    fn rerouting_needs_a_configured_team_and_a_change() {
+        let known = ["billing", "technical"];
+        for (current, wanted, want) in [
+            ("technical", "billing", Reroute::Moves),
+            ("", "billing", Reroute::Moves),
+            ("billing", "billing", Reroute::Already),
+            ("billing", "billng", Reroute::Unknown),
+            ("", "", Reroute::Unknown),
+        ] {
+            assert_eq!(
+                reroute(current, wanted, known),
+                want,
+                "{current:?} -> {wanted:?}"
+            );
+        }
+        assert_eq!(reroute("", "billing", []), Reroute::Unknown);
+        assert_eq!(
+            rerouted_detail("billing", "technical", "#team from alice@example.com"),
+            "billing (was technical): #team from alice@example.com"
+        );
+        assert_eq!(
+            rerouted_detail("billing", "", "cli"),
+            "billing (was none): cli"
+        );
+        assert_eq!(
+            rerouted_reason("technical", "cli (bob)"),
+            "re-routed from technical by cli (bob)"
+        );
+        assert_eq!(rerouted_reason("", "cli (bob)"), "routed by cli (bob)");
+        assert_eq!(
+            unknown_team("billng", &known),
+            "no [[team]] is named \"billng\" (teams: billing, technical)"
+        );
+        let long = format!("{}\u{1b}[31m", "x".repeat(70));
+        assert_eq!(
+            unknown_team(&long, &known),
+            format!(
+                "no [[team]] is named \"{}\u{2026}\" (teams: billing, technical)",
+                "x".repeat(60)
+            )
+        );
+        assert!(unknown_team("a\u{1b}b", &[]).contains(r"a\u{1b}b"));
+        assert_eq!(
+            unknown_team("billing", &[]),
+            "no [[team]] is named \"billing\" (no [[team]] is configured)"
+        );
     }
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{
-    Context, Digest, DigestConfig, HitFact, OutFact, Schedule, Snapshot, TicketFacts, build,
+    Context, Digest, DigestConfig, HitFact, OutFact, Schedule, Snapshot, ThemeEmail, TicketFacts,
+    build,
 };
 use crate::score::Priority;
 use crate::sla::SlaConfig;
@@ -92,6 +93,7 @@ fn ticket(t: T) -> TicketFacts {
         created_at,
         first_response_at: 0,
         last_customer_at: created_at,
+        team: String::new(),
         tones: Vec::new(),
         intents: Vec::new(),
         hits: Vec::new(),
@@ -127,6 +129,7 @@ pub fn snapshot() -> Snapshot {
         priority: Priority::Urgent,
         created: "2026-11-23 08:10",
     });
+    t.team = "technical".into();
     t.tones = strings(&["angry"]);
     t.intents = strings(&["outage"]);
     t.hits = vec![
@@ -150,6 +153,7 @@ pub fn snapshot() -> Snapshot {
         priority: Priority::High,
         created: "2026-11-20 10:00",
     });
+    t.team = "billing".into();
     t.tones = strings(&["frustrated"]);
     t.intents = strings(&["billing", "refund"]);
     t.hits = vec![
@@ -213,23 +217,47 @@ pub fn snapshot() -> Snapshot {
         berlin("2026-11-21 11:00"),
         berlin("2026-11-22 20:15"),
     ];
+    // Says little, politely, and is stuck: the meek customer.
+    t.tones = strings(&["meek"]);
     t.excerpt = "Writing again: the tracking page has said 'label created' for five days.".into();
+    tickets.push(t);
+
+    let mut t = ticket(T {
+        tag: "T-1043",
+        name: "Rosa Alvarez",
+        email: "rosa@example.org",
+        subject: "Please cancel my subscription",
+        state: State::Acknowledged,
+        priority: Priority::Normal,
+        created: "2026-11-23 08:50",
+    });
+    t.team = "billing".into();
+    t.intents = strings(&["cancel"]);
+    t.hits = vec![hit("leave-words", "cancel my subscription", 1.0)];
+    t.excerpt = "Please cancel my subscription at the end of this month. Thank you for \
+                 everything."
+        .into();
     tickets.push(t);
     quieter_tickets(&mut tickets);
     // Themes: since Friday 15:00 against the 66 hours before it.
     let mut messages = Vec::new();
-    let mut add = |when: &str, themes: &[&str], n: usize| {
+    let mut add = |when: &str, themes: &[&str], team: &str, n: usize| {
         for _ in 0..n {
-            messages.push((berlin(when), strings(themes)));
+            messages.push(ThemeEmail {
+                at: berlin(when),
+                themes: strings(themes),
+                team: team.into(),
+            });
         }
     };
-    add("2026-11-21 10:00", &["access"], 6);
-    add("2026-11-19 10:00", &["access"], 2);
-    add("2026-11-22 12:00", &["billing"], 3);
-    add("2026-11-18 12:00", &["billing"], 3);
-    add("2026-11-23 08:10", &["outage"], 1);
-    add("2026-11-19 12:00", &["refund"], 2);
-    add("2026-11-10 12:00", &["refund"], 9); // before both periods: not counted
+    add("2026-11-21 10:00", &["access"], "technical", 6);
+    add("2026-11-19 10:00", &["access"], "technical", 2);
+    add("2026-11-22 12:00", &["billing"], "billing", 3);
+    add("2026-11-18 12:00", &["billing"], "billing", 3);
+    add("2026-11-23 08:10", &["outage"], "technical", 1);
+    add("2026-11-23 08:50", &["cancel"], "billing", 1);
+    add("2026-11-19 12:00", &["refund"], "billing", 2);
+    add("2026-11-10 12:00", &["refund"], "billing", 9); // before both periods: not counted
     Snapshot { tickets, messages }
 }
 
@@ -271,6 +299,7 @@ fn quieter_tickets(tickets: &mut Vec<TicketFacts>) {
         priority: Priority::High,
         created: "2026-11-22 16:00",
     });
+    t.team = "technical".into();
     t.intents = strings(&["access"]);
     t.hits = vec![hit("access", "cannot log in", 4.0)];
     t.excerpt = "I cannot log in since the update.".into();
@@ -292,6 +321,7 @@ fn quieter_tickets(tickets: &mut Vec<TicketFacts>) {
         created: "2026-11-13 09:40",
     });
     t.first_response_at = berlin("2026-11-13 11:00");
+    t.team = "billing".into();
     t.followups = vec![OutFact {
         kind: "verify".into(),
         state: "failed".into(),

@@ -6,9 +6,11 @@
 //! decides when, queues it durably and the outbox sends it.
 //!
 //! Every ticket appears once, in the first section it qualifies for, in this order: urgent; SLA
-//! late or about to be; angry, abusive or threatening; repeat contact; VIP customer; oldest
-//! unanswered; follow-ups due or failed; deliveries that failed. Its entry lists every reason
-//! that applies, so nothing is hidden by the ordering.
+//! late or about to be; angry, abusive or threatening; wants to leave; repeat contact; VIP
+//! customer; oldest unanswered; follow-ups due or failed; deliveries that failed. Its entry
+//! lists every reason that applies, so nothing is hidden by the ordering (and a meek customer,
+//! who says little, is pointed out in the entry: look deeper). A digest may keep to some teams'
+//! tickets (`teams`), and each entry names the ticket's team.
 
 pub mod fixture;
 pub mod schedule;
@@ -82,8 +84,19 @@ impl DigestConfig {
 pub struct Snapshot {
     /// Tickets waiting for staff, and any ticket with a follow-up or delivery problem.
     pub tickets: Vec<TicketFacts>,
-    /// Customer emails since the start of the previous themes period: arrival and themes.
-    pub messages: Vec<(i64, Vec<String>)>,
+    /// Customer emails since the start of the previous themes period.
+    pub messages: Vec<ThemeEmail>,
+}
+
+/// A customer email as the themes count it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ThemeEmail {
+    /// When it arrived.
+    pub at: i64,
+    /// Its intents and the themes of the rules it hit.
+    pub themes: Vec<String>,
+    /// The team of its ticket (empty: none).
+    pub team: String,
 }
 
 /// What the digest knows about one ticket.
@@ -98,6 +111,8 @@ pub struct TicketFacts {
     pub created_at: i64,
     pub first_response_at: i64,
     pub last_customer_at: i64,
+    /// The team it is with (`[[team]]` name; empty: none).
+    pub team: String,
     /// Tones and intents of the customer's emails in this ticket.
     pub tones: Vec<String>,
     pub intents: Vec<String>,
@@ -180,6 +195,8 @@ pub struct Entry {
     pub priority: String,
     /// "3h", "2d 4h": since the ticket opened.
     pub age: String,
+    /// The team it is with (empty: none).
+    pub team: String,
     pub tones: Vec<String>,
     pub intents: Vec<String>,
     /// "late 2h", "reply due in 45m", or empty.
@@ -202,7 +219,7 @@ pub struct Theme {
 }
 
 /// The sections, in the order a human should work through them.
-const SECTIONS: [(&str, &str, &str); 8] = [
+const SECTIONS: [(&str, &str, &str); 9] = [
     ("urgent", "Urgent", "urgent"),
     ("sla", "Reply late or due soon", "late or due soon"),
     (
@@ -210,6 +227,7 @@ const SECTIONS: [(&str, &str, &str); 8] = [
         "Angry, abusive or threatening",
         "angry or threatening",
     ),
+    ("leave", "Wants to leave", "wants to leave"),
     (
         "repeat",
         "Customers writing again and again",
@@ -225,11 +243,29 @@ const SECTIONS: [(&str, &str, &str); 8] = [
     ),
 ];
 
-/// Index of the "oldest unanswered" section, which lists only the first `oldest` tickets.
-const OLDEST: usize = 5;
+// Indexes into SECTIONS.
+const URGENT: usize = 0;
+const SLA: usize = 1;
+const TONE: usize = 2;
+const LEAVE: usize = 3;
+const REPEAT: usize = 4;
+const VIP_SECTION: usize = 5;
+/// The "oldest unanswered" section lists only the first `oldest` tickets.
+const OLDEST: usize = 6;
+const FOLLOWUPS: usize = 7;
+const DELIVERIES: usize = 8;
+/// A reason that places a ticket in no section: said in its entry when a section lists it.
+const NOTE: usize = SECTIONS.len();
 
 /// The intent that marks a VIP customer: a `senders` rule with `intent = "vip"`.
 pub const VIP: &str = "vip";
+
+/// The intent of a customer who asks to leave (not one who threatens to: `churn-risk`): let
+/// them go at once, with no retention offer.
+pub const CANCEL: &str = "cancel";
+
+/// The tone of a customer who says little and may be stuck: worth a deeper look.
+pub const MEEK: &str = "meek";
 
 /// What the rest of the configuration contributes.
 #[derive(Debug, Clone)]
@@ -261,6 +297,7 @@ pub fn build(snap: &Snapshot, at: i64, cfg: &DigestConfig, ctx: &Context<'_>) ->
     let wanted = |t: &TicketFacts| {
         (cfg.priorities.is_empty() || cfg.priorities.contains(&t.priority))
             && (cfg.intents.is_empty() || t.intents.iter().any(|i| cfg.intents.contains(i)))
+            && (cfg.teams.is_empty() || cfg.teams.contains(&t.team))
     };
     let mut tickets: Vec<&TicketFacts> = snap.tickets.iter().filter(|t| wanted(t)).collect();
     // Oldest first within every section.
@@ -286,7 +323,7 @@ pub fn build(snap: &Snapshot, at: i64, cfg: &DigestConfig, ctx: &Context<'_>) ->
         let first = reasons
             .iter()
             .map(|(section, _)| *section)
-            .filter(|s| *s != OLDEST || oldest_taken < cfg.oldest)
+            .filter(|s| *s != NOTE && (*s != OLDEST || oldest_taken < cfg.oldest))
             .min();
         let Some(first) = first else {
             not_listed += usize::from(waits);
@@ -361,7 +398,7 @@ fn reasons(
     let mut out = Vec::new();
     let waits = t.state.waits_for_staff();
     if waits && t.priority == Priority::Urgent {
-        out.push((0, "urgent".to_string()));
+        out.push((URGENT, "urgent".to_string()));
     }
     if let Some(due) = ctx.sla.response_due(
         t.state,
@@ -372,7 +409,7 @@ fn reasons(
     ) {
         let soon = cfg.due_soon.as_secs() as i64;
         if due <= at || due - at <= soon {
-            out.push((1, crate::wording::reply_due(due, at)));
+            out.push((SLA, crate::wording::reply_due(due, at)));
         }
     }
     if waits {
@@ -390,7 +427,13 @@ fn reasons(
             .collect();
         if !tones.is_empty() || !threats.is_empty() {
             let words: Vec<&str> = tones.into_iter().chain(threats).collect();
-            out.push((2, words.join(", ")));
+            out.push((TONE, words.join(", ")));
+        }
+        if t.intents.iter().any(|i| i == CANCEL) {
+            out.push((
+                LEAVE,
+                "asks to cancel: let them go, no retention offer".to_string(),
+            ));
         }
         let window = cfg.repeat_window.as_secs() as i64;
         let recent: Vec<i64> = t
@@ -403,7 +446,7 @@ fn reasons(
             let first = recent.iter().copied().min().unwrap_or(at);
             let days = ((at - first) as f64 / 86_400.0).ceil().max(1.0) as i64;
             out.push((
-                3,
+                REPEAT,
                 format!(
                     "{} email in {} day{}",
                     ordinal(recent.len()),
@@ -413,10 +456,13 @@ fn reasons(
             ));
         }
         if t.intents.iter().any(|i| i == VIP) {
-            out.push((4, "VIP customer".to_string()));
+            out.push((VIP_SECTION, "VIP customer".to_string()));
         }
         if t.first_response_at == 0 {
-            out.push((5, format!("unanswered for {}", age(t.created_at, at))));
+            out.push((OLDEST, format!("unanswered for {}", age(t.created_at, at))));
+        }
+        if t.tones.iter().any(|x| x == MEEK) {
+            out.push((NOTE, "says little (meek): look deeper".to_string()));
         }
     }
     for f in &t.followups {
@@ -427,11 +473,11 @@ fn reasons(
                 } else {
                     format!("in {}", age(at, f.due_at))
                 };
-                out.push((6, format!("{} note due {when}", f.kind)));
+                out.push((FOLLOWUPS, format!("{} note due {when}", f.kind)));
             }
             "failed" | "uncertain" => {
                 out.push((
-                    6,
+                    FOLLOWUPS,
                     format!("{} note {}: {}", f.kind, f.state, clip(&f.error, 80)),
                 ));
             }
@@ -444,7 +490,10 @@ fn reasons(
         } else {
             format!("{} note", d.kind)
         };
-        out.push((7, format!("{what} not delivered: {}", clip(&d.error, 80))));
+        out.push((
+            DELIVERIES,
+            format!("{what} not delivered: {}", clip(&d.error, 80)),
+        ));
     }
     out.sort_by_key(|(s, _)| *s);
     out
@@ -453,7 +502,7 @@ fn reasons(
 fn entry(t: &TicketFacts, at: i64, reasons: &[(usize, String)]) -> Entry {
     let sla = reasons
         .iter()
-        .find(|(s, _)| *s == 1)
+        .find(|(s, _)| *s == SLA)
         .map(|(_, w)| w.clone())
         .unwrap_or_default();
     Entry {
@@ -466,6 +515,7 @@ fn entry(t: &TicketFacts, at: i64, reasons: &[(usize, String)]) -> Entry {
         state: t.state.as_str().to_string(),
         priority: t.priority.as_str().to_string(),
         age: age(t.created_at, at),
+        team: one_line(&t.team).into_owned(),
         tones: t.tones.clone(),
         intents: t.intents.clone(),
         sla,
@@ -487,20 +537,25 @@ fn entry(t: &TicketFacts, at: i64, reasons: &[(usize, String)]) -> Entry {
     }
 }
 
-/// Counts per theme in `[start, at)` against the period of the same length before it; every
-/// theme seen in either period, the biggest rise first.
+/// Counts per theme in `[start, at)` against the period of the same length before it (of the
+/// digest's teams' tickets, when it keeps to some); every theme seen in either period, the
+/// biggest rise first.
 fn themes(snap: &Snapshot, cfg: &DigestConfig, start: i64, at: i64) -> Vec<Theme> {
     let len = at - start;
     let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for (t, themes) in &snap.messages {
-        let slot = if *t >= start && *t < at {
+    for m in &snap.messages {
+        if !cfg.teams.is_empty() && !cfg.teams.contains(&m.team) {
+            continue;
+        }
+        let t = m.at;
+        let slot = if t >= start && t < at {
             0
-        } else if *t >= start - len && *t < start {
+        } else if t >= start - len && t < start {
             1
         } else {
             continue;
         };
-        let unique: BTreeSet<&str> = themes.iter().map(String::as_str).collect();
+        let unique: BTreeSet<&str> = m.themes.iter().map(String::as_str).collect();
         for theme in unique {
             if !cfg.intents.is_empty() && !cfg.intents.iter().any(|i| i == theme) {
                 continue;

@@ -19,6 +19,7 @@ fn fixture_digest_orders_by_what_needs_a_human() {
             ("urgent", vec!["T-1041"]),
             ("sla", vec!["T-1027", "T-1038"]),
             ("tone", vec!["T-1040"]),
+            ("leave", vec!["T-1043"]),
             ("repeat", vec!["T-1039"]),
             ("vip", vec!["T-1037"]),
             ("oldest", vec!["T-1030"]),
@@ -26,8 +27,31 @@ fn fixture_digest_orders_by_what_needs_a_human() {
             ("deliveries", vec!["T-1029"]),
         ]
     );
-    assert_eq!(d.waiting, 9);
+    assert_eq!(d.waiting, 10);
     assert_eq!(d.not_listed, 1, "T-1042 has nothing remarkable");
+    let entry = |tag: &str| {
+        d.sections
+            .iter()
+            .flat_map(|s| s.entries.iter())
+            .find(|e| e.tag == tag)
+            .unwrap_or_else(|| panic!("{tag} listed"))
+    };
+    // The customer who asks to leave has a section of their own; one who threatens to
+    // (churn-risk) does not.
+    assert_eq!(
+        entry("T-1043").reasons[0],
+        "asks to cancel: let them go, no retention offer"
+    );
+    // The meek customer is pointed out where a section lists them, after the reasons that
+    // place them.
+    let meek = entry("T-1039");
+    assert_eq!(meek.tones, ["meek"]);
+    assert_eq!(
+        meek.reasons.last().map(String::as_str),
+        Some("says little (meek): look deeper")
+    );
+    assert_eq!(entry("T-1038").team, "billing");
+    assert_eq!(entry("T-1030").team, "", "no team");
     let late = &d.sections[1].entries[0];
     assert!(late.sla.starts_with("reply late by"), "{}", late.sla);
     assert!(
@@ -55,6 +79,7 @@ fn fixture_digest_orders_by_what_needs_a_human() {
         themes,
         vec![
             ("access", 6, 2, "x3"),
+            ("cancel", 1, 0, "new"),
             ("outage", 1, 0, "new"),
             ("billing", 3, 3, "same"),
             ("refund", 0, 2, "gone"),
@@ -92,6 +117,60 @@ fn filters_keep_a_team_digest_to_its_queue() {
     cfg.priorities = vec![Priority::Urgent];
     let d = build(&fixture::snapshot(), fixture::at(), &cfg, &ctx);
     assert_eq!(d.waiting, 1);
+}
+
+#[test]
+fn a_team_digest_lists_its_tickets_and_counts_its_themes() {
+    let sla = fixture::sla();
+    let mut cfg = fixture::config();
+    let ctx = Context {
+        sla: &sla,
+        themes_from: themes_period(&cfg, fixture::at()).0,
+    };
+    cfg.teams = vec!["billing".into()];
+    let d = build(&fixture::snapshot(), fixture::at(), &cfg, &ctx);
+    let listed: Vec<(&str, &str)> = d
+        .sections
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|e| (s.id, e.tag.as_str())))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("sla", "T-1038"),
+            ("leave", "T-1043"),
+            ("followups", "T-1022")
+        ]
+    );
+    assert!(
+        d.sections
+            .iter()
+            .flat_map(|s| &s.entries)
+            .all(|e| e.team == "billing")
+    );
+    assert_eq!(d.waiting, 2, "T-1022 is answered");
+    let themes: Vec<(&str, usize, usize)> = d
+        .themes
+        .iter()
+        .map(|t| (t.name.as_str(), t.now, t.before))
+        .collect();
+    assert_eq!(
+        themes,
+        [("cancel", 1, 0), ("billing", 3, 3), ("refund", 0, 2)],
+        "the team's emails only"
+    );
+    // Two teams: both queues; with intents too, both filters hold.
+    cfg.teams = vec!["billing".into(), "technical".into()];
+    let d = build(&fixture::snapshot(), fixture::at(), &cfg, &ctx);
+    assert_eq!(d.sections.iter().map(|s| s.entries.len()).sum::<usize>(), 5);
+    cfg.intents = vec!["access".into()];
+    let d = build(&fixture::snapshot(), fixture::at(), &cfg, &ctx);
+    let tags: Vec<&str> = d
+        .sections
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|e| e.tag.as_str()))
+        .collect();
+    assert_eq!(tags, ["T-1029"]);
 }
 
 #[test]

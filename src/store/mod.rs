@@ -46,7 +46,9 @@ pub use notices::{ClaimedNotice, HealthFacts, NewNotice, NoticeRow};
 pub use outbox::{OutboxItem, OutboxKind, QueueRow};
 pub use record::{Content, Location, Policy, Recorded, excerpt};
 pub use rows::UnknownName;
-pub use tickets::{OpenTicketList, TicketEvent, TicketList, TicketRow};
+pub use tickets::{
+    Applied, AskedEmail, OpenTicketList, TicketEvent, TicketFilter, TicketList, TicketRow,
+};
 
 use std::path::Path;
 use std::time::Duration;

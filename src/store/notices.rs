@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{OutboxKind, Store};
 use crate::alerts::{AlertConfig, AlertFacts, Condition, Incident};
-use crate::digest::{HitFact, OutFact, QuietHours, Snapshot, TicketFacts};
+use crate::digest::{HitFact, OutFact, QuietHours, Snapshot, ThemeEmail, TicketFacts};
 use crate::score::Priority;
 use crate::tickets::State;
 
@@ -80,11 +80,12 @@ pub struct HealthFacts {
     pub held_why: Option<String>,
 }
 
-/// Queue the alert for a ticket, once per ticket. Returns whether it was new.
+/// Queue the alert for a ticket to staff `to`, once per ticket. Returns whether it was new.
 pub(super) fn queue_alert(
     tx: &rusqlite::Transaction<'_>,
     ticket_id: i64,
     facts: &AlertFacts,
+    to: &[String],
     cfg: &AlertConfig,
     now: i64,
 ) -> Result<bool> {
@@ -97,7 +98,7 @@ pub(super) fn queue_alert(
         .context("Preparing alert insert")?
         .execute(params![
             format!("alert:{}", facts.ticket),
-            cfg.to.join(","),
+            to.join(","),
             serde_json::to_string(facts).context("Encoding alert")?,
             ticket_id,
             due,
@@ -515,7 +516,13 @@ fn claim_alerts(
         .context("Holding alerts back")?;
         return Ok(None);
     }
-    let rows = due_alerts(tx, now)?;
+    let mut rows = due_alerts(tx, now)?;
+    let Some(recipients) = rows.first().map(|r| r.recipients.clone()) else {
+        return Ok(None);
+    };
+    // One email goes to one set of staff: alerts for a team with its own `alert_to` go
+    // apart from the rest (the next claim takes them).
+    rows.retain(|r| r.recipients == recipients);
     let Some(first) = rows.first() else {
         return Ok(None);
     };
@@ -638,6 +645,7 @@ struct DigestTicket {
     created_at: i64,
     first_response_at: i64,
     last_customer_at: i64,
+    team: String,
 }
 
 /// The tickets a digest shows: waiting for staff, with follow-ups pending, or with anything
@@ -646,7 +654,7 @@ fn digest_tickets(c: &Connection, since: i64) -> Result<Vec<DigestTicket>> {
     let mut stmt = c
         .prepare(
             "SELECT t.id, t.tag, t.customer, t.subject, t.state, t.priority, t.created_at,
-                    t.first_response_at, t.last_customer_at
+                    t.first_response_at, t.last_customer_at, t.team
              FROM tickets t
              WHERE t.state IN ('new', 'acknowledged', 'reopened')
                 OR t.id IN (SELECT ticket_id FROM outbox
@@ -667,6 +675,7 @@ fn digest_tickets(c: &Connection, since: i64) -> Result<Vec<DigestTicket>> {
             created_at: r.get(6)?,
             first_response_at: r.get(7)?,
             last_customer_at: r.get(8)?,
+            team: r.get(9)?,
         })
     })
     .context("Reading digest tickets")?
@@ -744,6 +753,7 @@ fn ticket_facts(
         created_at: t.created_at,
         first_response_at: t.first_response_at,
         last_customer_at: t.last_customer_at,
+        team: t.team,
         tones: union(|e| &e.tones),
         intents: union(|e| &e.intents),
         hits,
@@ -826,20 +836,21 @@ fn ticket_trouble(c: &Connection, id: i64, since: i64) -> Result<(Vec<OutFact>, 
 }
 
 /// Customer emails since `since` (those that opened or joined a ticket as the customer), each
-/// with its themes: its intents, and the themes of the rules it hit (`rule_themes`).
+/// with its themes: its intents, and the themes of the rules it hit (`rule_themes`); and its
+/// ticket's team.
 fn theme_emails(
     c: &Connection,
     since: i64,
     rule_themes: &HashMap<String, String>,
-) -> Result<Vec<(i64, Vec<String>)>> {
-    let emails: Vec<(i64, i64, String)> = c
+) -> Result<Vec<ThemeEmail>> {
+    let emails: Vec<(i64, i64, String, String)> = c
         .prepare(
-            "SELECT m.id, m.received_at, m.intents FROM messages m JOIN tickets t ON t.id = m.ticket_id
+            "SELECT m.id, m.received_at, m.intents, t.team FROM messages m JOIN tickets t ON t.id = m.ticket_id
              WHERE m.status = 'triaged' AND m.sender = t.customer AND m.role IN ('customer', '')
                AND m.received_at >= ?1",
         )
         .context("Preparing theme emails")?
-        .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .context("Reading theme emails")?
         .collect::<rusqlite::Result<_>>()
         .context("Reading theme emails")?;
@@ -847,7 +858,7 @@ fn theme_emails(
         .prepare_cached("SELECT rule FROM hits WHERE message_row = ?1")
         .context("Preparing theme hits")?;
     let mut messages = Vec::with_capacity(emails.len());
-    for (row, at, intents) in emails {
+    for (row, at, intents, team) in emails {
         let mut themes = split(&intents);
         if !rule_themes.is_empty() {
             let rules: Vec<String> = hits
@@ -859,7 +870,7 @@ fn theme_emails(
         }
         themes.sort();
         themes.dedup();
-        messages.push((at, themes));
+        messages.push(ThemeEmail { at, themes, team });
     }
     Ok(messages)
 }

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::followups::{Because, cancel_followup, schedule_followups};
 use super::outbox::witness_in;
-use super::tickets::{log_opened, note_event, ticket_event, write_ticket};
+use super::tickets::{Applied, apply_command, log_opened, note_event, ticket_event, write_ticket};
 use super::{OutboxKind, Store, notices};
 use crate::config::{Config, FollowupConfig};
 use crate::guard::Refusal;
@@ -22,7 +22,8 @@ use crate::route::Routed;
 use crate::score::{History, Verdict};
 use crate::sla::SlaConfig;
 use crate::tickets::{
-    self, AckDecision, AckFacts, EmailEvent, EmailFacts, Followup, Role, State, TicketEffect,
+    self, AckDecision, AckFacts, Command, EmailEvent, EmailFacts, Followup, Reroute, Role, State,
+    TicketEffect,
 };
 
 /// Where an email was found.
@@ -82,6 +83,9 @@ pub struct Policy {
     pub followups: FollowupConfig,
     /// Instant alerts (`None`: off).
     pub alerts: Option<crate::alerts::AlertConfig>,
+    /// The configured teams (`[[team]]`) by name, each with the staff its instant alerts go
+    /// to (empty: `[alerts] to`): `#team NAME` must name one.
+    pub teams: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Policy {
@@ -100,6 +104,12 @@ impl Policy {
             sla: config.sla.clone(),
             followups: config.followups.clone(),
             alerts: config.alerts.clone(),
+            teams: config
+                .routing
+                .teams
+                .iter()
+                .map(|t| (t.name.clone(), t.alert_to.clone()))
+                .collect(),
         }
     }
 }
@@ -310,6 +320,10 @@ fn record_triaged(
         may_open: mail.guard.is_ok(),
         priority: mail.verdict.priority,
         body: &mail.email.body_text,
+        to_customer: match (&thread.joined, mail.role) {
+            (Some((id, _)), Role::Staff) => to_customer(tx, mail.email, *id)?,
+            _ => false,
+        },
     });
     let ack = decide_ack(tx, mail, thread.joined.as_ref(), policy, now)?;
     let (customer, subject) = (&mail.sender, &mail.email.subject);
@@ -317,8 +331,9 @@ fn record_triaged(
     let ticket = write_ticket(tx, effect.write, joins, customer, subject, now)?;
     let row = insert_message(tx, mail, ticket.as_ref().map(|t| t.0), ack.decision, now)?;
     if let Some(t) = &ticket {
-        route_ticket(tx, mail, t.0, row, now)?;
         move_ticket(tx, mail, t, row, &effect, &ack, policy, now)?;
+        // After `opened` in the history; before the alert, which goes to the team's staff.
+        route_ticket(tx, mail, t.0, row, now)?;
         alert_staff(tx, mail, t, policy, now)?;
     }
     note_bounces(tx, mail, &thread.bounced, row, now)?;
@@ -333,6 +348,20 @@ fn record_triaged(
         ack: ack.decision.code().to_string(),
         outbox,
     })
+}
+
+/// Whether `email` is addressed (To or Cc) to the customer of ticket `ticket_id`.
+fn to_customer(tx: &Connection, email: &Email, ticket_id: i64) -> Result<bool> {
+    let customer: String = tx
+        .prepare_cached("SELECT customer FROM tickets WHERE id = ?1")?
+        .query_row([ticket_id], |r| r.get(0))
+        .context("Reading the ticket's customer")?;
+    Ok(!customer.is_empty()
+        && email
+            .to
+            .iter()
+            .chain(&email.cc)
+            .any(|a| a.email.eq_ignore_ascii_case(&customer)))
 }
 
 /// A customer's email routes a ticket that has no team yet (a new one, or one opened before
@@ -685,13 +714,59 @@ fn move_ticket(
         let detail = format!("rated {rating} of 5 by {sender}");
         note_event(tx, ticket_id, "survey_answer", now, Some(row), &detail)?;
     }
-    if let Some(cmd) = effect.command {
-        let (e, until) = tickets::command_event(cmd, now);
-        let who = format!("email command from {sender}");
-        let (from, to) = ticket_event(tx, ticket_id, e, now, Some(row), &who, until)?;
-        let change = Some((e, from, to));
-        schedule_followups(tx, ticket_id, change, Because::default(), now, policy, now)?;
-        tracing::info!(ticket = %tag, command = ?cmd, state = to.as_str(), "Staff command by email");
+    if let Some(cmd) = &effect.command {
+        let who = match cmd {
+            Command::Team(_) => format!("#team from {sender}"),
+            _ => format!("email command from {sender}"),
+        };
+        match apply_command(tx, ticket_id, cmd, now, Some(row), &who, policy)? {
+            Applied::State(to) => {
+                tracing::info!(ticket = %tag, command = ?cmd, state = to.as_str(), "Staff command by email");
+            }
+            Applied::Team { outcome, team, was } => {
+                said_reroute(
+                    tx,
+                    (ticket_id, tag),
+                    row,
+                    outcome,
+                    (&team, &was),
+                    &who,
+                    policy,
+                    now,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Say what a `#team` command did: one log line each way; a name no team has is also noted
+/// in the ticket's history (`route_refused`), where the staff who wrote it will look.
+#[allow(clippy::too_many_arguments)]
+fn said_reroute(
+    tx: &Connection,
+    (ticket_id, tag): (i64, &str),
+    row: i64,
+    outcome: Reroute,
+    (team, was): (&str, &str),
+    who: &str,
+    policy: &Policy,
+    now: i64,
+) -> Result<()> {
+    match outcome {
+        Reroute::Moves => {
+            tracing::info!(ticket = %tag, team, was, by = who, "Ticket re-routed by email");
+        }
+        Reroute::Already => {
+            tracing::info!(ticket = %tag, team, by = who, "Ticket is with this team already; nothing changed");
+        }
+        Reroute::Unknown => {
+            let known: Vec<&str> = policy.teams.keys().map(String::as_str).collect();
+            let why = tickets::unknown_team(team, &known);
+            tracing::warn!(ticket = %tag, by = who, "Staff command #team refused, ticket unchanged: {why}");
+            let detail = format!("{who}: {why}");
+            note_event(tx, ticket_id, "route_refused", now, Some(row), &detail)?;
+        }
     }
     Ok(())
 }
@@ -723,8 +798,17 @@ fn alert_staff(
         excerpt: excerpt(&email.body_text),
         received_at: mail.received_at,
     };
-    if notices::queue_alert(tx, *ticket_id, &facts, alerts, now)? {
-        tracing::warn!(ticket = %tag, reasons = %mail.alert.join("; "), "Alert queued for staff");
+    // The ticket's team, if it has its own alert recipients, instead of `[alerts] to`.
+    let team: String = tx
+        .prepare_cached("SELECT team FROM tickets WHERE id = ?1")?
+        .query_row([ticket_id], |r| r.get(0))
+        .context("Reading the ticket's team")?;
+    let to = match policy.teams.get(&team) {
+        Some(to) if !to.is_empty() => to,
+        _ => &alerts.to,
+    };
+    if notices::queue_alert(tx, *ticket_id, &facts, to, alerts, now)? {
+        tracing::warn!(ticket = %tag, reasons = %mail.alert.join("; "), to = %to.join(","), "Alert queued for staff");
     }
     Ok(())
 }

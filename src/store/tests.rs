@@ -68,6 +68,7 @@ fn policy() -> Policy {
         sla: SlaConfig::default(),
         followups: FollowupConfig::default(),
         alerts: None,
+        teams: Default::default(),
     }
 }
 
@@ -81,6 +82,9 @@ struct T {
     alert: Vec<String>,
     /// The intents of the next verdict.
     intents: Vec<String>,
+    /// The route of the next customer email, and its questions.
+    route: Option<crate::route::Routed>,
+    asks: Vec<String>,
     /// The store's clock.
     now: i64,
 }
@@ -100,6 +104,8 @@ impl T {
             bounced: Vec::new(),
             alert: Vec::new(),
             intents: verdict(Priority::Normal).intents,
+            route: None,
+            asks: Vec::new(),
             now: NOW,
         }
     }
@@ -144,8 +150,8 @@ impl T {
             role,
             bounced: &self.bounced,
             alert: &self.alert,
-            route: None,
-            asks: &[],
+            route: self.route.as_ref(),
+            asks: &self.asks,
         };
         self.store
             .record(&at, &content, received, &self.policy, self.now)
@@ -843,9 +849,9 @@ fn followups_are_queued_and_cancelled_by_what_happens_to_the_ticket() {
     // Closed from the command line: the note goes; the survey comes an hour later.
     let state = t
         .store
-        .ticket_command("T-1001", tickets::Command::Close, NOW, "cli", &t.policy)
+        .ticket_command("T-1001", &tickets::Command::Close, NOW, "cli", &t.policy)
         .expect("close");
-    assert_eq!(state, Some(State::Closed));
+    assert_eq!(state, Some(Applied::State(State::Closed)));
     let rows = t.followups("T-1001");
     assert_eq!(rows[3].4, "closed");
     assert_eq!(rows[4], row("survey", 1, "pending", NOW + 3600, ""));
@@ -1034,7 +1040,7 @@ fn followups_fall_in_business_and_customer_facing_hours() {
     t.store
         .ticket_command(
             "T-1001",
-            tickets::Command::Close,
+            &tickets::Command::Close,
             close_at,
             "cli",
             &t.policy,
@@ -1055,7 +1061,7 @@ fn a_snooze_ends_on_time_and_the_ticket_waits_for_staff_again() {
     t.store
         .ticket_command(
             "T-1001",
-            tickets::Command::Snooze(Duration::from_secs(3600)),
+            &tickets::Command::Snooze(Duration::from_secs(3600)),
             NOW,
             "cli",
             &t.policy,
@@ -1243,8 +1249,8 @@ impl T {
             role,
             bounced: &[],
             alert: &self.alert,
-            route: None,
-            asks: &[],
+            route: self.route.as_ref(),
+            asks: &self.asks,
         };
         self.store
             .record(&at, &content, received, &self.policy, self.now)
@@ -2236,7 +2242,11 @@ fn digest_snapshot_describes_waiting_tickets_and_customer_themes() {
     assert_eq!(snap.tickets[1].contacts, [NOW - 600]);
 
     // Customer emails in the themes window, with intents and rule themes.
-    let mut messages = snap.messages.clone();
+    let mut messages: Vec<(i64, Vec<String>)> = snap
+        .messages
+        .iter()
+        .map(|m| (m.at, m.themes.clone()))
+        .collect();
     messages.sort();
     assert_eq!(
         messages,
@@ -2251,7 +2261,11 @@ fn digest_snapshot_describes_waiting_tickets_and_customer_themes() {
         .store
         .digest_snapshot(NOW - 60, NOW - 7200, NOW - 4000, &HashMap::new())
         .expect("snapshot");
-    let mut messages = bare.messages;
+    let mut messages: Vec<(i64, Vec<String>)> = bare
+        .messages
+        .into_iter()
+        .map(|m| (m.at, m.themes))
+        .collect();
     messages.sort();
     assert_eq!(
         messages,
@@ -2687,7 +2701,7 @@ fn an_automatic_answer_to_a_followup_withholds_the_next_one() {
     // survey goes out, and the robot answers it at once, in the thread.
     let policy = t.policy.clone();
     t.store
-        .ticket_command("T-1001", tickets::Command::Close, t.now, "cli", &policy)
+        .ticket_command("T-1001", &tickets::Command::Close, t.now, "cli", &policy)
         .expect("close");
     let (survey, survey_id): (i64, String) = t
         .store
@@ -2815,3 +2829,4 @@ fn a_customers_flag_task_carries_its_tickets_team_and_no_other_does() {
 
 mod migration;
 mod plans;
+mod teams;

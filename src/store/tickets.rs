@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::followups::{Because, schedule_followups};
 use super::{Policy, Store, sql_limit};
 use crate::score::Priority;
-use crate::tickets::{self, Event, Joined, State, TicketWrite};
+use crate::tickets::{self, Command, Event, Joined, Reroute, State, TicketWrite};
 
 /// A ticket as `triaged tickets` lists it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,6 +29,42 @@ pub struct TicketRow {
     pub messages: i64,
     /// Intents of the ticket's emails, comma-separated, deduplicated.
     pub intents: String,
+    /// The team it is with (`[[team]]` name; empty: none).
+    pub team: String,
+    /// Why: the evidence that routed it, or who re-routed it.
+    pub route_reason: String,
+}
+
+/// Which tickets a list shows: every filter given must match.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TicketFilter<'a> {
+    /// One of these states (empty: any).
+    pub states: &'a [State],
+    pub priority: Option<Priority>,
+    /// With this team (`[[team]]` name).
+    pub team: Option<&'a str>,
+}
+
+/// The clarifying questions asked of one of a ticket's emails (`[[ask]]` ids).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AskedEmail {
+    pub received_at: i64,
+    pub subject: String,
+    pub asks: Vec<String>,
+}
+
+/// What a staff command did to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Close, snooze, reopen: the ticket's state after it.
+    State(State),
+    /// A re-route (`#team`, `triaged ticket route`): what it did, to which team, from which
+    /// (empty: none).
+    Team {
+        outcome: Reroute,
+        team: String,
+        was: String,
+    },
 }
 
 /// Some of the ticket list, and how many tickets match in all.
@@ -62,20 +98,20 @@ pub struct TicketEvent {
 }
 
 impl Store {
-    /// Tickets, most urgent and oldest first, optionally only those in one of `states` (empty:
-    /// any) and of `priority`; at most `limit` (`None`: all). `total` counts every ticket that
-    /// matches, listed or not.
+    /// Tickets, most urgent and oldest first, only those `filter` lets through; at most
+    /// `limit` (`None`: all). `total` counts every ticket that matches, listed or not.
     ///
     /// The order is an index's, so the list stops after `limit` rows instead of sorting the
     /// whole table; a filter is applied while walking it. A filter without closed tickets
     /// walks the open ones only (`tickets_open`), any other all of them (`tickets_rank`).
-    pub fn tickets(
-        &self,
-        states: &[State],
-        priority: Option<Priority>,
-        limit: Option<usize>,
-    ) -> Result<TicketList> {
-        let filter: Option<String> = (!states.is_empty()).then(|| {
+    /// Without a team the total is the kept counts'; with one it is counted by `tickets_team`.
+    pub fn tickets(&self, filter: &TicketFilter<'_>, limit: Option<usize>) -> Result<TicketList> {
+        let TicketFilter {
+            states,
+            priority,
+            team,
+        } = *filter;
+        let in_states: Option<String> = (!states.is_empty()).then(|| {
             states
                 .iter()
                 .map(|s| s.as_str())
@@ -93,23 +129,40 @@ impl Store {
                 "{TICKET_COLUMNS} FROM tickets t {walk}
                      (?1 IS NULL OR instr(',' || ?1 || ',', ',' || t.state || ',') > 0)
                      AND (?2 IS NULL OR t.priority = ?2)
+                     AND (?4 IS NULL OR t.team = ?4)
                  ORDER BY {TICKET_RANK}, t.created_at, t.id LIMIT ?3"
             ))
             .context("Preparing ticket list")?;
         let rows = stmt
-            .query_map(params![filter, priority, sql_limit(limit)], ticket_row)
+            .query_map(
+                params![in_states, priority, sql_limit(limit), team],
+                ticket_row,
+            )
             .context("Listing tickets")?
             .collect::<rusqlite::Result<Vec<_>>>()
             .context("Listing tickets")?;
-        let total = self
-            .ticket_counts()?
-            .into_iter()
-            .filter(|((state, p), _)| {
-                (states.is_empty() || states.contains(state))
-                    && priority.is_none_or(|want| want == *p)
-            })
-            .map(|(_, n)| n)
-            .sum();
+        let total = match team {
+            None => self
+                .ticket_counts()?
+                .into_iter()
+                .filter(|((state, p), _)| {
+                    (states.is_empty() || states.contains(state))
+                        && priority.is_none_or(|want| want == *p)
+                })
+                .map(|(_, n)| n)
+                .sum(),
+            Some(team) => self
+                .conn
+                .prepare_cached(
+                    "SELECT count(*) FROM tickets t INDEXED BY tickets_team
+                     WHERE t.team = ?1 AND t.team != ''
+                       AND (?2 IS NULL OR instr(',' || ?2 || ',', ',' || t.state || ',') > 0)
+                       AND (?3 IS NULL OR t.priority = ?3)",
+                )
+                .context("Preparing the team's count")?
+                .query_row(params![team, in_states, priority], |r| r.get(0))
+                .context("Counting the team's tickets")?,
+        };
         Ok(TicketList { rows, total })
     }
 
@@ -184,16 +237,44 @@ impl Store {
         Ok(Some((row, events)))
     }
 
-    /// Apply a staff command from the command line to ticket `tag`; returns the new state, or
-    /// `None` when there is no such ticket.
+    /// The clarifying questions asked of ticket `tag`'s emails (those with any), oldest first.
+    pub fn ticket_questions(&self, tag: &str) -> Result<Vec<AskedEmail>> {
+        let tag = tickets::normal_tag(tag);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT m.received_at, m.subject, m.asks FROM messages m JOIN tickets t ON t.id = m.ticket_id
+                 WHERE t.tag = ?1 AND m.asks != '' ORDER BY m.received_at, m.id",
+            )
+            .context("Preparing the ticket's questions")?;
+        stmt.query_map([&tag], |r| {
+            Ok(AskedEmail {
+                received_at: r.get(0)?,
+                subject: r.get(1)?,
+                asks: r
+                    .get::<_, String>(2)?
+                    .split(',')
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            })
+        })
+        .context("Reading the ticket's questions")?
+        .collect::<rusqlite::Result<_>>()
+        .context("Reading the ticket's questions")
+    }
+
+    /// Apply a staff command from the command line to ticket `tag`; returns what it did, or
+    /// `None` when there is no such ticket. A re-route to a team `policy` does not know, or to
+    /// the team the ticket is with, changes nothing and says so.
     pub fn ticket_command(
         &mut self,
         tag: &str,
-        cmd: tickets::Command,
+        cmd: &Command,
         now: i64,
         who: &str,
         policy: &Policy,
-    ) -> Result<Option<State>> {
+    ) -> Result<Option<Applied>> {
         let tag = tickets::normal_tag(tag);
         let tx = self.conn.transaction().context("Starting transaction")?;
         let id: Option<i64> = tx
@@ -205,19 +286,9 @@ impl Store {
         let Some(id) = id else {
             return Ok(None);
         };
-        let (event, until) = tickets::command_event(cmd, now);
-        let (from, to) = ticket_event(&tx, id, event, now, None, who, until)?;
-        schedule_followups(
-            &tx,
-            id,
-            Some((event, from, to)),
-            Because::default(),
-            now,
-            policy,
-            now,
-        )?;
+        let applied = apply_command(&tx, id, cmd, now, None, who, policy)?;
         tx.commit().context("Committing the ticket change")?;
-        Ok(Some(to))
+        Ok(Some(applied))
     }
 
     /// Tickets whose snooze has ended by `now` wait for staff again (a `reopen` by "snooze
@@ -256,6 +327,64 @@ impl Store {
     }
 }
 
+/// Carry out a staff command on ticket `ticket_id` (by email: `message_row` is the email's
+/// row): move it and apply the follow-up policy after it, or re-route it ([`reroute`]).
+pub(super) fn apply_command(
+    tx: &Connection,
+    ticket_id: i64,
+    cmd: &Command,
+    now: i64,
+    message_row: Option<i64>,
+    who: &str,
+    policy: &Policy,
+) -> Result<Applied> {
+    if let Command::Team(team) = cmd {
+        return reroute(tx, ticket_id, team, now, message_row, who, policy);
+    }
+    let Some((event, until)) = tickets::command_event(cmd, now) else {
+        return Ok(Applied::State(ticket_state(tx, ticket_id)?));
+    };
+    let (from, to) = ticket_event(tx, ticket_id, event, now, message_row, who, until)?;
+    let change = Some((event, from, to));
+    schedule_followups(tx, ticket_id, change, Because::default(), now, policy, now)?;
+    Ok(Applied::State(to))
+}
+
+/// Re-route a ticket to `team` when a `[[team]]` has that name and the ticket is not with it
+/// already ([`tickets::reroute`]): its team and route reason change, and a `routed` event
+/// says from which team and by whom.
+fn reroute(
+    tx: &Connection,
+    ticket_id: i64,
+    team: &str,
+    now: i64,
+    message_row: Option<i64>,
+    who: &str,
+    policy: &Policy,
+) -> Result<Applied> {
+    let was: String = tx
+        .prepare_cached("SELECT team FROM tickets WHERE id = ?1")?
+        .query_row([ticket_id], |r| r.get(0))
+        .context("Reading the ticket's team")?;
+    let outcome = tickets::reroute(&was, team, policy.teams.keys().map(String::as_str));
+    if outcome == Reroute::Moves {
+        tx.prepare_cached("UPDATE tickets SET team = ?2, route_reason = ?3 WHERE id = ?1")?
+            .execute(params![
+                ticket_id,
+                team,
+                tickets::rerouted_reason(&was, who)
+            ])
+            .context("Re-routing the ticket")?;
+        let detail = tickets::rerouted_detail(team, &was, who);
+        note_event(tx, ticket_id, "routed", now, message_row, &detail)?;
+    }
+    Ok(Applied::Team {
+        outcome,
+        team: team.to_string(),
+        was,
+    })
+}
+
 /// A ticket's priority as a rank, 0 (urgent) to 3 (low): the ticket lists' order
 /// ([`tickets::rank`] in SQL). The same expression as the `tickets_open` and `tickets_rank`
 /// indexes (SQLite uses an index on an expression only for that same expression; the
@@ -270,7 +399,8 @@ const TICKET_COLUMNS: &str =
             t.first_response_at, t.snoozed_until, t.last_customer_at,
             (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id),
             coalesce((SELECT group_concat(DISTINCT m.intents) FROM messages m
-                      WHERE m.ticket_id = t.id AND m.intents != ''), '')";
+                      WHERE m.ticket_id = t.id AND m.intents != ''), ''),
+            t.team, t.route_reason";
 
 fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
     Ok(TicketRow {
@@ -286,6 +416,8 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
         last_customer_at: r.get(9)?,
         messages: r.get(10)?,
         intents: dedup_list(&r.get::<_, String>(11)?),
+        team: r.get(12)?,
+        route_reason: r.get(13)?,
     })
 }
 

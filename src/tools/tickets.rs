@@ -1,14 +1,14 @@
-//! `triaged tickets` and `triaged ticket show|close|snooze|reopen`: what the store knows about
-//! conversations, as readable tables or JSON, and the staff commands from the command line.
+//! `triaged tickets` and `triaged ticket show|close|snooze|reopen|route`: what the store knows
+//! about conversations, as readable tables or JSON, and the staff commands from the command
+//! line.
 
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 
 use crate::config::Config;
-use crate::score::Priority;
-use crate::store::{Store, TicketRow};
-use crate::tickets::{Command, State};
+use crate::store::{Applied, Store, TicketFilter, TicketRow};
+use crate::tickets::{Command, Reroute, State};
 
 // Re-exported: the CLI, the outbox's queue report and the status page format with these.
 pub use crate::wording::{age, clip, when};
@@ -28,16 +28,16 @@ fn open_store(config: &Config) -> Result<Store> {
 pub const DEFAULT_LIMIT: usize = 100;
 
 /// The ticket list, most urgent and oldest first: at most `limit` rows (`None`: all), and in
-/// a table a last line that says how many more match.
+/// a table a last line that says how many more match. A team column shows when a listed
+/// ticket has a team.
 pub fn list(
     config: &Config,
-    states: &[State],
-    priority: Option<Priority>,
+    filter: &TicketFilter<'_>,
     limit: Option<usize>,
     json: bool,
     now: i64,
 ) -> Result<String> {
-    let list = open_store(config)?.tickets(states, priority, limit)?;
+    let list = open_store(config)?.tickets(filter, limit)?;
     let rows = list.rows;
     if json {
         #[derive(serde::Serialize)]
@@ -60,13 +60,55 @@ pub fn list(
         ));
     }
     if rows.is_empty() {
-        return Ok("No tickets.\n".into());
+        return Ok(match filter.team {
+            // A name no team has (a typo?) is said; tickets of a team since removed from the
+            // configuration are still listed.
+            Some(team) if config.routing.team(team).is_none() => {
+                let known: Vec<&str> = config
+                    .routing
+                    .teams
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect();
+                format!(
+                    "No tickets: {}.\n",
+                    crate::tickets::unknown_team(team, &known)
+                )
+            }
+            _ => "No tickets.\n".into(),
+        });
     }
+    // As wide as the longest team name listed; none when no listed ticket has a team.
+    let team_width = rows
+        .iter()
+        .map(|t| t.team.chars().count())
+        .max()
+        .unwrap_or(0);
+    let team_cell = |team: &str| {
+        if team_width == 0 {
+            String::new()
+        } else {
+            format!(
+                "{:<w$} ",
+                cell(if team.is_empty() { "-" } else { team }, 20),
+                w = team_width.clamp(4, 20)
+            )
+        }
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<8} {:<12} {:<7} {:>7} {:>6} {:>8}  {:<13} {:<30} {:<40} intents",
-        "ticket", "state", "prio", "age", "emails", "answered", "reply due", "customer", "subject"
+        "{:<8} {:<12} {:<7} {}{:>7} {:>6} {:>8}  {:<13} {:<30} {:<40} intents",
+        "ticket",
+        "state",
+        "prio",
+        team_cell("team"),
+        "age",
+        "emails",
+        "answered",
+        "reply due",
+        "customer",
+        "subject"
     );
     for t in &rows {
         let answered = if t.first_response_at == 0 {
@@ -76,10 +118,11 @@ pub fn list(
         };
         let _ = writeln!(
             out,
-            "{:<8} {:<12} {:<7} {:>7} {:>6} {:>8}  {:<13} {:<30} {:<40} {}",
+            "{:<8} {:<12} {:<7} {}{:>7} {:>6} {:>8}  {:<13} {:<30} {:<40} {}",
             t.tag,
             t.state.as_str(),
             t.priority.as_str(),
+            team_cell(&t.team),
             age(t.created_at, now),
             t.messages,
             answered,
@@ -157,22 +200,41 @@ fn header(t: &TicketRow, due: Option<i64>, now: i64) -> String {
     if !t.intents.is_empty() {
         let _ = writeln!(out, "intents   {}", one_line(&t.intents));
     }
+    if !t.team.is_empty() {
+        let _ = writeln!(out, "team      {}", one_line(&t.team));
+        let _ = writeln!(out, "routed    {}", one_line(&t.route_reason));
+    }
     out
 }
 
 /// One ticket and its history.
 pub fn show(config: &Config, tag: &str, json: bool, now: i64) -> Result<String> {
-    let Some((t, events)) = open_store(config)?.ticket(tag)? else {
+    let store = open_store(config)?;
+    let Some((t, events)) = store.ticket(tag)? else {
         anyhow::bail!("No ticket {tag}");
     };
+    let questions = store.ticket_questions(tag)?;
     if json {
-        let v = serde_json::json!({ "ticket": t, "history": events });
+        let v = serde_json::json!({ "ticket": t, "history": events, "questions": questions });
         return Ok(format!(
             "{}\n",
             crate::wording::json(serde_json::to_string_pretty(&v)?)
         ));
     }
     let mut out = header(&t, due(&config.sla, &t), now);
+    if !questions.is_empty() {
+        // Each email's clarifying questions ([[ask]] ids), as its acknowledgement asked them.
+        let _ = writeln!(out, "\nquestions asked");
+        for q in &questions {
+            let _ = writeln!(
+                out,
+                "  {}  {:<43} \"{}\"",
+                when(q.received_at),
+                one_line(&q.asks.join(", ")),
+                cell(&q.subject, 50)
+            );
+        }
+    }
     let _ = writeln!(out, "\nhistory");
     for e in &events {
         let change = match e.from_state {
@@ -199,28 +261,38 @@ pub fn show(config: &Config, tag: &str, json: bool, now: i64) -> Result<String> 
     Ok(out)
 }
 
-/// Close, snooze or reopen a ticket from the command line.
+/// Close, snooze, reopen or re-route a ticket from the command line. A re-route to a team
+/// the configuration does not have is an error; to the ticket's own team, a line that says
+/// nothing changed.
 pub fn command(config: &Config, tag: &str, cmd: Command, now: i64) -> Result<String> {
     let who = format!(
         "cli ({})",
         std::env::var("USER").unwrap_or_else(|_| "operator".into())
     );
     let mut store = open_store(config)?;
-    let state = store
-        .ticket_command(
-            tag,
-            cmd,
-            now,
-            &who,
-            &crate::store::Policy::from_config(config),
-        )
+    let policy = crate::store::Policy::from_config(config);
+    let applied = store
+        .ticket_command(tag, &cmd, now, &who, &policy)
         .with_context(|| format!("Changing ticket {tag}"))?;
-    match state {
-        Some(s) => Ok(format!(
-            "{}: {}\n",
-            crate::tickets::normal_tag(tag),
-            s.as_str()
-        )),
+    let tag = crate::tickets::normal_tag(tag);
+    match applied {
         None => anyhow::bail!("No ticket {tag}"),
+        Some(Applied::State(s)) => Ok(format!("{tag}: {}\n", s.as_str())),
+        Some(Applied::Team { outcome, team, was }) => match outcome {
+            Reroute::Moves => Ok(format!(
+                "{tag}: {}\n",
+                crate::tickets::rerouted_detail(&team, &was, &who)
+            )),
+            Reroute::Already => Ok(format!(
+                "{tag} is with team {team} already: nothing changed\n"
+            )),
+            Reroute::Unknown => {
+                let known: Vec<&str> = policy.teams.keys().map(String::as_str).collect();
+                anyhow::bail!(
+                    "{tag} not re-routed: {}",
+                    crate::tickets::unknown_team(&team, &known)
+                )
+            }
+        },
     }
 }

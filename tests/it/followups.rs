@@ -312,7 +312,8 @@ async fn followups_keep_the_promise_on_business_time_and_survive_a_restart() {
     );
     // The ticket list shows the SLA clock: Dee's reply is overdue, Ana is waited on by nobody.
     let list =
-        triaged::tools::tickets::list(&config, &[], None, None, false, clock.now()).expect("list");
+        triaged::tools::tickets::list(&config, &Default::default(), None, false, clock.now())
+            .expect("list");
     let line = |customer: &str| {
         list.lines()
             .find(|l| l.contains(customer))

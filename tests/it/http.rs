@@ -96,6 +96,7 @@ fn fill(store: &mut Store, now: i64) {
         sla: SlaConfig::default(),
         followups: FollowupConfig::default(),
         alerts: None,
+        teams: Default::default(),
     };
     let emails = [
         (

@@ -35,4 +35,6 @@ mod servers;
 mod smtp_connections;
 mod smtp_tls;
 mod stack_smoke;
+mod staff_teams;
 mod team_folders;
+mod teams;

@@ -171,7 +171,7 @@ fn a_filled_store_of_the_previous_version_migrates_keeping_every_row() {
     );
     assert_eq!(
         t.store
-            .tickets(&[], None, None)
+            .tickets(&TicketFilter::default(), None)
             .expect("all tickets")
             .rows
             .len() as i64,

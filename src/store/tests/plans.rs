@@ -131,7 +131,13 @@ pub(super) fn workload(t: &mut T) {
         t.put_as(1, uid, e, Priority::Urgent, now, guard, role)
     };
 
-    // Two customers open tickets (one alert-worthy); one writes again in the thread.
+    // Two customers open tickets (one alert-worthy, routed to a team with its own alert
+    // recipients); one writes again in the thread.
+    t.route = Some(crate::route::Routed {
+        team: "billing".into(),
+        reason: "intent refund".into(),
+    });
+    t.asks = vec!["invoice".into()];
     let ada = record(
         t,
         1,
@@ -140,6 +146,8 @@ pub(super) fn workload(t: &mut T) {
         true,
     );
     let ada = tag_of(&ada);
+    t.route = None;
+    t.asks = vec![];
     let bob = record(
         t,
         2,
@@ -151,13 +159,18 @@ pub(super) fn workload(t: &mut T) {
     let mut again = email("w-a2@x", "ada@w.example", "Re: Login broken");
     again.in_reply_to = vec![ack_id(t, &ada)];
     record(t, 3, &again, Role::Customer, false);
-    // Staff answer Ada under the tag, and snooze Bob's ticket by email command.
+    // Staff answer Ada under the tag (and re-route her ticket), and snooze Bob's ticket by
+    // email command.
     let mut answer = email(
         "w-s1@x",
         "alice@support.example",
         &format!("Re: [#{ada}] Login"),
     );
-    answer.body_text = "Fixed, please try again.".into();
+    answer.body_text = "#team technical\nFixed, please try again.".into();
+    answer.to = vec![crate::parse::Address {
+        name: None,
+        email: "ada@w.example".into(),
+    }];
     record(t, 4, &answer, Role::Staff, false);
     let mut snooze = email(
         "w-s2@x",
@@ -457,6 +470,11 @@ fn store_path(t: &T) -> std::path::PathBuf {
 fn workload_store() -> T {
     let mut t = T::with_followups();
     t.policy.alerts = Some(alerts_on(10, None));
+    t.policy.teams = [
+        ("billing".to_string(), vec!["billing@example.test".into()]),
+        ("technical".to_string(), vec![]),
+    ]
+    .into();
     t
 }
 
@@ -589,19 +607,26 @@ fn ticket_lists_walk_an_index_in_their_order_and_stop_at_the_limit() {
         .into_iter()
         .filter(|s| *s != State::Closed)
         .collect();
-    let cases: [(&[State], Option<Priority>); 5] = [
-        (&[], None),
-        (&open, None),
-        (&open, Some(Priority::Urgent)),
-        (&[State::Closed], Some(Priority::High)),
-        (&[State::Snoozed, State::New], None),
+    let cases: [(&[State], Option<Priority>, Option<&str>); 7] = [
+        (&[], None, None),
+        (&open, None, None),
+        (&open, Some(Priority::Urgent), None),
+        (&[State::Closed], Some(Priority::High), None),
+        (&[State::Snoozed, State::New], None, None),
+        (&open, None, Some("technical")),
+        (&[], Some(Priority::Urgent), Some("technical")),
     ];
-    for (states, priority) in cases {
+    for (states, priority, team) in cases {
         SEEN.with(|s| s.borrow_mut().clear());
         t.store
             .conn()
             .trace_v2(TraceEventCodes::SQLITE_TRACE_PROFILE, Some(seen));
-        let list = t.store.tickets(states, priority, Some(3)).expect("list");
+        let filter = TicketFilter {
+            states,
+            priority,
+            team,
+        };
+        let list = t.store.tickets(&filter, Some(3)).expect("list");
         t.store.conn().trace_v2(TraceEventCodes::empty(), None);
         for sql in SEEN
             .with(|s| std::mem::take(&mut *s.borrow_mut()))
@@ -611,14 +636,16 @@ fn ticket_lists_walk_an_index_in_their_order_and_stop_at_the_limit() {
             assert!(bad.is_empty(), "{sql}: {bad:?}");
         }
         // The same rows and count as sorting the whole table.
-        let wanted = |state: State, p: Priority| {
-            (states.is_empty() || states.contains(&state)) && priority.is_none_or(|want| want == p)
+        let wanted = |state: State, p: Priority, with: &str| {
+            (states.is_empty() || states.contains(&state))
+                && priority.is_none_or(|want| want == p)
+                && team.is_none_or(|want| want == with)
         };
         let mut all: Vec<(i64, i64, i64, String)> = {
             let mut stmt = t
                 .store
                 .conn()
-                .prepare("SELECT priority, created_at, id, tag, state FROM tickets")
+                .prepare("SELECT priority, created_at, id, tag, state, team FROM tickets")
                 .expect("prep");
             stmt.query_map([], |r| {
                 Ok((
@@ -627,23 +654,31 @@ fn ticket_lists_walk_an_index_in_their_order_and_stop_at_the_limit() {
                     r.get(2)?,
                     r.get(3)?,
                     r.get::<_, State>(4)?,
+                    r.get::<_, String>(5)?,
                 ))
             })
             .expect("q")
             .collect::<rusqlite::Result<Vec<_>>>()
             .expect("rows")
             .into_iter()
-            .filter(|(p, _, _, _, state)| wanted(*state, *p))
-            .map(|(p, created, id, tag, _)| (tickets::rank(p), created, id, tag))
+            .filter(|(p, _, _, _, state, with)| wanted(*state, *p, with))
+            .map(|(p, created, id, tag, _, _)| (tickets::rank(p), created, id, tag))
             .collect()
         };
         all.sort();
+        if team.is_some() {
+            assert!(!all.is_empty(), "the workload routes a ticket to {team:?}");
+        }
         let tags: Vec<String> = list.rows.iter().map(|r| r.tag.clone()).collect();
         let expected: Vec<String> = all.iter().take(3).map(|r| r.3.clone()).collect();
-        assert_eq!(tags, expected, "{states:?} {priority:?}");
-        assert_eq!(list.total, all.len() as i64, "{states:?} {priority:?}");
+        assert_eq!(tags, expected, "{states:?} {priority:?} {team:?}");
+        assert_eq!(
+            list.total,
+            all.len() as i64,
+            "{states:?} {priority:?} {team:?}"
+        );
         // The status page's list: the first of each priority, from the open ones.
-        if states == open.as_slice() && priority.is_none() {
+        if states == open.as_slice() && priority.is_none() && team.is_none() {
             let page = t.store.open_tickets(1).expect("open tickets");
             let page_tags: Vec<String> = page.rows.iter().map(|r| r.tag.clone()).collect();
             let first_of_each: Vec<String> = Priority::ALL
