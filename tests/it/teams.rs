@@ -183,4 +183,40 @@ async fn acknowledgements_name_the_team_and_ask_only_what_is_missing() {
     assert_eq!(events, 2, "routed when opened, and by staff");
     let shown = triaged(&["ticket", "show", &ana_tag]);
     assert!(shown.contains("technical"), "{shown}");
+
+    // SIGHUP: a broken question is refused where it is written and the old teams stay; a new
+    // description applies to the next acknowledgement.
+    let config = std::fs::read_to_string(&cfg.path).expect("config");
+    let broken = config.replace(r"(since|yesterday", r"(since|yesterday(");
+    std::fs::write(&cfg.path, &broken).expect("write config");
+    let mut d = d;
+    d.hup();
+    d.await_log(&["Reload refused"], WAIT);
+    assert!(
+        d.log_text().contains("unless pattern does not compile"),
+        "the problem is named:\n{}",
+        d.log_text()
+    );
+    let renamed = config.replace(
+        "our billing specialists, who can check the charges on your account",
+        "our payments team, who can see every charge",
+    );
+    std::fs::write(&cfg.path, &renamed).expect("write config");
+    d.hup();
+    d.await_log(&["Configuration reloaded"], WAIT);
+    stack.deliver(
+        "support@example.test",
+        &customer_email(
+            "dee@example.test",
+            "d1@c",
+            "Refund please",
+            "I was charged twice, please refund me. Order 55123.",
+        ),
+    );
+    let dee = ack_of("dee@example.test").await;
+    assert!(
+        dee.contains("our payments team, who can see every charge"),
+        "{dee}"
+    );
+    assert!(!dee.contains(INVOICE_Q), "{dee}");
 }
