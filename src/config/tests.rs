@@ -1030,6 +1030,9 @@ name = "billing"
 to = ["lead@elsewhere.test"]
 times = ["09:00"]
 teams = ["billing"]
+
+[alerts]
+to = ["lead@elsewhere.test"]
 "#,
     ));
     std::fs::write(d.path().join("rules/a.toml"), ROUTE_RULES).expect("write");
@@ -1107,7 +1110,7 @@ teams = ["sales"]
         "no rule has intent \"biling\" (the rules give: billing, outage)",
     );
     has(&line(7), "no rule has rule \"no-such-rule\"");
-    has(&line(11), "team name must be lower-case");
+    has(&line(11), "team name must be 1 to 40 lower-case");
     has(&line(13), "\"customer@gmail.test\" is not staff");
     has(&line(14), "is the default team already");
     has(&line(15), "folder_mode \"shove\": use \"move\" or \"copy\"");
@@ -1121,6 +1124,10 @@ teams = ["sales"]
     has(&line(24), "applies to nothing");
     has(&line(25), "question does not render");
     has(&line(31), "no [[team]] is named \"sales\"");
+    assert!(
+        !errs.iter().any(|e| e.contains("alert_to")),
+        "no team has alert_to"
+    );
 }
 
 /// A verdict with these intents and nothing else (what routing and questions read).
@@ -1299,4 +1306,24 @@ fn the_example_questions_are_asked_only_when_the_email_lacks_the_answer() {
         })
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn a_team_alert_address_without_alerts_is_refused() {
+    let (d, path) = setup(&with_staff(
+        r#"
+[[team]]
+name = "billing"
+description = "our billing specialists"
+staff = ["lead@elsewhere.test"]
+alert_to = ["lead@elsewhere.test"]
+"#,
+    ));
+    std::fs::write(d.path().join("rules/a.toml"), ROUTE_RULES).expect("write");
+    let errs = Config::load(&path).expect_err("refused");
+    assert!(
+        errs.iter()
+            .any(|e| e.to_string().contains("has alert_to, but there is no [alerts] section")),
+        "{errs:?}"
+    );
 }

@@ -53,6 +53,14 @@ impl Validator<'_> {
         let routing = self.routing(raw.team, raw.ask, &support, scoring.rules.as_ref());
         let digests = self.digests(raw.digest, &support, &staff_tz, &routing);
         let alerts = self.alerts(raw.alerts, &support, &staff_tz);
+        if alerts.is_none()
+            && let Some(t) = routing.teams.iter().find(|t| !t.alert_to.is_empty())
+        {
+            self.err_file(format!(
+                "[[team]] {:?} has alert_to, but there is no [alerts] section: instant alerts are off (add [alerts], or remove alert_to)",
+                t.name
+            ));
+        }
         let http = self.http(raw.http);
         let flags = self.flags(raw.flags.unwrap_or_default());
         let outbox = self.outbox(raw.outbox.unwrap_or_default(), &mailboxes, smtp.as_ref());

@@ -13,6 +13,8 @@ const MAX_ASKS: usize = 200;
 const MAX_UNLESS: usize = 20;
 /// Compiled size of one `unless` pattern.
 const UNLESS_SIZE_LIMIT: usize = 1 << 20;
+/// Characters of a team name or a question id.
+const MAX_NAME: usize = 40;
 /// Characters of a team's customer-facing description.
 const MAX_DESCRIPTION: usize = 300;
 
@@ -64,8 +66,8 @@ impl Validator<'_> {
         let name = t.name.get_ref().trim().to_string();
         let section = format!("[[team]] {name:?}");
         let mut ok = true;
-        if !is_name(&name) {
-            self.err(&t.name, "team name must be lower-case letters, digits, '-' or '_' (it names the team in `#team NAME`, the CLI and digests)");
+        if !is_name(&name) || name.len() > MAX_NAME {
+            self.err(&t.name, format!("team name must be 1 to {MAX_NAME} lower-case letters, digits, '-' or '_' (it names the team in `#team NAME`, the CLI and digests)"));
             ok = false;
         } else if before.iter().any(|b| b.name == name) {
             self.err(
@@ -200,10 +202,10 @@ impl Validator<'_> {
         let id = a.id.get_ref().trim().to_string();
         let section = format!("[[ask]] {id:?}");
         let mut ok = true;
-        if !is_name(&id) {
+        if !is_name(&id) || id.len() > MAX_NAME {
             self.err(
                 &a.id,
-                "ask id must be lower-case letters, digits, '-' or '_'",
+                format!("ask id must be 1 to {MAX_NAME} lower-case letters, digits, '-' or '_'"),
             );
             ok = false;
         } else if before.iter().any(|b| b.id == id) {
