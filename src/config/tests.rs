@@ -1322,8 +1322,9 @@ alert_to = ["lead@elsewhere.test"]
     std::fs::write(d.path().join("rules/a.toml"), ROUTE_RULES).expect("write");
     let errs = Config::load(&path).expect_err("refused");
     assert!(
-        errs.iter()
-            .any(|e| e.to_string().contains("has alert_to, but there is no [alerts] section")),
+        errs.iter().any(|e| e
+            .to_string()
+            .contains("has alert_to, but there is no [alerts] section")),
         "{errs:?}"
     );
 }

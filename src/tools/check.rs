@@ -66,6 +66,27 @@ pub fn report(path: &Path, c: &Config, now: i64) -> String {
                 .strftime("%a %Y-%m-%d %H:%M %Z")
         );
     }
+    for t in &c.routing.teams {
+        let routes: Vec<String> = t
+            .rules
+            .iter()
+            .map(|r| format!("rule {r}"))
+            .chain(t.intents.iter().map(|i| format!("intent {i}")))
+            .chain(t.default.then(|| "the rest (default)".to_string()))
+            .collect();
+        let routes: Vec<&str> = routes.iter().map(String::as_str).collect();
+        let _ = writeln!(
+            out,
+            "  team {:?} ({}): {}",
+            t.name,
+            t.staff.join(", "),
+            or_none(&routes, ", ", "re-routed only")
+        );
+    }
+    if !c.routing.asks.is_empty() {
+        let ids: Vec<&str> = c.routing.asks.iter().map(|a| a.id.as_str()).collect();
+        let _ = writeln!(out, "  questions: {}", ids.join(", "));
+    }
     if let Some(a) = &c.alerts {
         let rules: Vec<&str> = c
             .rules
@@ -136,8 +157,18 @@ mod tests {
             lines[0].ends_with(&format!(", mailbox {})", place(c.mailbox()))),
             "{out}"
         );
-        // One mailbox: no line per mailbox; then each digest and the alerts.
-        assert_eq!(lines.len(), 1 + c.digests.len() + 1, "{out}");
+        // One mailbox: no line per mailbox; then each digest, each team, the questions and
+        // the alerts.
+        assert_eq!(
+            lines.len(),
+            1 + c.digests.len() + c.routing.teams.len() + 1 + 1,
+            "{out}"
+        );
+        assert!(
+            out.contains("  team \"billing\" (alice@example.com): intent billing, intent refund\n"),
+            "{out}"
+        );
+        assert!(out.contains("the rest (default)"), "{out}");
         for (line, d) in lines[1..].iter().zip(&c.digests) {
             assert!(
                 line.starts_with(&format!("  digest {:?} to ", d.name)) && line.contains(": next "),
