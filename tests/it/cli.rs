@@ -71,10 +71,12 @@ fn the_shipped_example_config_passes() {
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].contains(": OK ("), "{out}");
-    // One summary line, then one per digest and one for alerts.
-    assert_eq!(lines.len(), 3, "{out}");
+    // One summary line, then one per digest, one per team, the questions and the alerts.
+    assert_eq!(lines.len(), 7, "{out}");
     assert!(lines[1].starts_with("  digest \"team\" to "), "{out}");
-    assert!(lines[2].starts_with("  alerts to "), "{out}");
+    assert!(lines[2].starts_with("  team \"technical\" "), "{out}");
+    assert!(lines[5].starts_with("  questions: "), "{out}");
+    assert!(lines[6].starts_with("  alerts to "), "{out}");
 }
 
 #[test]
