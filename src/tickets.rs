@@ -258,12 +258,14 @@ fn followup_changes(on: FollowupSwitches, f: &FollowupFacts) -> Vec<FollowupActi
 }
 
 /// A command staff give in an email: a line `#close`, `#snooze 3d` or `#reopen` first in the
-/// body (blank lines before it are fine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// body (blank lines before it are fine); or `#priority urgent`, `#tone angry`, `#tone -polite`
+/// (a correction of the verdict, [`crate::corrections`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Close,
     Snooze(Duration),
     Reopen,
+    Relabel(crate::corrections::Relabel),
 }
 
 /// The command at the top of `body`, or `None`. An unknown `#word` or a snooze without a valid
@@ -284,6 +286,8 @@ pub fn staff_command(body: &str) -> Option<Command> {
             .ok()
             .filter(|d| !d.is_zero())
             .map(Command::Snooze),
+        ("#priority", Some(p)) => crate::corrections::Relabel::priority(p).map(Command::Relabel),
+        ("#tone", Some(t)) => crate::corrections::Relabel::tone(t).map(Command::Relabel),
         _ => None,
     }
 }
@@ -758,7 +762,7 @@ pub enum EmailEvent {
 }
 
 /// What an email does to the ticket it joins or opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketEffect {
     pub write: TicketWrite,
     /// `None`: the ticket does not move (a robot's email, a survey answer, no ticket).
@@ -817,16 +821,18 @@ pub fn waiting_since(role: Role, received_at: i64, now: i64) -> i64 {
     }
 }
 
-/// The event and the end of the snooze (0: none) of a staff command given at `now`.
-pub fn command_event(cmd: Command, now: i64) -> (Event, i64) {
-    match cmd {
+/// The event and the end of the snooze (0: none) of a staff command given at `now`; `None`
+/// for a command that does not move the ticket (a correction).
+pub fn command_event(cmd: &Command, now: i64) -> Option<(Event, i64)> {
+    Some(match cmd {
         Command::Close => (Event::Close, 0),
         Command::Reopen => (Event::Reopen, 0),
         Command::Snooze(d) => (
             Event::Snooze,
             now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         ),
-    }
+        Command::Relabel(_) => return None,
+    })
 }
 
 #[cfg(test)]
@@ -1236,6 +1242,41 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(staff_command(body), want, "{body:?}");
         }
+    }
+
+    #[test]
+    fn staff_correct_a_verdict_by_email_command() {
+        use crate::corrections::Relabel;
+        use crate::score::Priority;
+        let tone = |t: &str, present| {
+            Some(Command::Relabel(Relabel::Tone {
+                tone: t.into(),
+                present,
+            }))
+        };
+        for (body, want) in [
+            (
+                "#priority urgent\nThe customer's payroll is stuck.",
+                Some(Command::Relabel(Relabel::Priority(Priority::Urgent))),
+            ),
+            (
+                "#PRIORITY Low",
+                Some(Command::Relabel(Relabel::Priority(Priority::Low))),
+            ),
+            ("#tone angry", tone("angry", true)),
+            ("#tone -polite", tone("polite", false)),
+            ("#priority", None),
+            ("#priority asap", None),
+            ("#priority urgent please", None),
+            ("#tone very angry", None),
+        ] {
+            assert_eq!(staff_command(body), want, "{body:?}");
+        }
+        assert_eq!(
+            command_event(&Command::Relabel(Relabel::Priority(Priority::High)), 0),
+            None,
+            "a correction moves no ticket"
+        );
     }
 
     #[test]
@@ -1673,7 +1714,7 @@ mod email_effect_tests {
                 (Event::Snooze, now + 3 * 86_400),
             ),
         ] {
-            assert_eq!(command_event(cmd, now), want, "{cmd:?}");
+            assert_eq!(command_event(&cmd, now), Some(want), "{cmd:?}");
         }
     }
 }

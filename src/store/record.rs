@@ -685,9 +685,23 @@ fn move_ticket(
         let detail = format!("rated {rating} of 5 by {sender}");
         note_event(tx, ticket_id, "survey_answer", now, Some(row), &detail)?;
     }
-    if let Some(cmd) = effect.command {
-        let (e, until) = tickets::command_event(cmd, now);
+    if let Some(cmd) = &effect.command {
         let who = format!("email command from {sender}");
+        let Some((e, until)) = tickets::command_event(cmd, now) else {
+            if let tickets::Command::Relabel(r) = cmd {
+                let source = crate::corrections::Source::EmailCommand;
+                let done = super::corrections::relabel_in(
+                    tx,
+                    ticket_id,
+                    std::slice::from_ref(r),
+                    source,
+                    sender,
+                    now,
+                )?;
+                tracing::info!(ticket = %tag, command = ?cmd, corrected = done.is_some(), "Staff correction by email");
+            }
+            return Ok(());
+        };
         let (from, to) = ticket_event(tx, ticket_id, e, now, Some(row), &who, until)?;
         let change = Some((e, from, to));
         schedule_followups(tx, ticket_id, change, Because::default(), now, policy, now)?;

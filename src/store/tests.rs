@@ -2752,5 +2752,6 @@ fn the_loop_rule_reads_through_indexes() {
     }
 }
 
+mod corrections;
 mod migration;
 mod plans;

@@ -205,7 +205,9 @@ impl Store {
         let Some(id) = id else {
             return Ok(None);
         };
-        let (event, until) = tickets::command_event(cmd, now);
+        let Some((event, until)) = tickets::command_event(&cmd, now) else {
+            anyhow::bail!("{cmd:?} does not move a ticket (`triaged ticket relabel` corrects one)");
+        };
         let (from, to) = ticket_event(&tx, id, event, now, None, who, until)?;
         schedule_followups(
             &tx,
