@@ -110,6 +110,12 @@ impl Corrections {
             }
         };
         let noted = store.note_keywords(folder, uidvalidity, &read, &self.names, now)?;
+        tracing::debug!(
+            folder,
+            read = read.len(),
+            changed = noted.len(),
+            "Keywords read back"
+        );
         for n in &noted {
             let ticket = n.ticket.as_deref().unwrap_or("-");
             let (from, to) = (label(&n.before), label(&n.after));

@@ -13,6 +13,7 @@ mod daemon;
 mod cli;
 mod corpus;
 mod corpus_e2e;
+mod corrections;
 mod crash;
 mod digests;
 mod e2e;
