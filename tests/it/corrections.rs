@@ -325,3 +325,61 @@ async fn a_correction_made_while_the_daemon_is_stopped_is_read_at_the_next_start
 {
     a_correction_made_while_stopped(false).await;
 }
+
+/// Staff correct by email command; the mailbox still shows the daemon's keyword, and reading
+/// it again (every 2 s here, without CONDSTORE) leaves staff's word in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_command_corrects_and_the_unchanged_keyword_does_not_undo_it() {
+    let stack = stack(false);
+    let cfg = DaemonConfig::of(&stack)
+        .set("flags", "corrections_interval", "2s")
+        .write();
+    let d = Daemon::start(&cfg);
+    let uid = delivered_and_flagged(
+        &stack,
+        &cfg,
+        &d,
+        &question("e1@customer.example.test", "Invoices"),
+    )
+    .await;
+    let command = customer_email(
+        "staff@example.test",
+        "e2@support.example.test",
+        "Re: Invoices [#T-1001]",
+        "#priority urgent\r\nTheir payroll depends on it; I am on it.",
+    );
+    stack.deliver(SUPPORT, &command);
+    assert!(
+        wait_until(WAIT, || count(
+            &cfg,
+            "SELECT count(*) FROM corrections WHERE field = 'priority' AND old_value = 'normal'
+             AND new_value = 'urgent' AND source = 'email-command' AND who = 'staff@example.test'
+             AND undone_at = 0"
+        ) == 1),
+        "{}",
+        d.log_text()
+    );
+    let reads_before = reads(&d);
+    assert!(
+        wait_until(WAIT, || reads(&d) > reads_before + 1),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM corrections WHERE undone_at = 0"),
+        1
+    );
+    let shown = cli(&cfg, &["ticket", "show", "T-1001"]);
+    assert!(
+        shown.contains("priority  urgent")
+            && shown.contains("priority normal -> urgent (email-command by staff@example.test)"),
+        "{shown}"
+    );
+    let inbox = stack.fetch_all(SUPPORT, "INBOX").await;
+    let first = inbox.iter().find(|m| m.uid == uid).expect("still there");
+    assert!(
+        first.flags.iter().any(|k| k == "triage/normal"),
+        "the daemon leaves a flagged email's keywords alone: {:?}",
+        first.flags
+    );
+}
