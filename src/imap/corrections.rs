@@ -51,10 +51,10 @@ impl Corrections {
     }
 
     /// How long the watcher may wait for news before keywords are due to be read again:
-    /// `None` when only news matters (CONDSTORE: a change is news, and IDLE or the poll
-    /// brings it; or corrections are off).
-    pub(super) fn wait_until(&self, condstore: bool) -> Option<Instant> {
-        if !self.enabled || condstore {
+    /// `None` when only news matters (`by_modseq`: the folder is read by what changed, which
+    /// IDLE or the poll brings; or corrections are off).
+    pub(super) fn wait_until(&self, by_modseq: bool) -> Option<Instant> {
+        if !self.enabled || by_modseq {
             return None;
         }
         self.next_read
@@ -78,7 +78,7 @@ impl Corrections {
             Some(_) => store.highest_modseq(folder, uidvalidity)?,
             None => None,
         };
-        let read = match (highest_modseq, since) {
+        let fetched = match (highest_modseq, since) {
             (Some(h), Some(s)) if h == s => return Ok(()),
             (Some(h), Some(s)) if h > s => {
                 keywords(
@@ -87,7 +87,7 @@ impl Corrections {
                     "1:*",
                     &format!("(UID FLAGS) (CHANGEDSINCE {s})"),
                 )
-                .await?
+                .await
             }
             // No CONDSTORE, a first read, or a server that went back (read it all once).
             _ => {
@@ -97,17 +97,28 @@ impl Corrections {
                 self.next_read = Some(Instant::now() + self.interval);
                 let uids = store.recent_uids(folder, uidvalidity, RECENT_EMAILS)?;
                 if uids.is_empty() {
-                    Vec::new()
+                    Ok(Vec::new())
                 } else {
-                    keywords(
-                        session,
-                        folder,
-                        &super::watch::uid_set(&uids),
-                        "(UID FLAGS)",
-                    )
-                    .await?
+                    let set = super::watch::uid_set(&uids);
+                    keywords(session, folder, &set, "(UID FLAGS)").await
                 }
             }
+        };
+        let read = match fetched {
+            Ok(read) => read,
+            // The server refused the FETCH (the connection is fine): corrections are not read
+            // from this folder until a restart, and triage goes on.
+            Err(e) => match super::watch::refusal(&e) {
+                Some(answer) => {
+                    self.enabled = false;
+                    tracing::warn!(
+                        folder,
+                        "The server refused to read keywords back (\"{answer}\"): staff's keyword changes in {folder} are not read as corrections until a restart; triage goes on"
+                    );
+                    return Ok(());
+                }
+                None => return Err(e),
+            },
         };
         let noted = store.note_keywords(folder, uidvalidity, &read, &self.names, now)?;
         tracing::debug!(

@@ -124,7 +124,7 @@ impl Moves {
 
 /// The server said NO (or BAD) to a command, as opposed to not answering: the connection is
 /// fine. Its answer, when `e` is such a refusal.
-fn refusal(e: &anyhow::Error) -> Option<String> {
+pub(super) fn refusal(e: &anyhow::Error) -> Option<String> {
     use async_imap::error::Error;
     e.chain().find_map(|c| match c.downcast_ref::<Error>()? {
         Error::No(text) | Error::Bad(text) => Some(server_words(text)),
@@ -369,9 +369,9 @@ impl Watcher {
                 tracing::debug!(folder = %folder, "New mail announced while syncing; syncing again");
                 continue;
             }
-            // Keywords staff changed are news with CONDSTORE; without it they are read again
-            // on a timer, which ends the wait.
-            let until = self.corrections.wait_until(caps.condstore);
+            // Keywords staff changed are news where the folder has a HIGHESTMODSEQ; elsewhere
+            // they are read again on a timer, which ends the wait.
+            let until = self.corrections.wait_until(modseq.is_some());
             session = if caps.idle {
                 // Waiting in IDLE with nothing unread: read through, for as long as it lasts.
                 let marked = self.mailbox.key(&self.folder);
