@@ -79,8 +79,8 @@
 //!   backoff.
 //!
 //! **Operator tools**: [`tools`], a file per command that needs no server (`check`,
-//! `status`, `explain`, `eval`, `tune`, `tickets`, `digest`, `init`; `main.rs` parses and
-//! dispatches), over [`tune`] (keyword rules learned from labelled text, `tune --learn`). The
+//! `status`, `explain`, `eval`, `tune`, `tickets`, `relabel`, `digest`, `init`; `main.rs`
+//! parses and dispatches), over [`tune`] (keyword rules learned from labelled text, `tune --learn`). The
 //! offline numerics (labelled data and metrics, logistic regression, TF-IDF, cross-validation,
 //! phrase evidence) are the `triaged-tune` crate (`crates/tune`), which knows nothing of the
 //! daemon.
