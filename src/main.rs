@@ -310,9 +310,11 @@ enum TicketAction {
     Snooze { id: String, duration: String },
     /// Reopen the ticket (waiting for staff again).
     Reopen { id: String },
-    /// Correct the verdict of the ticket's latest email from its customer: its priority (the
-    /// ticket's priority follows) and tones. Recorded as staff's label for `triaged eval
-    /// --store`, and the mailbox keeps it (the daemon never writes its own label over it).
+    /// Correct a verdict: the priority or tones of the ticket's latest email from its customer.
+    ///
+    /// The ticket's priority follows a priority correction. It is recorded as staff's label
+    /// (what `triaged eval --store` compares the rules with); the email's keywords in the
+    /// mailbox stay as they are, and reading them again does not undo it.
     ///
     /// Examples:
     ///
