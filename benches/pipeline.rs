@@ -24,7 +24,9 @@
 //! Environment: BENCH_LATENCY_EMAILS (default 60), BENCH_BACKLOG (default "1000,3000"),
 //! BENCH_STORE (history sizes, default "0,20000,100000"), BENCH_STORE_EMAILS (M, default 2000),
 //! BENCH_IDLE (history sizes, default "0,100000"), BENCH_IDLE_SECS (default 60). An empty list
-//! skips that part.
+//! skips that part. BENCH_CORRECTIONS=0 has the daemon of the latency, backlog and store parts read no
+//! keywords back (`[flags] corrections = false`), to see what reading staff's corrections
+//! costs.
 
 #[path = "support/bigstore.rs"]
 mod bigstore;
@@ -43,6 +45,11 @@ use daemon::{Daemon, DaemonConfig, count, customer_email, wait_until};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// `[flags] corrections` for the latency and backlog parts (BENCH_CORRECTIONS).
+fn corrections() -> bool {
+    env_or("BENCH_CORRECTIONS", "1") != "0"
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -84,6 +91,7 @@ fn latency(n: usize) {
     let cfg = DaemonConfig::of(&stack)
         .circuit_breaker(100_000)
         .raw(ROUTING)
+        .set("flags", "corrections", corrections())
         .write();
     let d = Daemon::start(&cfg);
     assert!(
@@ -145,7 +153,10 @@ fn backlog(m: usize, sink: bool) {
     if sink {
         stack.set_smtp_mode("sink");
     }
-    let cfg = DaemonConfig::of(&stack).circuit_breaker(100_000).write();
+    let cfg = DaemonConfig::of(&stack)
+        .circuit_breaker(100_000)
+        .set("flags", "corrections", corrections())
+        .write();
     let mails: Vec<Vec<u8>> = (0..m)
         .map(|i| {
             customer_email(
@@ -208,7 +219,10 @@ fn now_secs() -> i64 {
 /// flagged.
 fn store_triage(history: usize, m: usize) {
     let stack = MailStack::start();
-    let cfg = DaemonConfig::of(&stack).circuit_breaker(100_000).write();
+    let cfg = DaemonConfig::of(&stack)
+        .circuit_breaker(100_000)
+        .set("flags", "corrections", corrections())
+        .write();
     let filled = Instant::now();
     bigstore::fill(&cfg.store, history, now_secs());
     let fill_time = filled.elapsed();

@@ -8,7 +8,14 @@ use std::path::{Path, PathBuf};
 
 /// The pure core: decisions that take values and `now` and return values.
 const CORE: &[&str] = &[
-    "guard", "score", "route", "tickets", "sla", "digest", "alerts",
+    "guard",
+    "score",
+    "route",
+    "corrections",
+    "tickets",
+    "sla",
+    "digest",
+    "alerts",
 ];
 
 /// Modules that do I/O or wire tasks together: the core reaches none of them.

@@ -29,6 +29,9 @@
 //! - [`score`]: keyword/regex rules from TOML -> priority, tones, intents, hits.
 //! - [`route`]: the team a customer's email goes to and why (`[[team]]`), and the clarifying
 //!   questions its acknowledgement asks (`[[ask]]`).
+//! - [`corrections`]: staff corrections of a verdict: what triage keywords changed in a mail
+//!   client say (a correction, an undo, or the daemon's own keywords), and the `#priority` /
+//!   `#tone` commands; recorded by the store, read by `triaged eval --store`.
 //! - [`tickets`]: ticket tags, states and what moves them, roles, staff commands, the
 //!   acknowledgement decision (with the loop breaker: what looks like a loop is held for staff,
 //!   not refused) and the follow-up policy.
@@ -77,8 +80,8 @@
 //!   backoff.
 //!
 //! **Operator tools**: [`tools`], a file per command that needs no server (`check`,
-//! `status`, `explain`, `eval`, `tune`, `tickets`, `digest`, `init`; `main.rs` parses and
-//! dispatches), over [`tune`] (keyword rules learned from labelled text, `tune --learn`). The
+//! `status`, `explain`, `eval`, `tune`, `tickets`, `relabel`, `digest`, `init`; `main.rs`
+//! parses and dispatches), over [`tune`] (keyword rules learned from labelled text, `tune --learn`). The
 //! offline numerics (labelled data and metrics, logistic regression, TF-IDF, cross-validation,
 //! phrase evidence) are the `triaged-tune` crate (`crates/tune`), which knows nothing of the
 //! daemon.
@@ -92,6 +95,7 @@
 pub mod alerts;
 pub mod clock;
 pub mod config;
+pub mod corrections;
 pub mod daemon;
 pub mod diag;
 pub mod digest;

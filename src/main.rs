@@ -111,10 +111,25 @@ enum Command {
     ///     --map get_refund=refund,card_stolen=security,*=none
     ///
     /// Held out: tune --part train, then eval --part test (same --test-share and --split-seed).
+    ///
+    /// How the rules agree with staff: the verdicts in the store of the last 30 days against
+    /// staff's corrections (re-flagged in their mail client, #priority/#tone commands,
+    /// ticket relabel); a verdict staff left as it was counts as agreed:
+    ///
+    ///   triaged eval --store --since 30d
+    ///   triaged eval --store --tone angry,frustrated --positive angry
     #[command(verbatim_doc_comment)]
     Eval {
         #[command(flatten)]
         data: DataArgs,
+        /// Compare the verdicts in the store with staff's corrections instead of a labelled
+        /// file: customer emails received in the last --since; staff's label where they
+        /// corrected one, the verdict's where they left it (counted as agreed).
+        #[arg(long, conflicts_with_all = ["data", "predicted_map", "intents"])]
+        store: bool,
+        /// With --store: the period, back from now (e.g. 7d, 12h) [default: 30d].
+        #[arg(long, conflicts_with = "data")]
+        since: Option<String>,
         /// Predicted priority -> class, e.g. urgent=high for three-level labels.
         #[arg(long)]
         predicted_map: Option<String>,
@@ -165,8 +180,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one ticket (its team and why, the questions asked, its history), or close, snooze,
-    /// reopen or re-route it.
+    /// Show one ticket (its team and why, the questions asked, its history); close, snooze,
+    /// reopen or re-route it; correct its priority or tone (relabel).
     Ticket {
         #[command(subcommand)]
         action: TicketAction,
@@ -303,6 +318,31 @@ enum TicketAction {
     /// `triaged ticket route T-1042 billing`. Logged in its history as `routed`; staff can do
     /// the same by email with a first line `#team billing`.
     Route { id: String, team: String },
+    /// Correct a verdict: the priority or tones of the ticket's latest email from its customer.
+    ///
+    /// The ticket's priority follows a priority correction. It is recorded as staff's label
+    /// (what `triaged eval --store` compares the rules with); the email's keywords in the
+    /// mailbox stay as they are, and reading them again does not undo it.
+    ///
+    /// Examples:
+    ///
+    ///   triaged ticket relabel T-1042 --priority urgent
+    ///   triaged ticket relabel T-1042 --tone angry,-polite   (angry: it has the tone; -polite: not)
+    ///   triaged ticket relabel T-1042 --undo                 (the verdicts count again)
+    #[command(verbatim_doc_comment)]
+    Relabel {
+        /// The ticket: T-1042, 1042 or [#T-1042].
+        id: String,
+        /// The priority staff say it has.
+        #[arg(long, value_enum, required_unless_present_any = ["tone", "undo"])]
+        priority: Option<PriorityArg>,
+        /// Tones it has (NAME) or has not (-NAME), comma-separated.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        tone: Vec<String>,
+        /// Undo every correction in force on the ticket's emails (by anyone, any way).
+        #[arg(long, conflicts_with_all = ["priority", "tone"])]
+        undo: bool,
+    },
 }
 
 /// `triaged tune`'s arguments.
@@ -383,15 +423,15 @@ impl TuneCli {
 struct DataArgs {
     /// The labelled data: .csv (header row detected; columns by name, or by 0-based index when
     /// there is none) or .jsonl.
-    #[arg(long, alias = "csv")]
-    data: PathBuf,
+    #[arg(long, alias = "csv", required = true)]
+    data: Option<PathBuf>,
     /// Text columns, comma-separated: the first is the subject, the rest the body (one column:
     /// the body).
     #[arg(long, value_delimiter = ',', required = true)]
     text: Vec<String>,
     /// The label column.
-    #[arg(long)]
-    label: String,
+    #[arg(long, required = true)]
+    label: Option<String>,
     /// Gold label -> class, e.g. high=high,medium=normal,low=low (label= leaves rows out).
     #[arg(long)]
     map: Option<String>,
@@ -421,11 +461,15 @@ type Data = (
 
 impl DataArgs {
     fn parse(self) -> anyhow::Result<Data> {
-        let mut source = triaged_tune::eval::Source::from_path(&self.data)?;
+        // Required by clap, except where `eval --store` reads the store instead.
+        let (Some(data), Some(label)) = (self.data, self.label) else {
+            anyhow::bail!("give the labelled data: --data FILE --text COLUMNS --label COLUMN");
+        };
+        let mut source = triaged_tune::eval::Source::from_path(&data)?;
         source.header = self.header.parse()?;
         let columns = triaged_tune::eval::Columns {
             text: self.text,
-            label: self.label,
+            label,
             filter: self
                 .filter
                 .iter()
@@ -474,18 +518,27 @@ fn main() -> ExitCode {
 }
 
 /// The commands and their arguments. `init` has a `--config` of its own, hidden, so the global
-/// one is not in its help.
+/// one is not in its help. `eval` needs its labelled data unless it reads the store
+/// (`--store`), which `tune` does not know.
 fn command() -> clap::Command {
-    Cli::command().mut_subcommand("init", |init| {
-        init.arg(
-            clap::Arg::new("config")
-                .long("config")
-                .short('c')
-                .value_name("CONFIG")
-                .value_parser(clap::value_parser!(PathBuf))
-                .hide(true),
-        )
-    })
+    Cli::command()
+        .mut_subcommand("init", |init| {
+            init.arg(
+                clap::Arg::new("config")
+                    .long("config")
+                    .short('c')
+                    .value_name("CONFIG")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .hide(true),
+            )
+        })
+        .mut_subcommand("eval", |eval| {
+            ["data", "text", "label"]
+                .into_iter()
+                .fold(eval, |eval, id| {
+                    eval.mut_arg(id, |a| a.required(false).required_unless_present("store"))
+                })
+        })
 }
 
 /// The command line, or clap's message and exit code.
@@ -577,11 +630,29 @@ fn dispatch(path: &Path, command: Command) -> ExitCode {
         }),
         Command::Ticket { action } => with_config(path, |c| ticket(c, action, now())),
         Command::Eval {
+            store: true,
+            since,
+            tone,
+            json,
+            ..
+        } => with_config(path, |c| {
+            let since = since.as_deref().unwrap_or("30d");
+            let since = triaged::units::parse_duration(since).map_err(|e| anyhow::anyhow!(e))?;
+            let args = tools::eval::StoreArgs {
+                since,
+                tones: tone.tone,
+                positive: tone.positive,
+                json,
+            };
+            tools::eval::eval_store(c, &args, now())
+        }),
+        Command::Eval {
             data,
             predicted_map,
             intents,
             tone,
             json,
+            ..
         } => with_config(path, |c| {
             let (source, columns, map) = data.parse()?;
             let args = tools::eval::EvalArgs {
@@ -723,6 +794,15 @@ fn ticket(config: &Config, action: TicketAction, now: i64) -> anyhow::Result<Str
             Ok(_) => Err(anyhow::anyhow!("snooze for how long? e.g. 3d or 4h")),
             Err(e) => Err(anyhow::anyhow!(e)),
         },
+        TicketAction::Relabel {
+            id,
+            priority,
+            tone,
+            undo,
+        } => {
+            let changes = tools::relabel::changes(priority.map(Priority::from), &tone)?;
+            tools::relabel::relabel(config, &id, &changes, undo, now)
+        }
     }
 }
 
@@ -827,6 +907,50 @@ mod tests {
         );
         assert!(!init.contains("--config"), "{init}");
         assert!(help("check").contains("--config"));
+    }
+
+    #[test]
+    fn eval_reads_labelled_data_or_the_store_and_relabel_names_a_change() {
+        let cli = parsed(&["eval", "--store", "--since", "7d", "--tone", "angry"]).expect("store");
+        assert!(matches!(
+            cli.command,
+            Command::Eval { store: true, since: Some(ref since), .. } if since == "7d"
+        ));
+        let cli = parsed(&["eval", "--store"]).expect("store");
+        assert!(matches!(cli.command, Command::Eval { since: None, .. }));
+        for bad in [
+            &["eval"][..],
+            &[
+                "eval", "--since", "7d", "--data", "d.csv", "--text", "t", "--label", "l",
+            ],
+            &["eval", "--store", "--data", "d.csv"],
+            &["eval", "--store", "--intents"],
+            &["tune", "--store"],
+            &["tune", "--text", "t", "--label", "l"],
+            &["ticket", "relabel", "T-1"],
+            &["ticket", "relabel", "T-1", "--undo", "--priority", "high"],
+            &["ticket", "relabel", "T-1", "--priority", "asap"],
+        ] {
+            assert!(parsed(bad).is_err(), "{bad:?} accepted");
+        }
+        let cli = parsed(&["ticket", "relabel", "T-1", "--tone", "angry,-polite"]).expect("tones");
+        let Command::Ticket {
+            action: TicketAction::Relabel { tone, undo, .. },
+        } = cli.command
+        else {
+            panic!("not relabel");
+        };
+        assert_eq!(
+            (tone, undo),
+            (vec!["angry".into(), "-polite".into()], false)
+        );
+        let cli = parsed(&["ticket", "relabel", "T-1", "--undo"]).expect("undo");
+        assert!(matches!(
+            cli.command,
+            Command::Ticket {
+                action: TicketAction::Relabel { undo: true, .. }
+            }
+        ));
     }
 
     #[test]

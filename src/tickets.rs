@@ -258,7 +258,8 @@ fn followup_changes(on: FollowupSwitches, f: &FollowupFacts) -> Vec<FollowupActi
 }
 
 /// A command staff give in an email: a line `#close`, `#snooze 3d`, `#reopen` or `#team NAME`
-/// first in the body (blank lines before it are fine).
+/// first in the body (blank lines before it are fine); or `#priority urgent`, `#tone angry`,
+/// `#tone -polite` (a correction of the verdict, [`crate::corrections`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Close,
@@ -267,6 +268,7 @@ pub enum Command {
     /// Re-route the ticket to this team (lower-cased as written; whether a `[[team]]` has
     /// that name is checked where the configuration is known: [`reroute`]).
     Team(String),
+    Relabel(crate::corrections::Relabel),
 }
 
 /// The command at the top of `body`, or `None`. An unknown `#word` or a snooze without a valid
@@ -289,6 +291,8 @@ pub fn staff_command(body: &str) -> Option<Command> {
             .map(Command::Snooze),
         // Any name: one no team has is refused where the teams are known, and said so.
         ("#team", Some(name)) => Some(Command::Team(name.to_lowercase())),
+        ("#priority", Some(p)) => crate::corrections::Relabel::priority(p).map(Command::Relabel),
+        ("#tone", Some(t)) => crate::corrections::Relabel::tone(t).map(Command::Relabel),
         _ => None,
     }
 }
@@ -890,7 +894,7 @@ pub fn waiting_since(role: Role, received_at: i64, now: i64) -> i64 {
 }
 
 /// The event and the end of the snooze (0: none) of a staff command given at `now`; `None`
-/// for a command that moves no state (`#team`: [`reroute`]).
+/// for a command that moves no state (`#team`: [`reroute`]; a correction).
 pub fn command_event(cmd: &Command, now: i64) -> Option<(Event, i64)> {
     match cmd {
         Command::Close => Some((Event::Close, 0)),
@@ -899,7 +903,7 @@ pub fn command_event(cmd: &Command, now: i64) -> Option<(Event, i64)> {
             Event::Snooze,
             now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         )),
-        Command::Team(_) => None,
+        Command::Team(_) | Command::Relabel(_) => None,
     }
 }
 
@@ -1320,6 +1324,41 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(staff_command(body), want, "{body:?}");
         }
+    }
+
+    #[test]
+    fn staff_correct_a_verdict_by_email_command() {
+        use crate::corrections::Relabel;
+        use crate::score::Priority;
+        let tone = |t: &str, present| {
+            Some(Command::Relabel(Relabel::Tone {
+                tone: t.into(),
+                present,
+            }))
+        };
+        for (body, want) in [
+            (
+                "#priority urgent\nThe customer's payroll is stuck.",
+                Some(Command::Relabel(Relabel::Priority(Priority::Urgent))),
+            ),
+            (
+                "#PRIORITY Low",
+                Some(Command::Relabel(Relabel::Priority(Priority::Low))),
+            ),
+            ("#tone angry", tone("angry", true)),
+            ("#tone -polite", tone("polite", false)),
+            ("#priority", None),
+            ("#priority asap", None),
+            ("#priority urgent please", None),
+            ("#tone very angry", None),
+        ] {
+            assert_eq!(staff_command(body), want, "{body:?}");
+        }
+        assert_eq!(
+            command_event(&Command::Relabel(Relabel::Priority(Priority::High)), 0),
+            None,
+            "a correction moves no ticket"
+        );
     }
 
     #[test]

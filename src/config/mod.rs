@@ -226,6 +226,11 @@ pub struct FlagsConfig {
     pub folders: BTreeMap<Priority, String>,
     /// What marks the priority where the server accepts no custom keywords.
     pub keyword_fallback: KeywordFallback,
+    /// Triage keywords staff change in their mail client are read back as corrections.
+    pub corrections: bool,
+    /// How often the keywords of recent email are read again on a server without CONDSTORE
+    /// (with it, every time the watcher syncs: only what changed is read).
+    pub corrections_interval: std::time::Duration,
 }
 
 /// How priorities are shown on a server that refuses custom keywords (Microsoft 365).

@@ -277,6 +277,8 @@ pub struct Flags {
     pub flag_urgent: Option<bool>,
     pub folders: Option<PerPriority>,
     pub keyword_fallback: Option<Spanned<String>>,
+    pub corrections: Option<bool>,
+    pub corrections_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -102,6 +102,28 @@ fn minimal_config_gets_defaults() {
 }
 
 #[test]
+fn corrections_are_read_every_5_minutes_unless_configured() {
+    let (_d, path) = setup(MINIMAL);
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(c.flags.corrections);
+    assert_eq!(c.flags.corrections_interval, Duration::from_secs(300));
+    let (_d, path) = setup(&format!(
+        "{MINIMAL}\n[flags]\ncorrections = false\ncorrections_interval = \"30s\"\n"
+    ));
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(!c.flags.corrections);
+    assert_eq!(c.flags.corrections_interval, Duration::from_secs(30));
+    let errs = errors(&format!(
+        "{MINIMAL}\n[flags]\ncorrections_interval = \"0s\"\n"
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("CONFIG:21:24: corrections_interval must be longer than 0s")),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn the_priority_without_evidence_is_configurable() {
     let (_d, path) = setup(&format!("{MINIMAL}\n[scoring]\nno_evidence = \"low\"\n"));
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));

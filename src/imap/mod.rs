@@ -10,6 +10,7 @@
 //! again, each answer awaited at most `liveness_timeout`. Worst case with the defaults: a
 //! connection that goes silent just after a check is found at the next one, 4 min + 30 s later.
 
+mod corrections;
 mod folders;
 mod watch;
 
@@ -59,9 +60,22 @@ fn keep_alive(tcp: &TcpStream) {
     }
 }
 
-/// SELECT `folder` with [`IO_TIMEOUT`]; a NO is [`ImapError::NoSuchFolder`].
-pub async fn select(session: &mut ImapSession, folder: &str) -> Result<async_imap::types::Mailbox> {
-    match tokio::time::timeout(IO_TIMEOUT, session.select(folder)).await {
+/// SELECT `folder` with [`IO_TIMEOUT`]; a NO is [`ImapError::NoSuchFolder`]. With
+/// `condstore` (the server has it), `SELECT folder (CONDSTORE)`: the answer carries the
+/// folder's HIGHESTMODSEQ.
+pub async fn select(
+    session: &mut ImapSession,
+    folder: &str,
+    condstore: bool,
+) -> Result<async_imap::types::Mailbox> {
+    let selected = async {
+        if condstore {
+            session.select_condstore(folder).await
+        } else {
+            session.select(folder).await
+        }
+    };
+    match tokio::time::timeout(IO_TIMEOUT, selected).await {
         Ok(Err(async_imap::error::Error::No(said))) => Err(ImapError::NoSuchFolder {
             folder: folder.to_string(),
             said,

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
+use super::corrections::Corrections;
 use super::folders::{self, Hierarchy};
 use super::{IO_TIMEOUT, ImapSession, ImapStream, connect, io};
 use crate::alerts::Condition;
@@ -62,6 +63,8 @@ pub struct Watcher {
     synced: crate::outbox::SyncMarks,
     /// How an unavailable store is waited out: fetching stops, the connection stays.
     store_wait: StoreWait,
+    /// Reading the keywords staff change (corrections).
+    corrections: Corrections,
 }
 
 impl Watcher {
@@ -83,6 +86,7 @@ impl Watcher {
             flags.enabled = false;
         }
         Watcher {
+            corrections: Corrections::new(&flags),
             store_wait: StoreWait::new(&shared.health, key, &config.store),
             synced: shared.synced.clone(),
             folder,
@@ -124,7 +128,7 @@ impl Moves {
 
 /// The server said NO (or BAD) to a command, as opposed to not answering: the connection is
 /// fine. Its answer, when `e` is such a refusal.
-fn refusal(e: &anyhow::Error) -> Option<String> {
+pub(super) fn refusal(e: &anyhow::Error) -> Option<String> {
     use async_imap::error::Error;
     e.chain().find_map(|c| match c.downcast_ref::<Error>()? {
         Error::No(text) | Error::Bad(text) => Some(server_words(text)),
@@ -186,6 +190,9 @@ struct Caps {
     keywords: Keywords,
     /// `\Flagged` is among the folder's PERMANENTFLAGS (a read-only ACL can take it away).
     flagged: bool,
+    /// CONDSTORE (RFC 7162): keywords staff changed are read by what changed since the last
+    /// read.
+    condstore: bool,
 }
 
 /// Which custom keywords the selected folder keeps (its PERMANENTFLAGS).
@@ -292,7 +299,9 @@ impl Watcher {
             namespace,
             keywords: Keywords::Any,
             flagged: true,
+            condstore: caps.has_str("CONDSTORE"),
         };
+        self.corrections.connected();
         let folder = if self.folder == SENT_AUTO {
             let found = find_sent_folder(&mut session, special_use).await?;
             if self.resolved.as_deref() != Some(found.as_str()) {
@@ -305,11 +314,11 @@ impl Watcher {
         };
         // SELECT takes the folder's own name; the store and the pipeline take its key.
         let key = self.mailbox.key(&folder);
-        tracing::info!(mailbox = %self.mailbox.name, host = %self.mailbox.host, folder = %folder, idle = caps.idle, "IMAP connected");
+        tracing::info!(mailbox = %self.mailbox.name, host = %self.mailbox.host, folder = %folder, idle = caps.idle, condstore = caps.condstore, "IMAP connected");
         // Healthy once the folder is selected and synced (below); a folder that cannot be
         // selected keeps its connection problem.
         loop {
-            let mbox = super::select(&mut session, &folder).await?;
+            let mbox = super::select(&mut session, &folder, caps.condstore).await?;
             caps.keywords = Keywords::from_permanent_flags(&mbox.permanent_flags);
             caps.flagged = mbox.permanent_flags.is_empty()
                 || mbox
@@ -324,8 +333,16 @@ impl Watcher {
                 .uid_validity
                 .ok_or_else(|| anyhow!("Server sent no UIDVALIDITY for {folder}"))?;
             let pass_began = self.pipeline.clock.now();
+            let modseq = mbox.highest_modseq.filter(|_| caps.condstore);
             let synced = self
-                .sync_folder(&mut session, &key, uidvalidity, mbox.uid_next, &caps)
+                .sync_folder(
+                    &mut session,
+                    &key,
+                    uidvalidity,
+                    mbox.uid_next,
+                    modseq,
+                    &caps,
+                )
                 .await;
             if let Err(e) = synced {
                 // The store is unavailable (locked, disk full): fetch nothing until it takes
@@ -359,15 +376,18 @@ impl Watcher {
                 tracing::debug!(folder = %folder, "New mail announced while syncing; syncing again");
                 continue;
             }
+            // Keywords staff changed are news where the folder has a HIGHESTMODSEQ; elsewhere
+            // they are read again on a timer, which ends the wait.
+            let until = self.corrections.wait_until(modseq.is_some());
             session = if caps.idle {
                 // Waiting in IDLE with nothing unread: read through, for as long as it lasts.
                 let marked = self.mailbox.key(&self.folder);
                 self.synced.idle(&marked, true);
-                let waited = Self::idle(&self.mailbox, session, cancel, &source).await;
+                let waited = Self::idle(&self.mailbox, session, cancel, &source, until).await;
                 self.synced.idle(&marked, false);
                 waited?
             } else {
-                Self::poll(&self.mailbox, session, cancel, &source).await?
+                Self::poll(&self.mailbox, session, cancel, &source, until).await?
             };
             if cancel.is_cancelled() {
                 // Best effort: the connection is dropped either way.
@@ -377,18 +397,29 @@ impl Watcher {
         }
     }
 
-    /// Everything above the checkpoint fetched and recorded, and flags applied.
+    /// Everything above the checkpoint fetched and recorded, flags applied, and the keywords
+    /// staff changed read back (`modseq`: the folder's HIGHESTMODSEQ, with CONDSTORE).
     async fn sync_folder(
         &mut self,
         session: &mut ImapSession,
         key: &str,
         uidvalidity: u32,
         uid_next: Option<u32>,
+        modseq: Option<u64>,
         caps: &Caps,
     ) -> Result<()> {
         let state = self.checkpoint(session, key, uidvalidity, uid_next).await?;
         self.sync(session, key, state).await?;
-        self.apply_flags(session, key, uidvalidity, caps).await
+        self.apply_flags(session, key, uidvalidity, caps).await?;
+        // Where the folder keeps no custom keywords, staff cannot change one either.
+        if caps.keywords == Keywords::Any {
+            let now = self.pipeline.clock.now();
+            let store = &mut self.pipeline.store;
+            self.corrections
+                .read(session, store, key, uidvalidity, modseq, now)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Wait until the store takes a write again, first `retry`, then on the store's backoff;
@@ -839,7 +870,8 @@ impl Watcher {
         flags.join(" ")
     }
 
-    /// IDLE until the server reports something, `idle_timeout` passes, or we are cancelled.
+    /// IDLE until the server reports something, `idle_timeout` passes, `until` comes (keywords
+    /// are due to be read), or we are cancelled.
     /// Every `liveness_interval` IDLE is ended, a NOOP sent and IDLE begun again, each answer
     /// awaited at most `liveness_timeout`: a connection that went silent is an error here
     /// (and a reconnect) within `liveness_interval + liveness_timeout`.
@@ -848,6 +880,7 @@ impl Watcher {
         mut session: ImapSession,
         cancel: &CancellationToken,
         source: &str,
+        until: Option<Instant>,
     ) -> Result<ImapSession> {
         let began = Instant::now();
         loop {
@@ -860,7 +893,8 @@ impl Watcher {
             let wait_for = mailbox
                 .idle_timeout
                 .saturating_sub(began.elapsed())
-                .min(mailbox.liveness_interval);
+                .min(mailbox.liveness_interval)
+                .min(time_left(until));
             let woke = if already {
                 tracing::debug!("New mail announced as IDLE began");
                 Woke::News
@@ -883,7 +917,10 @@ impl Watcher {
                 }
             };
             session = live(mailbox, "Ending IDLE", handle.done()).await?;
-            if woke != Woke::Timer || began.elapsed() >= mailbox.idle_timeout {
+            if woke != Woke::Timer
+                || began.elapsed() >= mailbox.idle_timeout
+                || time_left(until).is_zero()
+            {
                 return Ok(session);
             }
             live(mailbox, "Checking the connection (NOOP)", session.noop()).await?;
@@ -895,15 +932,17 @@ impl Watcher {
         }
     }
 
-    /// Wait `poll_interval` (on a server without IDLE), with a NOOP at least every
-    /// `liveness_interval` and at the end, each answer awaited at most `liveness_timeout`.
+    /// Wait `poll_interval` (on a server without IDLE), or until `until` when that comes
+    /// first, with a NOOP at least every `liveness_interval` and at the end, each answer
+    /// awaited at most `liveness_timeout`.
     async fn poll(
         mailbox: &MailboxConfig,
         mut session: ImapSession,
         cancel: &CancellationToken,
         source: &str,
+        until: Option<Instant>,
     ) -> Result<ImapSession> {
-        let mut left = mailbox.poll_interval;
+        let mut left = mailbox.poll_interval.min(time_left(until));
         while !left.is_zero() {
             let step = left.min(mailbox.liveness_interval);
             tokio::select! {
@@ -919,6 +958,13 @@ impl Watcher {
         }
         Ok(session)
     }
+}
+
+/// The time left until `until` (none: no end).
+fn time_left(until: Option<Instant>) -> Duration {
+    until.map_or(Duration::MAX, |u| {
+        u.saturating_duration_since(Instant::now())
+    })
 }
 
 /// Why an IDLE wait ended.
@@ -1212,7 +1258,7 @@ fn batches(pending: &[(u32, usize)], max_count: usize, max_size: usize) -> Vec<&
     out
 }
 
-fn uid_set(uids: &[u32]) -> String {
+pub(super) fn uid_set(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();

@@ -156,15 +156,19 @@ impl Store {
     }
 
     /// Messages in this folder whose keywords are not set yet, oldest first: triaged ones
-    /// with their priority and tones (and a customer's email its ticket's team), skipped ones
-    /// to flag for staff, our own copies to mark read.
+    /// with their priority and tones (staff's, where they corrected the verdict: the daemon
+    /// never writes its own label over theirs; and a customer's email its ticket's team),
+    /// skipped ones to flag for staff, our own copies to mark read.
     pub fn pending_flags(&self, folder: &str, uidvalidity: u32) -> Result<Vec<FlagTask>> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT m.id, m.uid, nullif(m.priority, ''), m.tones, m.status = 'skipped', m.ack = 'own_loop',
+                "SELECT m.id, m.uid, nullif(coalesce(cp.new_value, m.priority), ''), coalesce(ct.new_value, m.tones),
+                        m.status = 'skipped', m.ack = 'own_loop',
                         CASE WHEN m.role = 'customer' THEN coalesce(t.team, '') ELSE '' END
                  FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id
+                 LEFT JOIN corrections cp ON cp.message_row = m.id AND cp.field = 'priority' AND cp.undone_at = 0
+                 LEFT JOIN corrections ct ON ct.message_row = m.id AND ct.field = 'tone' AND ct.undone_at = 0
                  WHERE m.folder = ?1 AND m.uidvalidity = ?2 AND m.flags_state = 'pending' ORDER BY m.uid",
             )
             .context("Preparing pending flags query")?;

@@ -11,6 +11,8 @@
 //! valid by `CHECK` constraints.
 //!
 //! One file per thing kept, each with its own `impl Store`:
+//! - `corrections`: staff corrections of verdicts (keywords changed in a mail client, email
+//!   commands, `triaged ticket relabel`), the keywords last seen, each folder's HIGHESTMODSEQ;
 //! - `folders`: folder checkpoints, triage starts (poison messages) and the keywords still to
 //!   set in IMAP;
 //! - `record`: the per-email transaction, in named steps, and the sender's history;
@@ -28,6 +30,7 @@
 //! stop at a limit in an index's order; the counts the status command, `/metrics` and the
 //! status page show are kept in the `tally` table by triggers (migration 8).
 
+mod corrections;
 mod counts;
 mod faults;
 mod folders;
@@ -39,6 +42,7 @@ mod rows;
 mod schema;
 mod tickets;
 
+pub use corrections::{Labelled, Noted, RECENT_EMAILS, Relabeled, label};
 pub use counts::Counts;
 pub use faults::Unavailable;
 pub use folders::{FlagTask, FolderState};

@@ -715,6 +715,19 @@ fn move_ticket(
         note_event(tx, ticket_id, "survey_answer", now, Some(row), &detail)?;
     }
     if let Some(cmd) = &effect.command {
+        if let Command::Relabel(r) = cmd {
+            let source = crate::corrections::Source::EmailCommand;
+            let done = super::corrections::relabel_in(
+                tx,
+                ticket_id,
+                std::slice::from_ref(r),
+                source,
+                sender,
+                now,
+            )?;
+            tracing::info!(ticket = %tag, command = ?cmd, corrected = done.is_some(), "Staff correction by email");
+            return Ok(());
+        }
         let who = match cmd {
             Command::Team(_) => format!("#team from {sender}"),
             _ => format!("email command from {sender}"),

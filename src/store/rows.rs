@@ -5,6 +5,7 @@
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 use super::OutboxKind;
+use crate::corrections::{Field, Source};
 use crate::score::Priority;
 use crate::tickets::{Followup, State};
 
@@ -81,6 +82,30 @@ impl FromSql for OutboxKind {
     }
 }
 
+impl ToSql for Field {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl FromSql for Field {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        named(v, "correction field", Field::parse)
+    }
+}
+
+impl ToSql for Source {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl FromSql for Source {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        named(v, "correction source", Source::parse)
+    }
+}
+
 /// The priority of an outbox row's `priority_rank` (follow-ups rank after every
 /// acknowledgement: [`super::followups::FOLLOWUP_RANK`] + the priority's rank).
 pub(super) fn priority_of_rank(rank: i64) -> FromSqlResult<Priority> {
@@ -121,6 +146,12 @@ mod tests {
         }
         for k in OutboxKind::ALL {
             assert_eq!(read::<OutboxKind>(k.as_str()), Ok(k));
+        }
+        for f in Field::ALL {
+            assert_eq!(read::<Field>(f.as_str()), Ok(f));
+        }
+        for s in Source::ALL {
+            assert_eq!(read::<Source>(s.as_str()), Ok(s));
         }
     }
 

@@ -437,6 +437,43 @@ ALTER TABLE tickets ADD COLUMN route_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE messages ADD COLUMN asks TEXT NOT NULL DEFAULT '';  -- comma-separated [[ask]] ids
 CREATE INDEX tickets_team ON tickets(team, state) WHERE team != '';
 "#),
+    // 12: staff corrections of verdicts (issue 18): each is a label staff gave an email (by
+    // changing its triage keyword, by a `#priority`/`#tone` email command, or with `triaged
+    // ticket relabel`) beside the verdict's. One is in force per email and field
+    // (`undone_at = 0`); one undone or replaced by a later one keeps its row. The triage
+    // keywords an email showed when last read, where that is not what the daemon wrote; the
+    // HIGHESTMODSEQ of each folder read with CONDSTORE (the next read asks what changed since).
+    Sql(r#"
+CREATE TABLE corrections (
+    id           INTEGER NOT NULL PRIMARY KEY,
+    message_row  INTEGER NOT NULL REFERENCES messages(id),
+    ticket_id    INTEGER REFERENCES tickets(id),
+    field        TEXT    NOT NULL CHECK (field IN ('priority', 'tone')),
+    old_value    TEXT    NOT NULL,            -- the verdict's label: a priority, or tones comma-separated
+    new_value    TEXT    NOT NULL,            -- staff's label, in the same form
+    source       TEXT    NOT NULL CHECK (source IN ('imap-keyword', 'imap-folder', 'email-command', 'cli')),
+    who          TEXT    NOT NULL DEFAULT '', -- the staff sender of a command, 'cli (USER)'; '' over IMAP
+    at           INTEGER NOT NULL,
+    undone_at    INTEGER NOT NULL DEFAULT 0,  -- undone, or replaced by a later correction
+    CHECK (field != 'priority' OR (old_value IN ('urgent', 'high', 'normal', 'low')
+                                   AND new_value IN ('urgent', 'high', 'normal', 'low')))
+) STRICT;
+CREATE UNIQUE INDEX corrections_current ON corrections(message_row, field) WHERE undone_at = 0;
+CREATE INDEX corrections_at ON corrections(at);
+
+CREATE TABLE keywords_seen (
+    message_row  INTEGER NOT NULL PRIMARY KEY REFERENCES messages(id),
+    priorities   TEXT    NOT NULL,            -- priority keywords shown, most urgent first, comma-separated
+    tones        TEXT    NOT NULL,            -- tone keywords shown, as tones, comma-separated
+    at           INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE folder_modseq (
+    folder          TEXT    NOT NULL PRIMARY KEY,
+    uidvalidity     INTEGER NOT NULL,
+    highest_modseq  INTEGER NOT NULL
+) STRICT;
+"#),
 ];
 
 /// Bring the schema of `conn` up to date. A store that is up to date is only read: opening it

@@ -2827,6 +2827,7 @@ fn a_customers_flag_task_carries_its_tickets_team_and_no_other_does() {
     assert_eq!(teams, [(1, "billing"), (2, ""), (3, "")]);
 }
 
+mod corrections;
 mod migration;
 mod plans;
 mod teams;

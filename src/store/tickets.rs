@@ -286,6 +286,9 @@ impl Store {
         let Some(id) = id else {
             return Ok(None);
         };
+        if let Command::Relabel(_) = cmd {
+            anyhow::bail!("{cmd:?} does not move a ticket (`triaged ticket relabel` corrects one)");
+        }
         let applied = apply_command(&tx, id, cmd, now, None, who, policy)?;
         tx.commit().context("Committing the ticket change")?;
         Ok(Some(applied))

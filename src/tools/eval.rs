@@ -180,3 +180,100 @@ fn eval_intents(
         part_note(args, data)
     ))
 }
+
+/// What `triaged eval --store` compares.
+#[derive(Debug, Clone)]
+pub struct StoreArgs {
+    /// The period: emails received this long before now.
+    pub since: std::time::Duration,
+    /// Tone mode: these tones make an email positive (staff's tones where they corrected
+    /// them, else the verdict's).
+    pub tones: Vec<String>,
+    /// Tone mode: the name of the positive class.
+    pub positive: Option<String>,
+    pub json: bool,
+}
+
+/// How the rules agreed with staff over a period: the verdicts of the customer emails in the
+/// store against staff's labels — their correction where they made one, the verdict itself
+/// where they left it (counted as agreed). The same report as [`eval`]'s.
+pub fn eval_store(config: &Config, args: &StoreArgs, now: i64) -> Result<String> {
+    let path = &config.store.path;
+    if !path.exists() {
+        anyhow::bail!(
+            "No store at {} yet: the daemon has not run with this config",
+            path.display()
+        );
+    }
+    let since = now.saturating_sub(i64::try_from(args.since.as_secs()).unwrap_or(i64::MAX));
+    let emails = crate::store::Store::open(path)?.labelled(since)?;
+    if emails.is_empty() {
+        anyhow::bail!(
+            "{}: no triaged email from a customer received since {}: nothing to compare",
+            path.display(),
+            crate::wording::when(since)
+        );
+    }
+    let tone_mode = !args.tones.is_empty();
+    let positive = args.positive.clone().unwrap_or_else(|| "positive".into());
+    let other = format!("not-{positive}");
+    let has_tone = |tones: &str| tones.split(',').any(|t| args.tones.iter().any(|a| a == t));
+    let mut gold = Vec::with_capacity(emails.len());
+    let mut predicted = Vec::with_capacity(emails.len());
+    let mut corrected = 0;
+    for e in &emails {
+        if tone_mode {
+            let staff = e.staff_tones.as_deref().unwrap_or(&e.tones);
+            corrected += usize::from(e.staff_tones.is_some());
+            let class = |yes| if yes { &positive } else { &other };
+            gold.push(class(has_tone(staff)).clone());
+            predicted.push(class(has_tone(&e.tones)).clone());
+        } else {
+            corrected += usize::from(e.staff_priority.is_some());
+            gold.push(e.staff_priority.unwrap_or(e.priority).as_str().to_string());
+            predicted.push(e.priority.as_str().to_string());
+        }
+    }
+    let classes: Vec<String> = if tone_mode {
+        vec![positive.clone(), other]
+    } else {
+        score::Priority::ALL
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect()
+    };
+    let mut report = triaged_tune::eval::evaluate(&gold, &predicted, Some(&classes))?;
+    if tone_mode {
+        report = report.with_positive(&positive)?;
+    }
+    let what = if tone_mode {
+        format!(
+            "tone mode: {positive} = any of {}; staff corrected the tones of {corrected}",
+            args.tones.join(", ")
+        )
+    } else {
+        format!("priority mode; staff corrected the priority of {corrected}")
+    };
+    const LEFT: &str = "a verdict staff left as it was counts as agreed";
+    if args.json {
+        let mut v = report.to_json();
+        v["store"] = path.display().to_string().into();
+        v["since"] = since.into();
+        v["mode"] = if tone_mode {
+            "tone mode"
+        } else {
+            "priority mode"
+        }
+        .into();
+        v["rows"] = emails.len().into();
+        v["corrected"] = corrected.into();
+        v["note"] = LEFT.into();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
+    }
+    Ok(format!(
+        "{}: {} emails from customers received since {} ({what}; {LEFT})\n\n{report}",
+        path.display(),
+        emails.len(),
+        crate::wording::when(since),
+    ))
+}

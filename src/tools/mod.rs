@@ -1,7 +1,9 @@
 //! Operator tools that work without a server, one file per tool: [`check`] (a configuration
 //! summed up), [`status`] (what the store holds), [`explain`] (why an email scored as it did),
-//! [`eval`] and [`tune`] (the rules against labelled data), [`tickets`] (the ticket list and
-//! commands), [`digest`] (preview or send a digest now), [`init`] (a starter configuration).
+//! [`eval`] and [`tune`] (the rules against labelled data; `eval --store` against staff's
+//! corrections), [`tickets`] (the ticket list and commands), [`relabel`] (staff's correction
+//! of a verdict), [`digest`] (preview or send a digest now), [`init`] (a starter
+//! configuration).
 //! Orchestration only: reading files and the store, calling the pure core, formatting; each
 //! returns its text and `main.rs` prints it.
 
@@ -10,6 +12,7 @@ pub mod digest;
 pub mod eval;
 pub mod explain;
 pub mod init;
+pub mod relabel;
 pub mod status;
 pub mod tickets;
 pub mod tune;

@@ -14,7 +14,7 @@ use crate::tickets::{Command, Reroute, State};
 pub use crate::wording::{age, clip, when};
 use crate::wording::{cell, one_line};
 
-fn open_store(config: &Config) -> Result<Store> {
+pub(super) fn open_store(config: &Config) -> Result<Store> {
     if !config.store.path.exists() {
         anyhow::bail!(
             "No store at {} yet: the daemon has not run with this config",

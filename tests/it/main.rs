@@ -14,6 +14,7 @@ mod acks_golden;
 mod cli;
 mod corpus;
 mod corpus_e2e;
+mod corrections;
 mod crash;
 mod digests;
 mod e2e;

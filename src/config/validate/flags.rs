@@ -40,6 +40,13 @@ impl Validator<'_> {
             flag_urgent: flags.flag_urgent.unwrap_or(true),
             folders,
             keyword_fallback: self.keyword_fallback(flags.keyword_fallback.as_ref()),
+            corrections: flags.corrections.unwrap_or(true),
+            corrections_interval: self.duration_where(
+                &flags.corrections_interval,
+                std::time::Duration::from_secs(5 * 60),
+                |d| !d.is_zero(),
+                "corrections_interval must be longer than 0s, e.g. \"5m\"",
+            ),
         }
     }
 

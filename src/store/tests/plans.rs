@@ -23,9 +23,15 @@ use super::*;
 use crate::alerts::Condition;
 use crate::config::RateLimit;
 
-/// Tables that stay small whatever the history: one row per watched folder, a few durable
+/// Tables that stay small whatever the history: one row (or two) per watched folder, a few durable
 /// flags, the emails of the fetch batch in flight, one count per state and kind.
-const SMALL: [&str; 4] = ["folder_state", "kv", "triage_starts", "tally"];
+const SMALL: [&str; 5] = [
+    "folder_state",
+    "kv",
+    "triage_starts",
+    "tally",
+    "folder_modseq",
+];
 
 /// VM steps a statement may differ by between the empty and the full store (the workload's
 /// own rows, e.g. a longer ticket tag). History adds at least one step per row it touches.
@@ -233,10 +239,46 @@ pub(super) fn workload(t: &mut T) {
     t.store.forget_triage_start(&at).expect("forget");
     t.store.forget_triage_starts(run).expect("forget all");
 
+    // Staff correct Ada's priority by email command.
+    let mut relabel = email(
+        "w-s3@x",
+        "alice@support.example",
+        &format!("Re: [#{ada}] Login"),
+    );
+    relabel.body_text = "#priority high".into();
+    record(t, 11, &relabel, Role::Staff, false);
+
     // The watcher sets keywords.
     let tasks = t.store.pending_flags("INBOX", 1).expect("flags");
     let rows: Vec<i64> = tasks.iter().map(|f| f.row).collect();
     t.store.mark_flagged(&rows).expect("flagged");
+
+    // ... and reads back the keywords staff changed: the latest emails' (no CONDSTORE), or
+    // what changed since the folder's HIGHESTMODSEQ (the same statements).
+    let names = crate::corrections::KeywordNames {
+        priority: Priority::ALL
+            .into_iter()
+            .map(|p| (p, format!("triage/{}", p.as_str())))
+            .collect(),
+        tone_prefix: "tone/".into(),
+    };
+    t.store.highest_modseq("INBOX", 1).expect("modseq");
+    let read: Vec<(u32, Vec<String>)> = t
+        .store
+        .recent_uids("INBOX", 1, crate::store::RECENT_EMAILS)
+        .expect("recent")
+        .into_iter()
+        .map(|uid| (uid, vec!["triage/low".into(), "tone/meek".into()]))
+        .collect();
+    let first = t.store.note_keywords("INBOX", 1, &read, &names, t.now);
+    let again = t.store.note_keywords("INBOX", 1, &read, &names, t.now);
+    assert!(
+        first.expect("keywords").len() > 2 && again.expect("keywords again").is_empty(),
+        "the workload's staff correct in the mailbox, once"
+    );
+    t.store
+        .set_highest_modseq("INBOX", 1, 42)
+        .expect("set modseq");
 
     // The outbox loop, now and again after the follow-ups fall due.
     let limits = [RateLimit {
@@ -614,7 +656,8 @@ fn ticket_lists_walk_an_index_in_their_order_and_stop_at_the_limit() {
         (&[State::Closed], Some(Priority::High), None),
         (&[State::Snoozed, State::New], None, None),
         (&open, None, Some("technical")),
-        (&[], Some(Priority::Urgent), Some("technical")),
+        // Ada's ticket: routed to technical, its priority then corrected by staff (last to low).
+        (&[], Some(Priority::Low), Some("technical")),
     ];
     for (states, priority, team) in cases {
         SEEN.with(|s| s.borrow_mut().clear());

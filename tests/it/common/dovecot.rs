@@ -10,9 +10,9 @@ use std::time::Duration;
 use super::process::{current_user, id_of, is_root, terminate, wait_for_banner};
 use super::{MailStack, SPECIAL_SENT, StackOptions, USERS};
 
-/// The short capability list (close to Microsoft 365's) advertised when `idle` or `moves` is off,
-/// with IDLE and MOVE added back for whichever is on; with both on there is no override and
-/// Dovecot advertises its own, longer, default list.
+/// The short capability list (close to Microsoft 365's: no CONDSTORE) advertised when `idle`,
+/// `moves` or `condstore` is off, with IDLE and MOVE added back for whichever is on; with all
+/// on there is no override and Dovecot advertises its own, longer, default list.
 const REDUCED_CAPABILITY: &str =
     "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ UIDPLUS NAMESPACE UNSELECT CHILDREN";
 
@@ -54,7 +54,7 @@ pub fn configure(d: &Path, opts: &StackOptions, ports: Ports, oauth_port: Option
         .collect();
     std::fs::write(d.join("passwd"), passwd).expect("write passwd");
     let chroot = if root { "" } else { "chroot =" };
-    let capability = if opts.idle && opts.moves {
+    let capability = if opts.idle && opts.moves && opts.condstore {
         String::new()
     } else {
         let mut caps: Vec<&str> = REDUCED_CAPABILITY.split(' ').collect();

@@ -86,6 +86,9 @@ pub struct StackOptions {
     /// TLS on the SMTP server, with the stack's certificate (`ca_file` verifies it):
     /// `"none"` (default), `"starttls"` (offered and required) or `"implicit"`.
     pub smtp_tls: &'static str,
+    /// Advertise CONDSTORE and QRESYNC (false: the short capability list, without either, as
+    /// on Microsoft 365; IDLE and MOVE as `idle` and `moves` say).
+    pub condstore: bool,
 }
 
 impl Default for StackOptions {
@@ -100,6 +103,7 @@ impl Default for StackOptions {
             prefix: "",
             create_folders: true,
             smtp_tls: "none",
+            condstore: true,
         }
     }
 }
