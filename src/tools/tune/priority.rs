@@ -50,6 +50,7 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row]) -> Result<Stri
             texts: &texts,
         },
         &FitArgs::of(args),
+        |m| scaled_thresholds(&config.thresholds, m, k),
     )?;
 
     let gold: Vec<&str> = y.iter().map(|&c| order[c].as_str()).collect();
@@ -207,7 +208,16 @@ impl Fitted {
 /// Fit the rules' weights and the thresholds (with `--learn`, phrases beside them): the
 /// ordinal fit, L2 by inner cross-validation, out-of-fold predictions, then the fit on every
 /// row, scaled to the configured threshold gap.
-pub(super) fn fit(config: &Config, p: Problem<'_>, args: &FitArgs) -> Result<Fitted> {
+///
+/// `place` turns the fitted model into the scale of its scores and the thresholds: by the
+/// number of classes ([`scaled_thresholds`], for a data set's own classes), or by the
+/// priorities they are (`tune --store`).
+pub(super) fn fit(
+    config: &Config,
+    p: Problem<'_>,
+    args: &FitArgs,
+    place: impl Fn(&OrdinalModel) -> (f64, Thresholds),
+) -> Result<Fitted> {
     let rules = config.rules.rules();
     let learned = args.learn.then(|| learn_phrases(args, p.texts, p.y, p.k));
     let x = match &learned {
@@ -227,7 +237,7 @@ pub(super) fn fit(config: &Config, p: Problem<'_>, args: &FitArgs) -> Result<Fit
     let all: Vec<usize> = (0..p.y.len()).collect();
     let choice = fitter.select_l2(&all)?;
     let model = fitter.fit(choice.l2, &all)?;
-    let (scale, thresholds) = scaled_thresholds(&config.thresholds, &model, p.k);
+    let (scale, thresholds) = place(&model);
     let hit_rows: Vec<usize> = (0..rules.len())
         .map(|i| x.rows().iter().filter(|r| r.get(i) != 0.0).count())
         .collect();
@@ -644,13 +654,23 @@ pub(super) fn priority_table(out: &mut String, top: &str, summary: &[(String, Re
 
 /// Cut points that maximise macro-F1 on the given scores (coordinate ascent from the fitted
 /// cuts over score quantiles): the likelihood fit places cuts for calibrated probabilities,
-/// while a priority is judged by how well each class is found.
+/// while a priority is judged by how well each class is found. A cut taken from the scores
+/// lies halfway between a score and the next lower one, never on a score: emails with the
+/// same hits score the same, and a threshold on their score would put them on either side
+/// by the last bit of a rounding (the weights file keeps three decimals).
 fn best_cuts(scores: &[f64], y: &[usize], start: Vec<f64>) -> Vec<f64> {
     let k = start.len() + 1;
     let mut sorted: Vec<f64> = scores.to_vec();
     sorted.sort_by(f64::total_cmp);
+    let below = |v: f64| -> f64 {
+        let i = sorted.partition_point(|s| *s < v);
+        match i.checked_sub(1) {
+            Some(j) => (sorted[j] + v) / 2.0,
+            None => v - 1.0,
+        }
+    };
     let candidates: Vec<f64> = (1..50)
-        .map(|q| sorted[(sorted.len() - 1) * q / 50])
+        .map(|q| below(sorted[(sorted.len() - 1) * q / 50]))
         .chain(start.iter().copied())
         .collect();
     let macro_f1 = |cuts: &[f64]| -> f64 {
@@ -727,4 +747,27 @@ pub(super) fn priority_class(p: Priority, order: &[String]) -> String {
         .or(order.first())
         .cloned()
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_fall_between_scores_never_on_one() {
+        // Emails with the same hits score the same; the classes separate at 1 and 2.
+        let scores = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0];
+        let y = [0, 0, 0, 1, 1, 1, 2, 2, 2, 2];
+        // Started badly: the search has to find the separating cuts.
+        let cuts = best_cuts(&scores, &y, vec![1.5, 1.8]);
+        assert_eq!(cuts[0], 0.5, "halfway between 0 and 1: {cuts:?}");
+        assert!(cuts[1] > 1.0 && cuts[1] < 2.0, "{cuts:?}");
+        for c in &cuts {
+            assert!(!scores.contains(c), "a cut on a score: {cuts:?}");
+        }
+        // Scaled as a weights file writes it, each email stays on its side.
+        let scale = 3.0;
+        let class = |s: f64| cuts.iter().filter(|c| s * scale >= **c * scale).count();
+        assert!(scores.iter().zip(&y).all(|(s, c)| class(*s) == *c));
+    }
 }
