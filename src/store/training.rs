@@ -82,7 +82,9 @@ pub(super) fn kept_text(body: &str) -> String {
 impl Store {
     /// The triaged emails from customers received since `since` (at most
     /// [`MAX_TRAINING_EMAILS`], the latest), oldest first, with staff's priority corrections in
-    /// force, their rule hits and their words.
+    /// force, their rule hits and their words. Within a second, in the order they arrived in
+    /// their folder (by UID), not in the order they were triaged: the fit's folds follow the
+    /// order, and the same mail gives the same fit however the daemon's batches ran.
     pub fn training(&self, since: i64) -> Result<Vec<TrainingEmail>> {
         let mut emails: Vec<TrainingEmail> = self
             .conn
@@ -93,7 +95,7 @@ impl Store {
                  LEFT JOIN corrections c ON c.message_row = m.id AND c.field = 'priority' AND c.undone_at = 0
                  WHERE m.received_at >= ?1 AND m.status = 'triaged' AND m.role = 'customer'
                    AND m.priority != ''
-                 ORDER BY m.received_at DESC, m.id DESC LIMIT ?2",
+                 ORDER BY m.received_at DESC, m.folder DESC, m.uidvalidity DESC, m.uid DESC LIMIT ?2",
             )
             .context("Preparing the emails to tune on")?
             .query_map(

@@ -185,6 +185,8 @@ async fn tune_store_shows_what_staffs_corrections_would_change_and_writes_only_w
     );
     assert!(text.contains("Nothing written."), "{text}");
     assert_eq!(files(&cfg), before, "tune --store wrote nothing");
+    let (_, again, _) = cli(&cfg, &["tune", "--store", "--since", "1d", "--folds", "3"]);
+    assert_eq!(again, text, "the same store, the same report");
 
     // With --out: a weights file, which the config includes and check accepts; the daemon
     // still runs on its own rules until it reloads.
