@@ -1,5 +1,6 @@
 //! What `triaged tune --store` reads: the period's triaged customer emails with staff's
-//! priority correction, their rule hits with counts, and the customer's own words kept.
+//! priority correction, their rule hits with counts, and the customer's own words kept; and
+//! the digest's count of corrected verdicts.
 
 use super::*;
 use crate::score::Hit;
@@ -122,6 +123,16 @@ fn the_period_s_customer_emails_come_with_staff_s_priority_their_hits_and_their_
         )
         .expect("keywords");
     assert_eq!(noted.len(), 1);
+
+    // The digest counts it as a corrected verdict among the period's.
+    let snap = t
+        .store
+        .digest_snapshot(NOW, NOW - 86_400, NOW, &Default::default())
+        .expect("snapshot");
+    let mut corrected: Vec<(i64, bool)> =
+        snap.messages.iter().map(|m| (m.at, m.corrected)).collect();
+    corrected.sort();
+    assert_eq!(corrected, vec![(NOW - 3600, true), (NOW - 60, false)]);
 
     let got = t.store.training(NOW - 86_400).expect("training");
     assert_eq!(got.len(), 2, "{got:#?}");
