@@ -5,6 +5,7 @@
 //! questions to staff's `low` — and writes nothing; with `--out` it writes a weights file the
 //! config includes and `triaged check` accepts, with which `triaged explain` (the rule
 //! engine itself) gives the priorities the report said; the stored verdicts stay as they were.
+//! With `--learn` it also writes phrases learned from the customers' words the store kept.
 
 use std::process::Command;
 use std::time::Duration;
@@ -87,6 +88,7 @@ async fn tune_store_shows_what_staffs_corrections_would_change_and_writes_only_w
     let cfg = DaemonConfig::of(&stack)
         .set("flags", "corrections_interval", "1h")
         .set("ack", "enabled", false)
+        .own_rules_and_templates()
         .write();
     let mut d = Daemon::start(&cfg);
     let raw: Vec<Vec<u8>> = emails()
@@ -244,4 +246,52 @@ async fn tune_store_shows_what_staffs_corrections_would_change_and_writes_only_w
         "the stored verdicts are as they were"
     );
     assert_eq!(d.terminate().code(), Some(0), "{}", d.log_text());
+
+    // With --learn: phrases from the customers' words the store kept, fitted beside the
+    // weights, written as a rules file that loads with the pack; no email leaves the priority
+    // staff gave or left it, and the engine with both files gives the invoice questions low.
+    let learned = cfg.rules().join("learned-priority.toml");
+    let (code, text, err) = cli(
+        &cfg,
+        &[
+            "tune",
+            "--store",
+            "--since",
+            "1d",
+            "--folds",
+            "3",
+            "--out",
+            weights.to_str().expect("utf-8 path"),
+            "--learn",
+            learned.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(code, 0, "{text}{err}");
+    eprintln!("{text}");
+    assert!(
+        text.contains("9 of 9 emails with their first 4 KB") && text.contains("learned phrases: "),
+        "{text}"
+    );
+    assert_eq!(
+        number_before(&text, "Emails that would move", "away from it"),
+        0,
+        "{text}"
+    );
+    let rules = std::fs::read_to_string(&learned).expect("learned file");
+    assert!(rules.contains("keywords = [\"invoice\"]"), "{rules}");
+    assert!(rules.contains("from the store"), "{rules}");
+    let (code, out, err) = cli(&cfg, &["check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (id, subject, body) = &emails()[1];
+    let eml = cfg.dir.path().join("m.eml");
+    std::fs::write(
+        &eml,
+        customer_email("x@customer.example.test", id, subject, body),
+    )
+    .expect("write");
+    let (_, out, _) = cli(&cfg, &["explain", eml.to_str().expect("utf-8 path")]);
+    assert!(
+        out.contains("learned.priority.") && out.lines().any(|l| l.starts_with("priority low ")),
+        "{out}"
+    );
 }

@@ -163,10 +163,11 @@ fn level(th: &Thresholds, p: Priority) -> f64 {
 /// The fitted cut points (`cuts`, between the classes `order`, least urgent first) as
 /// thresholds of the priorities they separate, scaled so the gap between the first two reads
 /// like the configured gap between those priorities (with two classes, a unit of the fit is
-/// the configured normal..high gap). A priority no email was labelled with keeps its place
-/// among its neighbours as configured: between two fitted thresholds in the configured
-/// proportion, or at the configured gap beyond the last one. Returns the scale, the
-/// thresholds, and a note for each threshold so placed.
+/// the configured normal..high gap). A priority that is no class of the fit (no email, or
+/// too few, labelled so) lies at the configured gap beyond the last fitted threshold, or,
+/// between two fitted ones, at the upper one's (an empty range: the fit put each email of
+/// the period in one of its classes, and a threshold between would move some). Returns the
+/// scale, the thresholds, and a note for each threshold so placed.
 pub fn place_thresholds(
     th: &Thresholds,
     cuts: &[f64],
@@ -199,14 +200,16 @@ pub fn place_thresholds(
         let above = (i + 1..3).find(|&j| fitted[j].is_some());
         let c = |j: usize| level(th, levels[j]);
         let (value, how) = match (below, above) {
-            (Some(a), Some(b)) => (
-                fitted[a].unwrap_or(0.0)
-                    + (c(i) - c(a)) / (c(b) - c(a)).max(1e-9)
-                        * (fitted[b].unwrap_or(0.0) - fitted[a].unwrap_or(0.0)),
+            // Between two fitted classes the fit put every email in one or the other: a
+            // threshold between them would move emails it placed; at the upper one's, its
+            // range is empty.
+            (Some(_), Some(b)) => (
+                fitted[b].unwrap_or(0.0),
                 format!(
-                    "between {}'s and {}'s, as configured",
-                    levels[a].as_str(),
-                    levels[b].as_str()
+                    "at {}'s: the fit puts no email between, so nothing is {} with these \
+                     thresholds (set it by hand to keep one)",
+                    levels[b].as_str(),
+                    levels[i].as_str()
                 ),
             ),
             (Some(a), None) => (

@@ -340,8 +340,8 @@ fn the_fitted_cuts_become_the_thresholds_of_the_priorities_they_separate() {
             (0.0, 3.0, 6.0),
             0,
         ),
-        // No high: fitted normal and urgent (gap 7), high where it stands between them.
-        (&[Low, Normal, Urgent], &[0.0, 1.0], (0.0, 3.0, 7.0), 1),
+        // No high: fitted normal and urgent (gap 7); high's range is empty.
+        (&[Low, Normal, Urgent], &[0.0, 1.0], (0.0, 7.0, 7.0), 1),
         // No low: normal lies the configured gap below high.
         (&[Normal, High, Urgent], &[0.0, 1.0], (-3.0, 0.0, 4.0), 1),
         // No urgent: the configured gap above high.
@@ -362,7 +362,8 @@ fn the_fitted_cuts_become_the_thresholds_of_the_priorities_they_separate() {
     assert_eq!(
         said,
         vec![
-            "high is no class of the fit: its threshold (3.00) is placed between normal's and urgent's, as configured"
+            "high is no class of the fit: its threshold (7.00) is placed at urgent's: the fit puts no \
+             email between, so nothing is high with these thresholds (set it by hand to keep one)"
         ]
     );
 }
