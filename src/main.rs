@@ -144,8 +144,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Fit the rules' weights and thresholds to labelled data, list phrases the rules miss, or
-    /// learn new keyword rules from it (--learn).
+    /// Fit the rules' weights and thresholds to labelled data or to staff's corrections
+    /// (--store), list phrases the rules miss, or learn new keyword rules (--learn).
     ///
     /// Without --learn the rules stay, only their numbers change. Prints cross-validated figures next to the
     /// shipped weights (--yardstick: and a TF-IDF text model), and writes a weights file to
