@@ -34,6 +34,29 @@ use triaged_tune::sparse::{Matrix, SparseVec};
 /// The sample weight of a verdict staff left as it was, unless `--weak` says otherwise.
 pub const DEFAULT_WEAK: f64 = 0.3;
 
+/// With `--learn` the fit takes the latest emails whose words add up to at most this: phrase
+/// learning holds every n-gram of every email fitted (about 25 times the text), so this keeps
+/// it within a few hundred MB, whatever the period (8,000 emails of 1 KB).
+pub const LEARN_TEXT_BUDGET: usize = 8 << 20;
+
+/// Emails whose learned phrases are found at once when the moves are worked out.
+const TERMS_CHUNK: usize = 2_000;
+
+/// The latest of `rows` (oldest first) whose `size`s add up to at most `budget` (at least
+/// one), oldest first.
+pub fn latest_within(rows: &[usize], size: impl Fn(usize) -> usize, budget: usize) -> Vec<usize> {
+    let mut total = 0;
+    let mut keep = 0;
+    for &i in rows.iter().rev() {
+        total += size(i);
+        if total > budget && keep > 0 {
+            break;
+        }
+        keep += 1;
+    }
+    rows[rows.len() - keep..].to_vec()
+}
+
 /// The least and the most urgent class each need this many emails (cross-validation folds
 /// and the inner folds that choose L2 must each see some); a rarer end class is counted with
 /// its neighbour.
@@ -425,9 +448,13 @@ pub fn tune_store(config: &Config, args: &StoreArgs, now: i64) -> Result<String>
         );
     }
     let data = Data::new(config, &emails, args.weak);
-    let train: Vec<usize> = (0..emails.len())
+    let mut train: Vec<usize> = (0..emails.len())
         .filter(|&i| data.labels[i].weight > 0.0)
         .collect();
+    let all_fitted = train.len();
+    if args.learn.is_some() {
+        train = latest_within(&train, |i| emails[i].text.len(), LEARN_TEXT_BUDGET);
+    }
     let train_labels: Vec<Priority> = train.iter().map(|&i| data.labels[i].priority).collect();
     let (order, notes) = classes(&train_labels)?;
     let names: Vec<String> = order.iter().map(|p| p.as_str().to_string()).collect();
@@ -468,6 +495,7 @@ pub fn tune_store(config: &Config, args: &StoreArgs, now: i64) -> Result<String>
 
     let mut out = String::new();
     let header = Header {
+        all_fitted,
         path: path.display().to_string(),
         since,
         emails: &emails,
@@ -576,13 +604,21 @@ impl Data {
         let (tuned_c, n_c) = right(&fitted.oof, true);
         let (configured_c, _) = right(&configured, true);
         let (tuned_l, n_l) = right(&fitted.oof, false);
-        let _ = writeln!(
-            out,
-            "\nOut of fold, the tuned weights give {tuned_c} of the {n_c} corrected emails staff's priority \
-             ({}; the configured rules: {configured_c}),\nand keep {tuned_l} of the {n_l} verdicts staff left ({}).",
-            percent(tuned_c, n_c),
-            percent(tuned_l, n_l)
-        );
+        if n_c > 0 {
+            let _ = writeln!(
+                out,
+                "\nOut of fold, the tuned weights give {tuned_c} of the {n_c} corrected emails staff's priority \
+                 ({}; the configured rules: {configured_c}),\nand keep {tuned_l} of the {n_l} verdicts staff left ({}).",
+                percent(tuned_c, n_c),
+                percent(tuned_l, n_l)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "\nOut of fold, the tuned weights keep {tuned_l} of the {n_l} verdicts staff left ({}).",
+                percent(tuned_l, n_l)
+            );
+        }
         Ok((tuned_report.macro_f1, configured_report.macro_f1))
     }
 
@@ -616,20 +652,25 @@ impl Data {
             .into_iter()
             .map(|(p, w, _)| (p, w))
             .collect();
-        let terms = if phrases.is_empty() {
-            vec![Vec::new(); emails.len()]
-        } else {
-            let texts: Vec<String> = emails.iter().map(|e| e.text.clone()).collect();
-            learn::row_terms(&texts, learn::LearnOptions::default().max_n)
-        };
+        // The learned phrases each email has, a chunk of emails at a time: every email's
+        // terms at once would hold the period's words many times over.
+        let mut extra = vec![0.0; emails.len()];
+        if !phrases.is_empty() {
+            let max_n = learn::LearnOptions::default().max_n;
+            for (c, chunk) in emails.chunks(TERMS_CHUNK).enumerate() {
+                let texts: Vec<String> = chunk.iter().map(|e| e.text.clone()).collect();
+                for (j, terms) in learn::row_terms(&texts, max_n).iter().enumerate() {
+                    extra[c * TERMS_CHUNK + j] = terms.iter().filter_map(|w| phrases.get(w)).sum();
+                }
+            }
+        }
         Ok(self
             .hits
             .iter()
-            .zip(&terms)
-            .map(|(h, t)| {
-                let extra: f64 = t.iter().filter_map(|w| phrases.get(w)).sum();
+            .zip(&extra)
+            .map(|(h, extra)| {
                 Rescored::of(h, rules, groups, weight)
-                    .plus(extra)
+                    .plus(*extra)
                     .priority(&fitted.thresholds)
             })
             .collect())
@@ -646,6 +687,8 @@ fn percent(n: usize, of: usize) -> String {
 
 /// The report's first lines: what was read and how it is labelled.
 struct Header<'a> {
+    /// Emails with a label of weight above 0, before `--learn` kept the latest.
+    all_fitted: usize,
     path: String,
     since: i64,
     emails: &'a [TrainingEmail],
@@ -703,6 +746,16 @@ impl Header<'_> {
             let _ = writeln!(
                 out,
                 "Staff corrected none: the fit can only reproduce the rules' own verdicts."
+            );
+        }
+        if self.train < self.all_fitted {
+            let _ = writeln!(
+                out,
+                "--learn fits the latest {} of the {} emails: their words add up to {} MiB, the most \
+                 phrase learning takes.",
+                self.train,
+                self.all_fitted,
+                LEARN_TEXT_BUDGET >> 20
             );
         }
         if self.args.learn.is_some() {

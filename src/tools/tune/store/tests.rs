@@ -367,3 +367,15 @@ fn the_fitted_cuts_become_the_thresholds_of_the_priorities_they_separate() {
         ]
     );
 }
+
+#[test]
+fn learning_takes_the_latest_emails_within_the_text_budget() {
+    let rows = [0, 2, 3, 5, 8];
+    let size = |i: usize| i * 10;
+    // From the newest: 80, +50 = 130, +30 = 160 > 150.
+    assert_eq!(latest_within(&rows, size, 150), vec![5, 8]);
+    assert_eq!(latest_within(&rows, size, 1000), rows.to_vec());
+    // One email over the budget is still one to learn from.
+    assert_eq!(latest_within(&rows, size, 10), vec![8]);
+    assert!(latest_within(&[], size, 10).is_empty());
+}
