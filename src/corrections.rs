@@ -6,7 +6,8 @@
 //! A label is kept as text: a priority's name, or a set of tones (sorted, comma-separated,
 //! `""` for none). The verdict's label is what the rules said; the label in force is staff's
 //! latest correction, else the verdict's. The store keeps corrections (`store::corrections`),
-//! the IMAP watcher reads the keywords, `triaged eval --store` compares the rules with staff.
+//! the IMAP watcher reads the keywords, `triaged eval --store` compares the rules with staff,
+//! `triaged tune --store` fits the rules' weights to them.
 
 use std::collections::BTreeMap;
 

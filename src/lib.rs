@@ -31,7 +31,8 @@
 //!   questions its acknowledgement asks (`[[ask]]`).
 //! - [`corrections`]: staff corrections of a verdict: what triage keywords changed in a mail
 //!   client say (a correction, an undo, or the daemon's own keywords), and the `#priority` /
-//!   `#tone` commands; recorded by the store, read by `triaged eval --store`.
+//!   `#tone` commands; recorded by the store, read by `triaged eval --store` and `triaged
+//!   tune --store` (and counted in digests).
 //! - [`tickets`]: ticket tags, states and what moves them, roles, staff commands, the
 //!   acknowledgement decision (with the loop breaker: what looks like a loop is held for staff,
 //!   not refused) and the follow-up policy.

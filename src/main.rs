@@ -144,8 +144,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Fit the rules' weights and thresholds to labelled data, list phrases the rules miss, or
-    /// learn new keyword rules from it (--learn).
+    /// Fit the rules' weights and thresholds to labelled data or to staff's corrections
+    /// (--store), list phrases the rules miss, or learn new keyword rules (--learn).
     ///
     /// Without --learn the rules stay, only their numbers change. Prints cross-validated figures next to the
     /// shipped weights (--yardstick: and a TF-IDF text model), and writes a weights file to
@@ -160,6 +160,14 @@ enum Command {
     ///   triaged tune --data tweets.csv --text text --label sentiment --part train
     ///     --tone angry,frustrated --positive negative --learn-as negative
     ///     --learn config/rules/learned-tone.toml
+    ///
+    /// From what staff said in the mailbox (their corrections; the verdicts they left count
+    /// as weak labels, weight --weak): the figures, the rules that gain or lose weight and
+    /// the emails that would move priority, before anything is written:
+    ///
+    ///   triaged tune --store --since 90d
+    ///   triaged tune --store --since 90d --out config/weights.toml
+    ///     [--learn config/rules/learned-priority.toml]
     #[command(verbatim_doc_comment)]
     Tune(TuneCli),
     /// List tickets, most urgent and oldest first.
@@ -350,6 +358,26 @@ enum TicketAction {
 struct TuneCli {
     #[command(flatten)]
     data: DataArgs,
+    /// Fit to staff's corrections in the store instead of a labelled file (priorities): the
+    /// customer emails received in the last --since, labelled with staff's priority where
+    /// they corrected it, else with the verdict they left (a weak label, --weak). Prints the
+    /// figures and what would change; writes only with --out (and --learn).
+    #[arg(long, conflicts_with_all = [
+        "data", "text", "label", "map", "filter", "part", "order", "yardstick", "intents",
+        "learn_as", "tone", "positive",
+    ])]
+    store: bool,
+    /// With --store: the period, back from now (e.g. 90d, 12h) [default: 90d].
+    #[arg(long, conflicts_with = "data")]
+    since: Option<String>,
+    /// With --store: the sample weight of a verdict staff left as it was, against 1 for a
+    /// correction (0: fit the corrections alone) [default: 0.3].
+    #[arg(long, conflicts_with = "data")]
+    weak: Option<f64>,
+    /// With --store: how many of the emails that would move, and of the rules that change,
+    /// are listed.
+    #[arg(long, default_value_t = 15)]
+    show: usize,
     /// The classes from least to most urgent (default: the priority names low, normal,
     /// high, urgent that occur).
     #[arg(long, value_delimiter = ',')]
@@ -392,6 +420,22 @@ struct TuneCli {
 }
 
 impl TuneCli {
+    /// `tune --store`'s arguments.
+    fn store_args(&self) -> anyhow::Result<tools::tune::store::StoreArgs> {
+        let since = self.since.as_deref().unwrap_or("90d");
+        Ok(tools::tune::store::StoreArgs {
+            since: triaged::units::parse_duration(since).map_err(|e| anyhow::anyhow!(e))?,
+            weak: self.weak.unwrap_or(tools::tune::store::DEFAULT_WEAK),
+            folds: self.folds,
+            seed: self.seed,
+            out: self.out.clone(),
+            learn: self.learn.clone(),
+            max_rules: self.max_rules,
+            min_df: self.min_df,
+            show: self.show,
+        })
+    }
+
     fn parse(self) -> anyhow::Result<tools::tune::TuneArgs> {
         let (source, columns, map) = self.data.parse()?;
         Ok(tools::tune::TuneArgs {
@@ -518,8 +562,8 @@ fn main() -> ExitCode {
 }
 
 /// The commands and their arguments. `init` has a `--config` of its own, hidden, so the global
-/// one is not in its help. `eval` needs its labelled data unless it reads the store
-/// (`--store`), which `tune` does not know.
+/// one is not in its help. `eval` and `tune` need their labelled data unless they read the
+/// store (`--store`).
 fn command() -> clap::Command {
     Cli::command()
         .mut_subcommand("init", |init| {
@@ -537,6 +581,13 @@ fn command() -> clap::Command {
                 .into_iter()
                 .fold(eval, |eval, id| {
                     eval.mut_arg(id, |a| a.required(false).required_unless_present("store"))
+                })
+        })
+        .mut_subcommand("tune", |tune| {
+            ["data", "text", "label"]
+                .into_iter()
+                .fold(tune, |tune, id| {
+                    tune.mut_arg(id, |a| a.required(false).required_unless_present("store"))
                 })
         })
 }
@@ -666,6 +717,10 @@ fn dispatch(path: &Path, command: Command) -> ExitCode {
                 json,
             };
             tools::eval::eval(c, &args)
+        }),
+        Command::Tune(args) if args.store => with_config(path, |c| {
+            let args = args.store_args()?;
+            tools::tune::store::tune_store(c, &args, now())
         }),
         Command::Tune(args) => with_config(path, |c| {
             let args = args.parse()?;
@@ -910,7 +965,7 @@ mod tests {
     }
 
     #[test]
-    fn eval_reads_labelled_data_or_the_store_and_relabel_names_a_change() {
+    fn eval_and_tune_read_labelled_data_or_the_store_and_relabel_names_a_change() {
         let cli = parsed(&["eval", "--store", "--since", "7d", "--tone", "angry"]).expect("store");
         assert!(matches!(
             cli.command,
@@ -918,6 +973,28 @@ mod tests {
         ));
         let cli = parsed(&["eval", "--store"]).expect("store");
         assert!(matches!(cli.command, Command::Eval { since: None, .. }));
+        let cli = parsed(&[
+            "tune", "--store", "--since", "30d", "--weak", "0", "--out", "w.toml",
+        ])
+        .expect("tune --store");
+        let Command::Tune(tune) = cli.command else {
+            panic!("not tune");
+        };
+        let args = tune.store_args().expect("store args");
+        assert_eq!(
+            (
+                args.since.as_secs(),
+                args.weak,
+                args.out.is_some(),
+                args.show
+            ),
+            (30 * 86_400, 0.0, true, 15)
+        );
+        let Command::Tune(tune) = parsed(&["tune", "--store"]).expect("defaults").command else {
+            panic!("not tune");
+        };
+        let args = tune.store_args().expect("store args");
+        assert_eq!((args.since.as_secs(), args.weak), (90 * 86_400, 0.3));
         for bad in [
             &["eval"][..],
             &[
@@ -925,7 +1002,15 @@ mod tests {
             ],
             &["eval", "--store", "--data", "d.csv"],
             &["eval", "--store", "--intents"],
-            &["tune", "--store"],
+            &["tune", "--store", "--data", "d.csv"],
+            &["tune", "--store", "--text", "t"],
+            &["tune", "--store", "--tone", "angry"],
+            &[
+                "tune", "--since", "7d", "--data", "d.csv", "--text", "t", "--label", "l",
+            ],
+            &[
+                "tune", "--weak", "0.5", "--data", "d.csv", "--text", "t", "--label", "l",
+            ],
             &["tune", "--text", "t", "--label", "l"],
             &["ticket", "relabel", "T-1"],
             &["ticket", "relabel", "T-1", "--undo", "--priority", "high"],

@@ -241,23 +241,25 @@ pub fn snapshot() -> Snapshot {
     quieter_tickets(&mut tickets);
     // Themes: since Friday 15:00 against the 66 hours before it.
     let mut messages = Vec::new();
-    let mut add = |when: &str, themes: &[&str], team: &str, n: usize| {
-        for _ in 0..n {
+    // `corrected` of the `n`: staff corrected their verdicts.
+    let mut add = |when: &str, themes: &[&str], team: &str, n: usize, corrected: usize| {
+        for i in 0..n {
             messages.push(ThemeEmail {
                 at: berlin(when),
                 themes: strings(themes),
                 team: team.into(),
+                corrected: i < corrected,
             });
         }
     };
-    add("2026-11-21 10:00", &["access"], "technical", 6);
-    add("2026-11-19 10:00", &["access"], "technical", 2);
-    add("2026-11-22 12:00", &["billing"], "billing", 3);
-    add("2026-11-18 12:00", &["billing"], "billing", 3);
-    add("2026-11-23 08:10", &["outage"], "technical", 1);
-    add("2026-11-23 08:50", &["cancel"], "billing", 1);
-    add("2026-11-19 12:00", &["refund"], "billing", 2);
-    add("2026-11-10 12:00", &["refund"], "billing", 9); // before both periods: not counted
+    add("2026-11-21 10:00", &["access"], "technical", 6, 4);
+    add("2026-11-19 10:00", &["access"], "technical", 2, 1); // before the period: not counted
+    add("2026-11-22 12:00", &["billing"], "billing", 3, 1);
+    add("2026-11-18 12:00", &["billing"], "billing", 3, 0);
+    add("2026-11-23 08:10", &["outage"], "technical", 1, 0);
+    add("2026-11-23 08:50", &["cancel"], "billing", 1, 0);
+    add("2026-11-19 12:00", &["refund"], "billing", 2, 0);
+    add("2026-11-10 12:00", &["refund"], "billing", 9, 0); // before both periods: not counted
     Snapshot { tickets, messages }
 }
 

@@ -97,6 +97,8 @@ pub struct ThemeEmail {
     pub themes: Vec<String>,
     /// The team of its ticket (empty: none).
     pub team: String,
+    /// Staff corrected its verdict (a correction of its priority or tones is in force).
+    pub corrected: bool,
 }
 
 /// What the digest knows about one ticket.
@@ -162,9 +164,25 @@ pub struct Digest {
     pub not_listed: usize,
     pub sections: Vec<Section>,
     pub themes: Vec<Theme>,
+    /// How many of the period's verdicts staff corrected (none when they corrected none).
+    pub corrections: Option<Corrections>,
     /// Nothing listed and no theme counted.
     pub empty: bool,
 }
+
+/// "Staff corrected 7 of 120 verdicts since ...": the customer emails of the themes period
+/// (of the digest's teams), and how many of their verdicts staff corrected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Corrections {
+    pub corrected: usize,
+    pub verdicts: usize,
+    /// Enough corrections ([`TUNE_HINT_AT`]) for the digest to point at `triaged tune --store`.
+    pub suggest_tune: bool,
+}
+
+/// From this many corrections in a period the digest says `triaged tune --store` has
+/// something to suggest: fewer are anecdotes, and the fit needs a few of each end class.
+pub const TUNE_HINT_AT: usize = 5;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Count {
@@ -352,6 +370,7 @@ pub fn build(snap: &Snapshot, at: i64, cfg: &DigestConfig, ctx: &Context<'_>) ->
     sections.retain(|s| !s.entries.is_empty());
 
     let themes = themes(snap, cfg, start, at);
+    let corrections = corrections(snap, cfg, start, at);
     let listed: usize = summary.iter().map(|c| c.n).sum();
     let empty = listed == 0 && themes.iter().all(|t| t.now == 0);
     let local = |t: i64| to_ts(t).to_zoned(tz.clone());
@@ -368,8 +387,26 @@ pub fn build(snap: &Snapshot, at: i64, cfg: &DigestConfig, ctx: &Context<'_>) ->
         not_listed,
         sections,
         themes,
+        corrections,
         empty,
     }
+}
+
+/// The customer emails in `[start, at)` (of the digest's teams, when it keeps to some) and
+/// how many staff corrected; `None` when they corrected none.
+fn corrections(snap: &Snapshot, cfg: &DigestConfig, start: i64, at: i64) -> Option<Corrections> {
+    let emails: Vec<&ThemeEmail> = snap
+        .messages
+        .iter()
+        .filter(|m| m.at >= start && m.at < at)
+        .filter(|m| cfg.teams.is_empty() || cfg.teams.contains(&m.team))
+        .collect();
+    let corrected = emails.iter().filter(|m| m.corrected).count();
+    (corrected > 0).then_some(Corrections {
+        corrected,
+        verdicts: emails.len(),
+        suggest_tune: corrected >= TUNE_HINT_AT,
+    })
 }
 
 /// "2 urgent, 1 late or due soon, 7 waiting" / "nothing waiting".

@@ -187,3 +187,46 @@ fn changes_read_naturally() {
     assert_eq!(ordinal(11), "11th");
     assert_eq!(ordinal(22), "22nd");
 }
+
+#[test]
+fn the_digest_says_how_many_verdicts_staff_corrected_in_its_period() {
+    let sla = fixture::sla();
+    let mut cfg = fixture::config();
+    let ctx = Context {
+        sla: &sla,
+        themes_from: themes_period(&cfg, fixture::at()).0,
+    };
+    // Since Friday 15:00: 11 customer emails, 5 corrected (the correction before the period
+    // is not counted): enough to point at `triaged tune --store`.
+    let d = build(&fixture::snapshot(), fixture::at(), &cfg, &ctx);
+    assert_eq!(
+        d.corrections,
+        Some(Corrections {
+            corrected: 5,
+            verdicts: 11,
+            suggest_tune: true
+        })
+    );
+    // A team digest counts its team's emails: billing's 4, 1 corrected, no hint yet.
+    cfg.teams = vec!["billing".into()];
+    let d = build(&fixture::snapshot(), fixture::at(), &cfg, &ctx);
+    assert_eq!(
+        d.corrections,
+        Some(Corrections {
+            corrected: 1,
+            verdicts: 4,
+            suggest_tune: false
+        })
+    );
+    // None corrected: no line.
+    let mut snap = fixture::snapshot();
+    for m in &mut snap.messages {
+        m.corrected = false;
+    }
+    cfg.teams.clear();
+    assert_eq!(build(&snap, fixture::at(), &cfg, &ctx).corrections, None);
+    assert_eq!(
+        build(&Snapshot::default(), fixture::at(), &cfg, &ctx).corrections,
+        None
+    );
+}

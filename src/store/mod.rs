@@ -20,6 +20,8 @@
 //! - `followups`: the follow-ups a ticket's change queues, withholds or cancels;
 //! - `outbox`: claiming, sending, retrying, holding and settling customer mail;
 //! - `notices`: staff mail (digests, alerts, health notes) and incidents;
+//! - `training`: what `triaged tune --store` fits to (verdicts, corrections, rule hits, the
+//!   customer's words kept for it);
 //! - `counts`: the counts triggers keep, for summaries, `/metrics` and the status page;
 //! - `schema`: versioned migrations; `rows`: the enums' names in rows; `faults`: the errors
 //!   that pass ([`Unavailable`]).
@@ -41,6 +43,7 @@ mod record;
 mod rows;
 mod schema;
 mod tickets;
+mod training;
 
 pub use corrections::{Labelled, Noted, RECENT_EMAILS, Relabeled, label};
 pub use counts::Counts;
@@ -53,6 +56,7 @@ pub use rows::UnknownName;
 pub use tickets::{
     Applied, AskedEmail, OpenTicketList, TicketEvent, TicketFilter, TicketList, TicketRow,
 };
+pub use training::{KEPT_TEXT, MAX_TRAINING_EMAILS, StoredHit, TrainingEmail};
 
 use std::path::Path;
 use std::time::Duration;

@@ -836,21 +836,26 @@ fn ticket_trouble(c: &Connection, id: i64, since: i64) -> Result<(Vec<OutFact>, 
 }
 
 /// Customer emails since `since` (those that opened or joined a ticket as the customer), each
-/// with its themes: its intents, and the themes of the rules it hit (`rule_themes`); and its
-/// ticket's team.
+/// with its themes: its intents, and the themes of the rules it hit (`rule_themes`); its
+/// ticket's team; and whether staff corrected its verdict (the digest's corrections line).
 fn theme_emails(
     c: &Connection,
     since: i64,
     rule_themes: &HashMap<String, String>,
 ) -> Result<Vec<ThemeEmail>> {
-    let emails: Vec<(i64, i64, String, String)> = c
+    // Whether staff corrected it: a probe of the index of corrections in force.
+    let emails: Vec<(i64, i64, String, String, bool)> = c
         .prepare(
-            "SELECT m.id, m.received_at, m.intents, t.team FROM messages m JOIN tickets t ON t.id = m.ticket_id
+            "SELECT m.id, m.received_at, m.intents, t.team,
+                    EXISTS (SELECT 1 FROM corrections c WHERE c.message_row = m.id AND c.undone_at = 0)
+             FROM messages m JOIN tickets t ON t.id = m.ticket_id
              WHERE m.status = 'triaged' AND m.sender = t.customer AND m.role IN ('customer', '')
                AND m.received_at >= ?1",
         )
         .context("Preparing theme emails")?
-        .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_map([since], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .context("Reading theme emails")?
         .collect::<rusqlite::Result<_>>()
         .context("Reading theme emails")?;
@@ -858,7 +863,7 @@ fn theme_emails(
         .prepare_cached("SELECT rule FROM hits WHERE message_row = ?1")
         .context("Preparing theme hits")?;
     let mut messages = Vec::with_capacity(emails.len());
-    for (row, at, intents, team) in emails {
+    for (row, at, intents, team, corrected) in emails {
         let mut themes = split(&intents);
         if !rule_themes.is_empty() {
             let rules: Vec<String> = hits
@@ -870,7 +875,12 @@ fn theme_emails(
         }
         themes.sort();
         themes.dedup();
-        messages.push(ThemeEmail { at, themes, team });
+        messages.push(ThemeEmail {
+            at,
+            themes,
+            team,
+            corrected,
+        });
     }
     Ok(messages)
 }

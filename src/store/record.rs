@@ -635,9 +635,9 @@ fn insert_message(
     tx.execute(
         "INSERT INTO messages (dedup_key, message_id, folder, uidvalidity, uid, ticket_id, status, ack, sender,
                                sender_name, subject, refs, score, priority, tones, size, received_at, processed_at,
-                               intents, excerpt, role, asks)
+                               intents, excerpt, role, asks, text)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'triaged', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?20, ?21)",
+                 ?20, ?21, ?22)",
         params![
             email.message_id,
             email.message_id,
@@ -660,6 +660,12 @@ fn insert_message(
             excerpt(&email.body_text),
             role_name(mail.role),
             mail.asks.join(","),
+            // What `triaged tune --store` learns phrases from: a customer's words only.
+            if mail.role == Role::Customer {
+                super::training::kept_text(&email.body_text)
+            } else {
+                String::new()
+            },
         ],
     )
     .context("Recording message")?;
@@ -847,15 +853,16 @@ fn note_bounces(
     Ok(())
 }
 
-/// The rule hits of the verdict, for `explain` and the digest.
+/// The rule hits of the verdict, for `explain`, the digest and `triaged tune --store`.
 fn insert_hits(tx: &Connection, row: i64, verdict: &Verdict) -> Result<()> {
     let mut stmt = tx
         .prepare_cached(
-            "INSERT INTO hits (message_row, rule, field, matched, weight) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO hits (message_row, rule, field, matched, weight, count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .context("Preparing hit insert")?;
     for h in &verdict.hits {
-        stmt.execute(params![row, h.rule, h.target, h.matched, h.weight])
+        stmt.execute(params![row, h.rule, h.target, h.matched, h.weight, h.count])
             .context("Recording rule hit")?;
     }
     Ok(())

@@ -474,6 +474,15 @@ CREATE TABLE folder_modseq (
     highest_modseq  INTEGER NOT NULL
 ) STRICT;
 "#),
+    // 13: what `triaged tune --store` fits to (issue 18): each rule hit's occurrence count
+    // (its weight alone does not say it once the rule's weight changed; 0 in rows written
+    // before), and the customer's own words of a triaged customer email, the first 4 KB
+    // (`store::training::KEPT_TEXT`; '' for every other email and before), to learn phrases
+    // from.
+    Sql(r#"
+ALTER TABLE hits ADD COLUMN count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN text TEXT NOT NULL DEFAULT '';
+"#),
 ];
 
 /// Bring the schema of `conn` up to date. A store that is up to date is only read: opening it

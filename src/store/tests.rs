@@ -2831,3 +2831,4 @@ mod corrections;
 mod migration;
 mod plans;
 mod teams;
+mod training;

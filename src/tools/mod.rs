@@ -1,7 +1,7 @@
 //! Operator tools that work without a server, one file per tool: [`check`] (a configuration
 //! summed up), [`status`] (what the store holds), [`explain`] (why an email scored as it did),
-//! [`eval`] and [`tune`] (the rules against labelled data; `eval --store` against staff's
-//! corrections), [`tickets`] (the ticket list and commands), [`relabel`] (staff's correction
+//! [`eval`] and [`tune`] (the rules against labelled data; `eval --store` and `tune --store`
+//! against staff's corrections), [`tickets`] (the ticket list and commands), [`relabel`] (staff's correction
 //! of a verdict), [`digest`] (preview or send a digest now), [`init`] (a starter
 //! configuration).
 //! Orchestration only: reading files and the store, calling the pure core, formatting; each

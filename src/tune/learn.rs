@@ -88,7 +88,7 @@ fn learnable(term: &str) -> bool {
 }
 
 /// The distinct learnable terms of each text.
-fn row_terms(texts: &[String], max_n: usize) -> Vec<Vec<String>> {
+pub fn row_terms(texts: &[String], max_n: usize) -> Vec<Vec<String>> {
     // Words that name accounts somewhere in the data (`@jetblue`, `#unitedfail`) are names
     // wherever they stand: a phrase with one would learn the data's customers, not language.
     let names: std::collections::HashSet<String> = texts

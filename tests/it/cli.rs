@@ -353,7 +353,8 @@ fn eval_scores_labelled_rows_in_priority_and_tone_mode() {
 #[test]
 fn tune_fits_weights_that_the_config_can_include() {
     let rules = "[[rule]]\nid = \"outage\"\nkeywords = [\"outage\"]\nweight = 1.0\n\
-                 [[rule]]\nid = \"thanks\"\nkeywords = [\"thanks\"]\nweight = -1.0\n";
+                 [[rule]]\nid = \"thanks\"\nkeywords = [\"thanks\"]\nweight = -1.0\n\
+                 [[rule]]\nid = \"lawyer\"\nkeywords = [\"lawyer\"]\nweight = 3.0\n";
     let d = setup(GOOD, rules, "Hello {{ ticket }}");
     // Outages are high, thanks are low, the rest normal; a little noise so no class is pure.
     let mut csv = String::from("subject,body,priority\n");
@@ -407,6 +408,9 @@ fn tune_fits_weights_that_the_config_can_include() {
         file.contains("[weights]") && file.contains("\noutage = "),
         "{file}"
     );
+    // No row mentions a lawyer: the data says nothing about that rule, so the file leaves
+    // it out and it keeps its weight (it used to be written as 0, switching the rule off).
+    assert!(!file.contains("lawyer"), "{file}");
 
     // The config includes it; a weights file naming an unknown rule is a located error.
     let config = GOOD.replace(

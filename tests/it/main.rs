@@ -39,3 +39,4 @@ mod stack_smoke;
 mod staff_teams;
 mod team_folders;
 mod teams;
+mod tune_store;

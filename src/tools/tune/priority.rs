@@ -34,67 +34,43 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row]) -> Result<Stri
         .iter()
         .map(|r| order.iter().position(|c| *c == r.label).unwrap_or(0))
         .collect();
-    let rules = config.rules.rules();
-
     let (x, verdicts) = rule_features(config, rows)?;
     let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
-    let learned = args
-        .learn
-        .as_ref()
-        .map(|_| learn_phrases(args, &texts, &y, k));
-    let x = match &learned {
-        None => x,
-        Some(phrases) => with_phrases(&x, rules, phrases)?,
-    };
     let shipped: Vec<String> = verdicts
         .iter()
         .map(|v| priority_class(v.priority, &order))
         .collect();
-    let folds = cv::stratified_folds(&y, args.folds, args.seed)?;
-    let fitter = Fitter {
-        x: &x,
-        y: &y,
-        k,
-        inner_k: args.folds.clamp(2, 3),
-        seed: args.seed,
-    };
-    let oof = fitter.out_of_fold(&folds)?;
-    let all: Vec<usize> = (0..rows.len()).collect();
-    let choice = fitter.select_l2(&all)?;
-    let model = fitter.fit(choice.l2, &all)?;
+    let fitted = fit(
+        config,
+        Problem {
+            x,
+            y: &y,
+            k,
+            sample_weight: None,
+            texts: &texts,
+        },
+        &FitArgs::of(args),
+        |m| scaled_thresholds(&config.thresholds, m, k),
+    )?;
 
     let gold: Vec<&str> = y.iter().map(|&c| order[c].as_str()).collect();
-    let tuned_pred: Vec<&str> = oof.iter().map(|&c| order[c].as_str()).collect();
+    let tuned_pred: Vec<&str> = fitted.oof.iter().map(|&c| order[c].as_str()).collect();
     let shipped_report = triaged_tune::eval::evaluate(&gold, &shipped, Some(&order))?;
     let tuned_report = triaged_tune::eval::evaluate(&gold, &tuned_pred, Some(&order))?;
     let mut summary = vec![
         ("rules, shipped weights".to_string(), shipped_report.clone()),
-        (
-            if learned.is_some() {
-                // The phrases were chosen on every row: the folds then only refit weights.
-                format!(
-                    "rules + phrases, tuned ({}-fold; phrases chosen on all rows: optimistic)",
-                    args.folds
-                )
-            } else {
-                format!("rules, tuned weights ({}-fold, out of fold)", args.folds)
-            },
-            tuned_report.clone(),
-        ),
+        (fitted.tuned_name(args.folds), tuned_report.clone()),
     ];
     if args.yardstick {
-        summary.push(yardstick(&texts, &folds, &y, &order, &gold, args.folds)?);
+        summary.push(yardstick(
+            &texts,
+            &fitted.folds,
+            &y,
+            &order,
+            &gold,
+            args.folds,
+        )?);
     }
-
-    let th = &config.thresholds;
-    let (scale, tuned_th) = scaled_thresholds(th, &model, k);
-    let tuned_weights: Vec<(String, f64)> = rules
-        .iter()
-        .zip(&model.weights)
-        .filter(|(r, w)| **w != 0.0 || r.weight != 0.0)
-        .filter(|(r, _)| learned.is_none() || !r.id.starts_with(LEARNED_PREFIX))
-        .map(|(r, w)| (r.id.clone(), w * scale))
-        .collect();
 
     let mut out = String::new();
     let _ = writeln!(
@@ -110,9 +86,9 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row]) -> Result<Stri
     let _ = writeln!(
         out,
         "\nTuned (fitted on all rows, L2 {}; scaled to the configured threshold gap):",
-        choice.l2
+        fitted.l2
     );
-    write_tuned(&mut out, th, &tuned_th, rules, &x, &model, scale);
+    write_tuned(&mut out, &config.thresholds, &fitted, config.rules.rules());
 
     // What the data says the rules miss, for the most and least urgent class.
     for class in [k - 1, 0] {
@@ -121,31 +97,175 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row]) -> Result<Stri
         write_candidates(&mut out, &order[class], &cands);
     }
 
+    let from = args.source.path.display().to_string();
     if let Some(path) = &args.out {
         let fit = Figures {
+            from: &from,
             rows: rows.len(),
             order: &order,
             tuned_macro_f1: tuned_report.macro_f1,
             shipped_macro_f1: shipped_report.macro_f1,
+            shipped_name: "the rule files' own",
         };
-        write_weights_file(path, args, &fit, &tuned_th, &tuned_weights)?;
+        write_weights_file(path, &fit, &fitted.thresholds, &fitted.weights)?;
         let _ = writeln!(out, "\nWrote {}", path.display());
     }
-    if let (Some(file), Some((_, phrases))) = (&args.learn, &learned) {
-        let weighted = learned_weights(phrases, &model.weights[rules.len()..], scale);
-        write_learned_file(file, args, rows.len(), &weighted)?;
-        let _ = writeln!(out, "Wrote {} ({} phrases)", file.display(), weighted.len());
-        let map: BTreeMap<String, f64> = tuned_weights.iter().cloned().collect();
+    if let (Some(file), Some(phrases)) = (&args.learn, fitted.phrase_weights()) {
+        write_learned_file(file, &from, rows.len(), args.out.as_deref(), &phrases)?;
+        let _ = writeln!(out, "Wrote {} ({} phrases)", file.display(), phrases.len());
+        let map: BTreeMap<String, f64> = fitted.weights.iter().cloned().collect();
         out.push_str(&priority_held_out(
-            config, args, file, &map, &tuned_th, &order,
+            config,
+            args,
+            file,
+            &map,
+            &fitted.thresholds,
+            &order,
         )?);
     }
     Ok(out)
 }
 
+/// What a priority fit is fitted to: the rule hits `x` (a column per configured rule), each
+/// row's class `y` (`0..k`, least urgent first), optional sample weights, and the rows' texts
+/// (phrases are learned from them with `--learn`).
+pub(super) struct Problem<'a> {
+    pub x: Matrix,
+    pub y: &'a [usize],
+    pub k: usize,
+    pub sample_weight: Option<&'a [f64]>,
+    pub texts: &'a [String],
+}
+
+/// How a priority fit runs: `triaged tune`'s options that shape it.
+pub(super) struct FitArgs {
+    pub folds: usize,
+    pub seed: u64,
+    /// Learn phrases beside the rules (`--learn`).
+    pub learn: bool,
+    pub max_rules: usize,
+    pub min_df: usize,
+}
+
+impl FitArgs {
+    fn of(args: &TuneArgs) -> FitArgs {
+        FitArgs {
+            folds: args.folds,
+            seed: args.seed,
+            learn: args.learn.is_some(),
+            max_rules: args.max_rules,
+            min_df: args.min_df,
+        }
+    }
+}
+
+/// A priority fit: out-of-fold predictions for the figures, and the model fitted on every row
+/// with its weights and thresholds scaled to read like the configured ones.
+pub(super) struct Fitted {
+    /// The learned phrases (`--learn`): each row's distinct terms, and the phrases.
+    pub learned: Option<Phrases>,
+    pub folds: Vec<usize>,
+    /// Each row's class predicted by a model that did not see it.
+    pub oof: Vec<usize>,
+    /// The L2 chosen for the final fit.
+    pub l2: f64,
+    pub model: OrdinalModel,
+    /// Fitted scores times this read like the configured rules' scores.
+    pub scale: f64,
+    pub thresholds: Thresholds,
+    /// The tuned weight of every configured rule some row hit (scaled; earlier learned rules
+    /// left out when phrases are learned anew): what a weights file lists. A rule no row hit
+    /// is left out, so it keeps its weight (the data says nothing about it).
+    pub weights: Vec<(String, f64)>,
+    /// Per configured rule, the rows it hit.
+    pub hit_rows: Vec<usize>,
+    /// Rules in the matrix (the phrases' columns come after).
+    pub n_rules: usize,
+}
+
+impl Fitted {
+    /// The summary row's name of the tuned model.
+    pub fn tuned_name(&self, folds: usize) -> String {
+        if self.learned.is_some() {
+            // The phrases were chosen on every row: the folds then only refit weights.
+            format!("rules + phrases, tuned ({folds}-fold; phrases chosen on all rows: optimistic)")
+        } else {
+            format!("rules, tuned weights ({folds}-fold, out of fold)")
+        }
+    }
+
+    /// The learned phrases with their scaled weights (`--learn`).
+    pub fn phrase_weights(&self) -> Option<Vec<(String, f64, usize)>> {
+        let (_, phrases) = self.learned.as_ref()?;
+        Some(learned_weights(
+            phrases,
+            &self.model.weights[self.n_rules..],
+            self.scale,
+        ))
+    }
+}
+
+/// Fit the rules' weights and the thresholds (with `--learn`, phrases beside them): the
+/// ordinal fit, L2 by inner cross-validation, out-of-fold predictions, then the fit on every
+/// row, scaled to the configured threshold gap.
+///
+/// `place` turns the fitted model into the scale of its scores and the thresholds: by the
+/// number of classes ([`scaled_thresholds`], for a data set's own classes), or by the
+/// priorities they are (`tune --store`).
+pub(super) fn fit(
+    config: &Config,
+    p: Problem<'_>,
+    args: &FitArgs,
+    place: impl Fn(&OrdinalModel) -> (f64, Thresholds),
+) -> Result<Fitted> {
+    let rules = config.rules.rules();
+    let learned = args.learn.then(|| learn_phrases(args, p.texts, p.y, p.k));
+    let x = match &learned {
+        None => p.x,
+        Some(phrases) => with_phrases(&p.x, rules, phrases)?,
+    };
+    let folds = cv::stratified_folds(p.y, args.folds, args.seed)?;
+    let fitter = Fitter {
+        x: &x,
+        y: p.y,
+        k: p.k,
+        sample_weight: p.sample_weight,
+        inner_k: args.folds.clamp(2, 3),
+        seed: args.seed,
+    };
+    let oof = fitter.out_of_fold(&folds)?;
+    let all: Vec<usize> = (0..p.y.len()).collect();
+    let choice = fitter.select_l2(&all)?;
+    let model = fitter.fit(choice.l2, &all)?;
+    let (scale, thresholds) = place(&model);
+    let hit_rows: Vec<usize> = (0..rules.len())
+        .map(|i| x.rows().iter().filter(|r| r.get(i) != 0.0).count())
+        .collect();
+    let weights: Vec<(String, f64)> = rules
+        .iter()
+        .zip(&model.weights)
+        .zip(&hit_rows)
+        .filter(|(_, n)| **n > 0)
+        .filter(|((r, _), _)| learned.is_none() || !r.id.starts_with(LEARNED_PREFIX))
+        .map(|((r, w), _)| (r.id.clone(), w * scale))
+        .collect();
+    Ok(Fitted {
+        learned,
+        folds,
+        oof,
+        l2: choice.l2,
+        model,
+        scale,
+        thresholds,
+        weights,
+        hit_rows,
+        n_rules: rules.len(),
+    })
+}
+
 /// With `--learn`: the phrases that speak for the most or least urgent class, to be fitted
 /// beside the rules (columns after the rules').
-fn learn_phrases(args: &TuneArgs, texts: &[String], y: &[usize], k: usize) -> Phrases {
+fn learn_phrases(args: &FitArgs, texts: &[String], y: &[usize], k: usize) -> Phrases {
     learn::priority_phrases(
         texts,
         y,
@@ -213,6 +333,8 @@ struct Fitter<'a> {
     x: &'a Matrix,
     y: &'a [usize],
     k: usize,
+    /// Each row's weight in the fit (`None`: all 1).
+    sample_weight: Option<&'a [f64]>,
     /// Folds of the inner cross-validation that chooses L2.
     inner_k: usize,
     seed: u64,
@@ -229,6 +351,9 @@ impl Fitter<'_> {
             &logreg::FitOptions {
                 l2,
                 class_weight: logreg::ClassWeight::Balanced,
+                sample_weight: self
+                    .sample_weight
+                    .map(|w| idx.iter().map(|&i| w[i]).collect()),
                 ..Default::default()
             },
         )?;
@@ -334,70 +459,68 @@ fn scaled_thresholds(th: &Thresholds, model: &OrdinalModel, k: usize) -> (f64, T
 
 /// The tuned thresholds beside the configured ones, and each rule's weight, shipped and tuned,
 /// with the rows it hit (rules that neither hit nor weigh are left out).
-fn write_tuned(
-    out: &mut String,
-    th: &Thresholds,
-    tuned_th: &Thresholds,
-    rules: &[Rule],
-    x: &Matrix,
-    model: &OrdinalModel,
-    scale: f64,
-) {
+fn write_tuned(out: &mut String, th: &Thresholds, fitted: &Fitted, rules: &[Rule]) {
+    let tuned_th = &fitted.thresholds;
     let _ = writeln!(
         out,
         "  thresholds  urgent {:.2}  high {:.2}  normal {:.2}   (configured {} / {} / {})",
         tuned_th.urgent, tuned_th.high, tuned_th.normal, th.urgent, th.high, th.normal
     );
-    let hit_counts: Vec<usize> = (0..rules.len())
-        .map(|i| x.rows().iter().filter(|r| r.get(i) != 0.0).count())
-        .collect();
     let _ = writeln!(
         out,
         "  {:<22} {:>8} {:>8} {:>6}",
         "rule", "shipped", "tuned", "rows"
     );
     for (i, r) in rules.iter().enumerate() {
-        if hit_counts[i] == 0 && r.weight == 0.0 {
+        let hits = fitted.hit_rows[i];
+        if hits == 0 && r.weight == 0.0 {
             continue;
         }
+        // A rule no row hit keeps its weight: the file does not list it.
+        let tuned = if hits == 0 {
+            r.weight
+        } else {
+            fitted.model.weights[i] * fitted.scale
+        };
         let _ = writeln!(
             out,
             "  {:<22} {:>8.2} {:>8.2} {:>6}",
-            r.id,
-            r.weight,
-            model.weights[i] * scale,
-            hit_counts[i]
+            r.id, r.weight, tuned, hits
         );
     }
 }
 
 /// What the weights file's note says about the fit.
-struct Figures<'a> {
-    rows: usize,
-    order: &'a [String],
-    tuned_macro_f1: f64,
-    shipped_macro_f1: f64,
+pub(super) struct Figures<'a> {
+    /// Where the labels came from: the data file, or the store and its period.
+    pub from: &'a str,
+    pub rows: usize,
+    pub order: &'a [String],
+    pub tuned_macro_f1: f64,
+    pub shipped_macro_f1: f64,
+    /// What the tuned figure is compared with: "the rule files' own", "the configured ones".
+    pub shipped_name: &'a str,
 }
 
 /// `--out`: the tuned thresholds and weights as a weights file, with a note on where they
 /// come from and how to include them.
-fn write_weights_file(
+pub(super) fn write_weights_file(
     path: &Path,
-    args: &TuneArgs,
     fit: &Figures,
     thresholds: &Thresholds,
     weights: &[(String, f64)],
 ) -> Result<()> {
     let note = format!(
         "Written by `triaged tune` from {} ({} rows, classes {}).\n\
-         Cross-validated macro-F1: {:.3} with these weights, {:.3} with the rule files' own.\n\
+         Cross-validated macro-F1: {:.3} with these weights, {:.3} with {}.\n\
          Include it with `weights = \"{}\"` under [scoring] in triaged.toml; its thresholds\n\
          replace [scoring.thresholds]. Rules not listed keep their weight.",
-        args.source.path.display(),
+        fit.from,
         fit.rows,
         fit.order.join(" < "),
         fit.tuned_macro_f1,
         fit.shipped_macro_f1,
+        fit.shipped_name,
         path.file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default()
@@ -406,23 +529,22 @@ fn write_weights_file(
     std::fs::write(path, text).with_context(|| format!("Writing {}", path.display()))
 }
 
-/// `--learn`: the learned phrases with their scaled weights as keyword rules.
-fn write_learned_file(
+/// `--learn`: the learned phrases with their scaled weights as keyword rules (`weights`: the
+/// weights file written beside them).
+pub(super) fn write_learned_file(
     file: &Path,
-    args: &TuneArgs,
+    from: &str,
     rows: usize,
+    weights: Option<&Path>,
     weighted: &[(String, f64, usize)],
 ) -> Result<()> {
     let header = format!(
         "Learned priority phrases, written by `triaged tune --learn` from {} ({} rows),\n\
          fitted beside the rules' weights and thresholds in {}: use the two together.\n\
          Each phrase is a keyword rule whose weight adds to the score like any rule's.",
-        args.source.path.display(),
+        from,
         rows,
-        args.out
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
+        weights.map(|p| p.display().to_string()).unwrap_or_default()
     );
     let text = learn::write_priority_rules(&header, weighted, rows);
     std::fs::write(file, text).with_context(|| format!("Writing {}", file.display()))
@@ -508,7 +630,7 @@ fn priority_held_out(
 }
 
 /// Macro-F1 and the most urgent class's precision and recall, a row per model.
-fn priority_table(out: &mut String, top: &str, summary: &[(String, Report)]) {
+pub(super) fn priority_table(out: &mut String, top: &str, summary: &[(String, Report)]) {
     use std::fmt::Write as _;
     let _ = writeln!(
         out,
@@ -532,13 +654,23 @@ fn priority_table(out: &mut String, top: &str, summary: &[(String, Report)]) {
 
 /// Cut points that maximise macro-F1 on the given scores (coordinate ascent from the fitted
 /// cuts over score quantiles): the likelihood fit places cuts for calibrated probabilities,
-/// while a priority is judged by how well each class is found.
+/// while a priority is judged by how well each class is found. A cut taken from the scores
+/// lies halfway between a score and the next lower one, never on a score: emails with the
+/// same hits score the same, and a threshold on their score would put them on either side
+/// by the last bit of a rounding (the weights file keeps three decimals).
 fn best_cuts(scores: &[f64], y: &[usize], start: Vec<f64>) -> Vec<f64> {
     let k = start.len() + 1;
     let mut sorted: Vec<f64> = scores.to_vec();
     sorted.sort_by(f64::total_cmp);
+    let below = |v: f64| -> f64 {
+        let i = sorted.partition_point(|s| *s < v);
+        match i.checked_sub(1) {
+            Some(j) => (sorted[j] + v) / 2.0,
+            None => v - 1.0,
+        }
+    };
     let candidates: Vec<f64> = (1..50)
-        .map(|q| sorted[(sorted.len() - 1) * q / 50])
+        .map(|q| below(sorted[(sorted.len() - 1) * q / 50]))
         .chain(start.iter().copied())
         .collect();
     let macro_f1 = |cuts: &[f64]| -> f64 {
@@ -594,7 +726,7 @@ fn best_cuts(scores: &[f64], y: &[usize], start: Vec<f64>) -> Vec<f64> {
 }
 
 /// A priority as one of the data's classes: the nearest one at or below it in urgency order.
-fn priority_class(p: Priority, order: &[String]) -> String {
+pub(super) fn priority_class(p: Priority, order: &[String]) -> String {
     let rank = |name: &str| match name {
         "low" => Some(0),
         "normal" | "medium" => Some(1),
@@ -615,4 +747,27 @@ fn priority_class(p: Priority, order: &[String]) -> String {
         .or(order.first())
         .cloned()
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_fall_between_scores_never_on_one() {
+        // Emails with the same hits score the same; the classes separate at 1 and 2.
+        let scores = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0];
+        let y = [0, 0, 0, 1, 1, 1, 2, 2, 2, 2];
+        // Started badly: the search has to find the separating cuts.
+        let cuts = best_cuts(&scores, &y, vec![1.5, 1.8]);
+        assert_eq!(cuts[0], 0.5, "halfway between 0 and 1: {cuts:?}");
+        assert!(cuts[1] > 1.0 && cuts[1] < 2.0, "{cuts:?}");
+        for c in &cuts {
+            assert!(!scores.contains(c), "a cut on a score: {cuts:?}");
+        }
+        // Scaled as a weights file writes it, each email stays on its side.
+        let scale = 3.0;
+        let class = |s: f64| cuts.iter().filter(|c| s * scale >= **c * scale).count();
+        assert!(scores.iter().zip(&y).all(|(s, c)| class(*s) == *c));
+    }
 }
