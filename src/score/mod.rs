@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use regex::{Regex, RegexSet};
+use smol_str::SmolStr;
 
 use crate::parse::Email;
 
@@ -137,6 +138,17 @@ pub enum Signal {
 }
 
 impl Signal {
+    /// Where a hit of a rule reading this signal matched: `signal:NAME`.
+    fn target(&self) -> &'static str {
+        match self {
+            Signal::CapsRatio { .. } => "signal:caps_ratio",
+            Signal::PunctuationRun => "signal:punctuation_run",
+            Signal::Words => "signal:words",
+            Signal::EarlierContacts { .. } => "signal:earlier_contacts",
+            Signal::ReplyToAnswered => "signal:reply_to_answered",
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Signal::CapsRatio { .. } => "caps_ratio",
@@ -220,7 +232,7 @@ pub const EVIDENCE_BAR: f64 = 1.0;
 pub struct LabelEvidence {
     /// `tone` or `intent`.
     pub kind: &'static str,
-    pub label: String,
+    pub label: SmolStr,
     pub sum: f64,
     /// `sum >= EVIDENCE_BAR`: the label is on the verdict.
     pub given: bool,
@@ -268,6 +280,17 @@ struct Inner {
     headers: Vec<String>,
     /// The longest `earlier_contacts` window, so the store knows how far back to look.
     history_window_secs: i64,
+    /// Per rule: its id, shared by every hit of it.
+    ids: Vec<SmolStr>,
+    /// The texts occurrences name by their place here: the keyword scans' sources, then the
+    /// regex scans', each with its name.
+    sources: Vec<(Source, SmolStr)>,
+    /// The labels rules with `evidence` speak for, sorted by kind, then label.
+    evidence_labels: Vec<(&'static str, SmolStr)>,
+    /// Per rule: its label's place in `evidence_labels` (rules with `evidence`).
+    evidence_slot: Vec<Option<usize>>,
+    /// Per meta rule (in `meta_order`'s order): the rules its expression names, in rule order.
+    meta_names: Vec<Vec<usize>>,
 }
 
 /// A compiled rule set. Cheap to clone.
@@ -285,15 +308,16 @@ pub struct History {
     pub reply_to_answered: bool,
 }
 
-/// One rule that fired.
+/// One rule that fired. Its texts are [`SmolStr`]s: a large pack's hundred hits per email
+/// share the rule's id and hold short matched words in place, not a hundred strings each.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Hit {
-    pub rule: String,
+    pub rule: SmolStr,
     /// Where it matched: a source name, `sender`, `signal:NAME` or `meta`.
-    pub target: String,
+    pub target: SmolStr,
     /// The first matched text (normalised, at most 80 characters), the signal's value, or the
     /// meta expression's rules that fired.
-    pub matched: String,
+    pub matched: SmolStr,
     /// Occurrences counted (at most the rule's `max_hits`).
     pub count: u32,
     /// What the rule adds before group caps: weight x count.
@@ -510,7 +534,7 @@ struct Found {
     /// [`examine_budget`], so a flood of negated matches costs no more than a full rule.
     examined: u32,
     /// For senders, signals and meta rules: fired, and what to show.
-    fired: Option<String>,
+    fired: Option<SmolStr>,
 }
 
 /// What was found, for the few rules that found anything: an email touches a handful of a
@@ -633,7 +657,7 @@ fn signal_value(signal: &Signal, t: &Texts, history: &History, now: i64) -> f64 
     }
 }
 
-fn sender_matches(patterns: &[String], address: &str, domain: &str) -> Option<String> {
+fn sender_matches<'p>(patterns: &'p [String], address: &str, domain: &str) -> Option<&'p str> {
     if address.is_empty() {
         return None;
     }
@@ -649,22 +673,30 @@ fn sender_matches(patterns: &[String], address: &str, domain: &str) -> Option<St
                         .is_some_and(|rest| rest.ends_with('.'))
             }
         })
-        .cloned()
+        .map(String::as_str)
 }
 
-fn snippet(text: &str) -> String {
-    if text.chars().count() <= 80 {
-        text.to_string()
+/// At most 80 characters of a matched text: short ones (most) held in place.
+fn snippet(text: &str) -> SmolStr {
+    // No more bytes than 80 is no more characters than 80.
+    if text.len() <= 80 || text.chars().count() <= 80 {
+        SmolStr::new(text)
     } else {
         text.chars().take(79).chain(['…']).collect()
     }
 }
 
-fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e9 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v:.2}")
+/// A signal's value as shown: whole numbers as such, others with two decimals.
+struct Number(f64);
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < 1e9 {
+            write!(f, "{}", v as i64)
+        } else {
+            write!(f, "{v:.2}")
+        }
     }
 }
 
@@ -679,19 +711,12 @@ pub fn score(
     let inner = &*rules.inner;
     let texts = Texts::new(email, inner);
     let mut found = Founds::new(inner.rules.len());
-    // Occurrences name their text by its place in this list: keyword sources, then regex ones.
-    let sources: Vec<&Source> = inner
-        .scans
-        .iter()
-        .map(|s| &s.source)
-        .chain(inner.regex_scans.iter().map(|s| &s.source))
-        .collect();
     find_keywords(inner, &texts, &mut found);
-    find_regexes(inner, &texts, &sources, &mut found);
+    find_regexes(inner, &texts, &mut found);
     fire_senders_and_signals(inner, &texts, history, now, &mut found);
     fire_meta(inner, &mut found);
-    let mut tally = weigh(inner, &texts, &sources, &found);
-    let evidence = give_evidence(tally.evidence, &mut tally.tones, &mut tally.intents);
+    let mut tally = weigh(inner, &texts, &found);
+    let evidence = give_evidence(inner, &tally.evidence, &mut tally.tones, &mut tally.intents);
     let weighed = tally.hits.iter().any(|h| h.weight != 0.0);
     let (score, caps) = apply_caps(inner, &tally.hits, &tally.group_sums);
     Verdict {
@@ -748,13 +773,14 @@ fn find_keywords(inner: &Inner, texts: &Texts, found: &mut Founds) {
 }
 
 /// Regexes: the set says which can match; only those are run.
-fn find_regexes(inner: &Inner, texts: &Texts, sources: &[&Source], found: &mut Founds) {
-    for scan in &inner.regex_scans {
+fn find_regexes(inner: &Inner, texts: &Texts, found: &mut Founds) {
+    for (ri, scan) in inner.regex_scans.iter().enumerate() {
         let text = texts.get(&scan.source);
         if text.is_empty() {
             continue;
         }
-        let si = sources.iter().position(|x| **x == scan.source).unwrap_or(0);
+        // Regex sources follow the keyword sources in `Inner::sources`.
+        let si = inner.scans.len() + ri;
         for i in scan.set.matches(text).iter() {
             let r = scan.rules[i];
             let rule = &inner.rules[r];
@@ -781,7 +807,7 @@ fn fire_senders_and_signals(
         match &inner.rules[r].matcher {
             Matcher::Senders(list) => {
                 if let Some(who) = sender_matches(list, &texts.from_address, &texts.from_domain) {
-                    found.entry(r).fired = Some(who);
+                    found.entry(r).fired = Some(snippet(who));
                 }
             }
             Matcher::Signal {
@@ -791,7 +817,8 @@ fn fire_senders_and_signals(
             } => {
                 let v = signal_value(signal, texts, history, now);
                 if at_least.is_none_or(|min| v >= min) && at_most.is_none_or(|max| v <= max) {
-                    found.entry(r).fired = Some(format!("{}={}", signal.name(), number(v)));
+                    let shown = smol_str::format_smolstr!("{}={}", signal.name(), Number(v));
+                    found.entry(r).fired = Some(snippet(&shown));
                 }
             }
             _ => {}
@@ -801,63 +828,76 @@ fn fire_senders_and_signals(
 
 /// Meta rules, each after the ones it uses.
 fn fire_meta(inner: &Inner, found: &mut Founds) {
-    for &r in &inner.meta_order {
+    for (&r, names) in inner.meta_order.iter().zip(&inner.meta_names) {
         if let Matcher::Meta(expr) = &inner.rules[r].matcher {
             let fired = |i: &usize| {
                 let f = found.get(*i);
                 f.fired.is_some() || !f.occurrences.is_empty()
             };
             if expr.eval(&fired) {
-                let which: Vec<&str> = expr
-                    .names()
-                    .into_iter()
-                    .filter(|i| fired(i))
-                    .map(|i| inner.rules[i].id.as_str())
-                    .collect();
-                found.entry(r).fired = Some(which.join(" + "));
+                let mut which = names.iter().filter(|i| fired(i));
+                let shown = match (which.next(), which.next()) {
+                    // One rule (most learned meta rules): its id, shared.
+                    (Some(&i), None) => inner.ids[i].clone(),
+                    (first, second) => {
+                        let mut joined = smol_str::SmolStrBuilder::new();
+                        for (k, &i) in first.into_iter().chain(second).chain(which).enumerate() {
+                            if k > 0 {
+                                joined.push_str(" + ");
+                            }
+                            joined.push_str(&inner.rules[i].id);
+                        }
+                        joined.finish()
+                    }
+                };
+                found.entry(r).fired = Some(if shown.len() <= 80 {
+                    shown
+                } else {
+                    snippet(&shown)
+                });
             }
         }
     }
 }
 
 /// What the rules that fired add up to, before group caps and the evidence bar.
-struct Tally<'a> {
+struct Tally {
     hits: Vec<Hit>,
     /// Per group: what its rules added.
     group_sums: Vec<f64>,
     tones: BTreeSet<String>,
     intents: BTreeSet<String>,
-    /// (kind, label) -> evidence summed.
-    evidence: std::collections::BTreeMap<(&'static str, &'a str), f64>,
+    /// Per label of `Inner::evidence_labels`: the evidence summed, if a rule spoke for it.
+    evidence: Vec<Option<f64>>,
 }
 
 /// Weights and labels of every rule that fired, in rule order.
-fn weigh<'a>(inner: &'a Inner, texts: &Texts, sources: &[&Source], found: &Founds) -> Tally<'a> {
+fn weigh(inner: &Inner, texts: &Texts, found: &Founds) -> Tally {
     let touched = found.touched_in_order();
     let mut t = Tally {
         hits: Vec::with_capacity(touched.len()),
         group_sums: vec![0.0f64; inner.groups.len()],
         tones: BTreeSet::new(),
         intents: BTreeSet::new(),
-        evidence: Default::default(),
+        evidence: vec![None; inner.evidence_labels.len()],
     };
     for r in touched {
         let (rule, f) = (&inner.rules[r], found.get(r));
         let (target, matched, count) = if let Some(first) = f.occurrences.first() {
-            let src = sources[first.source];
+            let (src, name) = &inner.sources[first.source];
             let text = texts.get(src);
             (
-                src.name(),
+                name.clone(),
                 snippet(&text[first.start..first.end]),
                 f.occurrences.len() as u32,
             )
         } else if let Some(what) = &f.fired {
             let target = match &rule.matcher {
-                Matcher::Senders(_) => "sender".to_string(),
-                Matcher::Signal { signal, .. } => format!("signal:{}", signal.name()),
-                _ => "meta".to_string(),
+                Matcher::Senders(_) => SmolStr::new_static("sender"),
+                Matcher::Signal { signal, .. } => SmolStr::new_static(signal.target()),
+                _ => SmolStr::new_static("meta"),
             };
-            (target, snippet(what), 1)
+            (target, what.clone(), 1)
         } else {
             continue;
         };
@@ -865,20 +905,23 @@ fn weigh<'a>(inner: &'a Inner, texts: &Texts, sources: &[&Source], found: &Found
         if let Some(g) = rule.group {
             t.group_sums[g] += weight;
         }
-        match (rule.evidence, &rule.tone, &rule.intent) {
-            (Some(e), Some(l), _) => {
-                *t.evidence.entry(("tone", l)).or_default() += e * f64::from(count)
-            }
-            (Some(e), _, Some(i)) => {
-                *t.evidence.entry(("intent", i)).or_default() += e * f64::from(count)
+        match (rule.evidence, inner.evidence_slot[r]) {
+            (Some(e), Some(slot)) => {
+                *t.evidence[slot].get_or_insert(0.0) += e * f64::from(count);
             }
             _ => {
-                t.tones.extend(rule.tone.iter().cloned());
-                t.intents.extend(rule.intent.iter().cloned());
+                for (labels, label) in [(&mut t.tones, &rule.tone), (&mut t.intents, &rule.intent)]
+                {
+                    if let Some(l) = label
+                        && !labels.contains(l)
+                    {
+                        labels.insert(l.clone());
+                    }
+                }
             }
         }
         t.hits.push(Hit {
-            rule: rule.id.clone(),
+            rule: inner.ids[r].clone(),
             target,
             matched,
             count,
@@ -891,27 +934,31 @@ fn weigh<'a>(inner: &'a Inner, texts: &Texts, sources: &[&Source], found: &Found
 /// Labels whose evidence reaches the bar join the tones or intents; every label spoken for is
 /// listed with its sum.
 fn give_evidence(
-    evidence: std::collections::BTreeMap<(&'static str, &str), f64>,
+    inner: &Inner,
+    evidence: &[Option<f64>],
     tones: &mut BTreeSet<String>,
     intents: &mut BTreeSet<String>,
 ) -> Vec<LabelEvidence> {
-    evidence
-        .into_iter()
-        .map(|((kind, label), sum)| {
+    inner
+        .evidence_labels
+        .iter()
+        .zip(evidence)
+        .filter_map(|((kind, label), sum)| {
+            let sum = (*sum)?;
             // Sums of a few learned weights: a hair under the bar by rounding is at the bar.
             let given = sum >= EVIDENCE_BAR - 1e-9;
             if given {
-                match kind {
+                match *kind {
                     "tone" => tones.insert(label.to_string()),
                     _ => intents.insert(label.to_string()),
                 };
             }
-            LabelEvidence {
+            Some(LabelEvidence {
                 kind,
-                label: label.to_string(),
+                label: label.clone(),
                 sum,
                 given,
-            }
+            })
         })
         .collect()
 }
