@@ -539,12 +539,28 @@ struct Found {
 
 /// What was found, for the few rules that found anything: an email touches a handful of a
 /// thousand rules, so a slot per rule is an index, not a [`Found`] to allocate and drop.
+#[derive(Default)]
 struct Founds {
     /// Per rule: its place in `list`, or `u32::MAX`.
     slot: Vec<u32>,
     list: Vec<Found>,
-    /// The rules in `list`, in its order.
+    /// The rules in `list`, in its order (sorted before weighing).
     touched: Vec<usize>,
+}
+
+/// What scoring one email needs besides its texts and its verdict, kept per thread for the
+/// next email: with a pack of a thousand rules, growing these afresh for every email cost
+/// more than the work they hold.
+#[derive(Default)]
+struct Scratch {
+    found: Founds,
+    /// (pattern, start, end) of the keywords found in one text.
+    matches: Vec<(usize, usize, usize)>,
+    present: words::Present,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::default();
 }
 
 /// What an untouched rule found: nothing.
@@ -555,12 +571,19 @@ static NOTHING: Found = Found {
 };
 
 impl Founds {
-    fn new(rules: usize) -> Founds {
-        Founds {
-            slot: vec![u32::MAX; rules],
-            list: Vec::new(),
-            touched: Vec::new(),
+    /// Nothing found yet, for `rules` rules.
+    fn reset(&mut self, rules: usize) {
+        if self.slot.len() == rules {
+            // Only the touched slots were set.
+            for &r in &self.touched {
+                self.slot[r] = u32::MAX;
+            }
+        } else {
+            self.slot.clear();
+            self.slot.resize(rules, u32::MAX);
         }
+        self.list.clear();
+        self.touched.clear();
     }
 
     fn get(&self, r: usize) -> &Found {
@@ -578,14 +601,6 @@ impl Founds {
             self.touched.push(r);
         }
         &mut self.list[self.slot[r] as usize]
-    }
-
-    /// The rules that found something (or looked), in rule order: the others have nothing to
-    /// add, and a large pack has many.
-    fn touched_in_order(&self) -> Vec<usize> {
-        let mut rules = self.touched.clone();
-        rules.sort_unstable();
-        rules
     }
 }
 
@@ -710,12 +725,25 @@ pub fn score(
 ) -> Verdict {
     let inner = &*rules.inner;
     let texts = Texts::new(email, inner);
-    let mut found = Founds::new(inner.rules.len());
-    find_keywords(inner, &texts, &mut found);
-    find_regexes(inner, &texts, &mut found);
-    fire_senders_and_signals(inner, &texts, history, now, &mut found);
-    fire_meta(inner, &mut found);
-    let mut tally = weigh(inner, &texts, &found);
+    // Taken, not borrowed: a panic while scoring leaves the thread a fresh one.
+    let mut scratch = SCRATCH.with(std::cell::Cell::take);
+    let found = &mut scratch.found;
+    found.reset(inner.rules.len());
+    find_keywords(
+        inner,
+        &texts,
+        found,
+        &mut scratch.matches,
+        &mut scratch.present,
+    );
+    find_regexes(inner, &texts, found);
+    fire_senders_and_signals(inner, &texts, history, now, found);
+    fire_meta(inner, found);
+    // The rules that found something (or looked), in rule order: the others have nothing to
+    // add, and a large pack has many.
+    found.touched.sort_unstable();
+    let mut tally = weigh(inner, &texts, found);
+    SCRATCH.with(|s| s.set(scratch));
     let evidence = give_evidence(inner, &tally.evidence, &mut tally.tones, &mut tally.intents);
     let weighed = tally.hits.iter().any(|h| h.weight != 0.0);
     let (score, caps) = apply_caps(inner, &tally.hits, &tally.group_sums);
@@ -737,19 +765,27 @@ pub fn score(
 /// Keywords: each source's text cut into words once, its phrases followed word by word; a gap
 /// phrase's regex is tried, anchored, where its first word is found, unless the text lacks
 /// a word the rest of the phrase needs.
-fn find_keywords(inner: &Inner, texts: &Texts, found: &mut Founds) {
-    let mut matches = Vec::new();
-    let mut present = words::Present::default();
+fn find_keywords(
+    inner: &Inner,
+    texts: &Texts,
+    found: &mut Founds,
+    matches: &mut Vec<(usize, usize, usize)>,
+    present: &mut words::Present,
+) {
     for (si, scan) in inner.scans.iter().enumerate() {
         let text = texts.get(&scan.source);
         if text.is_empty() {
             continue;
         }
         matches.clear();
-        scan.phrases.find(text, &mut present, |p, start, end| {
-            matches.push((p, start, end))
-        });
-        for &(pattern, start, end) in &matches {
+        let words = scan
+            .phrases
+            .find(text, present, |p, start, end| matches.push((p, start, end)));
+        if let (Source::Body, Some(n)) = (&scan.source, words) {
+            // The body's words, counted on the way (the `words` signal reads them).
+            let _ = texts.words.set(n);
+        }
+        for &(pattern, start, end) in matches.iter() {
             let p = &scan.patterns[pattern];
             for &r in &p.rules {
                 add(found.entry(r), &inner.rules[r], text, si, start, end);
@@ -873,15 +909,14 @@ struct Tally {
 
 /// Weights and labels of every rule that fired, in rule order.
 fn weigh(inner: &Inner, texts: &Texts, found: &Founds) -> Tally {
-    let touched = found.touched_in_order();
     let mut t = Tally {
-        hits: Vec::with_capacity(touched.len()),
+        hits: Vec::with_capacity(found.touched.len()),
         group_sums: vec![0.0f64; inner.groups.len()],
         tones: BTreeSet::new(),
         intents: BTreeSet::new(),
         evidence: vec![None; inner.evidence_labels.len()],
     };
-    for r in touched {
+    for &r in &found.touched {
         let (rule, f) = (&inner.rules[r], found.get(r));
         let (target, matched, count) = if let Some(first) = f.occurrences.first() {
             let (src, name) = &inner.sources[first.source];

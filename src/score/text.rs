@@ -86,7 +86,11 @@ fn normalise_ascii(text: &[u8]) -> String {
 /// left out, so a reply is scored on what the customer wrote now, not on the thread it quotes
 /// (which may hold our own acknowledgement).
 pub fn own_words(body: &str) -> std::borrow::Cow<'_, str> {
-    if !body.contains('>') && !body.contains("\n--") && !body.starts_with("--") {
+    let b = body.as_bytes();
+    if memchr::memchr(b'>', b).is_none()
+        && memchr::memmem::find(b, b"\n--").is_none()
+        && !body.starts_with("--")
+    {
         return std::borrow::Cow::Borrowed(body);
     }
     let mut out = String::with_capacity(body.len());
@@ -242,35 +246,31 @@ pub fn caps_counts(text: &str) -> (usize, usize) {
 /// The longest run of `!` and `?` (`!!!`, `?!?`).
 pub fn punctuation_run(text: &str) -> usize {
     // Byte-wise: `!` and `?` are ASCII, their full-width forms (U+FF01, U+FF1F) are the
-    // sequences EF BC 81 and EF BC 9F, and every byte of any other character ends a run.
+    // sequences EF BC 81 and EF BC 9F, and every byte of any other character ends a run. Most
+    // text holds few: the next byte that can start a run is looked for, not every byte.
     let b = text.as_bytes();
-    let (mut best, mut run, mut i) = (0, 0, 0);
-    while i < b.len() {
-        // Most text holds none: skip a chunk at once when no byte of it can start a run.
-        if run == 0
-            && let Some(chunk) = b.get(i..i + 32)
-            && !chunk.iter().fold(false, |any, &c| {
-                any | (c == b'!') | (c == b'?') | (c == 0xef)
-            })
-        {
-            i += 32;
-            continue;
-        }
-        if b[i] == b'!' || b[i] == b'?' {
+    let (mut best, mut i) = (0, 0);
+    while let Some(at) = memchr::memchr3(b'!', b'?', 0xef, &b[i..]) {
+        i += at;
+        let mut run = 0;
+        loop {
+            if b.get(i).is_some_and(|&c| c == b'!' || c == b'?') {
+                i += 1;
+            } else if b.get(i) == Some(&0xef)
+                && b.get(i + 1) == Some(&0xbc)
+                && matches!(b.get(i + 2), Some(0x81 | 0x9f))
+            {
+                i += 3;
+            } else {
+                break;
+            }
             run += 1;
-            i += 1;
-        } else if b[i] == 0xef
-            && b.get(i + 1) == Some(&0xbc)
-            && matches!(b.get(i + 2), Some(0x81 | 0x9f))
-        {
-            run += 1;
-            i += 3;
-        } else {
-            run = 0;
-            i += 1;
-            continue;
         }
         best = best.max(run);
+        if run == 0 {
+            // A 0xEF byte that starts another character.
+            i += 1;
+        }
     }
     best
 }

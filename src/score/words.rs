@@ -530,23 +530,29 @@ impl Phrases {
     }
 
     /// Every occurrence of every phrase in `text`: `each(pattern, start, end)`, by end, and
-    /// at one end the longest first. `present` learns which tokens the text has.
+    /// at one end the longest first. `present` learns which tokens the text has. Returns the
+    /// number of words (runs of word characters) in the text, as [`text::word_count`] counts
+    /// them, or `None` when there are no phrases and so no reading.
+    ///
+    /// [`text::word_count`]: super::text::word_count
     pub(super) fn find(
         &self,
         text: &str,
         present: &mut Present,
         mut each: impl FnMut(usize, usize, usize),
-    ) {
+    ) -> Option<usize> {
         let ascii = text.is_ascii();
         present.reset(FIRST_WORD + self.tokens, ascii);
         if self.nodes.is_empty() {
-            return;
+            return None;
         }
         let b = text.as_bytes();
         let mut walk = Walk::new(self);
+        let mut words = 0;
         if ascii {
             tokenize_ascii(b, |start, end, word, join| {
                 let entry = if word {
+                    words += 1;
                     self.word_entry(b, start, end)
                 } else {
                     self.signs[usize::from(b[start])]
@@ -556,6 +562,7 @@ impl Phrases {
             });
         } else {
             tokenize_chars(text, |start, end, word, join| {
+                words += usize::from(word);
                 let entry = if !word && b[start] < 0x80 {
                     self.signs[usize::from(b[start])]
                 } else {
@@ -564,6 +571,7 @@ impl Phrases {
                 walk.step(entry, join, start, end, &mut each);
             });
         }
+        Some(words)
     }
 }
 
@@ -699,7 +707,12 @@ mod tests {
     fn by_words(phrases: &[String], text: &str) -> Vec<(usize, usize, usize)> {
         let p = Phrases::new(phrases, &[]).expect("compiles");
         let mut out = Vec::new();
-        p.find(text, &mut Present::default(), |i, s, e| out.push((i, s, e)));
+        let words = p.find(text, &mut Present::default(), |i, s, e| out.push((i, s, e)));
+        assert_eq!(
+            words,
+            Some(crate::score::text::word_count(text)),
+            "{text:?}"
+        );
         out
     }
 
