@@ -18,7 +18,6 @@ pub mod text;
 mod weights;
 mod words;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use regex::{Regex, RegexSet};
@@ -404,14 +403,14 @@ impl RuleSet {
 
 /// The normalised texts of one email that the rule set reads.
 struct Texts<'e> {
-    subject: String,
-    body: String,
+    subject: &'e str,
+    body: &'e str,
     from: String,
     from_address: String,
     from_domain: String,
     headers: Vec<(String, String)>,
     /// Subject and body (own words only) as written, for the signals that read them so.
-    raw: (&'e str, std::borrow::Cow<'e, str>),
+    raw: (&'e str, &'e str),
     /// Upper-case letters and letters in subject and body as written, counted when a rule
     /// first asks.
     caps: std::cell::OnceCell<(usize, usize)>,
@@ -421,9 +420,22 @@ struct Texts<'e> {
     words: std::cell::OnceCell<usize>,
 }
 
+/// Where an email's normalised subject and body (and its own words, when a quote or a
+/// signature is left out) are written: kept per thread, so four kilobytes of mail are not
+/// allocated and freed again for every email.
+#[derive(Default)]
+struct TextBuffers {
+    subject: String,
+    body: String,
+    own: String,
+}
+
 impl<'e> Texts<'e> {
-    fn new(email: &'e Email, rules: &Inner) -> Texts<'e> {
-        let own = text::own_words(&email.body_text);
+    fn new(email: &'e Email, rules: &Inner, buffers: &'e mut TextBuffers) -> Texts<'e> {
+        let TextBuffers { subject, body, own } = buffers;
+        let own = text::own_words_into(&email.body_text, own);
+        text::normalise_into(&email.subject, subject);
+        text::normalise_into(own, body);
         let (from, from_address, from_domain) = match email.from.as_ref() {
             Some(a) => (
                 normalise(&format!(
@@ -450,8 +462,8 @@ impl<'e> Texts<'e> {
             })
             .collect();
         Texts {
-            subject: normalise(&email.subject),
-            body: normalise(&own),
+            subject,
+            body,
             from,
             from_address,
             from_domain,
@@ -465,8 +477,8 @@ impl<'e> Texts<'e> {
 
     fn get(&self, s: &Source) -> &str {
         match s {
-            Source::Subject => &self.subject,
-            Source::Body => &self.body,
+            Source::Subject => self.subject,
+            Source::Body => self.body,
             Source::From => &self.from,
             Source::FromAddress => &self.from_address,
             Source::FromDomain => &self.from_domain,
@@ -557,6 +569,7 @@ struct Scratch {
     /// (pattern, start, end) of the keywords found in one text.
     matches: Vec<(usize, usize, usize)>,
     present: words::Present,
+    texts: TextBuffers,
 }
 
 thread_local! {
@@ -649,7 +662,7 @@ fn signal_value(signal: &Signal, t: &Texts, history: &History, now: i64) -> f64 
     match signal {
         Signal::CapsRatio { min_letters } => {
             let (upper, letters) = *t.caps.get_or_init(|| {
-                let (a, b) = (text::caps_counts(t.raw.0), text::caps_counts(&t.raw.1));
+                let (a, b) = (text::caps_counts(t.raw.0), text::caps_counts(t.raw.1));
                 (a.0 + b.0, a.1 + b.1)
             });
             if letters < *min_letters.max(&1) {
@@ -660,9 +673,9 @@ fn signal_value(signal: &Signal, t: &Texts, history: &History, now: i64) -> f64 
         }
         Signal::PunctuationRun => *t
             .punctuation_run
-            .get_or_init(|| text::punctuation_run(t.raw.0).max(text::punctuation_run(&t.raw.1)))
+            .get_or_init(|| text::punctuation_run(t.raw.0).max(text::punctuation_run(t.raw.1)))
             as f64,
-        Signal::Words => *t.words.get_or_init(|| text::word_count(&t.body)) as f64,
+        Signal::Words => *t.words.get_or_init(|| text::word_count(t.body)) as f64,
         Signal::EarlierContacts { within_secs } => history
             .earlier_contacts
             .iter()
@@ -724,18 +737,17 @@ pub fn score(
     now: i64,
 ) -> Verdict {
     let inner = &*rules.inner;
-    let texts = Texts::new(email, inner);
     // Taken, not borrowed: a panic while scoring leaves the thread a fresh one.
     let mut scratch = SCRATCH.with(std::cell::Cell::take);
-    let found = &mut scratch.found;
-    found.reset(inner.rules.len());
-    find_keywords(
-        inner,
-        &texts,
+    let Scratch {
         found,
-        &mut scratch.matches,
-        &mut scratch.present,
-    );
+        matches,
+        present,
+        texts,
+    } = &mut scratch;
+    let texts = Texts::new(email, inner, texts);
+    found.reset(inner.rules.len());
+    find_keywords(inner, &texts, found, matches, present);
     find_regexes(inner, &texts, found);
     fire_senders_and_signals(inner, &texts, history, now, found);
     fire_meta(inner, found);
@@ -743,6 +755,7 @@ pub fn score(
     // add, and a large pack has many.
     found.touched.sort_unstable();
     let mut tally = weigh(inner, &texts, found);
+    drop(texts);
     SCRATCH.with(|s| s.set(scratch));
     let evidence = give_evidence(inner, &tally.evidence, &mut tally.tones, &mut tally.intents);
     let weighed = tally.hits.iter().any(|h| h.weight != 0.0);
@@ -754,8 +767,8 @@ pub fn score(
         } else {
             thresholds.no_evidence
         },
-        tones: tally.tones.into_iter().collect(),
-        intents: tally.intents.into_iter().collect(),
+        tones: tally.tones,
+        intents: tally.intents,
         hits: tally.hits,
         caps,
         evidence,
@@ -901,8 +914,9 @@ struct Tally {
     hits: Vec<Hit>,
     /// Per group: what its rules added.
     group_sums: Vec<f64>,
-    tones: BTreeSet<String>,
-    intents: BTreeSet<String>,
+    /// Sorted, deduplicated (a handful: a vector, not a tree).
+    tones: Vec<String>,
+    intents: Vec<String>,
     /// Per label of `Inner::evidence_labels`: the evidence summed, if a rule spoke for it.
     evidence: Vec<Option<f64>>,
 }
@@ -912,8 +926,8 @@ fn weigh(inner: &Inner, texts: &Texts, found: &Founds) -> Tally {
     let mut t = Tally {
         hits: Vec::with_capacity(found.touched.len()),
         group_sums: vec![0.0f64; inner.groups.len()],
-        tones: BTreeSet::new(),
-        intents: BTreeSet::new(),
+        tones: Vec::new(),
+        intents: Vec::new(),
         evidence: vec![None; inner.evidence_labels.len()],
     };
     for &r in &found.touched {
@@ -945,13 +959,11 @@ fn weigh(inner: &Inner, texts: &Texts, found: &Founds) -> Tally {
                 *t.evidence[slot].get_or_insert(0.0) += e * f64::from(count);
             }
             _ => {
-                for (labels, label) in [(&mut t.tones, &rule.tone), (&mut t.intents, &rule.intent)]
-                {
-                    if let Some(l) = label
-                        && !labels.contains(l)
-                    {
-                        labels.insert(l.clone());
-                    }
+                if let Some(l) = &rule.tone {
+                    add_label(&mut t.tones, l);
+                }
+                if let Some(l) = &rule.intent {
+                    add_label(&mut t.intents, l);
                 }
             }
         }
@@ -966,13 +978,20 @@ fn weigh(inner: &Inner, texts: &Texts, found: &Founds) -> Tally {
     t
 }
 
+/// Add a label to a sorted list of labels unless it is there.
+fn add_label(labels: &mut Vec<String>, label: &str) {
+    if let Err(at) = labels.binary_search_by(|l| l.as_str().cmp(label)) {
+        labels.insert(at, label.to_string());
+    }
+}
+
 /// Labels whose evidence reaches the bar join the tones or intents; every label spoken for is
 /// listed with its sum.
 fn give_evidence(
     inner: &Inner,
     evidence: &[Option<f64>],
-    tones: &mut BTreeSet<String>,
-    intents: &mut BTreeSet<String>,
+    tones: &mut Vec<String>,
+    intents: &mut Vec<String>,
 ) -> Vec<LabelEvidence> {
     inner
         .evidence_labels
@@ -984,8 +1003,8 @@ fn give_evidence(
             let given = sum >= EVIDENCE_BAR - 1e-9;
             if given {
                 match *kind {
-                    "tone" => tones.insert(label.to_string()),
-                    _ => intents.insert(label.to_string()),
+                    "tone" => add_label(tones, label),
+                    _ => add_label(intents, label),
                 };
             }
             Some(LabelEvidence {
