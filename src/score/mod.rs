@@ -568,7 +568,7 @@ struct Scratch {
     found: Founds,
     /// (pattern, start, end) of the keywords found in one text.
     matches: Vec<(usize, usize, usize)>,
-    present: words::Present,
+    room: words::Room,
     texts: TextBuffers,
 }
 
@@ -742,12 +742,12 @@ pub fn score(
     let Scratch {
         found,
         matches,
-        present,
+        room,
         texts,
     } = &mut scratch;
     let texts = Texts::new(email, inner, texts);
     found.reset(inner.rules.len());
-    find_keywords(inner, &texts, found, matches, present);
+    find_keywords(inner, &texts, found, matches, room);
     find_regexes(inner, &texts, found);
     fire_senders_and_signals(inner, &texts, history, now, found);
     fire_meta(inner, found);
@@ -783,7 +783,7 @@ fn find_keywords(
     texts: &Texts,
     found: &mut Founds,
     matches: &mut Vec<(usize, usize, usize)>,
-    present: &mut words::Present,
+    room: &mut words::Room,
 ) {
     for (si, scan) in inner.scans.iter().enumerate() {
         let text = texts.get(&scan.source);
@@ -793,7 +793,7 @@ fn find_keywords(
         matches.clear();
         let words = scan
             .phrases
-            .find(text, present, |p, start, end| matches.push((p, start, end)));
+            .find(text, room, |p, start, end| matches.push((p, start, end)));
         if let (Source::Body, Some(n)) = (&scan.source, words) {
             // The body's words, counted on the way (the `words` signal reads them).
             let _ = texts.words.set(n);
@@ -806,7 +806,7 @@ fn find_keywords(
             for &(r, g, need) in &p.gaps {
                 let rule = &inner.rules[r];
                 if done(found.get(r), rule)
-                    || !scan.gap_needs[need].iter().all(|ids| present.any(ids))
+                    || !scan.gap_needs[need].iter().all(|ids| room.present.any(ids))
                 {
                     continue;
                 }
@@ -821,7 +821,8 @@ fn find_keywords(
     }
 }
 
-/// Regexes: the set says which can match; only those are run.
+/// Regexes: the set says which can match; only those are run. A source read by one regex
+/// (the default pack's case) runs it at once: the set would read the text for nothing.
 fn find_regexes(inner: &Inner, texts: &Texts, found: &mut Founds) {
     for (ri, scan) in inner.regex_scans.iter().enumerate() {
         let text = texts.get(&scan.source);
@@ -830,7 +831,8 @@ fn find_regexes(inner: &Inner, texts: &Texts, found: &mut Founds) {
         }
         // Regex sources follow the keyword sources in `Inner::sources`.
         let si = inner.scans.len() + ri;
-        for i in scan.set.matches(text).iter() {
+        let set = (scan.rules.len() > 1).then(|| scan.set.matches(text));
+        for i in (0..scan.rules.len()).filter(|&i| set.as_ref().is_none_or(|m| m.matched(i))) {
             let r = scan.rules[i];
             let rule = &inner.rules[r];
             if let Matcher::Regex(re) = &rule.matcher {

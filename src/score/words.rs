@@ -531,7 +531,7 @@ impl Phrases {
     }
 
     /// Every occurrence of every phrase in `text`: `each(pattern, start, end)`, by end, and
-    /// at one end the longest first. `present` learns which tokens the text has. Returns the
+    /// at one end the longest first. `room.present` learns which tokens the text has. Returns the
     /// number of words (runs of word characters) in the text, as [`text::word_count`] counts
     /// them, or `None` when there are no phrases and so no reading.
     ///
@@ -539,16 +539,17 @@ impl Phrases {
     pub(super) fn find(
         &self,
         text: &str,
-        present: &mut Present,
+        room: &mut Room,
         mut each: impl FnMut(usize, usize, usize),
     ) -> Option<usize> {
         let ascii = text.is_ascii();
+        let Room { present, ring } = room;
         present.reset(FIRST_WORD + self.tokens, ascii);
         if self.nodes.is_empty() {
             return None;
         }
         let b = text.as_bytes();
-        let mut walk = Walk::new(self);
+        let mut walk = Walk::new(self, ring);
         let mut words = 0;
         if ascii {
             tokenize_ascii(b, |start, end, word, join| {
@@ -612,27 +613,50 @@ impl Present {
     }
 }
 
-/// The last [`RING`] tokens of a text and the walks back from them.
-struct Walk<'a> {
-    phrases: &'a Phrases,
+/// The last [`RING`] tokens of a text, and the matches ending at one. A walk reads only what
+/// this text wrote (no further back than its first token, nor than a phrase is long), so the
+/// arrays are never cleared, and are kept from text to text.
+struct Ring {
     ids: [u32; RING],
     joins: [u8; RING],
     starts: [usize; RING],
-    /// Tokens seen so far.
-    seen: usize,
     /// (pattern, token number) of the matches ending at one token, shortest first.
     here: [(u32, usize); RING],
 }
 
-impl Walk<'_> {
-    fn new(phrases: &Phrases) -> Walk<'_> {
-        Walk {
-            phrases,
+impl Default for Ring {
+    fn default() -> Ring {
+        Ring {
             ids: [NONE; RING],
             joins: [APART; RING],
             starts: [0; RING],
-            seen: 0,
             here: [(NONE, 0); RING],
+        }
+    }
+}
+
+/// Room for reading texts, kept by the caller from text to text: which tokens the last text
+/// has, and the ring of tokens (kilobytes that are not set up afresh for every text).
+#[derive(Default)]
+pub(super) struct Room {
+    pub(super) present: Present,
+    ring: Box<Ring>,
+}
+
+/// The walks back from the tokens of one text.
+struct Walk<'a> {
+    phrases: &'a Phrases,
+    ring: &'a mut Ring,
+    /// Tokens seen so far.
+    seen: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn new(phrases: &'a Phrases, ring: &'a mut Ring) -> Walk<'a> {
+        Walk {
+            phrases,
+            ring,
+            seen: 0,
         }
     }
 
@@ -646,10 +670,11 @@ impl Walk<'_> {
         end: usize,
         each: &mut impl FnMut(usize, usize, usize),
     ) {
+        let r = &mut *self.ring;
         let at = self.seen % RING;
-        self.ids[at] = entry.id;
-        self.joins[at] = join;
-        self.starts[at] = start;
+        r.ids[at] = entry.id;
+        r.joins[at] = join;
+        r.starts[at] = start;
         self.seen += 1;
         if entry.end == NONE {
             return;
@@ -660,24 +685,24 @@ impl Walk<'_> {
         loop {
             let Node { pattern, before } = p.nodes[node as usize];
             if pattern != NONE {
-                self.here[n] = (pattern, k);
+                r.here[n] = (pattern, k);
                 n += 1;
             }
             if k == 0 {
                 break;
             }
-            let prev = self.ids[(k - 1) % RING];
+            let prev = r.ids[(k - 1) % RING];
             if before >> (prev % 32) & 1 == 0 {
                 break;
             }
-            node = p.edges.get(edge(node, prev, self.joins[k % RING]));
+            node = p.edges.get(edge(node, prev, r.joins[k % RING]));
             if node == NONE {
                 break;
             }
             k -= 1;
         }
-        for &(pattern, k) in self.here[..n].iter().rev() {
-            each(pattern as usize, self.starts[k % RING], end);
+        for &(pattern, k) in r.here[..n].iter().rev() {
+            each(pattern as usize, r.starts[k % RING], end);
         }
     }
 }
@@ -705,10 +730,11 @@ mod tests {
             .collect()
     }
 
-    fn by_words(phrases: &[String], text: &str) -> Vec<(usize, usize, usize)> {
-        let p = Phrases::new(phrases, &[]).expect("compiles");
+    /// What the word matcher reports, reading with `room` (kept from text to text, as
+    /// scoring keeps it).
+    fn by_words(p: &Phrases, room: &mut Room, text: &str) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
-        let words = p.find(text, &mut Present::default(), |i, s, e| out.push((i, s, e)));
+        let words = p.find(text, room, |i, s, e| out.push((i, s, e)));
         assert_eq!(
             words,
             Some(crate::score::text::word_count(text)),
@@ -818,6 +844,8 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
+        let compiled = Phrases::new(&phrases, &[]).expect("compiles");
+        let mut room = Room::default();
         for _ in 0..3000 {
             let mut text = String::new();
             for _ in 0..next(25) {
@@ -827,7 +855,7 @@ mod tests {
                 }
             }
             assert_eq!(
-                by_words(&phrases, &text),
+                by_words(&compiled, &mut room, &text),
                 by_automaton(&phrases, &text),
                 "{text:?}"
             );
