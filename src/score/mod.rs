@@ -556,8 +556,8 @@ struct Founds {
     /// Per rule: its place in `list`, or `u32::MAX`.
     slot: Vec<u32>,
     list: Vec<Found>,
-    /// The rules in `list`, in its order (sorted before weighing).
-    touched: Vec<usize>,
+    /// A bit per rule, set for the rules in `list`: read in rule order without sorting.
+    touched: Vec<u64>,
 }
 
 /// What scoring one email needs besides its texts and its verdict, kept per thread for the
@@ -588,7 +588,7 @@ impl Founds {
     fn reset(&mut self, rules: usize) {
         if self.slot.len() == rules {
             // Only the touched slots were set.
-            for &r in &self.touched {
+            for r in set_bits(&self.touched) {
                 self.slot[r] = u32::MAX;
             }
         } else {
@@ -597,6 +597,13 @@ impl Founds {
         }
         self.list.clear();
         self.touched.clear();
+        self.touched.resize(rules.div_ceil(64), 0);
+    }
+
+    /// The rules that found something (or looked), in rule order: the others have nothing to
+    /// add, and a large pack has many.
+    fn touched(&self) -> impl Iterator<Item = usize> + '_ {
+        set_bits(&self.touched)
     }
 
     fn get(&self, r: usize) -> &Found {
@@ -611,10 +618,22 @@ impl Founds {
             // Fewer rules than u32::MAX: the loader holds them in memory.
             self.slot[r] = self.list.len() as u32;
             self.list.push(Found::default());
-            self.touched.push(r);
+            self.touched[r / 64] |= 1 << (r % 64);
         }
         &mut self.list[self.slot[r] as usize]
     }
+}
+
+/// The places of the set bits of a bit set, in order.
+fn set_bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(i, &word)| {
+        let mut bits = word;
+        std::iter::from_fn(move || {
+            let bit = (bits != 0).then(|| bits.trailing_zeros() as usize)?;
+            bits &= bits - 1;
+            Some(64 * i + bit)
+        })
+    })
 }
 
 fn negated(neg: &Negation, text: &str, start: usize) -> bool {
@@ -751,9 +770,6 @@ pub fn score(
     find_regexes(inner, &texts, found);
     fire_senders_and_signals(inner, &texts, history, now, found);
     fire_meta(inner, found);
-    // The rules that found something (or looked), in rule order: the others have nothing to
-    // add, and a large pack has many.
-    found.touched.sort_unstable();
     let mut tally = weigh(inner, &texts, found);
     drop(texts);
     SCRATCH.with(|s| s.set(scratch));
@@ -926,13 +942,13 @@ struct Tally {
 /// Weights and labels of every rule that fired, in rule order.
 fn weigh(inner: &Inner, texts: &Texts, found: &Founds) -> Tally {
     let mut t = Tally {
-        hits: Vec::with_capacity(found.touched.len()),
+        hits: Vec::with_capacity(found.list.len()),
         group_sums: vec![0.0f64; inner.groups.len()],
         tones: Vec::new(),
         intents: Vec::new(),
         evidence: vec![None; inner.evidence_labels.len()],
     };
-    for &r in &found.touched {
+    for r in found.touched() {
         let (rule, f) = (&inner.rules[r], found.get(r));
         let (target, matched, count) = if let Some(first) = f.occurrences.first() {
             let (src, name) = &inner.sources[first.source];

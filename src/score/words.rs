@@ -175,9 +175,11 @@ fn masks_of(block: &[u8]) -> Masks {
 fn tokenize_ascii(b: &[u8], mut each: impl FnMut(usize, usize, bool, u8)) {
     // Whether the byte before the block is a word character; the spaces of the block before.
     let (mut carry, mut spaces_before) = (0u64, 0u64);
+    // The next block's masks, when a word running into it had them computed.
+    let mut next: Option<Masks> = None;
     let mut at = 0;
     while at < b.len() {
-        let m = masks(b, at);
+        let m = next.take().unwrap_or_else(|| masks(b, at));
         let mut starts = (m.word & !((m.word << 1) | carry)) | m.other;
         carry = m.word >> 63;
         // Bit i: the byte one (two) before byte `at + i` is a space.
@@ -200,7 +202,14 @@ fn tokenize_ascii(b: &[u8], mut each: impl FnMut(usize, usize, bool, u8)) {
             let mut block = at;
             while rest == 0 {
                 block += CHUNK;
-                rest = !masks(b, block).word;
+                let later = match next {
+                    Some(n) if block == at + CHUNK => n,
+                    _ => masks(b, block),
+                };
+                if block == at + CHUNK {
+                    next = Some(later);
+                }
+                rest = !later.word;
             }
             let end = (block + rest.trailing_zeros() as usize).min(b.len());
             each(start, end, true, join);
