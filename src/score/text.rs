@@ -97,7 +97,7 @@ fn normalise_byte(b: u8, prev_space: &mut bool, out: &mut [u8], w: &mut usize) {
 
 /// [`normalise`] of ASCII text, a block at a time: a block in normal form but for upper case
 /// is written lower-cased at once; any other goes byte by byte. The normal form is never
-/// longer than the text, so it is written in place of a zeroed copy's length, then cut.
+/// longer than the text, so `out` is made the text's length, written from the start, then cut.
 fn normalise_ascii(text: &[u8], out: &mut Vec<u8>) {
     out.clear();
     out.resize(text.len(), 0);
