@@ -139,7 +139,11 @@ impl Routing {
     /// `None` when no team is configured or none applies and there is no default.
     pub fn route(&self, verdict: &Verdict, rules: &RuleSet) -> Option<Routed> {
         for team in &self.teams {
-            if let Some(hit) = verdict.hits.iter().find(|h| team.rules.contains(&h.rule)) {
+            if let Some(hit) = verdict
+                .hits
+                .iter()
+                .find(|h| team.rules.iter().any(|r| *r == h.rule))
+            {
                 return Some(Routed {
                     team: team.name.clone(),
                     reason: rule_words(&hit.rule, &hit.matched, &hit.target),
@@ -333,9 +337,9 @@ intent = "outage"
             hits: hits
                 .iter()
                 .map(|(rule, matched)| Hit {
-                    rule: rule.to_string(),
+                    rule: (*rule).into(),
                     target: "body".into(),
-                    matched: matched.to_string(),
+                    matched: (*matched).into(),
                     count: 1,
                     weight: 1.0,
                 })

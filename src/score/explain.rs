@@ -77,8 +77,8 @@ fn hit_rows(v: &Verdict, rules: &RuleSet) -> Vec<[String; 6]> {
                 })
                 .unwrap_or_default();
             [
-                h.rule.clone(),
-                h.target.clone(),
+                h.rule.to_string(),
+                h.target.to_string(),
                 format!("{:?}", h.matched),
                 if h.count > 1 {
                     format!("{}x{}", signed(h.weight / f64::from(h.count)), h.count)

@@ -1,13 +1,14 @@
 //! Rule files: TOML -> a compiled [`RuleSet`], with lint and the rules' inline examples. Every
 //! problem is located at file:line:col and all are reported at once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder, RegexSetBuilder};
 use serde::Deserialize;
+use smol_str::SmolStr;
 use toml::Spanned;
 
 use super::forms;
@@ -1600,18 +1601,61 @@ fn build(
         .filter(|(_, r)| matches!(r.matcher, Matcher::Senders(_) | Matcher::Signal { .. }))
         .map(|(i, _)| i)
         .collect();
+    let scans = keyword_scans(phrases)?;
+    let regex_scans = regex_scans(pending, regexes)?;
+    let sources = scans
+        .iter()
+        .map(|s| &s.source)
+        .chain(regex_scans.iter().map(|s| &s.source))
+        .map(|s| (s.clone(), SmolStr::new(s.name())))
+        .collect();
+    let (evidence_labels, evidence_slot) = evidence_labels(&out_rules);
+    let meta_names = meta_order
+        .iter()
+        .map(|&r| match &out_rules[r].matcher {
+            Matcher::Meta(expr) => expr.names().into_iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect();
     Ok(RuleSet {
         inner: Arc::new(Inner {
+            ids: out_rules.iter().map(|r| SmolStr::new(&r.id)).collect(),
             rules: out_rules,
             groups,
-            scans: keyword_scans(phrases)?,
-            regex_scans: regex_scans(pending, regexes)?,
+            scans,
+            regex_scans,
             meta_order,
             sender_and_signal_rules,
             headers,
             history_window_secs,
+            sources,
+            evidence_labels,
+            evidence_slot,
+            meta_names,
         }),
     })
+}
+
+/// The labels rules with `evidence` speak for, sorted by kind and label (as a verdict lists
+/// them), and per rule its label's place among them.
+fn evidence_labels(rules: &[Rule]) -> (Vec<(&'static str, SmolStr)>, Vec<Option<usize>>) {
+    fn label(r: &Rule) -> Option<(&'static str, &str)> {
+        match (r.evidence, &r.tone, &r.intent) {
+            (Some(_), Some(l), _) => Some(("tone", l.as_str())),
+            (Some(_), _, Some(i)) => Some(("intent", i.as_str())),
+            _ => None,
+        }
+    }
+    let labels: BTreeSet<(&'static str, &str)> = rules.iter().filter_map(label).collect();
+    let slots = rules
+        .iter()
+        .map(|r| label(r).and_then(|l| labels.iter().position(|x| *x == l)))
+        .collect();
+    let labels = labels
+        .into_iter()
+        .map(|(kind, l)| (kind, SmolStr::new(l)))
+        .collect();
+    (labels, slots)
 }
 
 impl PhraseTable {

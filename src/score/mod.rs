@@ -18,10 +18,10 @@ pub mod text;
 mod weights;
 mod words;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use regex::{Regex, RegexSet};
+use smol_str::SmolStr;
 
 use crate::parse::Email;
 
@@ -137,6 +137,17 @@ pub enum Signal {
 }
 
 impl Signal {
+    /// Where a hit of a rule reading this signal matched: `signal:NAME`.
+    fn target(&self) -> &'static str {
+        match self {
+            Signal::CapsRatio { .. } => "signal:caps_ratio",
+            Signal::PunctuationRun => "signal:punctuation_run",
+            Signal::Words => "signal:words",
+            Signal::EarlierContacts { .. } => "signal:earlier_contacts",
+            Signal::ReplyToAnswered => "signal:reply_to_answered",
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Signal::CapsRatio { .. } => "caps_ratio",
@@ -220,7 +231,7 @@ pub const EVIDENCE_BAR: f64 = 1.0;
 pub struct LabelEvidence {
     /// `tone` or `intent`.
     pub kind: &'static str,
-    pub label: String,
+    pub label: SmolStr,
     pub sum: f64,
     /// `sum >= EVIDENCE_BAR`: the label is on the verdict.
     pub given: bool,
@@ -268,6 +279,17 @@ struct Inner {
     headers: Vec<String>,
     /// The longest `earlier_contacts` window, so the store knows how far back to look.
     history_window_secs: i64,
+    /// Per rule: its id, shared by every hit of it.
+    ids: Vec<SmolStr>,
+    /// The texts occurrences name by their place here: the keyword scans' sources, then the
+    /// regex scans', each with its name.
+    sources: Vec<(Source, SmolStr)>,
+    /// The labels rules with `evidence` speak for, sorted by kind, then label.
+    evidence_labels: Vec<(&'static str, SmolStr)>,
+    /// Per rule: its label's place in `evidence_labels` (rules with `evidence`).
+    evidence_slot: Vec<Option<usize>>,
+    /// Per meta rule (in `meta_order`'s order): the rules its expression names, in rule order.
+    meta_names: Vec<Vec<usize>>,
 }
 
 /// A compiled rule set. Cheap to clone.
@@ -285,15 +307,16 @@ pub struct History {
     pub reply_to_answered: bool,
 }
 
-/// One rule that fired.
+/// One rule that fired. Its texts are [`SmolStr`]s: a large pack's hundred hits per email
+/// share the rule's id and hold short matched words in place, not a hundred strings each.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Hit {
-    pub rule: String,
+    pub rule: SmolStr,
     /// Where it matched: a source name, `sender`, `signal:NAME` or `meta`.
-    pub target: String,
+    pub target: SmolStr,
     /// The first matched text (normalised, at most 80 characters), the signal's value, or the
     /// meta expression's rules that fired.
-    pub matched: String,
+    pub matched: SmolStr,
     /// Occurrences counted (at most the rule's `max_hits`).
     pub count: u32,
     /// What the rule adds before group caps: weight x count.
@@ -380,14 +403,14 @@ impl RuleSet {
 
 /// The normalised texts of one email that the rule set reads.
 struct Texts<'e> {
-    subject: String,
-    body: String,
+    subject: &'e str,
+    body: &'e str,
     from: String,
     from_address: String,
     from_domain: String,
     headers: Vec<(String, String)>,
     /// Subject and body (own words only) as written, for the signals that read them so.
-    raw: (&'e str, std::borrow::Cow<'e, str>),
+    raw: (&'e str, &'e str),
     /// Upper-case letters and letters in subject and body as written, counted when a rule
     /// first asks.
     caps: std::cell::OnceCell<(usize, usize)>,
@@ -397,9 +420,22 @@ struct Texts<'e> {
     words: std::cell::OnceCell<usize>,
 }
 
+/// Where an email's normalised subject and body (and its own words, when a quote or a
+/// signature is left out) are written: kept per thread, so four kilobytes of mail are not
+/// allocated and freed again for every email.
+#[derive(Default)]
+struct TextBuffers {
+    subject: String,
+    body: String,
+    own: String,
+}
+
 impl<'e> Texts<'e> {
-    fn new(email: &'e Email, rules: &Inner) -> Texts<'e> {
-        let own = text::own_words(&email.body_text);
+    fn new(email: &'e Email, rules: &Inner, buffers: &'e mut TextBuffers) -> Texts<'e> {
+        let TextBuffers { subject, body, own } = buffers;
+        let own = text::own_words_into(&email.body_text, own);
+        text::normalise_into(&email.subject, subject);
+        text::normalise_into(own, body);
         let (from, from_address, from_domain) = match email.from.as_ref() {
             Some(a) => (
                 normalise(&format!(
@@ -426,8 +462,8 @@ impl<'e> Texts<'e> {
             })
             .collect();
         Texts {
-            subject: normalise(&email.subject),
-            body: normalise(&own),
+            subject,
+            body,
             from,
             from_address,
             from_domain,
@@ -441,8 +477,8 @@ impl<'e> Texts<'e> {
 
     fn get(&self, s: &Source) -> &str {
         match s {
-            Source::Subject => &self.subject,
-            Source::Body => &self.body,
+            Source::Subject => self.subject,
+            Source::Body => self.body,
             Source::From => &self.from,
             Source::FromAddress => &self.from_address,
             Source::FromDomain => &self.from_domain,
@@ -510,17 +546,34 @@ struct Found {
     /// [`examine_budget`], so a flood of negated matches costs no more than a full rule.
     examined: u32,
     /// For senders, signals and meta rules: fired, and what to show.
-    fired: Option<String>,
+    fired: Option<SmolStr>,
 }
 
 /// What was found, for the few rules that found anything: an email touches a handful of a
 /// thousand rules, so a slot per rule is an index, not a [`Found`] to allocate and drop.
+#[derive(Default)]
 struct Founds {
     /// Per rule: its place in `list`, or `u32::MAX`.
     slot: Vec<u32>,
     list: Vec<Found>,
-    /// The rules in `list`, in its order.
-    touched: Vec<usize>,
+    /// A bit per rule, set for the rules in `list`: read in rule order without sorting.
+    touched: Vec<u64>,
+}
+
+/// What scoring one email needs besides its texts and its verdict, kept per thread for the
+/// next email: with a pack of a thousand rules, growing these afresh for every email cost
+/// more than the work they hold.
+#[derive(Default)]
+struct Scratch {
+    found: Founds,
+    /// (pattern, start, end) of the keywords found in one text.
+    matches: Vec<(usize, usize, usize)>,
+    room: words::Room,
+    texts: TextBuffers,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::default();
 }
 
 /// What an untouched rule found: nothing.
@@ -531,12 +584,26 @@ static NOTHING: Found = Found {
 };
 
 impl Founds {
-    fn new(rules: usize) -> Founds {
-        Founds {
-            slot: vec![u32::MAX; rules],
-            list: Vec::new(),
-            touched: Vec::new(),
+    /// Nothing found yet, for `rules` rules.
+    fn reset(&mut self, rules: usize) {
+        if self.slot.len() == rules {
+            // Only the touched slots were set.
+            for r in set_bits(&self.touched) {
+                self.slot[r] = u32::MAX;
+            }
+        } else {
+            self.slot.clear();
+            self.slot.resize(rules, u32::MAX);
         }
+        self.list.clear();
+        self.touched.clear();
+        self.touched.resize(rules.div_ceil(64), 0);
+    }
+
+    /// The rules that found something (or looked), in rule order: the others have nothing to
+    /// add, and a large pack has many.
+    fn touched(&self) -> impl Iterator<Item = usize> + '_ {
+        set_bits(&self.touched)
     }
 
     fn get(&self, r: usize) -> &Found {
@@ -551,18 +618,22 @@ impl Founds {
             // Fewer rules than u32::MAX: the loader holds them in memory.
             self.slot[r] = self.list.len() as u32;
             self.list.push(Found::default());
-            self.touched.push(r);
+            self.touched[r / 64] |= 1 << (r % 64);
         }
         &mut self.list[self.slot[r] as usize]
     }
+}
 
-    /// The rules that found something (or looked), in rule order: the others have nothing to
-    /// add, and a large pack has many.
-    fn touched_in_order(&self) -> Vec<usize> {
-        let mut rules = self.touched.clone();
-        rules.sort_unstable();
-        rules
-    }
+/// The places of the set bits of a bit set, in order.
+fn set_bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(i, &word)| {
+        let mut bits = word;
+        std::iter::from_fn(move || {
+            let bit = (bits != 0).then(|| bits.trailing_zeros() as usize)?;
+            bits &= bits - 1;
+            Some(64 * i + bit)
+        })
+    })
 }
 
 fn negated(neg: &Negation, text: &str, start: usize) -> bool {
@@ -610,7 +681,7 @@ fn signal_value(signal: &Signal, t: &Texts, history: &History, now: i64) -> f64 
     match signal {
         Signal::CapsRatio { min_letters } => {
             let (upper, letters) = *t.caps.get_or_init(|| {
-                let (a, b) = (text::caps_counts(t.raw.0), text::caps_counts(&t.raw.1));
+                let (a, b) = (text::caps_counts(t.raw.0), text::caps_counts(t.raw.1));
                 (a.0 + b.0, a.1 + b.1)
             });
             if letters < *min_letters.max(&1) {
@@ -621,9 +692,9 @@ fn signal_value(signal: &Signal, t: &Texts, history: &History, now: i64) -> f64 
         }
         Signal::PunctuationRun => *t
             .punctuation_run
-            .get_or_init(|| text::punctuation_run(t.raw.0).max(text::punctuation_run(&t.raw.1)))
+            .get_or_init(|| text::punctuation_run(t.raw.0).max(text::punctuation_run(t.raw.1)))
             as f64,
-        Signal::Words => *t.words.get_or_init(|| text::word_count(&t.body)) as f64,
+        Signal::Words => *t.words.get_or_init(|| text::word_count(t.body)) as f64,
         Signal::EarlierContacts { within_secs } => history
             .earlier_contacts
             .iter()
@@ -633,7 +704,7 @@ fn signal_value(signal: &Signal, t: &Texts, history: &History, now: i64) -> f64 
     }
 }
 
-fn sender_matches(patterns: &[String], address: &str, domain: &str) -> Option<String> {
+fn sender_matches<'p>(patterns: &'p [String], address: &str, domain: &str) -> Option<&'p str> {
     if address.is_empty() {
         return None;
     }
@@ -649,22 +720,30 @@ fn sender_matches(patterns: &[String], address: &str, domain: &str) -> Option<St
                         .is_some_and(|rest| rest.ends_with('.'))
             }
         })
-        .cloned()
+        .map(String::as_str)
 }
 
-fn snippet(text: &str) -> String {
-    if text.chars().count() <= 80 {
-        text.to_string()
+/// At most 80 characters of a matched text: short ones (most) held in place.
+fn snippet(text: &str) -> SmolStr {
+    // No more bytes than 80 is no more characters than 80.
+    if text.len() <= 80 || text.chars().count() <= 80 {
+        SmolStr::new(text)
     } else {
         text.chars().take(79).chain(['…']).collect()
     }
 }
 
-fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e9 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v:.2}")
+/// A signal's value as shown: whole numbers as such, others with two decimals.
+struct Number(f64);
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < 1e9 {
+            write!(f, "{}", v as i64)
+        } else {
+            write!(f, "{v:.2}")
+        }
     }
 }
 
@@ -677,21 +756,24 @@ pub fn score(
     now: i64,
 ) -> Verdict {
     let inner = &*rules.inner;
-    let texts = Texts::new(email, inner);
-    let mut found = Founds::new(inner.rules.len());
-    // Occurrences name their text by its place in this list: keyword sources, then regex ones.
-    let sources: Vec<&Source> = inner
-        .scans
-        .iter()
-        .map(|s| &s.source)
-        .chain(inner.regex_scans.iter().map(|s| &s.source))
-        .collect();
-    find_keywords(inner, &texts, &mut found);
-    find_regexes(inner, &texts, &sources, &mut found);
-    fire_senders_and_signals(inner, &texts, history, now, &mut found);
-    fire_meta(inner, &mut found);
-    let mut tally = weigh(inner, &texts, &sources, &found);
-    let evidence = give_evidence(tally.evidence, &mut tally.tones, &mut tally.intents);
+    // Taken, not borrowed: a panic while scoring leaves the thread a fresh one.
+    let mut scratch = SCRATCH.with(std::cell::Cell::take);
+    let Scratch {
+        found,
+        matches,
+        room,
+        texts,
+    } = &mut scratch;
+    let texts = Texts::new(email, inner, texts);
+    found.reset(inner.rules.len());
+    find_keywords(inner, &texts, found, matches, room);
+    find_regexes(inner, &texts, found);
+    fire_senders_and_signals(inner, &texts, history, now, found);
+    fire_meta(inner, found);
+    let mut tally = weigh(inner, &texts, found);
+    drop(texts);
+    SCRATCH.with(|s| s.set(scratch));
+    let evidence = give_evidence(inner, &tally.evidence, &mut tally.tones, &mut tally.intents);
     let weighed = tally.hits.iter().any(|h| h.weight != 0.0);
     let (score, caps) = apply_caps(inner, &tally.hits, &tally.group_sums);
     Verdict {
@@ -701,8 +783,8 @@ pub fn score(
         } else {
             thresholds.no_evidence
         },
-        tones: tally.tones.into_iter().collect(),
-        intents: tally.intents.into_iter().collect(),
+        tones: tally.tones,
+        intents: tally.intents,
         hits: tally.hits,
         caps,
         evidence,
@@ -712,19 +794,27 @@ pub fn score(
 /// Keywords: each source's text cut into words once, its phrases followed word by word; a gap
 /// phrase's regex is tried, anchored, where its first word is found, unless the text lacks
 /// a word the rest of the phrase needs.
-fn find_keywords(inner: &Inner, texts: &Texts, found: &mut Founds) {
-    let mut matches = Vec::new();
-    let mut present = words::Present::default();
+fn find_keywords(
+    inner: &Inner,
+    texts: &Texts,
+    found: &mut Founds,
+    matches: &mut Vec<(usize, usize, usize)>,
+    room: &mut words::Room,
+) {
     for (si, scan) in inner.scans.iter().enumerate() {
         let text = texts.get(&scan.source);
         if text.is_empty() {
             continue;
         }
         matches.clear();
-        scan.phrases.find(text, &mut present, |p, start, end| {
-            matches.push((p, start, end))
-        });
-        for &(pattern, start, end) in &matches {
+        let words = scan
+            .phrases
+            .find(text, room, |p, start, end| matches.push((p, start, end)));
+        if let (Source::Body, Some(n)) = (&scan.source, words) {
+            // The body's words, counted on the way (the `words` signal reads them).
+            let _ = texts.words.set(n);
+        }
+        for &(pattern, start, end) in matches.iter() {
             let p = &scan.patterns[pattern];
             for &r in &p.rules {
                 add(found.entry(r), &inner.rules[r], text, si, start, end);
@@ -732,7 +822,7 @@ fn find_keywords(inner: &Inner, texts: &Texts, found: &mut Founds) {
             for &(r, g, need) in &p.gaps {
                 let rule = &inner.rules[r];
                 if done(found.get(r), rule)
-                    || !scan.gap_needs[need].iter().all(|ids| present.any(ids))
+                    || !scan.gap_needs[need].iter().all(|ids| room.present.any(ids))
                 {
                     continue;
                 }
@@ -747,15 +837,18 @@ fn find_keywords(inner: &Inner, texts: &Texts, found: &mut Founds) {
     }
 }
 
-/// Regexes: the set says which can match; only those are run.
-fn find_regexes(inner: &Inner, texts: &Texts, sources: &[&Source], found: &mut Founds) {
-    for scan in &inner.regex_scans {
+/// Regexes: the set says which can match; only those are run. A source read by one regex
+/// (the default pack's case) runs it at once: the set would read the text for nothing.
+fn find_regexes(inner: &Inner, texts: &Texts, found: &mut Founds) {
+    for (ri, scan) in inner.regex_scans.iter().enumerate() {
         let text = texts.get(&scan.source);
         if text.is_empty() {
             continue;
         }
-        let si = sources.iter().position(|x| **x == scan.source).unwrap_or(0);
-        for i in scan.set.matches(text).iter() {
+        // Regex sources follow the keyword sources in `Inner::sources`.
+        let si = inner.scans.len() + ri;
+        let set = (scan.rules.len() > 1).then(|| scan.set.matches(text));
+        for i in (0..scan.rules.len()).filter(|&i| set.as_ref().is_none_or(|m| m.matched(i))) {
             let r = scan.rules[i];
             let rule = &inner.rules[r];
             if let Matcher::Regex(re) = &rule.matcher {
@@ -781,7 +874,7 @@ fn fire_senders_and_signals(
         match &inner.rules[r].matcher {
             Matcher::Senders(list) => {
                 if let Some(who) = sender_matches(list, &texts.from_address, &texts.from_domain) {
-                    found.entry(r).fired = Some(who);
+                    found.entry(r).fired = Some(snippet(who));
                 }
             }
             Matcher::Signal {
@@ -791,7 +884,8 @@ fn fire_senders_and_signals(
             } => {
                 let v = signal_value(signal, texts, history, now);
                 if at_least.is_none_or(|min| v >= min) && at_most.is_none_or(|max| v <= max) {
-                    found.entry(r).fired = Some(format!("{}={}", signal.name(), number(v)));
+                    let shown = smol_str::format_smolstr!("{}={}", signal.name(), Number(v));
+                    found.entry(r).fired = Some(snippet(&shown));
                 }
             }
             _ => {}
@@ -801,63 +895,76 @@ fn fire_senders_and_signals(
 
 /// Meta rules, each after the ones it uses.
 fn fire_meta(inner: &Inner, found: &mut Founds) {
-    for &r in &inner.meta_order {
+    for (&r, names) in inner.meta_order.iter().zip(&inner.meta_names) {
         if let Matcher::Meta(expr) = &inner.rules[r].matcher {
             let fired = |i: &usize| {
                 let f = found.get(*i);
                 f.fired.is_some() || !f.occurrences.is_empty()
             };
             if expr.eval(&fired) {
-                let which: Vec<&str> = expr
-                    .names()
-                    .into_iter()
-                    .filter(|i| fired(i))
-                    .map(|i| inner.rules[i].id.as_str())
-                    .collect();
-                found.entry(r).fired = Some(which.join(" + "));
+                let mut which = names.iter().filter(|i| fired(i));
+                let shown = match (which.next(), which.next()) {
+                    // One rule (most learned meta rules): its id, shared.
+                    (Some(&i), None) => inner.ids[i].clone(),
+                    (first, second) => {
+                        let mut joined = smol_str::SmolStrBuilder::new();
+                        for (k, &i) in first.into_iter().chain(second).chain(which).enumerate() {
+                            if k > 0 {
+                                joined.push_str(" + ");
+                            }
+                            joined.push_str(&inner.rules[i].id);
+                        }
+                        joined.finish()
+                    }
+                };
+                found.entry(r).fired = Some(if shown.len() <= 80 {
+                    shown
+                } else {
+                    snippet(&shown)
+                });
             }
         }
     }
 }
 
 /// What the rules that fired add up to, before group caps and the evidence bar.
-struct Tally<'a> {
+struct Tally {
     hits: Vec<Hit>,
     /// Per group: what its rules added.
     group_sums: Vec<f64>,
-    tones: BTreeSet<String>,
-    intents: BTreeSet<String>,
-    /// (kind, label) -> evidence summed.
-    evidence: std::collections::BTreeMap<(&'static str, &'a str), f64>,
+    /// Sorted, deduplicated (a handful: a vector, not a tree).
+    tones: Vec<String>,
+    intents: Vec<String>,
+    /// Per label of `Inner::evidence_labels`: the evidence summed, if a rule spoke for it.
+    evidence: Vec<Option<f64>>,
 }
 
 /// Weights and labels of every rule that fired, in rule order.
-fn weigh<'a>(inner: &'a Inner, texts: &Texts, sources: &[&Source], found: &Founds) -> Tally<'a> {
-    let touched = found.touched_in_order();
+fn weigh(inner: &Inner, texts: &Texts, found: &Founds) -> Tally {
     let mut t = Tally {
-        hits: Vec::with_capacity(touched.len()),
+        hits: Vec::with_capacity(found.list.len()),
         group_sums: vec![0.0f64; inner.groups.len()],
-        tones: BTreeSet::new(),
-        intents: BTreeSet::new(),
-        evidence: Default::default(),
+        tones: Vec::new(),
+        intents: Vec::new(),
+        evidence: vec![None; inner.evidence_labels.len()],
     };
-    for r in touched {
+    for r in found.touched() {
         let (rule, f) = (&inner.rules[r], found.get(r));
         let (target, matched, count) = if let Some(first) = f.occurrences.first() {
-            let src = sources[first.source];
+            let (src, name) = &inner.sources[first.source];
             let text = texts.get(src);
             (
-                src.name(),
+                name.clone(),
                 snippet(&text[first.start..first.end]),
                 f.occurrences.len() as u32,
             )
         } else if let Some(what) = &f.fired {
             let target = match &rule.matcher {
-                Matcher::Senders(_) => "sender".to_string(),
-                Matcher::Signal { signal, .. } => format!("signal:{}", signal.name()),
-                _ => "meta".to_string(),
+                Matcher::Senders(_) => SmolStr::new_static("sender"),
+                Matcher::Signal { signal, .. } => SmolStr::new_static(signal.target()),
+                _ => SmolStr::new_static("meta"),
             };
-            (target, snippet(what), 1)
+            (target, what.clone(), 1)
         } else {
             continue;
         };
@@ -865,20 +972,21 @@ fn weigh<'a>(inner: &'a Inner, texts: &Texts, sources: &[&Source], found: &Found
         if let Some(g) = rule.group {
             t.group_sums[g] += weight;
         }
-        match (rule.evidence, &rule.tone, &rule.intent) {
-            (Some(e), Some(l), _) => {
-                *t.evidence.entry(("tone", l)).or_default() += e * f64::from(count)
-            }
-            (Some(e), _, Some(i)) => {
-                *t.evidence.entry(("intent", i)).or_default() += e * f64::from(count)
+        match (rule.evidence, inner.evidence_slot[r]) {
+            (Some(e), Some(slot)) => {
+                *t.evidence[slot].get_or_insert(0.0) += e * f64::from(count);
             }
             _ => {
-                t.tones.extend(rule.tone.iter().cloned());
-                t.intents.extend(rule.intent.iter().cloned());
+                if let Some(l) = &rule.tone {
+                    add_label(&mut t.tones, l);
+                }
+                if let Some(l) = &rule.intent {
+                    add_label(&mut t.intents, l);
+                }
             }
         }
         t.hits.push(Hit {
-            rule: rule.id.clone(),
+            rule: inner.ids[r].clone(),
             target,
             matched,
             count,
@@ -888,30 +996,41 @@ fn weigh<'a>(inner: &'a Inner, texts: &Texts, sources: &[&Source], found: &Found
     t
 }
 
+/// Add a label to a sorted list of labels unless it is there.
+fn add_label(labels: &mut Vec<String>, label: &str) {
+    if let Err(at) = labels.binary_search_by(|l| l.as_str().cmp(label)) {
+        labels.insert(at, label.to_string());
+    }
+}
+
 /// Labels whose evidence reaches the bar join the tones or intents; every label spoken for is
 /// listed with its sum.
 fn give_evidence(
-    evidence: std::collections::BTreeMap<(&'static str, &str), f64>,
-    tones: &mut BTreeSet<String>,
-    intents: &mut BTreeSet<String>,
+    inner: &Inner,
+    evidence: &[Option<f64>],
+    tones: &mut Vec<String>,
+    intents: &mut Vec<String>,
 ) -> Vec<LabelEvidence> {
-    evidence
-        .into_iter()
-        .map(|((kind, label), sum)| {
+    inner
+        .evidence_labels
+        .iter()
+        .zip(evidence)
+        .filter_map(|((kind, label), sum)| {
+            let sum = (*sum)?;
             // Sums of a few learned weights: a hair under the bar by rounding is at the bar.
             let given = sum >= EVIDENCE_BAR - 1e-9;
             if given {
-                match kind {
-                    "tone" => tones.insert(label.to_string()),
-                    _ => intents.insert(label.to_string()),
+                match *kind {
+                    "tone" => add_label(tones, label),
+                    _ => add_label(intents, label),
                 };
             }
-            LabelEvidence {
+            Some(LabelEvidence {
                 kind,
-                label: label.to_string(),
+                label: label.clone(),
                 sum,
                 given,
-            }
+            })
         })
         .collect()
 }

@@ -275,6 +275,18 @@ fn evidence_adds_up_to_a_label() {
     let v = run(&email("", "a refund"), &r);
     assert_eq!(v.intents, ["refund"]);
     assert_eq!(v.score, 2.0);
+    // Every label spoken for, by kind and then label; one no rule spoke for is not listed.
+    let v = run(&email("", "late for a refund"), &r);
+    let listed: Vec<(&str, &str, f64)> = v
+        .evidence
+        .iter()
+        .map(|e| (e.kind, e.label.as_str(), e.sum))
+        .collect();
+    assert_eq!(
+        listed,
+        [("intent", "refund", 1.0), ("tone", "negative", 0.6)]
+    );
+    assert!(run(&email("", "nothing"), &r).evidence.is_empty());
     // explain shows the sum and the bar.
     let text = explain_text(&run(&email("", "late by hours"), &r), &r, &TH);
     assert!(
@@ -450,6 +462,15 @@ intent = "escalate"
         ("signal:earlier_contacts", "earlier_contacts=2")
     );
     assert_eq!(v.hits[7].matched, "vip + caps + bangs");
+    for signal in [
+        Signal::CapsRatio { min_letters: 1 },
+        Signal::PunctuationRun,
+        Signal::Words,
+        Signal::EarlierContacts { within_secs: 1 },
+        Signal::ReplyToAnswered,
+    ] {
+        assert_eq!(signal.target(), format!("signal:{}", signal.name()));
+    }
     // The subject rule does not read the body; the sender rule needs the domain or a subdomain.
     let mut quiet = email("hello", "invoice attached");
     quiet.from = Some(Address {

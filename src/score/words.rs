@@ -175,9 +175,11 @@ fn masks_of(block: &[u8]) -> Masks {
 fn tokenize_ascii(b: &[u8], mut each: impl FnMut(usize, usize, bool, u8)) {
     // Whether the byte before the block is a word character; the spaces of the block before.
     let (mut carry, mut spaces_before) = (0u64, 0u64);
+    // The next block's masks, when a word running into it had them computed.
+    let mut next: Option<Masks> = None;
     let mut at = 0;
     while at < b.len() {
-        let m = masks(b, at);
+        let m = next.take().unwrap_or_else(|| masks(b, at));
         let mut starts = (m.word & !((m.word << 1) | carry)) | m.other;
         carry = m.word >> 63;
         // Bit i: the byte one (two) before byte `at + i` is a space.
@@ -200,7 +202,14 @@ fn tokenize_ascii(b: &[u8], mut each: impl FnMut(usize, usize, bool, u8)) {
             let mut block = at;
             while rest == 0 {
                 block += CHUNK;
-                rest = !masks(b, block).word;
+                let later = match next {
+                    Some(n) if block == at + CHUNK => n,
+                    _ => masks(b, block),
+                };
+                if block == at + CHUNK {
+                    next = Some(later);
+                }
+                rest = !later.word;
             }
             let end = (block + rest.trailing_zeros() as usize).min(b.len());
             each(start, end, true, join);
@@ -304,8 +313,9 @@ impl<K: Key, V: Copy> Table<K, V> {
 
     /// The key's value, or `value` inserted for it.
     fn get_or_insert(&mut self, key: K, value: V) -> &mut V {
-        // At most three quarters full, so a probe meets an empty slot soon.
-        if 4 * (self.len + 1) > 3 * self.slots.len() {
+        // At most half full, so a probe meets an empty slot soon: most tokens of a text are
+        // in no phrase, and a lookup that misses probes until it meets one.
+        if 2 * (self.len + 1) > self.slots.len() {
             let bigger = Table {
                 slots: vec![(K::EMPTY, self.missing); self.slots.len() * 2],
                 bits: self.bits + 1,
@@ -530,23 +540,30 @@ impl Phrases {
     }
 
     /// Every occurrence of every phrase in `text`: `each(pattern, start, end)`, by end, and
-    /// at one end the longest first. `present` learns which tokens the text has.
+    /// at one end the longest first. `room.present` learns which tokens the text has. Returns the
+    /// number of words (runs of word characters) in the text, as [`text::word_count`] counts
+    /// them, or `None` when there are no phrases and so no reading.
+    ///
+    /// [`text::word_count`]: super::text::word_count
     pub(super) fn find(
         &self,
         text: &str,
-        present: &mut Present,
+        room: &mut Room,
         mut each: impl FnMut(usize, usize, usize),
-    ) {
+    ) -> Option<usize> {
         let ascii = text.is_ascii();
+        let Room { present, ring } = room;
         present.reset(FIRST_WORD + self.tokens, ascii);
         if self.nodes.is_empty() {
-            return;
+            return None;
         }
         let b = text.as_bytes();
-        let mut walk = Walk::new(self);
+        let mut walk = Walk::new(self, ring);
+        let mut words = 0;
         if ascii {
             tokenize_ascii(b, |start, end, word, join| {
                 let entry = if word {
+                    words += 1;
                     self.word_entry(b, start, end)
                 } else {
                     self.signs[usize::from(b[start])]
@@ -556,6 +573,7 @@ impl Phrases {
             });
         } else {
             tokenize_chars(text, |start, end, word, join| {
+                words += usize::from(word);
                 let entry = if !word && b[start] < 0x80 {
                     self.signs[usize::from(b[start])]
                 } else {
@@ -564,6 +582,7 @@ impl Phrases {
                 walk.step(entry, join, start, end, &mut each);
             });
         }
+        Some(words)
     }
 }
 
@@ -603,27 +622,50 @@ impl Present {
     }
 }
 
-/// The last [`RING`] tokens of a text and the walks back from them.
-struct Walk<'a> {
-    phrases: &'a Phrases,
+/// The last [`RING`] tokens of a text, and the matches ending at one. A walk reads only what
+/// this text wrote (no further back than its first token, nor than a phrase is long), so the
+/// arrays are never cleared, and are kept from text to text.
+struct Ring {
     ids: [u32; RING],
     joins: [u8; RING],
     starts: [usize; RING],
-    /// Tokens seen so far.
-    seen: usize,
     /// (pattern, token number) of the matches ending at one token, shortest first.
     here: [(u32, usize); RING],
 }
 
-impl Walk<'_> {
-    fn new(phrases: &Phrases) -> Walk<'_> {
-        Walk {
-            phrases,
+impl Default for Ring {
+    fn default() -> Ring {
+        Ring {
             ids: [NONE; RING],
             joins: [APART; RING],
             starts: [0; RING],
-            seen: 0,
             here: [(NONE, 0); RING],
+        }
+    }
+}
+
+/// Room for reading texts, kept by the caller from text to text: which tokens the last text
+/// has, and the ring of tokens (kilobytes that are not set up afresh for every text).
+#[derive(Default)]
+pub(super) struct Room {
+    pub(super) present: Present,
+    ring: Box<Ring>,
+}
+
+/// The walks back from the tokens of one text.
+struct Walk<'a> {
+    phrases: &'a Phrases,
+    ring: &'a mut Ring,
+    /// Tokens seen so far.
+    seen: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn new(phrases: &'a Phrases, ring: &'a mut Ring) -> Walk<'a> {
+        Walk {
+            phrases,
+            ring,
+            seen: 0,
         }
     }
 
@@ -637,10 +679,11 @@ impl Walk<'_> {
         end: usize,
         each: &mut impl FnMut(usize, usize, usize),
     ) {
+        let r = &mut *self.ring;
         let at = self.seen % RING;
-        self.ids[at] = entry.id;
-        self.joins[at] = join;
-        self.starts[at] = start;
+        r.ids[at] = entry.id;
+        r.joins[at] = join;
+        r.starts[at] = start;
         self.seen += 1;
         if entry.end == NONE {
             return;
@@ -651,24 +694,24 @@ impl Walk<'_> {
         loop {
             let Node { pattern, before } = p.nodes[node as usize];
             if pattern != NONE {
-                self.here[n] = (pattern, k);
+                r.here[n] = (pattern, k);
                 n += 1;
             }
             if k == 0 {
                 break;
             }
-            let prev = self.ids[(k - 1) % RING];
+            let prev = r.ids[(k - 1) % RING];
             if before >> (prev % 32) & 1 == 0 {
                 break;
             }
-            node = p.edges.get(edge(node, prev, self.joins[k % RING]));
+            node = p.edges.get(edge(node, prev, r.joins[k % RING]));
             if node == NONE {
                 break;
             }
             k -= 1;
         }
-        for &(pattern, k) in self.here[..n].iter().rev() {
-            each(pattern as usize, self.starts[k % RING], end);
+        for &(pattern, k) in r.here[..n].iter().rev() {
+            each(pattern as usize, r.starts[k % RING], end);
         }
     }
 }
@@ -696,10 +739,16 @@ mod tests {
             .collect()
     }
 
-    fn by_words(phrases: &[String], text: &str) -> Vec<(usize, usize, usize)> {
-        let p = Phrases::new(phrases, &[]).expect("compiles");
+    /// What the word matcher reports, reading with `room` (kept from text to text, as
+    /// scoring keeps it).
+    fn by_words(p: &Phrases, room: &mut Room, text: &str) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
-        p.find(text, &mut Present::default(), |i, s, e| out.push((i, s, e)));
+        let words = p.find(text, room, |i, s, e| out.push((i, s, e)));
+        assert_eq!(
+            words,
+            Some(crate::score::text::word_count(text)),
+            "{text:?}"
+        );
         out
     }
 
@@ -804,6 +853,8 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
+        let compiled = Phrases::new(&phrases, &[]).expect("compiles");
+        let mut room = Room::default();
         for _ in 0..3000 {
             let mut text = String::new();
             for _ in 0..next(25) {
@@ -813,7 +864,7 @@ mod tests {
                 }
             }
             assert_eq!(
-                by_words(&phrases, &text),
+                by_words(&compiled, &mut room, &text),
                 by_automaton(&phrases, &text),
                 "{text:?}"
             );

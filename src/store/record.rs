@@ -862,8 +862,15 @@ fn insert_hits(tx: &Connection, row: i64, verdict: &Verdict) -> Result<()> {
         )
         .context("Preparing hit insert")?;
     for h in &verdict.hits {
-        stmt.execute(params![row, h.rule, h.target, h.matched, h.weight, h.count])
-            .context("Recording rule hit")?;
+        stmt.execute(params![
+            row,
+            h.rule.as_str(),
+            h.target.as_str(),
+            h.matched.as_str(),
+            h.weight,
+            h.count
+        ])
+        .context("Recording rule hit")?;
     }
     Ok(())
 }

@@ -1289,7 +1289,7 @@ fn hit(rule: &str, weight: f64) -> Hit {
     Hit {
         rule: rule.into(),
         target: "body".into(),
-        matched: format!("{rule} words"),
+        matched: format!("{rule} words").into(),
         count: 1,
         weight,
     }

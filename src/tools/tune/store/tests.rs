@@ -214,7 +214,7 @@ fn stored_hits_rescored_under_the_configured_weights_give_the_scorers_verdict() 
             .hits
             .iter()
             .map(|h| StoredHit {
-                rule: h.rule.clone(),
+                rule: h.rule.to_string(),
                 count: h.count,
                 weight: h.weight,
             })
