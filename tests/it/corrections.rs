@@ -8,11 +8,10 @@
 //! again every `corrections_interval`. A correction made while the daemon is stopped is read
 //! at the next start, and reading the same keywords again records nothing twice.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{MailStack, StackOptions};
-use crate::daemon::{Daemon, DaemonConfig, count, customer_email, wait_until};
+use crate::daemon::{Daemon, DaemonConfig, cli_ok, count, customer_email, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 const SUPPORT: &str = "support@example.test";
@@ -112,25 +111,9 @@ const CORRECTED: &str = "SELECT count(*) FROM corrections WHERE field = 'priorit
      AND old_value = 'normal' AND new_value = 'urgent' AND source = 'imap-keyword' AND who = ''
      AND undone_at = 0";
 
-/// Run the CLI against the daemon's config: stdout (panics on failure).
-fn cli(cfg: &DaemonConfig, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
-        .args(args)
-        .arg("--config")
-        .arg(&cfg.path)
-        .output()
-        .expect("run triaged");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `triaged eval --store --json`.
 fn eval_store(cfg: &DaemonConfig) -> serde_json::Value {
-    serde_json::from_str(&cli(cfg, &["eval", "--store", "--json"])).expect("JSON")
+    serde_json::from_str(&cli_ok(cfg, &["eval", "--store", "--json"])).expect("JSON")
 }
 
 /// The count of "Keywords read back" lines: each is one read of the folder's keywords.
@@ -226,7 +209,7 @@ async fn staff_reflag_an_email(condstore: bool) {
         1,
         "{report}"
     );
-    let text = cli(&cfg, &["eval", "--store", "--since", "1d"]);
+    let text = cli_ok(&cfg, &["eval", "--store", "--since", "1d"]);
     assert!(
         text.contains("2 emails from customers")
             && text.contains("staff corrected the priority of 1")
@@ -236,7 +219,7 @@ async fn staff_reflag_an_email(condstore: bool) {
 
     // Undone on the command line: the verdict counts again, and reading the unchanged
     // keywords again does not bring the correction back.
-    let undone = cli(&cfg, &["ticket", "relabel", "T-1001", "--undo"]);
+    let undone = cli_ok(&cfg, &["ticket", "relabel", "T-1001", "--undo"]);
     assert!(undone.contains("urgent -> normal"), "{undone}");
     let reads_before = reads(&d);
     delivered_and_flagged(
@@ -369,7 +352,7 @@ async fn an_email_command_corrects_and_the_unchanged_keyword_does_not_undo_it() 
         count(&cfg, "SELECT count(*) FROM corrections WHERE undone_at = 0"),
         1
     );
-    let shown = cli(&cfg, &["ticket", "show", "T-1001"]);
+    let shown = cli_ok(&cfg, &["ticket", "show", "T-1001"]);
     assert!(
         shown.contains("priority  urgent")
             && shown.contains("priority normal -> urgent (email-command by staff@example.test)"),

@@ -63,17 +63,8 @@ async fn staff_reroute_tickets_by_email_and_cli_and_list_a_teams_tickets() {
             .unwrap_or(0)
     };
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
-            .args(args)
-            .arg("--config")
-            .arg(&cfg.path)
-            .output()
-            .expect("run triaged");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let (code, out, err) = daemon::cli(&cfg, args);
+        (code == 0, out, err)
     };
     let ok = |args: &[&str]| {
         let (ok, out, err) = run(args);

@@ -136,20 +136,7 @@ async fn acknowledgements_name_the_team_and_ask_only_what_is_missing() {
     assert!(reason.starts_with("intent outage, rule outage"), "{reason}");
 
     // The billing team's digest lists only billing tickets.
-    let triaged = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_triaged"))
-            .args(args)
-            .args(["--config", &cfg.path.display().to_string()])
-            .output()
-            .expect("run triaged");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
+    let triaged = |args: &[&str]| daemon::cli_ok(&cfg, args);
     let digest = triaged(&["digest", "--preview", "--name", "billing"]);
     assert!(
         digest.contains(&ana_tag) && digest.contains(&team_of("ben@example.test").0),

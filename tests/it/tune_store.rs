@@ -7,11 +7,10 @@
 //! engine itself) gives the priorities the report said; the stored verdicts stay as they were.
 //! With `--learn` it also writes phrases learned from the customers' words the store kept.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::MailStack;
-use crate::daemon::{Daemon, DaemonConfig, count, customer_email, wait_until};
+use crate::daemon::{Daemon, DaemonConfig, cli, count, customer_email, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 const SUPPORT: &str = "support@example.test";
@@ -37,21 +36,6 @@ fn emails() -> Vec<(String, &'static str, &'static str)> {
         ));
     }
     out
-}
-
-/// Run the CLI against the daemon's config: (exit code, stdout, stderr).
-fn cli(cfg: &DaemonConfig, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
-        .args(args)
-        .arg("--config")
-        .arg(&cfg.path)
-        .output()
-        .expect("run triaged");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The files in the config's directory (the store's WAL files aside).

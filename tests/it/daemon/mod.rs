@@ -256,3 +256,25 @@ pub fn catches_signal(pid: u32, signal: u32) -> bool {
         .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
         .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
 }
+
+/// Run the CLI against `cfg`'s config file: (exit code, stdout, stderr).
+pub fn cli(cfg: &DaemonConfig, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
+        .args(args)
+        .arg("--config")
+        .arg(&cfg.path)
+        .output()
+        .expect("run triaged");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`cli`] that must succeed: its stdout.
+pub fn cli_ok(cfg: &DaemonConfig, args: &[&str]) -> String {
+    let (code, out, err) = cli(cfg, args);
+    assert_eq!(code, 0, "triaged {args:?}:\n{out}{err}");
+    out
+}
