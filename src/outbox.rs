@@ -752,7 +752,7 @@ impl Outbox {
         if !ack {
             return ctx;
         }
-        for id in split_list(&item.asks) {
+        for id in crate::store::list_column(&item.asks) {
             let Some(ask) = self.routing.asks.iter().find(|a| a.id == id) else {
                 tracing::info!(ticket = %item.ticket_tag, ask = %id, "Question left out: [[ask]] {id:?} is no longer configured");
                 continue;
@@ -809,11 +809,11 @@ impl Outbox {
             ticket: item.ticket_tag.clone(),
             subject: clean(&item.subject),
             priority: item.priority.as_str().to_string(),
-            tones: split_list(&item.tones),
+            tones: crate::store::list_column(&item.tones),
             reply_time,
             survey_url: self.followups.survey_url.clone(),
             support_address,
-            intents: split_list(&item.intents),
+            intents: crate::store::list_column(&item.intents),
             team: String::new(),
             team_description: String::new(),
             questions: Vec::new(),
@@ -1073,14 +1073,6 @@ pub fn decide_held(
         ),
         (false, _) => format!("{dropped} dropped: never sent\n"),
     })
-}
-
-/// The items of a comma-separated column (tones, intents, ask ids).
-fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Text from customer input for a header or template: no control characters.

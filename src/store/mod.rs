@@ -52,7 +52,7 @@ pub use folders::{FlagTask, FolderState};
 pub use notices::{ClaimedNotice, HealthFacts, NewNotice, NoticeRow};
 pub use outbox::{OutboxItem, OutboxKind, QueueRow};
 pub use record::{Content, Location, Policy, Recorded, excerpt};
-pub use rows::UnknownName;
+pub use rows::{UnknownName, list_column};
 pub use tickets::{
     Applied, AskedEmail, OpenTicketList, TicketEvent, TicketFilter, TicketList, TicketRow,
 };

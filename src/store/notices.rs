@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::rows::list_column;
 use super::{OutboxKind, Store};
 use crate::alerts::{AlertConfig, AlertFacts, Condition, Incident};
 use crate::digest::{HitFact, OutFact, QuietHours, Snapshot, ThemeEmail, TicketFacts};
@@ -550,7 +551,7 @@ fn claim_alerts(
         ids: rows.iter().map(|r| r.id).collect(),
         kind: "alert".into(),
         key: first.key.clone(),
-        recipients: split(&first.recipients),
+        recipients: list_column(&first.recipients),
         subject: String::new(),
         text: String::new(),
         html: String::new(),
@@ -610,7 +611,7 @@ fn claim_one(tx: &rusqlite::Transaction<'_>, now: i64) -> Result<Option<ClaimedN
                     ids: vec![r.get(0)?],
                     kind: r.get(1)?,
                     key: r.get(2)?,
-                    recipients: split(&r.get::<_, String>(3)?),
+                    recipients: list_column(&r.get::<_, String>(3)?),
                     subject: r.get(4)?,
                     text: r.get(5)?,
                     html: r.get(6)?,
@@ -721,7 +722,7 @@ fn ticket_facts(
         .collect::<rusqlite::Result<_>>()
         .context("Reading ticket emails")?;
     let union = |of: fn(&CustomerEmail) -> &str| {
-        let mut v: Vec<String> = emails.iter().flat_map(|e| split(of(e))).collect();
+        let mut v: Vec<String> = emails.iter().flat_map(|e| list_column(of(e))).collect();
         v.sort();
         v.dedup();
         v
@@ -864,7 +865,7 @@ fn theme_emails(
         .context("Preparing theme hits")?;
     let mut messages = Vec::with_capacity(emails.len());
     for (row, at, intents, team, corrected) in emails {
-        let mut themes = split(&intents);
+        let mut themes = list_column(&intents);
         if !rule_themes.is_empty() {
             let rules: Vec<String> = hits
                 .query_map([row], |r| r.get(0))
@@ -883,11 +884,4 @@ fn theme_emails(
         });
     }
     Ok(messages)
-}
-
-fn split(s: &str) -> Vec<String> {
-    s.split(',')
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect()
 }

@@ -125,6 +125,14 @@ pub(super) fn state_or_empty<S: serde::Serializer>(
     s.serialize_str(state.map_or("", State::as_str))
 }
 
+/// The items of a comma-separated column (tones, intents, `[[ask]]` ids), empty ones left out.
+pub fn list_column(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -251,12 +251,7 @@ impl Store {
             Ok(AskedEmail {
                 received_at: r.get(0)?,
                 subject: r.get(1)?,
-                asks: r
-                    .get::<_, String>(2)?
-                    .split(',')
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                asks: super::rows::list_column(&r.get::<_, String>(2)?),
             })
         })
         .context("Reading the ticket's questions")?
