@@ -1,9 +1,19 @@
 //! Explanations of a verdict: a readable table (every hit with its weight and the running score,
 //! the caps applied, the thresholds) and the same as JSON for machines. Pure formatting.
+//!
+//! A learned pack brings hundreds of phrases that only weigh evidence for a label; many fire on
+//! any email and most speak for labels the email does not get. The table keeps every hit that
+//! moved the score or speaks for a label that was given; where more than [`FOLD_OVER`] hits only
+//! weighed evidence for a label left off the verdict, they are summed up on that label's
+//! evidence line instead (how many, and the strongest for and against it). `--json` keeps
+//! every hit.
 
 use std::fmt::Write;
 
-use super::{RuleSet, Thresholds, Verdict};
+use super::{Hit, RuleSet, Thresholds, Verdict};
+
+/// A label not given keeps its evidence hits in the table up to this many.
+pub const FOLD_OVER: usize = 3;
 
 fn signed2(v: f64) -> String {
     if v >= 0.0 {
@@ -48,8 +58,15 @@ pub fn explain_text(v: &Verdict, rules: &RuleSet, th: &Thresholds) -> String {
         return out;
     }
     out.push('\n');
-    write_table(&mut out, &hit_rows(v, rules));
-    write_evidence(&mut out, v);
+    let folded = folded(v, rules);
+    let rows: Vec<[String; 6]> = hit_rows(v, rules)
+        .into_iter()
+        .zip(&folded)
+        .filter(|(_, f)| !**f)
+        .map(|(r, _)| r)
+        .collect();
+    write_table(&mut out, &rows);
+    write_evidence(&mut out, v, rules, &folded);
     write_caps(&mut out, v);
     out
 }
@@ -126,16 +143,59 @@ fn write_table(out: &mut String, rows: &[[String; 6]]) {
     }
 }
 
-/// Each label that rules with evidence spoke for, and whether it reached the bar.
-fn write_evidence(out: &mut String, v: &Verdict) {
+/// Which hits are left out of the table: those that add nothing to the score, are in no group
+/// and carry evidence only for labels the verdict does not have, where each of those labels
+/// has more than [`FOLD_OVER`] such hits.
+fn folded(v: &Verdict, rules: &RuleSet) -> Vec<bool> {
+    // Per hit, the labels it only weighs evidence for (none: it stays).
+    let labels: Vec<Vec<(&str, &str)>> = v
+        .hits
+        .iter()
+        .map(|h| {
+            let Some(r) = rules.rules().iter().find(|r| r.id == h.rule) else {
+                return Vec::new();
+            };
+            let labels: Vec<(&str, &str)> = r
+                .tone
+                .iter()
+                .map(|t| ("tone", t.as_str()))
+                .chain(r.intent.iter().map(|i| ("intent", i.as_str())))
+                .collect();
+            let off = |(kind, l): &(&str, &str)| match *kind {
+                "tone" => !v.tones.iter().any(|x| x == l),
+                _ => !v.intents.iter().any(|x| x == l),
+            };
+            if h.weight == 0.0
+                && r.evidence.is_some()
+                && r.group.is_none()
+                && labels.iter().all(off)
+            {
+                labels
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let mut count: std::collections::HashMap<(&str, &str), usize> = Default::default();
+    for l in labels.iter().flatten() {
+        *count.entry(*l).or_default() += 1;
+    }
+    labels
+        .iter()
+        .map(|ls| !ls.is_empty() && ls.iter().all(|l| count[l] > FOLD_OVER))
+        .collect()
+}
+
+/// Each label that rules with evidence spoke for, and whether it reached the bar; for a label
+/// not given, the hits left out of the table: how many, the strongest for and against.
+fn write_evidence(out: &mut String, v: &Verdict, rules: &RuleSet, folded: &[bool]) {
     if v.evidence.is_empty() {
         return;
     }
     out.push('\n');
     for e in &v.evidence {
-        let _ = writeln!(
-            out,
-            "{} {}: evidence {:.2} {} {} ({})",
+        let mut line = format!(
+            "{} {}: evidence {:.2} {} {} ({}",
             e.kind,
             e.label,
             e.sum,
@@ -143,6 +203,48 @@ fn write_evidence(out: &mut String, v: &Verdict) {
             super::EVIDENCE_BAR,
             if e.given { "given" } else { "not given" }
         );
+        // The folded hits for this label, with the evidence each added.
+        let shares: Vec<(&Hit, f64)> = v
+            .hits
+            .iter()
+            .zip(folded)
+            .filter(|(_, f)| **f)
+            .filter_map(|(h, _)| {
+                let r = rules.rules().iter().find(|r| r.id == h.rule)?;
+                let speaks = match e.kind {
+                    "tone" => r.tone.as_deref() == Some(e.label.as_str()),
+                    _ => r.intent.as_deref() == Some(e.label.as_str()),
+                };
+                speaks.then(|| (h, r.evidence.unwrap_or(0.0) * f64::from(h.count)))
+            })
+            .collect();
+        if !shares.is_empty() {
+            let n = shares.len();
+            let _ = write!(
+                line,
+                "; {n} hit{} not in the table",
+                if n == 1 { "" } else { "s" }
+            );
+            let strongest = |sign: f64| {
+                shares
+                    .iter()
+                    .filter(|(_, s)| *s * sign > 0.0)
+                    .max_by(|a, b| (a.1 * sign).total_cmp(&(b.1 * sign)))
+            };
+            for (word, sign) in [("for", 1.0), ("against", -1.0)] {
+                if let Some((h, s)) = strongest(sign) {
+                    let _ = write!(
+                        line,
+                        ", strongest {word} {} {:?} {}",
+                        h.rule,
+                        h.matched.as_str(),
+                        signed2(*s)
+                    );
+                }
+            }
+        }
+        line.push(')');
+        let _ = writeln!(out, "{line}");
     }
 }
 

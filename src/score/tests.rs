@@ -1007,3 +1007,53 @@ fn group_and_example_limits_are_located_where_they_are_passed() {
         "{errs:?}"
     );
 }
+
+/// Evidence hits for a label left off the verdict stay in the table up to `FOLD_OVER` of them;
+/// beyond that they are summed up on the label's evidence line (JSON keeps every hit).
+#[test]
+fn many_evidence_hits_for_a_label_not_given_are_summed_up() {
+    let pack = |n: usize| {
+        let mut s = String::from(
+            "[[rule]]\nid = \"refund\"\nkeywords = [\"refund\"]\nintent = \"refund\"\nevidence = 1.0\nweight = 2.0\n",
+        );
+        for i in 0..n {
+            let e = if i == 0 { -0.3 } else { 0.1 + 0.01 * i as f64 };
+            s.push_str(&format!(
+                "[[rule]]\nid = \"l.billing.w{i}\"\nkeywords = [\"w{i}\"]\nintent = \"billing\"\nevidence = {e}\n"
+            ));
+        }
+        rules(&s)
+    };
+    let body = |n: usize| {
+        let words: Vec<String> = (0..n).map(|i| format!("w{i}")).collect();
+        format!("refund please {}", words.join(" "))
+    };
+    let r = pack(explain::FOLD_OVER);
+    let text = explain_text(&run(&email("", &body(explain::FOLD_OVER)), &r), &r, &TH);
+    assert!(text.contains("l.billing.w0"), "{text}");
+    assert!(
+        text.contains("intent billing: evidence -0.07 < 1 (not given)\n"),
+        "{text}"
+    );
+
+    let n = explain::FOLD_OVER + 2;
+    let r = pack(n);
+    let v = run(&email("", &body(n)), &r);
+    let text = explain_text(&v, &r, &TH);
+    assert!(!text.lines().any(|l| l.starts_with("l.billing")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("refund ")),
+        "the given label's hit stays: {text}"
+    );
+    assert!(
+        text.contains(
+            "intent billing: evidence 0.20 < 1 (not given; 5 hits not in the table, \
+             strongest for l.billing.w4 \"w4\" +0.14, strongest against l.billing.w0 \"w0\" -0.30)"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        explain_json(&v, &r, &TH)["hits"].as_array().map(Vec::len),
+        Some(n + 1)
+    );
+}

@@ -1,6 +1,7 @@
 //! Golden files for `triaged explain`: every `tests/golden/explain/NAME.eml` is explained with
 //! the shipped config and rules, and the output must equal `NAME.expected` beside it, byte for
-//! byte. On a mismatch the actual output is written to `NAME.actual` beside the fixture (so the
+//! byte; every `tests/golden/explain-learned/NAME.eml` likewise with the learned intent pack
+//! (`config/learned/intents-en.toml`) loaded beside the shipped rules. On a mismatch the actual output is written to `NAME.actual` beside the fixture (so the
 //! difference is one `diff -u` away) and the test fails naming each file. When the change is
 //! meant, bless it: `TRIAGED_BLESS=1 cargo test --test it explain_golden` overwrites the
 //! `.expected` files with what explain prints now (review them with `git diff`).
@@ -10,6 +11,12 @@ use std::process::Command;
 
 /// Where the fixtures are, relative to the repository (explain prints the path it was given).
 const DIR: &str = "tests/golden/explain";
+
+/// The fixtures explained with the shipped learned intent pack loaded too.
+const LEARNED_DIR: &str = "tests/golden/explain-learned";
+
+/// The learned pack shipped off by default (docs/rules.md, "The learned intent pack").
+const LEARNED_PACK: &str = "config/learned/intents-en.toml";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -55,9 +62,28 @@ unless = ['[\w.+-]+@[\w-]+\.[\w.]+']
 
 /// The shipped config/triaged.toml, with its rules and templates named by absolute path, the
 /// store in `dir`, where there is none (the history line does not depend on the machine), and
-/// [`ROUTING`]'s teams and questions.
-fn config_in(dir: &Path) -> PathBuf {
+/// [`ROUTING`]'s teams and questions; with `learned`, the rules are a copy of the shipped ones
+/// with [`LEARNED_PACK`] beside them, as an operator turns it on.
+fn config_in(dir: &Path, learned: bool) -> PathBuf {
     let repo = repo();
+    let rules = if learned {
+        let rules = dir.join("rules");
+        std::fs::create_dir_all(&rules).expect("rules dir");
+        for e in std::fs::read_dir(repo.join("config/rules"))
+            .expect("config/rules")
+            .flatten()
+        {
+            std::fs::copy(e.path(), rules.join(e.file_name())).expect("copy a rule file");
+        }
+        std::fs::copy(
+            repo.join(LEARNED_PACK),
+            rules.join("zz-learned-intents.toml"),
+        )
+        .expect("copy the learned pack");
+        rules
+    } else {
+        repo.join("config/rules")
+    };
     let text = std::fs::read_to_string(repo.join("config/triaged.toml")).expect("shipped config");
     let mut config: toml::Table = toml::from_str(&text).expect("shipped config parses");
     let mut set = |table: &str, key: &str, value: PathBuf| {
@@ -68,7 +94,7 @@ fn config_in(dir: &Path) -> PathBuf {
             .expect("a table")
             .insert(key.into(), value.display().to_string().into());
     };
-    set("scoring", "rules", repo.join("config/rules"));
+    set("scoring", "rules", rules);
     set("templates", "dir", repo.join("templates"));
     set("store", "path", dir.join("none.sqlite"));
     let routing: toml::Table = toml::from_str(ROUTING).expect("the test's teams parse");
@@ -117,8 +143,21 @@ fn first_difference(expected: &str, actual: &str) -> (usize, String, String) {
 
 #[test]
 fn explain_output_matches_the_golden_files() {
+    check_golden(DIR, false, 6);
+}
+
+/// With the learned intent pack loaded, explain still names each rule and its words, and the
+/// learned phrases read like the rest (`learned.<intent>.<phrase>`).
+#[test]
+fn explain_output_with_the_learned_pack_matches_the_golden_files() {
+    check_golden(LEARNED_DIR, true, 2);
+}
+
+/// Explains every `NAME.eml` in `fixtures` (at least `at_least` of them) and compares the output with
+/// `NAME.expected` beside it, or writes it there when blessing.
+fn check_golden(fixtures: &str, learned: bool, at_least: usize) {
     let bless = std::env::var("TRIAGED_BLESS").is_ok_and(|v| v == "1");
-    let dir = repo().join(DIR);
+    let dir = repo().join(fixtures);
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("fixture directory")
         .flatten()
@@ -129,7 +168,7 @@ fn explain_output_matches_the_golden_files() {
         .collect();
     names.sort();
     assert!(
-        names.len() >= 6,
+        names.len() >= at_least,
         "expected the fixtures in {}, found {names:?}",
         dir.display()
     );
@@ -142,16 +181,16 @@ fn explain_output_matches_the_golden_files() {
         if let Some(stem) = name.strip_suffix(".expected") {
             assert!(
                 names.iter().any(|n| n == stem),
-                "{DIR}/{name} has no {stem}.eml beside it"
+                "{fixtures}/{name} has no {stem}.eml beside it"
             );
         }
     }
 
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = config_in(tmp.path());
+    let config = config_in(tmp.path(), learned);
     let mut failures = Vec::new();
     for name in &names {
-        let actual = explain(&config, &format!("{DIR}/{name}.eml"));
+        let actual = explain(&config, &format!("{fixtures}/{name}.eml"));
         let expected_path = dir.join(format!("{name}.expected"));
         let actual_path = dir.join(format!("{name}.actual"));
         if bless {
@@ -174,7 +213,7 @@ fn explain_output_matches_the_golden_files() {
                     Err(e) => format!("no {name}.expected ({e})"),
                 };
                 failures.push(format!(
-                    "{DIR}/{name}.eml: {why}\n    diff -u {DIR}/{name}.expected {DIR}/{name}.actual"
+                    "{fixtures}/{name}.eml: {why}\n    diff -u {fixtures}/{name}.expected {fixtures}/{name}.actual"
                 ));
             }
         }
@@ -183,7 +222,7 @@ fn explain_output_matches_the_golden_files() {
         failures.is_empty(),
         "triaged explain differs from the golden file for {} of {} emails (actual output \
          written beside each):\n{}\nIf the change is meant: TRIAGED_BLESS=1 cargo test --test it \
-         explain_golden, then review git diff {DIR}",
+         explain_golden, then review git diff {fixtures}",
         failures.len(),
         names.len(),
         failures.join("\n")
@@ -195,7 +234,7 @@ fn explain_output_matches_the_golden_files() {
 #[test]
 fn explain_json_names_the_team_and_the_questions() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = config_in(tmp.path());
+    let config = config_in(tmp.path(), false);
     let json = |name: &str| -> serde_json::Value {
         let out = Command::new(env!("CARGO_BIN_EXE_triaged"))
             .args([
