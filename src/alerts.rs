@@ -84,6 +84,10 @@ pub struct AlertFacts {
     pub reasons: Vec<String>,
     pub excerpt: String,
     pub received_at: i64,
+    /// The ticket's team ([[team]] name), empty without one; alerts queued before teams existed
+    /// have none.
+    #[serde(default)]
+    pub team: String,
 }
 
 impl AlertFacts {
@@ -380,6 +384,7 @@ pub fn alert_samples() -> Vec<AlertMail> {
         ],
         excerpt: "Our customer list is visible to anyone. Our lawyer will be in touch.".into(),
         received_at: 1_795_000_000,
+        team: "security".into(),
     };
     vec![
         AlertMail::new(vec![one.clone()], false),
@@ -526,6 +531,7 @@ mod tests {
             reasons: vec!["legal-threat (\u{201c}lawyer\u{201d})".into()],
             excerpt: String::new(),
             received_at: 0,
+            team: String::new(),
         };
         assert_eq!(
             AlertMail::new(vec![facts.clone()], false).subject,

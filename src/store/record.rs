@@ -805,6 +805,12 @@ fn alert_staff(
         return Ok(());
     }
     let (email, verdict) = (mail.email, mail.verdict);
+    // The ticket's team: named in the alert, and its own alert recipients, if it has them,
+    // instead of `[alerts] to`.
+    let team: String = tx
+        .prepare_cached("SELECT team FROM tickets WHERE id = ?1")?
+        .query_row([ticket_id], |r| r.get(0))
+        .context("Reading the ticket's team")?;
     let facts = crate::alerts::AlertFacts {
         ticket: tag.clone(),
         customer: mail.sender.clone(),
@@ -816,12 +822,8 @@ fn alert_staff(
         reasons: mail.alert.to_vec(),
         excerpt: excerpt(&email.body_text),
         received_at: mail.received_at,
+        team: team.clone(),
     };
-    // The ticket's team, if it has its own alert recipients, instead of `[alerts] to`.
-    let team: String = tx
-        .prepare_cached("SELECT team FROM tickets WHERE id = ?1")?
-        .query_row([ticket_id], |r| r.get(0))
-        .context("Reading the ticket's team")?;
     let to = match policy.teams.get(&team) {
         Some(to) if !to.is_empty() => to,
         _ => &alerts.to,

@@ -1338,6 +1338,7 @@ fn a_customer_email_with_alert_reasons_queues_one_alert_per_ticket() {
             reasons: vec!["legal-threat (\u{201c}lawyer\u{201d})".into()],
             excerpt: "Our lawyer will call about We will sue.".into(),
             received_at: NOW,
+            team: String::new(),
         }
     );
 

@@ -395,6 +395,11 @@ fn a_team_with_its_own_alert_recipients_is_alerted_apart() {
     assert_eq!(tickets(&first), ["T-1001", "T-1004"]);
     assert_eq!(second.recipients, [LEAD]);
     assert_eq!(tickets(&second), ["T-1002", "T-1003"]);
+    // Each alert names its ticket's team (none: empty), for the template's "Team:" line.
+    let teams =
+        |c: &ClaimedNotice| -> Vec<String> { c.alerts.iter().map(|a| a.team.clone()).collect() };
+    assert_eq!(teams(&first), ["billing", "billing"]);
+    assert_eq!(teams(&second), ["technical", ""]);
 }
 
 #[test]
