@@ -204,14 +204,20 @@ impl Routing {
                 routed,
                 asks: Vec::new(),
                 answered: Vec::new(),
+                beyond: Vec::new(),
             };
         }
         let text = format!("{subject}\n{}", crate::score::text::own_words(body));
-        let (asks, answered) = self.sort_out(applies, &text);
+        let Sorted {
+            asks,
+            answered,
+            beyond,
+        } = self.sort_out(applies, &text);
         Decision {
             routed,
             asks,
             answered,
+            beyond,
         }
     }
 
@@ -219,14 +225,15 @@ impl Routing {
     /// own words (quotes and signature left out) are `text`: at most [`MAX_QUESTIONS`], in the
     /// order written.
     pub fn questions(&self, verdict: &Verdict, team: Option<&str>, text: &str) -> Vec<&Ask> {
-        self.sort_out(self.applies(verdict, team), text).0
+        self.sort_out(self.applies(verdict, team), text).asks
     }
 
     /// The questions `applies` (indices into `asks`, in order) sorted out by `text`: those to
-    /// ask (its answer is not in `text`; at most [`MAX_QUESTIONS`]) and those it answers.
-    fn sort_out(&self, applies: Vec<usize>, text: &str) -> (Vec<&Ask>, Vec<&Ask>) {
+    /// ask (its answer is not in `text`; at most [`MAX_QUESTIONS`]), those it answers, and
+    /// those left unasked past the limit.
+    fn sort_out(&self, applies: Vec<usize>, text: &str) -> Sorted<'_> {
         if applies.is_empty() {
-            return (Vec::new(), Vec::new());
+            return Sorted::default();
         }
         // One pass over the words for every pattern.
         let matched = self
@@ -238,11 +245,13 @@ impl Routing {
                 .as_ref()
                 .is_some_and(|(m, ranges)| ranges[i].clone().any(|p| m.matched(p)))
         });
-        let of = |ids: Vec<usize>, max: usize| ids.into_iter().take(max).map(|i| &self.asks[i]);
-        (
-            of(asks, MAX_QUESTIONS).collect(),
-            of(answered, usize::MAX).collect(),
-        )
+        let of = |ids: &[usize]| ids.iter().map(|&i| &self.asks[i]).collect::<Vec<_>>();
+        let cut = asks.len().min(MAX_QUESTIONS);
+        Sorted {
+            asks: of(&asks[..cut]),
+            answered: of(&answered),
+            beyond: of(&asks[cut..]),
+        }
     }
 
     /// The questions (indices into `asks`) that apply to an email with `verdict` routed to
@@ -258,6 +267,14 @@ impl Routing {
     }
 }
 
+/// The questions that apply to one email, sorted out.
+#[derive(Default)]
+struct Sorted<'a> {
+    asks: Vec<&'a Ask>,
+    answered: Vec<&'a Ask>,
+    beyond: Vec<&'a Ask>,
+}
+
 /// What [`Routing::decide`] makes of one customer's email.
 #[derive(Debug, Clone)]
 pub struct Decision<'a> {
@@ -270,6 +287,9 @@ pub struct Decision<'a> {
     /// Questions that apply but are not asked: one of their `unless` patterns found the answer
     /// in the email.
     pub answered: Vec<&'a Ask>,
+    /// Questions that apply and are not answered but are not asked either: past
+    /// [`MAX_QUESTIONS`], in the order written.
+    pub beyond: Vec<&'a Ask>,
 }
 
 /// `rule ID: "words"` (a meta rule or a signal names what it saw the same way).
@@ -443,6 +463,15 @@ intent = "outage"
             ids(routing.questions(&billing, Some("billing"), "I was charged twice")),
             ["invoice", "account"],
             "the first two that apply, in the order written"
+        );
+        let sorted = routing.sort_out(
+            routing.applies(&billing, Some("billing")),
+            "I was charged twice",
+        );
+        assert_eq!(
+            ids(sorted.beyond),
+            ["more"],
+            "unasked past the limit, and said so"
         );
         assert_eq!(
             ids(routing.questions(&billing, None, "charged twice for invoice INV-20417")),

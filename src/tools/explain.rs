@@ -71,6 +71,7 @@ pub fn explain(config: &Config, path: &Path, json: bool, now: i64) -> Result<Str
         v["route"] = routing.route_json();
         v["would_ask"] = routing.asks_json();
         v["answered"] = routing.answered_json();
+        v["not_asked_beyond_limit"] = routing.beyond.clone().into();
         return Ok(format!(
             "{}\n",
             crate::wording::json(serde_json::to_string_pretty(&v)?)
@@ -109,6 +110,8 @@ struct Routing {
     no_asks: String,
     /// `[[ask]]` ids that apply but are not asked: the email gives their answer.
     answered: Vec<String>,
+    /// `[[ask]]` ids that apply, unanswered, past the limit of questions an ack asks.
+    beyond: Vec<String>,
 }
 
 impl Routing {
@@ -127,6 +130,7 @@ impl Routing {
                 asks: Vec::new(),
                 no_asks: "nothing (not a customer's email)".into(),
                 answered: Vec::new(),
+                beyond: Vec::new(),
             };
         }
         let d = routing.decide(verdict, &config.rules, &email.subject, &email.body_text);
@@ -153,6 +157,7 @@ impl Routing {
                 asks: Vec::new(),
                 no_asks,
                 answered: Vec::new(),
+                beyond: Vec::new(),
             };
         }
         let ctx = context(config, email, verdict, team.as_ref().ok(), now);
@@ -169,6 +174,7 @@ impl Routing {
             asks,
             no_asks,
             answered: answered.into_iter().map(str::to_string).collect(),
+            beyond: d.beyond.iter().map(|a| a.id.clone()).collect(),
         }
     }
 
@@ -194,6 +200,15 @@ impl Routing {
             out.push_str(&format!(
                 "           (not asked: the email answers {})\n",
                 self.answered.join(", ")
+            ));
+        }
+        if !self.beyond.is_empty() {
+            let ids: Vec<String> = self.beyond.iter().map(|id| format!("[{id}]")).collect();
+            out.push_str(&format!(
+                "           (not asked: an acknowledgement asks at most {}; {} also {})\n",
+                crate::route::MAX_QUESTIONS,
+                ids.join(", "),
+                if ids.len() == 1 { "applies" } else { "apply" }
             ));
         }
         out
