@@ -1350,3 +1350,27 @@ alert_to = ["lead@elsewhere.test"]
         "{errs:?}"
     );
 }
+
+/// A team folder that the daemon watches (INBOX, as the server spells it in any case, or the
+/// Sent folder) would hand filed email back to it: refused where written.
+#[test]
+fn a_team_folder_that_is_watched_is_refused() {
+    for (folder, extra) in [("inbox", ""), ("Sent", "sent_folder = \"Sent\"\n")] {
+        let config = with_staff(&format!(
+            "[[team]]\nname = \"billing\"\ndescription = \"our billing specialists\"\n\
+             staff = [\"lead@elsewhere.test\"]\nfolder = \"{folder}\"\n"
+        ))
+        .replacen("[mailbox]\n", &format!("[mailbox]\n{extra}"), 1);
+        let (d, path) = setup(&config);
+        std::fs::write(d.path().join("rules/a.toml"), ROUTE_RULES).expect("write");
+        let errs = Config::load(&path).expect_err("refused");
+        assert!(
+            errs.iter().any(|e| {
+                let e = e.to_string();
+                e.contains(&format!("folder \"{folder}\" is a folder the daemon watches"))
+                    && e.starts_with(&path.display().to_string())
+            }),
+            "{errs:?}"
+        );
+    }
+}

@@ -273,7 +273,11 @@ fn explain_json_names_the_team_and_the_questions() {
     );
     assert_eq!(v["would_ask"][1]["id"], "account", "{v}");
     assert_eq!(v["answered"], serde_json::json!([]));
-    assert_eq!(v["not_asked_beyond_limit"], serde_json::json!(["when"]), "{v}");
+    assert_eq!(
+        v["not_asked_beyond_limit"],
+        serde_json::json!(["when"]),
+        "{v}"
+    );
 
     let v = json("refund-double-charge");
     assert_eq!(v["answered"], serde_json::json!(["invoice"]), "{v}");

@@ -50,7 +50,18 @@ impl Validator<'_> {
         let followups = self.followups(raw.followups.unwrap_or_default(), raw.sla.as_ref(), &sla);
         let staff_tz = sla.calendar.time_zone().clone();
         let scoring = self.scoring(raw.scoring.unwrap_or_default());
-        let routing = self.routing(raw.team, raw.ask, &support, scoring.rules.as_ref());
+        let watched: Vec<&str> = mailboxes
+            .iter()
+            .flat_map(|m| m.folders.iter().chain(&m.sent_folder))
+            .map(String::as_str)
+            .collect();
+        let routing = self.routing(
+            raw.team,
+            raw.ask,
+            &support,
+            scoring.rules.as_ref(),
+            &watched,
+        );
         let digests = self.digests(raw.digest, &support, &staff_tz, &routing);
         let alerts = self.alerts(raw.alerts, &support, &staff_tz);
         if alerts.is_none()

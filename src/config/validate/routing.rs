@@ -27,11 +27,12 @@ impl Validator<'_> {
         asks: Vec<raw::Ask>,
         support: &SupportConfig,
         rules: Option<&RuleSet>,
+        watched: &[&str],
     ) -> Routing {
         let known = Known::of(rules);
         let mut out = Routing::default();
         for t in teams {
-            if let Some(team) = self.team(t, support, &known, &out.teams) {
+            if let Some(team) = self.team(t, support, &known, &out.teams, watched) {
                 out.teams.push(team);
             }
         }
@@ -62,6 +63,7 @@ impl Validator<'_> {
         support: &SupportConfig,
         known: &Known,
         before: &[Team],
+        watched: &[&str],
     ) -> Option<Team> {
         let name = t.name.get_ref().trim().to_string();
         let section = format!("[[team]] {name:?}");
@@ -111,7 +113,7 @@ impl Validator<'_> {
                 ),
             );
         }
-        let folder = self.team_folder(&section, &t.folder, &t.folder_mode);
+        let folder = self.team_folder(&section, &t.folder, &t.folder_mode, watched);
         ok.then_some(Team {
             name,
             description,
@@ -129,6 +131,7 @@ impl Validator<'_> {
         section: &str,
         folder: &Option<Spanned<String>>,
         mode: &Option<Spanned<String>>,
+        watched: &[&str],
     ) -> Option<TeamFolder> {
         let copy = match mode {
             None => false,
@@ -156,6 +159,23 @@ impl Validator<'_> {
             }
             Some(f) if f.get_ref().trim().is_empty() => {
                 self.err(f, format!("{section} folder is empty"));
+                None
+            }
+            // Filing email into a folder the daemon reads would hand it the email again.
+            Some(f)
+                if watched.iter().any(|w| {
+                    let name = f.get_ref().trim();
+                    name == *w
+                        || (name.eq_ignore_ascii_case("INBOX") && w.eq_ignore_ascii_case("INBOX"))
+                }) =>
+            {
+                self.err(
+                    f,
+                    format!(
+                        "{section} folder {:?} is a folder the daemon watches (a mailbox's folders or sent_folder): name another one",
+                        f.get_ref().trim()
+                    ),
+                );
                 None
             }
             Some(f) => Some(TeamFolder {
