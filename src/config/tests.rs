@@ -1367,8 +1367,9 @@ fn a_team_folder_that_is_watched_is_refused() {
         assert!(
             errs.iter().any(|e| {
                 let e = e.to_string();
-                e.contains(&format!("folder \"{folder}\" is a folder the daemon watches"))
-                    && e.starts_with(&path.display().to_string())
+                e.contains(&format!(
+                    "folder \"{folder}\" is a folder the daemon watches"
+                )) && e.starts_with(&path.display().to_string())
             }),
             "{errs:?}"
         );

@@ -361,9 +361,14 @@ impl Store {
         Ok(rows
             .into_iter()
             .filter_map(|(id, c, started_at, detail)| {
+                let Some(condition) = Condition::parse(&c) else {
+                    // Not one this version knows (a row from another version): said, left open.
+                    tracing::warn!(incident = id, condition = %c, "An open incident of a condition this version does not know is left as it is");
+                    return None;
+                };
                 Some(Incident {
                     id,
-                    condition: Condition::parse(&c)?,
+                    condition,
                     started_at,
                     detail,
                 })
