@@ -911,7 +911,7 @@ fn queue_ack(
             ticket_id,
             row,
             mail.sender,
-            tickets::rank(mail.verdict.priority),
+            OutboxKind::Ack.rank(mail.verdict.priority),
             out_message_id,
             now,
             if held.is_some() { "held" } else { "pending" },
