@@ -69,6 +69,7 @@ fn policy() -> Policy {
         followups: FollowupConfig::default(),
         alerts: None,
         teams: Default::default(),
+        keep_text: true,
     }
 }
 

@@ -5,7 +5,9 @@
 //! The words are kept by the per-email transaction (migration 13, `messages.text`): the body
 //! of a triaged customer email as the rules read it (quoted lines and signature left out),
 //! white space squeezed, its first [`KEPT_TEXT`] bytes. Staff's and robots' email keep none.
-//! Emails stored before that have only their 300-character excerpt, which stands in.
+//! Emails stored before that have only their 300-character excerpt, which stands in. With
+//! `[store] keep_text = false` none are kept (`store::Policy::keep_text`), and `tune --store
+//! --learn` refuses.
 
 use anyhow::{Context, Result};
 use rusqlite::params;

@@ -176,3 +176,32 @@ fn the_period_s_customer_emails_come_with_staff_s_priority_their_hits_and_their_
     // Nothing in a period with no email.
     assert!(t.store.training(NOW + 1).expect("empty").is_empty());
 }
+
+/// `[store] keep_text = false`: a customer's email keeps no words of its own (its
+/// 300-character excerpt, for the digest and the ticket view, as ever), and the fit reads the
+/// excerpt instead, saying so (`full_text`).
+#[test]
+fn a_store_told_to_keep_no_text_keeps_none_of_the_customers_words() {
+    let mut t = T::new();
+    t.policy.keep_text = false;
+    let mut e = email("c1@x", "ada@customer.example", "Payroll export");
+    e.body_text = "The payroll export failed twice.".into();
+    t.put_hits(1, &e, Priority::Normal, NOW - 60, Role::Customer, vec![]);
+    assert_eq!(
+        t.count("SELECT count(*) FROM messages WHERE text = '' AND excerpt != ''"),
+        1
+    );
+    t.policy.keep_text = true;
+    let mut e = email("c2@x", "bob@customer.example", "Invoices");
+    e.body_text = "Where are my invoices?".into();
+    t.put_hits(2, &e, Priority::Normal, NOW - 30, Role::Customer, vec![]);
+    let got = t.store.training(NOW - 86_400).expect("training");
+    let kept: Vec<(bool, &str)> = got.iter().map(|e| (e.full_text, e.text.as_str())).collect();
+    assert_eq!(
+        kept,
+        [
+            (false, "Payroll export\nThe payroll export failed twice."),
+            (true, "Invoices\nWhere are my invoices?")
+        ]
+    );
+}

@@ -39,6 +39,10 @@ pub const DEFAULT_WEAK: f64 = 0.3;
 /// it within a few hundred MB, whatever the period (8,000 emails of 1 KB).
 pub const LEARN_TEXT_BUDGET: usize = 8 << 20;
 
+/// Why `--learn` is refused where the store keeps no customer's words.
+pub const KEEPS_NO_TEXT: &str = "--learn learns phrases from the customers' words, and [store] keep_text = false keeps \
+     none: tune without --learn, or set keep_text = true (new mail then keeps its first 4 KB)";
+
 /// Emails whose learned phrases are found at once when the moves are worked out.
 const TERMS_CHUNK: usize = 2_000;
 
@@ -430,6 +434,9 @@ pub fn tune_store(config: &Config, args: &StoreArgs, now: i64) -> Result<String>
             "--learn needs --out FILE too: the learned phrases' weights go with the thresholds \
              and the rules' weights fitted beside them"
         );
+    }
+    if args.learn.is_some() && !config.store.keep_text {
+        anyhow::bail!("{KEEPS_NO_TEXT}");
     }
     let path = &config.store.path;
     if !path.exists() {
