@@ -134,6 +134,17 @@ fn the_period_s_customer_emails_come_with_staff_s_priority_their_hits_and_their_
     corrected.sort();
     assert_eq!(corrected, vec![(NOW - 3600, true), (NOW - 60, false)]);
 
+    // Staff say the second one is not angry (what `tune --store --tone` fits to).
+    t.store
+        .relabel(
+            "T-1003",
+            &[crate::corrections::Relabel::tone("-angry").expect("tone")],
+            "cli (ops)",
+            NOW,
+        )
+        .expect("relabel")
+        .expect("a ticket");
+
     let got = t.store.training(NOW - 86_400).expect("training");
     assert_eq!(got.len(), 2, "{got:#?}");
     let (a, b) = (&got[0], &got[1]);
@@ -162,6 +173,15 @@ fn the_period_s_customer_emails_come_with_staff_s_priority_their_hits_and_their_
     );
     assert!(a.full_text);
     assert_eq!((b.subject.as_str(), b.staff_priority), ("Invoices", None));
+    assert_eq!(
+        (
+            a.staff_tones.as_deref(),
+            b.tones.as_str(),
+            b.staff_tones.as_deref()
+        ),
+        (None, "angry", Some("")),
+        "the verdict's tones, and staff's where they corrected them"
+    );
     assert_eq!(b.received_at, NOW - 60);
 
     // An email stored before the words were kept (migration 13): its excerpt stands in, and
