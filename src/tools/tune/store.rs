@@ -1,6 +1,6 @@
 //! `triaged tune --store`: the rules' weights and thresholds (with `--learn`, phrases beside
 //! them) fitted to what staff said in the mailbox, and what would change — before anything is
-//! written.
+//! written. With `--tone`, the rules' evidence for a tone instead (`store/tone.rs`).
 //!
 //! Labels: the customer emails of the period, each labelled with staff's priority where a
 //! correction is in force (sample weight 1), else with the verdict staff left as it was, a

@@ -353,7 +353,8 @@ fn write_figures(
         triaged_tune::eval::evaluate(&gold, &named, Some(&classes))
     };
     let tuned_name = if learning {
-        format!("rules + phrases, tuned evidence ({folds}-fold; phrases chosen on all: optimistic)")
+        // The phrases were chosen on every email: the folds only refit their evidence.
+        format!("rules + phrases, tuned evidence ({folds}-fold, optimistic)")
     } else {
         format!("rules, tuned evidence ({folds}-fold, out of fold)")
     };
@@ -393,8 +394,8 @@ fn write_figures(
     if n_c > 0 {
         let _ = writeln!(
             out,
-            "\nOut of fold, the tuned evidence gives {tuned_c} of the {n_c} emails whose tones staff corrected \
-             staff's label ({}; the configured rules: {configured_c}),\nand keeps {tuned_l} of the {n_l} verdicts staff left ({}).",
+            "\nOut of fold, the tuned evidence agrees with staff on {tuned_c} of the {n_c} emails whose tones they \
+             corrected ({}; the configured rules: {configured_c}),\nand keeps {tuned_l} of the {n_l} verdicts staff left ({}).",
             percent(tuned_c, n_c),
             percent(tuned_l, n_l)
         );
