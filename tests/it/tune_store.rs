@@ -363,7 +363,7 @@ async fn tune_store_tone_fits_staffs_tone_corrections_and_writes_tone_rules_only
         text.contains("9 emails fitted, 3 with the tone") && text.contains("weight 0.3, --weak"),
         "{text}"
     );
-    assert!(text.contains("tone rules (angry), configured"), "{text}");
+    assert!(text.contains("tone rules, configured"), "{text}");
     assert!(
         text.contains("Rules that gain or lose evidence most"),
         "{text}"

@@ -359,10 +359,8 @@ fn write_figures(
         format!("rules, tuned evidence ({folds}-fold, out of fold)")
     };
     let mut summary = vec![
-        (
-            format!("tone rules ({}), configured", mode.tones.join(",")),
-            report(&configured)?,
-        ),
+        // The tones are named in the labels' line above.
+        ("tone rules, configured".to_string(), report(&configured)?),
         (tuned_name, report(&fitted.oof)?),
     ];
     if mode.tones.contains(&mode.learn_as) {
