@@ -30,9 +30,12 @@ use crate::tune::learn::{self, LEARNED_PREFIX, LearnedLabel, MAX_EVIDENCE, Phras
 use triaged_tune::eval::Report;
 use triaged_tune::sparse::{Matrix, SparseVec};
 
-/// Whether the tone set `set` (comma-separated) has any of `tones`.
+/// Whether the tone set `set` (comma-separated) has any of `tones` (an empty set has none,
+/// whatever `tones` holds).
 pub fn has_tone(set: &str, tones: &[String]) -> bool {
-    set.split(',').any(|t| tones.iter().any(|x| x == t))
+    set.split(',')
+        .filter(|t| !t.is_empty())
+        .any(|t| tones.iter().any(|x| x == t))
 }
 
 /// An email's label in tone mode: whether it has the tone, by staff where they corrected its
@@ -137,6 +140,10 @@ pub(super) fn tune_tones(
     emails: &[TrainingEmail],
 ) -> Result<String> {
     let tones = &args.tones;
+    anyhow::ensure!(
+        tones.iter().all(|t| !t.is_empty()),
+        "--tone names tones, comma-separated without an empty one (e.g. angry,frustrated)"
+    );
     let positive = args.positive.clone().unwrap_or_else(|| match &tones[..] {
         [one] => one.clone(),
         _ => "positive".to_string(),
@@ -688,6 +695,9 @@ mod tests {
                 "{verdict} / {staff:?}"
             );
         }
+        // `--tone angry,` names an empty tone: an email with no tones still has none.
+        assert!(!has_tone("", &tones(&["angry", ""])));
+        assert!(has_tone("angry", &tones(&["angry", ""])));
     }
 
     #[test]
