@@ -23,7 +23,18 @@
 //!    part (`triaged eval --part test`: rows no fit saw), and on how many held-out rows the
 //!    store-tuned weights give the priority the CSV-tuned ones give.
 //!
-//! Environment: BENCH_TUNE_EMAILS (N, default 500; the training part has 976 rows),
+//! 5. Tones (BENCH_TUNE_TONE=0 leaves them out): N' airline tweets (the first of the training
+//!    part of ../shared/eval/data/twitter_us_airline_sentiment.csv, 30 % test, split seed 1;
+//!    BENCH_TUNE_TONE_EMAILS, default 500) delivered and triaged; staff, reviewing every one,
+//!    add `tone/negative` to each negative tweet the pack gave none of angry, frustrated,
+//!    abusive, anxious, and take those tones off each tweet that is not negative. Then
+//!    `tune --store --tone angry,frustrated,abusive,anxious,negative --positive negative
+//!    --learn-as negative --learn` (each `--weak`) against `tune --data` with the same tone
+//!    options on the same rows, each learned file measured beside the pack on the held-out test
+//!    part (`triaged eval --tone ... --part test`): precision, recall and F1 of negative.
+//!
+//! Environment: BENCH_TUNE_TONE (0: no tones; only: tones alone), BENCH_TUNE_EMAILS (N,
+//! default 500; the training part has 976 rows),
 //! BENCH_TUNE_WEAK (the `--weak` values, default "0.3,0.6,1"), BENCH_TUNE_REVIEWED (the shares
 //! of the emails staff review, one store each, default "1,0.3"), BENCH_TUNE_REPORT=1 prints
 //! every `tune --store` report. Nothing is written outside temporary directories; the data is
@@ -57,6 +68,13 @@ fn repo() -> PathBuf {
 fn data_file() -> PathBuf {
     repo().join("../shared/eval/data/tobi_bueck_tickets_multi-lang-4-20k.head.csv")
 }
+
+fn tweets_file() -> PathBuf {
+    repo().join("../shared/eval/data/twitter_us_airline_sentiment.csv")
+}
+
+/// The pack's tones that say a tweet is negative, and the tone staff add where none does.
+const TONES: [&str; 4] = ["angry", "frustrated", "abusive", "anxious"];
 
 /// The English rows of one part of the seeded split, labels mapped.
 fn rows(part: Part) -> Vec<Row> {
@@ -129,6 +147,20 @@ fn triaged(config: &Path, args: &[&str]) -> String {
 
 /// Every email's UID, row and priority keyword, as staff's client sees them.
 fn shown(stack: &MailStack) -> Vec<(u32, usize, Option<String>)> {
+    keywords(stack)
+        .into_iter()
+        .map(|(uid, row, k)| {
+            let p = k
+                .iter()
+                .find_map(|k| k.strip_prefix("triage/"))
+                .map(str::to_string);
+            (uid, row, p)
+        })
+        .collect()
+}
+
+/// Every email's UID, row and keywords, as staff's client sees them.
+fn keywords(stack: &MailStack) -> Vec<(u32, usize, Vec<String>)> {
     let replies = stack.imap_raw(
         SUPPORT,
         &[
@@ -145,16 +177,17 @@ fn shown(stack: &MailStack) -> Vec<(u32, usize, Option<String>)> {
         let row = after("<row")
             .and_then(|r| r.split('@').next())
             .and_then(|n| n.parse().ok());
-        let keyword = after("FLAGS (").and_then(|r| {
+        let keywords = after("FLAGS (").map_or_else(Vec::new, |r| {
             r.split(')')
                 .next()
                 .unwrap_or("")
                 .split(' ')
-                .find_map(|k| k.strip_prefix("triage/"))
+                .filter(|k| !k.is_empty() && !k.starts_with('\\'))
                 .map(str::to_string)
+                .collect()
         });
         if let (Some(uid), Some(row)) = (uid, row) {
-            out.push((uid, row, keyword));
+            out.push((uid, row, keywords));
         }
     }
     out
@@ -401,6 +434,244 @@ fn numbers(name: &str, default: &str) -> Vec<f64> {
         .collect()
 }
 
+/// One part of the seeded split of the airline tweets (text, sentiment).
+fn tweets(part: Part) -> Vec<Row> {
+    let source = Source::from_path(tweets_file()).expect("source");
+    let columns = Columns {
+        text: vec!["text".into()],
+        label: "airline_sentiment".into(),
+        filter: Vec::new(),
+        split: Some(Split {
+            part,
+            test_share: 0.3,
+            seed: 1,
+        }),
+    };
+    triaged_tune::eval::load(&source, &columns)
+        .expect("load tweets")
+        .rows
+}
+
+/// Precision, recall and F1 of `negative` on the held-out tweets, by the rules of `config`
+/// (the pack, and a learned file where one is in its rules directory).
+fn tone_held_out(config: &Path) -> (f64, f64, f64) {
+    let tones = format!("{},negative", TONES.join(","));
+    let out = triaged(
+        config,
+        &[
+            "eval",
+            "--data",
+            tweets_file().to_str().expect("utf-8 path"),
+            "--text",
+            "text",
+            "--label",
+            "airline_sentiment",
+            "--tone",
+            &tones,
+            "--positive",
+            "negative",
+            "--part",
+            "test",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("eval json");
+    let c = v["per_class"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["class"] == "negative"))
+        .cloned()
+        .unwrap_or_default();
+    (
+        c["precision"].as_f64().unwrap_or(f64::NAN),
+        c["recall"].as_f64().unwrap_or(f64::NAN),
+        c["f1"].as_f64().unwrap_or(f64::NAN),
+    )
+}
+
+/// A config with the shipped pack and, if given, a learned file beside it.
+fn tone_config(stack: &MailStack, learned: Option<&Path>) -> DaemonConfig {
+    let cfg = DaemonConfig::of(stack).own_rules_and_templates().write();
+    if let Some(file) = learned {
+        std::fs::copy(file, cfg.rules().join("learned-negative.toml")).expect("copy learned");
+    }
+    cfg
+}
+
+/// Step 5: tweets through the real stack, staff correct their tones over IMAP, `tune --store
+/// --tone --learn` against `tune --data --tone --learn` on the same rows, measured held out.
+fn tone_replay(weaks: &[f64]) {
+    let n: usize = std::env::var("BENCH_TUNE_TONE_EMAILS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let mut train = tweets(Part::Train);
+    train.truncate(n);
+    let n = train.len();
+    let test_rows = tweets(Part::Test).len();
+    let work = tempfile::tempdir().expect("tempdir");
+    let csv = work.path().join("tweets.csv");
+    let mut text = String::from("text,airline_sentiment\n");
+    for r in &train {
+        text.push_str(&format!("{},{}\n", field(&r.texts[0]), r.label));
+    }
+    std::fs::write(&csv, text).expect("write csv");
+
+    let started = Instant::now();
+    let stack = MailStack::start();
+    let cfg = DaemonConfig::of(&stack)
+        .set("ack", "enabled", false)
+        .set("flags", "corrections_interval", "1h")
+        .write();
+    let d = Daemon::start(&cfg);
+    let raw: Vec<Vec<u8>> = train
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            customer_email(
+                &format!("customer{i}@customers.example.test"),
+                &format!("row{i}@tickets.example.test"),
+                "",
+                &r.texts[0].replace(['\r', '\n'], " "),
+            )
+        })
+        .collect();
+    stack.deliver_many(SUPPORT, &raw);
+    assert!(
+        wait_until(Duration::from_secs(600), || count(
+            &cfg,
+            "SELECT count(*) FROM messages WHERE flags_state = 'done'"
+        ) == n as i64),
+        "not every tweet was triaged and flagged:\n{}",
+        d.log_text()
+    );
+    let triage_secs = started.elapsed().as_secs_f64();
+
+    // Staff: a negative tweet the pack gave no such tone gets tone/negative; a tweet that is
+    // not negative loses the pack's such tones.
+    let started = Instant::now();
+    let (mut add, mut take) = (Vec::new(), Vec::new());
+    for (uid, row, k) in keywords(&stack) {
+        let toned = k
+            .iter()
+            .any(|k| TONES.iter().any(|t| k == &format!("tone/{t}")));
+        let negative = train[row].label == "negative";
+        if negative && !toned {
+            add.push(uid.to_string());
+        } else if !negative && toned {
+            take.push(uid.to_string());
+        }
+    }
+    let mut commands = vec!["SELECT INBOX".to_string()];
+    if !add.is_empty() {
+        commands.push(format!(
+            "UID STORE {} +FLAGS.SILENT (tone/negative)",
+            add.join(",")
+        ));
+    }
+    if !take.is_empty() {
+        let all: Vec<String> = TONES.iter().map(|t| format!("tone/{t}")).collect();
+        commands.push(format!(
+            "UID STORE {} -FLAGS.SILENT ({})",
+            take.join(","),
+            all.join(" ")
+        ));
+    }
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    for reply in stack.imap_raw(SUPPORT, &commands) {
+        assert!(
+            reply.last().is_some_and(|l| l.contains(" OK ")),
+            "{reply:?}"
+        );
+    }
+    let corrected = add.len() + take.len();
+    assert!(
+        wait_until(Duration::from_secs(120), || count(
+            &cfg,
+            "SELECT count(*) FROM corrections WHERE field = 'tone' AND undone_at = 0"
+        ) == corrected as i64),
+        "the tone corrections did not all arrive:\n{}",
+        d.log_text()
+    );
+    let correct_secs = started.elapsed().as_secs_f64();
+    drop(d);
+
+    let tones = format!("{},negative", TONES.join(","));
+    let csv_learned = work.path().join("csv-negative.toml");
+    let t = Instant::now();
+    triaged(
+        &cfg.path,
+        &[
+            "tune",
+            "--data",
+            csv.to_str().expect("utf-8 path"),
+            "--text",
+            "text",
+            "--label",
+            "airline_sentiment",
+            "--tone",
+            &TONES.join(","),
+            "--positive",
+            "negative",
+            "--learn-as",
+            "negative",
+            "--learn",
+            csv_learned.to_str().expect("utf-8 path"),
+        ],
+    );
+    let csv_secs = t.elapsed().as_secs_f64();
+    println!(
+        "\ntune --store --tone against tune --data --tone: {n} airline tweets (training part) through the real stack, \
+         triaged in {triage_secs:.1} s; staff add tone/negative to {} and take the pack's tones off {}, every correction \
+         in the store {correct_secs:.1} s after",
+        add.len(),
+        take.len()
+    );
+    println!(
+        "held out ({test_rows} test tweets; `triaged eval --tone {tones} --positive negative --part test`), negative P / R / F1:"
+    );
+    let (p, r, f1) = tone_held_out(&tone_config(&stack, None).path);
+    println!("  {:<44} {p:.3} / {r:.3} / {f1:.3}", "the pack");
+    let (p, r, f1) = tone_held_out(&tone_config(&stack, Some(&csv_learned)).path);
+    println!(
+        "  {:<44} {p:.3} / {r:.3} / {f1:.3}   ({csv_secs:.1} s)",
+        "the pack + tune --data --learn"
+    );
+    for &weak in weaks {
+        let learned = work.path().join(format!("store-negative-{weak}.toml"));
+        let t = Instant::now();
+        let report = triaged(
+            &cfg.path,
+            &[
+                "tune",
+                "--store",
+                "--since",
+                "1d",
+                "--tone",
+                &tones,
+                "--positive",
+                "negative",
+                "--weak",
+                &weak.to_string(),
+                "--learn-as",
+                "negative",
+                "--learn",
+                learned.to_str().expect("utf-8 path"),
+            ],
+        );
+        let secs = t.elapsed().as_secs_f64();
+        let (p, r, f1) = tone_held_out(&tone_config(&stack, Some(&learned)).path);
+        println!(
+            "  {:<44} {p:.3} / {r:.3} / {f1:.3}   ({secs:.1} s; out of fold: configured {:.3}, tuned {:.3} macro-F1)",
+            format!("the pack + tune --store --weak {weak} --learn"),
+            macro_f1(&report, "tone rules, configured"),
+            macro_f1(&report, "rules + phrases, tuned evidence"),
+        );
+        if std::env::var_os("BENCH_TUNE_REPORT").is_some() {
+            println!("\n{report}");
+        }
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only when benched.
     if !std::env::args().any(|a| a == "--bench") {
@@ -416,6 +687,10 @@ fn main() {
         .unwrap_or(500);
     let weaks = numbers("BENCH_TUNE_WEAK", "0.3,0.6,1");
     let shares = numbers("BENCH_TUNE_REVIEWED", "1,0.3");
+    if std::env::var("BENCH_TUNE_TONE").is_ok_and(|v| v == "only") {
+        tone_replay(&weaks);
+        return;
+    }
     let mut train = rows(Part::Train);
     train.truncate(n);
     let n = train.len();
@@ -563,5 +838,13 @@ fn main() {
                 println!("\n{report}");
             }
         }
+    }
+    if std::env::var("BENCH_TUNE_TONE").is_ok_and(|v| v == "0") {
+        return;
+    }
+    if tweets_file().exists() {
+        tone_replay(&weaks);
+    } else {
+        println!("tones: skipped, no data at {}", tweets_file().display());
     }
 }

@@ -168,6 +168,13 @@ enum Command {
     ///   triaged tune --store --since 90d
     ///   triaged tune --store --since 90d --out config/weights.toml
     ///     [--learn config/rules/learned-priority.toml]
+    ///
+    /// Tones: the rules' evidence for a tone fitted to staff's tone corrections (tone/...
+    /// keywords, #tone, relabel --tone), and the emails whose tone would change; --learn
+    /// writes it (with phrases) as rules giving the tone --learn-as:
+    ///
+    ///   triaged tune --store --tone angry,frustrated
+    ///     [--learn-as angry --learn config/rules/learned-angry.toml]
     #[command(verbatim_doc_comment)]
     Tune(TuneCli),
     /// List tickets, most urgent and oldest first.
@@ -358,13 +365,13 @@ enum TicketAction {
 struct TuneCli {
     #[command(flatten)]
     data: DataArgs,
-    /// Fit to staff's corrections in the store instead of a labelled file (priorities): the
-    /// customer emails received in the last --since, labelled with staff's priority where
-    /// they corrected it, else with the verdict they left (a weak label, --weak). Prints the
-    /// figures and what would change; writes only with --out (and --learn).
+    /// Fit to staff's corrections in the store instead of a labelled file: the customer
+    /// emails received in the last --since, labelled with staff's priority (with --tone: their
+    /// tones) where they corrected it, else with the verdict they left (a weak label, --weak).
+    /// Prints the figures and what would change; writes only with --out (priorities) or
+    /// --learn.
     #[arg(long, conflicts_with_all = [
         "data", "text", "label", "map", "filter", "part", "order", "yardstick", "intents",
-        "learn_as", "tone", "positive",
     ])]
     store: bool,
     /// With --store: the period, back from now (e.g. 90d, 12h) [default: 90d].
@@ -411,8 +418,8 @@ struct TuneCli {
     /// With --learn: a phrase must occur in at least this many rows.
     #[arg(long, default_value_t = 3, requires = "learn")]
     min_df: usize,
-    /// With --learn in tone mode: the tone the learned rules attach (default: the first
-    /// --tone), e.g. `negative` beside the pack's angry/frustrated.
+    /// With --learn in tone mode (and --store --tone): the tone the learned rules attach
+    /// (default: the first --tone), e.g. `negative` beside the pack's angry/frustrated.
     #[arg(long, requires = "learn")]
     learn_as: Option<String>,
     #[command(flatten)]
@@ -433,6 +440,9 @@ impl TuneCli {
             max_rules: self.max_rules,
             min_df: self.min_df,
             show: self.show,
+            tones: self.tone.tone.clone(),
+            positive: self.tone.positive.clone(),
+            learn_as: self.learn_as.clone(),
         })
     }
 
@@ -536,10 +546,12 @@ impl DataArgs {
 #[derive(clap::Args)]
 struct ToneArgs {
     /// Tone mode: predict the positive class when any of these tones or intents is present,
-    /// e.g. angry,frustrated,abusive.
+    /// e.g. angry,frustrated,abusive (with --store: an email has the tone when staff's tones,
+    /// else the verdict's, include any of these).
     #[arg(long, value_delimiter = ',')]
     tone: Vec<String>,
-    /// Tone mode: the gold class that counts as positive (after --map).
+    /// Tone mode: the gold class that counts as positive (after --map; with --store, the
+    /// name the report gives the tone).
     #[arg(long)]
     positive: Option<String>,
 }
@@ -995,6 +1007,28 @@ mod tests {
         };
         let args = tune.store_args().expect("store args");
         assert_eq!((args.since.as_secs(), args.weak), (90 * 86_400, 0.3));
+        assert!(args.tones.is_empty(), "priorities unless --tone");
+        let Command::Tune(tune) = parsed(&[
+            "tune",
+            "--store",
+            "--tone",
+            "angry,frustrated",
+            "--learn-as",
+            "angry",
+            "--learn",
+            "l.toml",
+        ])
+        .expect("tone mode")
+        .command
+        else {
+            panic!("not tune");
+        };
+        let args = tune.store_args().expect("store args");
+        assert_eq!(args.tones, ["angry", "frustrated"]);
+        assert_eq!(
+            (args.learn_as.as_deref(), args.learn.is_some()),
+            (Some("angry"), true)
+        );
         for bad in [
             &["eval"][..],
             &[
@@ -1004,7 +1038,6 @@ mod tests {
             &["eval", "--store", "--intents"],
             &["tune", "--store", "--data", "d.csv"],
             &["tune", "--store", "--text", "t"],
-            &["tune", "--store", "--tone", "angry"],
             &[
                 "tune", "--since", "7d", "--data", "d.csv", "--text", "t", "--label", "l",
             ],

@@ -43,7 +43,9 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     if differs(&old.smtp, &new.smtp) {
         out.push("[smtp]");
     }
-    if differs(&old.store, &new.store) {
+    // `keep_text` is read per email (the pipeline's policy), so it applies at once.
+    let opened = |c: &Config| (c.store.path.clone(), c.store.busy_timeout);
+    if differs(&opened(old), &opened(new)) {
         out.push("[store]");
     }
     if differs(&old.flags, &new.flags) {

@@ -143,6 +143,9 @@ pub struct StoreConfig {
     /// How long a write waits for a lock another process holds before the store counts as
     /// unavailable (and the daemon waits it out).
     pub busy_timeout: Duration,
+    /// Keep each customer email's own words (the first 4 KB, `messages.text`) for `triaged
+    /// tune --store --learn`; false: keep none (the 300-character excerpt is kept either way).
+    pub keep_text: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -217,6 +217,7 @@ pub struct RateLimit {
 pub struct Store {
     pub path: String,
     pub busy_timeout: Option<Spanned<String>>,
+    pub keep_text: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -124,6 +124,28 @@ fn corrections_are_read_every_5_minutes_unless_configured() {
 }
 
 #[test]
+fn the_store_keeps_the_customers_words_unless_told_not_to() {
+    let (_d, path) = setup(MINIMAL);
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(c.store.keep_text);
+    let (_d, path) = setup(&MINIMAL.replace(
+        "path = \"triaged.sqlite\"",
+        "path = \"triaged.sqlite\"\nkeep_text = false",
+    ));
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(!c.store.keep_text);
+    let errs = errors(&MINIMAL.replace(
+        "path = \"triaged.sqlite\"",
+        "path = \"triaged.sqlite\"\nkeep_text = \"no\"",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("CONFIG:15:13: ") && e.contains("expected a boolean")),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn the_priority_without_evidence_is_configurable() {
     let (_d, path) = setup(&format!("{MINIMAL}\n[scoring]\nno_evidence = \"low\"\n"));
     let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
@@ -924,8 +946,8 @@ fn every_unknown_key_of_a_file_is_reported_in_order() {
     let want = [
         "DIR/triaged.toml:7:1: unknown field `folderz`, expected one of `name`, `address`, `host`",
         "DIR/triaged.toml:13:39: unknown field `burst`, expected `max` or `per`",
-        "DIR/triaged.toml:16:1: unknown field `zpath`, expected `path` or `busy_timeout`",
-        "DIR/triaged.toml:17:1: unknown field `apath`, expected `path` or `busy_timeout`",
+        "DIR/triaged.toml:16:1: unknown field `zpath`, expected one of `path`, `busy_timeout`, `keep_text`",
+        "DIR/triaged.toml:17:1: unknown field `apath`, expected one of `path`, `busy_timeout`, `keep_text`",
         "DIR/triaged.toml:27:1: unknown field `urgnet`, expected one of `urgent`, `high`, `normal`, `low`",
         "DIR/triaged.toml:33:1: unknown field `send_emtpy`, expected one of `name`, `to`, `times`",
         "DIR/triaged.toml:35:2: unknown field `storee`, expected one of `mailbox`, `smtp`, `store`",

@@ -574,6 +574,7 @@ mod tests {
         StoreConfig {
             path: "/srv/triaged/store.sqlite".into(),
             busy_timeout: Duration::from_secs(2),
+            keep_text: true,
         }
     }
 

@@ -6,13 +6,16 @@
 //!
 //! What a change means is decided by [`crate::corrections`]; this file reads what it needs
 //! and writes what it returns. A priority correction also sets the ticket's priority (it is
-//! what staff said), and every correction made or undone is logged on the ticket
+//! what staff said) and re-ranks what the ticket still has queued in the outbox (its
+//! acknowledgement and follow-ups go out in the order of the new priority; an undo ranks
+//! them back), and every correction made or undone is logged on the ticket
 //! (`relabeled`, `relabel_undone`), so `triaged ticket show` lists it.
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::Store;
+use super::outbox::rerank_queued;
 use super::tickets::note_event;
 use crate::corrections::{self, Field, KeywordNames, Relabel, Shown, Source, Step};
 use crate::score::Priority;
@@ -423,6 +426,10 @@ fn relabel_field(
             tx.prepare_cached("UPDATE tickets SET priority = ?2, updated_at = ?3 WHERE id = ?1")?
                 .execute(params![ticket_id, after, now])
                 .context("Setting the ticket's priority")?;
+            // What the ticket still has to send goes out in the order of its new priority.
+            if let Some(p) = Priority::ALL.into_iter().find(|p| p.as_str() == after) {
+                rerank_queued(tx, ticket_id, p)?;
+            }
         }
         let by = match (source, who) {
             (_, "") => source.as_str().to_string(),

@@ -145,7 +145,7 @@ fn queue_followup(
             message_row,
             seq,
             customer,
-            FOLLOWUP_RANK + tickets::rank(priority),
+            super::OutboxKind::Followup(kind).rank(priority),
             out_message_id,
             due,
             now

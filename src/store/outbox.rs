@@ -50,6 +50,42 @@ impl OutboxKind {
             OutboxKind::Followup(f) => Some(f),
         }
     }
+
+    /// Its row's `priority_rank` for a ticket of priority `p`: acknowledgements by the
+    /// priority's rank, follow-ups after every acknowledgement
+    /// ([`super::followups::FOLLOWUP_RANK`] + that rank).
+    pub(super) fn rank(self, p: Priority) -> i64 {
+        match self {
+            OutboxKind::Ack => crate::tickets::rank(p),
+            OutboxKind::Followup(_) => super::followups::FOLLOWUP_RANK + crate::tickets::rank(p),
+        }
+    }
+}
+
+/// Rank the rows of ticket `ticket_id` still queued (pending, or held for staff) for its
+/// priority `p` now: a correction that changes the ticket's priority (or its undo) moves what
+/// the ticket still has to send, urgent first. Rows claimed or done keep theirs. Returns the
+/// rows re-ranked. In the caller's transaction.
+pub(super) fn rerank_queued(tx: &Connection, ticket_id: i64, p: Priority) -> Result<usize> {
+    let rows: Vec<(i64, OutboxKind, i64)> = tx
+        .prepare_cached(
+            "SELECT id, kind, priority_rank FROM outbox
+             WHERE ticket_id = ?1 AND state IN ('pending', 'held')",
+        )?
+        .query_map([ticket_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|rows| rows.collect())
+        .context("Reading the ticket's queued mail")?;
+    let mut moved = 0;
+    for (id, kind, rank) in rows {
+        let new = kind.rank(p);
+        if new != rank {
+            tx.prepare_cached("UPDATE outbox SET priority_rank = ?2 WHERE id = ?1")?
+                .execute(params![id, new])
+                .context("Re-ranking the ticket's queued mail")?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
 }
 
 impl fmt::Display for OutboxKind {

@@ -86,6 +86,8 @@ pub struct Policy {
     /// The configured teams (`[[team]]`) by name, each with the staff its instant alerts go
     /// to (empty: `[alerts] to`): `#team NAME` must name one.
     pub teams: std::collections::BTreeMap<String, Vec<String>>,
+    /// Keep a customer email's own words (`messages.text`, `[store] keep_text`).
+    pub keep_text: bool,
 }
 
 impl Policy {
@@ -104,6 +106,7 @@ impl Policy {
             sla: config.sla.clone(),
             followups: config.followups.clone(),
             alerts: config.alerts.clone(),
+            keep_text: config.store.keep_text,
             teams: config
                 .routing
                 .teams
@@ -329,7 +332,8 @@ fn record_triaged(
     let (customer, subject) = (&mail.sender, &mail.email.subject);
     let joins = thread.joined.as_ref();
     let ticket = write_ticket(tx, effect.write, joins, customer, subject, now)?;
-    let row = insert_message(tx, mail, ticket.as_ref().map(|t| t.0), ack.decision, now)?;
+    let ticket_id = ticket.as_ref().map(|t| t.0);
+    let row = insert_message(tx, mail, ticket_id, ack.decision, policy.keep_text, now)?;
     if let Some(t) = &ticket {
         move_ticket(tx, mail, t, row, &effect, &ack, policy, now)?;
         // After `opened` in the history; before the alert, which goes to the team's staff.
@@ -605,12 +609,14 @@ fn decide_ack(
     })
 }
 
-/// The message row of a triaged email; returns its id.
+/// The message row of a triaged email (a customer's own words kept when `keep_text`);
+/// returns its id.
 fn insert_message(
     tx: &Connection,
     mail: &Mail<'_>,
     ticket_id: Option<i64>,
     decision: AckDecision,
+    keep_text: bool,
     now: i64,
 ) -> Result<i64> {
     let (at, email, verdict) = (mail.at, mail.email, mail.verdict);
@@ -660,8 +666,9 @@ fn insert_message(
             excerpt(&email.body_text),
             role_name(mail.role),
             mail.asks.join(","),
-            // What `triaged tune --store` learns phrases from: a customer's words only.
-            if mail.role == Role::Customer {
+            // What `triaged tune --store` learns phrases from: a customer's words only, and
+            // none where `[store] keep_text = false`.
+            if mail.role == Role::Customer && keep_text {
                 super::training::kept_text(&email.body_text)
             } else {
                 String::new()
@@ -913,7 +920,7 @@ fn queue_ack(
             ticket_id,
             row,
             mail.sender,
-            tickets::rank(mail.verdict.priority),
+            OutboxKind::Ack.rank(mail.verdict.priority),
             out_message_id,
             now,
             if held.is_some() { "held" } else { "pending" },

@@ -69,6 +69,7 @@ fn policy() -> Policy {
         followups: FollowupConfig::default(),
         alerts: None,
         teams: Default::default(),
+        keep_text: true,
     }
 }
 
@@ -524,6 +525,76 @@ fn outbox_sends_urgent_first_and_never_resends_an_interrupted_row() {
         t.count("SELECT count(*) FROM outbox WHERE state = 'failed'"),
         1
     );
+}
+
+/// A correction that changes a ticket's priority moves what the ticket still has to send:
+/// its queued acknowledgement and follow-ups rank by the new priority (urgent first), and an
+/// undo ranks them back; a row already claimed keeps its rank.
+#[test]
+fn a_priority_correction_reranks_the_tickets_queued_mail() {
+    use crate::corrections::Relabel;
+    let mut t = T::with_followups();
+    t.put(
+        1,
+        &email("n@x", "ada@customer.example", "normal"),
+        Priority::Normal,
+    );
+    t.put(
+        2,
+        &email("h@x", "bob@customer.example", "high"),
+        Priority::High,
+    );
+    let ranks = |t: &T, tag: &str| -> Vec<(String, i64)> {
+        t.store
+            .conn()
+            .prepare(
+                "SELECT o.kind, o.priority_rank FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                 WHERE t.tag = ?1 ORDER BY o.kind",
+            )
+            .expect("prep")
+            .query_map([tag], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("q")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let pair = |k: &str, r: i64| (k.to_string(), r);
+    assert_eq!(ranks(&t, "T-1001"), [pair("ack", 2), pair("holding", 12)]);
+
+    let urgent = [Relabel::Priority(Priority::Urgent)];
+    t.store
+        .relabel("T-1001", &urgent, "cli (ops)", NOW)
+        .expect("relabel")
+        .expect("a ticket");
+    assert_eq!(ranks(&t, "T-1001"), [pair("ack", 0), pair("holding", 10)]);
+    t.store
+        .undo_relabel("T-1001", "cli (ops)", NOW)
+        .expect("undo")
+        .expect("a ticket");
+    assert_eq!(ranks(&t, "T-1001"), [pair("ack", 2), pair("holding", 12)]);
+    // The high ticket's acknowledgement goes first, and is being sent when staff make the
+    // other urgent: it keeps its rank; the urgent one is next.
+    let first = t.store.claim_next_due(NOW).expect("claim").expect("due");
+    assert_eq!(first.subject, "high");
+    t.store
+        .relabel(
+            "T-1002",
+            &[Relabel::Priority(Priority::Low)],
+            "cli (ops)",
+            NOW,
+        )
+        .expect("relabel");
+    t.store
+        .relabel("T-1001", &urgent, "cli (ops)", NOW)
+        .expect("relabel");
+    assert_eq!(ranks(&t, "T-1002")[0], pair("ack", 1), "claimed: kept");
+    assert_eq!(
+        ranks(&t, "T-1002")[1],
+        pair("holding", 13),
+        "queued: low now"
+    );
+    t.store.mark_sent(first.id, NOW * 1000, None).expect("sent");
+    let next = t.store.claim_next_due(NOW).expect("claim").expect("due");
+    assert_eq!(next.subject, "normal", "T-1001 is urgent now");
 }
 
 #[test]

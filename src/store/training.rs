@@ -1,11 +1,13 @@
 //! What `triaged tune --store` fits to: the customer emails of a period with the verdict, the
-//! correction staff made (if one is in force), the rule hits the verdict came from (rule,
+//! corrections staff made (priority, tones; where one is in force), the rule hits the verdict came from (rule,
 //! occurrence count, weight), and the customer's own words to learn phrases from.
 //!
 //! The words are kept by the per-email transaction (migration 13, `messages.text`): the body
 //! of a triaged customer email as the rules read it (quoted lines and signature left out),
 //! white space squeezed, its first [`KEPT_TEXT`] bytes. Staff's and robots' email keep none.
-//! Emails stored before that have only their 300-character excerpt, which stands in.
+//! Emails stored before that have only their 300-character excerpt, which stands in. With
+//! `[store] keep_text = false` none are kept (`store::Policy::keep_text`), and `tune --store
+//! --learn` refuses.
 
 use anyhow::{Context, Result};
 use rusqlite::params;
@@ -33,6 +35,10 @@ pub struct TrainingEmail {
     pub priority: Priority,
     /// Staff's priority, where a correction is in force.
     pub staff_priority: Option<Priority>,
+    /// The verdict's tones (a tone set: sorted, comma-separated, `""` for none).
+    pub tones: String,
+    /// Staff's tones, where a tone correction is in force (a tone set).
+    pub staff_tones: Option<String>,
     /// The rule hits of the verdict, in rule order.
     pub hits: Vec<StoredHit>,
     /// The subject and the customer's own words (the kept text, else the excerpt).
@@ -89,10 +95,12 @@ impl Store {
         let mut emails: Vec<TrainingEmail> = self
             .conn
             .prepare(
-                "SELECT m.id, t.tag, m.subject, m.received_at, m.priority, c.new_value, m.text, m.excerpt
+                "SELECT m.id, t.tag, m.subject, m.received_at, m.priority, c.new_value, m.text, m.excerpt,
+                        m.tones, ct.new_value
                  FROM messages m
                  LEFT JOIN tickets t ON t.id = m.ticket_id
                  LEFT JOIN corrections c ON c.message_row = m.id AND c.field = 'priority' AND c.undone_at = 0
+                 LEFT JOIN corrections ct ON ct.message_row = m.id AND ct.field = 'tone' AND ct.undone_at = 0
                  WHERE m.received_at >= ?1 AND m.status = 'triaged' AND m.role = 'customer'
                    AND m.priority != ''
                  ORDER BY m.received_at DESC, m.folder DESC, m.uidvalidity DESC, m.uid DESC LIMIT ?2",
@@ -113,6 +121,8 @@ impl Store {
                         received_at: r.get(3)?,
                         priority: r.get(4)?,
                         staff_priority: r.get(5)?,
+                        tones: crate::corrections::tone_set(r.get::<_, String>(8)?.split(',')),
+                        staff_tones: r.get(9)?,
                         hits: Vec::new(),
                         full_text,
                     })

@@ -97,6 +97,7 @@ fn fill(store: &mut Store, now: i64) {
         followups: FollowupConfig::default(),
         alerts: None,
         teams: Default::default(),
+        keep_text: true,
     };
     let emails = [
         (

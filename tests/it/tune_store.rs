@@ -279,3 +279,191 @@ async fn tune_store_shows_what_staffs_corrections_would_change_and_writes_only_w
         "{out}"
     );
 }
+
+/// `tune --store --tone` on the real stack: the rules give none of the nine emails a tone;
+/// staff, in their IMAP client, add `tone/angry` to the three about the shop being down. The
+/// corrections are in the store; `tune --store --tone angry` prints the figures, the rules
+/// that gain evidence for angry and the three emails whose tone would change to staff's, and
+/// writes nothing; `--out` is refused (tones are no weights); with `--learn` it writes tone
+/// rules that `triaged check` accepts and with which `triaged explain` gives the shop-down
+/// email the tone angry and the invoice question none. With `[store] keep_text = false`,
+/// `--learn` refuses in one line that names the switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tune_store_tone_fits_staffs_tone_corrections_and_writes_tone_rules_only_when_asked() {
+    let stack = MailStack::start();
+    let cfg = DaemonConfig::of(&stack)
+        .set("flags", "corrections_interval", "1h")
+        .set("ack", "enabled", false)
+        .own_rules_and_templates()
+        .write();
+    let mut d = Daemon::start(&cfg);
+    let raw: Vec<Vec<u8>> = emails()
+        .iter()
+        .map(|(id, subject, body)| {
+            let from = id.replace('@', ".from@");
+            customer_email(&from, id, subject, body)
+        })
+        .collect();
+    stack.deliver_many(SUPPORT, &raw);
+    assert!(
+        wait_until(WAIT, || count(
+            &cfg,
+            "SELECT count(*) FROM messages WHERE status = 'triaged' AND flags_state = 'done'"
+        ) == 9),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(
+        count(&cfg, "SELECT count(*) FROM messages WHERE tones != ''"),
+        0,
+        "the rules give these emails no tone"
+    );
+
+    // Staff mark the shop-down emails angry, in one UID STORE.
+    let inbox = stack.fetch_all(SUPPORT, "INBOX").await;
+    let down: Vec<String> = inbox
+        .iter()
+        .filter(|m| String::from_utf8_lossy(&m.raw).contains("Message-ID: <down"))
+        .map(|m| m.uid.to_string())
+        .collect();
+    assert_eq!(down.len(), 3);
+    let replies = stack.imap_raw(
+        SUPPORT,
+        &[
+            "SELECT INBOX",
+            &format!("UID STORE {} +FLAGS (tone/angry)", down.join(",")),
+        ],
+    );
+    for r in &replies {
+        assert!(r.last().is_some_and(|l| l.contains(" OK ")), "{replies:?}");
+    }
+    assert!(
+        wait_until(WAIT, || count(
+            &cfg,
+            "SELECT count(*) FROM corrections WHERE field = 'tone' AND new_value = 'angry' AND undone_at = 0"
+        ) == 3),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(d.terminate().code(), Some(0), "{}", d.log_text());
+
+    // The report, and nothing written.
+    let before = files(&cfg);
+    let tone = [
+        "tune", "--store", "--since", "1d", "--folds", "3", "--tone", "angry",
+    ];
+    let (code, text, err) = cli(&cfg, &tone);
+    assert_eq!(code, 0, "{text}{err}");
+    eprintln!("{text}");
+    assert!(
+        text.contains("9 emails from customers") && text.contains("staff corrected the tones of 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("9 emails fitted, 3 with the tone") && text.contains("weight 0.3, --weak"),
+        "{text}"
+    );
+    assert!(text.contains("tone rules, configured"), "{text}");
+    assert!(
+        text.contains("Rules that gain or lose evidence most"),
+        "{text}"
+    );
+    let gains = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Rules that gain"))
+        .skip(2)
+        .take_while(|l| l.starts_with("  ") && !l.contains("learned phrases"))
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(3)
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|c| c > 0.0)
+        })
+        .count();
+    assert!(gains > 0, "some rule gains evidence for angry:\n{text}");
+    assert_eq!(
+        number_before(&text, "Emails whose tone would change", "to their label"),
+        3,
+        "the shop-down emails become angry, as staff said:\n{text}"
+    );
+    assert_eq!(
+        number_before(&text, "Emails whose tone would change", "away from it"),
+        0,
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("not-angry -> angry")
+                && l.contains("staff: angry")
+                && l.contains("Our shop is down"))
+            .count(),
+        3,
+        "{text}"
+    );
+    assert!(text.contains("Nothing written."), "{text}");
+    assert_eq!(files(&cfg), before, "tune --store --tone wrote nothing");
+    let (_, again, _) = cli(&cfg, &tone);
+    assert_eq!(again, text, "the same store, the same report");
+
+    // --out: tones are labels, not weights.
+    let weights = cfg.dir.path().join("weights.toml");
+    let (code, out, err) = cli(
+        &cfg,
+        &[&tone[..], &["--out", weights.to_str().expect("utf-8 path")]].concat(),
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("tone mode writes no weights file"), "{err}");
+    assert!(!weights.exists());
+
+    // --learn: tone rules (over the pack's rules, and phrases) that check accepts and the
+    // rule engine reads.
+    let learned = cfg.rules().join("learned-angry.toml");
+    let learn = [
+        &tone[..],
+        &["--learn", learned.to_str().expect("utf-8 path")],
+    ]
+    .concat();
+    let (code, text, err) = cli(&cfg, &learn);
+    assert_eq!(code, 0, "{text}{err}");
+    eprintln!("{text}");
+    assert!(
+        text.contains("9 of 9 emails with their first 4 KB") && text.contains("learned phrases: "),
+        "{text}"
+    );
+    let rules = std::fs::read_to_string(&learned).expect("learned file");
+    assert!(
+        rules.contains("tone = \"angry\"") && rules.contains("from the store"),
+        "{rules}"
+    );
+    let (code, out, err) = cli(&cfg, &["check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for (n, want) in [(0, true), (1, false)] {
+        let (id, subject, body) = &emails()[n];
+        let eml = cfg.dir.path().join("m.eml");
+        std::fs::write(
+            &eml,
+            customer_email("x@customer.example.test", id, subject, body),
+        )
+        .expect("write");
+        let (_, out, _) = cli(&cfg, &["explain", eml.to_str().expect("utf-8 path")]);
+        let tone_line = out
+            .lines()
+            .find(|l| l.starts_with("tone "))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert_eq!(tone_line.contains("angry"), want, "{subject}:\n{out}");
+    }
+
+    // A store that keeps no words: --learn refuses, naming the switch.
+    std::fs::remove_file(&learned).expect("remove");
+    let config = std::fs::read_to_string(&cfg.path).expect("config");
+    let without = config.replacen("[store]\n", "[store]\nkeep_text = false\n", 1);
+    assert_ne!(without, config, "the config has a [store] table");
+    std::fs::write(&cfg.path, without).expect("write config");
+    let (code, out, err) = cli(&cfg, &learn);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("[store] keep_text = false") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert!(!learned.exists());
+}

@@ -1,4 +1,5 @@
-//! `[store]`: the SQLite file and how long a write waits for a lock.
+//! `[store]`: the SQLite file, how long a write waits for a lock, and whether the customers'
+//! own words are kept for `triaged tune --store --learn`.
 
 use super::Validator;
 use crate::config::{StoreConfig, raw};
@@ -14,6 +15,7 @@ impl Validator<'_> {
         StoreConfig {
             path: self.resolve(&store.path),
             busy_timeout,
+            keep_text: store.keep_text.unwrap_or(true),
         }
     }
 }

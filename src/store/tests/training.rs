@@ -134,6 +134,17 @@ fn the_period_s_customer_emails_come_with_staff_s_priority_their_hits_and_their_
     corrected.sort();
     assert_eq!(corrected, vec![(NOW - 3600, true), (NOW - 60, false)]);
 
+    // Staff say the second one is not angry (what `tune --store --tone` fits to).
+    t.store
+        .relabel(
+            "T-1003",
+            &[crate::corrections::Relabel::tone("-angry").expect("tone")],
+            "cli (ops)",
+            NOW,
+        )
+        .expect("relabel")
+        .expect("a ticket");
+
     let got = t.store.training(NOW - 86_400).expect("training");
     assert_eq!(got.len(), 2, "{got:#?}");
     let (a, b) = (&got[0], &got[1]);
@@ -162,6 +173,15 @@ fn the_period_s_customer_emails_come_with_staff_s_priority_their_hits_and_their_
     );
     assert!(a.full_text);
     assert_eq!((b.subject.as_str(), b.staff_priority), ("Invoices", None));
+    assert_eq!(
+        (
+            a.staff_tones.as_deref(),
+            b.tones.as_str(),
+            b.staff_tones.as_deref()
+        ),
+        (None, "angry", Some("")),
+        "the verdict's tones, and staff's where they corrected them"
+    );
     assert_eq!(b.received_at, NOW - 60);
 
     // An email stored before the words were kept (migration 13): its excerpt stands in, and
@@ -175,4 +195,33 @@ fn the_period_s_customer_emails_come_with_staff_s_priority_their_hits_and_their_
     assert!(got.iter().flat_map(|e| &e.hits).all(|h| h.count == 0));
     // Nothing in a period with no email.
     assert!(t.store.training(NOW + 1).expect("empty").is_empty());
+}
+
+/// `[store] keep_text = false`: a customer's email keeps no words of its own (its
+/// 300-character excerpt, for the digest and the ticket view, as ever), and the fit reads the
+/// excerpt instead, saying so (`full_text`).
+#[test]
+fn a_store_told_to_keep_no_text_keeps_none_of_the_customers_words() {
+    let mut t = T::new();
+    t.policy.keep_text = false;
+    let mut e = email("c1@x", "ada@customer.example", "Payroll export");
+    e.body_text = "The payroll export failed twice.".into();
+    t.put_hits(1, &e, Priority::Normal, NOW - 60, Role::Customer, vec![]);
+    assert_eq!(
+        t.count("SELECT count(*) FROM messages WHERE text = '' AND excerpt != ''"),
+        1
+    );
+    t.policy.keep_text = true;
+    let mut e = email("c2@x", "bob@customer.example", "Invoices");
+    e.body_text = "Where are my invoices?".into();
+    t.put_hits(2, &e, Priority::Normal, NOW - 30, Role::Customer, vec![]);
+    let got = t.store.training(NOW - 86_400).expect("training");
+    let kept: Vec<(bool, &str)> = got.iter().map(|e| (e.full_text, e.text.as_str())).collect();
+    assert_eq!(
+        kept,
+        [
+            (false, "Payroll export\nThe payroll export failed twice."),
+            (true, "Invoices\nWhere are my invoices?")
+        ]
+    );
 }

@@ -1,8 +1,8 @@
 //! `triaged tune`: the configured rules against labelled data. Priority mode (`priority`) fits
 //! the rules' weights and thresholds; tone mode (`tone`) says which rules carry a tone and what
 //! they miss; `--learn` for a tone or intents (`learn`) writes new keyword rules and measures them;
-//! `--store` ([`store`]) fits the priority mode to staff's corrections in the store and says
-//! what would change before anything is written.
+//! `--store` ([`store`]) fits the priority mode (with `--tone`, the tone fit) to staff's
+//! corrections in the store and says what would change before anything is written.
 
 mod learn;
 mod priority;

@@ -1,6 +1,6 @@
 //! `triaged tune --store`: the rules' weights and thresholds (with `--learn`, phrases beside
 //! them) fitted to what staff said in the mailbox, and what would change — before anything is
-//! written.
+//! written. With `--tone`, the rules' evidence for a tone instead (`store/tone.rs`).
 //!
 //! Labels: the customer emails of the period, each labelled with staff's priority where a
 //! correction is in force (sample weight 1), else with the verdict staff left as it was, a
@@ -38,6 +38,10 @@ pub const DEFAULT_WEAK: f64 = 0.3;
 /// learning holds every n-gram of every email fitted (about 25 times the text), so this keeps
 /// it within a few hundred MB, whatever the period (8,000 emails of 1 KB).
 pub const LEARN_TEXT_BUDGET: usize = 8 << 20;
+
+/// Why `--learn` is refused where the store keeps no customer's words.
+pub const KEEPS_NO_TEXT: &str = "--learn learns phrases from the customers' words, and [store] keep_text = false keeps \
+     none: tune without --learn, or set keep_text = true (new mail then keeps its first 4 KB)";
 
 /// Emails whose learned phrases are found at once when the moves are worked out.
 const TERMS_CHUNK: usize = 2_000;
@@ -79,6 +83,14 @@ pub struct StoreArgs {
     pub min_df: usize,
     /// Emails that would move, and rules that change, listed (the largest changes first).
     pub show: usize,
+    /// Tone mode (`--tone`): an email has the tone when staff's tones (else the verdict's)
+    /// include any of these; the rules' evidence for it is fitted instead of the weights.
+    pub tones: Vec<String>,
+    /// Tone mode: the name of the positive class (default: the tones joined by `|`).
+    pub positive: Option<String>,
+    /// Tone mode with `--learn`: the tone the learned rules attach (default: the first of
+    /// `tones`).
+    pub learn_as: Option<String>,
 }
 
 /// An email's label for the fit: staff's priority where they corrected it (weight 1), else
@@ -361,29 +373,34 @@ pub enum Toward {
     Other,
 }
 
-/// An email that would move.
+/// An email that would move: its priority (or, in tone mode, whether it has the tone).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Move {
+pub struct Move<T> {
     /// Index into the emails.
     pub email: usize,
-    pub from: Priority,
-    pub to: Priority,
+    pub from: T,
+    pub to: T,
     pub toward: Toward,
 }
 
-/// The emails whose priority differs between `old` and `new`, against their `labels`; those
-/// that reach their label first, then those that leave it, then the rest, each newest first
-/// (`received`).
-pub fn moves(old: &[Priority], new: &[Priority], labels: &[Label], received: &[i64]) -> Vec<Move> {
-    let mut out: Vec<Move> = (0..old.len())
+/// The emails whose label differs between `old` and `new` (a priority, or whether an email
+/// has the tone), against their `labels`; those that reach their label first, then those
+/// that leave it, then the rest, each newest first (`received`).
+pub fn moves<T: Copy + PartialEq>(
+    old: &[T],
+    new: &[T],
+    labels: &[T],
+    received: &[i64],
+) -> Vec<Move<T>> {
+    let mut out: Vec<Move<T>> = (0..old.len())
         .filter(|&i| old[i] != new[i])
         .map(|i| Move {
             email: i,
             from: old[i],
             to: new[i],
-            toward: if new[i] == labels[i].priority {
+            toward: if new[i] == labels[i] {
                 Toward::Label
-            } else if old[i] == labels[i].priority {
+            } else if old[i] == labels[i] {
                 Toward::Away
             } else {
                 Toward::Other
@@ -425,28 +442,26 @@ pub fn tune_store(config: &Config, args: &StoreArgs, now: i64) -> Result<String>
         "--weak must be between 0 and 1 (the weight of a verdict staff left, against 1 for a correction), got {}",
         args.weak
     );
-    if args.learn.is_some() && args.out.is_none() {
+    if !args.tones.is_empty() {
+        anyhow::ensure!(
+            args.out.is_none(),
+            "tone mode writes no weights file (tones are labels, not scores): --learn FILE writes \
+             the tuned evidence for the tone as a rules file"
+        );
+    } else if args.learn.is_some() && args.out.is_none() {
         anyhow::bail!(
             "--learn needs --out FILE too: the learned phrases' weights go with the thresholds \
              and the rules' weights fitted beside them"
         );
     }
+    if args.learn.is_some() && !config.store.keep_text {
+        anyhow::bail!("{KEEPS_NO_TEXT}");
+    }
+    let (since, emails) = period(config, args, now)?;
+    if !args.tones.is_empty() {
+        return tone::tune_tones(config, args, since, &emails);
+    }
     let path = &config.store.path;
-    if !path.exists() {
-        anyhow::bail!(
-            "No store at {} yet: the daemon has not run with this config",
-            path.display()
-        );
-    }
-    let since = now.saturating_sub(i64::try_from(args.since.as_secs()).unwrap_or(i64::MAX));
-    let emails = crate::store::Store::open(path)?.training(since)?;
-    if emails.is_empty() {
-        anyhow::bail!(
-            "{}: no triaged email from a customer received since {}: nothing to tune on",
-            path.display(),
-            crate::wording::when(since)
-        );
-    }
     let data = Data::new(config, &emails, args.weak);
     let mut train: Vec<usize> = (0..emails.len())
         .filter(|&i| data.labels[i].weight > 0.0)
@@ -512,6 +527,27 @@ pub fn tune_store(config: &Config, args: &StoreArgs, now: i64) -> Result<String>
     write_moves(&mut out, &emails, &data, &tuned, args.show);
     write_files(&mut out, args, &header, &fitted, &figures)?;
     Ok(out)
+}
+
+/// The start of the period and its customer emails (at least one), oldest first.
+fn period(config: &Config, args: &StoreArgs, now: i64) -> Result<(i64, Vec<TrainingEmail>)> {
+    let path = &config.store.path;
+    if !path.exists() {
+        anyhow::bail!(
+            "No store at {} yet: the daemon has not run with this config",
+            path.display()
+        );
+    }
+    let since = now.saturating_sub(i64::try_from(args.since.as_secs()).unwrap_or(i64::MAX));
+    let emails = crate::store::Store::open(path)?.training(since)?;
+    if emails.is_empty() {
+        anyhow::bail!(
+            "{}: no triaged email from a customer received since {}: nothing to tune on",
+            path.display(),
+            crate::wording::when(since)
+        );
+    }
+    Ok((since, emails))
 }
 
 /// Every email's label, stored hits as features, and its priority under the configured rules.
@@ -880,7 +916,8 @@ fn write_moves(
     show: usize,
 ) {
     let received: Vec<i64> = emails.iter().map(|e| e.received_at).collect();
-    let moved = moves(&data.current, tuned, &data.labels, &received);
+    let labels: Vec<Priority> = data.labels.iter().map(|l| l.priority).collect();
+    let moved = moves(&data.current, tuned, &labels, &received);
     let count = |t: Toward| moved.iter().filter(|m| m.toward == t).count();
     let _ = writeln!(
         out,
@@ -980,3 +1017,4 @@ fn write_files(
 
 #[cfg(test)]
 mod tests;
+mod tone;

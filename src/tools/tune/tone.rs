@@ -1,5 +1,7 @@
 //! Tone mode of `triaged tune`: how well the tone rules find a class, what a model over the same
-//! rule hits could do, which rules carry the signal and which phrases they miss.
+//! rule hits could do, which rules carry the signal and which phrases they miss. The fit
+//! ([`fit`]: a logistic regression over rule hits, classes balanced, out of fold and on every
+//! row) and its figures' table ([`summary_table`]) are shared with `tune --store --tone`.
 
 use std::fmt::Write as _;
 
@@ -37,19 +39,9 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row]) -> Result<Stri
             )
         })
         .collect();
-    let labels: Vec<usize> = y.iter().map(|&b| usize::from(b)).collect();
-    let folds = cv::stratified_folds(&labels, args.folds, args.seed)?;
-    let opts = logreg::FitOptions {
-        class_weight: logreg::ClassWeight::Balanced,
-        ..Default::default()
-    };
-    let fit = |idx: &[usize]| -> Result<BinaryModel> {
-        let ys: Vec<bool> = idx.iter().map(|&i| y[i]).collect();
-        logreg::fit_binary(&x.select(idx)?, &ys, &opts)
-    };
-    let hits_pred: Vec<bool> = cv::out_of_fold(&folds, fit, |m, test| {
-        Ok(test.iter().map(|&i| m.predict(&x.rows()[i])).collect())
-    })?;
+    let fitted = fit(&x, &y, None, args.folds, args.seed)?;
+    let (folds, hits_pred) = (&fitted.folds, &fitted.oof);
+    let opts = balanced(None);
     let report = |pred: &[bool]| {
         let named: Vec<&str> = pred.iter().map(|&b| name(b)).collect();
         triaged_tune::eval::evaluate(&gold, &named, Some(&classes))
@@ -64,14 +56,14 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row]) -> Result<Stri
                 "rule hits + logistic regression ({}-fold, out of fold)",
                 args.folds
             ),
-            report(&hits_pred)?,
+            report(hits_pred)?,
         ),
     ];
     let texts: Vec<String> = rows.iter().map(|r| r.texts.join("\n")).collect();
     if args.yardstick {
         let pred = tfidf_out_of_fold(
             &texts,
-            &folds,
+            folds,
             |m, train| {
                 let ys: Vec<bool> = train.iter().map(|&i| y[i]).collect();
                 logreg::fit_binary(m, &ys, &opts)
@@ -88,15 +80,13 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row]) -> Result<Stri
     }
     let mut out = String::new();
     write_summary(&mut out, args, &y, &positive, &summary);
-    let all: Vec<usize> = (0..rows.len()).collect();
-    let model = fit(&all)?;
-    write_rules_by_evidence(&mut out, config, &x, &model, &positive);
+    write_rules_by_evidence(&mut out, config, &x, &fitted.model, &positive);
     let cands = candidate_phrases(config, &texts, &y)?;
     write_candidates(&mut out, &positive, &cands);
     Ok(out)
 }
 
-/// The header line, then a row per model: macro-F1 and the positive class's P, R and F1.
+/// The header line, then [`summary_table`].
 fn write_summary(
     out: &mut String,
     args: &TuneArgs,
@@ -113,6 +103,11 @@ fn write_summary(
         args.folds,
         args.seed
     );
+    summary_table(out, positive, summary);
+}
+
+/// A row per model: macro-F1 and the positive class's P, R and F1.
+pub(super) fn summary_table(out: &mut String, positive: &str, summary: &[(String, Report)]) {
     let _ = writeln!(
         out,
         "{:<56} {:>8} {:>6} {:>6} {:>6}",
@@ -158,4 +153,47 @@ fn write_rules_by_evidence(
     for (w, id, n) in &ranked {
         let _ = writeln!(out, "  {id:<22} {w:>7.2} {n:>7}");
     }
+}
+
+/// A tone fit over the rule hits `x` (with `--learn` in the store, phrases beside them): each
+/// row predicted out of fold, and the model fitted on every row.
+pub(super) struct ToneFit {
+    pub folds: Vec<usize>,
+    /// Each row's tone predicted by a model that did not see it.
+    pub oof: Vec<bool>,
+    pub model: BinaryModel,
+}
+
+/// The options of every tone fit: classes balanced (a tone is rare), each row counted
+/// `sample_weight` times where given (`tune --store`: a correction 1, a verdict left `--weak`).
+fn balanced(sample_weight: Option<Vec<f64>>) -> logreg::FitOptions {
+    logreg::FitOptions {
+        class_weight: logreg::ClassWeight::Balanced,
+        sample_weight,
+        ..Default::default()
+    }
+}
+
+/// Fit a logistic regression of `y` (the row has the tone) over `x`: out of fold
+/// (`folds`-fold, stratified, `seed`), then on every row.
+pub(super) fn fit(
+    x: &Matrix,
+    y: &[bool],
+    sample_weight: Option<&[f64]>,
+    folds: usize,
+    seed: u64,
+) -> Result<ToneFit> {
+    let labels: Vec<usize> = y.iter().map(|&b| usize::from(b)).collect();
+    let folds = cv::stratified_folds(&labels, folds, seed)?;
+    let fit_on = |idx: &[usize]| -> Result<BinaryModel> {
+        let ys: Vec<bool> = idx.iter().map(|&i| y[i]).collect();
+        let w = sample_weight.map(|w| idx.iter().map(|&i| w[i]).collect());
+        logreg::fit_binary(&x.select(idx)?, &ys, &balanced(w))
+    };
+    let oof = cv::out_of_fold(&folds, fit_on, |m, test| {
+        Ok(test.iter().map(|&i| m.predict(&x.rows()[i])).collect())
+    })?;
+    let all: Vec<usize> = (0..y.len()).collect();
+    let model = fit_on(&all)?;
+    Ok(ToneFit { folds, oof, model })
 }

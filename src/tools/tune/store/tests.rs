@@ -290,6 +290,7 @@ fn moves_say_whether_an_email_reaches_its_label_or_leaves_it() {
         label(Urgent, true), // neither
     ];
     let received = [10, 20, 30, 40, 50, 60];
+    let labels: Vec<Priority> = labels.iter().map(|l| l.priority).collect();
     let m = moves(&old, &new, &labels, &received);
     let got: Vec<(usize, Toward)> = m.iter().map(|m| (m.email, m.toward)).collect();
     assert_eq!(
