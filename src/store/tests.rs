@@ -592,6 +592,16 @@ fn a_priority_correction_reranks_the_tickets_queued_mail() {
         pair("holding", 13),
         "queued: low now"
     );
+    // The customer of the normal ticket writes again, urgently: the ticket escalates and its
+    // queued mail moves up with it.
+    t.store
+        .undo_relabel("T-1001", "cli (ops)", NOW)
+        .expect("undo");
+    assert_eq!(ranks(&t, "T-1001"), [pair("ack", 2), pair("holding", 12)]);
+    let mut again = email("n2@x", "ada@customer.example", "Re: normal");
+    again.in_reply_to = vec!["n@x".into()];
+    t.put(3, &again, Priority::Urgent);
+    assert_eq!(ranks(&t, "T-1001"), [pair("ack", 0), pair("holding", 10)]);
     t.store.mark_sent(first.id, NOW * 1000, None).expect("sent");
     let next = t.store.claim_next_due(NOW).expect("claim").expect("due");
     assert_eq!(next.subject, "normal", "T-1001 is urgent now");

@@ -580,6 +580,8 @@ pub(super) fn write_ticket(
             )?
             .execute(params![t.0, now, priority])
             .context("Updating ticket")?;
+            // An escalation moves the ticket's queued mail up with it.
+            super::outbox::rerank_queued(tx, t.0, priority)?;
             Ok(Some(t.clone()))
         }
         (TicketWrite::StaffWrote, Some(t)) => {
