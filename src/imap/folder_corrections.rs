@@ -128,7 +128,13 @@ impl FolderCorrections {
                 }
                 Look::From(first) => {
                     examined = true;
-                    if let Some(mark) = self.arrivals(session, store, f, first, now).await? {
+                    let FolderMark::At { uidvalidity, .. } = mark else {
+                        continue;
+                    };
+                    let arrived = self
+                        .arrivals(session, store, f, uidvalidity, first, now)
+                        .await?;
+                    if let Some(mark) = arrived {
                         store.set_folder_mark(&f.key, mark)?;
                     }
                 }
@@ -174,14 +180,15 @@ impl FolderCorrections {
         }
     }
 
-    /// EXAMINE `f`, read the Message-IDs of the emails from UID `first` on (the latest
-    /// [`RECENT_EMAILS`] UIDs at most) and record what staff moved there. The mark to keep;
-    /// `None`: refused (looked at again next time).
+    /// EXAMINE `f`, read the Message-IDs of the emails from UID `first` of UIDVALIDITY
+    /// `uidvalidity` on (the latest [`RECENT_EMAILS`] UIDs at most) and record what staff
+    /// moved there. The mark to keep; `None`: refused (looked at again next time).
     async fn arrivals(
         &mut self,
         session: &mut ImapSession,
         store: &mut Store,
         f: &PriorityFolder,
+        uidvalidity: u32,
         first: u32,
         now: i64,
     ) -> Result<Option<FolderMark>> {
@@ -194,10 +201,17 @@ impl FolderCorrections {
                 return Ok(None);
             }
         };
-        let (Some(uidvalidity), Some(uid_next)) = (mbox.uid_validity, mbox.uid_next) else {
+        let (Some(now_valid), Some(uid_next)) = (mbox.uid_validity, mbox.uid_next) else {
             self.refused(server, "EXAMINE", "no UIDNEXT or UIDVALIDITY");
             return Ok(None);
         };
+        if now_valid != uidvalidity {
+            // Renumbered since STATUS: a new baseline, as at a first look.
+            return Ok(Some(FolderMark::At {
+                uidvalidity: now_valid,
+                uid_next,
+            }));
+        }
         let from = first.max(uid_next.saturating_sub(RECENT_EMAILS as u32));
         if from > first {
             tracing::info!(

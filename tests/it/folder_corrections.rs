@@ -237,6 +237,12 @@ async fn a_staff_move_into_another_priority_folder_is_a_correction() {
     assert_eq!(corrected(&cfg, "normal", "urgent"), 0);
     assert_eq!(eval_store(&cfg)["corrected"], 1);
     assert_eq!(d.terminate().code(), Some(0), "{}", d.log_text());
+    // The folders did not exist at the first looks: no fault, nothing said.
+    assert!(
+        d.log_lines("Cannot look into").is_empty() && d.log_lines("WARN").is_empty(),
+        "{}",
+        d.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
