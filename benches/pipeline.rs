@@ -26,7 +26,8 @@
 //! BENCH_IDLE (history sizes, default "0,100000"), BENCH_IDLE_SECS (default 60). An empty list
 //! skips that part. BENCH_CORRECTIONS=0 has the daemon of the latency, backlog and store parts read no
 //! keywords back (`[flags] corrections = false`), to see what reading staff's corrections
-//! costs.
+//! costs. BENCH_FOLDERS=1 has the latency part file each email into a folder per priority
+//! (`[flags.folders]`), which corrections then look into (staff's moves).
 
 #[path = "support/bigstore.rs"]
 mod bigstore;
@@ -50,6 +51,12 @@ fn env_or(name: &str, default: &str) -> String {
 /// `[flags] corrections` for the latency and backlog parts (BENCH_CORRECTIONS).
 fn corrections() -> bool {
     env_or("BENCH_CORRECTIONS", "1") != "0"
+}
+
+/// `[flags.folders]` for every priority in the latency part (BENCH_FOLDERS=1): each email is
+/// filed, and with corrections on the priority folders are looked into after each sync.
+fn folders() -> bool {
+    env_or("BENCH_FOLDERS", "0") == "1"
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -88,11 +95,16 @@ unless = ['(?i)\bsince\b']
 
 fn latency(n: usize) {
     let stack = MailStack::start();
-    let cfg = DaemonConfig::of(&stack)
+    let mut cfg = DaemonConfig::of(&stack)
         .circuit_breaker(100_000)
         .raw(ROUTING)
-        .set("flags", "corrections", corrections())
-        .write();
+        .set("flags", "corrections", corrections());
+    if folders() {
+        for p in ["urgent", "high", "normal", "low"] {
+            cfg = cfg.set("flags.folders", p, format!("Triage/{p}"));
+        }
+    }
+    let cfg = cfg.write();
     let d = Daemon::start(&cfg);
     assert!(
         wait_until(Duration::from_secs(30), || d

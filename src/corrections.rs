@@ -1,6 +1,7 @@
 //! Staff corrections of a verdict, the pure side: what the triage keywords on an email say
 //! after staff changed them in their own mail client, and whether that is a correction, an
-//! undo, or nothing new (the daemon's own keywords, or a change already recorded); the
+//! undo, or nothing new (the daemon's own keywords, or a change already recorded); what an
+//! email staff moved into another priority's folder says ([`look`], [`moved_into`]); the
 //! `#priority` / `#tone` email commands and `triaged ticket relabel` as values.
 //!
 //! A label is kept as text: a priority's name, or a set of tones (sorted, comma-separated,
@@ -40,7 +41,8 @@ impl Field {
 pub enum Source {
     /// A triage keyword changed in a mail client (`triage/normal` -> `triage/urgent`).
     ImapKeyword,
-    /// The email moved into another priority's folder (`[flags.folders]`; not read yet).
+    /// The email moved into another priority's folder (`[flags.folders]`, the keyword
+    /// fallback's `Triage/...`).
     ImapFolder,
     /// A `#priority` or `#tone` line in a staff email.
     EmailCommand,
@@ -258,6 +260,107 @@ pub fn step(verdict: &str, current: Option<&str>, said: Option<&str>) -> Step {
     }
 }
 
+/// What the daemon knows of a priority folder when it last looked (STATUS), or finds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderMark {
+    /// It did not exist: every email in it once it does arrived since.
+    Missing,
+    /// In this UIDVALIDITY, the emails below `uid_next` were looked at.
+    At { uidvalidity: u32, uid_next: u32 },
+}
+
+/// What a look at a priority folder does, from what was kept of it and what STATUS says now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// No email arrived since the last look.
+    Nothing,
+    /// The first look (or its UIDVALIDITY changed): what is in it now is where the next look
+    /// starts; none of it is taken for a move (it may all be the daemon's own, filed before).
+    Baseline,
+    /// Emails arrived: look at those from this UID on.
+    From(u32),
+}
+
+pub fn look(kept: Option<FolderMark>, now: FolderMark) -> Look {
+    match (kept, now) {
+        (_, FolderMark::Missing) => Look::Nothing,
+        (None, FolderMark::At { .. }) => Look::Baseline,
+        (Some(FolderMark::Missing), FolderMark::At { uid_next, .. }) => {
+            if uid_next > 1 {
+                Look::From(1)
+            } else {
+                Look::Nothing
+            }
+        }
+        (
+            Some(FolderMark::At {
+                uidvalidity: v0,
+                uid_next: n0,
+            }),
+            FolderMark::At {
+                uidvalidity,
+                uid_next,
+            },
+        ) => {
+            if v0 != uidvalidity {
+                Look::Baseline
+            } else if uid_next > n0 {
+                Look::From(n0.max(1))
+            } else {
+                Look::Nothing
+            }
+        }
+    }
+}
+
+/// The priority an email found in a priority folder says: the folder's, unless the daemon
+/// filed it there itself (then it says nothing) or the folder is configured for several
+/// priorities (which of them staff meant is not known). What that does to the verdict is
+/// [`step`]'s to decide: moving an email into the folder of the label in force changes
+/// nothing, into the verdict's folder undoes a correction, into another one corrects.
+pub fn moved_into(folder: &[Priority], filed_by_daemon: bool) -> Option<Priority> {
+    match folder {
+        [p] if !filed_by_daemon => Some(*p),
+        _ => None,
+    }
+}
+
+/// The Message-ID in `header` (what `BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]` returns), as the
+/// parser keeps it: without the angle brackets, whitespace or control characters. `None`
+/// when there is none (the store then knows the email by a synthesized id, which a header
+/// cannot give back).
+pub fn header_message_id(header: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let mut value: Option<String> = None;
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = value.as_mut() {
+                v.push_str(line);
+            }
+            continue;
+        }
+        if value.is_some() {
+            break;
+        }
+        if let Some((name, rest)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("message-id")
+        {
+            value = Some(rest.to_string());
+        }
+    }
+    let value = value?;
+    let inner = value
+        .split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map_or(value.as_str(), |(id, _)| id);
+    let id: String = inner
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect();
+    (!id.is_empty()).then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +461,91 @@ mod tests {
                 step(verdict, current, said),
                 want,
                 "{verdict} {current:?} {said:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_priority_folder_is_looked_into_only_when_email_arrived_since() {
+        use FolderMark::{At, Missing};
+        let at = |uidvalidity, uid_next| At {
+            uidvalidity,
+            uid_next,
+        };
+        for (kept, now, want) in [
+            // Missing now: nothing to read, whatever was known.
+            (None, Missing, Look::Nothing),
+            (Some(at(7, 5)), Missing, Look::Nothing),
+            // First look: what is there is the baseline (the daemon may have filed it all).
+            (None, at(7, 5), Look::Baseline),
+            // Created since the last look: all of it arrived since.
+            (Some(Missing), at(7, 3), Look::From(1)),
+            (Some(Missing), at(7, 1), Look::Nothing),
+            // Same generation: from the last UIDNEXT on, when it moved.
+            (Some(at(7, 5)), at(7, 5), Look::Nothing),
+            (Some(at(7, 5)), at(7, 9), Look::From(5)),
+            (Some(at(7, 0)), at(7, 2), Look::From(1)),
+            // A server that went back is no arrival.
+            (Some(at(7, 9)), at(7, 5), Look::Nothing),
+            // Renumbered: a new baseline, nothing taken for a move.
+            (Some(at(7, 5)), at(8, 9), Look::Baseline),
+        ] {
+            assert_eq!(look(kept, now), want, "{kept:?} -> {now:?}");
+        }
+    }
+
+    #[test]
+    fn a_move_into_another_priority_folder_corrects_and_the_daemons_own_never_does() {
+        use Step::{Correct, Keep, Undo};
+        // (folder's priorities, filed by the daemon, verdict, correction in force) -> step.
+        for (folder, own, verdict, current, want) in [
+            // Staff moved it from Triage/Normal (or the watched folder) into Triage/Urgent.
+            (&[Urgent][..], false, Normal, None, Correct("urgent".into())),
+            // The daemon filed it there itself: never a correction, nor an undo.
+            (&[Normal], true, Normal, None, Keep),
+            (&[Normal], true, Normal, Some(Urgent), Keep),
+            (&[Urgent], true, Normal, None, Keep),
+            // Into the folder of the label in force: nothing new.
+            (&[Urgent], false, Normal, Some(Urgent), Keep),
+            (&[Normal], false, Normal, None, Keep),
+            // Back into the verdict's folder: the correction is undone.
+            (&[Normal], false, Normal, Some(Urgent), Undo),
+            // From one correction to another.
+            (&[Low], false, Normal, Some(Urgent), Correct("low".into())),
+            // A folder of two priorities says nothing.
+            (&[Urgent, High], false, Normal, None, Keep),
+        ] {
+            let said = moved_into(folder, own).map(Priority::as_str);
+            assert_eq!(
+                step(verdict.as_str(), current.map(Priority::as_str), said),
+                want,
+                "{folder:?} own={own} {verdict:?} {current:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_message_id_is_read_from_the_header_as_the_parser_keeps_it() {
+        for (header, want) in [
+            (
+                &b"Message-ID: <a1@example.test>\r\n\r\n"[..],
+                Some("a1@example.test"),
+            ),
+            (b"message-id:<b2@x>\r\n", Some("b2@x")),
+            (b"Message-Id:\r\n <folded@x>\r\n\r\n", Some("folded@x")),
+            (b"MESSAGE-ID: <c3@x> (a comment)\r\n", Some("c3@x")),
+            (b"Message-ID: <first@x> <second@x>\r\n", Some("first@x")),
+            (b"Message-ID: bare@x\r\n", Some("bare@x")),
+            (b"\r\n", None),
+            (b"", None),
+            (b"Message-ID: <>\r\n", None),
+            (b"X-Message-ID: <no@x>\r\n", None),
+        ] {
+            assert_eq!(
+                header_message_id(header).as_deref(),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(header)
             );
         }
     }

@@ -30,7 +30,8 @@
 //! - [`route`]: the team a customer's email goes to and why (`[[team]]`), and the clarifying
 //!   questions its acknowledgement asks (`[[ask]]`).
 //! - [`corrections`]: staff corrections of a verdict: what triage keywords changed in a mail
-//!   client say (a correction, an undo, or the daemon's own keywords), and the `#priority` /
+//!   client say (a correction, an undo, or the daemon's own keywords), what an email moved into
+//!   another priority's folder says (never the daemon's own filing), and the `#priority` /
 //!   `#tone` commands; recorded by the store, read by `triaged eval --store` and `triaged
 //!   tune --store` (and counted in digests).
 //! - [`tickets`]: ticket tags, states and what moves them, roles, staff commands, the

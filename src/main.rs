@@ -113,8 +113,9 @@ enum Command {
     /// Held out: tune --part train, then eval --part test (same --test-share and --split-seed).
     ///
     /// How the rules agree with staff: the verdicts in the store of the last 30 days against
-    /// staff's corrections (re-flagged in their mail client, #priority/#tone commands,
-    /// ticket relabel); a verdict staff left as it was counts as agreed:
+    /// staff's corrections (re-flagged or moved into another priority's folder in their mail
+    /// client, #priority/#tone commands, ticket relabel); a verdict staff left as it was
+    /// counts as agreed:
     ///
     ///   triaged eval --store --since 30d
     ///   triaged eval --store --tone angry,frustrated --positive angry

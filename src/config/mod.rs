@@ -232,7 +232,8 @@ pub struct FlagsConfig {
     /// Triage keywords staff change in their mail client are read back as corrections.
     pub corrections: bool,
     /// How often the keywords of recent email are read again on a server without CONDSTORE
-    /// (with it, every time the watcher syncs: only what changed is read).
+    /// (with it, every time the watcher syncs: only what changed is read), and the priority
+    /// folders looked into for emails staff moved there (with CONDSTORE also after each sync).
     pub corrections_interval: std::time::Duration,
 }
 

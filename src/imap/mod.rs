@@ -11,6 +11,7 @@
 //! connection that goes silent just after a check is found at the next one, 4 min + 30 s later.
 
 mod corrections;
+mod folder_corrections;
 mod folders;
 mod watch;
 

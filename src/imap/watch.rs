@@ -14,6 +14,7 @@ use tokio_rustls::rustls::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::corrections::Corrections;
+use super::folder_corrections::{FolderCorrections, PriorityFolder};
 use super::folders::{self, Hierarchy};
 use super::{IO_TIMEOUT, ImapSession, ImapStream, connect, io};
 use crate::alerts::Condition;
@@ -65,6 +66,8 @@ pub struct Watcher {
     store_wait: StoreWait,
     /// Reading the keywords staff change (corrections).
     corrections: Corrections,
+    /// Reading the emails staff move into another priority's folder (corrections).
+    folder_corrections: FolderCorrections,
 }
 
 impl Watcher {
@@ -85,8 +88,11 @@ impl Watcher {
         if staff_folder {
             flags.enabled = false;
         }
+        // One watcher per account looks into the priority folders: its first folder's.
+        let looks = !staff_folder && account.mailbox.folders.first() == Some(&folder);
         Watcher {
             corrections: Corrections::new(&flags),
+            folder_corrections: FolderCorrections::new(&flags, looks),
             store_wait: StoreWait::new(&shared.health, key, &config.store),
             synced: shared.synced.clone(),
             folder,
@@ -302,6 +308,7 @@ impl Watcher {
             condstore: caps.has_str("CONDSTORE"),
         };
         self.corrections.connected();
+        self.folder_corrections.connected();
         let folder = if self.folder == SENT_AUTO {
             let found = find_sent_folder(&mut session, special_use).await?;
             if self.resolved.as_deref() != Some(found.as_str()) {
@@ -344,17 +351,20 @@ impl Watcher {
                     &caps,
                 )
                 .await;
-            if let Err(e) = synced {
-                // The store is unavailable (locked, disk full): fetch nothing until it takes
-                // writes again, then sync from the checkpoint, which moved only with what
-                // was recorded. Any other error ends the session, as ever.
-                let retry = self.store_wait.failed(&e).ok_or(e)?;
-                session = self.wait_for_store(session, retry, cancel).await?;
-                if cancel.is_cancelled() {
-                    return Ok(());
+            let examined = match synced {
+                Ok(examined) => examined,
+                Err(e) => {
+                    // The store is unavailable (locked, disk full): fetch nothing until it
+                    // takes writes again, then sync from the checkpoint, which moved only
+                    // with what was recorded. Any other error ends the session, as ever.
+                    let retry = self.store_wait.failed(&e).ok_or(e)?;
+                    session = self.wait_for_store(session, retry, cancel).await?;
+                    if cancel.is_cancelled() {
+                        return Ok(());
+                    }
+                    continue;
                 }
-                continue;
-            }
+            };
             self.store_wait.worked();
             self.synced
                 .read_through(&self.mailbox.key(&self.folder), pass_began);
@@ -369,6 +379,11 @@ impl Watcher {
                     crate::metrics::WaitMode::Poll
                 },
             );
+            // A priority folder was examined: select the watched folder again, and sync what
+            // arrived meanwhile (it was not announced to this session).
+            if examined {
+                continue;
+            }
             // Mail that arrived while we were listing or flagging was announced (EXISTS) in the
             // responses to those commands; the server will not announce it again in IDLE, so
             // go round once more instead of waiting for news that already came.
@@ -378,7 +393,14 @@ impl Watcher {
             }
             // Keywords staff changed are news where the folder has a HIGHESTMODSEQ; elsewhere
             // they are read again on a timer, which ends the wait.
-            let until = self.corrections.wait_until(modseq.is_some());
+            let until = [
+                self.corrections.wait_until(modseq.is_some()),
+                self.folder_corrections.wait_until(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            self.folder_corrections.waiting();
             session = if caps.idle {
                 // Waiting in IDLE with nothing unread: read through, for as long as it lasts.
                 let marked = self.mailbox.key(&self.folder);
@@ -397,8 +419,10 @@ impl Watcher {
         }
     }
 
-    /// Everything above the checkpoint fetched and recorded, flags applied, and the keywords
-    /// staff changed read back (`modseq`: the folder's HIGHESTMODSEQ, with CONDSTORE).
+    /// Everything above the checkpoint fetched and recorded, flags applied, the keywords
+    /// staff changed read back (`modseq`: the folder's HIGHESTMODSEQ, with CONDSTORE), and,
+    /// when due, the priority folders looked into for emails staff moved. Returns whether
+    /// another folder was examined (the watched one is no longer selected).
     async fn sync_folder(
         &mut self,
         session: &mut ImapSession,
@@ -407,7 +431,7 @@ impl Watcher {
         uid_next: Option<u32>,
         modseq: Option<u64>,
         caps: &Caps,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let state = self.checkpoint(session, key, uidvalidity, uid_next).await?;
         self.sync(session, key, state).await?;
         self.apply_flags(session, key, uidvalidity, caps).await?;
@@ -419,7 +443,50 @@ impl Watcher {
                 .read(session, store, key, uidvalidity, modseq, now)
                 .await?;
         }
-        Ok(())
+        if !self.folder_corrections.due(modseq.is_some()) {
+            return Ok(false);
+        }
+        let folders = self.priority_folders(&caps.keywords);
+        if folders.is_empty() {
+            return Ok(false);
+        }
+        let now = self.pipeline.clock.now();
+        self.folder_corrections
+            .look(session, &mut self.pipeline.store, &folders, now)
+            .await
+    }
+
+    /// The folders email is filed into by priority on this server (`[flags.folders]`; where
+    /// the folder keeps no custom keywords, the keyword fallback's), by the server's name,
+    /// each with the priorities it is configured for. A watched folder is none: what arrives
+    /// there is new mail.
+    fn priority_folders(&self, keywords: &Keywords) -> Vec<PriorityFolder> {
+        let mut by_name: BTreeMap<String, Vec<Priority>> = BTreeMap::new();
+        for p in Priority::ALL {
+            let configured = match keywords {
+                Keywords::Any => self.flags.folders.get(&p).cloned(),
+                Keywords::Only(_) => self.flags.fallback_folder(p),
+            };
+            if let Some(c) = configured {
+                by_name
+                    .entry(self.moves.server_name(&c))
+                    .or_default()
+                    .push(p);
+            }
+        }
+        let watched = |name: &str| {
+            self.mailbox.folders.iter().any(|w| w == name)
+                || self.mailbox.sent_folder.as_deref() == Some(name)
+        };
+        by_name
+            .into_iter()
+            .filter(|(server, _)| !watched(server))
+            .map(|(server, priorities)| PriorityFolder {
+                key: self.mailbox.key(&server),
+                server,
+                priorities,
+            })
+            .collect()
     }
 
     /// Wait until the store takes a write again, first `retry`, then on the store's backoff;
@@ -704,19 +771,43 @@ impl Watcher {
             // A team folder a reload configured after this connection began.
             self.discover(session, caps.namespace).await?;
         }
-        for (target, uids) in &copies {
-            self.file_group(session, folder, target, uids, caps, true)
+        // Filings into a priority folder are noted before they are made: when the emails
+        // arrive there, they are the daemon's own, not staff's move (a correction).
+        let looked_into: BTreeSet<String> = if self.folder_corrections.records() {
+            self.priority_folders(&caps.keywords)
+                .into_iter()
+                .map(|f| f.server)
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        let row_of: BTreeMap<u32, i64> = tasks.iter().map(|t| (t.uid, t.row)).collect();
+        let groups = copies
+            .iter()
+            .map(|g| (g, true))
+            .chain(moves.iter().map(|g| (g, false)));
+        for ((target, uids), copy) in groups {
+            let server = self.moves.server_name(&target.configured);
+            let noted = looked_into.contains(&server).then(|| {
+                let rows: Vec<i64> = uids.iter().filter_map(|u| row_of.get(u).copied()).collect();
+                (self.mailbox.key(&server), rows)
+            });
+            if let Some((key, rows)) = &noted {
+                let now = self.pipeline.clock.now();
+                self.pipeline.store.note_filing(key, rows, now)?;
+            }
+            let filed = self
+                .file_group(session, folder, target, uids, caps, copy)
                 .await?;
-        }
-        for (target, uids) in &moves {
-            self.file_group(session, folder, target, uids, caps, false)
-                .await?;
+            if let (false, Some((key, rows))) = (filed, &noted) {
+                self.pipeline.store.forget_filing(key, rows)?;
+            }
         }
         Ok(())
     }
 
     /// Move (or copy) `uids` into `target`; a folder the server refuses is said once (until it
-    /// works again), and the emails stay where they are.
+    /// works again), and the emails stay where they are. Returns whether they were filed.
     async fn file_group(
         &mut self,
         session: &mut ImapSession,
@@ -725,14 +816,14 @@ impl Watcher {
         uids: &[u32],
         caps: &Caps,
         copy: bool,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let configured = &target.configured;
         let server = self.moves.server_name(configured);
         let Some(r) = file_into(session, folder, &server, uids, caps, copy).await? else {
             if self.moves.refused.remove(&server) {
                 tracing::info!(folder, target = %server, "Email is filed into {server} again");
             }
-            return Ok(());
+            return Ok(true);
         };
         let create = r
             .create
@@ -763,7 +854,7 @@ impl Watcher {
         } else {
             tracing::debug!(folder, target = %server, emails = uids.len(), "Still cannot file email into {server}: {what}");
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Say once, at start-up, how priorities are shown where custom keywords are refused.

@@ -2,7 +2,9 @@
 //! mail client, read back and recorded ([`Store::note_keywords`]); the `#priority` / `#tone`
 //! email commands ([`relabel_in`], in the per-email transaction) and `triaged ticket relabel`
 //! ([`Store::relabel`], [`Store::undo_relabel`]); the HIGHESTMODSEQ of each folder read with
-//! CONDSTORE; and the emails `triaged eval --store` compares the rules with staff on.
+//! CONDSTORE; emails staff moved into another priority's folder (migration 14:
+//! [`Store::note_arrivals`], what was last seen of each priority folder, the daemon's own
+//! filings); and the emails `triaged eval --store` compares the rules with staff on.
 //!
 //! What a change means is decided by [`crate::corrections`]; this file reads what it needs
 //! and writes what it returns. A priority correction also sets the ticket's priority (it is
@@ -17,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::Store;
 use super::outbox::rerank_queued;
 use super::tickets::note_event;
-use crate::corrections::{self, Field, KeywordNames, Relabel, Shown, Source, Step};
+use crate::corrections::{self, Field, FolderMark, KeywordNames, Relabel, Shown, Source, Step};
 use crate::score::Priority;
 
 /// A correction made or undone.
@@ -91,8 +93,13 @@ impl Verdicted {
 const COLUMNS: &str = "m.id, m.ticket_id, t.tag, m.priority, m.tones";
 const FROM: &str = "FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id";
 
-/// How many of a folder's latest emails are re-read where the server has no CONDSTORE.
+/// How many of a folder's latest emails are re-read where the server has no CONDSTORE (and
+/// how many of the latest arrivals in a priority folder are looked at, at most).
 pub const RECENT_EMAILS: usize = 500;
+
+/// How long the daemon's own filing of an email into a priority folder is remembered when
+/// the email never arrives there (staff moved it first, or the server lost it): 7 days.
+pub const FILED_KEPT: i64 = 7 * 86_400;
 
 impl Store {
     /// The UIDs of the latest `limit` emails recorded in `folder` (newest first): those whose
@@ -205,6 +212,127 @@ impl Store {
                 )?);
             }
         }
+        tx.commit().context("Committing corrections")?;
+        Ok(noted)
+    }
+
+    /// What the last look at the priority folder `folder` (its store key) found, if it was
+    /// looked at before.
+    pub fn folder_mark(&self, folder: &str) -> Result<Option<FolderMark>> {
+        let kept: Option<(u32, u32)> = self
+            .conn
+            .prepare_cached("SELECT uidvalidity, uid_next FROM folder_arrivals WHERE folder = ?1")?
+            .query_row([folder], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .with_context(|| format!("Reading what was last seen of {folder}"))?;
+        Ok(kept.map(|(uidvalidity, uid_next)| match uidvalidity {
+            0 => FolderMark::Missing,
+            _ => FolderMark::At {
+                uidvalidity,
+                uid_next,
+            },
+        }))
+    }
+
+    /// Keep what a look at the priority folder `folder` found.
+    pub fn set_folder_mark(&self, folder: &str, mark: FolderMark) -> Result<()> {
+        let (uidvalidity, uid_next) = match mark {
+            FolderMark::Missing => (0, 0),
+            FolderMark::At {
+                uidvalidity,
+                uid_next,
+            } => (uidvalidity, uid_next),
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO folder_arrivals (folder, uidvalidity, uid_next) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (folder) DO UPDATE SET uidvalidity = ?2, uid_next = ?3",
+            )?
+            .execute(params![folder, uidvalidity, uid_next])
+            .with_context(|| format!("Keeping what was seen of {folder}"))?;
+        Ok(())
+    }
+
+    /// The daemon is about to file the emails `rows` into the priority folder `folder`: when
+    /// they arrive there, they are its own, not staff's move. Written before the move, so a
+    /// crash between the two cannot make the daemon's move look like staff's.
+    pub fn note_filing(&mut self, folder: &str, rows: &[i64], now: i64) -> Result<()> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO daemon_filed (folder, message_row, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (folder, message_row) DO UPDATE SET at = ?3",
+            )?;
+            for row in rows {
+                stmt.execute(params![folder, row, now])
+                    .context("Noting the daemon's own filing")?;
+            }
+        }
+        tx.commit().context("Committing the daemon's own filing")
+    }
+
+    /// The server refused to file `rows` into `folder`: they will not arrive there.
+    pub fn forget_filing(&mut self, folder: &str, rows: &[i64]) -> Result<()> {
+        let tx = self.conn.transaction().context("Starting transaction")?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM daemon_filed WHERE folder = ?1 AND message_row = ?2",
+            )?;
+            for row in rows {
+                stmt.execute(params![folder, row])
+                    .context("Forgetting the daemon's own filing")?;
+            }
+        }
+        tx.commit().context("Committing the daemon's own filing")
+    }
+
+    /// Emails that arrived in the priority folder `folder` (configured for `priorities`), as
+    /// `(uid, Message-ID)`: one the daemon triaged and did not file there itself was moved
+    /// there by staff, which corrects its priority (or undoes the correction in force, or
+    /// changes nothing: [`corrections::moved_into`], [`corrections::step`]). The daemon's own
+    /// filings seen arrive are done with; those older than [`FILED_KEPT`] that never arrived
+    /// (staff moved the email first) are dropped. One transaction.
+    pub fn note_arrivals(
+        &mut self,
+        folder: &str,
+        found: &[(u32, String)],
+        priorities: &[Priority],
+        now: i64,
+    ) -> Result<Vec<Noted>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("Starting transaction")?;
+        let mut noted = Vec::new();
+        for (_, message_id) in found {
+            let m: Option<Verdicted> = tx
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} {FROM} WHERE m.dedup_key = ?1 AND m.status = 'triaged'
+                       AND m.priority != '' AND m.ack != 'own_loop'"
+                ))?
+                .query_row([message_id], Verdicted::read)
+                .optional()
+                .context("Looking up the email by Message-ID")?;
+            let Some(m) = m else { continue };
+            let own = tx
+                .prepare_cached("DELETE FROM daemon_filed WHERE folder = ?1 AND message_row = ?2")?
+                .execute(params![folder, m.row])
+                .context("Finding the daemon's own filing")?
+                > 0;
+            let said = corrections::moved_into(priorities, own).map(Priority::as_str);
+            noted.extend(relabel_field(
+                &tx,
+                &m,
+                Field::Priority,
+                said,
+                Source::ImapFolder,
+                "",
+                now,
+            )?);
+        }
+        tx.prepare_cached("DELETE FROM daemon_filed WHERE folder = ?1 AND at < ?2")?
+            .execute(params![folder, now - FILED_KEPT])
+            .context("Dropping the daemon's filings that never arrived")?;
         tx.commit().context("Committing corrections")?;
         Ok(noted)
     }

@@ -45,7 +45,7 @@ mod schema;
 mod tickets;
 mod training;
 
-pub use corrections::{Labelled, Noted, RECENT_EMAILS, Relabeled, label};
+pub use corrections::{FILED_KEPT, Labelled, Noted, RECENT_EMAILS, Relabeled, label};
 pub use counts::Counts;
 pub use faults::Unavailable;
 pub use folders::{FlagTask, FolderState};

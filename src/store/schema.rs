@@ -483,6 +483,26 @@ CREATE TABLE folder_modseq (
 ALTER TABLE hits ADD COLUMN count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN text TEXT NOT NULL DEFAULT '';
 "#),
+    // 14: corrections by folder (issue 18). What the last look at each priority folder found
+    // (STATUS: UIDVALIDITY and UIDNEXT; uidvalidity 0: it did not exist), so that only the
+    // emails that arrived since are looked at, across restarts; and the emails the daemon
+    // itself filed into a priority folder and has not seen arrive there yet (its own moves are
+    // never a correction).
+    Sql(r#"
+CREATE TABLE folder_arrivals (
+    folder       TEXT    NOT NULL PRIMARY KEY,   -- the priority folder's store key
+    uidvalidity  INTEGER NOT NULL,               -- 0: it did not exist when last looked at
+    uid_next     INTEGER NOT NULL                -- the emails below were looked at
+) STRICT;
+
+CREATE TABLE daemon_filed (
+    folder       TEXT    NOT NULL,               -- the priority folder's store key
+    message_row  INTEGER NOT NULL REFERENCES messages(id),
+    at           INTEGER NOT NULL,
+    PRIMARY KEY (folder, message_row)
+) STRICT;
+CREATE INDEX daemon_filed_at ON daemon_filed(folder, at);
+"#),
 ];
 
 /// Bring the schema of `conn` up to date. A store that is up to date is only read: opening it

@@ -20,6 +20,7 @@ mod digests;
 mod e2e;
 mod explain_golden;
 mod faults;
+mod folder_corrections;
 mod followups;
 mod hostile;
 mod hostile_config;

@@ -337,3 +337,123 @@ fn email_commands_and_the_command_line_correct_the_customers_latest_email() {
             .is_err()
     );
 }
+
+#[test]
+fn a_staff_move_into_another_priority_folder_is_a_correction_once_and_the_daemons_filing_never() {
+    use crate::corrections::FolderMark;
+    use crate::store::FILED_KEPT;
+    let mut t = T::new();
+    for (uid, id) in [(1, "c1@x"), (2, "c2@x")] {
+        t.put(
+            uid,
+            &email(id, "ada@customer.example", "Payroll"),
+            Priority::Normal,
+        );
+    }
+    let rows: Vec<i64> = t
+        .store
+        .pending_flags("INBOX", 1)
+        .expect("flags")
+        .iter()
+        .map(|f| f.row)
+        .collect();
+    // The daemon files both into Triage/Normal: noted before the move; seen arrive, nothing.
+    t.store
+        .note_filing("Triage/Normal", &rows, t.now)
+        .expect("filing");
+    t.store.mark_flagged(&rows).expect("flagged");
+    let arrived = |id: &str| vec![(9, id.to_string())];
+    let normal = [Priority::Normal];
+    let urgent = [Priority::Urgent];
+    let both = [arrived("c1@x"), arrived("c2@x")].concat();
+    let noted = t
+        .store
+        .note_arrivals("Triage/Normal", &both, &normal, t.now)
+        .expect("arrivals");
+    assert!(noted.is_empty(), "{noted:?}");
+    assert!(t.in_force().is_empty());
+    assert_eq!(t.count("SELECT count(*) FROM daemon_filed"), 0, "done with");
+
+    // Staff move the first into Triage/Urgent.
+    let noted = t
+        .store
+        .note_arrivals("Triage/Urgent", &arrived("c1@x"), &urgent, t.now)
+        .expect("arrivals");
+    assert_eq!(noted.len(), 1, "{noted:?}");
+    assert_eq!(
+        (noted[0].before.as_str(), noted[0].after.as_str()),
+        ("normal", "urgent")
+    );
+    assert_eq!(
+        t.in_force(),
+        [row("priority", "normal", "urgent", "imap-folder", "")]
+    );
+    assert_eq!(t.ticket_priority("T-1001"), "urgent", "what staff said");
+    // Seen again, an email the daemon never triaged, a folder of two priorities: nothing.
+    for (folder, found, priorities) in [
+        ("Triage/Urgent", arrived("c1@x"), &urgent[..]),
+        ("Triage/Urgent", arrived("unknown@x"), &urgent[..]),
+        (
+            "Triage/Soon",
+            arrived("c2@x"),
+            &[Priority::Urgent, Priority::High][..],
+        ),
+    ] {
+        let noted = t
+            .store
+            .note_arrivals(folder, &found, priorities, t.now)
+            .expect("arrivals");
+        assert!(noted.is_empty(), "{folder} {found:?}: {noted:?}");
+    }
+    assert_eq!(t.count("SELECT count(*) FROM corrections"), 1);
+
+    // Back into Triage/Normal, where the daemon once filed it: staff undo their correction.
+    let noted = t
+        .store
+        .note_arrivals("Triage/Normal", &arrived("c1@x"), &normal, t.now)
+        .expect("arrivals");
+    assert_eq!(noted.len(), 1, "{noted:?}");
+    assert!(noted[0].undone);
+    assert!(t.in_force().is_empty());
+    assert_eq!(t.ticket_priority("T-1001"), "normal");
+    assert_eq!(
+        t.events("T-1001"),
+        [
+            "relabeled: priority normal -> urgent (imap-folder)",
+            "relabel_undone: priority urgent -> normal (the verdict's again; imap-folder)",
+        ]
+    );
+
+    // A filing refused by the server is forgotten; one that never arrives is dropped after
+    // FILED_KEPT.
+    t.store
+        .note_filing("Triage/Low", &rows, t.now)
+        .expect("filing");
+    t.store
+        .forget_filing("Triage/Low", &rows[..1])
+        .expect("forget");
+    assert_eq!(t.count("SELECT count(*) FROM daemon_filed"), 1);
+    t.now += FILED_KEPT + 1;
+    t.store
+        .note_arrivals("Triage/Low", &[], &[Priority::Low], t.now)
+        .expect("arrivals");
+    assert_eq!(t.count("SELECT count(*) FROM daemon_filed"), 0);
+
+    // What was last seen of a folder is kept.
+    assert_eq!(t.store.folder_mark("Triage/Urgent").expect("mark"), None);
+    for mark in [
+        FolderMark::Missing,
+        FolderMark::At {
+            uidvalidity: 7,
+            uid_next: 12,
+        },
+    ] {
+        t.store
+            .set_folder_mark("Triage/Urgent", mark)
+            .expect("set mark");
+        assert_eq!(
+            t.store.folder_mark("Triage/Urgent").expect("mark"),
+            Some(mark)
+        );
+    }
+}

@@ -25,12 +25,13 @@ use crate::config::RateLimit;
 
 /// Tables that stay small whatever the history: one row (or two) per watched folder, a few durable
 /// flags, the emails of the fetch batch in flight, one count per state and kind.
-const SMALL: [&str; 5] = [
+const SMALL: [&str; 6] = [
     "folder_state",
     "kv",
     "triage_starts",
     "tally",
     "folder_modseq",
+    "folder_arrivals",
 ];
 
 /// VM steps a statement may differ by between the empty and the full store (the workload's
@@ -279,6 +280,40 @@ pub(super) fn workload(t: &mut T) {
     t.store
         .set_highest_modseq("INBOX", 1, 42)
         .expect("set modseq");
+
+    // ... and looks into the priority folders: the daemon's own filings, then what arrived
+    // (its own, one it did not file, one it does not know).
+    let filed: Vec<i64> = rows.iter().copied().take(3).collect();
+    t.store
+        .note_filing("Triage/Normal", &filed, t.now)
+        .expect("filing");
+    t.store
+        .forget_filing("Triage/Normal", &filed[..1])
+        .expect("forget filing");
+    t.store.folder_mark("Triage/Normal").expect("mark");
+    let arrived: Vec<(u32, String)> = ["w-a1@x", "w-b1@x", "w-c1@x", "nobody@x"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (i as u32 + 1, id.to_string()))
+        .collect();
+    // A folder of two priorities: the same statements, and no ticket changes its priority.
+    t.store
+        .note_arrivals(
+            "Triage/Normal",
+            &arrived,
+            &[Priority::Urgent, Priority::High],
+            t.now,
+        )
+        .expect("arrivals");
+    t.store
+        .set_folder_mark(
+            "Triage/Normal",
+            crate::corrections::FolderMark::At {
+                uidvalidity: 3,
+                uid_next: 5,
+            },
+        )
+        .expect("set mark");
 
     // The outbox loop, now and again after the follow-ups fall due.
     let limits = [RateLimit {
