@@ -397,42 +397,95 @@ pub fn priority_phrases(
     opts: &LearnOptions,
 ) -> (Vec<Vec<String>>, Vec<(String, usize)>) {
     let terms = row_terms(texts, opts.max_n);
-    let top = k.saturating_sub(1);
-    let (n_top, n_bottom) = (
-        y.iter().filter(|&&c| c == top).count(),
-        y.iter().filter(|&&c| c == 0).count(),
-    );
-    let mut df: HashMap<&str, (usize, usize, usize)> = HashMap::new();
-    for (t, &c) in terms.iter().zip(y) {
-        for term in t {
-            let e = df.entry(term.as_str()).or_default();
-            e.0 += 1;
-            e.1 += usize::from(c == top);
-            e.2 += usize::from(c == 0);
-        }
-    }
-    let n = y.len() as f64;
-    let log_odds = |a: usize, rows: usize, class: usize| -> f64 {
-        let prior = (class as f64 + 1.0) / (n - class as f64 + 1.0);
-        ((a as f64 + 0.5) / ((rows - a) as f64 + 0.5) / prior)
-            .ln()
-            .abs()
-    };
-    let mut cands: Vec<(&str, usize, f64)> = df
-        .iter()
-        .filter(|(_, (rows, _, _))| *rows >= opts.min_df)
-        .map(|(t, &(rows, a, b))| {
-            let s = log_odds(a, rows, n_top).max(log_odds(b, rows, n_bottom));
-            (*t, rows, s * (rows as f64).sqrt())
-        })
-        .collect();
-    cands.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(b.0)));
-    cands.truncate(opts.max_rules);
-    let phrases = cands
-        .iter()
-        .map(|(t, rows, _)| (t.to_string(), *rows))
+    let ids = TermRows::new(&terms);
+    let all: Vec<usize> = (0..y.len()).collect();
+    let phrases = ids
+        .priority_phrases(y, &all, k, opts)
+        .into_iter()
+        .map(|(t, rows)| (ids.vocab[t as usize].clone(), rows))
         .collect();
     (terms, phrases)
+}
+
+/// Each row's distinct terms as numbers into one vocabulary: the priority phrases chosen
+/// again and again on parts of the rows (each fold of a cross-validation learns its own, so
+/// the rows a fold scores never chose a phrase) without hashing a string per row and term.
+#[derive(Debug, Clone, Default)]
+pub struct TermRows {
+    /// The terms, in the order first seen.
+    pub vocab: Vec<String>,
+    /// Each row's terms, as indices into `vocab`.
+    pub rows: Vec<Vec<u32>>,
+}
+
+impl TermRows {
+    pub fn new(terms: &[Vec<String>]) -> TermRows {
+        let mut index: HashMap<&str, u32> = HashMap::new();
+        let mut vocab = Vec::new();
+        let rows = terms
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .map(|w| {
+                        *index.entry(w.as_str()).or_insert_with(|| {
+                            vocab.push(w.clone());
+                            u32::try_from(vocab.len() - 1).unwrap_or(u32::MAX)
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        TermRows { vocab, rows }
+    }
+
+    /// [`priority_phrases`] learned from the rows `of` only: each phrase's term and the rows
+    /// of `of` it occurs in.
+    pub fn priority_phrases(
+        &self,
+        y: &[usize],
+        of: &[usize],
+        k: usize,
+        opts: &LearnOptions,
+    ) -> Vec<(u32, usize)> {
+        let top = k.saturating_sub(1);
+        let (n_top, n_bottom) = (
+            of.iter().filter(|&&i| y[i] == top).count(),
+            of.iter().filter(|&&i| y[i] == 0).count(),
+        );
+        // Per term: rows, rows of the top class, rows of the bottom class.
+        let mut df = vec![(0usize, 0usize, 0usize); self.vocab.len()];
+        for &i in of {
+            let c = y[i];
+            for &t in &self.rows[i] {
+                let e = &mut df[t as usize];
+                e.0 += 1;
+                e.1 += usize::from(c == top);
+                e.2 += usize::from(c == 0);
+            }
+        }
+        let n = of.len() as f64;
+        let log_odds = |a: usize, rows: usize, class: usize| -> f64 {
+            let prior = (class as f64 + 1.0) / (n - class as f64 + 1.0);
+            ((a as f64 + 0.5) / ((rows - a) as f64 + 0.5) / prior)
+                .ln()
+                .abs()
+        };
+        let mut cands: Vec<(u32, usize, f64)> = df
+            .iter()
+            .enumerate()
+            .filter(|(_, (rows, _, _))| *rows >= opts.min_df)
+            .map(|(t, &(rows, a, b))| {
+                let s = log_odds(a, rows, n_top).max(log_odds(b, rows, n_bottom));
+                (t as u32, rows, s * (rows as f64).sqrt())
+            })
+            .collect();
+        cands.sort_by(|a, b| {
+            b.2.total_cmp(&a.2)
+                .then_with(|| self.vocab[a.0 as usize].cmp(&self.vocab[b.0 as usize]))
+        });
+        cands.truncate(opts.max_rules);
+        cands.into_iter().map(|(t, rows, _)| (t, rows)).collect()
+    }
 }
 
 /// A rules file of learned priority phrases: `header` (comment lines, without `#`), then one

@@ -2,6 +2,7 @@
 //! priorities (ordinal logistic regression over rule hits, L2 chosen by inner cross-validation),
 //! with `--learn` phrases fitted beside them; the weights file and the learned phrases' file.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -187,8 +188,8 @@ impl Fitted {
     /// The summary row's name of the tuned model.
     pub fn tuned_name(&self, folds: usize) -> String {
         if self.learned.is_some() {
-            // The phrases were chosen on every row: the folds then only refit weights.
-            format!("rules + phrases, tuned ({folds}-fold; phrases chosen on all rows: optimistic)")
+            // Each fold learns its phrases from its own training rows.
+            format!("rules + phrases, tuned ({folds}-fold, out of fold)")
         } else {
             format!("rules, tuned weights ({folds}-fold, out of fold)")
         }
@@ -220,13 +221,17 @@ pub(super) fn fit(
 ) -> Result<Fitted> {
     let rules = config.rules.rules();
     let learned = args.learn.then(|| learn_phrases(args, p.texts, p.y, p.k));
-    let x = match &learned {
-        None => p.x,
-        Some(phrases) => with_phrases(&p.x, rules, phrases)?,
-    };
     let folds = cv::stratified_folds(p.y, args.folds, args.seed)?;
     let fitter = Fitter {
-        x: &x,
+        x: &p.x,
+        fold_phrases: learned.as_ref().map(|(terms, _)| FoldPhrases {
+            terms: learn::TermRows::new(terms),
+            earlier: rules
+                .iter()
+                .map(|r| r.id.starts_with(LEARNED_PREFIX))
+                .collect(),
+            opts: learn_options(args),
+        }),
         y: p.y,
         k: p.k,
         sample_weight: p.sample_weight,
@@ -236,7 +241,8 @@ pub(super) fn fit(
     let oof = fitter.out_of_fold(&folds)?;
     let all: Vec<usize> = (0..p.y.len()).collect();
     let choice = fitter.select_l2(&all)?;
-    let model = fitter.fit(choice.l2, &all)?;
+    // On every row the phrases chosen are `learned`'s: the same choice on the same rows.
+    let Trained { model, x } = fitter.fit(choice.l2, &all)?;
     let (scale, thresholds) = place(&model);
     let hit_rows: Vec<usize> = (0..rules.len())
         .map(|i| x.rows().iter().filter(|r| r.get(i) != 0.0).count())
@@ -266,16 +272,15 @@ pub(super) fn fit(
 /// With `--learn`: the phrases that speak for the most or least urgent class, to be fitted
 /// beside the rules (columns after the rules').
 fn learn_phrases(args: &FitArgs, texts: &[String], y: &[usize], k: usize) -> Phrases {
-    learn::priority_phrases(
-        texts,
-        y,
-        k,
-        &LearnOptions {
-            max_rules: args.max_rules,
-            min_df: args.min_df.max(1),
-            ..Default::default()
-        },
-    )
+    learn::priority_phrases(texts, y, k, &learn_options(args))
+}
+
+fn learn_options(args: &FitArgs) -> LearnOptions {
+    LearnOptions {
+        max_rules: args.max_rules,
+        min_df: args.min_df.max(1),
+        ..Default::default()
+    }
 }
 
 /// The learned phrases with their fitted weights (`weights`: the phrases' columns), scaled;
@@ -293,44 +298,70 @@ fn learned_weights(
         .collect()
 }
 
-/// The rule-hit matrix with the learned phrases as further columns. Rules of an earlier
-/// learned file (`learned.*`, about to be replaced) are no features: the new phrases stand in
-/// their place.
-fn with_phrases(x: &Matrix, rules: &[Rule], (terms, phrases): &Phrases) -> Result<Matrix> {
-    let earlier: Vec<bool> = rules
-        .iter()
-        .map(|r| r.id.starts_with(LEARNED_PREFIX))
-        .collect();
-    let index: std::collections::HashMap<&str, usize> = phrases
-        .iter()
-        .enumerate()
-        .map(|(j, (p, _))| (p.as_str(), rules.len() + j))
-        .collect();
-    let rows: Vec<SparseVec> = x
-        .rows()
-        .iter()
-        .zip(terms)
-        .map(|(r, t)| {
-            let mut pairs: Vec<(usize, f64)> = r
-                .entries()
-                .iter()
-                .copied()
-                .filter(|&(i, _)| !earlier[i])
-                .collect();
-            pairs.extend(
-                t.iter()
-                    .filter_map(|w| index.get(w.as_str()).map(|&j| (j, 1.0))),
-            );
-            SparseVec::from_pairs(pairs)
-        })
-        .collect();
-    Matrix::new(rows, rules.len() + phrases.len())
+/// With `--learn`: what each fit needs to learn its own phrases from its own rows.
+struct FoldPhrases {
+    terms: learn::TermRows,
+    /// Per configured rule: of an earlier learned file (`learned.*`, about to be replaced), so
+    /// no feature: the new phrases stand in its place.
+    earlier: Vec<bool>,
+    opts: LearnOptions,
+}
+
+impl FoldPhrases {
+    /// The rule hits of every row with the phrases learned from the rows `of` as further
+    /// columns (after the rules').
+    fn design(&self, x: &Matrix, y: &[usize], of: &[usize], k: usize) -> Result<Matrix> {
+        let phrases = self.terms.priority_phrases(y, of, k, &self.opts);
+        let n_rules = self.earlier.len();
+        let mut column = vec![usize::MAX; self.terms.vocab.len()];
+        for (j, (t, _)) in phrases.iter().enumerate() {
+            column[*t as usize] = n_rules + j;
+        }
+        let rows: Vec<SparseVec> = x
+            .rows()
+            .iter()
+            .zip(&self.terms.rows)
+            .map(|(r, terms)| {
+                let mut pairs: Vec<(usize, f64)> = r
+                    .entries()
+                    .iter()
+                    .copied()
+                    .filter(|&(i, _)| !self.earlier[i])
+                    .collect();
+                pairs.extend(
+                    terms
+                        .iter()
+                        .map(|&t| column[t as usize])
+                        .filter(|&j| j != usize::MAX)
+                        .map(|j| (j, 1.0)),
+                );
+                SparseVec::from_pairs(pairs)
+            })
+            .collect();
+        Matrix::new(rows, n_rules + phrases.len())
+    }
+}
+
+/// A model fitted by [`Fitter::fit`], with the features of every row it reads: the rule hits,
+/// and with `--learn` the phrases learned from the rows it was fitted to.
+struct Trained<'a> {
+    model: OrdinalModel,
+    x: Cow<'a, Matrix>,
+}
+
+impl Trained<'_> {
+    fn predict(&self, i: usize) -> usize {
+        self.model.predict(&self.x.rows()[i])
+    }
 }
 
 /// The ordinal fit over the rule hits `x` of the rows' classes `y` (`0..k`, least urgent
-/// first), its cuts moved to where macro-F1 is best.
+/// first), its cuts moved to where macro-F1 is best. With `--learn`, each fit learns its
+/// phrases from the rows it is fitted to: a fold's figure is then out of fold for the phrases
+/// too, and the L2 chosen by the inner folds is not chosen by rows that picked the phrases.
 struct Fitter<'a> {
     x: &'a Matrix,
+    fold_phrases: Option<FoldPhrases>,
     y: &'a [usize],
     k: usize,
     /// Each row's weight in the fit (`None`: all 1).
@@ -341,8 +372,12 @@ struct Fitter<'a> {
 }
 
 impl Fitter<'_> {
-    fn fit(&self, l2: f64, idx: &[usize]) -> Result<OrdinalModel> {
-        let sub = self.x.select(idx)?;
+    fn fit(&self, l2: f64, idx: &[usize]) -> Result<Trained<'_>> {
+        let x = match &self.fold_phrases {
+            None => Cow::Borrowed(self.x),
+            Some(fp) => Cow::Owned(fp.design(self.x, self.y, idx, self.k)?),
+        };
+        let sub = x.select(idx)?;
         let ys: Vec<usize> = idx.iter().map(|&i| self.y[i]).collect();
         let mut m = logreg::fit_ordinal(
             &sub,
@@ -359,14 +394,14 @@ impl Fitter<'_> {
         )?;
         let scores: Vec<f64> = sub.rows().iter().map(|r| m.score(r)).collect();
         m.cuts = best_cuts(&scores, &ys, m.cuts.clone());
-        Ok(m)
+        Ok(Trained { model: m, x })
     }
 
     /// Regularisation is chosen by macro-F1, the figure reported, not by accuracy (which a
     /// model predicting only the largest class can score well on).
-    fn macro_f1(&self, m: &OrdinalModel, idx: &[usize]) -> Result<f64> {
+    fn macro_f1(&self, m: &Trained, idx: &[usize]) -> Result<f64> {
         let gold: Vec<usize> = idx.iter().map(|&i| self.y[i]).collect();
-        let pred: Vec<usize> = idx.iter().map(|&i| m.predict(&self.x.rows()[i])).collect();
+        let pred: Vec<usize> = idx.iter().map(|&i| m.predict(i)).collect();
         let names = |v: &[usize]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
         Ok(triaged_tune::eval::evaluate(&names(&gold), &names(&pred), None)?.macro_f1)
     }
@@ -393,12 +428,13 @@ impl Fitter<'_> {
                 let choice = self.select_l2(train)?;
                 self.fit(choice.l2, train)
             },
-            |m, test| Ok(test.iter().map(|&i| m.predict(&self.x.rows()[i])).collect()),
+            |m, test| Ok(test.iter().map(|&i| m.predict(i)).collect()),
         )
     }
 }
 
-/// The TF-IDF + multinomial logistic regression yardstick's row of the summary.
+/// The TF-IDF + multinomial logistic regression yardstick's row of the summary (L2 1, the
+/// usual baseline setting; classes balanced).
 fn yardstick(
     texts: &[String],
     folds: &[usize],
@@ -413,13 +449,19 @@ fn yardstick(
         folds,
         |m, train| {
             let ys: Vec<usize> = train.iter().map(|&i| y[i]).collect();
-            logreg::fit_multinomial(m, &ys, k, &logreg::FitOptions::default())
+            // Classes balanced, as the ordinal fit's: unbalanced, the model all but never
+            // predicts the smallest class, and macro-F1 counts each class alike.
+            let opts = logreg::FitOptions {
+                class_weight: logreg::ClassWeight::Balanced,
+                ..Default::default()
+            };
+            logreg::fit_multinomial(m, &ys, k, &opts)
         },
         |model, x| model.predict(x),
     )?;
     let p: Vec<&str> = pred.iter().map(|&c| order[c].as_str()).collect();
     Ok((
-        format!("TF-IDF + logistic regression ({k_folds}-fold, out of fold)"),
+        format!("TF-IDF + LR, classes balanced ({k_folds}-fold, out of fold)"),
         triaged_tune::eval::evaluate(gold, &p, Some(order))?,
     ))
 }
@@ -769,5 +811,84 @@ mod tests {
         let scale = 3.0;
         let class = |s: f64| cuts.iter().filter(|c| s * scale >= **c * scale).count();
         assert!(scores.iter().zip(&y).all(|(s, c)| class(*s) == *c));
+    }
+
+    #[test]
+    fn a_fit_learns_its_phrases_from_its_own_rows_only() {
+        // Two halves that say "urgent" and "can wait" in different words.
+        let said = [
+            ("engine stalled again", 2),
+            ("whenever convenient thanks", 0),
+            ("engine stalled twice", 2),
+            ("whenever convenient please", 0),
+            ("report attached", 1),
+            ("report enclosed", 1),
+            ("printer jammed badly", 2),
+            ("no rush really", 0),
+            ("printer jammed today", 2),
+            ("no rush honestly", 0),
+            ("summary attached", 1),
+            ("summary enclosed", 1),
+        ];
+        let texts: Vec<String> = said.iter().map(|(t, _)| t.to_string()).collect();
+        let y: Vec<usize> = said.iter().map(|(_, c)| *c).collect();
+        let opts = LearnOptions {
+            max_rules: 20,
+            min_df: 2,
+            ..Default::default()
+        };
+        let first: Vec<usize> = (0..6).collect();
+        let (terms, _) = learn::priority_phrases(&texts, &y, 3, &opts);
+        let ids = learn::TermRows::new(&terms);
+        let of_first: Vec<(String, usize)> = ids
+            .priority_phrases(&y, &first, 3, &opts)
+            .into_iter()
+            .map(|(t, n)| (ids.vocab[t as usize].clone(), n))
+            .collect();
+        // The same phrases as learned from the first half's texts alone...
+        let (_, alone) = learn::priority_phrases(&texts[..6], &y[..6], 3, &opts);
+        assert_eq!(of_first, alone);
+        assert!(
+            of_first.iter().any(|(p, _)| p == "engine stalled"),
+            "{of_first:?}"
+        );
+        // ...and none of the second half's words.
+        assert!(
+            !of_first
+                .iter()
+                .any(|(p, _)| p.contains("printer") || p.contains("rush")),
+            "{of_first:?}"
+        );
+
+        // A fit on the first half reads no phrase in the second half's rows; every row's
+        // rule hits stay, but those of an earlier learned file.
+        let fold = FoldPhrases {
+            terms: ids,
+            earlier: vec![false, true],
+            opts,
+        };
+        let x = Matrix::new(
+            (0..texts.len())
+                .map(|_| SparseVec::from_pairs(vec![(0, 1.0), (1, 1.0)]))
+                .collect(),
+            2,
+        )
+        .unwrap();
+        let design = fold.design(&x, &y, &first, 3).unwrap();
+        assert_eq!(design.n_features(), 2 + of_first.len());
+        for (i, row) in design.rows().iter().enumerate() {
+            let phrase_cols = row.entries().iter().filter(|(j, _)| *j >= 2).count();
+            assert_eq!(row.get(0), 1.0, "row {i}: the rule hit stays");
+            assert_eq!(
+                row.get(1),
+                0.0,
+                "row {i}: an earlier learned rule is no feature"
+            );
+            if i >= 6 {
+                assert_eq!(phrase_cols, 0, "row {i} of the other half: {row:?}");
+            } else if y[i] != 1 {
+                assert!(phrase_cols > 0, "row {i} has its half's phrases: {row:?}");
+            }
+        }
     }
 }
