@@ -4,23 +4,21 @@
 # ../shared/eval/data (bitext, CDLA-Sharing-1.0, whose section 3.5 puts no obligation on results
 # such as learned rules; the data itself is not part of this repository), and prints the figures
 # docs/rules.md gives for it: held out on the intent data, then on other data, without and with
-# the pack (the tickets' queue "Billing and Payments" as the billing intent; the complaint tweets' label as the complaint intent).
+# the pack (the tickets' queue "Billing and Payments" as the billing intent; the complaint
+# tweets' label as the complaint intent).
 #   bash scripts/learn-packs.sh [path/to/triaged]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-target/release/triaged}
 [ -x "$T" ] || cargo build --release --locked --bin triaged
-D=../shared/eval/data
 OUT=config/learned/intents-en.toml
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
+. scripts/eval-common.sh
 
-INTENTS=(--data "$D/bitext_customer_support_4514.csv" --text instruction --label intent --map
-  get_refund=refund,track_refund=refund,check_refund_policy=refund,check_invoice=billing,get_invoice=billing,payment_issue=billing,cancel_order=cancel,delete_account=cancel,recover_password=access,registration_problems=access,complaint=complaint,*=none)
 QUEUES=(--data "$D/tobi_bueck_tickets_multi-lang-4-20k.head.csv" --text subject,body --label queue
         --filter language=en --intents --map "Billing and Payments=billing,*=none")
-COMPLAINTS=(--data "$D/complaints_social_media_preotiuc2019.csv" --text 1 --label 2
-            --map 1=complaint,0=other --tone complaint --positive complaint)
+COMPLAINT_INTENT=("${COMPLAINTS[@]}" --tone complaint --positive complaint)
 
 echo "== Learned on the intent data's training part (held out: its test part)"
 "$T" tune --config config/triaged.toml "${INTENTS[@]}" --part train --intents --learn "$W/learned.toml" \
@@ -36,15 +34,6 @@ echo "== Learned on the intent data's training part (held out: its test part)"
 } >"$OUT"
 echo "    written: $OUT ($(grep -c '^\[\[rule\]\]' "$OUT") rules)"
 
-# A config like the example, reading the default pack and, if given, the learned pack.
-config() {
-    local dir="$W/$1"
-    mkdir -p "$dir/rules"
-    sed "s#^dir = \"../templates\".*#dir = \"$PWD/templates\"#" config/triaged.toml >"$dir/triaged.toml"
-    cp config/rules/*.toml "$dir/rules/"
-    [ -z "${2:-}" ] || cp "$2" "$dir/rules/zz-learned.toml"
-    echo "$dir/triaged.toml"
-}
 base=$(config base)
 learned=$(config learned "$OUT")
 
@@ -58,5 +47,5 @@ for c in base learned; do
     echo "tickets, queue as intents (Billing and Payments = billing, the rest none), every English row:"
     "$T" eval --config "$cfg" "${QUEUES[@]}" | grep -E "^billing  |^macro-F1" | sed 's/^/    /'
     echo "complaint tweets, the complaint intent, every row:"
-    "$T" eval --config "$cfg" "${COMPLAINTS[@]}" | grep '^positive class' | sed 's/^/    /'
+    "$T" eval --config "$cfg" "${COMPLAINT_INTENT[@]}" | grep '^positive class' | sed 's/^/    /'
 done
