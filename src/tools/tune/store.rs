@@ -434,6 +434,33 @@ pub fn rule_changes(mut changes: Vec<RuleChange>) -> Vec<RuleChange> {
     changes
 }
 
+/// "Rules that gain or lose `what` most", and a line for each of the first `show` changes.
+pub fn write_change_table(out: &mut String, changes: &[RuleChange], show: usize, what: &str) {
+    let _ = writeln!(
+        out,
+        "\nRules that gain or lose {what} most ({} of {} changed; rules no email hit keep theirs):",
+        changes.len().min(show),
+        changes.len()
+    );
+    let _ = writeln!(
+        out,
+        "  {:<26} {:>10} {:>8} {:>8} {:>7} {:>10}",
+        "rule", "configured", "tuned", "change", "emails", "corrected"
+    );
+    for c in changes.iter().take(show) {
+        let _ = writeln!(
+            out,
+            "  {:<26} {:>10.2} {:>8.2} {:>+8.2} {:>7} {:>10}",
+            c.rule,
+            c.configured,
+            c.tuned,
+            c.tuned - c.configured,
+            c.emails,
+            c.corrected
+        );
+    }
+}
+
 /// `triaged tune --store`: fit, report the figures and the difference, write only what
 /// `--out` and `--learn` ask for.
 pub fn tune_store(config: &Config, args: &StoreArgs, now: i64) -> Result<String> {
@@ -866,29 +893,7 @@ fn write_rule_changes(
         "  thresholds  urgent {} -> {:.2}  high {} -> {:.2}  normal {} -> {:.2}",
         th.urgent, t.urgent, th.high, t.high, th.normal, t.normal
     );
-    let _ = writeln!(
-        out,
-        "\nRules that gain or lose weight most ({} of {} changed; rules no email hit keep theirs):",
-        changes.len().min(show),
-        changes.len()
-    );
-    let _ = writeln!(
-        out,
-        "  {:<26} {:>10} {:>8} {:>8} {:>7} {:>10}",
-        "rule", "configured", "tuned", "change", "emails", "corrected"
-    );
-    for c in changes.iter().take(show) {
-        let _ = writeln!(
-            out,
-            "  {:<26} {:>10.2} {:>8.2} {:>+8.2} {:>7} {:>10}",
-            c.rule,
-            c.configured,
-            c.tuned,
-            c.tuned - c.configured,
-            c.emails,
-            c.corrected
-        );
-    }
+    write_change_table(out, &changes, show, "weight");
     if let Some(phrases) = fitted.phrase_weights() {
         let mut top = phrases.clone();
         top.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));

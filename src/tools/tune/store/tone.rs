@@ -21,7 +21,7 @@ use anyhow::Result;
 use super::super::tone::{self as fit_tone, ToneFit};
 use super::{
     LEARN_TEXT_BUDGET, MIN_CLASS_EMAILS, RuleChange, StoreArgs, TERMS_CHUNK, Toward, hit_counts,
-    latest_within, moves, percent, rule_changes,
+    latest_within, moves, percent, rule_changes, write_change_table,
 };
 use crate::config::Config;
 use crate::score::{EVIDENCE_BAR, Rule};
@@ -498,29 +498,7 @@ fn write_evidence(out: &mut String, mode: &Mode<'_>, cols: &Columns<'_>, show: u
         cols.y.len(),
         mode.positive
     );
-    let _ = writeln!(
-        out,
-        "\nRules that gain or lose evidence most ({} of {} changed; rules no email hit keep theirs):",
-        changes.len().min(show),
-        changes.len()
-    );
-    let _ = writeln!(
-        out,
-        "  {:<26} {:>10} {:>8} {:>8} {:>7} {:>10}",
-        "rule", "configured", "tuned", "change", "emails", "corrected"
-    );
-    for c in changes.iter().take(show) {
-        let _ = writeln!(
-            out,
-            "  {:<26} {:>10.2} {:>8.2} {:>+8.2} {:>7} {:>10}",
-            c.rule,
-            c.configured,
-            c.tuned,
-            c.tuned - c.configured,
-            c.emails,
-            c.corrected
-        );
-    }
+    write_change_table(out, &changes, show, "evidence");
     if !cols.phrases.is_empty() {
         let n = cols.rules.len();
         let mut top: Vec<(&str, f64)> = cols
