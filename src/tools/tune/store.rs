@@ -946,21 +946,35 @@ fn write_moves(
             data.stale
         );
     }
+    write_move_lines(out, &moved, emails, show, 6, |m| {
+        let label = &data.labels[m.email];
+        (
+            m.from.as_str().to_string(),
+            m.to.as_str().to_string(),
+            label.corrected.then(|| label.priority.as_str().to_string()),
+        )
+    });
+}
+
+/// A line for each of the first `show` moves — the ticket, the label before and after (`name`
+/// gives them, and staff's label where they corrected the email), what staff said, the
+/// subject — then how many more there are. Labels are padded to `width`.
+pub fn write_move_lines<T>(
+    out: &mut String,
+    moved: &[Move<T>],
+    emails: &[TrainingEmail],
+    show: usize,
+    width: usize,
+    name: impl Fn(&Move<T>) -> (String, String, Option<String>),
+) {
     for m in moved.iter().take(show) {
         let e = &emails[m.email];
-        let label = &data.labels[m.email];
-        let said = if label.corrected {
-            format!("staff: {}", label.priority.as_str())
-        } else {
-            "left as it was".to_string()
-        };
+        let (from, to, staff) = name(m);
+        let said = staff.map_or_else(|| "left as it was".to_string(), |s| format!("staff: {s}"));
         let _ = writeln!(
             out,
-            "  {:<8} {:>6} -> {:<6}  {:<15}  {}",
+            "  {:<8} {from:>width$} -> {to:<width$}  {said:<18}  {}",
             e.tag.as_deref().unwrap_or("-"),
-            m.from.as_str(),
-            m.to.as_str(),
-            said,
             crate::wording::cell(&e.subject, 60)
         );
     }

@@ -21,7 +21,7 @@ use anyhow::Result;
 use super::super::tone::{self as fit_tone, ToneFit};
 use super::{
     LEARN_TEXT_BUDGET, MIN_CLASS_EMAILS, RuleChange, StoreArgs, TERMS_CHUNK, Toward, hit_counts,
-    latest_within, moves, percent, rule_changes, write_change_table,
+    latest_within, moves, percent, rule_changes, write_change_table, write_move_lines,
 };
 use crate::config::Config;
 use crate::score::{EVIDENCE_BAR, Rule};
@@ -562,31 +562,14 @@ fn write_moves(
             mode.learn_as
         );
     }
-    for m in moved.iter().take(show) {
-        let e = &emails[m.email];
+    write_move_lines(out, &moved, emails, show, 12, |m| {
         let label = &labels[m.email];
-        let said = if label.corrected {
-            format!("staff: {}", mode.name(label.has))
-        } else {
-            "left as it was".to_string()
-        };
-        let _ = writeln!(
-            out,
-            "  {:<8} {:>12} -> {:<12}  {:<18}  {}",
-            e.tag.as_deref().unwrap_or("-"),
-            mode.name(m.from),
-            mode.name(m.to),
-            said,
-            crate::wording::cell(&e.subject, 60)
-        );
-    }
-    if moved.len() > show {
-        let _ = writeln!(
-            out,
-            "  ... and {} more (--show N lists more)",
-            moved.len() - show
-        );
-    }
+        (
+            mode.name(m.from).to_string(),
+            mode.name(m.to).to_string(),
+            label.corrected.then(|| mode.name(label.has).to_string()),
+        )
+    });
 }
 
 /// Write the tuned evidence as tone rules where `--learn` asks, or say that nothing was
