@@ -50,7 +50,7 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row], out: &Path) ->
         .iter()
         .map(|(label, l)| format!("{label} {}", l.l2))
         .collect();
-    let _ = writeln!(report, "L2 strength (see docs/rules.md): {}", l2.join(", "));
+    let _ = writeln!(report, "L2 strength: {}", l2.join(", "));
     // Figures: on the other part of a split when there is one (held out), else on the
     // training rows (said so: in-sample figures flatter).
     let (eval_rows, which) = match held_out_rows(args)? {
