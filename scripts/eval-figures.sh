@@ -34,6 +34,16 @@ echo "airline: configured rules, learned rules, either (P / R / F1):"
 echo "complaints:"
 "$T" tune --config "$base" "${COMPLAINTS[@]}" --part train --tone $TONES,complaint \
     --positive complaint --learn-as negative --learn "$W/complaints.toml" | grep '^tone' | sed 's/^/    /'
+echo "learned rules' F1 on the test part of split seeds 1 to 5, then mean and spread (min-max):"
+for set in AIRLINE COMPLAINTS; do
+    if [ $set = AIRLINE ]; then data=("${AIRLINE[@]}") tones=$TONES pos=negative
+    else data=("${COMPLAINTS[@]}") tones=$TONES,complaint pos=complaint; fi
+    for seed in 1 2 3 4 5; do
+        "$T" tune --config "$base" "${data[@]}" --part train --split-seed $seed --tone $tones \
+            --positive $pos --learn-as negative --learn "$W/seed.toml" | awk '/^tone/ {print $12}'
+    done | awk -v s="${set,,}" '{f[NR]=$1; t+=$1; if(NR==1||$1<lo)lo=$1; if($1>hi)hi=$1}
+        END {printf "    %-11s %s  mean %.3f (%.3f-%.3f)\n", s, f[1]" "f[2]" "f[3]" "f[4]" "f[5], t/NR, lo, hi}'
+done
 echo "intents (one-vs-rest per intent, then the mean):"
 "$T" tune --config "$base" "${INTENTS[@]}" --part train --intents --learn "$W/intents.toml" \
     | grep -E '^intent|^mean' | sed 's/^/    /'

@@ -46,6 +46,11 @@ pub(super) fn run(config: &Config, args: &TuneArgs, rows: &[Row], out: &Path) ->
         learned.len(),
         rows.len()
     );
+    let l2: Vec<String> = learned
+        .iter()
+        .map(|(label, l)| format!("{label} {}", l.l2))
+        .collect();
+    let _ = writeln!(report, "L2 strength: {}", l2.join(", "));
     // Figures: on the other part of a split when there is one (held out), else on the
     // training rows (said so: in-sample figures flatter).
     let (eval_rows, which) = match held_out_rows(args)? {
