@@ -469,6 +469,8 @@ impl Columns<'_> {
             phrases,
             rows_in_class: with,
             rows_other: self.y.len() - with,
+            // `tone::fit`'s (the options' default: it chooses none).
+            l2: triaged_tune::logreg::FitOptions::default().l2,
         }
     }
 }
