@@ -66,15 +66,15 @@ fn number_before(text: &str, prefix: &str, word: &str) -> usize {
         .unwrap_or_else(|| panic!("no number before {word:?} in {line:?}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tune_store_shows_what_staffs_corrections_would_change_and_writes_only_when_asked() {
-    let stack = MailStack::start();
-    let cfg = DaemonConfig::of(&stack)
+/// A daemon (no acknowledgements, the slow keyword re-read off) that has triaged and flagged
+/// [`emails`], each from its own customer.
+fn start_with_the_emails(stack: &MailStack) -> (DaemonConfig, Daemon) {
+    let cfg = DaemonConfig::of(stack)
         .set("flags", "corrections_interval", "1h")
         .set("ack", "enabled", false)
         .own_rules_and_templates()
         .write();
-    let mut d = Daemon::start(&cfg);
+    let d = Daemon::start(&cfg);
     let raw: Vec<Vec<u8>> = emails()
         .iter()
         .map(|(id, subject, body)| {
@@ -91,6 +91,13 @@ async fn tune_store_shows_what_staffs_corrections_would_change_and_writes_only_w
         "{}",
         d.log_text()
     );
+    (cfg, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tune_store_shows_what_staffs_corrections_would_change_and_writes_only_when_asked() {
+    let stack = MailStack::start();
+    let (cfg, mut d) = start_with_the_emails(&stack);
     assert_eq!(
         count(
             &cfg,
@@ -291,28 +298,7 @@ async fn tune_store_shows_what_staffs_corrections_would_change_and_writes_only_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tune_store_tone_fits_staffs_tone_corrections_and_writes_tone_rules_only_when_asked() {
     let stack = MailStack::start();
-    let cfg = DaemonConfig::of(&stack)
-        .set("flags", "corrections_interval", "1h")
-        .set("ack", "enabled", false)
-        .own_rules_and_templates()
-        .write();
-    let mut d = Daemon::start(&cfg);
-    let raw: Vec<Vec<u8>> = emails()
-        .iter()
-        .map(|(id, subject, body)| {
-            let from = id.replace('@', ".from@");
-            customer_email(&from, id, subject, body)
-        })
-        .collect();
-    stack.deliver_many(SUPPORT, &raw);
-    assert!(
-        wait_until(WAIT, || count(
-            &cfg,
-            "SELECT count(*) FROM messages WHERE status = 'triaged' AND flags_state = 'done'"
-        ) == 9),
-        "{}",
-        d.log_text()
-    );
+    let (cfg, mut d) = start_with_the_emails(&stack);
     assert_eq!(
         count(&cfg, "SELECT count(*) FROM messages WHERE tones != ''"),
         0,
