@@ -728,26 +728,18 @@ fn move_ticket(
         note_event(tx, ticket_id, "survey_answer", now, Some(row), &detail)?;
     }
     if let Some(cmd) = &effect.command {
-        if let Command::Relabel(r) = cmd {
-            let source = crate::corrections::Source::EmailCommand;
-            let done = super::corrections::relabel_in(
-                tx,
-                ticket_id,
-                std::slice::from_ref(r),
-                source,
-                sender,
-                now,
-            )?;
-            tracing::info!(ticket = %tag, command = ?cmd, corrected = done.is_some(), "Staff correction by email");
-            return Ok(());
-        }
+        // A correction names its author as the address (the corrections' `who`).
         let who = match cmd {
             Command::Team(_) => format!("#team from {sender}"),
+            Command::Relabel(_) => sender.to_string(),
             _ => format!("email command from {sender}"),
         };
         match apply_command(tx, ticket_id, cmd, now, Some(row), &who, policy)? {
             Applied::State(to) => {
                 tracing::info!(ticket = %tag, command = ?cmd, state = to.as_str(), "Staff command by email");
+            }
+            Applied::Relabeled { corrected } => {
+                tracing::info!(ticket = %tag, command = ?cmd, corrected, "Staff correction by email");
             }
             Applied::Team { outcome, team, was } => {
                 said_reroute(

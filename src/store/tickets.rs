@@ -65,6 +65,9 @@ pub enum Applied {
         team: String,
         was: String,
     },
+    /// A correction (`#priority`, `#tone`): whether it changed a label (false: the ticket has
+    /// no customer email with a verdict, or staff said what was in force already).
+    Relabeled { corrected: bool },
 }
 
 /// Some of the ticket list, and how many tickets match in all.
@@ -281,9 +284,6 @@ impl Store {
         let Some(id) = id else {
             return Ok(None);
         };
-        if let Command::Relabel(_) = cmd {
-            anyhow::bail!("{cmd:?} does not move a ticket (`triaged ticket relabel` corrects one)");
-        }
         let applied = apply_command(&tx, id, cmd, now, None, who, policy)?;
         tx.commit().context("Committing the ticket change")?;
         Ok(Some(applied))
@@ -336,8 +336,28 @@ pub(super) fn apply_command(
     who: &str,
     policy: &Policy,
 ) -> Result<Applied> {
-    if let Command::Team(team) = cmd {
-        return reroute(tx, ticket_id, team, now, message_row, who, policy);
+    match cmd {
+        Command::Team(team) => return reroute(tx, ticket_id, team, now, message_row, who, policy),
+        Command::Relabel(r) => {
+            // From an email (its row) or the command line.
+            let source = if message_row.is_some() {
+                crate::corrections::Source::EmailCommand
+            } else {
+                crate::corrections::Source::Cli
+            };
+            let done = super::corrections::relabel_in(
+                tx,
+                ticket_id,
+                std::slice::from_ref(r),
+                source,
+                who,
+                now,
+            )?;
+            return Ok(Applied::Relabeled {
+                corrected: done.is_some(),
+            });
+        }
+        _ => {}
     }
     let Some((event, until)) = tickets::command_event(cmd, now) else {
         return Ok(Applied::State(ticket_state(tx, ticket_id)?));

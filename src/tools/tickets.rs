@@ -278,6 +278,15 @@ pub fn command(config: &Config, tag: &str, cmd: Command, now: i64) -> Result<Str
     match applied {
         None => anyhow::bail!("No ticket {tag}"),
         Some(Applied::State(s)) => Ok(format!("{tag}: {}\n", s.as_str())),
+        // `triaged ticket relabel` corrects through its own call (several labels, --undo).
+        Some(Applied::Relabeled { corrected }) => Ok(format!(
+            "{tag}: {}\n",
+            if corrected {
+                "corrected"
+            } else {
+                "nothing to correct"
+            }
+        )),
         Some(Applied::Team { outcome, team, was }) => match outcome {
             Reroute::Moves => Ok(format!(
                 "{tag}: {}\n",

@@ -324,17 +324,25 @@ fn email_commands_and_the_command_line_correct_the_customers_latest_email() {
     );
     assert_eq!(events[1], "relabeled: tone angry -> none (cli (ops))");
 
-    // A command that names no verdict is no state change: the command line says so.
-    assert!(
+    // Every command goes through one dispatcher: a correction given as a ticket command is
+    // recorded as the command line's.
+    assert_eq!(
         t.store
             .ticket_command(
                 "T-1001",
                 &tickets::Command::Relabel(Relabel::Priority(Priority::Low)),
                 NOW,
-                "cli",
+                "cli (ops)",
                 &t.policy.clone(),
             )
-            .is_err()
+            .expect("applied"),
+        Some(crate::store::Applied::Relabeled { corrected: true })
+    );
+    let events = t.events("T-1001");
+    assert_eq!(events.len(), 5, "{events:?}");
+    assert!(
+        events[4].starts_with("relabeled: priority ") && events[4].ends_with("-> low (cli (ops))"),
+        "{events:?}"
     );
 }
 
