@@ -217,6 +217,14 @@ impl MailStack {
     }
 
     pub fn start_dovecot(&self) {
+        if let Err(why) = self.try_start_dovecot() {
+            panic!("{why}");
+        }
+    }
+
+    /// Start Dovecot and wait for its greetings; `Err` (Dovecot stopped again) with what it
+    /// said when it does not greet.
+    pub(super) fn try_start_dovecot(&self) -> Result<(), String> {
         let mut slot = self.dovecot.lock().expect("lock");
         assert!(slot.is_none(), "dovecot already running");
         let out = std::fs::File::create(self.path("dovecot.stderr")).expect("stderr file");
@@ -233,12 +241,14 @@ impl MailStack {
         let ready =
             wait_for_banner(self.imap_port, "* OK") && wait_for_banner(self.lmtp_port, "220");
         if !ready {
-            panic!(
+            self.stop_dovecot();
+            return Err(format!(
                 "dovecot did not come up:\n{}\n{}",
                 std::fs::read_to_string(self.path("dovecot.stderr")).unwrap_or_default(),
                 self.dovecot_log()
-            );
+            ));
         }
+        Ok(())
     }
 
     pub fn stop_dovecot(&self) {

@@ -126,7 +126,28 @@ impl MailStack {
         Self::start_with(StackOptions::default())
     }
 
+    /// A stack on free ports. A port chosen free may be taken before Dovecot listens on it
+    /// (by another process, or as the local port of a connection some test makes): then the
+    /// stack is set up again on other ports, twice at most.
     pub fn start_with(opts: StackOptions) -> MailStack {
+        for attempt in 1.. {
+            let stack = Self::configure(opts);
+            match stack.try_start_dovecot() {
+                Ok(()) => {
+                    stack.start_smtp();
+                    return stack;
+                }
+                Err(why) if why.contains("Address already in use") && attempt < 3 => {
+                    eprintln!("a port was taken before dovecot listened; other ports ({why})");
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// The stack's directory, certificates, ports and server configuration; nothing started.
+    fn configure(opts: StackOptions) -> MailStack {
         let dir = tempfile::Builder::new()
             .prefix("triaged-stack-")
             .tempdir()
@@ -149,7 +170,7 @@ impl MailStack {
             },
             oauth.as_ref().map(|o| o.port),
         );
-        let stack = MailStack {
+        MailStack {
             ca_file: d.join("ca.crt"),
             dir,
             imap_port,
@@ -160,10 +181,7 @@ impl MailStack {
             dovecot: Mutex::new(None),
             smtp: Mutex::new(None),
             oauth,
-        };
-        stack.start_dovecot();
-        stack.start_smtp();
-        stack
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
