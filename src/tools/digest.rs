@@ -6,12 +6,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use super::open_store;
 use crate::config::Config;
 use crate::digest::{DigestConfig, themes_period};
 use crate::notices::{build_digest, compose_notice, render_digest};
 use crate::sla::to_ts;
 use crate::smtp::Sender;
-use crate::store::{ClaimedNotice, NewNotice, Store};
+use crate::store::{ClaimedNotice, NewNotice};
 
 /// The digests a command is about: the one named, or all of them.
 fn chosen<'a>(config: &'a Config, name: Option<&str>) -> Result<Vec<&'a DigestConfig>> {
@@ -36,16 +37,6 @@ fn chosen<'a>(config: &'a Config, name: Option<&str>) -> Result<Vec<&'a DigestCo
             ),
         },
     }
-}
-
-fn open_store(config: &Config) -> Result<Store> {
-    if !config.store.path.exists() {
-        bail!(
-            "No store at {} yet: the daemon has not run with this config",
-            config.store.path.display()
-        );
-    }
-    Store::open(&config.store.path)
 }
 
 /// `--at`: "YYYY-MM-DD HH:MM" in the digest's zone, or an RFC 3339 time.

@@ -199,14 +199,8 @@ pub struct StoreArgs {
 /// where they left it (counted as agreed). The same report as [`eval`]'s.
 pub fn eval_store(config: &Config, args: &StoreArgs, now: i64) -> Result<String> {
     let path = &config.store.path;
-    if !path.exists() {
-        anyhow::bail!(
-            "No store at {} yet: the daemon has not run with this config",
-            path.display()
-        );
-    }
     let since = now.saturating_sub(i64::try_from(args.since.as_secs()).unwrap_or(i64::MAX));
-    let emails = crate::store::Store::open(path)?.labelled(since)?;
+    let emails = super::open_store(config)?.labelled(since)?;
     if emails.is_empty() {
         anyhow::bail!(
             "{}: no triaged email from a customer received since {}: nothing to compare",

@@ -17,7 +17,22 @@ pub mod status;
 pub mod tickets;
 pub mod tune;
 
+use anyhow::Result;
+
+use crate::config::Config;
 use crate::score;
+use crate::store::Store;
+
+/// The store the configuration names, which the daemon has made: a tool never makes one.
+pub(crate) fn open_store(config: &Config) -> Result<Store> {
+    if !config.store.path.exists() {
+        anyhow::bail!(
+            "No store at {} yet: the daemon has not run with this config",
+            config.store.path.display()
+        );
+    }
+    Store::open(&config.store.path)
+}
 
 /// The text of a row as an email: the first text column is the subject, the rest the body
 /// (one column: the body alone).

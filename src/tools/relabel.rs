@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Result, anyhow};
 
-use super::tickets::open_store;
+use super::open_store;
 use crate::config::Config;
 use crate::corrections::{Field, Relabel};
 use crate::score::Priority;

@@ -6,23 +6,14 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 
+use super::open_store;
 use crate::config::Config;
-use crate::store::{Applied, Store, TicketFilter, TicketRow};
+use crate::store::{Applied, TicketFilter, TicketRow};
 use crate::tickets::{Command, Reroute, State};
 
 // Re-exported: the CLI, the outbox's queue report and the status page format with these.
 pub use crate::wording::{age, clip, when};
 use crate::wording::{cell, one_line};
-
-pub(super) fn open_store(config: &Config) -> Result<Store> {
-    if !config.store.path.exists() {
-        anyhow::bail!(
-            "No store at {} yet: the daemon has not run with this config",
-            config.store.path.display()
-        );
-    }
-    Store::open(&config.store.path)
-}
 
 /// Rows `triaged tickets` prints as a table when `--limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;

@@ -559,14 +559,8 @@ pub fn tune_store(config: &Config, args: &StoreArgs, now: i64) -> Result<String>
 /// The start of the period and its customer emails (at least one), oldest first.
 fn period(config: &Config, args: &StoreArgs, now: i64) -> Result<(i64, Vec<TrainingEmail>)> {
     let path = &config.store.path;
-    if !path.exists() {
-        anyhow::bail!(
-            "No store at {} yet: the daemon has not run with this config",
-            path.display()
-        );
-    }
     let since = now.saturating_sub(i64::try_from(args.since.as_secs()).unwrap_or(i64::MAX));
-    let emails = crate::store::Store::open(path)?.training(since)?;
+    let emails = crate::tools::open_store(config)?.training(since)?;
     if emails.is_empty() {
         anyhow::bail!(
             "{}: no triaged email from a customer received since {}: nothing to tune on",
