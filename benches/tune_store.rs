@@ -268,16 +268,19 @@ fn held_out(config: &Path) -> (f64, f64, f64) {
         ],
     );
     let v: serde_json::Value = serde_json::from_str(&out).expect("eval json");
-    let high = v["per_class"]
+    let (p, r, _) = class_figures(&v, "high");
+    (v["macro"]["f1"].as_f64().unwrap_or(f64::NAN), p, r)
+}
+
+/// Precision, recall and F1 of `class` in an `eval --json` report (NaN where missing).
+fn class_figures(v: &serde_json::Value, class: &str) -> (f64, f64, f64) {
+    let c = v["per_class"]
         .as_array()
-        .and_then(|a| a.iter().find(|c| c["class"] == "high"))
+        .and_then(|a| a.iter().find(|c| c["class"] == class))
         .cloned()
         .unwrap_or_default();
-    (
-        v["macro"]["f1"].as_f64().unwrap_or(f64::NAN),
-        high["precision"].as_f64().unwrap_or(f64::NAN),
-        high["recall"].as_f64().unwrap_or(f64::NAN),
-    )
+    let f = |k: &str| c[k].as_f64().unwrap_or(f64::NAN);
+    (f("precision"), f("recall"), f("f1"))
 }
 
 /// The priority a config's rules give each row.
@@ -476,16 +479,7 @@ fn tone_held_out(config: &Path) -> (f64, f64, f64) {
         ],
     );
     let v: serde_json::Value = serde_json::from_str(&out).expect("eval json");
-    let c = v["per_class"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["class"] == "negative"))
-        .cloned()
-        .unwrap_or_default();
-    (
-        c["precision"].as_f64().unwrap_or(f64::NAN),
-        c["recall"].as_f64().unwrap_or(f64::NAN),
-        c["f1"].as_f64().unwrap_or(f64::NAN),
-    )
+    class_figures(&v, "negative")
 }
 
 /// A config with the shipped pack and, if given, a learned file beside it.

@@ -434,6 +434,20 @@ pub fn rule_changes(mut changes: Vec<RuleChange>) -> Vec<RuleChange> {
     changes
 }
 
+/// Of the fitted rows `keep` picks, how many `pred` gives their label `y`, and how many it
+/// picks (`pred`, `y`, `keep`'s argument: one per fitted row).
+pub fn agreement<T: PartialEq>(
+    pred: &[T],
+    y: &[T],
+    keep: impl Fn(usize) -> bool,
+) -> (usize, usize) {
+    let rows: Vec<usize> = (0..y.len()).filter(|&j| keep(j)).collect();
+    (
+        rows.iter().filter(|&&j| pred[j] == y[j]).count(),
+        rows.len(),
+    )
+}
+
 /// "Rules that gain or lose `what` most", and a line for each of the first `show` changes.
 pub fn write_change_table(out: &mut String, changes: &[RuleChange], show: usize, what: &str) {
     let _ = writeln!(
@@ -649,14 +663,8 @@ impl Data {
                 (fitted.tuned_name(folds), tuned_report.clone()),
             ],
         );
-        let right = |pred: &[usize], corrected: bool| -> (usize, usize) {
-            let rows: Vec<usize> = (0..train.len())
-                .filter(|&j| self.labels[train[j]].corrected == corrected)
-                .collect();
-            (
-                rows.iter().filter(|&&j| pred[j] == y[j]).count(),
-                rows.len(),
-            )
+        let right = |pred: &[usize], corrected: bool| {
+            agreement(pred, y, |j| self.labels[train[j]].corrected == corrected)
         };
         let (tuned_c, n_c) = right(&fitted.oof, true);
         let (configured_c, _) = right(&configured, true);

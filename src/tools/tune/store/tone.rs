@@ -20,8 +20,8 @@ use anyhow::Result;
 
 use super::super::tone::{self as fit_tone, ToneFit};
 use super::{
-    LEARN_TEXT_BUDGET, MIN_CLASS_EMAILS, RuleChange, StoreArgs, TERMS_CHUNK, Toward, hit_counts,
-    latest_within, moves, percent, rule_changes, write_change_table, write_move_lines,
+    LEARN_TEXT_BUDGET, MIN_CLASS_EMAILS, RuleChange, StoreArgs, TERMS_CHUNK, Toward, agreement,
+    hit_counts, latest_within, moves, percent, rule_changes, write_change_table, write_move_lines,
 };
 use crate::config::Config;
 use crate::score::{EVIDENCE_BAR, Rule};
@@ -384,14 +384,8 @@ fn write_figures(
         ));
     }
     fit_tone::summary_table(out, &mode.positive, &summary);
-    let right = |pred: &[bool], corrected: bool| -> (usize, usize) {
-        let rows: Vec<usize> = (0..train.len())
-            .filter(|&j| labels[train[j]].corrected == corrected)
-            .collect();
-        (
-            rows.iter().filter(|&&j| pred[j] == y[j]).count(),
-            rows.len(),
-        )
+    let right = |pred: &[bool], corrected: bool| {
+        agreement(pred, y, |j| labels[train[j]].corrected == corrected)
     };
     let (tuned_c, n_c) = right(&fitted.oof, true);
     let (configured_c, _) = right(&configured, true);
